@@ -1,0 +1,1 @@
+"""Datasets, sampling, transforms and DataModules. Import submodules directly (kept light here)."""
