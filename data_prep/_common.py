@@ -1,0 +1,204 @@
+"""Shared helpers for the data_prep scripts: sharding, atomic writes, a fault-tolerant parallel map.
+
+Every script follows the same pattern::
+
+    items = shard(sorted_items, *parse_shard(args.shard))
+    results = parallel_map(process_one, items, workers=args.workers, desc="flow")
+    return summarize(results, "flow")      # exit status: 1 if any item failed
+
+``process_one(item)`` returns a short status string ("done", "skipped", "done (note)") or raises;
+a raised exception becomes a per-item failure (file + message) instead of stopping the run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import glob
+import os
+import sys
+import traceback
+import uuid
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from concurrent.futures.process import BrokenProcessPool
+from dataclasses import dataclass
+from typing import Callable, Iterable, Iterator, Sequence
+
+TMP_MARK = ".tmp-"  # temp outputs are named "<final name>.tmp-<pid>-<n>"
+
+
+# --------------------------------------------------------------------------------------- sharding
+def parse_shard(text: str | None = None, environ=os.environ) -> tuple[int, int]:
+    """``"i/n"`` (0-based, 0 <= i < n) -> ``(i, n)``.
+
+    Without ``text``, a SLURM array job's ``SLURM_ARRAY_TASK_ID - SLURM_ARRAY_TASK_MIN`` /
+    ``SLURM_ARRAY_TASK_COUNT`` are used when set (so ``--array=0-9`` and ``--array=1-10`` both
+    work); otherwise ``(0, 1)``, i.e. everything.
+    """
+    if text is None:
+        if "SLURM_ARRAY_TASK_ID" in environ and "SLURM_ARRAY_TASK_COUNT" in environ:
+            index = int(environ["SLURM_ARRAY_TASK_ID"]) - int(environ.get("SLURM_ARRAY_TASK_MIN", 0))
+            return _check_shard(index, int(environ["SLURM_ARRAY_TASK_COUNT"]), "SLURM_ARRAY_*")
+        return 0, 1
+    try:
+        index, count = (int(part) for part in text.split("/"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"--shard expects i/n, e.g. 0/4, got {text!r}") from None
+    return _check_shard(index, count, text)
+
+
+def _check_shard(index: int, count: int, text: str) -> tuple[int, int]:
+    if count < 1 or not 0 <= index < count:
+        raise argparse.ArgumentTypeError(f"shard {text!r}: need 0 <= i < n, got i={index}, n={count}")
+    return index, count
+
+
+def shard(items: Iterable, index: int, count: int) -> list:
+    """Deterministic round-robin part ``index`` of ``count`` of ``sorted(items)``.
+
+    The parts are disjoint, cover every item, and differ in length by at most one.
+    """
+    return sorted(items)[index::count]
+
+
+# --------------------------------------------------------------------------------------- files
+def find_files(root: str, extensions: Sequence[str]) -> list[str]:
+    """Sorted paths relative to ``root`` of the files under it with one of ``extensions``
+    (case-insensitive, e.g. ``(".mp4", ".avi")``), skipping hidden files and temp outputs."""
+    exts = tuple(e.lower() for e in extensions)
+    found = []
+    for dirpath, dirnames, filenames in os.walk(root, followlinks=True):
+        dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
+        for name in filenames:
+            if name.lower().endswith(exts) and not name.startswith(".") and TMP_MARK not in name:
+                found.append(os.path.relpath(os.path.join(dirpath, name), root))
+    return sorted(found)
+
+
+def remove_stale_temps(path: str) -> None:
+    """Delete ``<path>.tmp-*`` files, left by a killed earlier run writing ``path``.
+
+    Safe with concurrent shards: each output path belongs to exactly one shard."""
+    for stale in glob.glob(glob.escape(os.fspath(path)) + TMP_MARK + "*"):
+        with contextlib.suppress(OSError):
+            os.unlink(stale)
+
+
+@contextlib.contextmanager
+def atomic_output(path: str) -> Iterator[str]:
+    """Yield a temp path next to ``path``; on success rename it to ``path`` (``os.replace``).
+
+    On an exception the temp file is removed, so ``path`` only ever names a complete file.
+    Temp files left by killed earlier runs for the same ``path`` are removed first.
+    """
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    remove_stale_temps(path)
+    tmp = f"{path}{TMP_MARK}{os.getpid()}-{uuid.uuid4().hex[:8]}"
+    try:
+        yield tmp
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
+
+
+# --------------------------------------------------------------------------------------- running
+@dataclass
+class Result:
+    item: object          # what was processed (usually an input path)
+    ok: bool
+    message: str          # status string on success, "ErrorType: message" on failure
+
+
+def _run_one(fn: Callable, item) -> Result:
+    try:
+        return Result(item, True, str(fn(item) or "done"))
+    except Exception as e:  # noqa: BLE001 - reported per item, the run goes on
+        problem = getattr(e, "problem", None)  # ip_tsn VideoError: the item already names the file
+        message = problem if isinstance(problem, str) else f"{type(e).__name__}: {e}".strip()
+        if os.environ.get("DATA_PREP_TRACEBACK"):
+            message += "\n" + traceback.format_exc()
+        return Result(item, False, message)
+
+
+def parallel_map(fn: Callable, items: Sequence, workers: int = 1, desc: str = "",
+                 progress: bool | None = None, initializer: Callable | None = None,
+                 initargs: tuple = ()) -> list[Result]:
+    """Apply ``fn`` to every item in ``workers`` processes (in-process if ``workers <= 1``).
+
+    Never raises for a bad item: each failure is a ``Result(ok=False)`` with the error message.
+    If a worker process dies (segfault, out of memory), the items not finished by then are
+    reported as failed; a rerun (which skips finished outputs) retries them.
+    ``progress``: tqdm bar (``None``: only on a terminal). Results come back in input order.
+    """
+    from tqdm import tqdm
+
+    items = list(items)
+    results: dict[int, Result] = {}
+    bar = tqdm(total=len(items), desc=desc, unit="file", disable=(None if progress is None
+                                                                   else not progress))
+
+    failed = [0]
+
+    def record(i: int, result: Result) -> None:
+        results[i] = result
+        bar.update(1)
+        if not result.ok:
+            failed[0] += 1
+            bar.set_postfix(failed=failed[0], refresh=False)
+            bar.write(f"FAILED {result.item}: {result.message.splitlines()[0]}", file=sys.stderr)
+
+    try:
+        if workers <= 1:
+            if initializer is not None:
+                initializer(*initargs)
+            for i, item in enumerate(items):
+                record(i, _run_one(fn, item))
+        else:
+            pool = ProcessPoolExecutor(max_workers=workers, initializer=initializer,
+                                       initargs=initargs)
+            try:
+                futures = {pool.submit(_run_one, fn, item): i for i, item in enumerate(items)}
+                for future in as_completed(futures):
+                    i = futures[future]
+                    try:
+                        record(i, future.result())
+                    except BrokenProcessPool:
+                        record(i, Result(items[i], False, "worker process died (crash or out of "
+                                                          "memory) before this item finished"))
+            finally:  # on Ctrl-C / SIGTERM: drop queued items instead of finishing them
+                pool.shutdown(wait=True, cancel_futures=True)
+    finally:
+        bar.close()
+    return [results[i] for i in sorted(results)]
+
+
+def summarize(results: Sequence[Result], what: str = "files", out=None) -> int:
+    """Print counts, every note and every failure (file and why); return the exit status."""
+    out = out or sys.stdout
+    failed = [r for r in results if not r.ok]
+    skipped = sum(r.ok and r.message.startswith("skipped") for r in results)
+    done = len(results) - len(failed) - skipped
+    print(f"{what}: {len(results)} total, {done} done, {skipped} skipped (already there), "
+          f"{len(failed)} failed", file=out)
+    for r in results:
+        if r.ok and r.message not in ("done", "skipped"):
+            print(f"  note {r.item}: {r.message}", file=out)
+    for r in failed:
+        print(f"  FAILED {r.item}: {r.message}", file=out)
+    out.flush()
+    return 1 if failed else 0
+
+
+def add_common_args(parser: argparse.ArgumentParser, default_workers: int | None = None) -> None:
+    """``--workers``, ``--shard i/n``, ``--overwrite``, ``--no-progress``."""
+    parser.add_argument("--workers", type=int, default=default_workers or os.cpu_count() or 1,
+                        help="worker processes (default: all cores; 1 = run in this process)")
+    parser.add_argument("--shard", type=parse_shard, default=None, metavar="i/n",
+                        help="process part i (0-based) of n of the sorted file list; default: "
+                             "from SLURM_ARRAY_TASK_ID/SLURM_ARRAY_TASK_COUNT if set, else all")
+    parser.add_argument("--overwrite", action="store_true",
+                        help="redo outputs that already exist (default: skip them, i.e. resume)")
+    parser.add_argument("--no-progress", dest="progress", action="store_false", default=None,
+                        help="no progress bar (default: shown on a terminal)")

@@ -1,0 +1,222 @@
+#!/usr/bin/env python
+"""Re-encode videos to CoViAR's format: MPEG-4 Part 2, GOP 12, no B-frames, 340x256, no audio.
+
+    python data_prep/reencode.py UCF-101/ data/ucf101/videos/            # a folder tree
+    python data_prep/reencode.py trainlist01.txt out/ --input-root UCF-101/  # or a list of videos
+    python data_prep/reencode.py clip.avi --output out/                      # or one video
+    sbatch --array=0-15 ... python data_prep/reencode.py SRC OUT --workers 8  # one shard per task
+
+The input tree is mirrored under OUTPUT_ROOT with a .mp4 extension. PyAV equivalent of CoViAR's
+``ffmpeg -i X.avi -vf scale=340:256,setsar=1:1 -q:v 1 -c:v mpeg4 X.mp4``, with the GOP pinned:
+every 12th frame is an I-frame (scene-cut I-frames off), the rest P-frames. Quality: a fixed
+quantizer ``--qscale`` (default 2). FFmpeg clips the quantizer to ``qmin``, default 2, so CoViAR's
+``-q:v 1`` really encoded at qscale 2; ``--qscale 1`` is ~1.9x larger files for +0.8 dB.
+
+A list file holds one video per line (``Class/v_x.avi`` or ``Class/v_x.avi 12``: the first
+field), relative to ``--input-root`` (default: the list's folder) or absolute. Finished outputs
+are skipped (resume); each output is written to a temp name and renamed when complete. Bad inputs
+(corrupt, empty, audio-only) are listed at the end; the exit status is 1 if any failed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import functools
+import os
+import sys
+from fractions import Fraction
+
+import av
+
+from ip_tsn.codec.errors import VideoError
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from _common import add_common_args, atomic_output, find_files, parallel_map, parse_shard, \
+    shard, summarize, Result  # noqa: E402
+
+VIDEO_EXTENSIONS = (".avi", ".mp4", ".mkv", ".mov", ".webm", ".mpg", ".mpeg", ".m4v", ".flv",
+                    ".wmv", ".3gp", ".ogv", ".ts", ".mts")
+FF_QP2LAMBDA = 118  # FFmpeg's lambda per quantizer step
+
+
+def parse_size(text: str) -> tuple[int, int]:
+    """``"340x256"`` -> ``(340, 256)`` (even, as yuv420p needs)."""
+    try:
+        width, height = (int(v) for v in text.lower().split("x"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"--size expects WxH, e.g. 340x256, got {text!r}") from None
+    if width < 2 or height < 2 or width % 2 or height % 2:
+        raise argparse.ArgumentTypeError(f"--size {text}: width and height must be even and >= 2")
+    return width, height
+
+
+def _frame_rate(stream) -> Fraction:
+    """The input's average frame rate, as MPEG-4 Part 2 can store it (time base 1 / rate with a
+    denominator below 65536)."""
+    rate = stream.average_rate or stream.guessed_rate or stream.base_rate
+    rate = Fraction(rate) if rate else Fraction(25)
+    if not 1 <= rate <= 240:
+        rate = Fraction(25)
+    return 1 / (1 / rate).limit_denominator(65535)
+
+
+def reencode_video(src: str, dst: str, size=(340, 256), gop: int = 12, qscale: int = 2,
+                   overwrite: bool = False) -> str:
+    """Re-encode ``src`` to ``dst`` (MPEG-4 Part 2 in .mp4). Returns "skipped", "done" or
+    "done (note)"; raises ``VideoError`` naming ``src`` for inputs that cannot be read."""
+    if os.path.exists(dst) and not overwrite:
+        return "skipped"
+    if not os.path.isfile(src):
+        raise VideoError(src, "no such file")
+    if os.path.getsize(src) == 0:
+        raise VideoError(src, "empty file (0 bytes)")
+    try:
+        inp = av.open(src)
+    except av.FFmpegError as e:
+        raise VideoError(src, f"cannot open as a video ({e})") from None
+    with inp:
+        if not inp.streams.video:
+            raise VideoError(src, "no video stream (audio-only?)")
+        ist = inp.streams.video[0]
+        ist.thread_type = "AUTO"
+        rate = _frame_rate(ist)
+        expected = _expected_frames(ist, inp, rate)
+        with atomic_output(dst) as tmp:
+            out = av.open(tmp, "w", format="mp4")
+            finished = False
+            try:
+                ost = out.add_stream("mpeg4", rate=rate, options={"sc_threshold": "1000000000"})
+                ost.width, ost.height = size
+                ost.pix_fmt = "yuv420p"
+                cc = ost.codec_context
+                cc.gop_size, cc.max_b_frames = gop, 0
+                cc.sample_aspect_ratio = Fraction(1, 1)
+                # Fixed quantizer: FFmpeg takes lambda from each frame (0 here, PyAV cannot set
+                # it), then clips the quantizer to [qmin, qmax], so qmin = qmax = qscale pins it.
+                cc.qscale = True
+                cc.global_quality = qscale * FF_QP2LAMBDA
+                cc.qmin = cc.qmax = qscale
+                count, bad_packets = 0, 0
+                time_base = 1 / rate
+                packets = 0
+                for packet in inp.demux(ist):
+                    packets += packet.size > 0
+                    try:
+                        frames = packet.decode()
+                    except av.FFmpegError:
+                        bad_packets += 1
+                        continue
+                    for frame in frames:
+                        scaled = frame.reformat(width=size[0], height=size[1], format="yuv420p",
+                                                interpolation="BICUBIC")
+                        scaled.pts, scaled.time_base = count, time_base
+                        scaled.pict_type = av.video.frame.PictureType.NONE
+                        out.mux(ost.encode(scaled))
+                        count += 1
+                if count == 0:
+                    raise VideoError(src, "no decodable video frames"
+                                     + (f" ({bad_packets} corrupt packets)" if bad_packets else ""))
+                out.mux(ost.encode(None))
+                finished = True
+            finally:
+                try:
+                    out.close()
+                except Exception:
+                    if finished:
+                        raise
+    if bad_packets or count < packets or count < expected - 1:  # damage can be silent
+        return (f"done, with warnings: {count} frames decoded from {packets} packets"
+                + (f" ({bad_packets} undecodable)" if bad_packets else "")
+                + (f", the container says ~{expected} frames" if count < expected - 1 else ""))
+    return "done"
+
+
+def _expected_frames(stream, container, rate: Fraction) -> int:
+    """The frame count the container claims (0 if it does not say)."""
+    if stream.frames:
+        return int(stream.frames)
+    if stream.duration and stream.time_base:
+        return round(stream.duration * stream.time_base * rate)
+    if container.duration and len(container.streams) == 1:  # else audio may be longer
+        return round(container.duration / av.time_base * rate)
+    return 0
+
+
+def output_path(src: str, input_root: str, output_root: str) -> str:
+    """Mirror ``src``'s path under ``input_root`` into ``output_root``, with a .mp4 extension."""
+    rel = os.path.relpath(src, input_root)
+    if rel.startswith(os.pardir + os.sep) or os.path.isabs(rel):
+        rel = os.path.basename(src)
+    return os.path.join(output_root, os.path.splitext(rel)[0] + ".mp4")
+
+
+def _one(src: str, input_root: str, output_root: str, **options) -> str:
+    return reencode_video(src, output_path(src, input_root, output_root), **options)
+
+
+def list_inputs(input_path: str, input_root: str | None) -> tuple[list[str], str]:
+    """Absolute input video paths and the root their relative paths are taken from."""
+    if os.path.isdir(input_path):
+        root = os.path.abspath(input_path)
+        return [os.path.join(root, rel) for rel in find_files(root, VIDEO_EXTENSIONS)], root
+    if input_path.lower().endswith(VIDEO_EXTENSIONS):  # one video
+        root = os.path.abspath(input_root or os.path.dirname(input_path))
+        return [os.path.abspath(input_path)], root
+    root = os.path.abspath(input_root or os.path.dirname(input_path))
+    videos = []
+    with open(input_path) as f:
+        for line in f:
+            line = line.strip()
+            if not line or line.startswith("#"):
+                continue
+            entry = line if os.path.exists(os.path.join(root, line)) else line.split()[0]
+            videos.append(os.path.normpath(os.path.join(root, entry)))
+    return sorted(set(videos)), root
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("input", help="a folder of videos (searched recursively), a list file "
+                                      "or one video")
+    parser.add_argument("output_root", nargs="?", help="where the .mp4 tree is written")
+    parser.add_argument("-o", "--output", help="same as OUTPUT_ROOT")
+    parser.add_argument("--input-root", help="base of relative paths in a list file "
+                                             "(default: the list file's folder)")
+    parser.add_argument("--size", type=parse_size, default=(340, 256), metavar="WxH",
+                        help="output frame size (default 340x256, CoViAR's)")
+    parser.add_argument("--gop", type=int, default=12, help="I-frame interval (default 12)")
+    parser.add_argument("--qscale", type=int, default=2, choices=range(1, 32), metavar="1..31",
+                        help="fixed MPEG-4 quantizer, lower is better (default 2)")
+    add_common_args(parser)
+    args = parser.parse_args(argv)
+
+    if not os.path.exists(args.input):
+        parser.error(f"{args.input}: no such folder, list file or video")
+    if (args.output_root is None) == (args.output is None):
+        parser.error("give the output folder once: OUTPUT_ROOT or --output")
+    videos, input_root = list_inputs(args.input, args.input_root)
+    videos = shard(videos, *(args.shard or parse_shard(None)))
+    output_root = os.path.abspath(args.output_root or args.output)
+    if output_root == input_root:
+        parser.error("the output folder must differ from the input folder")
+
+    # Two inputs mapping to one output (a.avi, a.mkv) would overwrite each other: refuse both.
+    by_output: dict[str, list[str]] = {}
+    for src in videos:
+        by_output.setdefault(output_path(src, input_root, output_root), []).append(src)
+    clashes = [Result(src, False, f"output {dst} would also be written from {others}")
+               for dst, srcs in by_output.items() if len(srcs) > 1
+               for src, others in ((s, [o for o in srcs if o != s]) for s in srcs)]
+    clashing = {r.item for r in clashes}
+    todo = [src for src in videos if src not in clashing]
+
+    fn = functools.partial(_one, input_root=input_root, output_root=output_root, size=args.size,
+                           gop=args.gop, qscale=args.qscale, overwrite=args.overwrite)
+    results = parallel_map(fn, todo, workers=args.workers, desc="reencode",
+                           progress=args.progress)
+    return summarize(results + clashes, "reencode")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,234 @@
+"""data_prep scripts end to end on real (tiny) videos: reencode, extract_flow, shared helpers."""
+
+from __future__ import annotations
+
+import glob
+import os
+import subprocess
+import sys
+
+import av
+import cv2
+import numpy as np
+import pytest
+
+from ip_tsn.codec.flow import dequantize_flow, load_flow
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+DATA_PREP = os.path.join(REPO, "data_prep")
+sys.path.insert(0, DATA_PREP)
+import _common  # noqa: E402
+
+
+def translating_frames(n, h, w, dx, dy, seed=0):
+    """n (h, w, 3) uint8 RGB frames of a smooth texture moving by (dx, dy) pixels per frame."""
+    rng = np.random.default_rng(seed)
+    th, tw = h + abs(dy) * (n - 1), w + abs(dx) * (n - 1)
+    tex = cv2.GaussianBlur(rng.uniform(0, 255, (th, tw, 3)).astype(np.float32), (0, 0), 2.0)
+    tex = ((tex - tex.min()) / (tex.max() - tex.min()) * 255).astype(np.uint8)
+    x0, y0 = max(dx, 0) * (n - 1), max(dy, 0) * (n - 1)
+    return [np.ascontiguousarray(tex[y0 - t * dy:y0 - t * dy + h, x0 - t * dx:x0 - t * dx + w])
+            for t in range(n)]
+
+
+def encode(path, frames, codec="mpeg4", gop=12, bframes=0, audio=False):
+    """Write RGB frames (and optionally a mono AAC track) with PyAV."""
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    with av.open(str(path), "w") as out:
+        st = out.add_stream(codec, rate=25, options={"bframes": str(bframes)} if codec == "libx264" else {})
+        st.height, st.width = frames[0].shape[:2]
+        st.pix_fmt = "yuv420p"
+        st.codec_context.gop_size = gop
+        if codec != "libx264":
+            st.codec_context.max_b_frames = bframes
+        ast = out.add_stream("aac", rate=16000, layout="mono") if audio else None
+        for t, img in enumerate(frames):
+            frame = av.VideoFrame.from_ndarray(img, format="rgb24")
+            frame.pts = t
+            out.mux(st.encode(frame))
+        out.mux(st.encode(None))
+        if ast is not None:
+            samples = av.AudioFrame.from_ndarray(np.zeros((1, 16000), np.float32), format="fltp",
+                                                 layout="mono")
+            samples.sample_rate, samples.pts = 16000, 0
+            out.mux(ast.encode(samples))
+            out.mux(ast.encode(None))
+
+
+def audio_only(path):
+    with av.open(str(path), "w") as out:
+        ast = out.add_stream("aac", rate=16000, layout="mono")
+        samples = av.AudioFrame.from_ndarray(np.zeros((1, 16000), np.float32), format="fltp",
+                                             layout="mono")
+        samples.sample_rate, samples.pts = 16000, 0
+        out.mux(ast.encode(samples))
+        out.mux(ast.encode(None))
+
+
+def junk(path, size=4000):
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    with open(path, "wb") as f:
+        f.write(np.random.default_rng(7).integers(0, 256, size, dtype=np.uint8).tobytes())
+
+
+def run(script, *args):
+    proc = subprocess.run([sys.executable, os.path.join(DATA_PREP, script), *map(str, args)],
+                          capture_output=True, text=True, timeout=120)
+    return proc.returncode, proc.stdout + proc.stderr
+
+
+def probe(path):
+    """(codec name, width, height, frame types as 'IPP...')."""
+    with av.open(str(path)) as c:
+        st = c.streams.video[0]
+        types = "".join(" IPB"[int(f.pict_type)] for f in c.decode(st))
+        return st.codec_context.name, st.codec_context.width, st.codec_context.height, types
+
+
+def temps(root):
+    return glob.glob(os.path.join(root, "**", "*.tmp*"), recursive=True)
+
+
+# ----------------------------------------------------------------------------------- helpers
+def test_shard_disjoint_covering_and_deterministic():
+    items = [f"c{i % 3}/v{i}.mp4" for i in range(23)]
+    parts = [_common.shard(reversed(items), i, 4) for i in range(4)]
+    assert sorted(sum(parts, [])) == sorted(items)
+    assert all(not set(a) & set(b) for i, a in enumerate(parts) for b in parts[i + 1:])
+    assert {len(p) for p in parts} == {5, 6}
+    assert parts == [_common.shard(items, i, 4) for i in range(4)]  # input order does not matter
+
+
+def test_parse_shard_and_slurm_default():
+    assert _common.parse_shard("2/5") == (2, 5)
+    for bad in ["5/5", "-1/3", "1/0", "a/b", "3"]:
+        with pytest.raises(Exception, match="shard"):
+            _common.parse_shard(bad)
+    assert _common.parse_shard(None, environ={}) == (0, 1)
+    env = {"SLURM_ARRAY_TASK_ID": "7", "SLURM_ARRAY_TASK_COUNT": "10", "SLURM_ARRAY_TASK_MIN": "1"}
+    assert _common.parse_shard(None, environ=env) == (6, 10)
+    assert _common.parse_shard(None, environ={"SLURM_ARRAY_TASK_ID": "0",
+                                              "SLURM_ARRAY_TASK_COUNT": "4"}) == (0, 4)
+
+
+def test_atomic_output(tmp_path):
+    final = str(tmp_path / "d" / "out.bin")
+    os.makedirs(tmp_path / "d")
+    open(final + ".tmp-123-dead", "w").close()  # left by a killed run
+    with pytest.raises(RuntimeError):
+        with _common.atomic_output(final) as tmp:
+            open(tmp, "w").write("half")
+            raise RuntimeError("killed")
+    assert os.listdir(tmp_path / "d") == []
+    with _common.atomic_output(final) as tmp:
+        open(tmp, "w").write("whole")
+        assert not os.path.exists(final)
+    assert open(final).read() == "whole" and os.listdir(tmp_path / "d") == ["out.bin"]
+
+
+def _maybe_fail(x):
+    if x % 3 == 0:
+        raise ValueError(f"item {x} is bad")
+    return "done" if x % 2 else "skipped"
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_parallel_map_collects_failures(workers, capsys):
+    results = _common.parallel_map(_maybe_fail, range(10), workers=workers, progress=False)
+    assert [r.item for r in results] == list(range(10))
+    assert [r.item for r in results if not r.ok] == [0, 3, 6, 9]
+    assert results[3].message == "ValueError: item 3 is bad"
+    assert _common.summarize(results, "things") == 1
+    out = capsys.readouterr().out
+    assert "10 total, 3 done, 3 skipped" in out and "4 failed" in out and "FAILED 9: ValueError" in out
+    assert _common.summarize([r for r in results if r.ok]) == 0
+
+
+# ---------------------------------------------------------------------------------- reencode
+@pytest.fixture(scope="module")
+def sources(tmp_path_factory):
+    """A tree of inputs: two good videos (one with B-frames and audio), three bad ones."""
+    src = tmp_path_factory.mktemp("src")
+    encode(src / "ClassA" / "a.avi", translating_frames(24, 60, 80, 1, 1), gop=30)
+    encode(src / "ClassB" / "b.mkv", translating_frames(24, 60, 80, -2, 0, seed=1), codec="libx264",
+           bframes=2, audio=True)
+    junk(src / "ClassB" / "corrupt.mp4")
+    open(src / "empty.avi", "wb").close()
+    audio_only(src / "ClassB" / "sound.mp4")
+    return src
+
+
+def test_reencode_tree_bad_inputs_and_resume(sources, tmp_path):
+    out = tmp_path / "videos"
+    code, log = run("reencode.py", sources, out, "--size", "64x48", "--workers", "2")
+    assert code == 1, log
+    assert "5 total, 2 done, 0 skipped (already there), 3 failed" in log
+    for bad, why in [("corrupt.mp4", "cannot open"), ("empty.avi", "empty"), ("sound.mp4", "no video")]:
+        assert any(bad in line and why in line for line in log.splitlines() if "FAILED" in line), log
+    assert "Traceback" not in log and "note" not in log  # good inputs are not "damaged"
+    outputs = sorted(os.path.relpath(p, out) for p in glob.glob(str(out / "**" / "*"), recursive=True)
+                     if os.path.isfile(p))
+    assert outputs == ["ClassA/a.mp4", "ClassB/b.mp4"]
+    assert probe(sources / "ClassB" / "b.mkv")[3].count("B") > 0  # the input had B-frames
+    for name in outputs:
+        codec, w, h, types = probe(out / name)
+        assert (codec, w, h) == ("mpeg4", 64, 48)
+        assert types == ("I" + "P" * 11) * 2  # 24 frames, GOP 12, no B-frames
+        with av.open(str(out / name)) as c:
+            assert not c.streams.audio
+    mtimes = {n: os.stat(out / n).st_mtime_ns for n in outputs}
+    code, log = run("reencode.py", sources, "--output", out, "--size", "64x48", "--workers", "1")
+    assert code == 1 and "2 skipped" in log and "0 done" in log
+    assert {n: os.stat(out / n).st_mtime_ns for n in outputs} == mtimes
+    assert temps(out) == []
+
+
+def test_reencode_list_shards_and_default_size(sources, tmp_path):
+    listing = tmp_path / "list.txt"
+    listing.write_text("ClassA/a.avi 1\nClassB/b.mkv 2\n\n")
+    out = tmp_path / "out"
+    os.makedirs(out / "ClassA")
+    (out / "ClassA" / "a.mp4.tmp-99-dead").write_bytes(b"half")  # a killed run's leftover
+    runs = []
+    for i in range(2):
+        code, log = run("reencode.py", listing, out, "--input-root", sources, "--shard", f"{i}/2",
+                        "--workers", "1")
+        assert code == 0, log
+        runs.append(sorted(glob.glob(str(out / "**" / "*.mp4"), recursive=True)))
+    first, both = set(runs[0]), set(runs[1])
+    assert len(first) == 1 and len(both) == 2 and first < both  # disjoint shards, covering
+    assert {os.path.relpath(p, out) for p in both} == {"ClassA/a.mp4", "ClassB/b.mp4"}
+    codec, w, h, types = probe(out / "ClassA" / "a.mp4")
+    assert (codec, w, h, len(types)) == ("mpeg4", 340, 256, 24)
+    assert temps(out) == []
+
+
+# ------------------------------------------------------------------------------ extract_flow
+def test_extract_flow_dataset(tmp_path):
+    root = tmp_path / "ds"
+    encode(root / "videos" / "Walk" / "w1.mp4", translating_frames(24, 64, 64, 2, -1))
+    encode(root / "videos" / "Walk" / "w2.mp4", translating_frames(13, 64, 64, -1, 0, seed=2))
+    junk(root / "videos" / "Run" / "broken.mp4")
+    code, log = run("extract_flow.py", root, "--method", "dis", "--workers", "2")
+    assert code == 1, log
+    assert "3 total, 2 done" in log and "1 failed" in log and "Traceback" not in log
+    assert any("broken.mp4" in line for line in log.splitlines() if "FAILED" in line), log
+    assert not (root / "flow" / "Run" / "broken.npy").exists()
+    w1 = load_flow(root / "flow" / "Walk" / "w1.npy")
+    assert w1.shape == (23, 64, 64, 2) and w1.dtype == np.uint8
+    motion = dequantize_flow(w1[:, 8:-8, 8:-8])
+    assert np.median(motion[..., 0]) == pytest.approx(2.0, abs=0.5)
+    assert np.median(motion[..., 1]) == pytest.approx(-1.0, abs=0.5)
+    assert load_flow(root / "flow" / "Walk" / "w2.npy").shape == (12, 64, 64, 2)
+    mtime = os.stat(root / "flow" / "Walk" / "w1.npy").st_mtime_ns
+    (root / "videos" / "Run" / "broken.mp4").unlink()
+    code, log = run("extract_flow.py", root, "--workers", "1", "--size", "32x32",
+                    "--shard", "0/1")
+    assert code == 0 and "2 skipped" in log, log
+    assert os.stat(root / "flow" / "Walk" / "w1.npy").st_mtime_ns == mtime
+    code, log = run("extract_flow.py", root, "--workers", "1", "--size", "32x32", "--overwrite")
+    assert code == 0 and "2 done" in log, log
+    tvl1 = load_flow(root / "flow" / "Walk" / "w1.npy")
+    assert tvl1.shape == (23, 32, 32, 2)
+    assert np.median(dequantize_flow(tvl1[:, 4:-4, 4:-4, 0])) == pytest.approx(1.0, abs=0.5)
+    assert temps(root) == []
