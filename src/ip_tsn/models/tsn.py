@@ -1,0 +1,71 @@
+"""Temporal Segment Network: a 2D CNN per segment and average consensus over segments."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from ip_tsn.models.backbones import build_backbone
+
+
+class TSN(nn.Module):
+    """TSN over ``in_channels``-channel inputs (3 rgb/iframe, 2 mv, 3 residual, 5 p, 10 flow).
+
+    ``forward((B, K, C, H, W)) -> (logits (B, num_classes), features (B, D))``: the average over
+    the K segments (any K, e.g. 25 segments x 10 crops at test) of per-frame logits and pooled
+    features. ``num_segments`` is the training K, kept for reference only.
+    """
+
+    def __init__(
+        self,
+        num_classes: int,
+        in_channels: int,
+        arch: str = "resnet18",
+        num_segments: int = 3,
+        dropout: float = 0.5,
+        pretrained: bool = True,
+        input_bn: bool = False,
+    ) -> None:
+        super().__init__()
+        self.num_classes = num_classes
+        self.in_channels = in_channels
+        self.num_segments = num_segments
+        self.backbone, self.feature_dim = build_backbone(arch, in_channels, pretrained, input_bn)
+        self.dropout = nn.Dropout(p=dropout)
+        self.fc = nn.Linear(self.feature_dim, num_classes)
+        nn.init.normal_(self.fc.weight, std=0.001)  # TSN's head init
+        nn.init.zeros_(self.fc.bias)
+
+    def forward_frames(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(N, C, H, W) -> (logits (N, num_classes), features (N, D)), one per frame."""
+        features = self.backbone(x)
+        return self.fc(self.dropout(features)), features
+
+    def forward_segments(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(B, K, C, H, W) -> (logits (B, K, num_classes), features (B, K, D)), no consensus."""
+        b, k = x.shape[:2]
+        logits, features = self.forward_frames(x.flatten(0, 1))
+        return logits.view(b, k, -1), features.view(b, k, -1)
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(B, K, C, H, W) -> (logits (B, num_classes), features (B, D)), averaged over K."""
+        logits, features = self.forward_segments(x)
+        return logits.mean(dim=1), features.mean(dim=1)
+
+    def parameter_groups(
+        self, backbone_lr_mult: float = 0.01, first_conv_lr_mult: float = 0.1
+    ) -> list[dict]:
+        """CoViAR learning-rate groups: ``[{"name", "params", "lr_mult"}, ...]``.
+
+        ``first_conv``: input BN, conv1, bn1 at ``first_conv_lr_mult`` (CoViAR uses 0.1 for
+        mv/residual; pass ``backbone_lr_mult`` for RGB); ``backbone``: the rest of the ResNet;
+        ``head``: fc at 1.
+        """
+        first = [p for m in self.backbone.first_layer_modules() for p in m.parameters()]
+        first_ids = {id(p) for p in first}
+        rest = [p for p in self.backbone.parameters() if id(p) not in first_ids]
+        return [
+            {"name": "first_conv", "params": first, "lr_mult": first_conv_lr_mult},
+            {"name": "backbone", "params": rest, "lr_mult": backbone_lr_mult},
+            {"name": "head", "params": list(self.fc.parameters()), "lr_mult": 1.0},
+        ]

@@ -1,0 +1,171 @@
+"""StreamClassifier and DistillationModule with a real CPU Trainer on tiny tensor data."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import pytest
+import pytorch_lightning as pl
+import torch
+import torch.nn.functional as F
+from torch.utils.data import DataLoader
+from tiny_data import SignDataset
+
+from ip_tsn.lit import (DistillationModule, SaveTestScores, StreamClassifier, kd_loss,
+                        load_scores)
+from ip_tsn.lit.optim import lr_factor
+
+FAST = dict(arch="resnet18", pretrained=False, optimizer="adam", lr=3e-3, backbone_lr_mult=1.0,
+            first_conv_lr_mult=1.0, dropout=0.0)
+TEACHER = (2, 16)  # teacher classes, teacher feature dim
+
+
+def trainer(tmp_path: Path, **kwargs) -> pl.Trainer:
+    opts = dict(accelerator="cpu", devices=1, logger=False, enable_progress_bar=False,
+                enable_model_summary=False, default_root_dir=tmp_path)
+    opts.update(kwargs)
+    return pl.Trainer(**opts)
+
+
+def loaders(n_train: int = 64, n_val: int = 32, teacher: tuple | None = None):
+    train = DataLoader(SignDataset(n_train, seed=0, teacher=teacher), batch_size=16,
+                       shuffle=True)
+    val = DataLoader(SignDataset(n_val, seed=1), batch_size=16)
+    return train, val
+
+
+@pytest.mark.parametrize("cls", [StreamClassifier, DistillationModule])
+def test_fast_dev_run(tmp_path: Path, cls: type) -> None:
+    kwargs = dict(teacher_feature_dim=TEACHER[1], feat_weight=1.0) if cls is DistillationModule \
+        else {}
+    module = cls(num_classes=2, in_channels=3, **FAST, **kwargs)
+    train, val = loaders(32, 16, TEACHER)
+    trainer(tmp_path, fast_dev_run=True).fit(module, train, val)
+
+
+def test_stream_classifier_learns_and_reports_test_scores(tmp_path: Path) -> None:
+    pl.seed_everything(0)
+    module = StreamClassifier(num_classes=2, in_channels=3, schedule="cosine",
+                              warmup_epochs=0.5, **FAST)
+    train, val = loaders()
+    t = trainer(tmp_path, max_epochs=2, enable_checkpointing=False)
+    t.fit(module, train, val)
+    assert t.callback_metrics["val/top1"] > 0.75
+    for key in ("train/loss", "val/loss", "val/top5", "val/mean_class_acc"):
+        assert key in t.callback_metrics
+    t.test(module, val)
+    assert t.callback_metrics["test/top1"] > 0.75
+    table = module.test_scores()
+    assert table.video_ids == sorted(val.dataset.ids)
+    assert table.scores.shape == (32, 2) and table.labels.tolist() == val.dataset.labels.tolist()
+    assert abs(table.scores.sum(1) - 1).max() < 1e-5
+    preds = t.predict(module, val)
+    assert preds[0]["logits"].shape == (16, 2) and preds[0]["features"].shape == (16, 512)
+    assert preds[0]["video_id"] == val.dataset.ids[:16]
+
+
+def test_distillation_learns_and_checkpoint_loads_weights_only(tmp_path: Path) -> None:
+    pl.seed_everything(0)
+    module = DistillationModule(num_classes=2, in_channels=3, kd_weight=0.5, feat_weight=0.5,
+                                temperature=2.0, teacher_feature_dim=TEACHER[1],
+                                schedule="step", lr_steps=[1], **FAST)
+    train, val = loaders(teacher=TEACHER)
+    t = trainer(tmp_path, max_epochs=2)
+    t.fit(module, train, val)
+    assert t.callback_metrics["val/top1"] > 0.75
+    for key in ("train/ce", "train/kd", "train/feat", "train/loss"):
+        assert key in t.callback_metrics
+    path = tmp_path / "student.ckpt"
+    t.save_checkpoint(path)
+    raw = torch.load(path, weights_only=True, map_location="cpu")
+    assert raw["hyper_parameters"]["kd_weight"] == 0.5
+    loaded = DistillationModule.load_from_checkpoint(path, weights_only=True, map_location="cpu")
+    assert isinstance(loaded.proj, torch.nn.Linear) and loaded.proj.out_features == TEACHER[1]
+    for key, value in module.state_dict().items():
+        torch.testing.assert_close(loaded.state_dict()[key], value)
+
+
+def test_kd_loss_hand_computed() -> None:
+    s, t, temp = [1.0, 2.0, 3.0], [3.0, 2.0, 1.0], 2.0
+
+    def softmax(z: list[float]) -> list[float]:
+        e = [math.exp(v / temp) for v in z]
+        return [v / sum(e) for v in e]
+
+    ps, pt = softmax(s), softmax(t)
+    expected = temp ** 2 * sum(a * math.log(a / b) for a, b in zip(pt, ps))
+    got = kd_loss(torch.tensor([s]), torch.tensor([t]), temp)
+    assert abs(got.item() - expected) < 1e-6
+    assert kd_loss(torch.tensor([s]), torch.tensor([s]), temp).item() == pytest.approx(0, abs=1e-7)
+
+
+def _batch() -> dict:
+    data = SignDataset(4, k=3, teacher=(2, 512))
+    return next(iter(DataLoader(data, batch_size=4)))
+
+
+def test_no_distillation_loss_is_cross_entropy() -> None:
+    module = DistillationModule(num_classes=2, in_channels=3, kd_weight=0.0, feat_weight=0.0,
+                                projection=False, **FAST).eval()
+    batch = _batch()
+    with torch.no_grad():
+        losses = module.training_losses(batch)
+        ce = F.cross_entropy(module(batch["input"])[0], batch["label"])
+    assert losses["kd"].item() == 0.0 and losses["feat"].item() == 0.0
+    torch.testing.assert_close(losses["loss"], ce)
+
+
+@pytest.mark.parametrize("per_segment", [False, True])
+def test_distillation_terms(per_segment: bool) -> None:
+    module = DistillationModule(num_classes=2, in_channels=3, kd_weight=0.7, feat_weight=0.3,
+                                temperature=3.0, projection=False, per_segment=per_segment,
+                                **FAST).eval()
+    batch = _batch()
+    with torch.no_grad():
+        losses = module.training_losses(batch)
+        seg_logits, seg_feat = module.model.forward_segments(batch["input"])
+    if per_segment:
+        s, f = seg_logits.flatten(0, 1), seg_feat.flatten(0, 1)
+        t, tf = batch["teacher_logits"].flatten(0, 1), batch["teacher_features"].flatten(0, 1)
+    else:
+        s, f = seg_logits.mean(1), seg_feat.mean(1)
+        t, tf = batch["teacher_logits"].mean(1), batch["teacher_features"].mean(1)
+    torch.testing.assert_close(losses["kd"], kd_loss(s, t, 3.0))
+    torch.testing.assert_close(losses["feat"], F.mse_loss(f, tf))
+    torch.testing.assert_close(losses["loss"],
+                               losses["ce"] + 0.7 * losses["kd"] + 0.3 * losses["feat"])
+
+
+def test_projection_false_needs_matching_dims() -> None:
+    with pytest.raises(ValueError, match="teacher_feature_dim"):
+        DistillationModule(num_classes=2, projection=False, teacher_feature_dim=7, **FAST)
+
+
+def test_optimizer_groups_and_schedule(tmp_path: Path) -> None:
+    module = StreamClassifier(num_classes=2, in_channels=2, arch="resnet18", pretrained=False,
+                              optimizer="sgd", nesterov=True, lr=0.1, backbone_lr_mult=0.01,
+                              first_conv_lr_mult=0.1, input_bn=True, schedule="constant")
+    t = trainer(tmp_path, max_epochs=1)
+    module.trainer = t
+    optimizer = module.configure_optimizers()["optimizer"]
+    lrs = {g["name"]: (g["lr"], g["weight_decay"]) for g in optimizer.param_groups}
+    assert lrs["first_conv"] == (pytest.approx(0.01), 1e-4)
+    assert lrs["backbone"][0] == pytest.approx(0.001) and lrs["head"][0] == pytest.approx(0.1)
+    assert lrs["head/no_decay"][1] == 0.0
+    assert lr_factor(0, 100, "cosine", warmup_steps=4) == pytest.approx(0.2)
+    assert lr_factor(100, 100, "cosine") == pytest.approx(0.0)
+    assert lr_factor(60, 100, "step", milestones=[30, 50]) == pytest.approx(0.01)
+
+
+def test_ddp_test_scores_are_gathered(tmp_path: Path) -> None:
+    """Under DDP (2 CPU processes, padded sampler) rank 0 saves every video exactly once."""
+    module = StreamClassifier(num_classes=2, in_channels=3, **FAST)
+    data = SignDataset(5, seed=2)
+    t = trainer(tmp_path, strategy="ddp_spawn", devices=2,
+                callbacks=[SaveTestScores(tmp_path / "test_scores.npz")])
+    t.test(module, DataLoader(data, batch_size=2))
+    table = load_scores(tmp_path / "test_scores.npz")
+    assert table.video_ids == data.ids
+    assert table.labels.tolist() == data.labels.tolist()
+    assert table.scores.shape == (5, 2)

@@ -1,0 +1,145 @@
+"""Teacher cache: written by a real ``trainer.predict`` with the writer, read back mmapped."""
+
+from __future__ import annotations
+
+import json
+import pickle
+from pathlib import Path
+
+import numpy as np
+import pytest
+import pytorch_lightning as pl
+import torch
+from tiny_data import GridDataset, SignDataset
+from torch.utils.data import DataLoader
+
+from ip_tsn.data.teacher_cache import (StaleCacheError, TeacherCache, TeacherTargets,
+                                       sha256_file, snap)
+from ip_tsn.lit import StreamClassifier, TeacherCacheWriter
+
+LENGTHS = [4, 5, 6]
+DATASET = {"name": "synthetic", "root": "/data/syn", "split": "train", "subset": None}
+
+
+def teacher() -> StreamClassifier:
+    torch.manual_seed(0)
+    return StreamClassifier(num_classes=3, in_channels=2, arch="resnet18", pretrained=False,
+                            predict_mode="frames", frames_chunk=4)
+
+
+def build_cache(tmp_path: Path, module: StreamClassifier, grid: GridDataset, dtype: str,
+                loader: dict | None = None, **trainer_kwargs) -> Path:
+    ckpt = tmp_path / "teacher.pt"
+    torch.save(module.state_dict(), ckpt)
+    writer = TeacherCacheWriter(tmp_path / "cache", teacher_checkpoint=ckpt, dataset=DATASET,
+                                grid_stride=grid.stride, config={"L": 5}, dtype=dtype)
+    opts = dict(accelerator="cpu", devices=1, logger=False, enable_progress_bar=False,
+                enable_model_summary=False, callbacks=[writer], default_root_dir=tmp_path)
+    opts.update(trainer_kwargs)
+    pl.Trainer(**opts).predict(module, DataLoader(grid, **(loader or {"batch_size": 1})),
+                                       return_predictions=False)
+    return tmp_path / "cache"
+
+
+def reference(module: StreamClassifier, grid: GridDataset, v: int):
+    module.eval()
+    with torch.no_grad():
+        parts = [module.model.forward_frames(x) for x in grid.videos[v].split(4)]
+    return torch.cat([p[0] for p in parts]).numpy(), torch.cat([p[1] for p in parts]).numpy()
+
+
+def test_snap_nearest_ties_to_earlier() -> None:
+    grid = np.array([0, 2, 6])
+    assert snap(grid, np.array([-3, 0, 1, 3, 4, 5, 6, 99])).tolist() == [0, 0, 0, 1, 1, 2, 2, 2]
+
+
+def test_cache_roundtrip_exact_values_and_snapping(tmp_path: Path) -> None:
+    module, grid = teacher(), GridDataset(LENGTHS, stride=3)
+    cache = TeacherCache(build_cache(tmp_path, module, grid, "float32"))
+    assert cache.video_ids == ["video_000", "video_001", "video_002"]
+    assert (cache.num_classes, cache.feature_dim) == (3, 512)
+    assert cache.manifest["teacher_sha256"] == sha256_file(tmp_path / "teacher.pt")
+    assert cache.manifest["dataset"] == DATASET and cache.manifest["grid_stride"] == 3
+    for v, n in enumerate(LENGTHS):
+        logits, feats = reference(module, grid, v)
+        assert cache.frames(f"video_{v:03d}").tolist() == list(range(0, 3 * n, 3))
+        got_l, got_f = cache.lookup(f"video_{v:03d}", np.arange(n) * 3)
+        np.testing.assert_array_equal(got_l, logits)
+        np.testing.assert_array_equal(got_f, feats)
+    logits, feats = reference(module, grid, 1)  # grid 0, 3, 6, 9, 12
+    got_l, got_f = cache.lookup("video_001", torch.tensor([1, 2, 7, 8, 13, 40]))
+    assert got_l.dtype == np.float32 and got_l.shape == (6, 3) and got_f.shape == (6, 512)
+    np.testing.assert_array_equal(got_l, logits[[0, 1, 2, 3, 4, 4]])
+    np.testing.assert_array_equal(got_f, feats[[0, 1, 2, 3, 4, 4]])
+    clone = pickle.loads(pickle.dumps(cache))  # DataLoader workers: maps reopen lazily
+    np.testing.assert_array_equal(clone.lookup("video_001", [7])[0], logits[[2]])
+
+
+def test_float16_cache_and_targets_wrapper(tmp_path: Path) -> None:
+    module, grid = teacher(), GridDataset(LENGTHS, stride=1)
+    cache = TeacherCache(build_cache(tmp_path, module, grid, "float16"))
+    assert cache.manifest["dtype"] == "float16"
+    assert (tmp_path / "cache" / "shard-0.logits.bin").stat().st_size == sum(LENGTHS) * 3 * 2
+    logits, _ = reference(module, grid, 2)
+    np.testing.assert_allclose(cache.lookup("video_002", [0, 5])[0], logits[[0, 5]],
+                               rtol=2e-3, atol=1e-4)
+    targets = TeacherTargets(SignDataset(3, k=2), cache)  # ids video_000.., frames 0 and 3
+    sample = targets[2]
+    assert len(targets) == 3 and sample["teacher_logits"].shape == (2, 3)
+    assert sample["teacher_features"].shape == (2, 512)
+    assert sample["teacher_logits"].dtype == torch.float32
+    batch = next(iter(DataLoader(targets, batch_size=3)))
+    assert batch["teacher_logits"].shape == (3, 2, 3)
+
+
+def test_stale_cache_errors(tmp_path: Path) -> None:
+    module, grid = teacher(), GridDataset(LENGTHS, stride=3)
+    path = build_cache(tmp_path, module, grid, "float16")
+    cache = TeacherCache(path)
+    cache.check({"teacher_sha256": sha256_file(tmp_path / "teacher.pt"),
+                 "num_classes": 3, "dataset": {"name": "synthetic", "split": "train"},
+                 "video_ids": ["video_000", "video_002"]})
+    with pytest.raises(StaleCacheError, match=f"{path}.*teacher_sha256"):
+        cache.check({"teacher_sha256": "0" * 64})
+    with pytest.raises(StaleCacheError, match=f"{path}.*video_ids.*video_009"):
+        cache.check({"video_ids": ["video_000", "video_009"]})
+    with pytest.raises(KeyError, match="teacher_hash"):
+        cache.check({"teacher_hash": "0" * 64})
+    with pytest.raises(StaleCacheError, match=r"dataset\.split"):
+        cache.check({"dataset": {"split": "val"}})
+    with pytest.raises(StaleCacheError, match="video_007"):
+        cache.lookup("video_007", [0])
+    assert isinstance(StaleCacheError("x"), ValueError)
+    (path / "manifest.json").unlink()
+    with pytest.raises(StaleCacheError, match=str(path)):
+        TeacherCache(path)
+
+
+def test_duplicate_videos_are_deduplicated(tmp_path: Path) -> None:
+    module = teacher()
+    grid = GridDataset(LENGTHS, stride=2, order=[0, 1, 2, 0, 2])  # padding-like repeats
+    lists = {"batch_size": 2, "collate_fn": list}  # variable G: batches kept as lists of items
+    cache = TeacherCache(build_cache(tmp_path, module, grid, "float32", loader=lists))
+    manifest = json.loads((tmp_path / "cache" / "manifest.json").read_text())
+    assert manifest["num_videos"] == 3
+    assert {v: e["count"] for v, e in manifest["videos"].items()} == \
+        {"video_000": 4, "video_001": 5, "video_002": 6}
+    assert manifest["shards"] == [{"name": "shard-0", "num_rows": sum(LENGTHS)}]
+    np.testing.assert_array_equal(cache.lookup("video_000", [0, 2, 4, 6])[0],
+                                  reference(module, grid, 0)[0])
+
+
+def test_ddp_two_processes_cache_every_video_once(tmp_path: Path) -> None:
+    module, grid = teacher(), GridDataset([3, 4, 2, 5, 3], stride=2)
+    path = build_cache(tmp_path, module, grid, "float32", strategy="ddp_spawn", devices=2)
+    manifest = json.loads((path / "manifest.json").read_text())
+    assert [s["name"] for s in manifest["shards"]] == ["shard-0", "shard-1"]
+    assert all(s["num_rows"] > 0 for s in manifest["shards"])
+    assert sorted(manifest["videos"]) == [f"video_{v:03d}" for v in range(5)]
+    assert sum(e["count"] for e in manifest["videos"].values()) == 17
+    cache = TeacherCache(path)
+    for v, n in enumerate([3, 4, 2, 5, 3]):
+        logits, feats = reference(module, grid, v)
+        got_l, got_f = cache.lookup(f"video_{v:03d}", np.arange(n) * 2)
+        np.testing.assert_allclose(got_l, logits, rtol=1e-5, atol=1e-6)
+        np.testing.assert_allclose(got_f, feats, rtol=1e-5, atol=1e-6)
