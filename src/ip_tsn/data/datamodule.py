@@ -1,0 +1,141 @@
+"""``VideoDataModule``: train / val / test / predict loaders of one stream, from plain arguments.
+
+Subsets: fit trains on ``train`` (K = ``num_segments``, augmented) and validates on ``val`` (K
+centres, 1 centre crop); test uses ``test`` with ``test_segments`` x ``test_crops``; predict runs
+the ``GridDataset`` over ``predict_subset`` (default ``trainval``: every video the student trains or
+validates on) for the teacher cache. With ``teacher_cache`` set, train and val samples carry the
+teacher's ``teacher_logits`` (K, C) / ``teacher_features`` (K, D) (``TeacherTargets``).
+
+DDP: the loaders have no sampler of their own, so Lightning (``use_distributed_sampler=True``, the
+default) injects a ``DistributedSampler`` for train / val / test (these pad ranks to equal length:
+a few val / test videos count twice) and, for predict, an ``UnrepeatedDistributedSamplerWrapper``
+(no padding; the cache writer de-duplicates by video id anyway).
+"""
+
+from __future__ import annotations
+
+import os
+from functools import cached_property
+from typing import Any
+
+import pytorch_lightning as pl
+import torch
+from torch.utils.data import DataLoader, Dataset, default_collate
+
+from .datasets import VideoRecord, load_classes, load_split, video_dir
+from .modalities import check_modality, num_channels
+from .teacher_cache import TeacherCache, TeacherTargets
+from .video_dataset import GridDataset, StreamDataset
+
+
+def collate(samples: list[dict[str, Any]]) -> dict[str, Any]:
+    """Batch sample dicts: tensors / numbers stacked (``input`` (B, N, C, H, W)); strings
+    (``video_id``) kept as a list; tensors whose shapes differ (grid items, G varies) kept as a list."""
+    out: dict[str, Any] = {}
+    for key in samples[0]:
+        values = [s[key] for s in samples]
+        ragged = isinstance(values[0], torch.Tensor) and len({v.shape for v in values}) > 1
+        out[key] = list(values) if ragged or isinstance(values[0], str) else default_collate(values)
+    return out
+
+
+class VideoDataModule(pl.LightningDataModule):
+    """Loaders of one modality of ``dataset`` (``synthetic``, ``ucf101``, ``hmdb51``, ``kinetics``).
+
+    ``video_root`` / ``ext``: re-encoded copies of the videos (see ``load_split``); ``flow_root``:
+    ``<root>/flow`` by default. Batches: ``input`` (B, N, C, crop, crop) float32, ``label`` (B,)
+    int64, ``video_id`` list[str], ``frame_index`` (B, K) int64 (predict: lists per video).
+    """
+
+    def __init__(self, dataset: str = "synthetic", root: str = "data/synthetic", split: int = 1,
+                 modality: str = "rgb", num_segments: int = 3, batch_size: int = 32, num_workers: int = 4,
+                 pin_memory: bool = True, crop_size: int = 224, scale_size: int | None = 256,
+                 test_segments: int = 25, test_crops: int = 10, val_fraction: float = 0.1,
+                 flow_length: int = 5, accumulate: bool = True, video_root: str | None = None,
+                 ext: str | None = None, flow_root: str | None = None, class_list: str | None = None,
+                 teacher_cache: str | None = None, grid_stride: int = 1, predict_subset: str = "trainval",
+                 test_batch_size: int = 1, predict_batch_size: int = 1, seed: int = 0):
+        super().__init__()
+        check_modality(modality)
+        self.save_hyperparameters()
+        self.dataset, self.root, self.split, self.modality = dataset, root, split, modality
+        self.num_segments, self.test_segments, self.test_crops = num_segments, test_segments, test_crops
+        self.batch_size, self.num_workers, self.pin_memory = batch_size, num_workers, pin_memory
+        self.teacher_cache = teacher_cache
+        self.video_root = video_dir(dataset, root, video_root)
+        self.flow_root = flow_root if flow_root is not None else os.path.join(root, "flow")
+        self.datasets: dict[str, Dataset] = {}
+
+    # -- classes ------------------------------------------------------------------------------
+    @cached_property
+    def class_names(self) -> list[str]:
+        """Class names by 0-based label (read from the split files, no setup needed)."""
+        return load_classes(self.dataset, self.root, self.split, class_list=self.hparams.class_list)
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.class_names)
+
+    @property
+    def num_channels(self) -> int:
+        """Input channels C of the modality (flow: 2 * flow_length)."""
+        return num_channels(self.modality, self.hparams.flow_length)
+
+    # -- datasets -----------------------------------------------------------------------------
+    def records(self, subset: str) -> list[VideoRecord]:
+        """The videos of ``subset`` (``train``, ``val``, ``trainval``, ``test``)."""
+        hp = self.hparams
+        return load_split(self.dataset, self.root, self.split, subset, val_fraction=hp.val_fraction, seed=hp.seed,
+                          video_root=hp.video_root, ext=hp.ext, class_list=hp.class_list)
+
+    def _common(self) -> dict[str, Any]:
+        hp = self.hparams
+        return {"video_root": self.video_root, "modality": self.modality, "crop_size": hp.crop_size,
+                "scale_size": hp.scale_size, "flow_root": self.flow_root, "flow_length": hp.flow_length,
+                "accumulate": hp.accumulate}
+
+    def _stream(self, subset: str, train: bool, segments: int, crops: int = 1) -> Dataset:
+        records = self.records(subset)
+        ds: Dataset = StreamDataset(records, num_segments=segments, train=train, test_crops=crops,
+                                    seed=self.hparams.seed, **self._common())
+        if self.teacher_cache is not None and subset in ("train", "val"):
+            cache = TeacherCache(self.teacher_cache)
+            cache.check({"video_ids": [r.path for r in records]})  # fail now, not in a worker
+            ds = TeacherTargets(ds, cache)
+        return ds
+
+    def setup(self, stage: str | None = None) -> None:
+        """Build the datasets ``stage`` needs (``fit``, ``validate``, ``test``, ``predict``; None: all)."""
+        if stage in (None, "fit"):
+            self.datasets["train"] = self._stream("train", True, self.num_segments)
+        if stage in (None, "fit", "validate"):
+            self.datasets["val"] = self._stream("val", False, self.num_segments)
+        if stage in (None, "test"):
+            self.datasets["test"] = self._stream("test", False, self.test_segments, self.test_crops)
+        if stage in (None, "predict"):
+            self.datasets["predict"] = GridDataset(self.records(self.hparams.predict_subset),
+                                                   stride=self.hparams.grid_stride, **self._common())
+
+    def _loader(self, name: str, shuffle: bool = False, batch_size: int | None = None) -> DataLoader:
+        if name not in self.datasets:
+            raise RuntimeError(f"call setup() before {name}_dataloader()")
+        dataset, workers = self.datasets[name], self.num_workers
+        batch_size = batch_size or self.batch_size
+        drop_last = shuffle and len(dataset) > batch_size  # type: ignore[arg-type]  # no 1-sample BN batch
+        return DataLoader(dataset, batch_size=batch_size, shuffle=shuffle, num_workers=workers,
+                          pin_memory=self.pin_memory, collate_fn=collate, drop_last=drop_last,
+                          persistent_workers=workers > 0)
+
+    def train_dataloader(self) -> DataLoader:
+        return self._loader("train", shuffle=True)
+
+    def val_dataloader(self) -> DataLoader:
+        return self._loader("val")
+
+    def test_dataloader(self) -> DataLoader:
+        """``test_batch_size`` (default 1: a sample holds test_segments * test_crops frames)."""
+        return self._loader("test", batch_size=self.hparams.test_batch_size)
+
+    def predict_dataloader(self) -> DataLoader:
+        """One video per item; ``input`` / ``frame_index`` are lists when ``predict_batch_size`` > 1."""
+        return self._loader("predict", batch_size=self.hparams.predict_batch_size)
