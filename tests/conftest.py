@@ -11,6 +11,8 @@ import cv2
 import numpy as np
 import pytest
 
+from videos import encode
+
 
 # -- data tests: real tiny videos encoded with PyAV ------------------------------------------------
 def moving_frames(num_frames: int, height: int, width: int, dx: int = 2, dy: int = 1,
@@ -36,24 +38,8 @@ def encode_moving_video(path: str | os.PathLike, num_frames: int = 30, height: i
                         codec: str = "mpeg4", gop: int = 12, fps: int = 25, seed: int = 0) -> Path:
     """Encode :func:`moving_frames` to ``path`` with PyAV: ``mpeg4`` (fixed quantiser) or ``h264``
     (libx264), GOP ``gop``, no B-frames, yuv420p. Returns the path."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     frames = moving_frames(num_frames, height, width, seed=seed)
-    with av.open(str(path), "w") as out:
-        st = out.add_stream("libx264" if codec == "h264" else codec, rate=fps)
-        st.height, st.width, st.pix_fmt = height, width, "yuv420p"
-        cc = st.codec_context
-        cc.gop_size, cc.max_b_frames = gop, 0
-        if codec == "mpeg4":
-            cc.qscale, cc.global_quality = True, 2
-            st.options = {"sc_threshold": "1000000000"}
-        else:
-            st.options = {"x264-params": f"keyint={gop}:min-keyint={gop}:scenecut=0:bframes=0", "preset": "ultrafast"}
-        for t, img in enumerate(frames):
-            frame = av.VideoFrame.from_ndarray(img, format="rgb24")
-            frame.pts = t
-            out.mux(st.encode(frame))
-        out.mux(st.encode(None))
+    encode(Path(path), frames, "libx264" if codec == "h264" else codec, gop=gop, bframes=0, fps=fps)
     return path
 
 

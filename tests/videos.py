@@ -38,15 +38,18 @@ def encode(path: Path, frames: np.ndarray, codec: str = "mpeg4", gop: int = 12, 
         stream.codec_context.gop_size = gop
         stream.codec_context.max_b_frames = bframes
         stream.time_base = Fraction(1, fps)
-        opts = {"qscale": "3"} if codec in ("mpeg4", "mpeg2video") else {}
-        if codec == "libx264":
-            opts = {"bframes": str(bframes), "keyint": str(gop), "min-keyint": str(gop), "scenecut": "0", "crf": "20"}
+        opts: dict = {}
+        if codec in ("mpeg4", "mpeg2video"):  # fixed quantiser, no scene-cut I-frames
+            stream.codec_context.qscale, stream.codec_context.global_quality = True, 3
+            opts = {"sc_threshold": "1000000000"}
+        elif codec == "libx264":
+            opts = {"x264-params": f"keyint={gop}:min-keyint={gop}:scenecut=0:bframes={bframes}", "crf": "20"}
         stream.options = {**opts, **(options or {})}
-        for rgb in frames:
-            for packet in stream.encode(av.VideoFrame.from_ndarray(np.ascontiguousarray(rgb), format="rgb24")):
-                out.mux(packet)
-        for packet in stream.encode():
-            out.mux(packet)
+        for t, rgb in enumerate(frames):
+            frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(rgb), format="rgb24")
+            frame.pts = t
+            out.mux(stream.encode(frame))
+        out.mux(stream.encode(None))
     return path
 
 
