@@ -54,7 +54,8 @@ class VideoDataModule(pl.LightningDataModule):
                  flow_length: int = 5, accumulate: bool = True, video_root: str | None = None,
                  ext: str | None = None, flow_root: str | None = None, class_list: str | None = None,
                  teacher_cache: str | None = None, grid_stride: int = 1, predict_subset: str = "trainval",
-                 test_batch_size: int = 1, predict_batch_size: int = 1, seed: int = 0):
+                 test_batch_size: int = 1, predict_batch_size: int = 1, test_subset: str = "test",
+                 seed: int = 0):
         super().__init__()
         check_modality(modality)
         self.save_hyperparameters()
@@ -94,11 +95,11 @@ class VideoDataModule(pl.LightningDataModule):
                 "scale_size": hp.scale_size, "flow_root": self.flow_root, "flow_length": hp.flow_length,
                 "accumulate": hp.accumulate}
 
-    def _stream(self, subset: str, train: bool, segments: int, crops: int = 1) -> Dataset:
+    def _stream(self, subset: str, train: bool, segments: int, crops: int = 1, targets: bool = True) -> Dataset:
         records = self.records(subset)
         ds: Dataset = StreamDataset(records, num_segments=segments, train=train, test_crops=crops,
                                     seed=self.hparams.seed, **self._common())
-        if self.teacher_cache is not None and subset in ("train", "val"):
+        if self.teacher_cache is not None and targets and subset in ("train", "val"):
             cache = TeacherCache(self.teacher_cache)
             cache.check({"video_ids": [r.path for r in records]})  # fail now, not in a worker
             ds = TeacherTargets(ds, cache)
@@ -111,7 +112,9 @@ class VideoDataModule(pl.LightningDataModule):
         if stage in (None, "fit", "validate"):
             self.datasets["val"] = self._stream("val", False, self.num_segments)
         if stage in (None, "test"):
-            self.datasets["test"] = self._stream("test", False, self.test_segments, self.test_crops)
+            # the test protocol on `test_subset` (``val`` too, for fusion weights); no teacher targets
+            self.datasets["test"] = self._stream(self.hparams.test_subset, False, self.test_segments,
+                                                 self.test_crops, targets=False)
         if stage in (None, "predict"):
             self.datasets["predict"] = GridDataset(self.records(self.hparams.predict_subset),
                                                    stride=self.hparams.grid_stride, **self._common())

@@ -1,0 +1,93 @@
+"""Experiment configs: OmegaConf YAML composed from a stage file, a dataset file and overrides.
+
+``load_config("experiments/student.yaml", ["data=ucf101", "trainer.devices=2"])``:
+
+1. the stage file, merged over the files its ``_base_`` key lists (paths relative to it);
+2. the dataset file ``experiments/data/<data>.yaml``, where ``<data>`` is the stage file's
+   ``data`` key or a ``data=<name>`` override: its ``data`` section becomes ``cfg.data`` and its
+   ``stages.<stage>`` section is merged over the whole config (per-dataset settings of a stage);
+3. the remaining ``key=value`` overrides (OmegaConf dot-list; W&B sweeps pass these), last.
+
+Every rank of a DDP job parses the same files and arguments, so all ranks agree on the config
+and on ``run_dir`` (derived from the config, never from a clock).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Sequence
+
+from omegaconf import DictConfig, ListConfig, OmegaConf
+
+EXPERIMENTS = Path(os.environ.get("IP_TSN_EXPERIMENTS", Path(__file__).resolve().parents[2] / "experiments"))
+
+
+class ConfigError(ValueError):
+    """A config file or override that cannot be used; the message names it."""
+
+
+def _read(path: Path) -> DictConfig:
+    if not path.is_file():
+        raise ConfigError(f"{path}: config file not found")
+    cfg = OmegaConf.load(path)
+    if not isinstance(cfg, DictConfig):
+        raise ConfigError(f"{path}: a config file must hold a mapping")
+    bases = cfg.pop("_base_", [])
+    bases = [bases] if isinstance(bases, str) else list(bases)
+    merged = OmegaConf.create()
+    for base in bases:
+        merged = OmegaConf.merge(merged, _read((path.parent / base).resolve()))
+    return OmegaConf.merge(merged, cfg)
+
+
+def _data_file(name: str, stage_file: Path) -> Path:
+    for folder in (stage_file.parent / "data", EXPERIMENTS / "data"):
+        if (folder / f"{name}.yaml").is_file():
+            return folder / f"{name}.yaml"
+    choices = sorted(p.stem for p in (EXPERIMENTS / "data").glob("*.yaml"))
+    raise ConfigError(f"data={name}: no experiments/data/{name}.yaml (choose from {', '.join(choices)})")
+
+
+def load_config(path: str | os.PathLike, overrides: Sequence[str] = ()) -> DictConfig:
+    """Compose the config of one run (see the module docstring); interpolations resolved."""
+    path = Path(path)
+    cfg = _read(path)
+    data_name, rest = cfg.get("data"), []
+    for item in overrides:
+        item = item[2:] if item.startswith("--") else item  # tolerate --key=value from sweep agents
+        if "=" not in item:
+            raise ConfigError(f"override {item!r}: expected key=value")
+        key, value = item.split("=", 1)
+        if key == "data":
+            data_name = value
+        else:
+            rest.append(item)
+    if isinstance(data_name, str):
+        data_cfg = _read(_data_file(data_name, path))
+        cfg.data = data_cfg.get("data", OmegaConf.create())
+        for key in ("all", cfg.get("stage")):  # `stages.all` applies to every stage of the dataset
+            stage_cfg = OmegaConf.select(data_cfg, f"stages.{key}")
+            if stage_cfg is not None:
+                cfg = OmegaConf.merge(cfg, stage_cfg)
+        cfg.data.name = data_name
+    try:
+        cfg = OmegaConf.merge(cfg, OmegaConf.from_dotlist(rest))
+        OmegaConf.resolve(cfg)
+    except Exception as e:  # omegaconf's errors name the key; add the file
+        raise ConfigError(f"{path}: {e}") from None
+    return cfg
+
+
+def to_container(cfg: DictConfig | ListConfig | None) -> dict:
+    """A plain dict (for ``**kwargs``); None gives {}."""
+    return {} if cfg is None else OmegaConf.to_container(cfg, resolve=True)
+
+
+def save_config(cfg: DictConfig, path: str | os.PathLike) -> None:
+    """Write the resolved config as YAML, atomically."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    tmp.write_text(OmegaConf.to_yaml(cfg, resolve=True))
+    os.replace(tmp, path)
