@@ -12,6 +12,8 @@ import cv2
 import numpy as np
 import pytest
 
+from videos import moving_frames
+
 from ip_tsn.codec.flow import dequantize_flow, load_flow
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -20,15 +22,9 @@ sys.path.insert(0, DATA_PREP)
 import _common  # noqa: E402
 
 
-def translating_frames(n, h, w, dx, dy, seed=0):
-    """n (h, w, 3) uint8 RGB frames of a smooth texture moving by (dx, dy) pixels per frame."""
-    rng = np.random.default_rng(seed)
-    th, tw = h + abs(dy) * (n - 1), w + abs(dx) * (n - 1)
-    tex = cv2.GaussianBlur(rng.uniform(0, 255, (th, tw, 3)).astype(np.float32), (0, 0), 2.0)
-    tex = ((tex - tex.min()) / (tex.max() - tex.min()) * 255).astype(np.uint8)
-    x0, y0 = max(dx, 0) * (n - 1), max(dy, 0) * (n - 1)
-    return [np.ascontiguousarray(tex[y0 - t * dy:y0 - t * dy + h, x0 - t * dx:x0 - t * dx + w])
-            for t in range(n)]
+def translating_frames(n: int, h: int, w: int, dx: int, dy: int, seed: int = 0) -> list[np.ndarray]:
+    """n (h, w, 3) uint8 RGB frames whose content moves by (dx, dy) pixels per frame."""
+    return list(moving_frames(n, h, w, dx, dy, seed))
 
 
 def encode(path, frames, codec="mpeg4", gop=12, bframes=0, audio=False):

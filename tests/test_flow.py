@@ -7,7 +7,12 @@ import os
 import av
 import cv2
 import numpy as np
+from pathlib import Path
+
 import pytest
+
+from videos import encode as encode_video
+from videos import moving_frames
 
 from ip_tsn.codec.errors import VideoError
 from ip_tsn.codec.flow import (compute_flow, dequantize_flow, load_flow, quantize_flow, save_flow,
@@ -15,32 +20,13 @@ from ip_tsn.codec.flow import (compute_flow, dequantize_flow, load_flow, quantiz
 
 
 def translating_frames(n: int, h: int, w: int, dx: int, dy: int, seed: int = 0) -> list[np.ndarray]:
-    """n (h, w, 3) uint8 RGB crops of a smooth random texture whose content moves by (dx, dy)
-    pixels per frame: pixel (x, y) of frame t is pixel (x + dx, y + dy) of frame t + 1."""
-    rng = np.random.default_rng(seed)
-    th, tw = h + abs(dy) * (n - 1), w + abs(dx) * (n - 1)
-    tex = cv2.GaussianBlur(rng.uniform(0, 255, (th, tw, 3)).astype(np.float32), (0, 0), 2.0)
-    tex = ((tex - tex.min()) / (tex.max() - tex.min()) * 255).astype(np.uint8)
-    x0, y0 = max(dx, 0) * (n - 1), max(dy, 0) * (n - 1)
-    return [np.ascontiguousarray(tex[y0 - t * dy:y0 - t * dy + h, x0 - t * dx:x0 - t * dx + w])
-            for t in range(n)]
+    """n (h, w, 3) uint8 RGB frames whose content moves by (dx, dy) pixels per frame."""
+    return list(moving_frames(n, h, w, dx, dy, seed))
 
 
 def encode(path, frames, codec="mpeg4", gop=12):
-    """Write RGB frames to a video file with PyAV (fixed quantizer 2 for mpeg4)."""
-    with av.open(str(path), "w") as out:
-        st = out.add_stream(codec, rate=25)
-        st.height, st.width = frames[0].shape[:2]
-        st.pix_fmt = "yuv420p"
-        st.codec_context.gop_size, st.codec_context.max_b_frames = gop, 0
-        if codec == "mpeg4":
-            st.codec_context.qscale = True
-            st.codec_context.qmin = st.codec_context.qmax = 2
-        for t, img in enumerate(frames):
-            frame = av.VideoFrame.from_ndarray(img, format="rgb24")
-            frame.pts = t
-            out.mux(st.encode(frame))
-        out.mux(st.encode(None))
+    """Write RGB frames to a video file with PyAV (fixed quantiser for mpeg4)."""
+    return encode_video(Path(path), np.stack(frames), codec, gop=gop)
 
 
 @pytest.mark.parametrize("method", ["tvl1", "dis"])

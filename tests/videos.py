@@ -20,7 +20,7 @@ def texture(height: int, width: int, seed: int = 0) -> np.ndarray:
 
 def moving_frames(n: int, height: int = 64, width: int = 64, dx: int = 2, dy: int = 0, seed: int = 0) -> np.ndarray:
     """(N, H, W, 3) uint8 frames of a texture translating by ``(dx, dy)`` pixels per frame."""
-    pad = 4 * n + 16
+    pad = (abs(dx) + abs(dy) + 1) * n + 16
     big = texture(height + 2 * pad, width + 2 * pad, seed)
     return np.stack(
         [big[pad - t * dy : pad - t * dy + height, pad - t * dx : pad - t * dx + width] for t in range(n)]
