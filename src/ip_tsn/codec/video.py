@@ -17,6 +17,7 @@ by anchor back to the GOP's I-frame (CoViAR's accumulation, at sub-pixel precisi
 
 from __future__ import annotations
 
+import gc
 import os
 from collections import OrderedDict
 from dataclasses import dataclass, field
@@ -27,9 +28,17 @@ import numpy as np
 
 from .errors import VideoError
 from .index import VideoIndex, get_index, open_video_stream
-from .motion import compose, dense_motion, residual, warp
+from .motion import block_mean, compose, dense_motion, residual, warp
 
 REPRESENTATIONS = ("iframe", "mv", "residual", "rgb")
+MAX_REFERENCES = 3  # H.264 reference pictures tried per block when accumulating
+
+# A forked child (a DataLoader worker) must never free the parent's decoder state: FFmpeg's worker
+# threads exist only in the parent, so freeing a container or a frame's scaler there can hang
+# forever. The child parks what it inherited here instead (never used, never freed), and garbage
+# holding decoded frames is collected before every fork.
+_INHERITED: list = []
+os.register_at_fork(before=gc.collect)
 
 
 @dataclass
@@ -41,6 +50,7 @@ class _Gop:
     rgb: dict = field(default_factory=dict)  # (H, W, 3) uint8
     own: dict = field(default_factory=dict)  # (H, W, 2) float32, relative to the previous anchor
     acc: dict = field(default_factory=dict)  # (H, W, 2) float32, relative to the GOP's I-frame
+    busy: set = field(default_factory=set)  # frames whose accumulated motion is being computed
 
 
 class CompressedVideo:
@@ -160,7 +170,9 @@ class CompressedVideo:
                 raise VideoError(self.path, f"decoding failed: {e}") from None
 
     def close(self) -> None:
-        if self._container is not None and self._pid == os.getpid():
+        if self._pid != os.getpid():
+            _INHERITED.append((self._container, self._gops))
+        elif self._container is not None:
             self._container.close()
         self._reset()
 
@@ -186,7 +198,7 @@ class CompressedVideo:
             need.add(j)
             ref = idx.reference_of(j)
             if ref is not None and accumulate:
-                todo.append(ref)  # the whole chain back to the I-frame
+                todo += self._l0_candidates(j, g)  # the whole chain back to the I-frame
             elif ref is not None and j == i:
                 need.add(ref)  # only its pixels, for the residual
             nxt = self._l1_anchor(j, accumulate)
@@ -218,7 +230,8 @@ class CompressedVideo:
         return nxt
 
     def _open(self):
-        if self._pid != os.getpid():  # forked: never touch the parent's decoder
+        if self._pid != os.getpid():  # forked: never touch (or free) the parent's decoder
+            _INHERITED.append((self._container, self._gops))
             self._reset()
         if self._container is None:
             container, stream = open_video_stream(self.path)
@@ -302,26 +315,53 @@ class CompressedVideo:
     def _acc_motion(self, gop: _Gop, j: int, g: int) -> np.ndarray:
         """(H, W, 2) motion of frame ``j`` into the GOP's I-frame ``g``.
 
-        L0 blocks (and intra blocks, with zero motion) chain through ``reference_of(j)``; the L1-only
-        blocks of a B-frame chain through the next anchor's accumulated motion.
+        L0 blocks (and intra blocks, with zero motion) chain through a reference picture before
+        ``j`` (:meth:`_l0_candidates`); the L1-only blocks of a B-frame chain through the next
+        anchor's accumulated motion.
         """
         if j in gop.acc:
             return gop.acc[j]
-        prev, h, w = self.index.reference_of(j), self.height, self.width
+        h, w = self.height, self.width
+        gop.busy.add(j)
+        vectors = gop.vectors.get(j)
+        mv0, has_l0 = dense_motion(vectors, h, w, -1)
+        acc = self._chain(gop, j, g, mv0, self._l0_candidates(j, g))
         nxt = self._l1_anchor(j, accumulate=True)
-        if nxt is None:
-            own = self._own_motion(gop, j)
-            acc = own if prev == g else compose(own, self._acc_motion(gop, prev, g))
-        else:
-            vectors = gop.vectors.get(j)
-            mv0, has_l0 = dense_motion(vectors, h, w, -1)
+        if nxt is not None and nxt not in gop.busy:
             mv1, has_l1 = dense_motion(vectors, h, w, +1)
-            acc = mv0 if prev == g else compose(mv0, self._acc_motion(gop, prev, g))
             only_l1 = has_l1 & ~has_l0
             if only_l1.any():
-                acc[only_l1] = compose(mv1, self._acc_motion(gop, nxt, g))[only_l1]
+                acc[only_l1] = self._chain(gop, j, g, mv1, [nxt])[only_l1]
+        gop.busy.discard(j)
         gop.acc[j] = acc
         return acc
+
+    def _l0_candidates(self, j: int, g: int) -> list[int]:
+        """Pictures frame ``j``'s L0 vectors may point into, the default (``reference_of``) first.
+
+        H.264 allows several reference pictures per list and FFmpeg does not export which one a
+        block used: the nearest reference pictures of the GOP are candidates, and each 8x8 cell
+        takes the one whose motion-compensated prediction matches the decoded frame best. Other
+        codecs have a single reference.
+        """
+        first = self.index.reference_of(j)
+        if self.codec != "h264" or first is None:
+            return [first]
+        refs = [k for k in range(j - 1, g - 1, -1) if self.index.reference[k]][:MAX_REFERENCES]
+        return [first] + [k for k in refs if k != first]
+
+    def _chain(self, gop: _Gop, j: int, g: int, mv: np.ndarray, candidates: list[int]) -> np.ndarray:
+        """``mv`` (into one of ``candidates``, chosen per 8x8 cell) chained on to the I-frame ``g``."""
+        candidates = [c for c in candidates if c not in gop.busy] or candidates[:1]
+        fields = [mv.copy() if c == g else compose(mv, self._acc_motion(gop, c, g)) for c in candidates]
+        if len(fields) == 1:
+            return fields[0]
+        frame = self._rgb(gop, j).astype(np.int16)
+        errors = [block_mean(np.abs(warp(self._rgb(gop, c), mv).astype(np.int16) - frame).sum(-1))
+                  for c in candidates]
+        choice = np.argmin(np.stack(errors), axis=0)  # ties: the first (default) candidate
+        pick = np.repeat(np.repeat(choice, 8, axis=0), 8, axis=1)[: mv.shape[0], : mv.shape[1]]
+        return np.take_along_axis(np.stack(fields), pick[None, ..., None], axis=0)[0]
 
     def _compute(self, gop: _Gop, i: int, g: int, representation: str, accumulate: bool) -> np.ndarray:
         if representation == "iframe":

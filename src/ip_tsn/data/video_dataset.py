@@ -11,7 +11,6 @@ the file (``VideoError``), never a blank input.
 
 from __future__ import annotations
 
-import gc
 import os
 from pathlib import Path
 from typing import Callable, Sequence
@@ -26,12 +25,6 @@ from .datasets import VideoRecord
 from .modalities import check_modality, x_channels
 from .sampling import segment_indices
 from .transforms import eval_views, normalize, resize_short, to_tensor, train_augment
-
-# Decoded PyAV frames sit in reference cycles until the garbage collector frees them. A DataLoader
-# worker forked while such garbage exists would free it itself and hang forever in FFmpeg's
-# thread-pool teardown (those threads exist only in the parent): collect it before every fork.
-os.register_at_fork(before=gc.collect)
-
 
 class _FrameReader:
     """Reads the frames of one modality for one record, normalised: (K, H, W, C) float32."""
