@@ -29,7 +29,7 @@ def encode(path, frames, codec="mpeg4", gop=12):
     return encode_video(Path(path), np.stack(frames), codec, gop=gop)
 
 
-@pytest.mark.parametrize("method", ["tvl1", "dis"])
+@pytest.mark.parametrize("method", ["tvl1", "tvl1-fast", "dis"])
 def test_compute_flow_recovers_translation_and_sign(method):
     a, b = translating_frames(2, 64, 80, dx=3, dy=-2)
     flow = compute_flow(a, b, method)
