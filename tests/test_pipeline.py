@@ -1,0 +1,136 @@
+"""End to end on a tiny synthetic dataset: teacher -> cache -> student -> I-stream -> test -> fuse,
+through the `ip-tsn` CLI; a stale cache refused; DDP on 2 CPU processes; one W&B sweep trial."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+
+from ip_tsn.cli import main
+from ip_tsn.data.synthetic import TINY_CONFIG, generate_synthetic
+from ip_tsn.data.teacher_cache import TeacherCache
+from ip_tsn.lit.scores import load_scores
+
+ROOT = Path(__file__).resolve().parents[1]
+FAST = ["trainer.max_epochs=1", "trainer.enable_progress_bar=false", "logger.wandb=false",
+        "data.num_workers=0", "data.crop_size=32", "data.test_segments=3", "data.batch_size=8",
+        "trainer.limit_train_batches=2"]
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory):
+    """A tiny synthetic dataset with DIS flow, and the common overrides pointing at it."""
+    base = tmp_path_factory.mktemp("pipeline")
+    data = base / "synthetic"
+    generate_synthetic(data, **TINY_CONFIG, progress=False)
+    subprocess.run([sys.executable, str(ROOT / "data_prep" / "extract_flow.py"), str(data), "--method", "dis",
+                    "--workers", "1", "--no-progress"], check=True, capture_output=True, timeout=300)
+    return base, FAST + [f"data.root={data}", f"run_root={base / 'runs'}"]
+
+
+def run(*args: str) -> None:
+    assert main(list(args)) == 0, args
+
+
+def test_teacher_cache_student_fusion(tiny, capsys):
+    base, common = tiny
+    runs = base / "runs"
+    run("fit", str(ROOT / "experiments/teacher.yaml"), *common)
+    assert (runs / "teacher/checkpoints/best.ckpt").is_file() and (runs / "teacher/checkpoints/last.ckpt").is_file()
+    saved = yaml.safe_load((runs / "teacher/config.yaml").read_text())
+    assert saved["datamodule"]["modality"] == "flow" and saved["run_dir"] == str(runs / "teacher")
+
+    run("cache", str(ROOT / "experiments/cache.yaml"), *common)
+    cache = TeacherCache(runs / "teacher_cache")
+    assert len(cache.video_ids) == 30  # 10 classes x (2 train + 1 val), each once
+    logits, features = cache.lookup(cache.video_ids[0], np.array([0, 3, 100]))
+    assert logits.shape == (3, 10) and features.shape == (3, 512) and np.isfinite(logits).all()
+
+    for stage in ("student", "pstream", "istream"):
+        run("fit", str(ROOT / f"experiments/{stage}.yaml"), *common)
+    for stage in ("teacher", "pstream", "student", "istream"):
+        run("test", str(ROOT / f"experiments/{stage}.yaml"), *common)
+        scores = load_scores(runs / stage / "scores_test.npz")
+        assert len(scores.video_ids) == 10 and scores.scores.shape == (10, 10)
+        np.testing.assert_allclose(scores.scores.sum(1), 1.0, rtol=1e-4)  # softmax scores per video
+    capsys.readouterr()
+    run("fuse", str(ROOT / "experiments/fuse.yaml"), *common)
+    table = capsys.readouterr().out
+    for row in ("teacher (flow)", "P-stream", "P-stream distilled", "I-stream", "fusion"):
+        assert f"| {row} " in table
+    results = json.loads((runs / "fusion/results.json").read_text())
+    assert 0.0 <= results["results"]["fusion"]["top1"] <= 1.0
+    assert (runs / "fusion/confusion.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_student_refuses_a_stale_cache(tiny, capsys):
+    base, common = tiny
+    runs = base / "runs"
+    if not (runs / "teacher_cache/manifest.json").is_file():
+        pytest.skip("needs the pipeline test's cache")
+    other = runs / "other_teacher.ckpt"
+    other.write_bytes((runs / "teacher/checkpoints/best.ckpt").read_bytes() + b"changed")
+    code = main(["fit", str(ROOT / "experiments/student.yaml"), *common, f"teacher.checkpoint={other}"])
+    err = capsys.readouterr().err
+    assert code == 2 and "teacher_cache" in err and "teacher_sha256" in err
+
+
+def test_bad_override_and_missing_config_are_clear(capsys):
+    assert main(["fit", "experiments/nope.yaml"]) == 2
+    assert "nope.yaml: config file not found" in capsys.readouterr().err
+    assert main(["fit", str(ROOT / "experiments/teacher.yaml"), "data=imagenet"]) == 2
+    assert "experiments/data/imagenet.yaml" in capsys.readouterr().err
+
+
+def _cli(args: list[str], env: dict | None = None, timeout: int = 400) -> subprocess.CompletedProcess:
+    proc = subprocess.run([sys.executable, "-m", "ip_tsn.cli", *args], capture_output=True, text=True,
+                          timeout=timeout, cwd=ROOT, env={**os.environ, **(env or {})})
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return proc
+
+
+def test_ddp_two_cpu_processes_train_and_cache(tiny):
+    """Teacher training and cache writing under DDP (2 processes, gloo): every video cached once."""
+    base, common = tiny
+    ddp = ["trainer.devices=2", "trainer.strategy=ddp", "trainer.accelerator=cpu", f"run_root={base / 'ddp'}"]
+    _cli(["fit", str(ROOT / "experiments/teacher.yaml"), *common, *ddp])
+    assert (base / "ddp/teacher/checkpoints/last.ckpt").is_file()
+    _cli(["cache", str(ROOT / "experiments/cache.yaml"), *common, *ddp])
+    manifest = json.loads((base / "ddp/teacher_cache/manifest.json").read_text())
+    assert len(manifest["shards"]) == 2
+    assert manifest["num_videos"] == len(manifest["videos"]) == 30
+    assert sum(v["count"] for v in manifest["videos"].values()) == sum(s["num_rows"] for s in manifest["shards"])
+
+
+def test_wandb_sweep_trial_runs_offline(tiny):
+    """One trial of experiments/sweeps/student.yaml, its command expanded as the W&B agent does."""
+    base, common = tiny
+    if not (base / "runs/teacher_cache/manifest.json").is_file():
+        pytest.skip("needs the pipeline test's cache")
+    sweep = yaml.safe_load((ROOT / "experiments/sweeps/student.yaml").read_text())
+    params = {"distill.temperature": 2, "distill.kd_weight": 0.5, "distill.feat_weight": 0.25, "model.lr": 0.003}
+    assert set(params) == set(sweep["parameters"])
+    command = []
+    for part in sweep["command"]:
+        if part == "${env}":
+            continue
+        if part == "${interpreter}":
+            command.append(sys.executable)
+        elif part == "${args_no_hyphens}":
+            command += [f"{k}={v}" for k, v in params.items()]
+        else:
+            command.append(part)
+    overrides = [o for o in common if not o.startswith("logger.wandb")] + ["run_name=sweep_trial", "name=sweep_trial"]
+    env = {**os.environ, "WANDB_MODE": "offline", "WANDB_API_KEY": "", "WANDB_DIR": str(base)}
+    proc = subprocess.run(command + overrides, cwd=ROOT, env=env, capture_output=True, text=True, timeout=400)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    saved = yaml.safe_load((base / "runs/sweep_trial/config.yaml").read_text())
+    assert saved["distill"]["temperature"] == 2 and saved["model"]["lr"] == 0.003
+    assert list((base / "runs/sweep_trial/wandb").glob("offline-run-*")), "no offline W&B run written"
