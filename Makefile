@@ -6,8 +6,10 @@
 #   make data DATASET=ucf101 ROOT=/path/to/download   prepare a real dataset
 #   ARGS="trainer.devices=2 ..."    OmegaConf overrides passed to every `ip-tsn` call
 #
-# Targets are real files (checkpoints, cache manifest, score files), so reruns do only what is
-# out of date: retraining the teacher makes its cache, and so the student, stale.
+# Targets are real files, each written only when its step succeeded: <run>/fit.json (the record
+# of a finished training, next to its checkpoints), the cache manifest, score files, the results
+# table. Reruns do only what is out of date: retraining the teacher makes its cache, and so the
+# student, stale. An interrupted training resumes with ARGS="ckpt_path=last".
 SHELL := /bin/bash
 PYTHON ?= python3
 VENV := .venv
@@ -20,7 +22,7 @@ DATA := data/synthetic
 RUNS := runs/synthetic/split1
 SYNTH := $(DATA)/splits/classInd.txt
 FLOW := $(DATA)/flow/.complete
-FLOW_ARGS ?= --method tvl1 --size 64x64 --workers 2
+FLOW_ARGS ?= --method tvl1-fast --size 64x64 --workers 2
 CFG_DEPS := experiments/base.yaml experiments/data/synthetic.yaml
 
 .PHONY: install test demo teacher cache student istream pstream fuse scores data bench clean-runs
@@ -46,33 +48,33 @@ $(FLOW): $(SYNTH)
 	touch $@
 
 # ---------------------------------------------------------------- training chain
-$(RUNS)/teacher/checkpoints/last.ckpt: $(FLOW) experiments/teacher.yaml $(CFG_DEPS)
+$(RUNS)/teacher/fit.json: $(FLOW) experiments/teacher.yaml $(CFG_DEPS)
 	$(IPTSN) fit experiments/teacher.yaml $(ARGS)
 
-$(RUNS)/teacher_cache/manifest.json: $(RUNS)/teacher/checkpoints/last.ckpt experiments/cache.yaml
+$(RUNS)/teacher_cache/manifest.json: $(RUNS)/teacher/fit.json experiments/cache.yaml
 	$(IPTSN) cache experiments/cache.yaml $(ARGS)
 
-$(RUNS)/student/checkpoints/last.ckpt: $(RUNS)/teacher_cache/manifest.json experiments/student.yaml experiments/pstream.yaml
+$(RUNS)/student/fit.json: $(RUNS)/teacher_cache/manifest.json experiments/student.yaml experiments/pstream.yaml
 	$(IPTSN) fit experiments/student.yaml $(ARGS)
 
-$(RUNS)/pstream/checkpoints/last.ckpt: $(SYNTH) experiments/pstream.yaml $(CFG_DEPS)
+$(RUNS)/pstream/fit.json: $(SYNTH) experiments/pstream.yaml $(CFG_DEPS)
 	$(IPTSN) fit experiments/pstream.yaml $(ARGS)
 
-$(RUNS)/istream/checkpoints/last.ckpt: $(SYNTH) experiments/istream.yaml $(CFG_DEPS)
+$(RUNS)/istream/fit.json: $(SYNTH) experiments/istream.yaml $(CFG_DEPS)
 	$(IPTSN) fit experiments/istream.yaml $(ARGS)
 
 # test protocol (25 segments) on val (for fusion weights) and test, per stream
-$(RUNS)/%/scores_test.npz: $(RUNS)/%/checkpoints/last.ckpt
+$(RUNS)/%/scores_test.npz: $(RUNS)/%/fit.json
 	$(IPTSN) test experiments/$*.yaml $(ARGS)
 
 $(RUNS)/fusion/results.md: $(foreach s,teacher pstream student istream,$(RUNS)/$(s)/scores_test.npz) experiments/fuse.yaml
 	$(IPTSN) fuse experiments/fuse.yaml $(ARGS)
 
-teacher: $(RUNS)/teacher/checkpoints/last.ckpt
+teacher: $(RUNS)/teacher/fit.json
 cache: $(RUNS)/teacher_cache/manifest.json
-student: $(RUNS)/student/checkpoints/last.ckpt
-pstream: $(RUNS)/pstream/checkpoints/last.ckpt
-istream: $(RUNS)/istream/checkpoints/last.ckpt
+student: $(RUNS)/student/fit.json
+pstream: $(RUNS)/pstream/fit.json
+istream: $(RUNS)/istream/fit.json
 scores: $(foreach s,teacher pstream student istream,$(RUNS)/$(s)/scores_test.npz)
 fuse: $(RUNS)/fusion/results.md
 

@@ -55,3 +55,31 @@ def tiny_video_bytes(tmp_path_factory) -> Callable[[str], bytes]:
             cache[codec] = encode_moving_video(folder / f"v_{codec}.mp4", codec=codec).read_bytes()
         return cache[codec]
     return get
+
+
+# -- evaluation protocol / predict / export tests: tiny trained I- and P-streams -----------------
+@pytest.fixture(scope="session")
+def tiny_streams(tmp_path_factory) -> dict:
+    """A tiny synthetic dataset with a second split (split 2: val and test lists swapped) and an
+    I-stream and a P-stream trained 1 epoch on split 1 through the CLI. Returns ``{"root",
+    "runs" (run_root of split 1), "common" (overrides), "istream", "pstream" (best.ckpt paths)}``;
+    ``run_root`` follows ``data.split`` (``<base>/runs/split<k>``)."""
+    from ip_tsn.cli import main
+    from ip_tsn.data.synthetic import TINY_CONFIG, generate_synthetic
+
+    base = tmp_path_factory.mktemp("streams")
+    data = base / "synthetic"
+    generate_synthetic(data, **TINY_CONFIG, progress=False)
+    lists = data / "splits"
+    for mine, theirs in (("train", "train"), ("val", "test"), ("test", "val")):
+        (lists / f"{mine}list02.txt").write_text((lists / f"{theirs}list01.txt").read_text())
+    common = ["trainer.max_epochs=1", "trainer.enable_progress_bar=false", "logger.wandb=false",
+              "data.num_workers=0", "data.crop_size=32", "data.test_segments=3", "data.batch_size=8",
+              "trainer.limit_train_batches=2", f"data.root={data}",
+              f"run_root={base}/runs/split${{data.split}}"]
+    experiments = Path(__file__).resolve().parents[1] / "experiments"
+    for stage in ("istream", "pstream"):
+        assert main(["fit", str(experiments / f"{stage}.yaml"), *common]) == 0
+    runs = base / "runs" / "split1"
+    return {"root": data, "runs": runs, "common": common, "base": base,
+            "istream": runs / "istream/checkpoints/best.ckpt", "pstream": runs / "pstream/checkpoints/best.ckpt"}

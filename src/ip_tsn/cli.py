@@ -4,6 +4,10 @@
     ip-tsn cache experiments/cache.yaml   [key=value ...]   # teacher logits/features for the student
     ip-tsn test  experiments/student.yaml [--checkpoint CKPT] [key=value ...]  # TSN test protocol, scores
     ip-tsn fuse  experiments/fuse.yaml    [key=value ...]   # late fusion, results table + confusion PNG
+    ip-tsn fuse  experiments/fuse.yaml fuse.splits=[1,2,3]  # the same per split, and each split + mean
+    ip-tsn predict VIDEO [VIDEO ...] --model runs/<dataset>/split1/fusion  # fused I+P, top-5, timing
+    ip-tsn predict VIDEO --istream I.ckpt --pstream P.ckpt [--weights 2,1] [--json] [--device cuda]
+    ip-tsn export --model runs/<dataset>/split1/fusion --out exported/  # TorchScript + ONNX + fusion.json
 
 Overrides are OmegaConf dot-lists (``data=ucf101 trainer.devices=2 model.lr=0.01``), exactly what
 a W&B sweep's ``${args_no_hyphens}`` passes, and what every DDP rank parses again.
@@ -12,6 +16,7 @@ a W&B sweep's ``${args_no_hyphens}`` passes, and what every DDP rank parses agai
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import sys
 import warnings
@@ -31,7 +36,33 @@ def _parser() -> argparse.ArgumentParser:
         if name == "test":
             p.add_argument("--checkpoint", help="default: <run_dir>/checkpoints/best.ckpt")
             p.add_argument("--subsets", default="val,test", help="comma-separated (default val,test)")
+    predict = sub.add_parser("predict", help="fused I+P prediction on any video (no optical flow)")
+    predict.add_argument("videos", nargs="+", help="video files (H.264, MPEG-4, ...; HEVC: re-encode first)")
+    export = sub.add_parser("export", help="TorchScript + ONNX of the stream networks, fusion.json")
+    export.add_argument("--out", required=True, help="output folder")
+    export.add_argument("--no-onnx", dest="onnx", action="store_false", help="TorchScript only")
+    for p in (predict, export):
+        p.add_argument("--model", help="folder or model.json of `ip-tsn fuse` (predict: or an export folder)")
+        p.add_argument("--istream", help="I-stream checkpoint")
+        p.add_argument("--pstream", help="P-stream checkpoint (distilled or not)")
+        p.add_argument("--weights", type=_floats, help="fusion weights, one per stream, e.g. 2,1 (I,P)")
+        p.add_argument("--classes", help="class names (classInd.txt or one per line), if not stored")
+        p.add_argument("--segments", type=int, help="TSN segments (default: the checkpoint's test_segments)")
+        p.add_argument("--crops", type=int, default=1, choices=(1, 3, 10), help="crops per segment (default 1)")
+    predict.add_argument("--device", default="auto", help="auto (default), cpu or cuda")
+    predict.add_argument("--top-k", type=int, default=5, help="classes shown (default 5)")
+    predict.add_argument("--json", action="store_true", help="one JSON list on stdout")
     return parser
+
+
+_USER_ERRORS = {"predict": (ValueError, RuntimeError), "export": (ValueError, RuntimeError)}
+
+
+def _floats(text: str) -> list[float]:
+    try:
+        return [float(v) for v in text.split(",")]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated numbers, e.g. 2,1; got {text!r}") from None
 
 
 def _quiet() -> None:
@@ -50,6 +81,8 @@ def main(argv: list[str] | None = None) -> int:
     from .data.teacher_cache import StaleCacheError
 
     try:
+        if args.command in ("predict", "export"):
+            return _predict_or_export(args)
         cfg = load_config(args.config, args.overrides)
         if args.command == "fit":
             print(f"best checkpoint: {experiment.fit(cfg)}")
@@ -59,13 +92,49 @@ def main(argv: list[str] | None = None) -> int:
             metrics = experiment.test(cfg, args.checkpoint, tuple(args.subsets.split(",")))
             for subset, values in metrics.items():
                 print(subset + ": " + ", ".join(f"{k} {v:.4f}" for k, v in sorted(values.items())))
+        elif args.command == "fuse" and cfg.fuse.get("splits"):
+            print(open(experiment.fuse_splits(args.config, args.overrides, list(cfg.fuse.splits))["markdown"]).read())
         elif args.command == "fuse":
             result = experiment.fuse(cfg)
             print(open(result["markdown"]).read() if "markdown" in result else result)
-    except (ConfigError, VideoError, StaleCacheError, FileNotFoundError) as e:
+    except (ConfigError, VideoError, StaleCacheError, FileNotFoundError) + _USER_ERRORS.get(args.command, ()) as e:
         print(f"ip-tsn {args.command}: error: {e}", file=sys.stderr)
         return 2
     return 0
+
+
+def _predict_or_export(args: argparse.Namespace) -> int:
+    """``predict``: every video, errors per video on stderr (exit 2 if any); ``export``."""
+    from .inference import FusedPredictor, format_prediction
+
+    device = "cpu" if args.command == "export" else args.device
+    predictor = FusedPredictor.load(args.model, args.istream, args.pstream, args.weights, args.classes,
+                                    device, args.segments, args.crops)
+    if args.command == "export":
+        from .export import export_model
+
+        report = export_model(predictor, args.out, onnx=args.onnx)
+        for name, rep in report["streams"].items():
+            files = ", ".join(str(rep[k]) for k in ("torchscript", "onnx") if rep[k])
+            diffs = ", ".join(f"{k} {v:.1e}" for k, v in rep["max_abs_diff"].items())
+            print(f"{name}: {files} (max |logit - checkpoint|: {diffs})"
+                  + "".join(f"\n  {k} not written: {v}" for k, v in rep["errors"].items()))
+        print(f"fusion: {report['fusion']}")
+        return 0
+    results, failed = [], 0
+    for video in args.videos:
+        try:
+            results.append(predictor.predict(video, args.top_k))
+        except (ValueError, OSError) as e:  # VideoError is a ValueError naming the file
+            failed += 1
+            results.append({"video": video, "error": str(e)})
+            print(f"ip-tsn predict: error: {e}", file=sys.stderr)
+            continue
+        if not args.json:
+            print(format_prediction(results[-1]), flush=True)
+    if args.json:
+        print(json.dumps(results, indent=2))
+    return 2 if failed else 0
 
 
 if __name__ == "__main__":

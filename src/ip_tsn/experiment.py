@@ -19,14 +19,18 @@ from omegaconf import DictConfig
 from pytorch_lightning.callbacks import LearningRateMonitor, ModelCheckpoint
 from pytorch_lightning.loggers import CSVLogger, Logger
 
-from .config import save_config, to_container
+from .config import ConfigError, load_config, save_config, to_container
 from .data.datamodule import VideoDataModule
 from .data.teacher_cache import TeacherCache, sha256_file
 from .lit.cache_writer import TeacherCacheWriter
+from .lit.checkpoint_info import SaveClassNames
 from .lit.classifier import StreamClassifier
+from .lit.atomic import write_json_atomic
 from .lit.distillation import DistillationModule
-from .lit.report import run_fusion
+from .lit.fused_model import StreamEntry, write_fused_model
+from .lit.report import run_fusion, write_class_report
 from .lit.scores import SaveTestScores, save_scores
+from .lit.splits import write_splits_report
 
 MODULES = {"classifier": StreamClassifier, "distill": DistillationModule}
 
@@ -91,7 +95,7 @@ def fit(cfg: DictConfig) -> Path:
     checkpoint = ModelCheckpoint(dirpath=str(ckpt_dir), filename="best", monitor=cfg.checkpoint.monitor,
                                  mode=cfg.checkpoint.mode, save_last=True, enable_version_counter=False)
     loggers = build_loggers(cfg, run_dir)
-    callbacks = [checkpoint] + ([LearningRateMonitor("epoch")] if loggers else [])
+    callbacks = [checkpoint, SaveClassNames(dm.class_names)] + ([LearningRateMonitor("epoch")] if loggers else [])
     trainer = build_trainer(cfg, run_dir, callbacks, loggers)
     if trainer.is_global_zero:
         save_config(cfg, run_dir / "config.yaml")
@@ -99,7 +103,13 @@ def fit(cfg: DictConfig) -> Path:
     if ckpt_path == "last":
         ckpt_path = str(ckpt_dir / "last.ckpt") if (ckpt_dir / "last.ckpt").is_file() else None
     trainer.fit(model, datamodule=dm, ckpt_path=ckpt_path, weights_only=True)
-    return Path(checkpoint.best_model_path or ckpt_dir / "last.ckpt")
+    best = Path(checkpoint.best_model_path or ckpt_dir / "last.ckpt")
+    if trainer.is_global_zero and not trainer.interrupted:  # the Makefile's target: written last
+        score = checkpoint.best_model_score
+        write_json_atomic(run_dir / "fit.json", {"best_checkpoint": str(best), "monitor": cfg.checkpoint.monitor,
+                                                 "best_score": None if score is None else float(score),
+                                                 "epochs": trainer.current_epoch})
+    return best
 
 
 def _check_cache(cfg: DictConfig, dm: VideoDataModule) -> None:
@@ -142,7 +152,9 @@ def cache(cfg: DictConfig) -> Path:
 
 
 def test(cfg: DictConfig, checkpoint: str | None = None, subsets: tuple[str, ...] = ("val", "test")) -> dict:
-    """TSN test protocol on ``subsets``: per-video scores (``scores_<subset>.npz``) and metrics."""
+    """TSN test protocol on ``subsets`` (``data.test_segments`` x ``data.test_crops``: 1, 3 or 10):
+    per-video scores ``scores_<subset>.npz``, ``metrics.json``, ``per_class_<subset>.csv`` and
+    ``confusion_<subset>.png`` in the run directory."""
     run_dir = Path(cfg.run_dir)
     checkpoint = checkpoint or str(run_dir / "checkpoints" / "best.ckpt")
     model = load_module(checkpoint)
@@ -153,19 +165,43 @@ def test(cfg: DictConfig, checkpoint: str | None = None, subsets: tuple[str, ...
         trainer = build_trainer(cfg, run_dir, [SaveTestScores(scores)])
         (result,) = trainer.test(model, datamodule=dm, verbose=False)
         metrics[subset] = {k.split("/", 1)[1]: float(v) for k, v in result.items()}
+        if trainer.is_global_zero:
+            table = model.test_scores()
+            write_class_report(run_dir, subset, table.scores, table.labels, dm.class_names)
     if trainer.is_global_zero:
         (run_dir / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
     return metrics
 
 
 def fuse(cfg: DictConfig) -> dict:
-    """Late fusion of the streams in ``cfg.fuse.streams`` (weights searched on val)."""
+    """Late fusion of the streams in ``cfg.fuse.streams`` (weights searched on val): the report
+    (``results.{md,json}``, ``confusion.png``) and ``model.json`` (the fused streams' best
+    checkpoints and weights, for ``ip-tsn predict`` / ``ip-tsn export``) in ``cfg.fuse.out_dir``."""
     runs = to_container(cfg.fuse.streams)
     dm = build_datamodule(cfg)
     val = {name: Path(run) / "scores_val.npz" for name, run in runs.items()}
     tst = {name: Path(run) / "scores_test.npz" for name, run in runs.items()}
     result = run_fusion(val, tst, cfg.fuse.out_dir, dm.class_names, fused=list(cfg.fuse.fused))
+    entries = [StreamEntry(name, float(w), checkpoint=str(Path(runs[name]) / "checkpoints" / "best.ckpt"))
+               for name, w in result["weights"].items()]
+    write_fused_model(Path(cfg.fuse.out_dir) / "model.json", entries, dm.class_names)
     return {**result, "markdown": str(Path(cfg.fuse.out_dir) / "results.md")}
 
 
-__all__ = ["build_datamodule", "build_module", "fit", "cache", "test", "fuse", "load_module", "save_scores"]
+def fuse_splits(config: str | os.PathLike, overrides: list[str], splits: list[int]) -> dict:
+    """:func:`fuse` on each of ``splits`` (the config composed again with ``data.split=k``, so
+    ``run_root`` follows the split), then a table of each split and the mean in
+    ``fuse.splits_dir`` (default ``<run_root of the first split>/../<name>_splits``)."""
+    cfgs = {k: load_config(config, [*overrides, f"data.split={k}", "fuse.splits=null"]) for k in splits}
+    roots = {str(Path(c.run_root).resolve()) for c in cfgs.values()}
+    if len(roots) < len(cfgs):
+        raise ConfigError(f"{config}: run_root ({cfgs[splits[0]].run_root}) does not depend on data.split; "
+                          "splits would overwrite each other (use run_root=.../split${data.split})")
+    per_split = {k: fuse(c) for k, c in cfgs.items()}
+    first = cfgs[splits[0]]
+    out_dir = first.fuse.get("splits_dir") or Path(first.run_root).parent / f"{first.name}_splits"
+    return write_splits_report(per_split, out_dir)
+
+
+__all__ = ["build_datamodule", "build_module", "fit", "cache", "test", "fuse", "fuse_splits", "load_module",
+           "save_scores"]

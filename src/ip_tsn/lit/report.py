@@ -1,7 +1,10 @@
-"""Fusion report: results.md, results.json and a confusion-matrix PNG (atomic writes)."""
+"""Fusion report: results.md, results.json and a confusion-matrix PNG; per-class accuracy of one
+stream's test scores (CSV + confusion PNG). All writes are atomic."""
 
 from __future__ import annotations
 
+import csv
+import io
 import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -44,6 +47,32 @@ def save_confusion_png(path: str | os.PathLike, cm: np.ndarray,
     fig.tight_layout()
     with atomic_path(path) as tmp:
         fig.savefig(tmp, format="png", dpi=100)
+
+
+def per_class_accuracy(cm: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``(n (C,) videos per true class, top1 (C,) float64 recall, NaN where n = 0)`` of a
+    confusion matrix ``cm`` (C, C) (rows = true class)."""
+    n = cm.sum(axis=1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return n, np.where(n > 0, np.diag(cm) / n, np.nan)
+
+
+def write_class_report(out_dir: str | os.PathLike, subset: str, scores: np.ndarray,
+                       labels: np.ndarray, class_names: Sequence[str]) -> dict[str, Path]:
+    """``per_class_<subset>.csv`` (``label,class,n,correct,top1``; top1 empty for classes with no
+    video) and ``confusion_<subset>.png`` of ``scores`` (N, C) against ``labels`` (N,)."""
+    out = Path(out_dir)
+    cm = confusion_matrix(labels, np.asarray(scores).argmax(axis=1), len(class_names))
+    n, top1 = per_class_accuracy(cm)
+    buf = io.StringIO()
+    writer = csv.writer(buf, lineterminator="\n")
+    writer.writerow(["label", "class", "n", "correct", "top1"])
+    for c, name in enumerate(class_names):
+        writer.writerow([c, name, int(n[c]), int(cm[c, c]), "" if n[c] == 0 else f"{top1[c]:.6f}"])
+    paths = {"csv": out / f"per_class_{subset}.csv", "confusion": out / f"confusion_{subset}.png"}
+    write_text_atomic(paths["csv"], buf.getvalue())
+    save_confusion_png(paths["confusion"], cm, class_names)
+    return paths
 
 
 def results_markdown(results: Mapping[str, Mapping[str, float]],

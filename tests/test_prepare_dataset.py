@@ -1,0 +1,144 @@
+"""data_prep/prepare_dataset.py on tiny UCF101, HMDB51 and Kinetics downloads of real videos
+(AVI MPEG-4, AVI / MP4 H.264 with B-frames): re-encoded copies, flow, split files that load_split
+and the data configs read, shards, resume, and the final report of a corrupt video."""
+
+from __future__ import annotations
+
+import csv
+import os
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from videos import encode, moving_frames
+
+from ip_tsn.codec import CompressedVideo
+from ip_tsn.codec.flow import load_flow
+from ip_tsn.config import load_config
+from ip_tsn.data.datasets import load_classes, load_split
+from ip_tsn.experiment import build_datamodule
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "data_prep"))
+import prepare_dataset  # noqa: E402
+
+FAST = ["--workers", "1", "--no-progress", "--size", "64x48", "--flow-method", "dis"]
+
+
+@pytest.fixture(scope="module")
+def clips(tmp_path_factory) -> dict[str, bytes]:
+    """Bytes of real 20-frame 64x48 clips: ``avi`` (MPEG-4 Part 2), ``avi_b`` (H.264 with
+    B-frames in AVI) and ``mp4_b`` (H.264 with B-frames in MP4)."""
+    folder, frames = tmp_path_factory.mktemp("clips"), moving_frames(20, 48, 64)
+    made = {"avi": encode(folder / "a.avi", frames, "mpeg4", gop=12),
+            "avi_b": encode(folder / "b.avi", frames, "libx264", gop=12, bframes=2),
+            "mp4_b": encode(folder / "c.mp4", frames, "libx264", gop=12, bframes=2)}
+    assert "B" in CompressedVideo(made["mp4_b"]).frame_types
+    return {k: p.read_bytes() for k, p in made.items()}
+
+
+def _put(path: Path, data: bytes) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(data)
+
+
+def _prepare(capsys, *args: str) -> tuple[int, str]:
+    capsys.readouterr()
+    code = prepare_dataset.main([*args, *FAST])
+    return code, capsys.readouterr().out
+
+
+def _ucf_tree(root: Path, clips: dict[str, bytes]) -> Path:
+    """2 classes x groups 1-3 (group 1: test); a corrupt extra train clip of class 2."""
+    lists = root / "ucfTrainTestlist"
+    lists.mkdir(parents=True)
+    (lists / "classInd.txt").write_text("1 ApplyLipstick\n2 Yo Yo\n")
+    train, test = [], []
+    for i, cls in enumerate(("ApplyLipstick", "Yo Yo"), 1):
+        for g in (1, 2, 3):
+            name = f"{cls}/v_{cls.replace(' ', '')}_g{g:02d}_c01.avi"
+            _put(root / "UCF-101" / name, clips["avi" if g < 3 else "avi_b"])
+            (test.append(name) if g == 1 else train.append(f"{name} {i}"))
+    bad = root / "UCF-101/Yo Yo/v_YoYo_g03_c02.avi"
+    _put(bad, b"\x00not a video" * 100)
+    train.append("Yo Yo/v_YoYo_g03_c02.avi 2")
+    (lists / "trainlist01.txt").write_text("\n".join(train) + "\n")
+    (lists / "testlist01.txt").write_text("\n".join(test) + "\n")
+    return bad
+
+
+def test_ucf101_shards_check_resume_and_failure_report(tmp_path, clips, capsys):
+    download, out = tmp_path / "ucf101", tmp_path / "prepared"
+    bad = _ucf_tree(download, clips)
+    codes = [_prepare(capsys, "ucf101", str(download), "--out", str(out), "--shard", f"{i}/2") for i in (0, 1)]
+    assert sorted(code for code, _ in codes) == [0, 1]  # the corrupt video fails in one shard
+    assert all("--check" in text for _, text in codes)
+    code, text = _prepare(capsys, "ucf101", str(download), "--out", str(out), "--check")
+    assert code == 1 and "7 total, 6 done" in text
+    assert "FAILED Yo Yo/v_YoYo_g03_c02.avi: not written (it failed, or its shard has not run" in text
+
+    with pytest.warns(UserWarning, match="1 of 5 listed videos are missing"):
+        train = load_split("ucf101", out, 1, "trainval", video_root=out / "videos", ext=".mp4")
+    test = load_split("ucf101", out, 1, "test", video_root=out / "videos", ext=".mp4")
+    assert len(train) == 4 and len(test) == 2 and load_classes("ucf101", out) == ["ApplyLipstick", "Yo Yo"]
+    for r in train + test:
+        video = CompressedVideo(out / "videos" / r.path)
+        assert (video.width, video.height) == (64, 48) and video.frame_types == "I" + "P" * 11 + "I" + "P" * 7
+        flow = load_flow(out / "flow" / Path(r.path).with_suffix(".npy"))
+        assert flow.shape == (19, 48, 64, 2) and flow.dtype == np.uint8
+
+    code, text = _prepare(capsys, "ucf101", str(download), "--out", str(out))  # resume: all skipped
+    assert code == 1 and "0 done, 6 skipped (already there), 1 failed" in text
+    assert "FAILED Yo Yo/v_YoYo_g03_c02.avi: cannot open as a video" in text  # the why, with the path
+    assert "FAILED Yo Yo/v_YoYo_g03_c02.avi: not prepared: cannot open as a video" in text and str(bad) in text
+    bad.write_bytes(clips["avi"])
+    code, text = _prepare(capsys, "ucf101", str(download), "--out", str(out))
+    assert code == 0 and "1 done, 6 skipped" in text and "7 total, 7 done, 0 skipped (already there), 0 failed" in text
+
+    overrides = ["data=ucf101", f"data.root={out}", "data.num_workers=0"]  # experiments/data/ucf101.yaml
+    dm = build_datamodule(load_config(ROOT / "experiments/istream.yaml", overrides))
+    assert len(dm.records("train")) + len(dm.records("val")) == 5 and dm.flow_root == os.path.join(out, "flow")
+
+
+def test_hmdb51_from_download_to_load_split(tmp_path, clips, capsys):
+    download, out = tmp_path / "hmdb51", tmp_path / "prepared"
+    (download / "testTrainMulti_7030_splits").mkdir(parents=True)
+    for cls in ("brush_hair", "wave"):
+        lines = []
+        for i in range(3):
+            name = f"{cls}_clip_#{i}_u_cm_np1_fr_goo_{i}.avi"
+            _put(download / cls / name, clips["avi_b"])
+            lines.append(f"{name} {(1, 2, 0)[i]}")
+        (download / "testTrainMulti_7030_splits" / f"{cls}_test_split1.txt").write_text("\n".join(lines) + "\n")
+    code, text = _prepare(capsys, "hmdb51", str(download), "--out", str(out))
+    assert code == 0 and "4 total, 4 done" in text  # train + test videos; the unused ones are not listed
+    for subset, n in (("trainval", 2), ("test", 2)):
+        records = load_split("hmdb51", out, 1, subset, video_root=out / "videos", ext=".mp4")
+        assert len(records) == n and all("B" not in CompressedVideo(out / "videos" / r.path).frame_types
+                                         for r in records)
+        assert all((out / "flow" / Path(r.path).with_suffix(".npy")).is_file() for r in records)
+
+
+def test_kinetics_class_subset(tmp_path, clips, capsys):
+    download, out = tmp_path / "kinetics", tmp_path / "prepared"
+    (download / "annotations").mkdir(parents=True)
+    for csv_name, folder in (("train", "train"), ("validate", "val")):
+        with open(download / "annotations" / f"{csv_name}.csv", "w", newline="") as f:
+            writer = csv.writer(f)
+            writer.writerow(["label", "youtube_id", "time_start", "time_end", "split"])
+            for label in ("abseiling", "zumba"):
+                for i in range(2):
+                    yid = f"{label[:3]}{csv_name[:2]}{i}"
+                    writer.writerow([label, yid, 10 * i, 10 * i + 10, csv_name])
+                    _put(download / folder / label / f"{yid}_{10 * i:06d}_{10 * i + 10:06d}.mp4", clips["mp4_b"])
+    (tmp_path / "subset.txt").write_text("zumba\n")
+    code, text = _prepare(capsys, "kinetics", str(download), "--out", str(out), "--class-list",
+                          str(tmp_path / "subset.txt"))
+    assert code == 0 and "4 total, 4 done" in text
+    assert (out / "annotations/classes.txt").read_text() == "zumba\n"
+    test = load_split("kinetics", out, 1, "test", video_root=out / "videos", ext=".mp4")
+    assert [r.path for r in test] == [f"val/zumba/zumva{i}_{10 * i:06d}_{10 * i + 10:06d}.mp4" for i in (0, 1)]
+    assert all((out / "flow" / Path(r.path).with_suffix(".npy")).is_file() for r in test)
+    assert not (out / "videos/train/abseiling").exists()
