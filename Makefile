@@ -88,5 +88,10 @@ data: $(STAMP)
 	@test -n "$(DATASET)" -a -n "$(ROOT)" || { echo "usage: make data DATASET=ucf101|hmdb51|kinetics ROOT=/path/to/download [OUT=data/<dataset>]"; exit 2; }
 	$(PY) data_prep/prepare_dataset.py $(DATASET) $(ROOT) --out $(or $(OUT),data/$(DATASET))
 
+# benchmarks/RESULTS.md and charts (issue 5): BENCH_ARGS=--quick for the < 5 min version
+bench: $(STAMP)
+	$(PY) -m pip install --quiet --no-deps motion-vector-extractor==2.0.0
+	$(PY) benchmarks/run.py $(BENCH_ARGS)
+
 clean-runs:
 	rm -rf runs
