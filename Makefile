@@ -25,7 +25,7 @@ FLOW := $(DATA)/flow/.complete
 FLOW_ARGS ?= --method tvl1-fast --size 64x64 --workers 2
 CFG_DEPS := experiments/base.yaml experiments/data/synthetic.yaml
 
-.PHONY: install test demo teacher cache student istream pstream fuse scores data bench clean-runs
+.PHONY: install test demo teacher cache student istream pstream fuse scores data bench bench-ablation clean-runs
 
 $(STAMP): setup.cfg pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -92,6 +92,10 @@ data: $(STAMP)
 bench: $(STAMP)
 	$(PY) -m pip install --quiet --no-deps motion-vector-extractor==2.0.0
 	$(PY) benchmarks/run.py $(BENCH_ARGS)
+
+# the 3-seed distillation ablation (~25 min per seed on 2 cores), then RESULTS.md again
+bench-ablation: $(FLOW)
+	$(PY) benchmarks/run.py --only ablation --train-ablation --seeds 0,1,2
 
 clean-runs:
 	rm -rf runs

@@ -1,0 +1,149 @@
+"""Shared helpers of the benchmarks: timing, thread settings, the machine description, result files.
+
+Every timing is ``time.perf_counter`` (wall) and, where a single process does the work,
+``time.process_time`` (CPU time of every thread of the process), after warm-up runs; the reported
+value is the median over the repeats. Results of each section go to
+``benchmarks/results/<section>.json``; ``report.py`` and ``charts.py`` read them back.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import platform
+import statistics
+import sys
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+BENCH_DIR = Path(__file__).resolve().parent
+REPO = BENCH_DIR.parent
+# Generated videos, datasets, flow and training runs: ignored by git (runs/ is in .gitignore).
+WORK_DIR = Path(os.environ.get("IPTSN_BENCH_WORK", REPO / "runs" / "bench"))
+
+if str(REPO / "src") not in sys.path:  # running from a checkout without `pip install -e`
+    sys.path.insert(0, str(REPO / "src"))
+
+
+def set_threads(n: int) -> None:
+    """Threads of OpenCV and torch (intra-op) in this process."""
+    import cv2
+    import torch
+
+    cv2.setNumThreads(n)
+    torch.set_num_threads(n)
+
+
+def timed(fn: Callable[[], Any], repeats: int = 3, warmup: int = 1) -> dict[str, float]:
+    """Run ``fn`` ``warmup`` times untimed, then ``repeats`` times: median wall and CPU seconds."""
+    for _ in range(warmup):
+        fn()
+    wall, cpu = [], []
+    for _ in range(repeats):
+        c0, w0 = time.process_time(), time.perf_counter()
+        fn()
+        wall.append(time.perf_counter() - w0)
+        cpu.append(time.process_time() - c0)
+    return {"wall": statistics.median(wall), "cpu": statistics.median(cpu),
+            "wall_min": min(wall), "repeats": repeats}
+
+
+def median(values) -> float:
+    values = list(values)
+    return statistics.median(values) if values else float("nan")
+
+
+def loadavg() -> list[float]:
+    try:
+        return [round(x, 2) for x in os.getloadavg()]
+    except OSError:
+        return []
+
+
+def cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def memory_gib() -> float | None:
+    try:
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemTotal:"):
+                return round(int(line.split()[1]) / 2**20, 1)
+    except OSError:
+        pass
+    return None
+
+
+def machine() -> dict[str, Any]:
+    """What the numbers were measured on: CPU, cores, memory, GPU, library versions, date."""
+    import av
+    import cv2
+    import numpy
+    import torch
+
+    try:
+        import importlib.metadata as md
+        mvx = md.version("motion-vector-extractor")
+    except Exception:
+        mvx = None
+    gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else None
+    return {
+        "cpu": cpu_model(), "cores": os.cpu_count(), "memory_gib": memory_gib(), "gpu": gpu,
+        "python": platform.python_version(), "platform": platform.platform(),
+        "torch": torch.__version__, "torch_threads": torch.get_num_threads(),
+        "av": av.__version__, "ffmpeg": ".".join(map(str, av.library_versions.get("libavcodec", ()))),
+        "cv2": cv2.__version__, "numpy": numpy.__version__, "motion_vector_extractor": mvx,
+        "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        "loadavg_start": loadavg(),
+    }
+
+
+OUTPUT = {"dir": BENCH_DIR}  # where RESULTS.md and the charts go (results/ below it); run.py --output-dir
+
+
+def output_dir() -> Path:
+    return OUTPUT["dir"]
+
+
+def results_dir() -> Path:
+    return OUTPUT["dir"] / "results"
+
+
+def save_section(name: str, payload: dict[str, Any]) -> Path:
+    results_dir().mkdir(parents=True, exist_ok=True)
+    path = results_dir() / f"{name}.json"
+    tmp = path.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps(payload, indent=1, default=_json_default) + "\n")
+    os.replace(tmp, path)
+    return path
+
+
+def load_section(name: str) -> dict[str, Any] | None:
+    path = results_dir() / f"{name}.json"
+    return json.loads(path.read_text()) if path.is_file() else None
+
+
+def _json_default(x):
+    import numpy as np
+
+    if isinstance(x, (np.integer,)):
+        return int(x)
+    if isinstance(x, (np.floating,)):
+        return float(x)
+    if isinstance(x, np.ndarray):
+        return x.tolist()
+    if isinstance(x, Path):
+        return str(x)
+    raise TypeError(f"not JSON-able: {type(x)}")
+
+
+def log(*args) -> None:
+    print(f"[{time.strftime('%H:%M:%S')}]", *args, flush=True)

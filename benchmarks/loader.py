@@ -1,0 +1,203 @@
+"""Section 2: the data loaders.
+
+- Clips per second of ``VideoDataModule.train_dataloader()`` for the I-stream (``iframe``), the
+  P-stream (``p``), the flow teacher (``flow``) and the distilled P-stream (``p`` + teacher cache),
+  with 0, 1 and 2 workers, on two datasets: the synthetic default (96x96, crops of 64, as
+  ``make demo`` trains) and CoViAR's format (340x256, crops of 224). Batches of the first epoch
+  (worker start-up, index demux) are timed apart from the steady state ("warm").
+- The P network's CPU training step (ResNet-18, 5 channels, Adam) on the same batch shape, alone and
+  fed by the 2-worker loader (same 2 cores): clips per second and the fraction of time spent waiting
+  for data. The target is that the loader outpaces the step.
+- The cost of one sample as videos get longer (1x, 4x, 16x frames, 340x256): with one GOP decoded per
+  segment it must stay flat. "cold": the index cache cleared before every sample (a first epoch:
+  the demux pass that builds the index is linear in the length); "warm": index cached.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+import media
+from common import WORK_DIR, log, median, set_threads
+from ip_tsn.codec import index as codec_index
+from ip_tsn.data.datamodule import VideoDataModule
+from ip_tsn.data.datasets import VideoRecord
+from ip_tsn.data.video_dataset import StreamDataset
+
+KINDS = ("iframe", "p", "flow", "distill")
+
+
+def _datasets(quick: bool) -> dict[str, dict]:
+    syn = media.make_dataset(WORK_DIR / "data" / "syn96", (96, 96), 36, 2 if quick else 4, flow_size=(64, 64))
+    out = {"synthetic 96x96, crop 64": {"root": syn, "crop_size": 64, "batch_size": 8, "classes": 10}}
+    cov = media.make_dataset(WORK_DIR / "data" / "coviar340", media.SIZE_340, 36, 1 if quick else 2)
+    out["340x256, crop 224"] = {"root": cov, "crop_size": 224, "batch_size": 4, "classes": 10}
+    for spec in out.values():
+        spec["cache"] = media.fake_teacher_cache(spec["root"] / "teacher_cache", spec["root"], spec["classes"])
+    return out
+
+
+def datamodule(spec: dict, kind: str, workers: int) -> VideoDataModule:
+    modality = "p" if kind == "distill" else kind
+    dm = VideoDataModule(dataset="synthetic", root=str(spec["root"]), modality=modality, num_segments=3,
+                         batch_size=spec["batch_size"], num_workers=workers, pin_memory=False,
+                         crop_size=spec["crop_size"], scale_size=None, flow_length=5,
+                         teacher_cache=str(spec["cache"]) if kind == "distill" else None)
+    dm.setup("fit")
+    return dm
+
+
+def loader_throughput(spec: dict, kind: str, workers: int, warm_batches: int) -> dict:
+    codec_index._CACHE.clear()
+    dm = datamodule(spec, kind, workers)
+    loader = dm.train_dataloader()
+    t0 = time.perf_counter()
+    first_clips = 0
+    for batch in loader:  # the first epoch: worker start-up, index builds
+        first_clips += len(batch["label"])
+    first = time.perf_counter() - t0
+    clips, seen = 0, 0
+    it = iter(loader)  # persistent workers: the same processes as in the first epoch
+    pids = [w.pid for w in getattr(it, "_workers", [])]
+    cpu0, t0 = _cpu_seconds(pids), time.perf_counter()
+    while seen < warm_batches:
+        for batch in it:
+            clips += len(batch["label"])
+            seen += 1
+            if seen >= warm_batches:
+                break
+        if seen < warm_batches:
+            it = iter(loader)
+    warm = time.perf_counter() - t0
+    cpu = _cpu_seconds(pids) - cpu0
+    del it, loader
+    return {"kind": kind, "workers": workers, "first_epoch_s": first, "first_epoch_clips": first_clips,
+            "first_epoch_clips_per_s": first_clips / first, "warm_clips": clips, "warm_s": warm,
+            "clips_per_s": clips / warm, "cpu_ms_per_clip": 1e3 * cpu / clips, "cores_used": cpu / warm,
+            "batch_size": spec["batch_size"]}
+
+
+def _cpu_seconds(pids: list[int]) -> float:
+    """CPU seconds of this process plus the given (worker) processes, from /proc."""
+    total = time.process_time()
+    tick = os.sysconf("SC_CLK_TCK")
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+            total += (int(fields[11]) + int(fields[12])) / tick  # utime, stime
+        except (OSError, IndexError, ValueError):
+            pass
+    return total
+
+
+def _p_model(num_classes: int):
+    from ip_tsn.models import TSN
+
+    return TSN(num_classes, 5, arch="resnet18", num_segments=3, pretrained=False, input_bn=True)
+
+
+def _cycle(loader):
+    while True:
+        yield from loader
+
+
+def train_step_rate(spec: dict, steps: int, loader=None) -> dict:
+    """Clips/s of the P network's training step (forward, CE, backward, Adam step) on random batches,
+    or on batches from ``loader`` (then also the share of time spent waiting for data)."""
+    torch.manual_seed(0)
+    model = _p_model(spec["classes"]).train()
+    opt = torch.optim.Adam(model.parameters(), lr=1e-3, eps=1e-3)
+    b, c = spec["batch_size"], spec["crop_size"]
+    fake = {"input": torch.randn(b, 3, 5, c, c), "label": torch.randint(0, spec["classes"], (b,))}
+
+    def step(batch):
+        logits, _ = model(batch["input"])
+        loss = torch.nn.functional.cross_entropy(logits, batch["label"])
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+
+    batches = _cycle(loader) if loader is not None else None
+    step(next(batches) if batches is not None else fake)  # warm-up (allocations; workers started)
+    wait = compute = 0.0
+    clips = 0
+    t_start = time.perf_counter()
+    for _ in range(steps):
+        t0 = time.perf_counter()
+        batch = next(batches) if batches is not None else fake
+        t1 = time.perf_counter()
+        step(batch)
+        t2 = time.perf_counter()
+        wait, compute = wait + t1 - t0, compute + t2 - t1
+        clips += len(batch["label"])
+    total = time.perf_counter() - t_start
+    return {"steps": steps, "clips_per_s": clips / total, "wait_share": wait / total, "step_s": compute / steps}
+
+
+def length_scaling(quick: bool) -> dict:
+    """ms per sample (p and iframe, train sampling, K = 3, crop 224) for videos 1x, 4x, 16x as long."""
+    base = 36
+    samples = 6 if quick else 20
+    per_length = 1 if quick else 2
+    rows = []
+    for mult in (1, 4, 16):
+        n = base * mult
+        paths = media.synthetic_340(per_length, n)
+        root = paths[0].parent
+        records = [VideoRecord(path=p.name, label=0, class_name="x") for p in paths]
+        for modality in ("p", "iframe"):
+            ds = StreamDataset(records, root, modality, num_segments=3, train=True, crop_size=224, scale_size=None)
+            ds[0]
+            cold, warm, cold_cpu, warm_cpu = [], [], [], []
+            for k in range(samples):
+                codec_index._CACHE.clear()
+                c0, t0 = time.process_time(), time.perf_counter()
+                ds[k % len(ds)]
+                cold.append(time.perf_counter() - t0)
+                cold_cpu.append(time.process_time() - c0)
+                c0, t0 = time.process_time(), time.perf_counter()
+                ds[k % len(ds)]
+                warm.append(time.perf_counter() - t0)
+                warm_cpu.append(time.process_time() - c0)
+            rows.append({"multiple": mult, "frames": n, "modality": modality, "cold_ms": 1e3 * median(cold),
+                         "warm_ms": 1e3 * median(warm), "cold_cpu_ms": 1e3 * median(cold_cpu),
+                         "warm_cpu_ms": 1e3 * median(warm_cpu), "samples": samples,
+                         "file_kib": float(np.mean([p.stat().st_size for p in paths]) / 1024)})
+    return {"rows": rows}
+
+
+def run(quick: bool = False) -> dict:
+    set_threads(2)
+    specs = _datasets(quick)
+    warm_batches = 4 if quick else 12
+    results = {"datasets": {}, "length": None}
+    for name, spec in specs.items():
+        rows = []
+        kinds = KINDS if not quick or name.startswith("synthetic") else ("p",)
+        for kind in kinds:
+            for workers in (0, 1, 2):
+                if quick and not name.startswith("synthetic") and workers == 1:
+                    continue
+                log(f"loader: {name}: {kind}, {workers} workers")
+                rows.append(loader_throughput(spec, kind, workers, warm_batches))
+        small = name.startswith("synthetic")
+        steps = (3 if small else 1) if quick else (8 if small else 3)
+        log(f"loader: {name}: P training step")
+        alone = train_step_rate(spec, steps)
+        fed = {}
+        for kind in ("p", "distill") if not quick else (("p",) if small else ()):
+            dm = datamodule(spec, kind, 2)
+            fed[kind] = train_step_rate(spec, steps, dm.train_dataloader())
+        results["datasets"][name] = {"root": str(spec["root"]), "crop_size": spec["crop_size"],
+                                     "batch_size": spec["batch_size"], "segments": 3,
+                                     "videos": len(datamodule(spec, "iframe", 0).datasets["train"]),
+                                     "rows": rows, "train_step": alone, "train_fed": fed}
+    log("loader: sample cost versus video length")
+    set_threads(1)
+    results["length"] = length_scaling(quick)
+    return results

@@ -1,0 +1,88 @@
+#!/usr/bin/env python
+"""ip-tsn benchmarks: preprocessing, loaders, networks, distillation ablation.
+
+    python benchmarks/run.py                      # full: preprocess, loader, networks (~20-30 min, 2 cores);
+                                                  #   the ablation section reports the seeds already trained
+    python benchmarks/run.py --quick              # every section small (~5 min); ablation on tiny data;
+                                                  #   written to runs/bench/quick/ (not over RESULTS.md)
+    python benchmarks/run.py --only preprocess,loader
+    python benchmarks/run.py --only ablation --train-ablation   # train the 3 seeds (~25 min each)
+    python benchmarks/run.py --report             # rewrite RESULTS.md and the charts from results/*.json
+
+Each section writes ``benchmarks/results/<section>.json``; RESULTS.md and the PNG charts in
+``benchmarks/`` are then regenerated from every section's latest results. Generated videos, data
+sets and training runs go to ``runs/bench/`` (git-ignored).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+import warnings
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import common  # noqa: E402
+from common import load_section, log, machine, save_section  # noqa: E402
+
+SECTIONS = ("preprocess", "loader", "networks", "ablation")
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true", help="small sizes and repeats: < 5 minutes")
+    parser.add_argument("--only", default=",".join(SECTIONS), help=f"comma-separated sections of {SECTIONS}")
+    parser.add_argument("--train-ablation", action="store_true",
+                        help="full mode: train the ablation seeds (else only collect finished ones)")
+    parser.add_argument("--seeds", default="0,1,2", help="ablation seeds (full mode; --quick uses 0)")
+    parser.add_argument("--report", action="store_true", help="only regenerate RESULTS.md and the charts")
+    parser.add_argument("--output-dir", type=Path, default=None,
+                        help="write results/, RESULTS.md and the charts there (default: benchmarks/; "
+                             "with --quick: runs/bench/quick/)")
+    args = parser.parse_args(argv)
+    if args.output_dir is None and args.quick:  # a check: never overwrite the committed full results
+        args.output_dir = common.WORK_DIR / "quick"
+    if args.output_dir is not None:
+        args.output_dir.mkdir(parents=True, exist_ok=True)
+        common.OUTPUT["dir"] = args.output_dir.resolve()
+    warnings.filterwarnings("ignore")
+    os.environ.setdefault("WANDB_MODE", "disabled")
+
+    if not args.report:
+        sections = [s.strip() for s in args.only.split(",") if s.strip()]
+        unknown = sorted(set(sections) - set(SECTIONS))
+        if unknown:
+            parser.error(f"unknown sections {unknown}; choose from {SECTIONS}")
+        for name in SECTIONS:
+            if name not in sections:
+                continue
+            log(f"== {name} ({'quick' if args.quick else 'full'})")
+            start = time.perf_counter()
+            info = machine()
+            module = __import__(name)
+            if name == "ablation":
+                seeds = [0] if args.quick else [int(s) for s in args.seeds.split(",")]
+                result = module.run(args.quick, seeds, train=args.quick or args.train_ablation)
+            else:
+                result = module.run(args.quick)
+            info["loadavg_end"] = common.loadavg()
+            result.update({"section": name, "mode": "quick" if args.quick else "full", "machine": info,
+                           "seconds": time.perf_counter() - start})
+            save_section(name, result)
+            log(f"== {name} done in {result['seconds']:.0f} s")
+
+    import charts
+    import report
+
+    results = {name: load_section(name) for name in SECTIONS}
+    pngs = charts.write_all(results)
+    path = report.write(results, pngs)
+    log(f"wrote {path} and {len(pngs)} charts")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
