@@ -110,14 +110,6 @@ def compose(mv: np.ndarray, ref_mv: np.ndarray) -> np.ndarray:
     return mv + _sample(np.ascontiguousarray(ref_mv), mv)
 
 
-def block_mean(values: np.ndarray, size: int = 8) -> np.ndarray:
-    """(H, W) -> (ceil(H / size), ceil(W / size)) means over ``size x size`` cells (edges padded)."""
-    h, w = values.shape
-    ph, pw = -h % size, -w % size
-    padded = np.pad(values.astype(np.float32), ((0, ph), (0, pw)), mode="edge")
-    return padded.reshape((h + ph) // size, size, (w + pw) // size, size).mean(axis=(1, 3))
-
-
 def residual(frame: np.ndarray, prediction: np.ndarray) -> np.ndarray:
     """(H, W, 3) int16 ``frame - prediction`` of two uint8 images."""
     return frame.astype(np.int16) - prediction.astype(np.int16)

@@ -24,12 +24,13 @@ from dataclasses import dataclass, field
 from typing import Iterator, Sequence
 
 import av
+import cv2
 import numpy as np
 from av.video.reformatter import VideoReformatter
 
 from .errors import VideoError
 from .index import VideoIndex, get_index, open_video_stream
-from .motion import block_mean, compose, dense_motion, residual, warp
+from .motion import compose, dense_motion, residual, warp
 
 REPRESENTATIONS = ("iframe", "mv", "residual", "rgb")
 MAX_REFERENCES = 3  # H.264 reference pictures tried per block when accumulating
@@ -371,12 +372,20 @@ class CompressedVideo:
         fields = [mv.copy() if c == g else compose(mv, self._acc_motion(gop, c, g)) for c in candidates]
         if len(fields) == 1:
             return fields[0]
-        frame = self._rgb(gop, j).astype(np.int16)
-        errors = [block_mean(np.abs(warp(self._rgb(gop, c), mv).astype(np.int16) - frame).sum(-1))
-                  for c in candidates]
-        choice = np.argmin(np.stack(errors), axis=0)  # ties: the first (default) candidate
-        pick = np.repeat(np.repeat(choice, 8, axis=0), 8, axis=1)[: mv.shape[0], : mv.shape[1]]
-        return np.take_along_axis(np.stack(fields), pick[None, ..., None], axis=0)[0]
+        frame, (h, w) = self._rgb(gop, j), mv.shape[:2]
+        hc, wc = -(-h // 8), -(-w // 8)
+        errors = []
+        for c in candidates:  # per 8x8 cell: mean absolute prediction error, channels summed
+            diff = cv2.absdiff(warp(self._rgb(gop, c), mv), frame).astype(np.float32)
+            if (hc * 8, wc * 8) != (h, w):
+                diff = cv2.copyMakeBorder(diff, 0, hc * 8 - h, 0, wc * 8 - w, cv2.BORDER_REPLICATE)
+            errors.append(cv2.resize(diff, (wc, hc), interpolation=cv2.INTER_AREA).sum(-1))
+        choice = np.argmin(np.stack(errors), axis=0).astype(np.uint8)  # ties: the default candidate
+        pick = cv2.resize(choice, (wc * 8, hc * 8), interpolation=cv2.INTER_NEAREST)[:h, :w]
+        out = fields[0]
+        for k in range(1, len(fields)):
+            cv2.copyTo(fields[k], (pick == k).view(np.uint8), out)
+        return out
 
     def _compute(self, gop: _Gop, i: int, g: int, representation: str, accumulate: bool) -> np.ndarray:
         if representation == "iframe":
