@@ -43,7 +43,7 @@ from ip_tsn.codec.flow import compute_flow
 
 
 try:  # the codec's own RGB conversion (one swscale context per process), as its loads use it
-    from ip_tsn.codec.video import to_rgb as _to_rgb
+    from ip_tsn.codec.frames import to_rgb as _to_rgb
 except ImportError:  # older codec
     def _to_rgb(frame):
         return frame.to_ndarray(format="rgb24")

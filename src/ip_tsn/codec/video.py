@@ -17,7 +17,6 @@ by anchor back to the GOP's I-frame (CoViAR's accumulation, at sub-pixel precisi
 
 from __future__ import annotations
 
-import gc
 import os
 from collections import OrderedDict
 from dataclasses import dataclass, field
@@ -26,32 +25,15 @@ from typing import Iterator, Sequence
 import av
 import cv2
 import numpy as np
-from av.video.reformatter import VideoReformatter
 
 from .errors import VideoError
+from .frames import park, to_rgb
 from .index import VideoIndex, get_index, open_video_stream
 from .motion import compose, dense_motion, residual, warp
 
 REPRESENTATIONS = ("iframe", "mv", "residual", "rgb")
 MAX_REFERENCES = 3  # H.264 reference pictures tried per block when accumulating
 
-# A forked child (a DataLoader worker) must never free the parent's decoder state: FFmpeg's worker
-# threads exist only in the parent, so freeing a container or a frame's scaler there can hang
-# forever. The child parks what it inherited here instead (never used, never freed), and garbage
-# holding decoded frames is collected before every fork.
-_INHERITED: list = []
-os.register_at_fork(before=gc.collect)
-_REFORMATTER: dict[int, VideoReformatter] = {}  # per process: one swscale context for every frame
-
-
-def to_rgb(frame: av.VideoFrame) -> np.ndarray:
-    """(H, W, 3) uint8 RGB of a decoded frame (as ``frame.to_ndarray(format="rgb24")``, ~7x faster)."""
-    pid = os.getpid()
-    if pid not in _REFORMATTER:
-        _INHERITED.append(dict(_REFORMATTER))
-        _REFORMATTER.clear()
-        _REFORMATTER[pid] = VideoReformatter()
-    return _REFORMATTER[pid].reformat(frame, format="rgb24").to_ndarray()
 
 
 @dataclass
@@ -187,7 +169,7 @@ class CompressedVideo:
 
     def close(self) -> None:
         if self._pid != os.getpid():
-            _INHERITED.append((self._container, self._gops))
+            park((self._container, self._gops))
         elif self._container is not None:
             self._container.close()
         self._reset()
@@ -247,7 +229,7 @@ class CompressedVideo:
 
     def _open(self):
         if self._pid != os.getpid():  # forked: never touch (or free) the parent's decoder
-            _INHERITED.append((self._container, self._gops))
+            park((self._container, self._gops))
             self._reset()
         if self._container is None:
             container, stream = open_video_stream(self.path)
