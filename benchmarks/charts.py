@@ -24,6 +24,14 @@ def _save(fig, name: str) -> str:
     return path.name
 
 
+def _label_bars(ax, bars, values, fmt: str = "{:.3g}") -> None:
+    """Write each finite value just above its bar (works on linear and log axes)."""
+    for b, v in zip(bars, values):
+        if np.isfinite(v):
+            ax.annotate(fmt.format(v), (b.get_x() + b.get_width() / 2, v), xytext=(0, 2),
+                        textcoords="offset points", ha="center", va="bottom", fontsize=7)
+
+
 def preprocess(res: dict) -> list[str]:
     rows = res["rows"]
     groups = list(dict.fromkeys(r["group"] for r in rows))
@@ -38,9 +46,7 @@ def preprocess(res: dict) -> list[str]:
     for k, (label, fn) in enumerate(series.items()):
         vals = [np.nanmedian([fn(r) for r in rows if r["group"] == g] or [np.nan]) for g in groups]
         bars = ax.bar(np.arange(len(groups)) + (k - 1.5) * width, vals, width, label=label, color=COLOURS[label])
-        for b, v in zip(bars, vals):
-            if np.isfinite(v):
-                ax.text(b.get_x() + b.get_width() / 2, v * 1.1, f"{v:.3g}", ha="center", fontsize=7)
+        _label_bars(ax, bars, vals)
     ax.set_yscale("log")
     ax.set_ylabel("ms per frame (CPU time, 1 thread)")
     ax.set_xticks(np.arange(len(groups)), [g.replace(" (", "\n(") for g in groups], fontsize=8)
@@ -120,9 +126,7 @@ def networks(res: dict) -> list[str]:
         x = np.arange(len(rows))
         for dx, key, label in ((-0.2, "forward_fps", "forward"), (0.2, "forward_backward_fps", "forward + backward")):
             vals = [r[key] for r in rows]
-            bars = ax.bar(x + dx, vals, 0.4, label=label)
-            for b, v in zip(bars, vals):
-                ax.text(b.get_x() + b.get_width() / 2, v, f"{v:.2g}", ha="center", va="bottom", fontsize=7)
+            _label_bars(ax, ax.bar(x + dx, vals, 0.4, label=label), vals, "{:.2g}")
         ax.set_xticks(x, [r["model"].replace(" (", "\n(") for r in rows], fontsize=8)
         ax.set_ylabel("frames / s (224x224)")
         ax.set_title(f"Network throughput on the CPU ({res.get('threads')} threads)")
