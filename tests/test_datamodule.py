@@ -82,6 +82,21 @@ def test_segments_respect_each_modality(tree):
         assert seen <= allowed and len(seen) > 1
 
 
+def test_flip_false_keeps_the_direction_of_motion(tree):
+    """Mirroring turns a rightward move into a leftward one: with flip=False (left/right classes)
+    every training sample keeps the sign of the video's mean x motion; with flip=True some don't."""
+    records = load_split("synthetic", tree, 1, "train")[:1]
+    signs = {}
+    for flip in (True, False):
+        ds = StreamDataset(records, tree / "videos", "mv", 3, True, flip=flip, **SIZES)
+        torch.manual_seed(0)
+        signs[flip] = {int(torch.sign(ds[0]["input"][:, 0].mean())) for _ in range(16)}
+    truth = int(torch.sign(StreamDataset(records, tree / "videos", "mv", 3, False, **SIZES)[0]["input"][:, 0].mean()))
+    assert truth != 0 and signs[False] == {truth} and signs[True] == {truth, -truth}
+    with pytest.raises(ValueError, match="mirrored"):
+        _dm(tree, "mv", test_crops=10, flip=False)
+
+
 def test_grid_dataset_positions(tree):
     records = load_split("synthetic", tree, 1, "val")
     expect = {("flow", 4): list(range(0, 25, 4)), ("iframe", 1): [0, 12, 24], ("iframe", 2): [0, 24],

@@ -101,6 +101,14 @@ def test_train_augment_same_crop_for_every_segment():
     assert flipped == {True, False}
 
 
+def test_train_augment_without_flip_keeps_direction():
+    """flip=False (left/right classes): never mirrored, so x motion keeps its sign and layout."""
+    x = _ramp(k=2, h=48, w=64)
+    for seed in range(20):
+        out = train_augment(x, 32, np.random.default_rng(seed), x_channels("mv"), flip=False)
+        assert out[0, 0, 0, 0] >= 0 and np.all(np.diff(out[0, 0, :, 0]) >= 0)  # x ramps left to right
+
+
 def test_multi_scale_crop_params_follow_tsn():
     rng = np.random.default_rng(0)
     allowed = {int(256 * s) for s in (1, 0.875, 0.75, 0.66)} | {224}
@@ -126,6 +134,9 @@ def test_center_three_ten_crop_shapes_and_order():
     assert eval_views(to_tensor(x), 32, 10, (0,)).shape == (30, 2, 32, 32)
     with pytest.raises(ValueError, match="test_crops"):
         eval_views(x, 32, 4)
+    with pytest.raises(ValueError, match="mirrored"):
+        eval_views(x, 32, 10, flip=False)
+    np.testing.assert_array_equal(eval_views(x, 32, 3, flip=False), three)
     with pytest.raises(ValueError, match="scale_size"):
         center_crop(x, 64)
 

@@ -3,7 +3,7 @@
 Each network maps ``input`` (B, N, C, H, W) float32 (N = segments x crops; B and N are free) to
 ``logits`` (B, num_classes). ``fusion.json`` (schema: ``ip_tsn.lit.fused_model``) gives per stream
 the files, the fusion weight and the preprocessing (modality, in_channels, crop_size, scale_size,
-test_segments, test_crops, accumulate; normalisation: ``ip_tsn.data.transforms.normalize``), and
+test_segments, test_crops, accumulate, flip; normalisation: ``ip_tsn.data.transforms.normalize``), and
 the class names. Fused scores: ``sum_s w_s softmax(logits_s) / sum_s w_s``. ``ip-tsn predict
 --model OUT`` runs the TorchScript files. Every export is checked against the checkpoint's own
 network on a random input (``max_abs_diff`` in the returned dict; above ``atol`` it raises).

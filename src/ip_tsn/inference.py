@@ -70,7 +70,8 @@ class Stream:
         ds = StreamDataset([VideoRecord(path.name, -1, "")], path.parent, p["modality"],
                            num_segments=p["test_segments"], train=False, crop_size=p["crop_size"],
                            scale_size=p["scale_size"], test_crops=p["test_crops"],
-                           flow_length=p["flow_length"], accumulate=p["accumulate"])
+                           flow_length=p["flow_length"], accumulate=p["accumulate"],
+                           flip=p.get("flip", True))
         return ds[0]["input"]
 
 

@@ -23,6 +23,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset, default_collate
 
 from .datasets import VideoRecord, load_classes, load_split, video_dir
+from .transforms import check_crops
 from .modalities import check_modality, num_channels
 from .teacher_cache import TeacherCache, TeacherTargets
 from .video_dataset import GridDataset, StreamDataset
@@ -45,6 +46,8 @@ class VideoDataModule(pl.LightningDataModule):
     ``video_root`` / ``ext``: re-encoded copies of the videos (see ``load_split``); ``flow_root``:
     ``<root>/flow`` by default. Batches: ``input`` (B, N, C, crop, crop) float32, ``label`` (B,)
     int64, ``video_id`` list[str], ``frame_index`` (B, K) int64 (predict: lists per video).
+    ``flip``: random horizontal flips in training and mirrored test views (TSN's default); set it
+    false where mirroring changes the class (left vs right, clockwise vs counter-clockwise).
     """
 
     def __init__(self, dataset: str = "synthetic", root: str = "data/synthetic", split: int = 1,
@@ -55,9 +58,10 @@ class VideoDataModule(pl.LightningDataModule):
                  ext: str | None = None, flow_root: str | None = None, class_list: str | None = None,
                  teacher_cache: str | None = None, grid_stride: int = 1, predict_subset: str = "trainval",
                  test_batch_size: int = 1, predict_batch_size: int = 1, test_subset: str = "test",
-                 seed: int = 0):
+                 seed: int = 0, flip: bool = True):
         super().__init__()
         check_modality(modality)
+        check_crops(test_crops, flip)
         self.save_hyperparameters()
         self.dataset, self.root, self.split, self.modality = dataset, root, split, modality
         self.num_segments, self.test_segments, self.test_crops = num_segments, test_segments, test_crops
@@ -98,7 +102,7 @@ class VideoDataModule(pl.LightningDataModule):
     def _stream(self, subset: str, train: bool, segments: int, crops: int = 1, targets: bool = True) -> Dataset:
         records = self.records(subset)
         ds: Dataset = StreamDataset(records, num_segments=segments, train=train, test_crops=crops,
-                                    seed=self.hparams.seed, **self._common())
+                                    seed=self.hparams.seed, flip=self.hparams.flip, **self._common())
         if self.teacher_cache is not None and targets and subset in ("train", "val"):
             cache = TeacherCache(self.teacher_cache)
             cache.check({"video_ids": [r.path for r in records]})  # fail now, not in a worker

@@ -191,15 +191,25 @@ def ten_crop(x: Frames, size: int, x_channels: Sequence[int] = ()) -> Frames:
     return _cat(five + [hflip(c, x_channels) for c in five])
 
 
-def eval_views(x: Frames, crop_size: int, num_crops: int = 1, x_channels: Sequence[int] = ()) -> Frames:
-    """Evaluation crops: 1 (centre), 3 or 10. (K, H, W, C) -> (num_crops * K, crop, crop, C)."""
+def check_crops(num_crops: int, flip: bool = True) -> None:
+    """``ValueError`` unless ``num_crops`` is 1, 3 or 10 (10 only with ``flip``: half are mirrors)."""
+    if num_crops not in (1, 3, 10):
+        raise ValueError(f"test_crops must be 1, 3 or 10, got {num_crops}")
+    if num_crops == 10 and not flip:
+        raise ValueError("test_crops=10 holds 5 mirrored views, but flip is false (a dataset where "
+                         "left and right are different actions): use test_crops=1 or 3")
+
+
+def eval_views(x: Frames, crop_size: int, num_crops: int = 1, x_channels: Sequence[int] = (),
+               flip: bool = True) -> Frames:
+    """Evaluation crops: 1 (centre), 3 or 10 (the last only with ``flip``: 5 of them are mirrors).
+    (K, H, W, C) -> (num_crops * K, crop, crop, C)."""
+    check_crops(num_crops, flip)
     if num_crops == 1:
         return center_crop(x, crop_size)
     if num_crops == 3:
         return three_crop(x, crop_size)
-    if num_crops == 10:
-        return ten_crop(x, crop_size, x_channels)
-    raise ValueError(f"test_crops must be 1, 3 or 10, got {num_crops}")
+    return ten_crop(x, crop_size, x_channels)
 
 
 def to_tensor(x: np.ndarray) -> torch.Tensor:

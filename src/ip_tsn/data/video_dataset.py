@@ -24,7 +24,7 @@ from ..codec.flow import load_flow
 from .datasets import VideoRecord
 from .modalities import check_modality, x_channels
 from .sampling import segment_indices
-from .transforms import eval_views, normalize, resize_short, to_tensor, train_augment
+from .transforms import check_crops, eval_views, normalize, resize_short, to_tensor, train_augment
 
 class _FrameReader:
     """Reads the frames of one modality for one record, normalised: (K, H, W, C) float32."""
@@ -116,19 +116,23 @@ class StreamDataset(Dataset):
     """TSN samples of one modality: K segment frames, augmented (train) or multi-crop (test).
 
     ``input``: (K * test_crops, C, crop, crop) float32 (crop-major, ``view(crops, K, ...)``);
-    ``frame_index``: (K,) int64. Randomness comes only from torch's RNG (per worker and epoch, set
+    ``frame_index``: (K,) int64. ``flip=False`` turns off the random horizontal flip (and refuses
+    10-crop testing, whose mirrored views would be wrong) for data sets whose classes differ by
+    left/right direction or rotation sense (the synthetic default, Something-Something); TSN's
+    flip keeps mirrored motion consistent but turns "left" into "right". Randomness comes only from torch's RNG (per worker and epoch, set
     by ``seed_everything``/the DataLoader) mixed with ``seed``; item i always reads record i.
     """
 
     def __init__(self, records: Sequence[VideoRecord], video_root: str | os.PathLike, modality: str,
                  num_segments: int = 3, train: bool = True, crop_size: int = 224, scale_size: int | None = 256,
                  test_crops: int = 1, flow_root: str | os.PathLike | None = None, flow_length: int = 5,
-                 accumulate: bool = True, seed: int = 0):
+                 accumulate: bool = True, seed: int = 0, flip: bool = True):
+        check_crops(test_crops, flip)
         self.records = list(records)
         self.reader = _FrameReader(video_root, modality, flow_root, flow_length, accumulate, scale_size)
         self.modality, self.num_segments, self.train = modality, num_segments, train
         self.crop_size, self.test_crops = crop_size, test_crops
-        self.seed = seed
+        self.seed, self.flip = seed, flip
         self.x_channels = x_channels(modality, flow_length)
 
     def __len__(self) -> int:
@@ -143,9 +147,9 @@ class StreamDataset(Dataset):
         index, x = self.reader.read(
             record, lambda n, valid: segment_indices(n, self.num_segments, self.train, rng, valid))
         if self.train:
-            x = train_augment(x, self.crop_size, rng, self.x_channels)  # type: ignore[arg-type]
+            x = train_augment(x, self.crop_size, rng, self.x_channels, flip=self.flip)  # type: ignore[arg-type]
         else:
-            x = eval_views(x, self.crop_size, self.test_crops, self.x_channels)
+            x = eval_views(x, self.crop_size, self.test_crops, self.x_channels, self.flip)
         return {"input": to_tensor(x), "label": record.label, "video_id": record.path,
                 "frame_index": torch.from_numpy(index)}
 

@@ -22,7 +22,7 @@ CLASS_NAMES_KEY = "class_names"
 DATAMODULE_KEY = "datamodule_hyper_parameters"
 PREPROCESS_DEFAULTS: dict[str, Any] = {"modality": None, "crop_size": 224, "scale_size": 256,
                                        "test_segments": 25, "test_crops": 1, "accumulate": True,
-                                       "flow_length": 5}
+                                       "flow_length": 5, "flip": True}
 
 
 class SaveClassNames(Callback):
