@@ -27,7 +27,8 @@ def _ok(*args: str) -> None:
 
 @pytest.mark.parametrize("stage,crops", [("istream", 3), ("pstream", 10)])
 def test_multi_crop_protocol_scores_and_per_class_report(tiny_streams, stage, crops):
-    common = [*tiny_streams["common"], f"data.test_crops={crops}"]
+    # 10 crops hold mirrored views: the protocol of flip-invariant data sets (UCF101, HMDB51)
+    common = [*tiny_streams["common"], f"data.test_crops={crops}", f"data.flip={crops == 10}"]
     dm = build_datamodule(load_config(EXPERIMENTS / f"{stage}.yaml", common))
     dm.setup("test")
     item = dm.datasets["test"][0]
