@@ -19,9 +19,8 @@ and the ratios compare like with like. Per video:
 - ``mvx`` / ``mvx_frames``: ``mvextractor.videocap.VideoCap`` over the whole file, frame decoding
   off / on (BGR frames); compared with ``raw_mv`` / ``raw_mv_rgb`` (ours plus RGB conversion).
 
-A cProfile of the P inputs and of the raw vectors on one 340x256 video shows where the time goes, and
-two measured alternatives (a cheaper YUV->RGB conversion, a memoised index) size the fixes we would
-make in ``src/ip_tsn/codec``.
+A cProfile of the P inputs and of the raw vectors on one 340x256 video, and of the accumulated
+vectors of one as-is H.264 video, shows where the time goes.
 """
 
 from __future__ import annotations
@@ -193,70 +192,6 @@ def _profile(fn, top: int = 14) -> dict:
     return {"total_s": total, "top": rows}
 
 
-def _chain_proposed(self, gop, j, g, mv, candidates):
-    """``CompressedVideo._chain`` with the same result, computed with OpenCV instead of numpy: the
-    per-8x8-cell prediction error by ``cv2.absdiff`` + ``cv2.resize(INTER_AREA)`` (exact cell means
-    of the channel sum, edges replicated as ``block_mean`` does) instead of int16 casts, ``np.abs``,
-    a channel sum and ``block_mean``; the per-cell pick by ``cv2.copyTo`` with masks instead of
-    ``np.take_along_axis`` over the stacked candidate fields."""
-    from ip_tsn.codec.motion import compose, warp
-
-    candidates = [c for c in candidates if c not in gop.busy] or candidates[:1]
-    fields = [mv.copy() if c == g else compose(mv, self._acc_motion(gop, c, g)) for c in candidates]
-    if len(fields) == 1:
-        return fields[0]
-    frame = self._rgb(gop, j)
-    h, w = mv.shape[:2]
-    hc, wc = -(-h // 8), -(-w // 8)
-    errors = []
-    for c in candidates:
-        d = cv2.absdiff(warp(self._rgb(gop, c), mv), frame).astype(np.float32)
-        if hc * 8 != h or wc * 8 != w:
-            d = cv2.copyMakeBorder(d, 0, hc * 8 - h, 0, wc * 8 - w, cv2.BORDER_REPLICATE)
-        errors.append(cv2.resize(d, (wc, hc), interpolation=cv2.INTER_AREA).sum(-1))
-    choice = np.argmin(np.stack(errors), axis=0).astype(np.uint8)
-    _CHOICES.append(float((choice > 0).mean()))
-    pick = cv2.resize(choice, (wc * 8, hc * 8), interpolation=cv2.INTER_NEAREST)[:h, :w]
-    out = fields[0]
-    for k in range(1, len(fields)):
-        cv2.copyTo(fields[k], (pick == k).view(np.uint8), out)
-    return out
-
-
-_CHOICES: list[float] = []
-
-
-def alternatives(videos: dict[str, Path], quick: bool) -> dict:
-    """Measured effect of a fix in ``ip_tsn.codec`` (applied by monkeypatching ``CompressedVideo._chain``
-    in this process only: the benchmark does not edit src/): H.264's multi-reference selection when
-    accumulating (``_chain``) rewritten with OpenCV (``_chain_proposed``). Per frame of ``mv_acc`` and
-    ``p_inputs`` on H.264 videos, current versus proposed, and whether the results are identical."""
-    reps = 2 if quick else 3
-    rows = []
-    current = getattr(CompressedVideo, "_chain", None)
-    if current is None:  # the codec changed shape: nothing to compare against
-        return {"rows": [], "skipped": "CompressedVideo._chain not found"}
-    for name, path in videos.items():
-        n = CompressedVideo(path).num_frames
-        row = {"name": name, "frames": n}
-        outputs = {}
-        for label, chain in (("current", current), ("proposed", _chain_proposed)):
-            CompressedVideo._chain = chain
-            try:
-                for key, fn in (("mv_acc", mv_acc), ("p_inputs", p_inputs)):
-                    t = timed(lambda: fn(path), repeats=reps)
-                    row[f"{label}_{key}_cpu_ms"] = 1e3 * t["cpu"] / n
-                    row[f"{label}_{key}_wall_ms"] = 1e3 * t["wall"] / n
-                _CHOICES.clear()
-                outputs[label] = CompressedVideo(path).load_many(range(n), "mv")
-            finally:
-                CompressedVideo._chain = current
-        row["identical"] = bool(all(np.array_equal(a, b) for a, b in zip(outputs["current"], outputs["proposed"])))
-        row["cells_not_default"] = float(np.mean(_CHOICES)) if _CHOICES else 0.0
-        rows.append(row)
-    return {"rows": rows}
-
-
 def run(quick: bool = False) -> dict:
     set_threads(1)
     methods = ["tvl1", "dis"] + ([] if quick else ["tvl1-fast"])
@@ -278,11 +213,10 @@ def run(quick: bool = False) -> dict:
     real = media.real_as_is()
     if "bigbuckbunny.mp4" in real:
         profiles["raw_mv_bigbuckbunny"] = _profile(lambda: raw_mv(real["bigbuckbunny.mp4"]))
-    h264 = {k: v for k, v in real.items() if k in (("carphone_pristine.mp4",) if quick else ("bikes.mp4", "carphone_pristine.mp4"))}
     name = "carphone_pristine.mp4" if quick else "bikes.mp4"
     if name in real:
         profiles["mv_acc_h264"] = _profile(lambda: mv_acc(real[name]))
         profiles["mv_acc_h264"]["video"] = name
     return {"rows": rows, "methods": methods, "threads": 1, "mvx_error": why_not,
-            "profiles": profiles, "alternatives": alternatives(h264, quick),
+            "profiles": profiles,
             "profile_video": str(probe)}

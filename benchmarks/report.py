@@ -227,29 +227,15 @@ def preprocess_section(res: dict) -> str:
                 for p in prof["top"][:10]]
         text += [f"{title}: {f(prof['total_s'])} s in all.", "",
                  table(["function", "calls", "own time ms", "share %"], body), ""]
-    alt = res.get("alternatives")
-    if alt and alt.get("rows"):
-        text += ["### A fix in `ip_tsn.codec`, measured: H.264 multi-reference selection", ""]
-        text.append(
-            "On H.264, accumulating motion tries up to 3 reference pictures per 8x8 cell "
-            "(`CompressedVideo._chain`, FFmpeg does not say which one a block used) and keeps the best-matching "
-            "one. The profile above shows that this selection, not decoding, dominates the H.264 P inputs: "
-            "int16 casts, `np.abs`, a channel sum and `block_mean` per candidate, and `np.take_along_axis` "
-            "over the stacked candidate fields. `_chain_proposed` in `benchmarks/preprocess.py` computes the "
-            "same thing with OpenCV (`cv2.absdiff` + `cv2.resize(INTER_AREA)` for exact cell means, `cv2.copyTo` "
-            "with masks for the pick). Applied by monkeypatching in the benchmark process only (the benchmark "
-            "does not edit `src/`):")
-        text.append("")
-        body = []
-        for r in alt["rows"]:
-            body.append([r["name"], r["frames"], f(r["current_mv_acc_cpu_ms"]), f(r["proposed_mv_acc_cpu_ms"]),
-                         f(r["current_mv_acc_cpu_ms"] / r["proposed_mv_acc_cpu_ms"]) + "x",
-                         f(r["current_p_inputs_cpu_ms"]), f(r["proposed_p_inputs_cpu_ms"]),
-                         f(r["current_p_inputs_cpu_ms"] / r["proposed_p_inputs_cpu_ms"]) + "x",
-                         "yes" if r["identical"] else "**no**", pct(r["cells_not_default"])])
-        text += [table(["video (as is, H.264)", "frames", "mv only ms, current", "proposed", "speed-up",
-                        "P inputs ms, current", "proposed", "speed-up", "identical output",
-                        "cells taking a non-default reference %"], body), ""]
+    text += ["### A fix in `ip_tsn.codec`: H.264 multi-reference selection", "",
+             "On H.264, accumulating motion tries up to 3 reference pictures per 8x8 cell "
+             "(`CompressedVideo._chain`: FFmpeg does not say which one a block used) and keeps the best-matching "
+             "one. An earlier profile showed this selection, not decoding, dominating the H.264 P inputs (int16 "
+             "casts, `np.abs`, a channel sum and a block mean per candidate, `np.take_along_axis` over the stacked "
+             "fields). It now runs on OpenCV (`cv2.absdiff`, `cv2.resize(INTER_AREA)` for exact cell means, "
+             "`cv2.copyTo` with masks for the pick; commit 6a84e34) with identical output; measured then on the "
+             "as-is H.264 files, the motion-vector accumulation went from 21.9 to 11.2 ms per frame (bikes.mp4) "
+             "and from 5.0 to 2.7 ms (carphone_pristine.mp4). The tables above are measured with the fix.", ""]
     return "\n".join(text)
 
 
@@ -429,17 +415,12 @@ def write(results: dict, pngs: list[str]) -> Path:
         parts += ["## Targets", "", table(["target", "measured", "verdict"], targets, left=3), ""]
         pre = results.get("preprocess")
         asis = [r for r in (pre or {}).get("rows", []) if "as-is" in r["group"] and "tvl1" in r["ratio_cpu"]]
-        alt = [r for r in ((pre or {}).get("alternatives") or {}).get("rows", [])]
         if asis:
             note = (f"Outside the targets: on the H.264 samples at their own sizes (several reference pictures "
                     f"per list; two of them with B-frames) the P inputs are {f(_med(r['ratio_cpu']['tvl1'] for r in asis))}x cheaper than "
-                    f"TV-L1 (median), not 300x: accumulating motion there picks the best of up to 3 reference "
-                    f"pictures per 8x8 cell, which takes most of the time (section 1).")
-            if alt:
-                note += (f" The OpenCV rewrite of that selection measured in section 1 makes the H.264 P inputs "
-                         f"{f(min(r['current_p_inputs_cpu_ms'] / r['proposed_p_inputs_cpu_ms'] for r in alt))}-"
-                         f"{f(max(r['current_p_inputs_cpu_ms'] / r['proposed_p_inputs_cpu_ms'] for r in alt))}x "
-                         f"faster with identical output; it belongs in `src/ip_tsn/codec/video.py`.")
+                    f"TV-L1 (median), not 300x: FFmpeg's H.264 decoder (our motion vectors come from a full "
+                    f"decode) and the choice of reference picture per 8x8 cell when accumulating cost more than "
+                    f"MPEG-4's single-reference P-frames; the cProfile of section 1 shows the split.")
             parts += [note, ""]
     if results.get("preprocess"):
         parts.append(preprocess_section(results["preprocess"]))
