@@ -59,13 +59,28 @@ def machine_section(results: dict) -> str:
                          ", ".join(map(str, mm.get("loadavg_start", []))), ", ".join(map(str, mm.get("loadavg_end", [])))])
     text = "## Machine\n\n" + table(["", ""], rows, left=2) + "\n\n"
     text += table(["section", "mode", "run at (UTC)", "minutes", "load avg. at start", "at end"], runs, left=3) + "\n\n"
-    text += ("The machine is shared: other jobs (training runs, test suites) ran during these measurements, so "
-             "a load average above the core count means the benchmark got less than the whole CPU. "
-             "Single-threaded costs are therefore reported as **CPU time** of the process "
-             "(`time.process_time`, every thread of the process counted, waiting excluded) next to "
-             "wall-clock time; throughputs (loaders, networks, latency) are wall-clock and would be higher "
-             "on an idle machine.\n")
+    if ran_alone(results):
+        text += ("Nothing else ran on the machine during the timed sections: every section started with a "
+                 "1-minute load average below the core count, and the load counts the benchmark's own work "
+                 "(one thread in section 1, loader workers and torch threads in sections 2 and 3). "
+                 "Single-threaded costs are reported as **CPU time** of the process (`time.process_time`, "
+                 "every thread of the process counted, waiting excluded) next to wall-clock time.\n")
+    else:
+        text += ("The machine was shared: other jobs ran during these measurements (a section started with a "
+                 "load average at or above the core count), so the benchmark got less than the whole CPU. "
+                 "Single-threaded costs are therefore reported as **CPU time** of the process "
+                 "(`time.process_time`, every thread of the process counted, waiting excluded) next to "
+                 "wall-clock time; throughputs (loaders, networks, latency) are wall-clock and would be "
+                 "higher on an idle machine.\n")
     return text
+
+
+def ran_alone(results: dict) -> bool:
+    """Whether every timed section (not the ablation, which times nothing) started on a machine
+    with a 1-minute load average below its core count."""
+    timed = [r for name, r in results.items() if r and name != "ablation"]
+    return bool(timed) and all((r["machine"].get("loadavg_start") or [float("inf")])[0] < r["machine"]["cores"]
+                               for r in timed)
 
 
 # ------------------------------------------------------------------------------------ preprocess
@@ -288,9 +303,9 @@ def loader_section(res: dict) -> str:
         "them costs the same whatever the flow). The **P train step** is ResNet-18 (5 channels, input BN) "
         "forward + cross-entropy + backward + Adam on random batches of the same shape, torch on all "
         "cores; **fed** is the same step taking its batches from the 2-worker loader, sharing the same "
-        "cores (the real situation on this machine). Workers only add throughput where cores are free: "
-        "with other jobs holding about one of the two cores (see the load averages above), 1 and 2 workers "
-        "can measure no faster than 0; the 0-worker row is the cost of a clip on one core. **CPU ms per "
+        "cores (the real situation on this machine). Workers only add throughput where cores are free "
+        "(with the training step or other jobs holding a core, 1 and 2 workers can measure no faster than "
+        "0); the 0-worker row is the cost of a clip on one core. **CPU ms per "
         "clip** counts the main process and its workers (`/proc/<pid>/stat`); **cores used** = CPU time / "
         "wall time: below 2 with 2 workers means the workers waited for a core, not that they had "
         "nothing to do.")
@@ -303,8 +318,8 @@ def loader_section(res: dict) -> str:
                         "first epoch clips/s"], body), ""]
         step = d["train_step"]
         text.append(f"P network training step alone: {f(step['clips_per_s'])} clips/s ({f(step['step_s'])} s per "
-                    f"batch of {d['batch_size']}; alone and fed were measured a minute apart on the shared "
-                    f"machine, so their difference is mostly load; the share of time waiting is the direct "
+                    f"batch of {d['batch_size']}; alone and fed were measured a minute apart, and fed shares the "
+                    f"cores with the loader's workers, so the share of time waiting for a batch is the direct "
                     f"measure of data stalls).")
         for kind, fed in d.get("train_fed", {}).items():
             text.append(f" Fed by the 2-worker `{kind}` loader: {f(fed['clips_per_s'])} clips/s, "
