@@ -407,12 +407,41 @@ def ablation_section(res: dict) -> str:
         header = ["stream", "mean", "std"] + [f"seed {s['seed']}" for s in seeds]
         body = [[row, pct(v["mean"]), pct(v["std"])] + [pct(x) for x in v["values"]] for row, v in summary.items()]
         text += [table(header, body), "", "![ablation](ablation.png)", ""]
+        text += ablation_paired(seeds)
     demo = res.get("demo")
     if demo:
         body = [[k, pct(v)] for k, v in demo["top1"].items()]
         text += [f"`make demo` (seed 0, `{demo['path']}`; its P baseline is `experiments/pstream.yaml`):", "",
                  table(["stream", "test top-1 %"], body), ""]
+        seed0 = next((s_["top1"] for s_ in seeds if s_["seed"] == 0), None)
+        if seed0:
+            same = {"teacher (flow)": "teacher (TV-L1 flow)", "I-stream": "I-stream",
+                    "P-stream distilled": "P, logits + features"}
+            pairs = [(d, a_) for d, a_ in same.items() if d in demo["top1"] and a_ in seed0]
+            equal = [d for d, a_ in pairs if abs(demo["top1"][d] - seed0[a_]) < 1e-9]
+            compared = ", ".join(f"{d} {pct(demo['top1'][d])} vs {pct(seed0[a_])}" for d, a_ in pairs)
+            text += [f"Reproducibility: the ablation's seed 0 trains the demo's teacher, I-stream and distilled "
+                     f"P-stream again in another folder; {len(equal)} of {len(pairs)} give the demo's test top-1 "
+                     f"exactly ({compared}).", ""]
     return "\n".join(text)
+
+
+def ablation_paired(seeds: list[dict]) -> list[str]:
+    """Each distilled variant minus plain P, seed by seed (same seed, same teacher, same data)."""
+    base = "plain P (no distillation)"
+    rows, test_videos = [], 80
+    for variant in ("P, logits only", "P, features only", "P, logits + features"):
+        diffs = [s_["top1"][variant] - s_["top1"][base] for s_ in seeds
+                 if variant in s_["top1"] and base in s_["top1"]]
+        if diffs:
+            std = float(np.std(diffs, ddof=1)) if len(diffs) > 1 else None
+            rows.append([variant, f"{100 * np.mean(diffs):+.1f}", pct(std),
+                         " ".join(f"{100 * d:+.1f}" for d in diffs)])
+    if not rows:
+        return []
+    return ["Paired by seed (same teacher, same data, only the student's loss differs), points of test top-1 "
+            f"over plain P; one test video is {100 / test_videos:.2f} points:", "",
+            table(["variant", "mean difference", "std", "per seed"], rows), ""]
 
 
 # ------------------------------------------------------------------------------------------ main
