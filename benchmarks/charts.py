@@ -163,10 +163,10 @@ def ablation(res: dict) -> list[str]:
     y = np.arange(len(rows))
     ax.barh(y, [100 * v["mean"] for _, v in rows], xerr=[100 * (v["std"] or 0) for _, v in rows], color="#1f77b4")
     for i, (_, v) in enumerate(rows):
-        ax.text(100 * v["mean"] + 1, i, f"{100 * v['mean']:.1f}", va="center", fontsize=8)
+        ax.text(100 * (v["mean"] + (v["std"] or 0)) + 1, i, f"{100 * v['mean']:.1f}", va="center", fontsize=8)
     ax.set_yticks(y, [k for k, _ in rows], fontsize=8)
     ax.invert_yaxis()
-    ax.set_xlim(0, 105)
+    ax.set_xlim(0, 110)
     ax.set_xlabel(f"test top-1 (%), mean +- std over {len(res['seeds'])} seed(s)")
     ax.set_title("Distillation ablation" + (" (--quick: tiny data, 1 epoch)" if res.get("quick") else ""))
     return [_save(fig, "ablation.png")]
