@@ -498,9 +498,11 @@ def write(results: dict, pngs: list[str]) -> Path:
         if asis:
             note = (f"Outside the targets: on the H.264 samples at their own sizes (several reference pictures "
                     f"per list; two of them with B-frames) the P inputs are {f(_med(r['ratio_cpu']['tvl1'] for r in asis))}x cheaper than "
-                    f"TV-L1 (median), not 300x: FFmpeg's H.264 decoder (our motion vectors come from a full "
-                    f"decode) and the choice of reference picture per 8x8 cell when accumulating cost more than "
-                    f"MPEG-4's single-reference P-frames; the cProfile of section 1 shows the split.")
+                    f"TV-L1 (median), not 300x. The time is ours, not FFmpeg's: accumulating motion tries up to 3 "
+                    f"reference pictures per 8x8 cell (FFmpeg does not export which one a block used), at up "
+                    f"to 1280x720, where MPEG-4 has one reference per P-frame; the split by difference and the "
+                    f"cProfile of section 1 show it. Re-encoding to 340x256 MPEG-4 (`data_prep/reencode.py`) "
+                    f"avoids it.")
             parts += [note, ""]
     if results.get("preprocess"):
         parts.append(preprocess_section(results["preprocess"]))
