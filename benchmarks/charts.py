@@ -28,7 +28,8 @@ def _label_bars(ax, bars, values, fmt: str = "{:.3g}") -> None:
     """Write each finite value just above its bar (works on linear and log axes)."""
     for b, v in zip(bars, values):
         if np.isfinite(v):
-            ax.annotate(fmt.format(v), (b.get_x() + b.get_width() / 2, v), xytext=(0, 2),
+            text = f"{v:,.0f}" if abs(v) >= 1000 else fmt.format(v)
+            ax.annotate(text, (b.get_x() + b.get_width() / 2, v), xytext=(0, 2),
                         textcoords="offset points", ha="center", va="bottom", fontsize=7)
 
 
@@ -142,7 +143,8 @@ def networks(res: dict) -> list[str]:
                     continue
                 ax.barh(y, seconds, left=left, label=part)
                 if seconds > 0.04 * max(p["total"] for p in pipelines.values()):
-                    ax.text(left + seconds / 2, y, f"{seconds:.2g}", ha="center", va="center", fontsize=7)
+                    ax.text(left + seconds / 2, y, f"{part}: {seconds:.3g} s", ha="center", va="center",
+                            fontsize=7, color="white")
                 left += seconds
             ax.text(left, y, f"  {left:.3g} s", va="center", fontsize=8)
         ax.set_yticks([0, 1], list(pipelines))
