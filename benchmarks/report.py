@@ -396,7 +396,7 @@ def ablation_section(res: dict) -> str:
         text.append(f"**Pending**: no seed has been trained yet on this machine. Run `{res['command']}` "
                     "(about 25 minutes per seed on 2 CPU cores: teacher, cache, 4 students, I-stream, tests, "
                     "fusion), then `python benchmarks/run.py --report`.")
-    text += ["", "Each seed runs the whole chain through `ip-tsn fit/cache/test/fuse` with `seed=<s>` and "
+    text += ([""] if len(text) > 2 else []) + ["Each seed runs the whole chain through `ip-tsn fit/cache/test/fuse` with `seed=<s>` and "
              "`run_root=runs/bench/ablation/seed<s>` on the same data set (`data/synthetic`, the TV-L1 flow "
              "of `make demo`): plain P = `experiments/ablations/no_distill.yaml` (labels only, same schedule "
              "as the students), then `logits_only`, `features_only`, `both` (= `experiments/student.yaml`), "

@@ -66,6 +66,11 @@ def main(argv=None) -> int:
             if name == "ablation":
                 seeds = [0] if args.quick else [int(s) for s in args.seeds.split(",")]
                 result = module.run(args.quick, seeds, train=args.quick or args.train_ablation)
+                saved = load_section(name)
+                if not result["seeds"] and saved and saved.get("seeds"):  # nothing trained here: keep the last
+                    log(f"== ablation: no finished seed under runs/bench/ablation/; keeping the saved results "
+                        f"({len(saved['seeds'])} seeds, run at {saved['machine'].get('date')})")
+                    continue
             else:
                 result = module.run(args.quick)
             info["loadavg_end"] = common.loadavg()
