@@ -389,14 +389,14 @@ def ablation_section(res: dict) -> str:
     text = ["## 4. Distillation ablation (synthetic default)", ""]
     seeds = res.get("seeds") or []
     if res.get("quick"):
-        text.append("**--quick run: tiny data set (2/1/1 videos per class, 64x64), 1 epoch, 5 test segments. "
+        text += ["**--quick run: tiny data set (2/1/1 videos per class, 64x64), 1 epoch, 5 test segments. "
                     "It checks that the chain runs; its accuracies mean nothing.** The real ablation: "
-                    f"`{res['command']}` (about 25 minutes per seed on 2 CPU cores).")
+                    f"`{res['command']}` (about 25 minutes per seed on 2 CPU cores).", ""]
     elif not seeds:
-        text.append(f"**Pending**: no seed has been trained yet on this machine. Run `{res['command']}` "
+        text += [f"**Pending**: no seed has been trained yet on this machine. Run `{res['command']}` "
                     "(about 25 minutes per seed on 2 CPU cores: teacher, cache, 4 students, I-stream, tests, "
-                    "fusion), then `python benchmarks/run.py --report`.")
-    text += ([""] if len(text) > 2 else []) + ["Each seed runs the whole chain through `ip-tsn fit/cache/test/fuse` with `seed=<s>` and "
+                    "fusion), then `python benchmarks/run.py --report`.", ""]
+    text += ["Each seed runs the whole chain through `ip-tsn fit/cache/test/fuse` with `seed=<s>` and "
              "`run_root=runs/bench/ablation/seed<s>` on the same data set (`data/synthetic`, the TV-L1 flow "
              "of `make demo`): plain P = `experiments/ablations/no_distill.yaml` (labels only, same schedule "
              "as the students), then `logits_only`, `features_only`, `both` (= `experiments/student.yaml`), "
@@ -426,58 +426,51 @@ def ablation_section(res: dict) -> str:
     return "\n".join(text)
 
 
+# two-sided 95% Student t quantiles by degrees of freedom
+_T95 = {1: 12.71, 2: 4.30, 3: 3.18, 4: 2.78, 5: 2.57, 6: 2.45, 7: 2.36, 8: 2.31, 9: 2.26}
+_BASE, _TEACHER = "plain P (no distillation)", "teacher (TV-L1 flow)"
+
+
+def _minus_base(seeds: list[dict], row: str) -> np.ndarray:
+    """``row`` minus plain P per seed (the seeds that have both), as fractions."""
+    return np.array([s_["top1"][row] - s_["top1"][_BASE] for s_ in seeds
+                     if row in s_["top1"] and _BASE in s_["top1"]])
+
+
 def ablation_paired(seeds: list[dict]) -> list[str]:
-    """Each distilled variant minus plain P, seed by seed (same seed, same teacher, same data)."""
-    base = "plain P (no distillation)"
-    rows, test_videos = [], 80
-    for variant in ("P, logits only", "P, features only", "P, logits + features"):
-        diffs = [s_["top1"][variant] - s_["top1"][base] for s_ in seeds
-                 if variant in s_["top1"] and base in s_["top1"]]
-        if diffs:
-            std = float(np.std(diffs, ddof=1)) if len(diffs) > 1 else None
-            rows.append([variant, f"{100 * np.mean(diffs):+.1f}", pct(std),
-                         " ".join(f"{100 * d:+.1f}" for d in diffs)])
-    if not rows:
+    """Each distilled variant minus plain P, seed by seed (same seed, same teacher, same data), and
+    which of them differ beyond seed noise (paired t-test, 95%)."""
+    test_videos = 80
+    diffs = {v: _minus_base(seeds, v) for v in ("P, logits only", "P, features only", "P, logits + features")}
+    diffs = {v: d for v, d in diffs.items() if len(d)}
+    if not diffs:
         return []
+    rows = [[v, f"{100 * d.mean():+.1f}", pct(float(np.std(d, ddof=1)) if len(d) > 1 else None),
+             " ".join(f"{100 * x:+.1f}" for x in d)] for v, d in diffs.items()]
     out = ["Paired by seed (same teacher, same data, only the student's loss differs), points of test top-1 "
            f"over plain P; one test video is {100 / test_videos:.2f} points:", "",
            table(["variant", "mean difference", "std", "per seed"], rows), ""]
-    verdict = ablation_verdict(seeds, base)
-    return out + ([verdict, ""] if verdict else [])
-
-
-# two-sided 95% Student t quantiles by degrees of freedom
-_T95 = {1: 12.71, 2: 4.30, 3: 3.18, 4: 2.78, 5: 2.57, 6: 2.45, 7: 2.36, 8: 2.31, 9: 2.26}
-
-
-def ablation_verdict(seeds: list[dict], base: str) -> str:
-    """One sentence: which variants differ from plain P beyond seed noise (paired t-test, 95%)."""
-    if len(seeds) < 2 or len(seeds) - 1 not in _T95:
-        return ""
-    t = _T95[len(seeds) - 1]
     beyond, within = [], []
-    for variant in ("P, logits only", "P, features only", "P, logits + features"):
-        d = np.array([s_["top1"][variant] - s_["top1"][base] for s_ in seeds
-                      if variant in s_["top1"] and base in s_["top1"]])
-        if len(d) != len(seeds):
-            continue
-        half = t * float(np.std(d, ddof=1)) / np.sqrt(len(d))
-        (beyond if abs(d.mean()) > half else within).append(
-            f"{variant} {100 * d.mean():+.1f} +- {100 * half:.1f}")
-    teacher = [s_["top1"]["teacher (TV-L1 flow)"] - s_["top1"][base] for s_ in seeds
-               if "teacher (TV-L1 flow)" in s_["top1"] and base in s_["top1"]]
+    for v, d in diffs.items():
+        if len(d) - 1 in _T95:
+            half = _T95[len(d) - 1] * float(np.std(d, ddof=1)) / np.sqrt(len(d))
+            (beyond if abs(d.mean()) > half else within).append(f"{v} {100 * d.mean():+.1f} +- {100 * half:.1f}")
+    if not beyond and not within:
+        return out
     text = (f"Verdict (paired t-test over {len(seeds)} seeds, 95% interval of the mean difference): "
             + (f"beyond seed noise: {'; '.join(beyond)}. " if beyond else "")
             + (f"within seed noise: {'; '.join(within)}. " if within else ""))
-    if teacher:
-        text += (f"The teacher is {100 * np.mean(teacher):+.1f} points over plain P on average, so on this data "
+    teacher = _minus_base(seeds, _TEACHER)
+    if not beyond and len(teacher):
+        text += (f"The teacher is {100 * teacher.mean():+.1f} points over plain P on average, so on this data "
                  "set there is little for distillation to transfer: the synthetic actions are whole-object "
                  "motions that the motion vectors already show cleanly, whereas distillation is meant (in the "
                  "paper, as in DMC-Net) for real videos whose motion vectors are noisy and blocky next to "
-                 "optical flow. The distillation defaults (`kd_weight` 1, "
-                 "temperature 4, `feat_weight` 0.5) are common choices, not the paper's (it publishes none), "
-                 "and were not tuned here; `experiments/sweeps/student.yaml` sweeps them.")
-    return text
+                 "optical flow. ")
+    text += ("The distillation defaults (`kd_weight` 1, temperature 4, `feat_weight` 0.5) are common choices, "
+             "not the paper's (it publishes none), and were not tuned here; `experiments/sweeps/student.yaml` "
+             "sweeps them.")
+    return out + [text, ""]
 
 
 # ------------------------------------------------------------------------------------------ main
