@@ -41,7 +41,14 @@ def test_fast_dev_run(tmp_path: Path, cls: type) -> None:
         else {}
     module = cls(num_classes=2, in_channels=3, **FAST, **kwargs)
     train, val = loaders(32, 16, TEACHER)
-    trainer(tmp_path, fast_dev_run=True).fit(module, train, val)
+    before = {k: v.detach().clone() for k, v in module.state_dict().items() if v.is_floating_point()}
+    t = trainer(tmp_path, fast_dev_run=True)
+    t.fit(module, train, val)
+    changed = [k for k, v in module.state_dict().items() if k in before and not torch.equal(v, before[k])]
+    assert changed, "one training step changed no weight"
+    losses = {k: float(v) for k, v in t.callback_metrics.items() if k.startswith("train/loss")}
+    assert losses and all(math.isfinite(x) and x > 0 for x in losses.values()), losses
+    assert 0.0 <= float(t.callback_metrics["val/top1"]) <= 1.0
 
 
 def test_stream_classifier_learns_and_reports_test_scores(tmp_path: Path) -> None:
