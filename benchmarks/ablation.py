@@ -106,26 +106,28 @@ def run_seed(seed: int, quick: bool, data_root: Path) -> dict:
             "fuse": {"streams": streams, "fused": ["I-stream", "P, logits + features"],
                      "out_dir": str(run_root / "fusion")}}, indent=1))
         _ip_tsn("fuse", str(fuse), *over)
-    results = json.loads(result_file.read_text())["results"]
-    top1 = {row: results[row]["top1"] for row in ROWS}
-    top1[FUSED] = results["fusion"]["top1"]
-    return {"seed": seed, "run_root": str(run_root), "top1": top1, "minutes": (time.perf_counter() - start) / 60,
-            "weights": json.loads(result_file.read_text()).get("weights")}
+    entry = _seed_entry(seed, run_root, minutes=(time.perf_counter() - start) / 60)
+    if entry is None:
+        raise RuntimeError(f"{result_file}: the fusion results lack some of {list(ROWS)}")
+    return entry
+
+
+def _seed_entry(seed: int, run_root: Path, minutes: float | None) -> dict | None:
+    """One seed's test top-1 per row from its ``fusion/results.json``; None if a row is missing."""
+    data = json.loads((run_root / "fusion" / "results.json").read_text())
+    if not all(r in data["results"] for r in ROWS):
+        return None
+    top1 = {row: data["results"][row]["top1"] for row in ROWS}
+    top1[FUSED] = data["results"]["fusion"]["top1"]
+    return {"seed": seed, "run_root": str(run_root), "top1": top1, "minutes": minutes, "weights": data.get("weights")}
 
 
 def collect(quick: bool) -> list[dict]:
     """Seeds already finished under runs/bench/ablation*/ (nothing is trained)."""
-    out = []
     base = WORK_DIR / ("ablation-quick" if quick else "ablation")
-    for result_file in sorted(base.glob("seed*/fusion/results.json")):
-        results = json.loads(result_file.read_text())["results"]
-        if not all(r in results for r in ROWS):
-            continue
-        top1 = {row: results[row]["top1"] for row in ROWS}
-        top1[FUSED] = results["fusion"]["top1"]
-        out.append({"seed": int(result_file.parent.parent.name[4:]), "run_root": str(result_file.parent.parent),
-                    "top1": top1, "minutes": None})
-    return out
+    entries = (_seed_entry(int(f.parent.parent.name[4:]), f.parent.parent, minutes=None)
+               for f in sorted(base.glob("seed*/fusion/results.json")))
+    return [e for e in entries if e is not None]
 
 
 def demo_results() -> dict | None:

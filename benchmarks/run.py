@@ -31,13 +31,21 @@ from common import load_section, log, machine, save_section  # noqa: E402
 SECTIONS = ("preprocess", "loader", "networks", "ablation")
 
 
+def _seed_list(text: str) -> list[int]:
+    try:
+        return [int(s) for s in text.split(",") if s.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated integers, got {text!r}") from None
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="small sizes and repeats: < 5 minutes")
     parser.add_argument("--only", default=",".join(SECTIONS), help=f"comma-separated sections of {SECTIONS}")
     parser.add_argument("--train-ablation", action="store_true",
                         help="full mode: train the ablation seeds (else only collect finished ones)")
-    parser.add_argument("--seeds", default="0,1,2", help="ablation seeds (full mode; --quick uses 0)")
+    parser.add_argument("--seeds", default="0,1,2", type=_seed_list,
+                        help="ablation seeds, comma-separated (full mode; --quick uses 0)")
     parser.add_argument("--report", action="store_true", help="only regenerate RESULTS.md and the charts")
     parser.add_argument("--output-dir", type=Path, default=None,
                         help="write results/, RESULTS.md and the charts there (default: benchmarks/; "
@@ -64,11 +72,13 @@ def main(argv=None) -> int:
             info = machine()
             module = __import__(name)
             if name == "ablation":
-                seeds = [0] if args.quick else [int(s) for s in args.seeds.split(",")]
+                seeds = [0] if args.quick else args.seeds
                 result = module.run(args.quick, seeds, train=args.quick or args.train_ablation)
                 saved = load_section(name)
-                if not result["seeds"] and saved and saved.get("seeds"):  # nothing trained here: keep the last
-                    log(f"== ablation: no finished seed under runs/bench/ablation/; keeping the saved results "
+                if not (args.quick or args.train_ablation) and saved and saved.get("seeds") and \
+                        [s_["top1"] for s_ in result["seeds"]] in ([], [s_["top1"] for s_ in saved["seeds"]]):
+                    # collecting found nothing new: keep the saved run, with its timing and machine
+                    log(f"== ablation: nothing new under runs/bench/ablation/; keeping the saved results "
                         f"({len(saved['seeds'])} seeds, run at {saved['machine'].get('date')})")
                     continue
             else:
