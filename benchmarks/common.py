@@ -26,6 +26,8 @@ WORK_DIR = Path(os.environ.get("IPTSN_BENCH_WORK", REPO / "runs" / "bench"))
 if str(REPO / "src") not in sys.path:  # running from a checkout without `pip install -e`
     sys.path.insert(0, str(REPO / "src"))
 
+from ip_tsn.atomic import write_text_atomic  # noqa: E402  (after the path set-up above)
+
 
 def set_threads(n: int) -> None:
     """Threads of OpenCV and torch (intra-op) in this process."""
@@ -118,11 +120,8 @@ def results_dir() -> Path:
 
 
 def save_section(name: str, payload: dict[str, Any]) -> Path:
-    results_dir().mkdir(parents=True, exist_ok=True)
     path = results_dir() / f"{name}.json"
-    tmp = path.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(payload, indent=1, default=_json_default) + "\n")
-    os.replace(tmp, path)
+    write_text_atomic(path, json.dumps(payload, indent=1, default=_json_default) + "\n")
     return path
 
 

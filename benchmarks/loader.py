@@ -24,7 +24,7 @@ import torch
 
 import media
 from common import WORK_DIR, log, median, set_threads
-from ip_tsn.codec import index as codec_index
+from ip_tsn.codec import clear_index_cache
 from ip_tsn.data.datamodule import VideoDataModule
 from ip_tsn.data.datasets import VideoRecord
 from ip_tsn.data.video_dataset import StreamDataset
@@ -53,7 +53,7 @@ def datamodule(spec: dict, kind: str, workers: int) -> VideoDataModule:
 
 
 def loader_throughput(spec: dict, kind: str, workers: int, warm_batches: int) -> dict:
-    codec_index._CACHE.clear()
+    clear_index_cache()
     dm = datamodule(spec, kind, workers)
     loader = dm.train_dataloader()
     t0 = time.perf_counter()
@@ -155,7 +155,7 @@ def length_scaling(quick: bool) -> dict:
             ds[0]
             cold, warm, cold_cpu, warm_cpu = [], [], [], []
             for k in range(samples):
-                codec_index._CACHE.clear()
+                clear_index_cache()
                 c0, t0 = time.process_time(), time.perf_counter()
                 ds[k % len(ds)]
                 cold.append(time.perf_counter() - t0)

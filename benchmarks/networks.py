@@ -25,8 +25,7 @@ import torch
 
 import media
 from common import log, set_threads, timed
-from ip_tsn.codec import CompressedVideo
-from ip_tsn.codec import index as codec_index
+from ip_tsn.codec import CompressedVideo, clear_index_cache
 from ip_tsn.codec.flow import compute_flow, quantize_flow
 from ip_tsn.data.datasets import VideoRecord
 from ip_tsn.data.sampling import segment_indices
@@ -98,7 +97,7 @@ def _forward(model: TSN, x: torch.Tensor, device: str) -> torch.Tensor:
 
 def ip_tsn_latency(path, segments: int, nets: dict, device: str) -> dict:
     """Seconds of each stage of IP TSN on one video (cold)."""
-    codec_index._CACHE.clear()
+    clear_index_cache()
     rec = [VideoRecord(path=path.name, label=0, class_name="x")]
     t0 = time.perf_counter()
     x_i = StreamDataset(rec, path.parent, "iframe", num_segments=segments, train=False, crop_size=224,
@@ -116,7 +115,7 @@ def ip_tsn_latency(path, segments: int, nets: dict, device: str) -> dict:
 
 def flow_latency(path, segments: int, nets: dict, device: str) -> dict:
     """Seconds of each stage of the flow two-stream on one video (cold), TV-L1 computed on the fly."""
-    codec_index._CACHE.clear()
+    clear_index_cache()
     t0 = time.perf_counter()
     v = CompressedVideo(path)
     n = v.num_frames

@@ -36,8 +36,7 @@ import numpy as np
 
 import media
 from common import log, set_threads, timed
-from ip_tsn.codec import CompressedVideo
-from ip_tsn.codec import index as codec_index
+from ip_tsn.codec import CompressedVideo, clear_index_cache
 from ip_tsn.codec.flow import compute_flow
 
 
@@ -49,7 +48,7 @@ except ImportError:  # older codec
 
 
 def _fresh(path) -> CompressedVideo:
-    codec_index._CACHE.clear()
+    clear_index_cache()
     return CompressedVideo(path)
 
 

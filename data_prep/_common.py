@@ -18,13 +18,14 @@ import glob
 import os
 import sys
 import traceback
-import uuid
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from typing import Callable, Iterable, Iterator, Sequence
 
-TMP_MARK = ".tmp-"  # temp outputs are named "<final name>.tmp-<pid>-<n>"
+from ip_tsn.atomic import atomic_path
+
+TMP_MARK = ".tmp-"  # temp outputs: ".<final name>.tmp-<pid>" (ip_tsn.atomic.temp_name)
 
 
 # --------------------------------------------------------------------------------------- sharding
@@ -76,31 +77,27 @@ def find_files(root: str, extensions: Sequence[str]) -> list[str]:
 
 
 def remove_stale_temps(path: str) -> None:
-    """Delete ``<path>.tmp-*`` files, left by a killed earlier run writing ``path``.
+    """Delete the temp files a killed earlier run writing ``path`` left: ``.<name>.tmp-*``
+    (``ip_tsn.atomic``'s names) and ``<name>.tmp-*`` (older runs').
 
     Safe with concurrent shards: each output path belongs to exactly one shard."""
-    for stale in glob.glob(glob.escape(os.fspath(path)) + TMP_MARK + "*"):
+    path = os.fspath(path)
+    folder, name = os.path.split(path)
+    patterns = (glob.escape(path) + TMP_MARK + "*",
+                os.path.join(glob.escape(folder), "." + glob.escape(name) + TMP_MARK + "*"))
+    for stale in {p for pattern in patterns for p in glob.glob(pattern)}:
         with contextlib.suppress(OSError):
             os.unlink(stale)
 
 
 @contextlib.contextmanager
 def atomic_output(path: str) -> Iterator[str]:
-    """Yield a temp path next to ``path``; on success rename it to ``path`` (``os.replace``).
-
-    On an exception the temp file is removed, so ``path`` only ever names a complete file.
-    Temp files left by killed earlier runs for the same ``path`` are removed first.
-    """
-    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    """``ip_tsn.atomic.atomic_path`` as a ``str``: yield a temp path next to ``path``, renamed to
+    ``path`` on success and removed on an exception, so ``path`` only ever names a complete file.
+    Temp files left by killed earlier runs for the same ``path`` are removed first."""
     remove_stale_temps(path)
-    tmp = f"{path}{TMP_MARK}{os.getpid()}-{uuid.uuid4().hex[:8]}"
-    try:
-        yield tmp
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            with contextlib.suppress(OSError):
-                os.unlink(tmp)
+    with atomic_path(path) as tmp:
+        yield os.fspath(tmp)
 
 
 # --------------------------------------------------------------------------------------- running

@@ -16,6 +16,8 @@ A list file holds one video per line (``Class/v_x.avi`` or ``Class/v_x.avi 12``:
 field), relative to ``--input-root`` (default: the list's folder) or absolute. Finished outputs
 are skipped (resume); each output is written to a temp name and renamed when complete. Bad inputs
 (corrupt, empty, audio-only) are listed at the end; the exit status is 1 if any failed.
+The output stream is the package encoder's (``ip_tsn.codec.encode.add_video_stream``), written
+through ``ip_tsn.atomic.atomic_path``.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ from fractions import Fraction
 
 import av
 
+from ip_tsn.codec.encode import add_video_stream
 from ip_tsn.codec.errors import VideoError
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -36,7 +39,6 @@ from _common import add_common_args, atomic_output, find_files, parallel_map, pa
 
 VIDEO_EXTENSIONS = (".avi", ".mp4", ".mkv", ".mov", ".webm", ".mpg", ".mpeg", ".m4v", ".flv",
                     ".wmv", ".3gp", ".ogv", ".ts", ".mts")
-FF_QP2LAMBDA = 118  # FFmpeg's lambda per quantizer step
 
 
 def parse_size(text: str) -> tuple[int, int]:
@@ -85,17 +87,12 @@ def reencode_video(src: str, dst: str, size=(340, 256), gop: int = 12, qscale: i
             out = av.open(tmp, "w", format="mp4")
             finished = False
             try:
-                ost = out.add_stream("mpeg4", rate=rate, options={"sc_threshold": "1000000000"})
-                ost.width, ost.height = size
-                ost.pix_fmt = "yuv420p"
-                cc = ost.codec_context
-                cc.gop_size, cc.max_b_frames = gop, 0
-                cc.sample_aspect_ratio = Fraction(1, 1)
-                # Fixed quantizer: FFmpeg takes lambda from each frame (0 here, PyAV cannot set
-                # it), then clips the quantizer to [qmin, qmax], so qmin = qmax = qscale pins it.
-                cc.qscale = True
-                cc.global_quality = qscale * FF_QP2LAMBDA
-                cc.qmin = cc.qmax = qscale
+                # the package's encoder settings: GOP pinned (no scene-cut I-frames), fixed
+                # quantizer (qmin = qmax = qscale), no B-frames; 16x16 motion only, like CoViAR's
+                # ffmpeg command (no +mv4)
+                ost = add_video_stream(out, *size, codec="mpeg4", fps=rate, gop_size=gop,
+                                       max_b_frames=0, qscale=qscale, four_mv=False)
+                ost.codec_context.sample_aspect_ratio = Fraction(1, 1)
                 count, bad_packets = 0, 0
                 time_base = 1 / rate
                 packets = 0

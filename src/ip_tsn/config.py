@@ -20,6 +20,8 @@ from typing import Sequence
 
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
+from ip_tsn.atomic import write_text_atomic
+
 EXPERIMENTS = Path(os.environ.get("IP_TSN_EXPERIMENTS", Path(__file__).resolve().parents[2] / "experiments"))
 
 
@@ -86,8 +88,4 @@ def to_container(cfg: DictConfig | ListConfig | None) -> dict:
 
 def save_config(cfg: DictConfig, path: str | os.PathLike) -> None:
     """Write the resolved config as YAML, atomically."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    tmp.write_text(OmegaConf.to_yaml(cfg, resolve=True))
-    os.replace(tmp, path)
+    write_text_atomic(path, OmegaConf.to_yaml(cfg, resolve=True))

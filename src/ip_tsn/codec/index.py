@@ -177,6 +177,11 @@ def build_index(path: str) -> VideoIndex:
 _CACHE: dict[tuple[str, int, int], VideoIndex] = {}
 
 
+def clear_index_cache() -> None:
+    """Forget every memoised :func:`get_index` result of this process (e.g. to time a cold open)."""
+    _CACHE.clear()
+
+
 def get_index(path: str) -> VideoIndex:
     """:func:`build_index`, memoised per process on (path, size, mtime)."""
     try:

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import os
-import tempfile
 
 import cv2
 import numpy as np
+
+from ip_tsn.atomic import atomic_path
 
 
 def motion_to_rgb(mv: np.ndarray, max_magnitude: float | None = None) -> np.ndarray:
@@ -62,14 +63,8 @@ def save_panels(path: str | os.PathLike, panels: list[tuple[str, np.ndarray]], t
     if title:
         fig.suptitle(title, fontsize=9)
     fig.tight_layout()
-    path = os.fspath(path)
-    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=os.path.dirname(os.path.abspath(path)), suffix=".png")
-    os.close(fd)
     try:
-        fig.savefig(tmp, dpi=110)
-        os.replace(tmp, path)
+        with atomic_path(path) as tmp:
+            fig.savefig(tmp, dpi=110, format="png")  # the temp name has no .png suffix
     finally:
         plt.close(fig)
-        if os.path.exists(tmp):
-            os.unlink(tmp)
