@@ -1,7 +1,10 @@
-"""Section 4: the distillation ablation on the synthetic default, over several training seeds.
+"""Section 4: the distillation ablation on the synthetic default, over data seeds and training seeds.
 
-For each seed, the whole chain runs through the ``ip-tsn`` command (``ip_tsn.cli.main``, in this
-process) with ``seed=<s> run_root=runs/bench/ablation[-quick]/seed<s>``:
+For each data seed ``d`` the synthetic data set is generated with ``--seed d`` where ``make demo
+DATA_SEED=d`` puts it (``data/synthetic`` for d = 0, else ``data/synthetic-d<d>``, with the
+Makefile's TV-L1 flow); for each training seed ``s`` the whole chain then runs through the
+``ip-tsn`` command (``ip_tsn.cli.main``, in this process) with ``seed=<s> data.root=<data>
+run_root=runs/bench/ablation[-quick]/d<d>/seed<s>``, one folder per (data seed, seed):
 
     ip-tsn fit   experiments/teacher.yaml                 # the flow teacher
     ip-tsn cache experiments/cache.yaml                   # its logits / features
@@ -11,32 +14,42 @@ process) with ``seed=<s> run_root=runs/bench/ablation[-quick]/seed<s>``:
     ip-tsn fit   experiments/ablations/both.yaml          # both (= experiments/student.yaml)
     ip-tsn fit   experiments/istream.yaml                 # the I-stream
     ip-tsn test  <each of the above>                      # 25-segment protocol, val and test
-    ip-tsn fuse  <run_root>/fuse.yaml                     # I + distilled P (both), weights on val
+    ip-tsn fuse  <run_root>/fuse.yaml                     # I + P (both), I + plain P, checks on val
 
-The data set (``data/synthetic``, its TV-L1 flow as ``make demo`` extracts it) is the same for every
-seed: only training randomness changes. Stages whose output exists are skipped, so an interrupted
-run resumes. ``--quick`` runs the chain on the tiny preset (2/1/1 videos per class, 64x64, 24
-frames, DIS flow) for 1 epoch: it checks the wiring, its accuracies mean nothing.
+Stages whose output exists are skipped, so an interrupted run resumes (a ``fusion/results.json``
+without per-video results, from an older ``ip-tsn fuse``, is fused again). Each run's
+``fusion/results.json`` gives its test top-1 per stream and per-video correctness; the summary is
+the mean +- std of each row over all runs and, for distilled minus plain P and fused minus the
+best single stream, a paired test over videos: the per-video difference of correctness averaged
+over the training seeds of its data set, bootstrapped over the videos of every data set
+(``scipy.stats.bootstrap``), plus McNemar's test of each run. ``--quick`` runs the chain on the
+tiny preset (2/1/1 videos per class, 64x64, 24 frames, DIS flow) for 1 epoch: it checks the
+wiring, its accuracies mean nothing.
 
-    python benchmarks/ablation.py --seeds 0,1,2          # ~25 min per seed on 2 CPU cores
-    python benchmarks/ablation.py --seeds 0 --quick
+    python benchmarks/ablation.py --seeds 0,1,2 --data-seeds 0,1   # ~25 min per run on 2 CPU cores
+    python benchmarks/ablation.py --seeds 0 --data-seeds 0 --quick
+    python benchmarks/ablation.py --collect                         # report the runs already finished
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import re
 import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from common import REPO, WORK_DIR, loadavg, log, machine, save_section
 
+from ip_tsn.lit.stats import mean_ci, paired_difference  # common put src/ on sys.path
+
 EXPERIMENTS = REPO / "experiments"
-ROWS = {  # report row: (stage config, run name)
+ROWS = {  # report row: (stage config, run name); the row is the stream's name in the fusion report
     "plain P (no distillation)": ("ablations/no_distill.yaml", "student_no_distill"),
     "P, logits only": ("ablations/logits_only.yaml", "student_logits_only"),
     "P, features only": ("ablations/features_only.yaml", "student_features_only"),
@@ -44,8 +57,21 @@ ROWS = {  # report row: (stage config, run name)
     "teacher (TV-L1 flow)": ("teacher.yaml", "teacher"),
     "I-stream": ("istream.yaml", "istream"),
 }
+PLAIN, DISTILLED, TEACHER, APPEARANCE = ("plain P (no distillation)", "P, logits + features",
+                                         "teacher (TV-L1 flow)", "I-stream")
 FUSED = "fused (I + P logits + features)"
-ORDER = list(ROWS) + [FUSED]
+FUSION_ROWS = {FUSED: "fusion", "fused, equal weights": "fusion (equal weights)",
+               "I + plain P": "I + plain P"}  # report row: row of the fusion report
+ORDER = list(ROWS) + list(FUSION_ROWS)
+BEST = "best single stream"  # per run: the better, by test top-1, of the fused streams
+COMPARISONS = {  # name: (A, B), both report rows (or BEST); A minus B
+    "P, logits + features - plain P": (DISTILLED, PLAIN),
+    "P, logits only - plain P": ("P, logits only", PLAIN),
+    "P, features only - plain P": ("P, features only", PLAIN),
+    "fused - best single stream": (FUSED, BEST),
+    "fused - I + plain P": (FUSED, "I + plain P"),
+}
+COMMAND = "python benchmarks/ablation.py --seeds 0,1,2 --data-seeds 0,1"
 
 
 def _python() -> str:
@@ -53,16 +79,24 @@ def _python() -> str:
     return str(venv) if venv.exists() else sys.executable
 
 
-def ensure_data(quick: bool) -> Path:
-    """The data set and its flow: data/synthetic as `make demo` builds it, or the tiny preset."""
-    if quick:
-        root = WORK_DIR / "data" / "tiny"
-        make = ["--root", str(root), "--tiny", "--quiet"]
-        flow = ["--method", "dis", "--workers", "1", "--no-progress"]
-    else:
-        root = REPO / "data" / "synthetic"
-        make = ["--root", str(root), "--quiet"]
-        flow = ["--method", "tvl1-fast", "--size", "64x64", "--workers", "2", "--no-progress"]  # = Makefile FLOW_ARGS
+def data_root(data_seed: int, quick: bool) -> Path:
+    """Where ``make demo DATA_SEED=<d>`` keeps the data set (``data/synthetic[-d<d>]``), or the tiny
+    preset's folder under runs/bench/data."""
+    suffix = "" if data_seed == 0 else f"-d{data_seed}"
+    return WORK_DIR / "data" / f"tiny{suffix}" if quick else REPO / "data" / f"synthetic{suffix}"
+
+
+def run_root(data_seed: int, seed: int, quick: bool) -> Path:
+    """One folder per (data seed, training seed): runs/bench/ablation[-quick]/d<d>/seed<s>."""
+    return WORK_DIR / ("ablation-quick" if quick else "ablation") / f"d{data_seed}" / f"seed{seed}"
+
+
+def ensure_data(data_seed: int, quick: bool) -> Path:
+    """The data set of ``data_seed`` and its flow, as `make demo DATA_SEED=<d>` builds them."""
+    root = data_root(data_seed, quick)
+    make = ["--root", str(root), "--seed", str(data_seed), "--quiet"] + (["--tiny"] if quick else [])
+    flow = (["--method", "dis", "--workers", "1", "--no-progress"] if quick else
+            ["--method", "tvl1-fast", "--size", "64x64", "--workers", "2", "--no-progress"])  # = FLOW_ARGS
     if not (root / "splits" / "classInd.txt").is_file():
         log(f"ablation: generating {root}")
         subprocess.run([_python(), str(REPO / "data_prep" / "make_synthetic.py"), *make], check=True, cwd=REPO)
@@ -82,97 +116,177 @@ def _ip_tsn(*argv: str) -> None:
         raise RuntimeError(f"ip-tsn {' '.join(argv)} exited with {code}")
 
 
-def run_seed(seed: int, quick: bool, data_root: Path) -> dict:
-    run_root = WORK_DIR / ("ablation-quick" if quick else "ablation") / f"seed{seed}"
-    result_file = run_root / "fusion" / "results.json"
-    over = [f"seed={seed}", f"run_root={run_root}", f"data.root={data_root}", "logger.wandb=false"]
+def fuse_config(root: Path, data: Path) -> dict[str, Any]:
+    """The fusion stage of one run: I + distilled P (searched on val), I + plain P, the checks."""
+    return {"_base_": str(EXPERIMENTS / "base.yaml"), "stage": "fuse", "name": "fusion",
+            "fuse": {"streams": {row: str(root / name) for row, (_, name) in ROWS.items()},
+                     "fused": [APPEARANCE, DISTILLED], "baseline_fused": [APPEARANCE, PLAIN],
+                     "distilled": DISTILLED, "plain": PLAIN, "teacher": TEACHER,
+                     "appearance": APPEARANCE, "groups": str(data / "synthetic.json"),
+                     "out_dir": str(root / "fusion")}}
+
+
+def _fused_already(result_file: Path) -> bool:
+    """A results.json of the current ``ip-tsn fuse`` (per-video results included)."""
+    return result_file.is_file() and "per_video" in json.loads(result_file.read_text())
+
+
+def run_one(data_seed: int, seed: int, quick: bool, data: Path) -> dict:
+    """Train, test and fuse one (data seed, seed); return its :func:`run_entry`."""
+    root = run_root(data_seed, seed, quick)
+    over = [f"seed={seed}", f"run_root={root}", f"data.root={data}", "logger.wandb=false"]
     if quick:
         over += ["trainer.max_epochs=1", "data.test_segments=5", "data.num_workers=0", "data.batch_size=8"]
     start = time.perf_counter()
-    if not result_file.is_file():
-        if not (run_root / "teacher" / "checkpoints" / "last.ckpt").is_file():
+    if not _fused_already(root / "fusion" / "results.json"):
+        if not (root / "teacher" / "checkpoints" / "last.ckpt").is_file():
             _ip_tsn("fit", str(EXPERIMENTS / "teacher.yaml"), *over)
-        if not (run_root / "teacher_cache" / "manifest.json").is_file():
+        if not (root / "teacher_cache" / "manifest.json").is_file():
             _ip_tsn("cache", str(EXPERIMENTS / "cache.yaml"), *over)
         for config, name in ROWS.values():
-            if not (run_root / name / "checkpoints" / "last.ckpt").is_file():
+            if not (root / name / "checkpoints" / "last.ckpt").is_file():
                 _ip_tsn("fit", str(EXPERIMENTS / config), *over)
-            if not (run_root / name / "scores_test.npz").is_file():
+            if not (root / name / "scores_test.npz").is_file():
                 _ip_tsn("test", str(EXPERIMENTS / config), *over)
-        fuse = run_root / "fuse.yaml"
-        streams = {row: str(run_root / name) for row, (_, name) in ROWS.items()}
-        fuse.write_text(json.dumps({  # JSON is YAML
-            "_base_": str(EXPERIMENTS / "base.yaml"), "stage": "fuse", "name": "fusion",
-            "fuse": {"streams": streams, "fused": ["I-stream", "P, logits + features"],
-                     "out_dir": str(run_root / "fusion")}}, indent=1))
+        fuse = root / "fuse.yaml"
+        fuse.write_text(json.dumps(fuse_config(root, data), indent=1))  # JSON is YAML
         _ip_tsn("fuse", str(fuse), *over)
-    entry = _seed_entry(seed, run_root, minutes=(time.perf_counter() - start) / 60)
+    entry = run_entry(data_seed, seed, root, minutes=(time.perf_counter() - start) / 60)
     if entry is None:
-        raise RuntimeError(f"{result_file}: the fusion results lack some of {list(ROWS)}")
+        raise RuntimeError(f"{root}/fusion/results.json lacks some of {ORDER} or per-video results")
     return entry
 
 
-def _seed_entry(seed: int, run_root: Path, minutes: float | None) -> dict | None:
-    """One seed's test top-1 per row from its ``fusion/results.json``; None if a row is missing."""
-    data = json.loads((run_root / "fusion" / "results.json").read_text())
-    if not all(r in data["results"] for r in ROWS):
+# ---------------------------------------------------------------------------------- collecting
+def run_entry(data_seed: int, seed: int, root: Path, minutes: float | None) -> dict | None:
+    """One run from its ``fusion/results.json``: test top-1 per report row (fractions), weights,
+    the val data checks, the per-run paired tests and per-video correctness ``{row: [0/1] (N,)}``
+    (plus ``BEST``); None if a row or the per-video results are missing."""
+    data = json.loads((root / "fusion" / "results.json").read_text())
+    names = {**{r: r for r in ROWS}, **FUSION_ROWS}
+    streams, per_video = data.get("streams", {}), data.get("per_video")
+    if per_video is None or not all(n in streams and n in per_video["correct"] for n in names.values()):
         return None
-    top1 = {row: data["results"][row]["top1"] for row in ROWS}
-    top1[FUSED] = data["results"]["fusion"]["top1"]
-    return {"seed": seed, "run_root": str(run_root), "top1": top1, "minutes": minutes, "weights": data.get("weights")}
+    correct = {row: per_video["correct"][n] for row, n in names.items()}
+    best = data["paired"]["fused_minus_best"]["b"]
+    correct[BEST] = per_video["correct"][best]
+    return {"data_seed": data_seed, "seed": seed, "run_root": str(root), "minutes": minutes,
+            "top1": {row: streams[n]["top1"] / 100.0 for row, n in names.items()},
+            "best_single": best, "weights": data.get("weights"),
+            "baseline_weights": data.get("baseline_weights"), "checks": data.get("checks"),
+            "video_ids": per_video["video_ids"], "correct": correct}
+
+
+_RUN = re.compile(r"d(\d+)/seed(\d+)$")
 
 
 def collect(quick: bool) -> list[dict]:
-    """Seeds already finished under runs/bench/ablation*/ (nothing is trained)."""
+    """Runs already finished under runs/bench/ablation[-quick]/d*/seed*/ (nothing is trained)."""
     base = WORK_DIR / ("ablation-quick" if quick else "ablation")
-    entries = (_seed_entry(int(f.parent.parent.name[4:]), f.parent.parent, minutes=None)
-               for f in sorted(base.glob("seed*/fusion/results.json")))
-    return [e for e in entries if e is not None]
+    entries = []
+    for f in sorted(base.glob("d*/seed*/fusion/results.json")):
+        match = _RUN.search(f.parent.parent.relative_to(base).as_posix())
+        if match:
+            entries.append(run_entry(int(match[1]), int(match[2]), f.parent.parent, minutes=None))
+    return sorted((e for e in entries if e is not None), key=lambda e: (e["data_seed"], e["seed"]))
 
 
 def demo_results() -> dict | None:
-    """`make demo`'s own table (seed 0; its P baseline is experiments/pstream.yaml), if it exists."""
+    """`make demo`'s own table (data seed 0, seed 0; its P baseline is experiments/pstream.yaml)."""
     path = REPO / "runs" / "synthetic" / "split1" / "fusion" / "results.json"
     if not path.is_file():
         return None
     data = json.loads(path.read_text())
-    return {"path": str(path.relative_to(REPO)), "top1": {k: v["top1"] for k, v in data["results"].items()},
-            "weights": data.get("weights"), "num_videos": data.get("num_videos")}
+    top1 = ({k: v["top1"] / 100.0 for k, v in data["streams"].items()} if "streams" in data
+            else {k: v["top1"] for k, v in data["results"].items()})  # an older ip-tsn fuse
+    return {"path": str(path.relative_to(REPO)), "top1": top1, "weights": data.get("weights"),
+            "num_videos": data.get("num_videos"), "checks": data.get("checks")}
 
 
-def summarize(seeds: list[dict]) -> dict:
+# -------------------------------------------------------------------------------- the summary
+def summarize(runs: list[dict]) -> dict:
+    """Per report row: mean and std (ddof 1) of test top-1 over every run, and the values."""
     table = {}
     for row in ORDER:
-        values = [s["top1"][row] for s in seeds if row in s["top1"]]
+        values = [r["top1"][row] for r in runs if row in r["top1"]]
         table[row] = {"mean": float(np.mean(values)) if values else None,
                       "std": float(np.std(values, ddof=1)) if len(values) > 1 else None,
-                      "values": values}
+                      "values": values, "n": len(values)}
     return table
 
 
-def run(quick: bool = False, seeds: list[int] | None = None, train: bool = True) -> dict:
-    """Train (``train``) the given seeds, or only collect finished ones; summarise mean / std."""
+def per_video_differences(runs: list[dict], a: str, b: str) -> np.ndarray:
+    """(V,) float: per video, ``a`` minus ``b`` correctness averaged over the runs (training
+    seeds) of its data set; the videos of every data set concatenated. Raises ``ValueError``
+    when runs of one data set disagree on their test videos."""
+    out = []
+    for d in sorted({r["data_seed"] for r in runs}):
+        group = [r for r in runs if r["data_seed"] == d]
+        if any(r["video_ids"] != group[0]["video_ids"] for r in group):
+            raise ValueError(f"data seed {d}: runs disagree on the test videos")
+        diffs = [np.asarray(r["correct"][a], float) - np.asarray(r["correct"][b], float) for r in group]
+        out.append(np.mean(diffs, axis=0))
+    return np.concatenate(out) if out else np.zeros(0)
+
+
+def paired_tests(runs: list[dict]) -> dict[str, dict]:
+    """Each of :data:`COMPARISONS`, in percentage points: ``{"mean", "low", "high"}`` (the mean
+    of :func:`per_video_differences` and its bootstrap 95% CI over videos), ``"videos"``,
+    ``"runs"`` and ``"per_run"`` ``[{"data_seed", "seed", "mean", "mcnemar_p", "a_only",
+    "b_only", "n"}]`` (McNemar's test of each run)."""
+    out = {}
+    for name, (a, b) in COMPARISONS.items():
+        usable = [r for r in runs if a in r["correct"] and b in r["correct"]]
+        if not usable:
+            continue
+        diffs = per_video_differences(usable, a, b)
+        mean, low, high = mean_ci(diffs)
+        per_run = []
+        for r in usable:
+            d = paired_difference(r["correct"][a], r["correct"][b])
+            per_run.append({"data_seed": r["data_seed"], "seed": r["seed"], "mean": d["mean"],
+                            "mcnemar_p": d["mcnemar_p"], "a_only": d["a_only"],
+                            "b_only": d["b_only"], "n": d["n"]})
+        out[name] = {"a": a, "b": b, "mean": 100.0 * mean, "low": 100.0 * low, "high": 100.0 * high,
+                     "videos": len(diffs), "runs": len(usable), "per_run": per_run}
+    return out
+
+
+def run(quick: bool = False, seeds: list[int] | None = None, train: bool = True,
+        data_seeds: list[int] | None = None) -> dict:
+    """Train (``train``) every (data seed, seed), or only collect finished ones; summarise."""
     seeds = [0] if seeds is None and quick else ([0, 1, 2] if seeds is None else seeds)
-    done = []
+    data_seeds = [0] if data_seeds is None and quick else ([0, 1] if data_seeds is None else data_seeds)
     if train:
-        data_root = ensure_data(quick)
-        for seed in seeds:
-            done.append(run_seed(seed, quick, data_root))
+        done = []
+        for d in data_seeds:
+            data = ensure_data(d, quick)
+            done += [run_one(d, s, quick, data) for s in seeds]
     else:
-        done = [s for s in collect(quick) if s["seed"] in seeds]
-    return {"quick": quick, "seeds_requested": seeds, "seeds": done, "summary": summarize(done),
-            "demo": demo_results(), "command": "python benchmarks/ablation.py --seeds 0,1,2"}
+        done = [r for r in collect(quick) if r["seed"] in seeds and r["data_seed"] in data_seeds]
+    return {"quick": quick, "seeds_requested": seeds, "data_seeds_requested": data_seeds,
+            "seeds": done, "summary": summarize(done), "paired": paired_tests(done),
+            "demo": demo_results(), "command": COMMAND}
+
+
+def _int_list(text: str) -> list[int]:
+    try:
+        return [int(s) for s in text.split(",") if s.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated integers, got {text!r}") from None
 
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--seeds", default=None, help="comma-separated training seeds (default 0,1,2; --quick: 0)")
+    parser.add_argument("--seeds", type=_int_list, default=None,
+                        help="comma-separated training seeds (default 0,1,2; --quick: 0)")
+    parser.add_argument("--data-seeds", type=_int_list, default=None,
+                        help="comma-separated data seeds (default 0,1; --quick: 0)")
     parser.add_argument("--quick", action="store_true", help="tiny data, 1 epoch: checks the wiring only")
-    parser.add_argument("--collect", action="store_true", help="train nothing: report the seeds already finished")
+    parser.add_argument("--collect", action="store_true", help="train nothing: report the runs already finished")
     args = parser.parse_args(argv)
-    seeds = [int(s) for s in args.seeds.split(",")] if args.seeds else None
     start, info = time.perf_counter(), machine()
-    result = run(args.quick, seeds, train=not args.collect)
+    result = run(args.quick, args.seeds, train=not args.collect, data_seeds=args.data_seeds)
     info["loadavg_end"] = loadavg()
     result.update({"section": "ablation", "mode": "quick" if args.quick else "full", "machine": info,
                    "seconds": time.perf_counter() - start})

@@ -385,92 +385,125 @@ def networks_section(res: dict) -> str:
 
 
 # -------------------------------------------------------------------------------------- ablation
+def _run_label(r: dict) -> str:
+    return f"d{r.get('data_seed', 0)} s{r['seed']}"
+
+
+def _pp(x: float) -> str:
+    return f"{x:+.1f}"
+
+
+def _p(p: float) -> str:
+    return "<0.001" if p < 1e-3 else f"{p:.3f}"
+
+
 def ablation_section(res: dict) -> str:
     text = ["## 4. Distillation ablation (synthetic default)", ""]
-    seeds = res.get("seeds") or []
+    runs = res.get("seeds") or []
     if res.get("quick"):
         text += ["**--quick run: tiny data set (2/1/1 videos per class, 64x64), 1 epoch, 5 test segments. "
-                    "It checks that the chain runs; its accuracies mean nothing.** The real ablation: "
-                    f"`{res['command']}` (about 25 minutes per seed on 2 CPU cores).", ""]
-    elif not seeds:
-        text += [f"**Pending**: no seed has been trained yet on this machine. Run `{res['command']}` "
-                    "(about 25 minutes per seed on 2 CPU cores: teacher, cache, 4 students, I-stream, tests, "
-                    "fusion), then `python benchmarks/run.py --report`.", ""]
-    text += ["Each seed runs the whole chain through `ip-tsn fit/cache/test/fuse` with `seed=<s>` and "
-             "`run_root=runs/bench/ablation/seed<s>` on the same data set (`data/synthetic`, the TV-L1 flow "
-             "of `make demo`): plain P = `experiments/ablations/no_distill.yaml` (labels only, same schedule "
-             "as the students), then `logits_only`, `features_only`, `both` (= `experiments/student.yaml`), "
-             "the teacher, the I-stream and the late fusion of I + P (both), weights searched on val. Test "
-             "top-1, %, 25-segment protocol.", ""]
-    if seeds:
-        summary = res["summary"]
-        header = ["stream", "mean", "std"] + [f"seed {s['seed']}" for s in seeds]
-        body = [[row, pct(v["mean"]), pct(v["std"])] + [pct(x) for x in v["values"]] for row, v in summary.items()]
-        text += [table(header, body), "", "![ablation](ablation.png)", ""]
-        text += ablation_paired(seeds)
-    demo = res.get("demo")
-    if demo:
-        body = [[k, pct(v)] for k, v in demo["top1"].items()]
-        text += [f"`make demo` (seed 0, `{demo['path']}`; its P baseline is `experiments/pstream.yaml`):", "",
-                 table(["stream", "test top-1 %"], body), ""]
-        seed0 = next((s_["top1"] for s_ in seeds if s_["seed"] == 0), None)
-        if seed0:
-            same = {"teacher (flow)": "teacher (TV-L1 flow)", "I-stream": "I-stream",
-                    "P-stream distilled": "P, logits + features"}
-            pairs = [(d, a_) for d, a_ in same.items() if d in demo["top1"] and a_ in seed0]
-            equal = [d for d, a_ in pairs if abs(demo["top1"][d] - seed0[a_]) < 1e-9]
-            compared = ", ".join(f"{d} {pct(demo['top1'][d])} vs {pct(seed0[a_])}" for d, a_ in pairs)
-            text += [f"Reproducibility: the ablation's seed 0 trains the demo's teacher, I-stream and distilled "
-                     f"P-stream again in another folder; {len(equal)} of {len(pairs)} give the demo's test top-1 "
-                     f"exactly ({compared}).", ""]
+                 "It checks that the chain runs; its accuracies mean nothing.** The real ablation: "
+                 f"`{res['command']}` (about 25 minutes per run on 2 CPU cores).", ""]
+    elif not runs:
+        text += [f"**Pending**: no run has been trained yet on this machine. Run `{res['command']}` "
+                 "(about 25 minutes per (data seed, seed) on 2 CPU cores: teacher, cache, 4 students, "
+                 "I-stream, tests, fusion), then `python benchmarks/run.py --report`.", ""]
+    text += ["Each run is one (data seed, training seed): the synthetic data set generated with "
+             "`--seed <d>` (`data/synthetic` for d = 0, `data/synthetic-d<d>` otherwise, as `make demo "
+             "DATA_SEED=<d>` makes it, with its TV-L1 flow), then the whole chain through "
+             "`ip-tsn fit/cache/test/fuse` with `seed=<s>` and `run_root=runs/bench/ablation/d<d>/seed<s>`: "
+             "plain P = `experiments/ablations/no_distill.yaml` (labels only, same schedule as the "
+             "students), then `logits_only`, `features_only`, `both` (= `experiments/student.yaml`), the "
+             "teacher, the I-stream, the late fusion of I + P (both) with weights searched on val, the same "
+             "at 1:1, and I + plain P (weights searched on val). Test top-1, %, 25-segment protocol.", ""]
+    if runs:
+        text += ablation_table(res["summary"], runs) + ["", "![ablation](ablation.png)", ""]
+        text += ablation_paired(res.get("paired") or {}, runs)
+        text += ablation_checks(runs)
+    text += ablation_demo(res.get("demo"), runs)
     return "\n".join(text)
 
 
-# two-sided 95% Student t quantiles by degrees of freedom
-_T95 = {1: 12.71, 2: 4.30, 3: 3.18, 4: 2.78, 5: 2.57, 6: 2.45, 7: 2.36, 8: 2.31, 9: 2.26}
-_BASE, _TEACHER = "plain P (no distillation)", "teacher (TV-L1 flow)"
+def ablation_table(summary: dict, runs: list[dict]) -> list[str]:
+    """Per row: mean +- std (ddof 1) of test top-1 over the runs, then each run."""
+    header = ["stream", "mean", "std", "runs"] + [_run_label(r) for r in runs]
+    body = [[row, pct(v["mean"]), pct(v["std"]), len(v["values"])] + [pct(r["top1"].get(row)) for r in runs]
+            for row, v in summary.items() if v["values"]]
+    data_seeds = sorted({r.get("data_seed", 0) for r in runs})
+    return [f"Test top-1 (%) over {len(runs)} runs ({len(data_seeds)} data set(s): "
+            f"{', '.join(f'd{d}' for d in data_seeds)}; `d<data seed> s<training seed>`):", "",
+            table(header, body)]
 
 
-def _minus_base(seeds: list[dict], row: str) -> np.ndarray:
-    """``row`` minus plain P per seed (the seeds that have both), as fractions."""
-    return np.array([s_["top1"][row] - s_["top1"][_BASE] for s_ in seeds
-                     if row in s_["top1"] and _BASE in s_["top1"]])
+def ablation_paired(paired: dict, runs: list[dict]) -> list[str]:
+    """The pooled paired tests of ``ablation.paired_tests`` (percentage points) and a verdict."""
+    if not paired:
+        return (["Paired tests: not available: these runs were fused by an older `ip-tsn fuse`, which "
+                 "recorded no per-video results; the current driver (`python benchmarks/ablation.py`) "
+                 "records them.", ""] if runs else [])
+    rows = []
+    for name, d in paired.items():
+        per_run = " ".join(f"{_pp(r['mean'])} ({_p(r['mcnemar_p'])})" for r in d["per_run"])
+        rows.append([name, _pp(d["mean"]), f"[{_pp(d['low'])}, {_pp(d['high'])}]", d["videos"], d["runs"],
+                     sum(r["mcnemar_p"] < 0.05 and r["mean"] > 0 for r in d["per_run"]),
+                     sum(r["mcnemar_p"] < 0.05 and r["mean"] < 0 for r in d["per_run"]), per_run])
+    out = ["Paired over videos (same data set, same teacher; only the compared part differs), percentage "
+           "points of test top-1, A minus B. **Pooled**: per test video, A's minus B's correctness averaged "
+           "over the training seeds of its data set, then the mean over the videos of every data set with a "
+           "95% percentile-bootstrap interval over videos (`scipy.stats.bootstrap`, 9999 resamples): "
+           "videos are the resampled unit, so the runs that share a video are not counted as independent. "
+           "**Per run**: the run's difference and McNemar's p (exact below 25 discordant videos). \"best "
+           "single stream\" is, in each run, the better (test top-1) of the two fused streams.", "",
+           table(["A - B", "pooled mean", "95% CI", "videos", "runs", "runs A better (p<0.05)",
+                  "runs B better (p<0.05)", "per run: difference (McNemar p)"], rows), ""]
+    beyond = [f"{n} {_pp(d['mean'])} [{_pp(d['low'])}, {_pp(d['high'])}]" for n, d in paired.items()
+              if d["low"] > 0 or d["high"] < 0]
+    within = [n for n, d in paired.items() if not (d["low"] > 0 or d["high"] < 0)]
+    verdict = "Verdict (pooled 95% CI excludes 0): " + (f"differs: {'; '.join(beyond)}. " if beyond else
+                                                        "no comparison differs. ")
+    verdict += f"Not distinguishable from 0: {', '.join(within)}." if within else ""
+    return out + [verdict.strip(), ""]
 
 
-def ablation_paired(seeds: list[dict]) -> list[str]:
-    """Each distilled variant minus plain P, seed by seed (same seed, same teacher, same data), and
-    which of them differ beyond seed noise (paired t-test, 95%)."""
-    test_videos = 80
-    diffs = {v: _minus_base(seeds, v) for v in ("P, logits only", "P, features only", "P, logits + features")}
-    diffs = {v: d for v, d in diffs.items() if len(d)}
-    if not diffs:
+def ablation_checks(runs: list[dict]) -> list[str]:
+    """The pre-registered data checks of each run (validation split), value and pass / FAIL."""
+    with_checks = [r for r in runs if r.get("checks")]
+    if not with_checks:
         return []
-    rows = [[v, f"{100 * d.mean():+.1f}", pct(float(np.std(d, ddof=1)) if len(d) > 1 else None),
-             " ".join(f"{100 * x:+.1f}" for x in d)] for v, d in diffs.items()]
-    out = ["Paired by seed (same teacher, same data, only the student's loss differs), points of test top-1 "
-           f"over plain P; one test video is {100 / test_videos:.2f} points:", "",
-           table(["variant", "mean difference", "std", "per seed"], rows), ""]
-    beyond, within = [], []
-    for v, d in diffs.items():
-        if len(d) - 1 in _T95:
-            half = _T95[len(d) - 1] * float(np.std(d, ddof=1)) / np.sqrt(len(d))
-            (beyond if abs(d.mean()) > half else within).append(f"{v} {100 * d.mean():+.1f} +- {100 * half:.1f}")
-    if not beyond and not within:
-        return out
-    text = (f"Verdict (paired t-test over {len(seeds)} seeds, 95% interval of the mean difference): "
-            + (f"beyond seed noise: {'; '.join(beyond)}. " if beyond else "")
-            + (f"within seed noise: {'; '.join(within)}. " if within else ""))
-    teacher = _minus_base(seeds, _TEACHER)
-    if not beyond and len(teacher):
-        text += (f"The teacher is {100 * teacher.mean():+.1f} points over plain P on average, so on this data "
-                 "set there is little for distillation to transfer: the synthetic actions are whole-object "
-                 "motions that the motion vectors already show cleanly, whereas distillation is meant (in the "
-                 "paper, as in DMC-Net) for real videos whose motion vectors are noisy and blocky next to "
-                 "optical flow. ")
-    text += ("The distillation defaults (`kd_weight` 1, temperature 4, `feat_weight` 0.5) are common choices, "
-             "not the paper's (it publishes none), and were not tuned here; `experiments/sweeps/student.yaml` "
-             "sweeps them.")
-    return out + [text, ""]
+    order = ("teacher_minus_plain", "appearance_alone", "plain_alone", "oracle")  # as ip-tsn fuse lists them
+    names = sorted(with_checks[0]["checks"], key=lambda n: (order.index(n) if n in order else len(order), n))
+    body = []
+    for r in with_checks:
+        cells = []
+        for n in names:
+            c = r["checks"].get(n) or {}
+            verdict = "n/a" if c.get("pass") is None else ("pass" if c["pass"] else "FAIL")
+            cells.append("n/a" if c.get("value") is None else f"{c['value']:.1f} {verdict}")
+        body.append([_run_label(r)] + cells)
+    first = with_checks[0]["checks"]
+    header = ["run"] + [f"{n} ({first[n]['op']} {first[n]['threshold']:g})" for n in names]
+    return ["Pre-registered data checks, validation split of each run (`ip-tsn fuse`):", "",
+            table(header, body), ""]
+
+
+def ablation_demo(demo: dict | None, runs: list[dict]) -> list[str]:
+    """`make demo`'s table and whether the ablation's run d0 s0 reproduces it."""
+    if not demo:
+        return []
+    body = [[k, pct(v)] for k, v in demo["top1"].items()]
+    text = [f"`make demo` (data seed 0, seed 0, `{demo['path']}`; its P baseline is `experiments/pstream.yaml`):",
+            "", table(["stream", "test top-1 %"], body), ""]
+    seed0 = next((r["top1"] for r in runs if r["seed"] == 0 and r.get("data_seed", 0) == 0), None)
+    if seed0:
+        same = {"teacher (flow)": "teacher (TV-L1 flow)", "I-stream": "I-stream",
+                "P-stream distilled": "P, logits + features"}
+        pairs = [(d, a) for d, a in same.items() if d in demo["top1"] and a in seed0]
+        equal = [d for d, a in pairs if abs(demo["top1"][d] - seed0[a]) < 1e-9]
+        compared = ", ".join(f"{d} {pct(demo['top1'][d])} vs {pct(seed0[a])}" for d, a in pairs)
+        text += [f"Reproducibility: the ablation's run d0 s0 trains the demo's teacher, I-stream and distilled "
+                 f"P-stream again in another folder; {len(equal)} of {len(pairs)} give the demo's test top-1 "
+                 f"exactly ({compared}).", ""]
+    return text
 
 
 # ------------------------------------------------------------------------------------------ main

@@ -28,7 +28,7 @@ from .lit.classifier import StreamClassifier
 from .lit.atomic import write_json_atomic
 from .lit.distillation import DistillationModule
 from .lit.fused_model import StreamEntry, write_fused_model
-from .lit.report import run_fusion, write_class_report
+from .lit.report import Roles, run_fusion, write_class_report
 from .lit.scores import SaveTestScores, save_scores
 from .lit.splits import write_splits_report
 
@@ -175,13 +175,22 @@ def test(cfg: DictConfig, checkpoint: str | None = None, subsets: tuple[str, ...
 
 def fuse(cfg: DictConfig) -> dict:
     """Late fusion of the streams in ``cfg.fuse.streams`` (weights searched on val): the report
-    (``results.{md,json}``, ``confusion.png``) and ``model.json`` (the fused streams' best
-    checkpoints and weights, for ``ip-tsn predict`` / ``ip-tsn export``) in ``cfg.fuse.out_dir``."""
+    (``results.{md,json}``, ``confusion.png``: every stream, the fusion, the same at 1:1 and
+    ``fuse.baseline_fused``, with bootstrap CIs, paired differences and the data checks on val)
+    and ``model.json`` (the fused streams' best checkpoints and weights, for ``ip-tsn predict`` /
+    ``ip-tsn export``) in ``cfg.fuse.out_dir``."""
     runs = to_container(cfg.fuse.streams)
     dm = build_datamodule(cfg)
+    fused = list(cfg.fuse.fused)
+    baseline = cfg.fuse.get("baseline_fused")
+    roles = Roles(baseline_fused=tuple(baseline) if baseline else None,
+                  **{k: cfg.fuse.get(k) for k in ("distilled", "plain", "teacher", "appearance")})
     val = {name: Path(run) / "scores_val.npz" for name, run in runs.items()}
+    needed = {*fused, *(roles.baseline_fused or ())}
+    val = {name: p for name, p in val.items() if name in needed or p.is_file()}
     tst = {name: Path(run) / "scores_test.npz" for name, run in runs.items()}
-    result = run_fusion(val, tst, cfg.fuse.out_dir, dm.class_names, fused=list(cfg.fuse.fused))
+    result = run_fusion(val, tst, cfg.fuse.out_dir, dm.class_names, fused=fused, roles=roles,
+                        groups=cfg.fuse.get("groups"), thresholds=to_container(cfg.fuse.get("checks")))
     entries = [StreamEntry(name, float(w), checkpoint=str(Path(runs[name]) / "checkpoints" / "best.ckpt"))
                for name, w in result["weights"].items()]
     write_fused_model(Path(cfg.fuse.out_dir) / "model.json", entries, dm.class_names)

@@ -52,6 +52,27 @@ def evaluate(scores: ArrayLike, labels: ArrayLike,
     }
 
 
+def equal_weights(streams: Sequence[str]) -> dict[str, float]:
+    """Fixed 1:1 fusion: weight 1 for every stream of ``streams``."""
+    return {s: 1.0 for s in streams}
+
+
+def fuse_equal(scores: Mapping[str, ArrayLike], streams: Sequence[str]) -> np.ndarray:
+    """The plain sum of the ``streams`` scores: :func:`fuse_scores` with :func:`equal_weights`,
+    (N, C) float64."""
+    return fuse_scores(scores, equal_weights(streams))
+
+
+def distance_to_uniform(weights: Sequence[float]) -> float:
+    """L1 distance of ``weights`` (S,), normalised to sum 1, to the uniform ``1 / S`` (0 for
+    equal weights, up to ``2 - 2 / S`` for one stream alone); rounded to 12 decimals so equal
+    ratios (1:1 and 2:2) tie exactly; infinite when the weights do not sum to a positive value."""
+    w = np.asarray(weights, dtype=np.float64)
+    if w.sum() <= 0:
+        return float("inf")
+    return round(float(np.abs(w / w.sum() - 1.0 / len(w)).sum()), 12)
+
+
 def search_fusion_weights(
     val_scores: Mapping[str, ArrayLike],
     val_labels: ArrayLike,
@@ -60,19 +81,21 @@ def search_fusion_weights(
 ) -> dict[str, float]:
     """Grid search of one weight per stream maximising validation top-1.
 
-    Ties go to the higher mean-class accuracy, then to the first candidate in enumeration
-    order (grid sorted ascending, ``itertools.product`` over ``streams``), which is
-    deterministic. All-zero candidates are skipped.
+    Ties go to the higher mean-class accuracy, then to the weights closest to equal
+    (:func:`distance_to_uniform`), then to the first candidate in enumeration order (grid sorted
+    ascending, ``itertools.product`` over ``streams``), which is deterministic. All-zero
+    candidates are skipped.
     """
     grid = sorted(set(float(g) for g in grid))
-    best: tuple[float, float] | None = None
+    best: tuple[float, float, float] | None = None
     best_weights: dict[str, float] = {}
     for combo in itertools.product(grid, repeat=len(streams)):
         if not any(combo):
             continue
         weights = dict(zip(streams, combo))
         fused = fuse_scores(val_scores, weights)
-        key = (topk_accuracy(fused, val_labels, 1), mean_class_accuracy(fused, val_labels))
+        key = (topk_accuracy(fused, val_labels, 1), mean_class_accuracy(fused, val_labels),
+               -distance_to_uniform(combo))
         if best is None or key > best:
             best, best_weights = key, weights
     if best is None:
