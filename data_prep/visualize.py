@@ -26,7 +26,11 @@ def visualize(video_path: str, frame: int, out: str, accumulate: bool = True, fl
     """Write the panel PNG for ``frame`` of ``video_path``; returns a few statistics."""
     video = CompressedVideo(video_path)
     types = video.frame_types
-    ref_index = video.gop_of(frame) if accumulate else (video.index.reference_of(frame) or frame)
+    if accumulate:
+        ref_index = video.gop_of(frame)
+    else:  # an I-frame has no reference: its flow is against itself (zero); frame 0 is a valid reference
+        ref = video.index.reference_of(frame)
+        ref_index = frame if ref is None else ref
     iframe = video.load(frame, "iframe")
     rgb = video.load(frame, "rgb")
     mv = video.load(frame, "mv", accumulate)

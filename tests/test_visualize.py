@@ -48,3 +48,37 @@ def test_visualize_bad_video_is_a_clear_error(tmp_path):
                            str(tmp_path / "x.png")], capture_output=True, text=True, timeout=60)
     assert proc.returncode == 2
     assert "broken.mp4" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def _run(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, str(ROOT / "data_prep" / "visualize.py"), *args], capture_output=True,
+                          text=True, timeout=120)
+
+
+def test_per_frame_against_frame_0_is_not_black(tmp_path):
+    """Frame 1's reference is frame 0: its flow is computed against frame 0, not against itself
+    (which gave a black flow panel and mean_abs_flow=0.00)."""
+    video = encode(tmp_path / "v.mp4", moving_frames(14, 64, 96, dx=2), "mpeg4")
+    out = tmp_path / "frame1.png"
+    proc = _run(str(video), "--frame", "1", "--per-frame", "--out", str(out), "--flow", "dis")
+    assert proc.returncode == 0, proc.stderr
+    stats = dict(item.split("=") for item in proc.stdout.strip().split(": ", 1)[1].split(", "))
+    assert stats["frame_type"] == "P" and stats["mean_abs_mv"] == "1.00"
+    assert abs(float(stats["mean_abs_flow"]) - 1.0) < 0.15  # the 2-pixel shift, as the vectors say
+    image = cv2.imread(str(out))[..., ::-1].astype(np.int16)
+    flow_panel = image[:, image.shape[1] * 5 // 6 :]  # the last of six panels
+    black = (flow_panel.max(-1) < 16).mean()
+    coloured = ((flow_panel.max(-1) - flow_panel.min(-1)) > 60).mean()
+    assert black < 0.05 and coloured > 0.3, (black, coloured)  # a black panel: black ~0.56, coloured 0
+
+
+def test_visualize_directory_and_all_intra_video_are_one_line_errors(tmp_path):
+    folder = tmp_path / "clips"
+    folder.mkdir()
+    proc = _run(str(folder), "--out", str(tmp_path / "x.png"))
+    assert proc.returncode == 2 and proc.stderr.strip() == f"error: {folder}: is a directory, not a video file"
+    intra = encode(tmp_path / "intra.mp4", moving_frames(12, 64, 96, dx=2), "mpeg4", gop=1)
+    proc = _run(str(intra), "--out", str(tmp_path / "y.png"))
+    assert proc.returncode == 2 and len(proc.stderr.strip().splitlines()) == 1, proc.stderr
+    assert "intra.mp4" in proc.stderr and "no P- or B-frames" in proc.stderr and "short" not in proc.stderr
+    assert not (tmp_path / "x.png").exists() and not (tmp_path / "y.png").exists()

@@ -1,13 +1,18 @@
 """Picture types read from packet headers, without decoding.
 
-Only the first bytes of each packet are parsed: the H.264 slice header (`slice_type`), the
-MPEG-4 Part 2 VOP header (`vop_coding_type`) and the MPEG-1/2 picture header
-(`picture_coding_type`). Codecs without a parser here get ``None`` and the caller falls back to
-timestamps (see :mod:`ip_tsn.codec.index`).
+Only headers are parsed: the H.264 slice header (`slice_type`), the MPEG-4 Part 2 VOP header
+(`vop_coding_type`, `vop_coded`) and the MPEG-1/2 picture header (`picture_coding_type`). Codecs
+without a parser here get ``None`` and the caller falls back to timestamps or to decoding (see
+:mod:`ip_tsn.codec.index`).
+
+MPEG-4 Part 2 needs more than the first header of each packet: DivX/XviD "packed B-frames" put a
+P-VOP and the following B-VOP in one AVI chunk and a not-coded placeholder VOP ("N-VOP") in a
+later one. :class:`Mpeg4Pictures` replays, packet by packet, which VOP FFmpeg's decoder decodes.
 """
 
 from __future__ import annotations
 
+import re
 from typing import Callable, Optional
 
 PictureInfo = tuple[Optional[str], Optional[bool]]
@@ -115,6 +120,129 @@ def mpeg2_picture_type(data: bytes) -> Optional[str]:
     if at < 0 or at + 5 >= len(data):
         return None
     return _MPEG2_PICTURE_TYPES.get(((data[at + 4] << 8 | data[at + 5]) >> 3) & 7)
+
+
+_VOP = b"\x00\x00\x01\xb6"
+_USER_DATA = b"\x00\x00\x01\xb2"
+_DIVX = re.compile(rb"DivX\d+(?:Build|b)\d+(.?)", re.DOTALL)
+
+
+def _vol_time_increment_bits(data: bytes) -> Optional[int]:
+    """Bits of ``vop_time_increment`` from the last MPEG-4 VOL header in ``data`` (None if none)."""
+    found, at = None, data.find(b"\x00\x00\x01")
+    while 0 <= at < len(data) - 3:
+        if 0x20 <= data[at + 3] <= 0x2F:  # video_object_layer_start_code
+            try:
+                found = _parse_vol(_Bits(data[at + 4 : at + 64]))
+            except (IndexError, ValueError):
+                pass
+        at = data.find(b"\x00\x00\x01", at + 3)
+    return found
+
+
+def _parse_vol(b: _Bits) -> int:
+    """``video_object_layer`` header up to ``vop_time_increment_resolution`` (ISO 14496-2 6.2.3)."""
+    def get(n: int) -> int:
+        v = 0
+        for _ in range(n):
+            v = (v << 1) | b.bit()
+        return v
+
+    get(1)  # random_accessible_vol
+    get(8)  # video_object_type_indication
+    verid = 1
+    if get(1):  # is_object_layer_identifier
+        verid = get(4)
+        get(3)
+    if get(4) == 15:  # aspect_ratio_info: extended PAR
+        get(16)
+    if get(1):  # vol_control_parameters
+        get(3)  # chroma_format, low_delay
+        if get(1):  # vbv_parameters
+            get(15), get(1), get(15), get(1), get(15), get(1), get(3), get(11), get(1), get(15), get(1)
+    shape = get(2)
+    if shape == 3 and verid != 1:
+        get(4)
+    if not get(1):  # marker
+        raise ValueError("bad VOL marker")
+    resolution = get(16)
+    if resolution == 0:
+        raise ValueError("zero vop_time_increment_resolution")
+    return max((resolution - 1).bit_length(), 1)
+
+
+def _vops(data: bytes, time_bits: Optional[int]) -> list[tuple[int, str, bool]]:
+    """``(offset, type, coded)`` of every VOP start code in ``data``; ``coded`` is False for a
+    not-coded VOP (``vop_coded == 0``, the "N-VOP"), True when it cannot be read."""
+    out, at = [], data.find(_VOP)
+    while at >= 0 and at + 4 < len(data):
+        kind, coded = _MPEG4_VOP_TYPES[data[at + 4] >> 6], True
+        if time_bits is not None:
+            try:
+                b = _Bits(data[at + 4 : at + 16])
+                b.pos = 2
+                while b.bit():  # modulo_time_base
+                    pass
+                b.pos += 1 + time_bits + 1  # marker, vop_time_increment, marker
+                coded = bool(b.bit())
+            except IndexError:
+                pass
+        out.append((at, kind, coded))
+        at = data.find(_VOP, at + 4)
+    return out
+
+
+class Mpeg4Pictures:
+    """Which VOP FFmpeg's MPEG-4 decoder decodes for each packet, fed in decode order.
+
+    FFmpeg (``h263dec.c``, ``ff_mpeg4_frame_end``) decodes one VOP per packet: the packet's first,
+    or, in a DivX-packed stream (user data ``DivX...p``), the VOP it kept from the previous packet.
+    After decoding, a packed stream keeps the rest of the packet from the next VOP start code on if
+    that VOP is an I- or B-VOP (the packed B-VOP after a P-VOP); a packet decoded while a kept VOP
+    was pending is kept whole when its first VOP is an I- or B-VOP. Not-coded VOPs (N-VOPs) decode
+    to no picture. Without the DivX user data, later VOPs of a packet are ignored, as FFmpeg does.
+    """
+
+    def __init__(self, extradata: Optional[bytes]):
+        self.time_bits = _vol_time_increment_bits(extradata) if extradata else None
+        self.packed = bool(extradata and self._divx_packed(extradata))
+        self.kept: Optional[list[tuple[int, str, bool]]] = None
+
+    @staticmethod
+    def _divx_packed(data: bytes) -> Optional[bool]:
+        """From DivX user data (FFmpeg: ``sscanf("DivX%dBuild%d%c")`` or ``("DivX%db%d%c")``):
+        packed B-frames if the character after the build number is 'p'; None without DivX user data."""
+        packed, at = None, data.find(_USER_DATA)
+        while at >= 0:
+            m = _DIVX.match(data, at + 4)
+            if m:
+                packed = m.group(1) == b"p"
+            at = data.find(_USER_DATA, at + 4)
+        return packed
+
+    def feed(self, data: bytes) -> tuple[Optional[str], bool]:
+        """``(type, own)`` of the picture decoding ``data`` yields (type None: no picture);
+        ``own``: the VOP is the packet's own first one (not one kept from the previous packet)."""
+        first_vop = data.find(_VOP)
+        if first_vop != 0:  # headers before the first VOP (VOL, user data) may change the timing bits
+            self.time_bits = _vol_time_increment_bits(data[:first_vop] if first_vop > 0 else data) or self.time_bits
+        if b"DivX" in data:
+            packed = self._divx_packed(data)
+            self.packed = self.packed if packed is None else packed
+        vops = _vops(data, self.time_bits)
+        first_code = data.find(b"\x00\x00\x01")
+        if self.kept is not None and first_code >= 0 and data[first_code + 3 : first_code + 4] == b"\xb0":
+            self.kept = None  # FFmpeg: "Discarding excessive bitstream in packed xvid"
+        if self.kept is not None:
+            decoded, own, rest = self.kept[0], False, vops
+        else:
+            decoded, own, rest = (vops[0] if vops else None), True, vops[1:]
+        self.kept = None
+        if decoded is None or not decoded[2]:
+            return None, own  # nothing decoded, or an N-VOP: FFmpeg returns before keeping anything
+        if self.packed and rest and rest[0][1] in ("I", "B"):
+            self.kept = rest
+        return decoded[1], own
 
 
 def picture_info_parser(codec: str, extradata: Optional[bytes]) -> Optional[Callable[[bytes], PictureInfo]]:

@@ -1,14 +1,32 @@
 """The frame index of a video, built by demuxing packets (no decoding), once per file.
 
-The index holds, in display order, each frame's timestamp and picture type, the I-frames that start
-GOPs and the keyframes that decoding can start from. Display order is packet order sorted by
-presentation timestamp.
+The index holds, in display order, each frame's picture type, the I-frames that start GOPs, the
+keyframes that decoding can start from, and how the reader recognises each decoded frame.
+
+Display order is the order in which FFmpeg's decoder outputs the frames (what any player shows).
+It is the packets' presentation-timestamp order when the timestamps can be trusted: every
+decoded picture's packet has one, no two are equal and, for the MPEG codecs whose picture types
+the packets tell (MPEG-1/2/4 Part 2), the timestamp order is the decoder's. (Raw elementary
+streams, ``.m4v``, ``.h264``, ``.hevc``, have none: a parser invents them, differently after a
+seek.) Otherwise:
+
+- MPEG-1/2/4 Part 2: the decoder's order follows from the picture types in decode order (a B-picture
+  is output at once, an I- or P-picture when the next one arrives). This covers AVIs from DivX/XviD
+  with "packed B-frames" (a P-VOP and the next B-VOP in one chunk, an N-VOP placeholder later: AVI
+  timestamps follow the chunks, not the display), whose VOPs :class:`bitstream.Mpeg4Pictures`
+  replays as FFmpeg decodes them.
+- Any other codec (HEVC, H.264, ... with missing or repeated timestamps, e.g. an mkv whose
+  packets all carry 0): the stream is decoded once, here, and its output order recorded.
+
+In both cases the reader recognises a decoded frame by the packet it came from: it sets each
+packet's pts to the packet's byte position in the file (or its number from the start when
+positions are unknown) before decoding, and FFmpeg hands that value on to the frame.
 """
 
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from fractions import Fraction
 from functools import cached_property
 from typing import Optional
@@ -16,12 +34,14 @@ from typing import Optional
 import av
 import numpy as np
 
-from .bitstream import picture_info_parser
+from .bitstream import Mpeg4Pictures, picture_info_parser
 from .errors import VideoError
 
+AVFMT_NOTIMESTAMPS = 0x0080  # libavformat: the format has no timestamps (raw elementary streams)
 IMAGE_FORMATS = ("image2", "png_pipe", "jpeg_pipe", "bmp_pipe", "tiff_pipe", "webp_pipe", "gif")
-# FFmpeg decoders that export motion vectors with flags2=+export_mvs (FFmpeg's mpegutils / h264).
-MV_CODECS = ("h264", "mpeg4", "mpeg1video", "mpeg2video", "h263", "h263p", "msmpeg4v2", "msmpeg4v3")
+# codecs whose display order follows from picture types in decode order (at most one held anchor)
+STRUCTURAL_CODECS = ("mpeg4", "mpeg1video", "mpeg2video")
+_PICT_TYPES = {1: "I", 2: "P", 3: "B", 4: "P", 5: "I", 6: "P", 7: "B"}  # AVPictureType: S->P, SI->I, SP->P, BI->B
 
 
 @dataclass(frozen=True)
@@ -33,30 +53,35 @@ class VideoIndex:
     width: int
     height: int
     fps: float
-    pts: np.ndarray  # (N,) int64 presentation timestamps in stream time base
+    pts: np.ndarray  # (N,) int64: what a decoded frame's pts is matched against (see ``order``)
     keyframe: np.ndarray  # (N,) bool: decoding can start here (container sync sample)
     frame_types: str  # "I" / "P" / "B" per frame
     reference: np.ndarray  # (N,) bool: a reference picture (an anchor other frames predict from)
     truncated: bool  # demuxing stopped on an error: the index holds the packets read before it
-    timestamps: bool  # packets carry timestamps (else frames are numbered in decode order)
+    # "pts": ``pts`` are the presentation timestamps; "pos" / "count": the decoder's output order,
+    # ``pts`` holds the byte position / number (from the start) of the packet each frame decodes
+    # from, which the reader writes into each packet's pts before decoding
+    order: str = "pts"
+    seek_ts: Optional[np.ndarray] = None  # (N,) int64 timestamps to seek to (None: decode from the start)
 
     @property
     def num_frames(self) -> int:
         return len(self.frame_types)
 
+    @property
+    def timestamps(self) -> bool:
+        """The frames are identified by the container's presentation timestamps."""
+        return self.order == "pts"
+
     @cached_property
     def display_of_pts(self) -> dict[int, int]:
-        """Display index of each presentation timestamp."""
+        """Display index of each frame key (``pts``)."""
         return {int(p): j for j, p in enumerate(self.pts)}
 
     @property
     def gop_starts(self) -> list[int]:
         """Display indices of the I-frames (each starts a GOP)."""
         return [i for i, t in enumerate(self.frame_types) if t == "I"]
-
-    @property
-    def supports_motion(self) -> bool:
-        return self.codec in MV_CODECS
 
     def anchor_before(self, i: int) -> Optional[int]:
         """Display index of the nearest reference picture before frame ``i``, or None."""
@@ -83,6 +108,8 @@ class VideoIndex:
 
 
 def _open(path: str) -> av.container.InputContainer:
+    if os.path.isdir(path):
+        raise VideoError(path, "is a directory, not a video file")
     if not os.path.exists(path):
         raise VideoError(path, "file not found")
     if os.path.getsize(path) == 0:
@@ -91,6 +118,8 @@ def _open(path: str) -> av.container.InputContainer:
         return av.open(path, metadata_errors="ignore")
     except av.FFmpegError as e:
         raise VideoError(path, f"not a readable video (corrupt or truncated): {e}") from None
+    except OSError as e:
+        raise VideoError(path, f"cannot be opened: {e.strerror or e}") from None
 
 
 def open_video_stream(path: str) -> tuple[av.container.InputContainer, av.video.stream.VideoStream]:
@@ -120,58 +149,181 @@ def _fallback_types(decode_pts: list[int], keyframes: list[bool]) -> list[str]:
     return types
 
 
+def _output_order(types: list[str]) -> list[int]:
+    """Decoder output order of MPEG-1/2/4 pictures given in decode order: a B-picture is output at
+    once, an I- or P-picture when the next I- or P-picture is decoded (or at the end)."""
+    out, held = [], None
+    for k, t in enumerate(types):
+        if t == "B":
+            out.append(k)
+        else:
+            if held is not None:
+                out.append(held)
+            held = k
+    return out if held is None else out + [held]
+
+
+@dataclass
+class _Packets:
+    """What demuxing found, one entry per non-empty packet (decode order)."""
+
+    invented: bool = False  # the format has no timestamps: those seen were invented by a parser
+    pts: list = field(default_factory=list)
+    dts: list = field(default_factory=list)
+    key: list = field(default_factory=list)
+    pos: list = field(default_factory=list)
+
+    def packet_keys(self) -> tuple[str, list[int]]:
+        """How the reader numbers packets: by byte position if every packet has a distinct one."""
+        if all(p is not None and p >= 0 for p in self.pos) and len(set(self.pos)) == len(self.pos):
+            return "pos", [int(p) for p in self.pos]
+        return "count", list(range(len(self.pos)))
+
+    def seek_timestamps(self) -> Optional[list[int]]:
+        """Each packet's dts (else pts) if they strictly increase in decode order, else None."""
+        ts = [d if d is not None else p for p, d in zip(self.pts, self.dts)]
+        if self.invented or any(t is None for t in ts) or any(b <= a for a, b in zip(ts, ts[1:])):
+            return None
+        return [int(t) for t in ts]
+
+
 def build_index(path: str) -> VideoIndex:
     """Demux every packet of the first video stream of ``path`` into a :class:`VideoIndex`."""
     container, stream = open_video_stream(path)
     codec = stream.codec_context.name
-    parse = picture_info_parser(codec, stream.codec_context.extradata)
-    pts, keys, infos, truncated, timestamps = [], [], [], False, True
+    mpeg4 = Mpeg4Pictures(stream.codec_context.extradata) if codec == "mpeg4" else None
+    parse = None if mpeg4 else picture_info_parser(codec, stream.codec_context.extradata)
+    packets = _Packets(invented=bool(container.format.flags & AVFMT_NOTIMESTAMPS))
+    pictures: list[tuple[int, Optional[str], Optional[bool], bool]] = []  # (packet, type, reference, own)
+    truncated = False
     try:
         with container:
             try:
                 for packet in container.demux(stream):
                     if packet.size == 0:
                         continue
-                    t = packet.pts if packet.pts is not None else packet.dts
-                    timestamps = timestamps and t is not None
-                    pts.append(len(pts) if t is None else int(t))
-                    keys.append(bool(packet.is_keyframe))
-                    infos.append(parse(bytes(packet)) if parse else (None, None))
+                    k = len(packets.pts)
+                    packets.pts.append(packet.pts)
+                    packets.dts.append(packet.dts)
+                    packets.key.append(bool(packet.is_keyframe))
+                    packets.pos.append(packet.pos)
+                    if mpeg4 is not None:
+                        kind, own = mpeg4.feed(bytes(packet))
+                        if kind is not None:
+                            pictures.append((k, kind, kind != "B", own))
+                    else:
+                        kind, ref = parse(bytes(packet)) if parse else (None, None)
+                        pictures.append((k, kind, ref, True))
             except av.FFmpegError:
                 truncated = True
             width, height = stream.codec_context.width, stream.codec_context.height
             rate = stream.average_rate or stream.guessed_rate or Fraction(0)
     except av.FFmpegError as e:
         raise VideoError(path, f"could not be read: {e}") from None
-    if not pts:
+    if not pictures:
         raise VideoError(path, "no video frames (empty or corrupt stream)")
+    meta = dict(path=path, codec=codec, width=int(width), height=int(height), fps=float(rate))
+
+    pts = [packets.pts[k] for k, *_ in pictures]
+    usable = not packets.invented and all(p is not None for p in pts) and len(set(pts)) == len(pts)
+    structural = codec in STRUCTURAL_CODECS and all(t is not None for _, t, _, _ in pictures)
+    if usable:
+        order = np.argsort(np.asarray(pts, dtype=np.int64), kind="stable")
+        if not structural or list(order) == _output_order([t for _, t, _, _ in pictures]):
+            return _pts_index(meta, pictures, packets, pts, order, truncated)
+    if structural:
+        return _structural_index(meta, pictures, packets, truncated)
+    return _decoded_index(meta, packets, pictures, truncated)
+
+
+def _pts_index(meta: dict, pictures: list, packets: _Packets, pts: list[int], order: np.ndarray,
+               truncated: bool) -> VideoIndex:
+    """Display order = presentation-timestamp order; frames are recognised by their pts."""
+    path = meta["path"]
+    keys = [packets.key[k] for k, *_ in pictures]
     fallback = _fallback_types(pts, keys)
-    types = [t or f for (t, _), f in zip(infos, fallback)]
-    refs = [t != "B" if r is None else r for (_, r), t in zip(infos, types)]
-    if not timestamps:
-        pts = list(range(len(pts)))
-    order = np.argsort(np.asarray(pts, dtype=np.int64), kind="stable")
-    if len(set(pts)) != len(pts):
-        raise VideoError(path, "duplicate frame timestamps: cannot tell the display order")
+    types = [t or f for (_, t, _, _), f in zip(pictures, fallback)]
+    refs = [t != "B" if r is None else r for (_, _, r, _), t in zip(pictures, types)]
     if not keys[order[0]]:
         truncated = True  # leading frames without a key frame cannot be decoded: drop them
         first = next((j for j, i in enumerate(order) if keys[i]), None)
         if first is None:
             raise VideoError(path, "no key frame: the video cannot be decoded")
         order = order[first:]
+    shown = [types[i] for i in order]
     return VideoIndex(
-        path=path,
-        codec=codec,
-        width=int(width),
-        height=int(height),
-        fps=float(rate),
+        **meta,
         pts=np.asarray(pts, dtype=np.int64)[order],
         keyframe=np.asarray(keys, dtype=bool)[order],
-        frame_types="".join(types[i] for i in order),
-        reference=np.asarray(refs, dtype=bool)[order] | (np.asarray([types[i] for i in order]) == "I"),
+        frame_types="".join(shown),
+        reference=np.asarray(refs, dtype=bool)[order] | (np.asarray(shown) == "I"),
         truncated=truncated,
-        timestamps=timestamps,
+        order="pts",
+        seek_ts=np.asarray(pts, dtype=np.int64)[order],
     )
+
+
+def _finish_output_index(meta: dict, shown: list[tuple[int, str, bool, bool]], packets: _Packets,
+                         truncated: bool) -> VideoIndex:
+    """An index in the decoder's output order from ``(packet, type, reference, keyframe)`` per frame."""
+    first = next((j for j, (_, t, _, _) in enumerate(shown) if t == "I"), None)
+    if first is None:
+        raise VideoError(meta["path"], "no key frame: the video cannot be decoded")
+    if first:
+        truncated = True  # pictures shown before the first I-frame lack their references: dropped
+        shown = shown[first:]
+    how, packet_key = packets.packet_keys()
+    seek = packets.seek_timestamps() if how == "pos" else None
+    return VideoIndex(
+        **meta,
+        pts=np.asarray([packet_key[k] for k, *_ in shown], dtype=np.int64),
+        keyframe=np.asarray([key for *_, key in shown], dtype=bool),
+        frame_types="".join(t for _, t, _, _ in shown),
+        reference=np.asarray([r or t == "I" for _, t, r, _ in shown], dtype=bool),
+        truncated=truncated,
+        order=how,
+        seek_ts=None if seek is None else np.asarray([seek[k] for k, *_ in shown], dtype=np.int64),
+    )
+
+
+def _structural_index(meta: dict, pictures: list, packets: _Packets, truncated: bool) -> VideoIndex:
+    """MPEG-1/2/4: the decoder's output order from the picture types in decode order."""
+    types = [t for _, t, _, _ in pictures]
+    shown = []
+    for i in _output_order(types):
+        k, _, ref, own = pictures[i]
+        shown.append((k, types[i], bool(ref), types[i] == "I" and own and packets.key[k]))
+    return _finish_output_index(meta, shown, packets, truncated)
+
+
+def _decoded_index(meta: dict, packets: _Packets, pictures: list, truncated: bool) -> VideoIndex:
+    """Timestamps that cannot order the frames, and no picture types to order them by: decode the
+    stream once and record what the decoder outputs, in its order."""
+    path = meta["path"]
+    how, packet_key = packets.packet_keys()
+    packet_of = {key: k for k, key in enumerate(packet_key)}
+    refs = {k: r for k, _, r, _ in pictures}
+    shown = []
+    container, stream = open_video_stream(path)
+    with container:
+        try:
+            n = 0
+            for packet in container.demux(stream):
+                if packet.size:
+                    packet.pts = packet.pos if how == "pos" else n
+                    n += 1
+                for frame in packet.decode():
+                    k = packet_of.get(frame.pts)
+                    if k is None:
+                        continue
+                    kind = _PICT_TYPES.get(int(frame.pict_type), "I" if frame.key_frame else "P")
+                    ref = refs.get(k)
+                    shown.append((k, kind, kind != "B" if ref is None else ref, kind == "I" and packets.key[k]))
+        except av.FFmpegError:
+            truncated = True
+    if not shown:
+        raise VideoError(path, "no frame could be decoded (corrupt stream)")
+    return _finish_output_index(meta, shown, packets, truncated)
 
 
 _CACHE: dict[tuple[str, int, int], VideoIndex] = {}
@@ -182,15 +334,67 @@ def clear_index_cache() -> None:
     _CACHE.clear()
 
 
-def get_index(path: str) -> VideoIndex:
-    """:func:`build_index`, memoised per process on (path, size, mtime)."""
+def file_key(path: str) -> tuple[str, int, int]:
+    """(absolute path, size, mtime): what the per-process memos of a file are keyed on."""
     try:
         st = os.stat(path)
     except OSError:
         raise VideoError(path, "file not found") from None
-    key = (os.path.abspath(path), st.st_size, st.st_mtime_ns)
+    return os.path.abspath(path), st.st_size, st.st_mtime_ns
+
+
+def get_index(path: str) -> VideoIndex:
+    """:func:`build_index`, memoised per process on (path, size, mtime)."""
+    key = file_key(path)
     if key not in _CACHE:
         if len(_CACHE) > 4096:
             _CACHE.clear()
         _CACHE[key] = build_index(path)
     return _CACHE[key]
+
+
+# ------------------------------------------------------------- does the decoder export vectors?
+PROBE_INTER_FRAMES = 12  # inter-coded frames decoded (at most) to learn whether vectors come out
+PROBE_MAX_FRAMES = 300  # frames decoded (at most) while looking for them
+_MOTION: dict[tuple[str, int, int], tuple[bool, int]] = {}  # per file: (vectors found, inter frames seen)
+
+
+def remember_motion(path: str, found: bool, inter: int) -> None:
+    """Record what decoding ``path`` showed: vectors ``found`` on its ``inter`` inter-coded frames."""
+    if len(_MOTION) > 4096:
+        _MOTION.clear()
+    _MOTION[file_key(path)] = (found, inter)
+
+
+def motion_vectors_exported(path: str, probe: bool = True) -> Optional[tuple[bool, int]]:
+    """Does FFmpeg's decoder export motion vectors (``MOTION_VECTORS`` side data) for ``path``?
+
+    Decided by decoding, not by codec name: from the start until an inter-coded frame carries
+    vectors, or ``PROBE_INTER_FRAMES`` of them did not. Returns (found, inter-coded frames seen),
+    memoised per process on (path, size, mtime); None if not known and ``probe`` is False.
+    """
+    key = file_key(path)
+    if key not in _MOTION:
+        if not probe:
+            return None
+        found, inter, decoded = False, 0, 0
+        container, stream = open_video_stream(path)
+        stream.codec_context.options = {"flags2": "+export_mvs"}
+        with container:
+            try:
+                for packet in container.demux(stream):
+                    for frame in packet.decode():
+                        decoded += 1
+                        kind = int(frame.pict_type)  # 0: NONE (the decoder does not say), 1: I
+                        if kind > 1 or (kind == 0 and not frame.key_frame):
+                            inter += 1
+                            found = frame.side_data.get("MOTION_VECTORS") is not None
+                        if found or inter >= PROBE_INTER_FRAMES or decoded >= PROBE_MAX_FRAMES:
+                            break
+                    else:
+                        continue
+                    break
+            except av.FFmpegError:
+                pass
+        remember_motion(path, found, inter)
+    return _MOTION[key]

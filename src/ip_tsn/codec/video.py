@@ -1,7 +1,8 @@
 """`CompressedVideo`: I-frames, motion vectors and residuals of any video FFmpeg decodes.
 
 Motion vectors come from FFmpeg's own decoder (``flags2=+export_mvs``): no patched FFmpeg, no
-re-encode, B-frames included. Random access decodes one GOP: the reader seeks to the key frame that
+re-encode, B-frames included, for every codec whose decoder exports them (probed per file on its
+first inter-coded frames: H.264, MPEG-1/2/4, H.263, DivX 3 ``msmpeg4``; not HEVC, VP9, AV1). Random access decodes one GOP: the reader seeks to the key frame that
 starts the GOP of the requested frame and decodes only until the frames it needs are out.
 
 Reference chain and B-frames. The reference of a P- or B-frame is the nearest *anchor* before it
@@ -28,12 +29,11 @@ import numpy as np
 
 from .errors import VideoError
 from .frames import park, to_rgb
-from .index import VideoIndex, get_index, open_video_stream
+from .index import VideoIndex, get_index, motion_vectors_exported, open_video_stream, remember_motion
 from .motion import compose, dense_motion, residual, warp
 
 REPRESENTATIONS = ("iframe", "mv", "residual", "rgb")
 MAX_REFERENCES = 3  # H.264 reference pictures tried per block when accumulating
-
 
 
 @dataclass
@@ -115,6 +115,44 @@ class CompressedVideo:
     def codec(self) -> str:
         return self.index.codec
 
+    def require_motion(self) -> None:
+        """Raise :class:`VideoError` (one line: the file, the problem, the fix) unless ``mv`` and
+        ``residual`` can be read: the video needs P- or B-frames, and FFmpeg's decoder must export
+        motion vectors for it, which is probed on its first P/B-frames (not read off a list of
+        codec names: DivX 3 ``msmpeg4`` exports them, HEVC, VP9 and AV1 do not)."""
+        fix = f"re-encode it first: python data_prep/reencode.py {self.path} --output DIR"
+        self._require_inter_frames()
+        found, inter = motion_vectors_exported(self.path)
+        if not found and inter > 0:
+            raise VideoError(
+                self.path,
+                f"codec '{self.codec}' has no motion vectors in FFmpeg (none on its first {inter} "
+                f"inter-coded frames); {fix}",
+            )
+
+    def _require_inter_frames(self) -> None:
+        idx = self.index
+        if idx.frame_types.count("I") == idx.num_frames:
+            raise VideoError(
+                self.path,
+                f"has no P- or B-frames (all {idx.num_frames} frames are I-frames), so no motion vectors or "
+                f"residuals; re-encode it with a GOP: python data_prep/reencode.py {self.path} --output DIR",
+            )
+
+    def _check_vectors(self, gop: "_Gop") -> None:
+        """After decoding a GOP for ``mv``/``residual``: vectors on one of its P/B-frames settle that
+        the decoder exports them; none on any, and the file is probed (:meth:`require_motion`)."""
+        known = motion_vectors_exported(self.path, probe=False)
+        if known is not None:
+            if not known[0]:
+                self.require_motion()
+            return
+        inter = [v for j, v in gop.vectors.items() if self.frame_types[j] != "I"]
+        if any(v is not None for v in inter):
+            remember_motion(self.path, True, len(inter))
+        else:
+            self.require_motion()
+
     def gop_of(self, i: int) -> int:
         """Display index of the I-frame that starts frame ``i``'s GOP."""
         types = self.frame_types
@@ -141,17 +179,16 @@ class CompressedVideo:
             raise ValueError(f"representation must be one of {REPRESENTATIONS}, got {representation!r}")
         indices = [int(i) for i in indices]
         gops = [self.gop_of(i) for i in indices]
-        if representation in ("mv", "residual") and not self.index.supports_motion:
-            raise VideoError(
-                self.path,
-                f"codec '{self.codec}' has no motion vectors in FFmpeg (only h264, mpeg4, mpeg1/2video, "
-                f"h263 export them); re-encode it first: python data_prep/reencode.py {self.path} --output DIR",
-            )
+        motion = representation in ("mv", "residual")
+        if motion:
+            self._require_inter_frames()
         out: list = [None] * len(indices)
         for g in sorted(set(gops)):
             members = [k for k, gk in enumerate(gops) if gk == g]
             need = set().union(*(self._needed(indices[k], g, representation, accumulate) for k in members))
             gop = self._decode_gop(g, need)
+            if motion:
+                self._check_vectors(gop)
             for k in members:
                 out[k] = self._compute(gop, indices[k], g, representation, accumulate)
         return out
@@ -227,10 +264,13 @@ class CompressedVideo:
             k = idx.reference_of(k)
         return nxt
 
-    def _open(self):
+    def _open(self, fresh: bool = False):
         if self._pid != os.getpid():  # forked: never touch (or free) the parent's decoder
             park((self._container, self._gops))
             self._reset()
+        if fresh and self._container is not None:  # start over: a new container at its first packet
+            self._container.close()
+            self._container = None
         if self._container is None:
             container, stream = open_video_stream(self.path)
             stream.codec_context.options = {"flags2": "+export_mvs"}
@@ -263,21 +303,30 @@ class CompressedVideo:
         return gop
 
     def _run_decoder(self, g: int, key: int, need: set[int]) -> _Gop:
-        """Decode from key frame ``key`` until every frame in ``need`` is out (or the stream ends)."""
+        """Decode from key frame ``key`` until every frame in ``need`` is out (or the stream ends).
+
+        Decoded frames are matched to display indices by their pts: the container's timestamps,
+        or (``order`` "pos" / "count") the byte position / number of their packet, written into
+        each packet's pts here before decoding (see :mod:`ip_tsn.codec.index`).
+        """
         idx, gop, last = self.index, _Gop(), max(need)
         display = idx.display_of_pts
-        container, stream = self._open()
+        by_pos, by_count = idx.order == "pos", idx.order == "count"
+        seek = idx.seek_ts is not None and key > 0
+        # from the start: timestamps that order nothing may not seek back either; reopen instead
+        container, stream = self._open(fresh=not seek and idx.order != "pts")
         try:
-            if idx.timestamps and key > 0:
-                container.seek(int(idx.pts[key]), stream=stream, backward=True, any_frame=False)
-            else:
+            if seek:
+                container.seek(int(idx.seek_ts[key]), stream=stream, backward=True, any_frame=False)
+            elif idx.order == "pts":
                 container.seek(0, backward=True, stream=stream)
-                key = 0
-            count = key
+            count = 0
             for packet in container.demux(stream):
-                for frame in packet.decode():
-                    j = display.get(frame.pts) if idx.timestamps else count
+                if packet.size and (by_pos or by_count):
+                    packet.pts = packet.pos if by_pos else count
                     count += 1
+                for frame in packet.decode():
+                    j = display.get(frame.pts)
                     if j is not None and g <= j <= last:  # keep what was decoded anyway: later loads reuse it
                         gop.frames[j] = frame
                         sd = frame.side_data.get("MOTION_VECTORS")
