@@ -133,25 +133,66 @@ def test_two_workers_match_zero_workers(tree):
     assert len(ids) == 6 and sorted(ids) == sorted(r.path for r in loaders[2].records("train"))
 
 
-def test_teacher_cache_targets_reach_the_batches(tree, tmp_path):
-    from ip_tsn.lit.cache_writer import ShardWriter, TeacherCacheWriter
+def _teacher_cache(tree: Path, out: Path, teacher, dtype: str = "float32") -> None:
+    """The real cache stage on the tree: the teacher at every aligned position and view."""
+    import pytorch_lightning as pl
 
-    dm = _dm(tree, "flow", grid_stride=3)
-    dm.setup("predict")
-    shard = ShardWriter(tmp_path, 0, "float32")
-    for item in dm.predict_dataloader():
-        g = item["frame_index"].shape[1]
-        logits = item["frame_index"][0, :, None].float().repeat(1, 2)  # teacher logit = grid position
-        shard.add(item["video_id"][0], item["frame_index"][0], logits, torch.zeros(g, 4))
-    shard.finalize()
-    TeacherCacheWriter(tmp_path).write_manifest(1)
-    student = _dm(tree, "p", teacher_cache=str(tmp_path))
-    student.setup("fit")
-    batch = next(iter(student.train_dataloader()))
-    assert batch["teacher_logits"].shape == (2, 3, 2) and batch["teacher_features"].shape == (2, 3, 4)
-    grid = torch.arange(0, 25, 3)  # flow stack starts 0 .. F - L = 24, every 3rd
-    nearest = grid[(batch["frame_index"][..., None] - grid).abs().argmin(-1)]  # ties: the earlier
-    assert torch.equal(batch["teacher_logits"][..., 0], nearest.float())
+    from ip_tsn.lit.cache_writer import TeacherCacheWriter
+
+    dm = _dm(tree, "flow", grid_stride=2, train_views=5, cache_positions="p", predict_subset="train", flip=False,
+             scale_size=None)
+    teacher.predict_mode = "frames"
+    writer = TeacherCacheWriter(out, views={"num_views": 5, "num_ids": 5}, grid_stride=2, dtype=dtype)
+    pl.Trainer(accelerator="cpu", logger=False, enable_progress_bar=False, enable_model_summary=False,
+               callbacks=[writer]).predict(teacher, datamodule=dm, return_predictions=False)
+
+
+def test_cached_teacher_target_equals_the_teacher_on_the_same_view_and_window(tree, tmp_path):
+    """Alignment (issue 10): each training sample's cached target is the teacher run on the flow
+    stack that ends at the sample's own P-frame, in the sample's own crop; cached == online."""
+    from ip_tsn.data.teacher_cache import TeacherCache
+    from ip_tsn.lit import StreamClassifier
+
+    torch.manual_seed(0)
+    teacher = StreamClassifier(num_classes=2, in_channels=10, pretrained=False).eval()
+    _teacher_cache(tree, tmp_path / "cache", teacher)
+    cache = TeacherCache(tmp_path / "cache")
+    vid = cache.video_ids[0]
+    types = CompressedVideo(tree / "videos" / vid).frame_types
+    grid = cache.frames(vid)
+    assert grid.tolist() == [t for t in range(5, 30) if types[t] != "I"][::2]  # P-frames with a stack ending there
+    cached = _dm(tree, "p", teacher_cache=str(tmp_path / "cache"), train_views=5, grid_stride=2, scale_size=None, flip=False)
+    online = _dm(tree, "p", teacher_input=True, train_views=5, grid_stride=2, scale_size=None, flip=False)
+    for dm in (cached, online):
+        dm.setup("fit")
+    seen = set()
+    for i in range(12):
+        torch.manual_seed(i)  # the same sample from both: same positions, same view
+        a = cached.datasets["train"][i % 6]
+        torch.manual_seed(i)
+        b = online.datasets["train"][i % 6]
+        assert torch.equal(a["input"], b["input"]) and a["view"] == b["view"]
+        assert set(a["frame_index"].tolist()) <= set(cache.frames(a["video_id"]).tolist())
+        seen.add(a["view"])
+        with torch.no_grad():
+            logits, features = teacher.model.forward_segments(b["teacher_input"][None])
+        torch.testing.assert_close(a["teacher_logits"], logits[0], atol=1e-4, rtol=0)
+        torch.testing.assert_close(a["teacher_features"], features[0], atol=1e-4, rtol=0)
+        # the teacher's input is the flow of frames t-5..t of the sample, in the sample's view
+        flow = np.load(tree / "flow" / a["video_id"].replace(".mp4", ".npy"))
+        t0 = int(a["frame_index"][0])
+        box = [(0, 0), (0, 32), (16, 0), (16, 32), (8, 16)][a["view"]]  # 48x64 frames, 32 px crops
+        want = (flow[t0 - 5:t0, box[0]:box[0] + 32, box[1]:box[1] + 32].astype(np.float32) - 128) / 128
+        got = b["teacher_input"][0].numpy().reshape(5, 2, 32, 32).transpose(0, 2, 3, 1)
+        np.testing.assert_allclose(got, want, atol=1e-6)
+    assert len(seen) > 1
+    batch = next(iter(cached.train_dataloader()))
+    assert batch["teacher_logits"].shape == (2, 3, 2) and batch["teacher_features"].shape == (2, 3, 512)
+
+
+def test_student_without_fixed_views_is_refused(tree, tmp_path):
+    with pytest.raises(ValueError, match="train_views"):
+        _dm(tree, "p", teacher_input=True).setup("fit")
 
 
 def test_decode_failures_name_the_file(tree, tmp_path):

@@ -74,7 +74,7 @@ def test_stream_classifier_learns_and_reports_test_scores(tmp_path: Path) -> Non
 
 def test_distillation_learns_and_checkpoint_loads_weights_only(tmp_path: Path) -> None:
     pl.seed_everything(0)
-    module = DistillationModule(num_classes=2, in_channels=3, kd_weight=0.5, feat_weight=0.5,
+    module = DistillationModule(num_classes=2, in_channels=3, imitation=0.5, feat_weight=0.5,
                                 temperature=2.0, teacher_feature_dim=TEACHER[1],
                                 schedule="step", lr_steps=[1], **FAST)
     train, val = loaders(teacher=TEACHER)
@@ -86,7 +86,7 @@ def test_distillation_learns_and_checkpoint_loads_weights_only(tmp_path: Path) -
     path = tmp_path / "student.ckpt"
     t.save_checkpoint(path)
     raw = torch.load(path, weights_only=True, map_location="cpu")
-    assert raw["hyper_parameters"]["kd_weight"] == 0.5
+    assert raw["hyper_parameters"]["imitation"] == 0.5 and raw["ip_tsn_module"] == "distill"
     loaded = DistillationModule.load_from_checkpoint(path, weights_only=True, map_location="cpu")
     assert isinstance(loaded.proj, torch.nn.Linear) and loaded.proj.out_features == TEACHER[1]
     for key, value in module.state_dict().items():
@@ -113,7 +113,7 @@ def _batch() -> dict:
 
 
 def test_no_distillation_loss_is_cross_entropy() -> None:
-    module = DistillationModule(num_classes=2, in_channels=3, kd_weight=0.0, feat_weight=0.0,
+    module = DistillationModule(num_classes=2, in_channels=3, imitation=0.0, feat_weight=0.0,
                                 projection=False, **FAST).eval()
     batch = _batch()
     with torch.no_grad():
@@ -125,7 +125,7 @@ def test_no_distillation_loss_is_cross_entropy() -> None:
 
 @pytest.mark.parametrize("per_segment", [False, True])
 def test_distillation_terms(per_segment: bool) -> None:
-    module = DistillationModule(num_classes=2, in_channels=3, kd_weight=0.7, feat_weight=0.3,
+    module = DistillationModule(num_classes=2, in_channels=3, imitation=0.7, feat_weight=0.3,
                                 temperature=3.0, projection=False, per_segment=per_segment,
                                 **FAST).eval()
     batch = _batch()
@@ -139,14 +139,30 @@ def test_distillation_terms(per_segment: bool) -> None:
         s, f = seg_logits.mean(1), seg_feat.mean(1)
         t, tf = batch["teacher_logits"].mean(1), batch["teacher_features"].mean(1)
     torch.testing.assert_close(losses["kd"], kd_loss(s, t, 3.0))
-    torch.testing.assert_close(losses["feat"], F.mse_loss(f, tf))
+    cos = F.cosine_similarity(f, tf, dim=-1)  # normalised features: ||a/|a| - b/|b|||^2 = 2 - 2 cos
+    torch.testing.assert_close(losses["feat"], (2 - 2 * cos).mean())
+    # generalized distillation: a convex mix of hard and soft labels, plus the feature term
     torch.testing.assert_close(losses["loss"],
-                               losses["ce"] + 0.7 * losses["kd"] + 0.3 * losses["feat"])
+                               0.3 * losses["ce"] + 0.7 * losses["kd"] + 0.3 * losses["feat"])
+
+
+def test_convex_loss_endpoints() -> None:
+    """imitation 0 is cross-entropy alone, 1 the soft term alone; values outside [0, 1] refused."""
+    batch = _batch()
+    for lam in (0.0, 1.0):
+        module = DistillationModule(num_classes=2, in_channels=3, imitation=lam, temperature=2.0,
+                                    projection=False, **FAST).eval()
+        with torch.no_grad():
+            losses = module.training_losses(batch)
+        torch.testing.assert_close(losses["loss"], losses["kd"] if lam else losses["ce"])
+        assert losses["ce"] > 0 and (losses["kd"] > 0 if lam else losses["kd"] == 0)
+    with pytest.raises(ValueError, match="imitation"):
+        DistillationModule(num_classes=2, in_channels=3, imitation=1.5, **FAST)
 
 
 def test_projection_false_needs_matching_dims() -> None:
     with pytest.raises(ValueError, match="teacher_feature_dim"):
-        DistillationModule(num_classes=2, projection=False, teacher_feature_dim=7, **FAST)
+        DistillationModule(num_classes=2, projection=False, feat_weight=1.0, teacher_feature_dim=7, **FAST)
 
 
 def test_optimizer_groups_and_schedule(tmp_path: Path) -> None:

@@ -1,4 +1,5 @@
-"""Teacher cache: written by a real ``trainer.predict`` with the writer, read back mmapped."""
+"""Teacher cache: written by a real ``trainer.predict`` with the writer, read back mmapped;
+every view of every cached position, exact lookups, broken and stale caches refused by name."""
 
 from __future__ import annotations
 
@@ -13,8 +14,7 @@ import torch
 from tiny_data import GridDataset, SignDataset
 from torch.utils.data import DataLoader
 
-from ip_tsn.data.teacher_cache import (StaleCacheError, TeacherCache, TeacherTargets,
-                                       sha256_file, snap)
+from ip_tsn.data.teacher_cache import StaleCacheError, TeacherCache, TeacherTargets, cache_bytes, sha256_file
 from ip_tsn.lit import StreamClassifier, TeacherCacheWriter
 
 LENGTHS = [4, 5, 6]
@@ -28,16 +28,16 @@ def teacher() -> StreamClassifier:
 
 
 def build_cache(tmp_path: Path, module: StreamClassifier, grid: GridDataset, dtype: str,
-                loader: dict | None = None, **trainer_kwargs) -> Path:
+                loader: dict | None = None, features: bool = True, **trainer_kwargs) -> Path:
     ckpt = tmp_path / "teacher.pt"
     torch.save(module.state_dict(), ckpt)
     writer = TeacherCacheWriter(tmp_path / "cache", teacher_checkpoint=ckpt, dataset=DATASET,
-                                grid_stride=grid.stride, config={"L": 5}, dtype=dtype)
+                                grid_stride=grid.stride, views={"num_views": grid.views, "num_ids": grid.views},
+                                flow_length=5, config={"L": 5}, dtype=dtype, features=features)
     opts = dict(accelerator="cpu", devices=1, logger=False, enable_progress_bar=False,
                 enable_model_summary=False, callbacks=[writer], default_root_dir=tmp_path)
     opts.update(trainer_kwargs)
-    pl.Trainer(**opts).predict(module, DataLoader(grid, **(loader or {"batch_size": 1})),
-                                       return_predictions=False)
+    pl.Trainer(**opts).predict(module, DataLoader(grid, **(loader or {"batch_size": 1})), return_predictions=False)
     return tmp_path / "cache"
 
 
@@ -48,46 +48,45 @@ def reference(module: StreamClassifier, grid: GridDataset, v: int):
     return torch.cat([p[0] for p in parts]).numpy(), torch.cat([p[1] for p in parts]).numpy()
 
 
-def test_snap_nearest_ties_to_earlier() -> None:
-    grid = np.array([0, 2, 6])
-    assert snap(grid, np.array([-3, 0, 1, 3, 4, 5, 6, 99])).tolist() == [0, 0, 0, 1, 1, 2, 2, 2]
-
-
-def test_cache_roundtrip_exact_values_and_snapping(tmp_path: Path) -> None:
-    module, grid = teacher(), GridDataset(LENGTHS, stride=3)
+def test_cache_roundtrip_every_view_exact(tmp_path: Path) -> None:
+    module, grid = teacher(), GridDataset(LENGTHS, stride=3, views=2)
     cache = TeacherCache(build_cache(tmp_path, module, grid, "float32"))
+    cache.verify()
     assert cache.video_ids == ["video_000", "video_001", "video_002"]
-    assert (cache.num_classes, cache.feature_dim) == (3, 512)
+    assert (cache.num_classes, cache.feature_dim, cache.num_views) == (3, 512, 2)
     assert cache.manifest["teacher_sha256"] == sha256_file(tmp_path / "teacher.pt")
     assert cache.manifest["dataset"] == DATASET and cache.manifest["grid_stride"] == 3
+    assert cache_bytes(cache.manifest) == sum(LENGTHS) * 2 * (3 * 4 + 512 * 4 + 8)
     for v, n in enumerate(LENGTHS):
-        logits, feats = reference(module, grid, v)
+        logits, feats = reference(module, grid, v)  # rows g * 2 + view
         assert cache.frames(f"video_{v:03d}").tolist() == list(range(0, 3 * n, 3))
-        got_l, got_f = cache.lookup(f"video_{v:03d}", np.arange(n) * 3)
-        np.testing.assert_array_equal(got_l, logits)
-        np.testing.assert_array_equal(got_f, feats)
-    logits, feats = reference(module, grid, 1)  # grid 0, 3, 6, 9, 12
-    got_l, got_f = cache.lookup("video_001", torch.tensor([1, 2, 7, 8, 13, 40]))
-    assert got_l.dtype == np.float32 and got_l.shape == (6, 3) and got_f.shape == (6, 512)
-    np.testing.assert_array_equal(got_l, logits[[0, 1, 2, 3, 4, 4]])
-    np.testing.assert_array_equal(got_f, feats[[0, 1, 2, 3, 4, 4]])
+        for view in (0, 1):
+            got_l, got_f = cache.lookup(f"video_{v:03d}", np.arange(n) * 3, view)
+            np.testing.assert_array_equal(got_l, logits[view::2])
+            np.testing.assert_array_equal(got_f, feats[view::2])
+    logits, _ = reference(module, grid, 1)
+    got_l, _ = cache.lookup("video_001", torch.tensor([12, 0, 6]), 1)
+    np.testing.assert_array_equal(got_l, logits[[9, 1, 5]])
+    with pytest.raises(StaleCacheError, match=r"video_001 has no output at frames \[7\]"):
+        cache.lookup("video_001", [6, 7])  # not a cached position: never a nearby one
+    with pytest.raises(StaleCacheError, match="view 2"):
+        cache.lookup("video_001", [6], 2)
     clone = pickle.loads(pickle.dumps(cache))  # DataLoader workers: maps reopen lazily
-    np.testing.assert_array_equal(clone.lookup("video_001", [7])[0], logits[[2]])
+    np.testing.assert_array_equal(clone.lookup("video_001", [6], 1)[0], logits[[5]])
 
 
-def test_float16_cache_and_targets_wrapper(tmp_path: Path) -> None:
-    module, grid = teacher(), GridDataset(LENGTHS, stride=1)
-    cache = TeacherCache(build_cache(tmp_path, module, grid, "float16"))
-    assert cache.manifest["dtype"] == "float16"
+def test_float16_logits_only_cache_and_targets_wrapper(tmp_path: Path) -> None:
+    module, grid = teacher(), GridDataset(LENGTHS, stride=3)
+    cache = TeacherCache(build_cache(tmp_path, module, grid, "float16", features=False))
+    assert cache.manifest["dtype"] == "float16" and cache.feature_dim == 0
+    assert not (tmp_path / "cache" / "shard-0.features.bin").exists()
     assert (tmp_path / "cache" / "shard-0.logits.bin").stat().st_size == sum(LENGTHS) * 3 * 2
     logits, _ = reference(module, grid, 2)
-    np.testing.assert_allclose(cache.lookup("video_002", [0, 5])[0], logits[[0, 5]],
-                               rtol=2e-3, atol=1e-4)
+    np.testing.assert_allclose(cache.lookup("video_002", [0, 15])[0], logits[[0, 5]], rtol=2e-3, atol=1e-4)
     targets = TeacherTargets(SignDataset(3, k=2), cache)  # ids video_000.., frames 0 and 3
     sample = targets[2]
     assert len(targets) == 3 and sample["teacher_logits"].shape == (2, 3)
-    assert sample["teacher_features"].shape == (2, 512)
-    assert sample["teacher_logits"].dtype == torch.float32
+    assert sample["teacher_features"].shape == (2, 0) and sample["teacher_logits"].dtype == torch.float32
     batch = next(iter(DataLoader(targets, batch_size=3)))
     assert batch["teacher_logits"].shape == (3, 2, 3)
 
@@ -96,13 +95,15 @@ def test_stale_cache_errors(tmp_path: Path) -> None:
     module, grid = teacher(), GridDataset(LENGTHS, stride=3)
     path = build_cache(tmp_path, module, grid, "float16")
     cache = TeacherCache(path)
-    cache.check({"teacher_sha256": sha256_file(tmp_path / "teacher.pt"),
-                 "num_classes": 3, "dataset": {"name": "synthetic", "split": "train"},
-                 "video_ids": ["video_000", "video_002"]})
+    cache.check({"teacher_sha256": sha256_file(tmp_path / "teacher.pt"), "num_classes": 3,
+                 "dataset": {"name": "synthetic", "split": "train"}, "video_ids": ["video_000", "video_002"],
+                 "views": {"num_views": 1}, "flow_length": 5, "grid_stride": 3})
     with pytest.raises(StaleCacheError, match=f"{path}.*teacher_sha256"):
         cache.check({"teacher_sha256": "0" * 64})
     with pytest.raises(StaleCacheError, match=f"{path}.*video_ids.*video_009"):
         cache.check({"video_ids": ["video_000", "video_009"]})
+    with pytest.raises(StaleCacheError, match=r"views\.num_views is 1, expected 5"):
+        cache.check({"views": {"num_views": 5}})
     with pytest.raises(KeyError, match="teacher_hash"):
         cache.check({"teacher_hash": "0" * 64})
     with pytest.raises(StaleCacheError, match=r"dataset\.split"):
@@ -115,6 +116,33 @@ def test_stale_cache_errors(tmp_path: Path) -> None:
         TeacherCache(path)
 
 
+@pytest.mark.parametrize("damage", ["truncated", "deleted", "empty_manifest", "feature_dim", "num_rows", "flipped"])
+def test_broken_cache_is_refused_by_name(tmp_path: Path, damage: str) -> None:
+    """Issue 11: a broken cache never trains silently wrong or crashes deep; one error names it."""
+    path = build_cache(tmp_path, teacher(), GridDataset(LENGTHS, stride=3), "float16")
+    logits, manifest = path / "shard-0.logits.bin", path / "manifest.json"
+    meta = json.loads(manifest.read_text())
+    if damage == "truncated":
+        logits.write_bytes(logits.read_bytes()[:-6])
+    elif damage == "deleted":
+        (path / "shard-0.features.bin").unlink()
+    elif damage == "empty_manifest":
+        manifest.write_text("")
+    elif damage == "feature_dim":  # the student would read misaligned features
+        meta["feature_dim"] -= 1
+        manifest.write_text(json.dumps(meta))
+    elif damage == "num_rows":
+        meta["shards"][0]["num_rows"] += 1
+        manifest.write_text(json.dumps(meta))
+    else:  # same size, other bytes: only the checksum sees it
+        data = bytearray(logits.read_bytes())
+        data[0] ^= 0xFF
+        logits.write_bytes(bytes(data))
+    with pytest.raises(StaleCacheError, match=str(path)) as err:
+        TeacherCache(path).verify()
+    assert "rebuild" in str(err.value) and "\n" not in str(err.value)
+
+
 def test_duplicate_videos_are_deduplicated(tmp_path: Path) -> None:
     module = teacher()
     grid = GridDataset(LENGTHS, stride=2, order=[0, 1, 2, 0, 2])  # padding-like repeats
@@ -122,11 +150,9 @@ def test_duplicate_videos_are_deduplicated(tmp_path: Path) -> None:
     cache = TeacherCache(build_cache(tmp_path, module, grid, "float32", loader=lists))
     manifest = json.loads((tmp_path / "cache" / "manifest.json").read_text())
     assert manifest["num_videos"] == 3
-    assert {v: e["count"] for v, e in manifest["videos"].items()} == \
-        {"video_000": 4, "video_001": 5, "video_002": 6}
-    assert manifest["shards"] == [{"name": "shard-0", "num_rows": sum(LENGTHS)}]
-    np.testing.assert_array_equal(cache.lookup("video_000", [0, 2, 4, 6])[0],
-                                  reference(module, grid, 0)[0])
+    assert {v: e["count"] for v, e in manifest["videos"].items()} == {"video_000": 4, "video_001": 5, "video_002": 6}
+    assert [(s["name"], s["num_rows"]) for s in manifest["shards"]] == [("shard-0", sum(LENGTHS))]
+    np.testing.assert_array_equal(cache.lookup("video_000", [0, 2, 4, 6])[0], reference(module, grid, 0)[0])
 
 
 def test_ddp_two_processes_cache_every_video_once(tmp_path: Path) -> None:
@@ -138,6 +164,7 @@ def test_ddp_two_processes_cache_every_video_once(tmp_path: Path) -> None:
     assert sorted(manifest["videos"]) == [f"video_{v:03d}" for v in range(5)]
     assert sum(e["count"] for e in manifest["videos"].values()) == 17
     cache = TeacherCache(path)
+    cache.verify()
     for v, n in enumerate([3, 4, 2, 5, 3]):
         logits, feats = reference(module, grid, v)
         got_l, got_f = cache.lookup(f"video_{v:03d}", np.arange(n) * 2)

@@ -42,15 +42,15 @@ class SignDataset(Dataset):
 
 
 class GridDataset(Dataset):
-    """One video per item with inputs at every grid position: ``{"input": (G, C, H, W),
-    "video_id", "frame_index": (G,) = stride * arange(G), "label"}``. ``order`` lists the video
-    numbers to serve (repeat one to imitate sampler padding)."""
+    """One video per item with inputs at every grid position and view: ``{"input": (G * V, C, H,
+    W)`` position-major, ``"video_id", "frame_index": (G,) = stride * arange(G), "label"}``.
+    ``order`` lists the video numbers to serve (repeat one to imitate sampler padding)."""
 
     def __init__(self, lengths: Sequence[int], channels: int = 2, size: int = 16,
-                 stride: int = 3, order: Sequence[int] | None = None, seed: int = 0) -> None:
+                 stride: int = 3, order: Sequence[int] | None = None, seed: int = 0, views: int = 1) -> None:
         g = torch.Generator().manual_seed(seed)
-        self.videos = [torch.randn(n, channels, size, size, generator=g) for n in lengths]
-        self.stride = stride
+        self.videos = [torch.randn(n * views, channels, size, size, generator=g) for n in lengths]
+        self.stride, self.views = stride, views
         self.order = list(order) if order is not None else list(range(len(lengths)))
 
     def __len__(self) -> int:
@@ -60,4 +60,4 @@ class GridDataset(Dataset):
         v = self.order[i]
         x = self.videos[v]
         return {"input": x, "video_id": f"video_{v:03d}", "label": v % 2,
-                "frame_index": torch.arange(len(x), dtype=torch.int64) * self.stride}
+                "frame_index": torch.arange(len(x) // self.views, dtype=torch.int64) * self.stride}

@@ -49,8 +49,11 @@ def build_module(cfg: DictConfig, dm: VideoDataModule) -> pl.LightningModule:
     kwargs = {**to_container(cfg.model), "num_classes": dm.num_classes, "in_channels": dm.num_channels,
               "num_segments": dm.num_segments}
     if kind == "distill":
-        kwargs.update(to_container(cfg.get("distill")))
-        kwargs["teacher_feature_dim"] = TeacherCache(dm.teacher_cache).manifest["feature_dim"]
+        distill = to_container(cfg.get("distill"))
+        distill.pop("online_teacher", None)
+        kwargs.update(distill)
+        if dm.teacher_cache is not None and not cfg.distill.get("online_teacher"):
+            kwargs["teacher_feature_dim"] = TeacherCache(dm.teacher_cache).feature_dim or None
     return MODULES[kind](**kwargs)
 
 
@@ -87,11 +90,15 @@ def fit(cfg: DictConfig) -> Path:
     """Train the stage's model; returns the best checkpoint's path."""
     pl.seed_everything(cfg.seed, workers=True)
     run_dir = Path(cfg.run_dir)
-    dm = build_datamodule(cfg)
-    if cfg.get("module") == "distill":
+    online = cfg.get("module") == "distill" and bool(cfg.distill.get("online_teacher"))
+    dm = build_datamodule(cfg, **({"teacher_input": True, "teacher_cache": None} if online else {}))
+    if cfg.get("module") == "distill" and not online:
         _check_cache(cfg, dm)
     model = build_module(cfg, dm)
+    if online:
+        model.set_teacher(load_module(cfg.teacher.checkpoint))  # type: ignore[operator]
     ckpt_dir = run_dir / "checkpoints"
+    # monitor null: best.ckpt is the final epoch's weights (no selection on a noisy validation set)
     checkpoint = ModelCheckpoint(dirpath=str(ckpt_dir), filename="best", monitor=cfg.checkpoint.monitor,
                                  mode=cfg.checkpoint.mode, save_last=True, enable_version_counter=False)
     loggers = build_loggers(cfg, run_dir)
@@ -113,11 +120,27 @@ def fit(cfg: DictConfig) -> Path:
 
 
 def _check_cache(cfg: DictConfig, dm: VideoDataModule) -> None:
-    """The student refuses a cache from another teacher checkpoint or dataset."""
+    """The student refuses a cache from another teacher checkpoint, dataset, view set, flow window
+    or grid, and a cache whose files do not match their checksums."""
     cache = TeacherCache(dm.teacher_cache)
     expected = {"teacher_sha256": sha256_file(cfg.teacher.checkpoint)} if cfg.get("teacher") else {}
     expected["dataset"] = _dataset_key(cfg)
+    expected["views"] = _views_key(dm)
+    expected["flow_length"] = int(dm.hparams.flow_length)
+    expected["grid_stride"] = int(dm.hparams.grid_stride)
     cache.check(expected)
+    cache.verify()
+
+
+def _views_key(dm: VideoDataModule) -> dict:
+    from .data.transforms import num_view_ids
+
+    hp = dm.hparams
+    if hp.train_views is None:
+        raise ConfigError("the teacher cache and the student need data.train_views (1, 3 or 5): the fixed views "
+                          "the student's augmentation draws from and the cache holds")
+    return {"num_views": int(hp.train_views), "flip": bool(hp.flip), "crop_size": int(hp.crop_size),
+            "scale_size": hp.scale_size, "num_ids": num_view_ids(int(hp.train_views), bool(hp.flip))}
 
 
 def _dataset_key(cfg: DictConfig) -> dict:
@@ -125,27 +148,34 @@ def _dataset_key(cfg: DictConfig) -> dict:
 
 
 def load_module(path: str | os.PathLike) -> pl.LightningModule:
-    """A trained StreamClassifier or DistillationModule from its checkpoint (weights only)."""
+    """A trained StreamClassifier or DistillationModule from its checkpoint (weights only); the
+    kind is the one the checkpoint records (older checkpoints: guessed from their hyperparameters)."""
     import torch
 
-    hparams = torch.load(path, map_location="cpu", weights_only=True).get("hyper_parameters", {})
-    cls = DistillationModule if "kd_weight" in hparams else StreamClassifier
+    raw = torch.load(path, map_location="cpu", weights_only=True)
+    hparams = raw.get("hyper_parameters", {})
+    kind = raw.get("ip_tsn_module") or ("distill" if {"imitation", "kd_weight"} & set(hparams) else "classifier")
+    cls = MODULES[kind]
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # pretrained-weights warning: the checkpoint holds the weights
         return cls.load_from_checkpoint(path, map_location="cpu", weights_only=True, pretrained=False)
 
 
 def cache(cfg: DictConfig) -> Path:
-    """Run the teacher over the grid of every train/val video; write the teacher cache."""
+    """Run the trained teacher over every train/val video, at the student's positions (P-frames
+    at which a flow stack ends, every ``grid_stride``-th) and in every view of the training view
+    set; write the teacher cache (format: :mod:`ip_tsn.data.teacher_cache`)."""
     out_dir = Path(cfg.cache.dir)
     teacher_ckpt = cfg.teacher.checkpoint
-    dm = build_datamodule(cfg, grid_stride=cfg.cache.grid_stride, predict_subset=cfg.cache.subset)
+    dm = build_datamodule(cfg, grid_stride=cfg.cache.grid_stride, predict_subset=cfg.cache.subset,
+                          cache_positions=cfg.cache.get("positions", "p"))
     model = load_module(teacher_ckpt)
-    model.predict_mode = "frames"
+    model.predict_mode = "frames"  # type: ignore[assignment]
     writer = TeacherCacheWriter(out_dir, teacher_checkpoint=teacher_ckpt,
                                 dataset={**_dataset_key(cfg), "subset": cfg.cache.subset},
-                                grid_stride=cfg.cache.grid_stride, config=to_container(cfg),
-                                dtype=cfg.cache.get("dtype", "float16"))
+                                grid_stride=int(cfg.cache.grid_stride), views=_views_key(dm),
+                                flow_length=int(dm.hparams.flow_length), config=to_container(cfg),
+                                dtype=cfg.cache.get("dtype", "float16"), features=bool(cfg.cache.get("features", True)))
     trainer = build_trainer(cfg, out_dir, [writer])
     trainer.predict(model, datamodule=dm, return_predictions=False)
     return out_dir / "manifest.json"

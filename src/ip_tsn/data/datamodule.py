@@ -3,8 +3,11 @@
 Subsets: fit trains on ``train`` (K = ``num_segments``, augmented) and validates on ``val`` (K
 centres, 1 centre crop); test uses ``test`` with ``test_segments`` x ``test_crops``; predict runs
 the ``GridDataset`` over ``predict_subset`` (default ``trainval``: every video the student trains or
-validates on) for the teacher cache. With ``teacher_cache`` set, train and val samples carry the
-teacher's ``teacher_logits`` (K, C) / ``teacher_features`` (K, D) (``TeacherTargets``).
+validates on) for the teacher cache. With ``teacher_cache`` set, training samples are drawn only at
+the positions the cache holds, in one of its views (``train_views``), and carry the teacher's
+``teacher_logits`` (K, C) / ``teacher_features`` (K, D) on exactly that sample (``TeacherTargets``);
+with ``teacher_input`` they carry the teacher's own input on it instead (``teacher_input`` (K, 2L,
+crop, crop): the flow stacks ending at the same frames, in the same view) for an online teacher.
 
 DDP: the loaders have no sampler of their own, so Lightning (``use_distributed_sampler=True``, the
 default) injects a ``DistributedSampler`` for train / val / test (these pad ranks to equal length:
@@ -18,6 +21,7 @@ import os
 from functools import cached_property
 from typing import Any
 
+import numpy as np
 import pytorch_lightning as pl
 import torch
 from torch.utils.data import DataLoader, Dataset, default_collate
@@ -25,8 +29,54 @@ from torch.utils.data import DataLoader, Dataset, default_collate
 from .datasets import VideoRecord, load_classes, load_split, video_dir
 from .transforms import check_crops
 from .modalities import check_modality, num_channels
-from .teacher_cache import TeacherCache, TeacherTargets
-from .video_dataset import GridDataset, StreamDataset
+from .teacher_cache import TeacherCache, TeacherInputs, TeacherTargets
+from .transforms import apply_view, normalize, resize_short, to_tensor
+from .video_dataset import GridDataset, StreamDataset, _FrameReader
+
+
+class AlignedPositions:
+    """The positions a distilled sample may use in one video: P-frames (non-I) at which an
+    ``flow_length``-long flow stack ends, every ``stride``-th: exactly what the teacher cache
+    holds. Picklable (for workers); ``__call__(video_id) -> (G,) int64``."""
+
+    def __init__(self, video_root: str, flow_root: str, flow_length: int, stride: int) -> None:
+        self.p = _FrameReader(video_root, "p", flow_root, flow_length, True, None)
+        self.flow = _FrameReader(video_root, "flow", flow_root, flow_length, True, None)
+        self.stride = stride
+
+    def __call__(self, video_id: str) -> np.ndarray:
+        from .datasets import VideoRecord
+
+        record = VideoRecord(video_id, -1, "")
+        video = self.p.source(record)
+        try:
+            valid = self.p.valid(video)
+        finally:
+            video.close()  # type: ignore[union-attr]
+        flow_valid = self.flow.valid(self.flow.source(record))
+        n = min(len(valid), len(flow_valid))
+        return np.flatnonzero(valid[:n] & flow_valid[:n])[:: self.stride].astype(np.int64)
+
+
+class FlowView:
+    """The teacher's input for a student sample: (video_id, frame_index (K,), view) -> (K, 2L,
+    crop, crop) float32, the flow stacks ending at those frames in that view. Picklable."""
+
+    def __init__(self, flow_root: str, flow_length: int, crop_size: int, scale_size: int | None,
+                 num_views: int, flip: bool) -> None:
+        self.reader = _FrameReader(flow_root, "flow", flow_root, flow_length, True, scale_size)
+        self.crop_size, self.num_views, self.flip, self.flow_length = crop_size, num_views, flip, flow_length
+
+    def __call__(self, video_id: str, frame_index: np.ndarray, view: int) -> torch.Tensor:
+        from .datasets import VideoRecord
+        from .modalities import x_channels
+
+        src = self.reader.source(VideoRecord(video_id, -1, ""))
+        x = normalize(self.reader.frames(src, np.asarray(frame_index, dtype=np.int64)), "flow")
+        if self.reader.scale_size:
+            x = resize_short(x, self.reader.scale_size)
+        x = apply_view(x, view, self.crop_size, self.num_views, self.flip, x_channels("flow", self.flow_length))
+        return to_tensor(x)
 
 
 def collate(samples: list[dict[str, Any]]) -> dict[str, Any]:
@@ -58,7 +108,8 @@ class VideoDataModule(pl.LightningDataModule):
                  ext: str | None = None, flow_root: str | None = None, class_list: str | None = None,
                  teacher_cache: str | None = None, grid_stride: int = 1, predict_subset: str = "trainval",
                  test_batch_size: int = 1, predict_batch_size: int = 1, test_subset: str = "test",
-                 seed: int = 0, flip: bool = True):
+                 seed: int = 0, flip: bool = True, train_views: int | None = None, teacher_input: bool = False,
+                 cache_positions: str | None = None):
         super().__init__()
         check_modality(modality)
         check_crops(test_crops, flip)
@@ -99,14 +150,33 @@ class VideoDataModule(pl.LightningDataModule):
                 "scale_size": hp.scale_size, "flow_root": self.flow_root, "flow_length": hp.flow_length,
                 "accumulate": hp.accumulate}
 
+    def aligned_positions(self) -> AlignedPositions:
+        """The positions a distilled sample may use (those the teacher cache holds)."""
+        return AlignedPositions(str(self.video_root), str(self.flow_root), self.hparams.flow_length,
+                                self.hparams.grid_stride)
+
     def _stream(self, subset: str, train: bool, segments: int, crops: int = 1, targets: bool = True) -> Dataset:
+        hp = self.hparams
         records = self.records(subset)
-        ds: Dataset = StreamDataset(records, num_segments=segments, train=train, test_crops=crops,
-                                    seed=self.hparams.seed, flip=self.hparams.flip, **self._common())
-        if self.teacher_cache is not None and targets and subset in ("train", "val"):
+        distilled = train and targets and (self.teacher_cache is not None or hp.teacher_input)
+        cache = None
+        if distilled and self.teacher_cache is not None:
             cache = TeacherCache(self.teacher_cache)
             cache.check({"video_ids": [r.path for r in records]})  # fail now, not in a worker
+            allowed = cache.frames
+        else:
+            allowed = self.aligned_positions() if distilled else None
+        ds: Dataset = StreamDataset(records, num_segments=segments, train=train, test_crops=crops, seed=hp.seed,
+                                    flip=hp.flip, train_views=hp.train_views, allowed_positions=allowed,
+                                    **self._common())
+        if distilled and hp.train_views is None:
+            raise ValueError("distillation needs data.train_views (1, 3 or 5): the teacher's targets exist "
+                             "only for a fixed set of views")
+        if cache is not None:
             ds = TeacherTargets(ds, cache)
+        if distilled and hp.teacher_input:
+            ds = TeacherInputs(ds, FlowView(str(self.flow_root), hp.flow_length, hp.crop_size, hp.scale_size,
+                                            hp.train_views, hp.flip))
         return ds
 
     def setup(self, stage: str | None = None) -> None:
@@ -120,8 +190,10 @@ class VideoDataModule(pl.LightningDataModule):
             self.datasets["test"] = self._stream(self.hparams.test_subset, False, self.test_segments,
                                                  self.test_crops, targets=False)
         if stage in (None, "predict"):
-            self.datasets["predict"] = GridDataset(self.records(self.hparams.predict_subset),
-                                                   stride=self.hparams.grid_stride, **self._common())
+            hp = self.hparams
+            self.datasets["predict"] = GridDataset(self.records(hp.predict_subset), stride=hp.grid_stride,
+                                                   num_views=hp.train_views, flip=hp.flip,
+                                                   position_modality=hp.cache_positions, **self._common())
 
     def _loader(self, name: str, shuffle: bool = False, batch_size: int | None = None) -> DataLoader:
         if name not in self.datasets:

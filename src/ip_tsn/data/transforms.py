@@ -215,3 +215,51 @@ def eval_views(x: Frames, crop_size: int, num_crops: int = 1, x_channels: Sequen
 def to_tensor(x: np.ndarray) -> torch.Tensor:
     """(K, H, W, C) numpy -> (K, C, H, W) contiguous float32 tensor."""
     return torch.from_numpy(np.ascontiguousarray(x.transpose(0, 3, 1, 2), dtype=np.float32))
+
+
+# -- a fixed set of training views (teacher and student see the same one) ------------------------
+def view_boxes(height: int, width: int, crop_size: int, num_views: int) -> list[tuple[int, int, int, int]]:
+    """The ``num_views`` fixed crop windows ``(top, left, size, size)`` of a ``height`` x ``width``
+    frame: 1 = the centre, 3 = start / centre / end of the longer side, 5 = the 4 corners and the
+    centre (TSN's corner crops). The distilled stream's augmentation draws from these, and the
+    teacher cache holds the teacher's outputs on each of them."""
+    if height < crop_size or width < crop_size:
+        raise ValueError(f"cannot crop {crop_size}x{crop_size} from frames of {height}x{width}")
+    fy, fx = height - crop_size, width - crop_size
+    spots = {1: [(0.5, 0.5)],
+             3: [(0.5, f) for f in (0.0, 0.5, 1.0)] if width >= height else [(f, 0.5) for f in (0.0, 0.5, 1.0)],
+             5: [(0.0, 0.0), (0.0, 1.0), (1.0, 0.0), (1.0, 1.0), (0.5, 0.5)]}
+    if num_views not in spots:
+        raise ValueError(f"num_views must be 1, 3 or 5, got {num_views}")
+    return [(round(fy * a), round(fx * b), crop_size, crop_size) for a, b in spots[num_views]]
+
+
+def num_view_ids(num_views: int, flip: bool) -> int:
+    """View ids of a view set: each box, and with ``flip`` its mirror image (id ``2 * box + 1``)."""
+    return num_views * (2 if flip else 1)
+
+
+def center_view(num_views: int, flip: bool) -> int:
+    """The id of the centre box (unmirrored) in a view set: the evaluation crop."""
+    box = {1: 0, 3: 1, 5: 4}[num_views]
+    return 2 * box if flip else box
+
+
+def apply_view(x: Frames, view: int, crop_size: int, num_views: int, flip: bool,
+               x_channels: Sequence[int] = ()) -> Frames:
+    """View ``view`` of :func:`view_boxes` (with ``flip``: box ``view // 2``, mirrored when
+    ``view`` is odd). (K, H, W, C) -> (K, crop, crop, C), after :func:`normalize`."""
+    if not 0 <= view < num_view_ids(num_views, flip):
+        raise ValueError(f"view {view} out of range for {num_views} views (flip={flip})")
+    box = view // 2 if flip else view
+    top, left, h, w = view_boxes(*_size(x), crop_size, num_views)[box]
+    out = crop(x, top, left, h, w)
+    return hflip(out, x_channels) if flip and view % 2 else out
+
+
+def all_views(x: Frames, crop_size: int, num_views: int, flip: bool, x_channels: Sequence[int] = ()) -> Frames:
+    """Every view of every frame, position-major: (G, H, W, C) -> (G * V, crop, crop, C) with row
+    ``g * V + v`` = view ``v`` of frame ``g`` (V = :func:`num_view_ids`)."""
+    views = [apply_view(x, v, crop_size, num_views, flip, x_channels) for v in range(num_view_ids(num_views, flip))]
+    stacked = np.stack(views, axis=1) if not _is_tensor(x) else torch.stack(views, dim=1)
+    return stacked.reshape(-1, *stacked.shape[2:])

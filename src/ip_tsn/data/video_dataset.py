@@ -3,8 +3,16 @@
 A sample is ``{"input": (N, C, H, W) float32, "label": int, "video_id": str, "frame_index": (K,)
 int64}``. ``video_id`` is the record's path (relative to the video directory). Frames sampled per
 modality (``_FrameReader.valid``): rgb any frame; iframe the I-frames; mv / residual / p the non-I
-frames (CoViAR drops the GOP's first frame); flow the starts ``t <= F - L`` of an L-long stack of
-the F flows (flow t: frame t -> t + 1), channels ``x_t, y_t, ..., x_{t+L-1}, y_{t+L-1}``.
+frames (CoViAR drops the GOP's first frame); flow the frames ``L <= t <= F`` at which an L-long stack
+of the F flows (flow i: frame i -> i + 1) ENDS: the stack of position t is flows ``t - L .. t - 1``
+(frames ``t - L .. t``), channels ``x_{t-L}, y_{t-L}, ..., x_{t-1}, y_{t-1}``. So the teacher's
+window at t and the P-stream's accumulated motion at t (from its GOP's I-frame up to t) both end at
+frame t, the frame whose motion vectors and residual the student reads.
+
+Training views: TSN's random multi-scale crop (``train_views=None``) or one of a fixed set of
+views (``train_views`` = 1, 3 or 5 boxes of :func:`~ip_tsn.data.transforms.view_boxes`, each also
+mirrored when ``flip``), drawn per sample and recorded as ``sample["view"]``; the distilled
+P-stream uses the fixed set, so that its teacher's cached output for the same view exists.
 Videos are opened lazily in the process that reads them; any read failure raises an error naming
 the file (``VideoError``), never a blank input.
 """
@@ -24,7 +32,10 @@ from ..codec.flow import load_flow
 from .datasets import VideoRecord
 from .modalities import check_modality, x_channels
 from .sampling import segment_indices
-from .transforms import check_crops, eval_views, normalize, resize_short, to_tensor, train_augment
+from .transforms import (all_views, apply_view, center_view, check_crops, eval_views, normalize, num_view_ids, resize_short,
+                         to_tensor, train_augment)
+
+PositionFilter = Callable[[str], np.ndarray]  # video_id -> the (G,) frame indices a sample may use
 
 class _FrameReader:
     """Reads the frames of one modality for one record, normalised: (K, H, W, C) float32."""
@@ -53,21 +64,23 @@ class _FrameReader:
 
     def valid(self, src: CompressedVideo | np.ndarray) -> np.ndarray:
         """(N,) bool mask of the positions this modality may sample (module docstring)."""
-        if isinstance(src, np.ndarray):
-            starts = np.zeros(len(src), dtype=bool)
-            starts[: max(0, len(src) - self.flow_length + 1)] = True
-            return starts
+        if isinstance(src, np.ndarray):  # F flows of F + 1 frames; a stack ends at frame t
+            ends = np.zeros(len(src) + 1, dtype=bool)
+            ends[self.flow_length:] = True
+            return ends
         types = np.frombuffer(src.frame_types.encode(), dtype="S1")
         if self.modality == "rgb":
             return np.ones(len(types), dtype=bool)
         return types == b"I" if self.modality == "iframe" else types != b"I"
 
-    def read(self, record: VideoRecord, pick: Callable[[int, np.ndarray], np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    def read(self, record: VideoRecord, pick: Callable[[int, np.ndarray], np.ndarray],
+             allowed: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
         """``(positions (K,) int64, frames (K, H, W, C) float32)``: positions chosen by ``pick(n,
-        valid_mask)``, frames normalised, shorter side resized to ``scale_size``; video closed after."""
+        valid_mask)`` among the ``allowed`` ones (all if None), frames normalised, shorter side
+        resized to ``scale_size``; video closed after."""
         src = self.source(record)
         try:
-            index = self.positions(record, src, pick)
+            index = self.positions(record, src, pick, allowed)
             x = normalize(self.frames(src, index), self.modality)
         finally:
             if isinstance(src, CompressedVideo):
@@ -75,18 +88,25 @@ class _FrameReader:
         return index, resize_short(x, self.scale_size) if self.scale_size else x
 
     def positions(self, record: VideoRecord, src: CompressedVideo | np.ndarray,
-                  pick: Callable[[int, np.ndarray], np.ndarray]) -> np.ndarray:
-        """(K,) int64 positions chosen by ``pick(num_positions, valid_mask)``."""
+                  pick: Callable[[int, np.ndarray], np.ndarray], allowed: np.ndarray | None = None) -> np.ndarray:
+        """(K,) int64 positions chosen by ``pick(num_positions, valid_mask)``; ``allowed`` (G,)
+        frame indices further restrict the valid ones (e.g. the positions a teacher cache holds)."""
         valid = self.valid(src)
+        if allowed is not None:
+            keep = np.zeros(len(valid), dtype=bool)
+            allowed = np.asarray(allowed, dtype=np.int64)
+            keep[allowed[(allowed >= 0) & (allowed < len(valid))]] = True
+            valid = valid & keep
         if not valid.any():
             what = f"{self.flow_length} consecutive flows" if self.modality == "flow" else f"{self.modality} frames"
-            raise VideoError(self.path(record), f"too short: no position with {what} among {len(valid)}")
+            where = " (among the positions the teacher cache holds)" if allowed is not None else ""
+            raise VideoError(self.path(record), f"too short: no position with {what} among {len(valid)}{where}")
         return pick(len(valid), valid)
 
     def frames(self, src: CompressedVideo | np.ndarray, index: np.ndarray) -> np.ndarray:
         """Raw (K, H, W, C) frames at ``index``: uint8 rgb / iframe / flow, float32 mv / p, int16 residual."""
         if isinstance(src, np.ndarray):
-            stack = np.asarray(src[index[:, None] + np.arange(self.flow_length)])  # (K, L, H, W, 2)
+            stack = np.asarray(src[index[:, None] - self.flow_length + np.arange(self.flow_length)])  # (K, L, H, W, 2)
             k, length, h, w, _ = stack.shape
             return stack.transpose(0, 2, 3, 1, 4).reshape(k, h, w, 2 * length)
         try:
@@ -126,8 +146,12 @@ class StreamDataset(Dataset):
     def __init__(self, records: Sequence[VideoRecord], video_root: str | os.PathLike, modality: str,
                  num_segments: int = 3, train: bool = True, crop_size: int = 224, scale_size: int | None = 256,
                  test_crops: int = 1, flow_root: str | os.PathLike | None = None, flow_length: int = 5,
-                 accumulate: bool = True, seed: int = 0, flip: bool = True):
+                 accumulate: bool = True, seed: int = 0, flip: bool = True, train_views: int | None = None,
+                 allowed_positions: PositionFilter | None = None):
         check_crops(test_crops, flip)
+        if train_views is not None:
+            num_view_ids(train_views, flip)
+        self.train_views, self.allowed_positions = train_views, allowed_positions
         self.records = list(records)
         self.reader = _FrameReader(video_root, modality, flow_root, flow_length, accumulate, scale_size)
         self.modality, self.num_segments, self.train = modality, num_segments, train
@@ -144,37 +168,67 @@ class StreamDataset(Dataset):
     def __getitem__(self, i: int) -> dict:
         record = self.records[i]
         rng = self._rng() if self.train else None
+        allowed = self.allowed_positions(record.path) if self.allowed_positions is not None else None
         index, x = self.reader.read(
-            record, lambda n, valid: segment_indices(n, self.num_segments, self.train, rng, valid))
-        if self.train:
+            record, lambda n, valid: segment_indices(n, self.num_segments, self.train, rng, valid), allowed)
+        view = 0
+        if self.train and self.train_views is not None:
+            view = int(rng.integers(num_view_ids(self.train_views, self.flip)))  # type: ignore[union-attr]
+            x = apply_view(x, view, self.crop_size, self.train_views, self.flip, self.x_channels)
+        elif self.train:
             x = train_augment(x, self.crop_size, rng, self.x_channels, flip=self.flip)  # type: ignore[arg-type]
         else:
             x = eval_views(x, self.crop_size, self.test_crops, self.x_channels, self.flip)
+            view = center_view(self.train_views, self.flip) if self.train_views and self.test_crops == 1 else 0
         return {"input": to_tensor(x), "label": record.label, "video_id": record.path,
-                "frame_index": torch.from_numpy(index)}
+                "frame_index": torch.from_numpy(index), "view": view}
 
 
 class GridDataset(Dataset):
-    """One item per video: centre crops at every ``stride``-th valid position (for the teacher cache).
+    """One item per video: every ``stride``-th valid position, in every view (for the teacher cache).
 
-    ``input``: (G, C, crop, crop) float32; ``frame_index``: (G,) int64, positions
-    ``valid[::stride]`` (flow: stack starts 0, stride, 2 * stride, ...).
+    ``input``: (G * V, C, crop, crop) float32, position-major (row ``g * V + v`` is view ``v`` of
+    position ``g``; ``num_views=None``: V = 1, the centre crop); ``frame_index``: (G,) int64.
+    ``position_modality`` (e.g. ``"p"``) restricts the positions to those that modality may
+    sample too, read from the video next to the flow (its frame types: one demux, no decoding),
+    so the cache holds exactly the student's positions.
     """
 
     def __init__(self, records: Sequence[VideoRecord], video_root: str | os.PathLike, modality: str,
                  stride: int = 1, crop_size: int = 224, scale_size: int | None = 256,
-                 flow_root: str | os.PathLike | None = None, flow_length: int = 5, accumulate: bool = True):
+                 flow_root: str | os.PathLike | None = None, flow_length: int = 5, accumulate: bool = True,
+                 num_views: int | None = None, flip: bool = False, position_modality: str | None = None):
         if stride < 1:
             raise ValueError(f"stride must be >= 1, got {stride}")
         self.records = list(records)
         self.reader = _FrameReader(video_root, modality, flow_root, flow_length, accumulate, scale_size)
+        self.positions_reader = None if position_modality in (None, modality) else \
+            _FrameReader(video_root, position_modality, flow_root, flow_length, accumulate, scale_size)
         self.stride, self.crop_size = stride, crop_size
+        self.num_views, self.flip = num_views, flip
+        self.x_channels = x_channels(modality, flow_length)
 
     def __len__(self) -> int:
         return len(self.records)
 
+    def grid(self, record: VideoRecord) -> np.ndarray | None:
+        """The positions of ``position_modality`` (None: no restriction): (G,) int64."""
+        if self.positions_reader is None:
+            return None
+        src = self.positions_reader.source(record)
+        try:
+            return np.flatnonzero(self.positions_reader.valid(src)).astype(np.int64)
+        finally:
+            if isinstance(src, CompressedVideo):
+                src.close()
+
     def __getitem__(self, i: int) -> dict:
         record = self.records[i]
-        index, x = self.reader.read(record, lambda n, valid: np.flatnonzero(valid)[:: self.stride].astype(np.int64))
-        return {"input": to_tensor(eval_views(x, self.crop_size)), "label": record.label,
+        index, x = self.reader.read(record, lambda n, valid: np.flatnonzero(valid)[:: self.stride].astype(np.int64),
+                                    self.grid(record))
+        if self.num_views is None:
+            views = eval_views(x, self.crop_size)
+        else:
+            views = all_views(x, self.crop_size, self.num_views, self.flip, self.x_channels)
+        return {"input": to_tensor(views), "label": record.label,
                 "video_id": record.path, "frame_index": torch.from_numpy(index)}

@@ -75,12 +75,13 @@ class StreamClassifier(pl.LightningModule):
         label_smoothing: float = 0.0,
         predict_mode: str = "video",
         frames_chunk: int = 64,
+        stem: str = "imagenet",
     ) -> None:
         super().__init__()
         self.save_hyperparameters()
         self.hparams.lr_steps = [float(e) for e in lr_steps]  # plain list: weights_only loads
         self.model = TSN(num_classes, in_channels, arch, num_segments, dropout, pretrained,
-                         input_bn)
+                         input_bn, stem)
         self.predict_mode = predict_mode
         self.val_metrics = classification_metrics(num_classes, "val/")
         self.test_metrics = classification_metrics(num_classes, "test/")
@@ -89,6 +90,10 @@ class StreamClassifier(pl.LightningModule):
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """(B, K, C, H, W) -> (logits (B, num_classes), features (B, D))."""
         return self.model(x)
+
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        """Record the module kind, so loading never guesses it from hyperparameters."""
+        checkpoint["ip_tsn_module"] = "classifier"
 
     # -- training ---------------------------------------------------------------------------
     def training_losses(self, batch: Batch) -> dict[str, torch.Tensor]:

@@ -73,6 +73,19 @@ def inflate_conv(conv: nn.Conv2d, in_channels: int) -> nn.Conv2d:
     return new
 
 
+STEMS = ("imagenet", "small")
+
+
+def small_input_stem(net: tvm.ResNet) -> None:
+    """Replace the ImageNet stem (7x7 stride-2 conv, 3x3 stride-2 max-pool: /4) by a 3x3 stride-1
+    conv without pooling (CIFAR-style ResNets), in place: a 64 px crop then ends in an 8x8 map
+    instead of 2x2. Costs 16x the stem-and-body compute at the same input size."""
+    old = net.conv1
+    net.conv1 = nn.Conv2d(old.in_channels, old.out_channels, kernel_size=3, stride=1, padding=1, bias=False)
+    nn.init.kaiming_normal_(net.conv1.weight, mode="fan_out", nonlinearity="relu")
+    net.maxpool = nn.Identity()
+
+
 class Backbone(nn.Module):
     """ResNet without its classifier: ``(N, C, H, W) -> (N, feature_dim)`` pooled features.
 
@@ -99,11 +112,17 @@ class Backbone(nn.Module):
 
 
 def build_backbone(
-    arch: str, in_channels: int, pretrained: bool, input_bn: bool = False
+    arch: str, in_channels: int, pretrained: bool, input_bn: bool = False, stem: str = "imagenet"
 ) -> tuple[Backbone, int]:
-    """A ResNet ``arch`` taking ``in_channels`` input channels, without fc.
+    """A ResNet ``arch`` taking ``in_channels`` input channels, without fc; ``stem``: ``imagenet``
+    or ``small`` (:func:`small_input_stem`; ImageNet weights are kept for the rest of the net).
 
     Returns ``(backbone, feature_dim)``; ``backbone((N, C, H, W)) -> (N, feature_dim)``.
     """
-    backbone = Backbone(load_resnet(arch, pretrained), in_channels, input_bn)
+    if stem not in STEMS:
+        raise ValueError(f"unknown stem {stem!r}; choose one of {STEMS}")
+    net = load_resnet(arch, pretrained)
+    if stem == "small":
+        small_input_stem(net)
+    backbone = Backbone(net, in_channels, input_bn)
     return backbone, backbone.feature_dim

@@ -11,6 +11,8 @@ from ip_tsn.models.backbones import build_backbone
 class TSN(nn.Module):
     """TSN over ``in_channels``-channel inputs (3 rgb/iframe, 2 mv, 3 residual, 5 p, 10 flow).
 
+    ``stem``: ``imagenet`` (7x7 stride-2 conv + max-pool: /4) or ``small`` (3x3 stride-1 conv, no
+    pool: for crops of 32-64 px, whose ImageNet-stem maps end at 1x1-2x2; 16x the compute).
     ``forward((B, K, C, H, W)) -> (logits (B, num_classes), features (B, D))``: the average over
     the K segments (any K, e.g. 25 segments x 10 crops at test) of per-frame logits and pooled
     features. ``num_segments`` is the training K, kept for reference only.
@@ -25,12 +27,13 @@ class TSN(nn.Module):
         dropout: float = 0.5,
         pretrained: bool = True,
         input_bn: bool = False,
+        stem: str = "imagenet",
     ) -> None:
         super().__init__()
         self.num_classes = num_classes
         self.in_channels = in_channels
         self.num_segments = num_segments
-        self.backbone, self.feature_dim = build_backbone(arch, in_channels, pretrained, input_bn)
+        self.backbone, self.feature_dim = build_backbone(arch, in_channels, pretrained, input_bn, stem)
         self.dropout = nn.Dropout(p=dropout)
         self.fc = nn.Linear(self.feature_dim, num_classes)
         nn.init.normal_(self.fc.weight, std=0.001)  # TSN's head init
