@@ -18,11 +18,25 @@ IPTSN := $(VENV)/bin/ip-tsn
 STAMP := $(VENV)/.installed
 ARGS ?=
 
+# Another draw of the synthetic data and another training seed, each into its own folders:
+#   make demo DATA_SEED=1 SEED=2   ->  data/synthetic-d1, runs/synthetic-d1-s2/split1
+DATA_SEED ?= 0
+SEED ?= 0
+ifeq ($(DATA_SEED),0)
 DATA := data/synthetic
-RUNS := runs/synthetic/split1
+else
+DATA := data/synthetic-d$(DATA_SEED)
+endif
+ifeq ($(DATA_SEED)-$(SEED),0-0)
+RUN_ROOT := runs/synthetic/split1
+else
+RUN_ROOT := runs/synthetic-d$(DATA_SEED)-s$(SEED)/split1
+endif
+RUNS := $(RUN_ROOT)
+SEEDS := data.root=$(DATA) seed=$(SEED) run_root=$(RUN_ROOT)
 SYNTH := $(DATA)/splits/classInd.txt
 FLOW := $(DATA)/flow/.complete
-FLOW_ARGS ?= --method tvl1-fast --size 64x64 --workers 2
+FLOW_ARGS ?= --method tvl1-tiny --workers 2 --videos source
 CFG_DEPS := experiments/base.yaml experiments/data/synthetic.yaml
 
 .PHONY: install test demo teacher cache student istream pstream fuse scores data bench bench-ablation clean-runs
@@ -41,7 +55,7 @@ test: $(STAMP)
 
 # ---------------------------------------------------------------- synthetic data and flow
 $(SYNTH): | $(STAMP)
-	$(PY) data_prep/make_synthetic.py --root $(DATA)
+	$(PY) data_prep/make_synthetic.py --root $(DATA) --seed $(DATA_SEED) --workers 2
 
 $(FLOW): $(SYNTH)
 	$(PY) data_prep/extract_flow.py $(DATA) $(FLOW_ARGS)
@@ -49,26 +63,26 @@ $(FLOW): $(SYNTH)
 
 # ---------------------------------------------------------------- training chain
 $(RUNS)/teacher/fit.json: $(FLOW) experiments/teacher.yaml $(CFG_DEPS)
-	$(IPTSN) fit experiments/teacher.yaml $(ARGS)
+	$(IPTSN) fit experiments/teacher.yaml $(SEEDS) $(ARGS)
 
 $(RUNS)/teacher_cache/manifest.json: $(RUNS)/teacher/fit.json experiments/cache.yaml
-	$(IPTSN) cache experiments/cache.yaml $(ARGS)
+	$(IPTSN) cache experiments/cache.yaml $(SEEDS) $(ARGS)
 
 $(RUNS)/student/fit.json: $(RUNS)/teacher_cache/manifest.json experiments/student.yaml experiments/pstream.yaml
-	$(IPTSN) fit experiments/student.yaml $(ARGS)
+	$(IPTSN) fit experiments/student.yaml $(SEEDS) $(ARGS)
 
 $(RUNS)/pstream/fit.json: $(SYNTH) experiments/pstream.yaml $(CFG_DEPS)
-	$(IPTSN) fit experiments/pstream.yaml $(ARGS)
+	$(IPTSN) fit experiments/pstream.yaml $(SEEDS) $(ARGS)
 
 $(RUNS)/istream/fit.json: $(SYNTH) experiments/istream.yaml $(CFG_DEPS)
-	$(IPTSN) fit experiments/istream.yaml $(ARGS)
+	$(IPTSN) fit experiments/istream.yaml $(SEEDS) $(ARGS)
 
 # test protocol (25 segments) on val (for fusion weights) and test, per stream
 $(RUNS)/%/scores_test.npz: $(RUNS)/%/fit.json
-	$(IPTSN) test experiments/$*.yaml $(ARGS)
+	$(IPTSN) test experiments/$*.yaml $(SEEDS) $(ARGS)
 
 $(RUNS)/fusion/results.md: $(foreach s,teacher pstream student istream,$(RUNS)/$(s)/scores_test.npz) experiments/fuse.yaml
-	$(IPTSN) fuse experiments/fuse.yaml $(ARGS)
+	$(IPTSN) fuse experiments/fuse.yaml $(SEEDS) $(ARGS)
 
 teacher: $(RUNS)/teacher/fit.json
 cache: $(RUNS)/teacher_cache/manifest.json
@@ -80,7 +94,7 @@ fuse: $(RUNS)/fusion/results.md
 
 demo: $(RUNS)/fusion/results.md
 	@echo
-	@echo "IP TSN on the synthetic test split ($(RUNS)/fusion/results.md, confusion matrix: $(RUNS)/fusion/confusion.png)"
+	@echo "IP TSN on the synthetic data (data seed $(DATA_SEED), training seed $(SEED)): $(RUNS)/fusion/results.md, .json, confusion.png"
 	@cat $(RUNS)/fusion/results.md
 
 # ---------------------------------------------------------------- real datasets, benchmarks

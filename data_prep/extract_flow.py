@@ -42,13 +42,13 @@ def flow_path(root: str, rel: str) -> str:
 
 
 def extract_one(rel: str, root: str, method: str = "tvl1", bound: float = 20.0, size=None,
-                overwrite: bool = False) -> str:
-    """Flow of ``<root>/videos/<rel>`` into ``flow_path(root, rel)``: "skipped" or "done"."""
+                overwrite: bool = False, videos: str = "videos") -> str:
+    """Flow of ``<root>/<videos>/<rel>`` into ``flow_path(root, rel)``: "skipped" or "done"."""
     dst = flow_path(root, rel)
     if os.path.exists(dst) and not overwrite:
         return "skipped"
     remove_stale_temps(dst)
-    flows = video_flow(os.path.join(root, "videos", rel), method=method, bound=bound, size=size)
+    flows = video_flow(os.path.join(root, videos, rel), method=method, bound=bound, size=size)
     save_flow(dst, flows)
     return "done"
 
@@ -70,6 +70,9 @@ def main(argv=None) -> int:
     parser.add_argument("--size", type=parse_size, default=None, metavar="WxH",
                         help="resize frames before the flow (default: the video's own size)")
     parser.add_argument("--ext", default=".mp4", help="video extension under videos/ (default .mp4)")
+    parser.add_argument("--videos", default="videos", metavar="DIR",
+                        help="folder under root to compute the flow from (default videos; the synthetic data "
+                             "has source/, its high-quality originals, as real flow comes from the download)")
     parser.add_argument("--threads", type=int, default=None,
                         help="OpenCV threads per worker (default: 1 with several workers, "
                              "else OpenCV's default)")
@@ -77,13 +80,13 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
 
     root = os.path.abspath(args.root)
-    videos_dir = os.path.join(root, "videos")
+    videos_dir = os.path.join(root, args.videos)
     if not os.path.isdir(videos_dir):
-        parser.error(f"{videos_dir}: no such folder (expected <root>/videos/**{args.ext})")
+        parser.error(f"{videos_dir}: no such folder (expected <root>/{args.videos}/**{args.ext})")
     videos = shard(find_files(videos_dir, (args.ext,)), *(args.shard or parse_shard(None)))
     threads = args.threads if args.threads is not None else (1 if args.workers > 1 else -1)
     fn = functools.partial(extract_one, root=root, method=args.method, bound=args.bound,
-                           size=args.size, overwrite=args.overwrite)
+                           size=args.size, overwrite=args.overwrite, videos=args.videos)
     results = parallel_map(fn, videos, workers=args.workers, desc=f"flow ({args.method})",
                            progress=args.progress, initializer=_init_worker, initargs=(threads,))
     return summarize(results, f"flow ({args.method})")

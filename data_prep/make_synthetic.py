@@ -1,6 +1,6 @@
 """Write the synthetic action dataset (see ``ip_tsn.data.synthetic``).
 
-    python data_prep/make_synthetic.py --root data/synthetic            # default: 10 classes x 16/4/8
+    python data_prep/make_synthetic.py --root data/synthetic            # default: 12 classes x 30/10/26 videos
     python data_prep/make_synthetic.py --root /tmp/tiny --tiny          # 2/1/1 videos, 24 frames, 64x64
 """
 
@@ -9,7 +9,7 @@ from __future__ import annotations
 import argparse
 import json
 
-from ip_tsn.data.synthetic import DEFAULT_CONFIG, TINY_CONFIG, generate_synthetic
+from ip_tsn.data.synthetic import DEFAULT_CONFIG, DEFAULT_QSCALE, TINY_CONFIG, generate_synthetic
 
 
 def main(argv: list[str] | None = None) -> dict:
@@ -18,12 +18,12 @@ def main(argv: list[str] | None = None) -> dict:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--tiny", action="store_true", help="tiny preset for tests; explicit flags override it")
     p.add_argument("--size", type=int, nargs="+", metavar="PX", help="H W (or one value for square); multiples of 16")
-    p.add_argument("--frames", type=int, help="frames per video (default 36, tiny 24)")
-    p.add_argument("--train", type=int, help="training videos per class (default 16, tiny 2)")
-    p.add_argument("--val", type=int, help="validation videos per class (default 4, tiny 1)")
-    p.add_argument("--test", type=int, help="test videos per class (default 8, tiny 1)")
+    p.add_argument("--frames", type=int, help="frames per video (default 48, tiny 24)")
+    p.add_argument("--train", type=int, help="training videos per class (default 30, tiny 2)")
+    p.add_argument("--val", type=int, help="validation videos per class (default 10, tiny 1)")
+    p.add_argument("--test", type=int, help="test videos per class (default 26, tiny 1)")
     p.add_argument("--fps", type=int, default=12)
-    p.add_argument("--qscale", type=int, default=2, help="fixed MPEG-4 quantiser, 1 (best) .. 31")
+    p.add_argument("--qscale", type=int, default=DEFAULT_QSCALE, help="fixed MPEG-4 quantiser, 1 (best) .. 31 (default 10; the source copy for the flow is at 2)")
     p.add_argument("--workers", type=int, default=1, help="processes (spawn pool when > 1)")
     p.add_argument("--overwrite", action="store_true", help="re-encode existing videos")
     p.add_argument("--quiet", action="store_true", help="no progress bar")

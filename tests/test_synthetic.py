@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 
@@ -9,8 +10,8 @@ import av
 import numpy as np
 import pytest
 
-from ip_tsn.data.synthetic import (CLASSES, TINY_CONFIG, encode_video, generate_synthetic,
-                                   render_video, video_rng)
+from ip_tsn.data.synthetic import (CLASSES, SCENES, TINY_CONFIG, arms_clockwise, class_parts, encode_video,
+                                   generate_synthetic, groups, render_video, video_rng)
 
 TINY = dict(TINY_CONFIG, progress=False)
 ONE_EACH = dict(TINY, videos_per_class={"train": 1})
@@ -75,9 +76,10 @@ def test_split_files_list_every_video_once(tiny):
             assert label == CLASSES.index(name) + 1
             assert re.fullmatch(rf"{name}/v_{name}_{split}_\d{{3}}\.mp4", rel), rel
         listed += [rel for rel, _ in rows]
-    files = [p for p in (root / "videos").rglob("*") if p.is_file()]
-    on_disk = sorted(p.relative_to(root / "videos").as_posix() for p in files)
-    assert sorted(listed) == on_disk  # each once, and no temporary files left behind
+    for folder in ("videos", "source"):  # the compressed copy and the flow's source, each once
+        files = [p for p in (root / folder).rglob("*") if p.is_file()]
+        on_disk = sorted(p.relative_to(root / folder).as_posix() for p in files)
+        assert sorted(listed) == on_disk  # each once, and no temporary files left behind
     assert summary["written"] == len(listed) and summary["skipped"] == 0
 
 
@@ -87,10 +89,34 @@ def test_videos_are_gop12_mpeg4(tiny, tmp_path):
         frames, types, codec = decode(path)
         assert codec == "mpeg4" and frames.shape == (24, 64, 64, 3), path
         assert types == "I" + "P" * 11 + "I" + "P" * 11, (path, types)
-    encode_video(render_video("SpinCW", video_rng(0, "train", 5, 0), 36, (48, 80)), tmp_path / "v.mp4")
+    encode_video(render_video("CourtJump", video_rng(0, "train", 10, 0), 48, (48, 80)), tmp_path / "v.mp4")
     frames, types, _ = decode(tmp_path / "v.mp4")
-    assert frames.shape == (36, 48, 80, 3)
-    assert [i for i, t in enumerate(types) if t == "I"] == [0, 12, 24] and set(types) == {"I", "P"}
+    assert frames.shape == (48, 48, 80, 3)
+    assert [i for i, t in enumerate(types) if t == "I"] == [0, 12, 24, 36] and set(types) == {"I", "P"}
+
+
+def test_quantiser_takes_effect(tmp_path):
+    """The dataset's fixed quantiser is real: a coarser one gives smaller, lossier files."""
+    frames = render_video("PoolWalkRight", video_rng(0, "train", 0, 0), 24, (64, 64))
+    sizes, errors = [], []
+    for q in (2, 10, 24):
+        encode_video(frames, tmp_path / f"q{q}.mp4", qscale=q)
+        sizes.append((tmp_path / f"q{q}.mp4").stat().st_size)
+        errors.append(np.abs(decode(tmp_path / f"q{q}.mp4")[0].astype(float) - frames).mean())
+    assert sizes[0] > 1.5 * sizes[1] > 1.5 * sizes[2], sizes
+    assert errors[0] < errors[1] < errors[2], errors
+
+
+def test_class_design_and_groups(tiny):
+    """3 scenes x 4 body motions; each motion's arm sense differs between scenes (so flow tells
+    some scenes apart) but no motion's sense is the same in all three nor unique to each."""
+    root, summary = tiny
+    assert len(CLASSES) == 12 and summary["groups"] == groups()
+    meta = json.loads((root / "synthetic.json").read_text())
+    assert meta["groups"] == {c: class_parts(c)[0] for c in CLASSES} and meta["qscale"] == 10 and meta["source_qscale"] == 2
+    for motion in ("WalkRight", "WalkLeft", "Jump", "Stand"):
+        senses = [arms_clockwise(s + motion) for s in SCENES]
+        assert sum(senses) == 1, motion  # one scene clockwise, two counter-clockwise
 
 
 def test_same_seed_same_frames_any_counts_or_workers(tiny, tmp_path):
@@ -124,12 +150,13 @@ def test_rerun_skips_existing_and_checks_settings(tiny, tmp_path):
     assert summary["written"] == len(CLASSES) == len(list((small / "videos").rglob("*.mp4")))
 
 
-def test_motion_vectors_show_the_motion(tiny):
-    """Right/left moves give opposite motion_x signs; zoom in/out opposite divergence signs."""
-    root, _ = tiny
-    for split in ("train", "val", "test"):
-        idx = 0 if split != "train" else 1
-        stats = {c: mv_stats(root / "videos" / c / f"v_{c}_{split}_{idx:03d}.mp4") for c in CLASSES}
-        for shape in ("Disc", "Square"):
-            assert stats[f"{shape}Right"][0] < -0.5 < 0.5 < stats[f"{shape}Left"][0], (split, stats)
-        assert stats["ZoomIn"][1] < 0 < stats["ZoomOut"][1], (split, stats)
+def test_motion_vectors_show_the_body_motion(tmp_path):
+    """Walking right / left gives opposite camera-compensated motion_x on the moving blocks."""
+    for scene in SCENES:
+        stats = {}
+        for motion in ("WalkRight", "WalkLeft"):
+            name = scene + motion
+            encode_video(render_video(name, video_rng(0, "test", CLASSES.index(name), 0), 48, (64, 64)),
+                         tmp_path / f"{name}.mp4")
+            stats[motion] = mv_stats(tmp_path / f"{name}.mp4")[0]
+        assert stats["WalkRight"] < -0.05 < 0.05 < stats["WalkLeft"], (scene, stats)  # body ~0.6 px/frame

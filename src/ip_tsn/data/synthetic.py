@@ -1,41 +1,73 @@
 """Synthetic action videos: the package's embedded default dataset (nothing to download).
 
-Every video is drawn with numpy/OpenCV and encoded with PyAV as real compressed video: MPEG-4
-Part 2 (``mpeg4``), GOP 12 (frame types ``IPPPPPPPPPPPIPPP...``), no B-frames, yuv420p, a fixed
-quantiser, 4MV (8x8 motion blocks allowed), in ``.mp4``; the motion vectors and residuals are the
-codec's own (FFmpeg's vectors point back to the source: a rightward move has ``motion_x < 0``).
-Each video has a random textured background (blobs + stripes + grain), smooth random camera jitter
-(a sub-pixel random walk, ``|offset| <= 3`` px), random object colours, sizes, tilts and start
-positions, and a small drifting triangle as a distractor. Objects move 1-4.7 px per frame, well
-inside the +-20 px flow clipping bound. Object sizes scale with ``min(H, W) / 96``; speeds are in
-pixels per frame. A video is a pure function of (seed, split, class, index, frames, size): the same
-seed gives byte-identical decoded frames, whatever the counts, worker count or generation order.
+A miniature of real action data, designed from how UCF101-like data behaves, not from the
+method's results:
 
-Classes (1-based labels as in ``classInd.txt``). One frame shows the shape but not the motion; the
-motion vectors show the motion but only roughly the shape:
+- **appearance carries what motion cannot see**: every class happens in one of three *scenes*
+  (the appearance group: the colour family of the background) with one of two static *props*
+  (a flag post for the walks, a hoop for jump and stand) standing in it; hues, saturation,
+  brightness, texture scale and orientation vary within a class, 10% of videos are off-context
+  (another scene's colours) and 15% show the other prop. One I-frame tells scene and prop, never
+  the motion. Scenes differ in colour only, not in texture statistics, and the props never move:
+  neither shows up in motion vectors, flow or (beyond colour at the actor's edges) the residual,
+  as the static context of a real scene does not; the actor's costume colour is random;
+- **motion carries what appearance cannot see**: each scene has the same four body motions (walk
+  right, walk left, jump, stand), so the motion streams cannot tell the scene, and the appearance
+  stream cannot tell walking right from walking left (one frame shows no direction);
+- **optical flow is privileged over motion vectors, as in real video**: the actor's two arms are
+  thin (about 2 px wide at 64 px, a quarter of an 8x8 motion block) and windmill continuously,
+  clockwise in one scene and counter-clockwise in the other two (which scene differs depends on
+  the body motion). Dense flow resolves the arms' rotation sense; block motion vectors mostly
+  follow the body or the background around them, and the residual shows the arms only as ghosts.
+  The body is a flat colour (no texture for block matching inside it), the sensor adds noise to
+  every frame, and the quantiser of the compressed copy the P- and I-streams read (``qscale`` 10 by
+  default) really takes effect, while the teacher's flow is computed from a high-quality source
+  copy (``source/``, qscale 2): as in real pipelines, where TV-L1 runs on the original download
+  and the compressed-domain streams on the re-encoded MPEG-4.
 
-==  =============  ==========================================  ========================================
-#   name           what moves                                  what tells it apart
-==  =============  ==========================================  ========================================
-1   DiscLeft       a disc slides left, 1.2-2.2 px/frame        direction (vs 2), shape (vs 3)
-2   DiscRight      a disc slides right, 1.2-2.2 px/frame       direction (vs 1), shape (vs 4)
-3   SquareLeft     a tilted square slides left                 direction (vs 4), shape (vs 1)
-4   SquareRight    a tilted square slides right                direction (vs 3), shape (vs 2)
-5   DiscOscillate  a disc swings left-right (sine, period      periodic vs steady (vs 1, 2); one frame
-                   12-18 frames, amplitude 6-9 px)             looks like 1 or 2
-6   SpinCW         a two-coloured bar turns clockwise,         rotation sense (vs 7), speed (vs 8)
-                   tips 1.1-2.2 px/frame
-7   SpinCCW        the bar turns counter-clockwise             rotation sense (vs 6), speed (vs 8)
-8   SpinFast       the bar turns either way, tips 2.7-4.6      speed (vs 6, 7), not the sense
-                   px/frame
-9   ZoomIn         the camera zooms in on a bullseye, 1.8-2.6  expansion vs contraction (vs 10); the
-                   %/frame (x1.9-2.5 over 36 frames)           scale range is the same in both
-10  ZoomOut        the camera zooms out (the reverse)          contraction vs expansion (vs 9)
-==  =============  ==========================================  ========================================
+So no stream alone reaches the top: the I-stream knows the scene and the prop (at most ~50%
+here), the P-stream the body motion (at most ~1/3 plus what it reads from the arms), the flow
+teacher the body motion and the arms' sense (at most ~2/3), and scene + body motion together give
+the class. The dataset's design is checked by properties of single streams on the validation split
+(``ip-tsn fuse`` prints them): flow teacher >= plain P + 10 points, I alone and P alone <= 65%,
+P restricted to the true scene >= 90%.
 
+Classes (1-based labels as in ``classInd.txt``), ``<Scene><Motion>``; "arms" is the rotation
+sense of the windmilling arms (CW clockwise on screen, CCW counter-clockwise):
+
+==  =================  ======  ==========  ======  =====
+#   name               scene   motion      arms    prop
+==  =================  ======  ==========  ======  =====
+1   PoolWalkRight      Pool    walk right  CW      flag
+2   PoolWalkLeft       Pool    walk left   CCW     flag
+3   PoolJump           Pool    jump        CCW     hoop
+4   PoolStand          Pool    stand       CW      hoop
+5   FieldWalkRight     Field   walk right  CCW     flag
+6   FieldWalkLeft      Field   walk left   CW      flag
+7   FieldJump          Field   jump        CCW     hoop
+8   FieldStand         Field   stand       CCW     hoop
+9   CourtWalkRight     Court   walk right  CCW     flag
+10  CourtWalkLeft      Court   walk left   CCW     flag
+11  CourtJump          Court   jump        CW      hoop
+12  CourtStand         Court   stand       CCW     hoop
+==  =================  ======  ==========  ======  =====
+
+Scenes (hue families of one texture model: smooth blobs and stripes of random period and
+orientation): Pool blue, Field green, Court orange-brown. Motions (pixels per frame at
+64 px; scaled with ``min(H, W) / 64``): walk right / left 0.45-0.7 with a 0.8 px walking bob,
+jump 4-6 px high with a 9-14 frame period, stand (a drift below 0.06). Arms: 9-11 px long,
+0.25-0.35 rad per frame (tips about 3 px per frame). Arms are a darker shade of the costume
+(0.6-0.75 of its brightness: low contrast) and 1.6-2.2 px wide. Every video: camera jitter (a sub-pixel
+random walk within +-1.5 px), a small drifting ball in half of them, sensor noise (sigma 3 grey
+levels), MPEG-4 Part 2, GOP 12 (``IPPPPPPPPPPP``), no B-frames, 4MV, fixed quantiser, 48 frames
+at 12 fps (4 GOPs, so TSN's 3 segments draw different I-frames).
+
+A video is a pure function of (seed, split, class, index, frames, size, qscale): the same seed
+gives byte-identical decoded frames, whatever the counts, worker count or generation order.
 Layout written (see docs/DESIGN.md): ``<root>/videos/<Class>/v_<Class>_<split>_<idx:03d>.mp4``,
+``<root>/source/<Class>/<same name>`` (the same frames at ``source_qscale``, for the flow),
 ``<root>/splits/classInd.txt`` and ``{train,val,test}list01.txt``, plus ``<root>/synthetic.json``
-(the generation settings, checked on re-runs).
+(the generation settings, checked on re-runs, and ``groups``: class -> scene).
 """
 
 from __future__ import annotations
@@ -48,27 +80,55 @@ from collections.abc import Mapping
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
-import av
 import cv2
 import numpy as np
 from tqdm.auto import tqdm
 
-CLASSES: tuple[str, ...] = (
-    "DiscLeft", "DiscRight", "SquareLeft", "SquareRight", "DiscOscillate",
-    "SpinCW", "SpinCCW", "SpinFast", "ZoomIn", "ZoomOut",
-)
+from ip_tsn.atomic import write_text_atomic
+from ip_tsn.codec.encode import encode_video as _encode
+
+SCENES: tuple[str, ...] = ("Pool", "Field", "Court")
+MOTIONS: tuple[str, ...] = ("WalkRight", "WalkLeft", "Jump", "Stand")
+CLASSES: tuple[str, ...] = tuple(s + m for s in SCENES for m in MOTIONS)
+# The scene whose arms turn clockwise, per motion (the other two scenes turn counter-clockwise).
+CW_SCENE: dict[str, str] = {"WalkRight": "Pool", "WalkLeft": "Field", "Jump": "Court", "Stand": "Pool"}
+# Scene hue families (OpenCV hue, 0..180) and the prop of each motion.
+SCENE_HUES: dict[str, tuple[float, float]] = {"Pool": (98, 112), "Field": (45, 65), "Court": (8, 20)}
+PROPS: dict[str, str] = {"WalkRight": "flag", "WalkLeft": "flag", "Jump": "hoop", "Stand": "hoop"}
 SPLITS: tuple[str, ...] = ("train", "val", "test")
 GOP_SIZE = 12
-DEFAULT_COUNTS: dict[str, int] = {"train": 16, "val": 4, "test": 8}
-DEFAULT_CONFIG: dict = {"videos_per_class": DEFAULT_COUNTS, "num_frames": 36, "size": (96, 96)}
+DEFAULT_QSCALE = 10
+SOURCE_QSCALE = 2
+DEFAULT_COUNTS: dict[str, int] = {"train": 30, "val": 10, "test": 26}
+DEFAULT_CONFIG: dict = {"videos_per_class": DEFAULT_COUNTS, "num_frames": 48, "size": (64, 64)}
 TINY_CONFIG: dict = {"videos_per_class": {"train": 2, "val": 1, "test": 1}, "num_frames": 24,
                      "size": (64, 64)}
-_MARGIN = 8  # background pixels beyond each frame edge (> max camera jitter)
-_SS = 4  # supersampling factor for anti-aliased sprites
+OFF_CONTEXT, OFF_PROP = 0.10, 0.15
+_MARGIN = 6  # background pixels beyond each frame edge (> max camera jitter)
+_SS = 4  # supersampling factor of the drawn actor
+
+
+def class_parts(class_name: str) -> tuple[str, str]:
+    """``"PoolJump"`` -> ``("Pool", "Jump")``."""
+    for scene in SCENES:
+        if class_name.startswith(scene) and class_name[len(scene):] in MOTIONS:
+            return scene, class_name[len(scene):]
+    raise ValueError(f"unknown class {class_name!r}; expected one of {CLASSES}")
+
+
+def groups() -> dict[str, str]:
+    """The appearance group (scene) of every class: ``{class_name: scene}``."""
+    return {c: class_parts(c)[0] for c in CLASSES}
+
+
+def arms_clockwise(class_name: str) -> bool:
+    """Whether the arms of ``class_name`` turn clockwise on screen."""
+    scene, motion = class_parts(class_name)
+    return CW_SCENE[motion] == scene
 
 
 def video_name(class_name: str, split: str, index: int) -> str:
-    """File name of one video, e.g. ``v_DiscLeft_train_003.mp4``."""
+    """File name of one video, e.g. ``v_PoolJump_train_003.mp4``."""
     return f"v_{class_name}_{split}_{index:03d}.mp4"
 
 
@@ -77,181 +137,162 @@ def video_rng(seed: int, split: str, class_index: int, index: int) -> np.random.
     return np.random.default_rng(np.random.SeedSequence([seed, SPLITS.index(split), class_index, index]))
 
 
-def _colour(rng: np.random.Generator, sat: tuple[float, float] = (0.5, 1.0)) -> np.ndarray:
-    """A random RGB colour (3,) float32 in [0, 255] with saturation in ``sat`` and bright value."""
-    hsv = np.uint8([[[rng.integers(0, 180), rng.uniform(*sat) * 255, rng.uniform(0.55, 1.0) * 255]]])
-    return cv2.cvtColor(hsv, cv2.COLOR_HSV2RGB)[0, 0].astype(np.float32)
+def _hsv(h: float, s: float, v: float) -> np.ndarray:
+    """One colour from OpenCV HSV (h in 0..180, s and v in 0..1): (3,) float32 RGB in [0, 255]."""
+    px = np.uint8([[[int(round(h)) % 180, int(np.clip(s, 0, 1) * 255), int(np.clip(v, 0, 1) * 255)]]])
+    return cv2.cvtColor(px, cv2.COLOR_HSV2RGB)[0, 0].astype(np.float32)
 
 
-def _background(rng: np.random.Generator, height: int, width: int) -> np.ndarray:
-    """A random texture (height, width, 3) float32: smooth blobs + oriented stripes + grain."""
-    cell = rng.uniform(8, 16)
+def _scene(kind: str, rng: np.random.Generator, height: int, width: int) -> np.ndarray:
+    """A background in the colours of scene ``kind``: (height, width, 3) float32 RGB. Every scene
+    uses the same texture model (smooth blobs + oriented stripes), so only colour tells them apart."""
+    yy, xx = np.mgrid[:height, :width].astype(np.float32)
+    cell = rng.uniform(6, 12)
     low = rng.random((int(height / cell) + 2, int(width / cell) + 2)).astype(np.float32)
     blobs = cv2.resize(low, (width, height), interpolation=cv2.INTER_CUBIC)
-    yy, xx = np.mgrid[:height, :width].astype(np.float32)
     a = rng.uniform(0, np.pi)
-    stripes = 0.5 + 0.5 * np.sin((xx * np.cos(a) + yy * np.sin(a)) * 2 * np.pi / rng.uniform(6, 18))
+    stripes = 0.5 + 0.5 * np.sin((xx * np.cos(a) + yy * np.sin(a)) * 2 * np.pi / rng.uniform(5, 12))
     w = rng.uniform(0.3, 0.7)
-    mix = np.clip(w * blobs + (1 - w) * stripes, 0, 1)[..., None]
-    c1, c2 = _colour(rng, (0.1, 0.6)), _colour(rng, (0.1, 0.6))
-    grain = rng.normal(0, 6, (height, width, 3)).astype(np.float32)
-    return np.clip(c1 * (1 - mix) + c2 * mix + grain, 0, 255).astype(np.float32)
+    t = np.clip(w * blobs + (1 - w) * stripes, 0, 1)[..., None]
+    hue, sat, val = rng.uniform(*SCENE_HUES[kind]), rng.uniform(0.4, 0.8), rng.uniform(0.5, 0.85)
+    light, dark = _hsv(hue, sat, val), _hsv(hue + rng.uniform(-5, 5), sat * rng.uniform(0.8, 1.0), val * 0.6)
+    return light * (1 - t) + dark * t
 
 
-def _sprite(kind: str, radius: float, rng: np.random.Generator, tilt: float = 0.0) -> np.ndarray:
-    """An anti-aliased textured shape, (S, S, 4) float32: premultiplied RGB in [0, 255] + alpha.
+def _draw_prop(bg: np.ndarray, kind: str, rng: np.random.Generator, k: float) -> None:
+    """Draw a static prop into the background, in place: a flag post or a hoop on a pole."""
+    height, width = bg.shape[:2]
+    x = rng.uniform(0.15, 0.85) * width
+    y = rng.uniform(0.12, 0.3) * height
+    colour = tuple(float(c) for c in _hsv(rng.uniform(0, 180), rng.uniform(0, 0.25), rng.uniform(0.85, 1.0)))
+    pole = tuple(float(c) for c in _hsv(0, 0, rng.uniform(0.15, 0.3)))
+    s = 16
 
-    ``kind``: disc, square (same area as the disc, tilted by ``tilt`` rad), bar (length
-    ``2 * radius``, two coloured halves), bullseye (alternating rings) or triangle. The shape's
-    centre is the sprite's centre ``((S - 1) / 2, (S - 1) / 2)``.
-    """
-    size = 2 * int(np.ceil(radius * 1.3)) + 3
-    big = size * _SS
-    c = (big - 1) / 2
-    r = radius * _SS
-    mask = np.zeros((big, big), np.uint8)
-    part = np.zeros((big, big), np.uint8)  # which of two colours
+    def p(px: float, py: float) -> tuple[int, int]:
+        return int(round(px * s)), int(round(py * s))
 
-    def poly(pts: np.ndarray, img: np.ndarray, value: int) -> None:
-        cv2.fillPoly(img, [np.round(pts * 16).astype(np.int32)], value, cv2.LINE_8, shift=4)
-
-    def rot(pts: np.ndarray, a: float) -> np.ndarray:
-        return pts @ np.array([[np.cos(a), np.sin(a)], [-np.sin(a), np.cos(a)]]) + c
-
-    if kind == "disc":
-        cv2.circle(mask, (int(c), int(c)), int(r), 1, -1)
-        cv2.circle(part, (int(c), int(c)), int(r * 0.45), 1, -1)
-    elif kind == "square":
-        h = r * np.sqrt(np.pi) / 2
-        poly(rot(np.array([[-h, -h], [h, -h], [h, h], [-h, h]]), tilt), mask, 1)
-        poly(rot(np.array([[-h, -h], [0, -h], [0, h], [-h, h]]) * 0.5, tilt), part, 1)
-    elif kind == "bar":
-        h = max(r * 0.3, 2.5 * _SS)
-        poly(rot(np.array([[-r, -h], [r, -h], [r, h], [-r, h]]), 0.0), mask, 1)
-        poly(rot(np.array([[0, -h], [r, -h], [r, h], [0, h]]), 0.0), part, 1)
-    elif kind == "bullseye":
-        for i, rr in enumerate(np.linspace(r, r / 4, 4)):
-            cv2.circle(mask, (int(c), int(c)), int(rr), 1, -1)
-            cv2.circle(part, (int(c), int(c)), int(rr), i % 2, -1)
-    elif kind == "triangle":
-        ang = tilt + np.array([0, 2, 4]) * np.pi / 3
-        poly(np.stack([np.cos(ang), np.sin(ang)], 1) * r + c, mask, 1)
+    cv2.line(bg, p(x, y), p(x, y + 14 * k), pole, max(1, int(1.5 * k)), cv2.LINE_AA, shift=4)
+    if kind == "flag":
+        side = 1 if rng.random() < 0.5 else -1
+        pts = np.array([p(x, y), p(x + side * 7 * k, y + 2.5 * k), p(x, y + 5 * k)], np.int32)
+        cv2.fillPoly(bg, [pts], colour, cv2.LINE_AA, shift=4)
     else:
-        raise ValueError(f"unknown sprite kind {kind!r}")
-    c1, c2 = _colour(rng), _colour(rng)
-    rgb = np.where(part[..., None] > 0, c2, c1)
-    edge = mask - cv2.erode(mask, np.ones((2 * _SS + 1,) * 2, np.uint8))  # ~1 px outline
-    rgb[edge > 0] = 20.0 if c1.mean() > 110 else 235.0
-    alpha = cv2.resize(mask.astype(np.float32), (size, size), interpolation=cv2.INTER_AREA)
-    prgb = cv2.resize(rgb * mask[..., None], (size, size), interpolation=cv2.INTER_AREA)
-    prgb += rng.normal(0, 10, prgb.shape).astype(np.float32) * alpha[..., None]
-    return np.concatenate([np.clip(prgb, 0, 255), alpha[..., None]], axis=2).astype(np.float32)
+        cv2.circle(bg, p(x, y), int(3.5 * k * s), colour, max(1, int(1.6 * k)), cv2.LINE_AA, shift=4)
 
 
-def _affine(scale: float, angle: float, src_c: np.ndarray, dst_c: np.ndarray) -> np.ndarray:
-    """(2, 3) matrix mapping ``src_c + v`` to ``dst_c + scale * R(angle) v`` (y down: + is clockwise)."""
-    a = scale * np.array([[np.cos(angle), -np.sin(angle)], [np.sin(angle), np.cos(angle)]])
-    return np.hstack([a, (dst_c - a @ src_c)[:, None]])
+def _actor_layer(size: tuple[int, int], k: float, body_xy: np.ndarray, arm_angles: tuple[float, float],
+                 look: dict) -> np.ndarray:
+    """The actor drawn at 4x and reduced: (H, W, 4) float32, premultiplied RGB + alpha."""
+    height, width = size
+    big = np.zeros((height * _SS, width * _SS, 3), np.float32)
+    alpha = np.zeros((height * _SS, width * _SS), np.float32)
+    s = _SS
+
+    def pt(x: float, y: float) -> tuple[int, int]:
+        return int(round(x * s * 16)), int(round(y * s * 16))
+
+    bx, by = body_xy
+    ax, ay = look["body_w"] * k, look["body_h"] * k
+    arm_len, arm_th = look["arm_len"] * k, look["arm_th"] * k
+    shoulders = ((bx - 0.8 * ax, by - 0.45 * ay), (bx + 0.8 * ax, by - 0.45 * ay))
+    for (sx, sy), angle in zip(shoulders, arm_angles):  # arms behind the body
+        tip = (sx + arm_len * np.cos(angle), sy + arm_len * np.sin(angle))
+        for img, value in ((big, tuple(float(c) for c in look["arm"])), (alpha, 1.0)):
+            cv2.line(img, pt(sx, sy), pt(*tip), value, max(1, int(round(arm_th * s))), cv2.LINE_AA, shift=4)
+    for img, value in ((big, tuple(float(c) for c in look["costume"])), (alpha, 1.0)):
+        cv2.ellipse(img, pt(bx, by), (int(ax * s * 16), int(ay * s * 16)), 0, 0, 360, value, -1,
+                    cv2.LINE_AA, shift=4)
+        cv2.circle(img, pt(bx, by - ay - 0.7 * look["head"] * k), int(look["head"] * k * s * 16),
+                   tuple(float(c) for c in look["skin"]) if img is big else 1.0, -1, cv2.LINE_AA, shift=4)
+    rgb = cv2.resize(big, (width, height), interpolation=cv2.INTER_AREA)
+    a = np.clip(cv2.resize(alpha, (width, height), interpolation=cv2.INTER_AREA), 0, 1)
+    return np.concatenate([rgb, a[..., None]], axis=2)
 
 
-def render_video(class_name: str, rng: np.random.Generator, num_frames: int = 36,
-                 size: tuple[int, int] = (96, 96)) -> np.ndarray:
+def _trajectory(motion: str, rng: np.random.Generator, t: np.ndarray, width: int, height: int,
+                k: float) -> np.ndarray:
+    """Body centre per frame: (T, 2) float64 (x, y) pixels."""
+    T = len(t)
+    y0 = rng.uniform(0.5, 0.62) * height
+    if motion in ("WalkRight", "WalkLeft"):
+        v = rng.uniform(0.45, 0.7) * k
+        travel = v * (T - 1)
+        lo, hi = 0.2 * width, 0.8 * width - travel
+        x = (rng.uniform(lo, hi) if hi > lo else (width - travel) / 2) + v * t
+        x = width - x if motion == "WalkLeft" else x
+        y = y0 + 0.8 * k * np.sin(2 * np.pi * t / rng.uniform(7, 9) + rng.uniform(0, 2 * np.pi))
+    elif motion == "Jump":
+        amp, period = rng.uniform(4, 6) * k, rng.uniform(9, 14)
+        x = rng.uniform(0.35, 0.65) * width + rng.uniform(-0.05, 0.05) * k * t
+        y = y0 - amp * np.abs(np.sin(np.pi * t / period + rng.uniform(0, np.pi)))
+    else:  # Stand
+        x = rng.uniform(0.35, 0.65) * width + rng.uniform(-0.06, 0.06) * k * t
+        y = y0 + rng.uniform(-0.06, 0.06) * k * t
+    return np.stack([x, y], axis=1)
+
+
+def render_video(class_name: str, rng: np.random.Generator, num_frames: int = 48,
+                 size: tuple[int, int] = (64, 64)) -> np.ndarray:
     """Draw one video of ``class_name``: (T, H, W, 3) uint8 RGB, ``size = (H, W)``."""
-    if class_name not in CLASSES:
-        raise ValueError(f"unknown class {class_name!r}; expected one of {CLASSES}")
+    scene, motion = class_parts(class_name)
     (height, width), T = size, num_frames
-    k, t = min(height, width) / 96, np.arange(T, dtype=np.float64)
-    bg = _background(rng, height + 2 * _MARGIN, width + 2 * _MARGIN)
-    jitter = np.clip(np.cumsum(rng.normal(0, 0.6, (T, 2)), axis=0), -3, 3)
-    zoom, focus = np.ones(T), np.array([width, height]) / 2
-    objs: list[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]] = []  # sprite, xy, angle, scale
-
-    # distractor: a small triangle drifting slowly, drawn first (behind the actor)
-    tri = _sprite("triangle", rng.uniform(4, 7) * k, rng, rng.uniform(0, np.pi))
-    d_dir, d_speed = rng.uniform(0, 2 * np.pi), rng.uniform(0.2, 0.6)
-    d_vel = d_speed * np.array([np.cos(d_dir), np.sin(d_dir)])
-    d_xy = rng.uniform(0.1, 0.9, 2) * [width, height] + np.outer(t, d_vel)
-    objs.append((tri, d_xy, rng.uniform(-0.05, 0.05) * t, np.ones(T)))
-
-    name, y = class_name, rng.uniform(0.3, 0.7) * height
-    if name in ("DiscLeft", "DiscRight", "SquareLeft", "SquareRight", "DiscOscillate"):
-        r = rng.uniform(9, 13) * k
-        kind = "square" if name.startswith("Square") else "disc"
-        sprite = _sprite(kind, r, rng, rng.uniform(-0.35, 0.35))
-        if name == "DiscOscillate":
-            amp, period = rng.uniform(6, 9), rng.uniform(12, 18)
-            phase = rng.uniform(0, 2 * np.pi)
-            x = rng.uniform(0.35, 0.65) * width + amp * np.sin(2 * np.pi * t / period + phase)
-        else:
-            v = rng.uniform(1.2, 2.2)
-            travel = v * (T - 1)
-            lo, hi = r, width - r - travel
-            x = (rng.uniform(lo, hi) if hi > lo else (width - travel) / 2) + v * t
-            x = width - x if name.endswith("Left") else x
-        xy = np.stack([x, y + rng.uniform(-0.25, 0.25) * t], axis=1)
-        objs.append((sprite, xy, np.zeros(T), np.ones(T)))
-    elif name.startswith("Spin"):
-        half = rng.uniform(18, 24) * k
-        if name == "SpinFast":
-            omega = rng.choice([-1.0, 1.0]) * rng.uniform(0.15, 0.19) / k
-        else:
-            omega = (1.0 if name == "SpinCW" else -1.0) * rng.uniform(0.06, 0.09) / k
-        xy = np.tile(rng.uniform(0.4, 0.6, 2) * [width, height], (T, 1))
-        objs.append((_sprite("bar", half, rng), xy, rng.uniform(0, 2 * np.pi) + omega * t, np.ones(T)))
-    else:  # ZoomIn / ZoomOut: the camera zooms about a focus point where a bullseye sits
-        rho = rng.uniform(0.018, 0.026)
-        zoom = np.exp(rho * (t if name == "ZoomIn" else (T - 1 - t)))
-        focus = focus + rng.uniform(-0.1, 0.1, 2) * [width, height]
-        target = _sprite("bullseye", rng.uniform(7, 10) * k, rng)
-        objs.append((target, np.tile(focus, (T, 1)), np.zeros(T), np.ones(T)))
-
+    k, t = min(height, width) / 64, np.arange(T, dtype=np.float64)
+    shown = scene if rng.random() >= OFF_CONTEXT else str(rng.choice([s for s in SCENES if s != scene]))
+    bg = _scene(shown, rng, height + 2 * _MARGIN, width + 2 * _MARGIN)
+    prop = PROPS[motion] if rng.random() >= OFF_PROP else ("hoop" if PROPS[motion] == "flag" else "flag")
+    _draw_prop(bg, prop, rng, k)
+    costume = _hsv(rng.uniform(0, 180), rng.uniform(0.65, 1.0), rng.uniform(0.7, 1.0))
+    look = {"costume": costume, "arm": costume * rng.uniform(0.6, 0.75), "skin": _hsv(rng.uniform(8, 16), 0.4, 0.9),
+            "body_w": rng.uniform(4.5, 5.5), "body_h": rng.uniform(6.5, 8.0), "head": rng.uniform(2.5, 3.2),
+            "arm_len": rng.uniform(9, 11), "arm_th": rng.uniform(1.6, 2.2)}
+    sense = 1.0 if arms_clockwise(class_name) else -1.0  # image y points down: + is clockwise
+    omega = sense * rng.uniform(0.25, 0.35)
+    phases = rng.uniform(0, 2 * np.pi, 2)
+    body = _trajectory(motion, rng, t, width, height, k)
+    jitter = np.clip(np.cumsum(rng.normal(0, 0.3, (T, 2)), axis=0), -1.5, 1.5)
+    ball = None
+    if rng.random() < 0.5:
+        d = rng.uniform(0, 2 * np.pi)
+        ball = (rng.uniform(0.1, 0.9, 2) * [width, height], rng.uniform(0.2, 0.5) * k * np.array([np.cos(d), np.sin(d)]),
+                _hsv(rng.uniform(0, 180), rng.uniform(0, 0.3), rng.uniform(0.85, 1.0)), rng.uniform(2, 3) * k)
     frames = np.empty((T, height, width, 3), np.uint8)
     for i in range(T):
-        cam = focus + jitter[i]  # where the focus point lands in frame i
-        out = cv2.warpAffine(bg, _affine(zoom[i], 0.0, focus + _MARGIN, cam), (width, height),
-                             flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT_101)
-        for sprite, xy, angle, scale in objs:
-            sc = (sprite.shape[0] - 1) / 2
-            dst = cam + zoom[i] * (xy[i] - focus)
-            m = _affine(zoom[i] * scale[i], angle[i], np.array([sc, sc]), dst)
-            w = cv2.warpAffine(sprite, m, (width, height), flags=cv2.INTER_LINEAR,
-                               borderMode=cv2.BORDER_CONSTANT, borderValue=0)
-            out = out * (1 - w[..., 3:]) + w[..., :3]
+        shift = np.float32([[1, 0, -_MARGIN + jitter[i, 0]], [0, 1, -_MARGIN + jitter[i, 1]]])
+        out = cv2.warpAffine(bg, shift, (width, height), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT_101)
+        if ball is not None:
+            c = ball[0] + ball[1] * i + jitter[i]
+            cv2.circle(out, (int(round(c[0] * 16)), int(round(c[1] * 16))), int(ball[3] * 16),
+                       tuple(float(v) for v in ball[2]), -1, cv2.LINE_AA, shift=4)
+        angles = (phases[0] + omega * i, phases[1] + omega * i)
+        layer = _actor_layer((height, width), k, body[i] + jitter[i], angles, look)
+        out = out * (1 - layer[..., 3:]) + layer[..., :3]
+        out += rng.normal(0, 3.0, out.shape).astype(np.float32)  # sensor noise
         frames[i] = np.clip(np.rint(out), 0, 255).astype(np.uint8)
     return frames
 
 
-def encode_video(frames: np.ndarray, path: str | os.PathLike, fps: int = 12, qscale: int = 2) -> None:
-    """Encode (T, H, W, 3) uint8 RGB frames to ``path`` (.mp4): MPEG-4 Part 2, GOP 12, no B-frames,
-    yuv420p, fixed quantiser ``qscale`` (1 best .. 31). Atomic: a temporary name in the same folder
-    is renamed to ``path`` on success. H and W must be multiples of 16."""
+def encode_video(frames: np.ndarray, path: str | os.PathLike, fps: int = 12, qscale: int = DEFAULT_QSCALE) -> None:
+    """Encode (T, H, W, 3) uint8 RGB frames to ``path`` (.mp4) as the dataset does: MPEG-4 Part 2,
+    GOP 12, no B-frames, 4MV, fixed quantiser ``qscale`` (:func:`ip_tsn.codec.encode.encode_video`)."""
+    if frames.shape[1] % 16 or frames.shape[2] % 16:
+        raise ValueError(f"frame size {frames.shape[1]}x{frames.shape[2]} must be multiples of 16")
+    _encode(frames, path, codec="mpeg4", fps=fps, gop_size=GOP_SIZE, max_b_frames=0, qscale=qscale, four_mv=True)
+
+
+def source_path(path: str | os.PathLike) -> Path:
+    """``<root>/source/<Class>/<v>.mp4`` of the video ``<root>/videos/<Class>/<v>.mp4``."""
     path = Path(path)
-    T, height, width, _ = frames.shape
-    if height % 16 or width % 16:
-        raise ValueError(f"frame size {height}x{width} must be multiples of 16")
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        with av.open(str(tmp), "w", format="mp4") as container:
-            stream = container.add_stream("mpeg4", rate=fps)
-            stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
-            cc = stream.codec_context
-            cc.gop_size, cc.max_b_frames, cc.thread_count = GOP_SIZE, 0, 1
-            cc.qscale, cc.global_quality = True, qscale  # fixed quantiser, like ffmpeg -q:v
-            cc.flags |= av.codec.context.Flags.four_mv  # 8x8 motion vectors where they pay off
-            stream.options = {"sc_threshold": "1000000000"}  # no scene-cut I-frames: GOP stays 12
-            for frame in frames:
-                container.mux(stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")))
-            container.mux(stream.encode(None))
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
+    return path.parents[2] / "source" / path.parent.name / path.name
 
 
 def _make_video(job: tuple) -> str:
-    """Render and encode one video; ``job = (path, class, split, index, seed, T, size, fps, qscale)``."""
+    """Render one video and encode it twice: the compressed copy at ``qscale`` and the source copy
+    at ``SOURCE_QSCALE``; ``job = (path, class, split, index, seed, T, size, fps, qscale)``."""
     path, class_name, split, index, seed, num_frames, size, fps, qscale = job
     rng = video_rng(seed, split, CLASSES.index(class_name), index)
-    encode_video(render_video(class_name, rng, num_frames, size), path, fps, qscale)
+    frames = render_video(class_name, rng, num_frames, size)
+    encode_video(frames, source_path(path), fps, SOURCE_QSCALE)
+    encode_video(frames, path, fps, qscale)  # last: its presence marks the video as done
     return path
 
 
@@ -259,43 +300,39 @@ def _worker_init() -> None:
     cv2.setNumThreads(1)
 
 
-def _write_atomic(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
-
-
 def generate_synthetic(root: str | os.PathLike, *, videos_per_class: Mapping[str, int] | None = None,
-                       num_frames: int = 36, size: tuple[int, int] = (96, 96), fps: int = 12,
-                       seed: int = 0, qscale: int = 2, workers: int = 1,
+                       num_frames: int = 48, size: tuple[int, int] = (64, 64), fps: int = 12,
+                       seed: int = 0, qscale: int = DEFAULT_QSCALE, workers: int = 1,
                        overwrite: bool = False, progress: bool = True) -> dict:
     """Write the synthetic dataset under ``root`` and return a summary dict.
 
-    ``videos_per_class`` maps split -> count (default ``DEFAULT_COUNTS``, 16/4/8); ``size`` is
-    (H, W), multiples of 16. ``workers > 1`` uses a spawn process pool (call it from a script with
-    an ``if __name__ == "__main__"`` guard); the default 1 runs in-process (~5-8 s for the default).
-    Existing videos are kept (resumable) unless ``overwrite``; the settings other than the counts
-    must then match ``<root>/synthetic.json``. Summary keys: root, classes, videos (split -> count),
-    written, skipped, seconds, and the settings.
+    ``videos_per_class`` maps split -> count (default ``DEFAULT_COUNTS``, 30/10/26: 360 train,
+    120 val, 312 test videos); ``size`` is (H, W), multiples of 16. ``workers > 1`` uses a spawn
+    process pool (call it from a script with an ``if __name__ == "__main__"`` guard). Existing
+    videos are kept (resumable) unless ``overwrite``; the settings other than the counts must then
+    match ``<root>/synthetic.json``. Summary keys: root, classes, videos (split -> count), written,
+    skipped, seconds, and the settings.
     """
     start = time.perf_counter()
     counts = dict(DEFAULT_COUNTS if videos_per_class is None else videos_per_class)
     if set(counts) - set(SPLITS) or min(counts.values(), default=0) < 0:
         raise ValueError(f"videos_per_class must map {SPLITS} to counts >= 0, got {counts}")
-    if size[0] % 16 or size[1] % 16 or num_frames < 2 or seed < 0:
-        raise ValueError(f"need size multiples of 16, num_frames >= 2 and seed >= 0; "
-                         f"got size={size}, num_frames={num_frames}, seed={seed}")
+    if size[0] % 16 or size[1] % 16 or num_frames < 2 or seed < 0 or not 1 <= qscale <= 31:
+        raise ValueError(f"need size multiples of 16, num_frames >= 2, seed >= 0 and qscale in 1..31; "
+                         f"got size={size}, num_frames={num_frames}, seed={seed}, qscale={qscale}")
     root = Path(root)
-    settings = {"seed": seed, "num_frames": num_frames, "size": list(size), "fps": fps,
-                "qscale": qscale, "gop_size": GOP_SIZE, "codec": "mpeg4", "classes": list(CLASSES)}
+    settings = {"version": 4, "seed": seed, "source_qscale": SOURCE_QSCALE, "num_frames": num_frames, "size": list(size), "fps": fps,
+                "qscale": qscale, "gop_size": GOP_SIZE, "codec": "mpeg4", "classes": list(CLASSES),
+                "groups": groups()}
     meta = root / "synthetic.json"
     if meta.exists() and not overwrite and json.loads(meta.read_text()) != settings:
-        raise ValueError(f"{root}: existing dataset was made with {meta.read_text()}; "
-                         f"pass overwrite=True (--overwrite) to regenerate with {settings}")
+        raise ValueError(f"{root}: existing dataset was made with other settings ({meta}); "
+                         f"pass overwrite=True (--overwrite) to regenerate it")
     (root / "splits").mkdir(parents=True, exist_ok=True)
     jobs, lists, wanted = [], {s: [] for s in SPLITS}, set()
     for ci, name in enumerate(CLASSES):
         (root / "videos" / name).mkdir(parents=True, exist_ok=True)
+        (root / "source" / name).mkdir(parents=True, exist_ok=True)
         for split in SPLITS:
             for i in range(counts.get(split, 0)):
                 rel = f"{name}/{video_name(name, split, i)}"
@@ -304,11 +341,14 @@ def generate_synthetic(root: str | os.PathLike, *, videos_per_class: Mapping[str
                 wanted.add(path)
                 if overwrite or not path.exists():
                     jobs.append((str(path), name, split, i, seed, num_frames, tuple(size), fps, qscale))
-    if overwrite:  # drop videos of an earlier, larger run so videos/ matches the split lists
+    if overwrite:  # drop videos of an earlier run (other classes or counts) so videos/ matches the lists
         for old in (root / "videos").glob("*/v_*.mp4"):
-            if old.parent.name in CLASSES and old not in wanted:
+            if old not in wanted:
                 old.unlink()
-    _write_atomic(meta, json.dumps(settings))
+        for old in (root / "source").glob("*/v_*.mp4"):
+            if old.parents[2] / "videos" / old.parent.name / old.name not in wanted:
+                old.unlink()
+    write_text_atomic(meta, json.dumps(settings))
     workers = min(workers, len(jobs))
     with tqdm(total=len(jobs), desc="synthetic videos", unit="video", disable=not progress) as bar:
         if workers <= 1:
@@ -321,9 +361,9 @@ def generate_synthetic(root: str | os.PathLike, *, videos_per_class: Mapping[str
                 for _ in pool.map(_make_video, jobs, chunksize=4):
                     bar.update()
     class_ind = "".join(f"{i + 1} {c}\n" for i, c in enumerate(CLASSES))
-    _write_atomic(root / "splits" / "classInd.txt", class_ind)
+    write_text_atomic(root / "splits" / "classInd.txt", class_ind)
     for split in SPLITS:
-        _write_atomic(root / "splits" / f"{split}list01.txt", "".join(lists[split]))
+        write_text_atomic(root / "splits" / f"{split}list01.txt", "".join(lists[split]))
     return {"root": str(root), "classes": list(CLASSES), "videos": {s: len(v) for s, v in lists.items()},
             "written": len(jobs), "skipped": len(wanted) - len(jobs),
             "seconds": round(time.perf_counter() - start, 3), **settings}
