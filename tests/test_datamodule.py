@@ -74,7 +74,7 @@ def test_segments_respect_each_modality(tree):
     types = CompressedVideo(tree / "videos" / records[0].path).frame_types
     assert types == "IPPPPPPPPPPP" * 2 + "IPPPPP"
     for modality, allowed in (("iframe", {0, 12, 24}), ("mv", set(range(30)) - {0, 12, 24}),
-                              ("flow", set(range(25)))):
+                              ("flow", set(range(5, 30)))):  # 29 flows: stacks of 5 end at frames 5..29
         ds = StreamDataset(records[:1], tree / "videos", modality, 5, True, flow_root=tree / "flow", **SIZES)
         seen = set()
         for _ in range(30):
@@ -99,7 +99,7 @@ def test_flip_false_keeps_the_direction_of_motion(tree):
 
 def test_grid_dataset_positions(tree):
     records = load_split("synthetic", tree, 1, "val")
-    expect = {("flow", 4): list(range(0, 25, 4)), ("iframe", 1): [0, 12, 24], ("iframe", 2): [0, 24],
+    expect = {("flow", 4): list(range(5, 30, 4)), ("iframe", 1): [0, 12, 24], ("iframe", 2): [0, 24],
               ("mv", 4): [i for i in range(30) if i % 12][::4]}  # every stride-th valid position
     for (modality, stride), positions in expect.items():
         item = GridDataset(records, tree / "videos", modality, stride, flow_root=tree / "flow", **SIZES)[1]

@@ -40,11 +40,11 @@ def test_multi_crop_protocol_scores_and_per_class_report(tiny_streams, stage, cr
     metrics = json.loads((run / "metrics.json").read_text())
     for subset in ("val", "test"):
         table = load_scores(run / f"scores_{subset}.npz")
-        assert table.scores.shape == (10, 10)  # one row per video: the consensus covers K x crops
+        assert table.scores.shape == (12, 12)  # one row per video: the consensus covers K x crops
         np.testing.assert_allclose(table.scores.sum(1), 1.0, rtol=1e-4)
         with open(run / f"per_class_{subset}.csv", newline="") as f:
             rows = list(csv.DictReader(f))
-        cm = confusion_matrix(table.labels, table.scores.argmax(1), 10)
+        cm = confusion_matrix(table.labels, table.scores.argmax(1), 12)
         assert [r["class"] for r in rows] == dm.class_names
         assert [int(r["n"]) for r in rows] == cm.sum(1).tolist()
         assert [int(r["correct"]) for r in rows] == np.diag(cm).tolist()
@@ -88,7 +88,7 @@ def test_fuse_over_splits_reports_each_split_and_the_mean(tiny_streams, tmp_path
     spec = read_fused_model(runs / "fusion")  # model.json: the fused checkpoints and weights
     assert [s.name for s in spec.streams] == ["I-stream", "P-stream"]
     assert Path(spec.streams[0].checkpoint) == runs / "istream/checkpoints/best.ckpt"
-    assert spec.class_names and len(spec.class_names) == 10
+    assert spec.class_names and len(spec.class_names) == 12
 
 
 def test_fuse_over_splits_refuses_a_shared_run_root(tiny_streams, capsys):

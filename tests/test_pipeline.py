@@ -49,16 +49,18 @@ def test_teacher_cache_student_fusion(tiny, capsys):
 
     run("cache", str(ROOT / "experiments/cache.yaml"), *common)
     cache = TeacherCache(runs / "teacher_cache")
-    assert len(cache.video_ids) == 30  # 10 classes x (2 train + 1 val), each once
-    logits, features = cache.lookup(cache.video_ids[0], np.array([0, 3, 100]))
-    assert logits.shape == (3, 10) and features.shape == (3, 512) and np.isfinite(logits).all()
+    assert len(cache.video_ids) == 36  # 12 classes x (2 train + 1 val), each once
+    grid = cache.frames(cache.video_ids[0])  # 24 frames, GOP 12: P-frames where a 5-flow stack ends
+    assert grid.tolist() == [5, 6, 7, 8, 9, 10, 11, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23][::2] and cache.num_views == 5
+    logits, features = cache.lookup(cache.video_ids[0], grid[[0, 3, 8]], view=4)
+    assert logits.shape == (3, 12) and features.shape == (3, 512) and np.isfinite(logits).all()
 
     for stage in ("student", "pstream", "istream"):
         run("fit", str(ROOT / f"experiments/{stage}.yaml"), *common)
     for stage in ("teacher", "pstream", "student", "istream"):
         run("test", str(ROOT / f"experiments/{stage}.yaml"), *common)
         scores = load_scores(runs / stage / "scores_test.npz")
-        assert len(scores.video_ids) == 10 and scores.scores.shape == (10, 10)
+        assert len(scores.video_ids) == 12 and scores.scores.shape == (12, 12)
         np.testing.assert_allclose(scores.scores.sum(1), 1.0, rtol=1e-4)  # softmax scores per video
     capsys.readouterr()
     run("fuse", str(ROOT / "experiments/fuse.yaml"), *common)
@@ -67,6 +69,14 @@ def test_teacher_cache_student_fusion(tiny, capsys):
         assert f"| {row} " in table
     results = json.loads((runs / "fusion/results.json").read_text())
     assert 0.0 <= results["results"]["fusion"]["top1"] <= 1.0
+    for name, row in results["streams"].items():
+        low, high = row["top1_ci"]
+        assert 0.0 <= low <= row["top1"] <= high <= 100.0, name
+    for key in ("distilled_minus_plain", "fused_minus_best"):
+        diff = results["paired"][key]
+        assert diff["low"] <= diff["mean"] <= diff["high"] and 0.0 <= diff["mcnemar_p"] <= 1.0
+    assert set(results["checks"]) == {"teacher_minus_plain", "appearance_alone", "plain_alone", "oracle"}
+    assert results["checks"]["oracle"]["value"] is not None  # groups read from synthetic.json
     assert (runs / "fusion/confusion.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
@@ -105,7 +115,7 @@ def test_ddp_two_cpu_processes_train_and_cache(tiny):
     _cli(["cache", str(ROOT / "experiments/cache.yaml"), *common, *ddp])
     manifest = json.loads((base / "ddp/teacher_cache/manifest.json").read_text())
     assert len(manifest["shards"]) == 2
-    assert manifest["num_videos"] == len(manifest["videos"]) == 30
+    assert manifest["num_videos"] == len(manifest["videos"]) == 36
     assert sum(v["count"] for v in manifest["videos"].values()) == sum(s["num_rows"] for s in manifest["shards"])
 
 
@@ -115,7 +125,7 @@ def test_wandb_sweep_trial_runs_offline(tiny):
     if not (base / "runs/teacher_cache/manifest.json").is_file():
         pytest.skip("needs the pipeline test's cache")
     sweep = yaml.safe_load((ROOT / "experiments/sweeps/student.yaml").read_text())
-    params = {"distill.temperature": 2, "distill.kd_weight": 0.5, "distill.feat_weight": 0.25, "model.lr": 0.003}
+    params = {"distill.temperature": 2, "distill.imitation": 0.5, "distill.feat_weight": 0.25, "model.lr": 0.003}
     assert set(params) == set(sweep["parameters"])
     command = []
     for part in sweep["command"]:

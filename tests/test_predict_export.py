@@ -86,7 +86,7 @@ def test_export_matches_the_checkpoints(tiny_streams, tmp_path, capsys):
     assert main(["export", *_streams(tiny_streams), "--weights", "2,1", "--out", str(out)]) == 0
     fusion = json.loads((out / "fusion.json").read_text())
     assert [(s["name"], s["weight"]) for s in fusion["streams"]] == [("I-stream", 2.0), ("P-stream", 1.0)]
-    assert fusion["streams"][1]["preprocess"]["modality"] == "p" and len(fusion["class_names"]) == 10
+    assert fusion["streams"][1]["preprocess"]["modality"] == "p" and len(fusion["class_names"]) == 12
 
     onnxruntime = None  # ONNX needs the `export` extra (onnx to write, onnxruntime to run)
     if importlib.util.find_spec("onnx") and importlib.util.find_spec("onnxruntime"):

@@ -21,11 +21,11 @@ from pytorch_lightning.loggers import CSVLogger, Logger
 
 from .config import ConfigError, load_config, save_config, to_container
 from .data.datamodule import VideoDataModule
-from .data.teacher_cache import TeacherCache, sha256_file
+from .data.teacher_cache import TeacherCache, sha256_file, size_report
 from .lit.cache_writer import TeacherCacheWriter
 from .lit.checkpoint_info import SaveClassNames
 from .lit.classifier import StreamClassifier
-from .lit.atomic import write_json_atomic
+from .atomic import write_json_atomic
 from .lit.distillation import DistillationModule
 from .lit.fused_model import StreamEntry, write_fused_model
 from .lit.report import Roles, run_fusion, write_class_report
@@ -178,6 +178,8 @@ def cache(cfg: DictConfig) -> Path:
                                 dtype=cfg.cache.get("dtype", "float16"), features=bool(cfg.cache.get("features", True)))
     trainer = build_trainer(cfg, out_dir, [writer])
     trainer.predict(model, datamodule=dm, return_predictions=False)
+    if trainer.is_global_zero:
+        print(size_report(TeacherCache(out_dir).manifest))
     return out_dir / "manifest.json"
 
 

@@ -97,6 +97,8 @@ class _FrameReader:
             allowed = np.asarray(allowed, dtype=np.int64)
             keep[allowed[(allowed >= 0) & (allowed < len(valid))]] = True
             valid = valid & keep
+        if not valid.any() and isinstance(src, CompressedVideo) and self.modality in ("mv", "residual", "p"):
+            src.require_motion()  # an all-I video: "no P- or B-frames", not "too short"
         if not valid.any():
             what = f"{self.flow_length} consecutive flows" if self.modality == "flow" else f"{self.modality} frames"
             where = " (among the positions the teacher cache holds)" if allowed is not None else ""
