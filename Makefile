@@ -34,6 +34,7 @@ RUN_ROOT := runs/synthetic-d$(DATA_SEED)-s$(SEED)/split1
 endif
 RUNS := $(RUN_ROOT)
 SEEDS := data.root=$(DATA) seed=$(SEED) run_root=$(RUN_ROOT)
+REFIT := overwrite=true   # make retrains a stage only when its inputs changed
 SYNTH := $(DATA)/splits/classInd.txt
 FLOW := $(DATA)/flow/.complete
 FLOW_ARGS ?= --method tvl1-tiny --workers 2 --videos source
@@ -63,19 +64,19 @@ $(FLOW): $(SYNTH)
 
 # ---------------------------------------------------------------- training chain
 $(RUNS)/teacher/fit.json: $(FLOW) experiments/teacher.yaml $(CFG_DEPS)
-	$(IPTSN) fit experiments/teacher.yaml $(SEEDS) $(ARGS)
+	$(IPTSN) fit experiments/teacher.yaml $(SEEDS) $(REFIT) $(ARGS)
 
 $(RUNS)/teacher_cache/manifest.json: $(RUNS)/teacher/fit.json experiments/cache.yaml
 	$(IPTSN) cache experiments/cache.yaml $(SEEDS) $(ARGS)
 
 $(RUNS)/student/fit.json: $(RUNS)/teacher_cache/manifest.json experiments/student.yaml experiments/pstream.yaml
-	$(IPTSN) fit experiments/student.yaml $(SEEDS) $(ARGS)
+	$(IPTSN) fit experiments/student.yaml $(SEEDS) $(REFIT) $(ARGS)
 
 $(RUNS)/pstream/fit.json: $(SYNTH) experiments/pstream.yaml $(CFG_DEPS)
-	$(IPTSN) fit experiments/pstream.yaml $(SEEDS) $(ARGS)
+	$(IPTSN) fit experiments/pstream.yaml $(SEEDS) $(REFIT) $(ARGS)
 
 $(RUNS)/istream/fit.json: $(SYNTH) experiments/istream.yaml $(CFG_DEPS)
-	$(IPTSN) fit experiments/istream.yaml $(SEEDS) $(ARGS)
+	$(IPTSN) fit experiments/istream.yaml $(SEEDS) $(REFIT) $(ARGS)
 
 # test protocol (25 segments) on val (for fusion weights) and test, per stream
 $(RUNS)/%/scores_test.npz: $(RUNS)/%/fit.json

@@ -84,6 +84,9 @@ def main(argv: list[str] | None = None) -> int:
         if args.command in ("predict", "export"):
             return _predict_or_export(args)
         cfg = load_config(args.config, args.overrides)
+        from .config_check import check_keys
+
+        check_keys(cfg, args.config, args.overrides)
         if args.command == "fit":
             print(f"best checkpoint: {experiment.fit(cfg)}")
         elif args.command == "cache":

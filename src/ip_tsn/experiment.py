@@ -88,8 +88,11 @@ def build_trainer(cfg: DictConfig, run_dir: Path, callbacks: list, loggers: list
 
 def fit(cfg: DictConfig) -> Path:
     """Train the stage's model; returns the best checkpoint's path."""
-    pl.seed_everything(cfg.seed, workers=True)
     run_dir = Path(cfg.run_dir)
+    if (run_dir / "fit.json").is_file() and not cfg.get("ckpt_path") and not cfg.get("overwrite"):
+        raise ConfigError(f"{run_dir} holds a finished run ({run_dir / 'fit.json'}); pass ckpt_path=last to resume "
+                          "it, overwrite=true to replace it, or another run_root / name")
+    pl.seed_everything(cfg.seed, workers=True)
     online = cfg.get("module") == "distill" and bool(cfg.distill.get("online_teacher"))
     dm = build_datamodule(cfg, **({"teacher_input": True, "teacher_cache": None} if online else {}))
     if cfg.get("module") == "distill" and not online:
