@@ -59,3 +59,18 @@ def test_fit_refuses_to_overwrite_a_finished_run(tmp_path, capsys):
     err = capsys.readouterr().err
     assert code == 2 and "holds a finished run" in err and "ckpt_path=last" in err and "overwrite=true" in err
     assert (run / "fit.json").read_text() == "{}"
+
+
+def test_overrides_after_options_and_positive_counts(capsys):
+    """`ip-tsn test CFG --checkpoint X key=value` (the order --help shows) parses; 0 segments or
+    top-k 0 are refused by argparse (exit 2) instead of silently meaning something else."""
+    from ip_tsn.cli import _parse
+
+    args = _parse(["test", "experiments/student.yaml", "--checkpoint", "x.ckpt", "name=y", "data.split=2"])
+    assert args.checkpoint == "x.ckpt" and args.overrides == ["name=y", "data.split=2"]
+    for bad in (["predict", "v.mp4", "--segments", "0"], ["predict", "v.mp4", "--top-k", "0"],
+                ["test", "experiments/student.yaml", "--bogus"]):
+        with pytest.raises(SystemExit) as err:
+            _parse(bad)
+        assert err.value.code == 2
+    assert "positive integer" in capsys.readouterr().err

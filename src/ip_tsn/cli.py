@@ -47,15 +47,25 @@ def _parser() -> argparse.ArgumentParser:
         p.add_argument("--pstream", help="P-stream checkpoint (distilled or not)")
         p.add_argument("--weights", type=_floats, help="fusion weights, one per stream, e.g. 2,1 (I,P)")
         p.add_argument("--classes", help="class names (classInd.txt or one per line), if not stored")
-        p.add_argument("--segments", type=int, help="TSN segments (default: the checkpoint's test_segments)")
+        p.add_argument("--segments", type=_positive, help="TSN segments (default: the checkpoint's test_segments)")
         p.add_argument("--crops", type=int, default=1, choices=(1, 3, 10), help="crops per segment (default 1)")
     predict.add_argument("--device", default="auto", help="auto (default), cpu or cuda")
-    predict.add_argument("--top-k", type=int, default=5, help="classes shown (default 5)")
+    predict.add_argument("--top-k", type=_positive, default=5, help="classes shown (default 5)")
     predict.add_argument("--json", action="store_true", help="one JSON list on stdout")
     return parser
 
 
 _USER_ERRORS = {"predict": (ValueError, RuntimeError), "export": (ValueError, RuntimeError)}
+
+
+def _positive(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {value}")
+    return value
 
 
 def _floats(text: str) -> list[float]:
@@ -73,8 +83,20 @@ def _quiet() -> None:
     logging.getLogger("pytorch_lightning.utilities.rank_zero").setLevel(logging.WARNING)
 
 
+def _parse(argv: list[str] | None) -> argparse.Namespace:
+    """Parse, letting ``key=value`` overrides sit before or after the options (``test CFG
+    --checkpoint X key=value``, the order ``--help`` shows)."""
+    parser = _parser()
+    args, extra = parser.parse_known_args(argv)
+    if extra:
+        if not hasattr(args, "overrides") or any(not e.count("=") or e.startswith("-") for e in extra):
+            parser.error(f"unrecognized arguments: {' '.join(extra)}")
+        args.overrides = [*args.overrides, *extra]
+    return args
+
+
 def main(argv: list[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
+    args = _parse(argv)
     _quiet()
     from . import experiment  # heavy imports after argument parsing: `ip-tsn -h` stays fast
     from .codec.errors import VideoError
