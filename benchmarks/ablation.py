@@ -95,8 +95,8 @@ def ensure_data(data_seed: int, quick: bool) -> Path:
     """The data set of ``data_seed`` and its flow, as `make demo DATA_SEED=<d>` builds them."""
     root = data_root(data_seed, quick)
     make = ["--root", str(root), "--seed", str(data_seed), "--quiet"] + (["--tiny"] if quick else [])
-    flow = (["--method", "dis", "--workers", "1", "--no-progress"] if quick else
-            ["--method", "tvl1-fast", "--size", "64x64", "--workers", "2", "--no-progress"])  # = FLOW_ARGS
+    flow = (["--method", "dis", "--workers", "1", "--videos", "source", "--no-progress"] if quick else
+            ["--method", "tvl1-tiny", "--workers", "2", "--videos", "source", "--no-progress"])  # = FLOW_ARGS
     if not (root / "splits" / "classInd.txt").is_file():
         log(f"ablation: generating {root}")
         subprocess.run([_python(), str(REPO / "data_prep" / "make_synthetic.py"), *make], check=True, cwd=REPO)

@@ -20,7 +20,7 @@ def main(argv: list[str] | None = None) -> dict:
     p.add_argument("--size", type=int, nargs="+", metavar="PX", help="H W (or one value for square); multiples of 16")
     p.add_argument("--frames", type=int, help="frames per video (default 48, tiny 24)")
     p.add_argument("--train", type=int, help="training videos per class (default 30, tiny 2)")
-    p.add_argument("--val", type=int, help="validation videos per class (default 10, tiny 1)")
+    p.add_argument("--val", type=int, help="validation videos per class (default 16, tiny 1)")
     p.add_argument("--test", type=int, help="test videos per class (default 26, tiny 1)")
     p.add_argument("--fps", type=int, default=12)
     p.add_argument("--qscale", type=int, default=DEFAULT_QSCALE, help="fixed MPEG-4 quantiser, 1 (best) .. 31 (default 10; the source copy for the flow is at 2)")

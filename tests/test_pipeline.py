@@ -30,7 +30,7 @@ def tiny(tmp_path_factory):
     base = tmp_path_factory.mktemp("pipeline")
     data = base / "synthetic"
     generate_synthetic(data, **TINY_CONFIG, progress=False)
-    subprocess.run([sys.executable, str(ROOT / "data_prep" / "extract_flow.py"), str(data), "--method", "dis",
+    subprocess.run([sys.executable, str(ROOT / "data_prep" / "extract_flow.py"), str(data), "--method", "dis", "--videos", "source",
                     "--workers", "1", "--no-progress"], check=True, capture_output=True, timeout=300)
     return base, FAST + [f"data.root={data}", f"run_root={base / 'runs'}"]
 

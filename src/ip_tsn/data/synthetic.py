@@ -19,7 +19,7 @@ method's results:
   clockwise in one scene and counter-clockwise in the other two (which scene differs depends on
   the body motion). Dense flow resolves the arms' rotation sense; block motion vectors mostly
   follow the body or the background around them, and the residual shows the arms only as ghosts.
-  The body is a flat colour (no texture for block matching inside it), the sensor adds noise to
+  The body is flat-coloured but for a belt (little texture for block matching), the sensor adds noise to
   every frame, and the quantiser of the compressed copy the P- and I-streams read (``qscale`` 10 by
   default) really takes effect, while the teacher's flow is computed from a high-quality source
   copy (``source/``, qscale 2): as in real pipelines, where TV-L1 runs on the original download
@@ -54,8 +54,8 @@ sense of the windmilling arms (CW clockwise on screen, CCW counter-clockwise):
 
 Scenes (hue families of one texture model: smooth blobs and stripes of random period and
 orientation): Pool blue, Field green, Court orange-brown. Motions (pixels per frame at
-64 px; scaled with ``min(H, W) / 64``): walk right / left 0.45-0.7 with a 0.8 px walking bob,
-jump 4-6 px high with a 9-14 frame period, stand (a drift below 0.06). Arms: 9-11 px long,
+64 px; scaled with ``min(H, W) / 64``): walk right / left 0.7-1.0 with a 0.8 px walking bob,
+jump 6-9 px high with a 9-14 frame period, stand (a drift below 0.06). Arms: 9-11 px long,
 0.25-0.35 rad per frame (tips about 3 px per frame). Arms are a darker shade of the costume
 (0.6-0.75 of its brightness: low contrast) and 1.6-2.2 px wide. Every video: camera jitter (a sub-pixel
 random walk within +-1.5 px), a small drifting ball in half of them, sensor noise (sigma 3 grey
@@ -99,7 +99,7 @@ SPLITS: tuple[str, ...] = ("train", "val", "test")
 GOP_SIZE = 12
 DEFAULT_QSCALE = 10
 SOURCE_QSCALE = 2
-DEFAULT_COUNTS: dict[str, int] = {"train": 30, "val": 10, "test": 26}
+DEFAULT_COUNTS: dict[str, int] = {"train": 30, "val": 16, "test": 26}
 DEFAULT_CONFIG: dict = {"videos_per_class": DEFAULT_COUNTS, "num_frames": 48, "size": (64, 64)}
 TINY_CONFIG: dict = {"videos_per_class": {"train": 2, "val": 1, "test": 1}, "num_frames": 24,
                      "size": (64, 64)}
@@ -204,6 +204,9 @@ def _actor_layer(size: tuple[int, int], k: float, body_xy: np.ndarray, arm_angle
                     cv2.LINE_AA, shift=4)
         cv2.circle(img, pt(bx, by - ay - 0.7 * look["head"] * k), int(look["head"] * k * s * 16),
                    tuple(float(c) for c in look["skin"]) if img is big else 1.0, -1, cv2.LINE_AA, shift=4)
+    belt_y = by + 0.1 * ay  # a contrasting belt: an edge inside the body for block matching
+    cv2.line(big, pt(bx - 0.85 * ax, belt_y), pt(bx + 0.85 * ax, belt_y), tuple(float(c) for c in look["belt"]),
+             max(1, int(round(0.3 * ay * s))), cv2.LINE_AA, shift=4)
     rgb = cv2.resize(big, (width, height), interpolation=cv2.INTER_AREA)
     a = np.clip(cv2.resize(alpha, (width, height), interpolation=cv2.INTER_AREA), 0, 1)
     return np.concatenate([rgb, a[..., None]], axis=2)
@@ -215,14 +218,14 @@ def _trajectory(motion: str, rng: np.random.Generator, t: np.ndarray, width: int
     T = len(t)
     y0 = rng.uniform(0.5, 0.62) * height
     if motion in ("WalkRight", "WalkLeft"):
-        v = rng.uniform(0.45, 0.7) * k
+        v = rng.uniform(0.7, 1.0) * k
         travel = v * (T - 1)
         lo, hi = 0.2 * width, 0.8 * width - travel
         x = (rng.uniform(lo, hi) if hi > lo else (width - travel) / 2) + v * t
         x = width - x if motion == "WalkLeft" else x
         y = y0 + 0.8 * k * np.sin(2 * np.pi * t / rng.uniform(7, 9) + rng.uniform(0, 2 * np.pi))
     elif motion == "Jump":
-        amp, period = rng.uniform(4, 6) * k, rng.uniform(9, 14)
+        amp, period = rng.uniform(6, 9) * k, rng.uniform(9, 14)
         x = rng.uniform(0.35, 0.65) * width + rng.uniform(-0.05, 0.05) * k * t
         y = y0 - amp * np.abs(np.sin(np.pi * t / period + rng.uniform(0, np.pi)))
     else:  # Stand
@@ -242,7 +245,8 @@ def render_video(class_name: str, rng: np.random.Generator, num_frames: int = 48
     prop = PROPS[motion] if rng.random() >= OFF_PROP else ("hoop" if PROPS[motion] == "flag" else "flag")
     _draw_prop(bg, prop, rng, k)
     costume = _hsv(rng.uniform(0, 180), rng.uniform(0.65, 1.0), rng.uniform(0.7, 1.0))
-    look = {"costume": costume, "arm": costume * rng.uniform(0.6, 0.75), "skin": _hsv(rng.uniform(8, 16), 0.4, 0.9),
+    look = {"costume": costume, "arm": costume * rng.uniform(0.6, 0.75),
+            "belt": costume * 0.35 if costume.mean() > 110 else np.minimum(costume + 110, 255), "skin": _hsv(rng.uniform(8, 16), 0.4, 0.9),
             "body_w": rng.uniform(4.5, 5.5), "body_h": rng.uniform(6.5, 8.0), "head": rng.uniform(2.5, 3.2),
             "arm_len": rng.uniform(9, 11), "arm_th": rng.uniform(1.6, 2.2)}
     sense = 1.0 if arms_clockwise(class_name) else -1.0  # image y points down: + is clockwise
@@ -306,8 +310,8 @@ def generate_synthetic(root: str | os.PathLike, *, videos_per_class: Mapping[str
                        overwrite: bool = False, progress: bool = True) -> dict:
     """Write the synthetic dataset under ``root`` and return a summary dict.
 
-    ``videos_per_class`` maps split -> count (default ``DEFAULT_COUNTS``, 30/10/26: 360 train,
-    120 val, 312 test videos); ``size`` is (H, W), multiples of 16. ``workers > 1`` uses a spawn
+    ``videos_per_class`` maps split -> count (default ``DEFAULT_COUNTS``, 30/16/26: 360 train,
+    192 val, 312 test videos); ``size`` is (H, W), multiples of 16. ``workers > 1`` uses a spawn
     process pool (call it from a script with an ``if __name__ == "__main__"`` guard). Existing
     videos are kept (resumable) unless ``overwrite``; the settings other than the counts must then
     match ``<root>/synthetic.json``. Summary keys: root, classes, videos (split -> count), written,
