@@ -218,11 +218,11 @@ def _trajectory(motion: str, rng: np.random.Generator, t: np.ndarray, width: int
     T = len(t)
     y0 = rng.uniform(0.5, 0.62) * height
     if motion in ("WalkRight", "WalkLeft"):
+        # centred on the mean I-frame time: the I-frames of a right walk show the same positions as
+        # those of a left walk, so one frame (or the set of I-frames) never tells the direction
         v = rng.uniform(0.7, 1.0) * k
-        travel = v * (T - 1)
-        lo, hi = 0.2 * width, 0.8 * width - travel
-        x = (rng.uniform(lo, hi) if hi > lo else (width - travel) / 2) + v * t
-        x = width - x if motion == "WalkLeft" else x
+        t_mid = np.mean(np.arange(0, T, GOP_SIZE))
+        x = rng.uniform(0.42, 0.58) * width + v * (t - t_mid) * (1 if motion == "WalkRight" else -1)
         y = y0 + 0.8 * k * np.sin(2 * np.pi * t / rng.uniform(7, 9) + rng.uniform(0, 2 * np.pi))
     elif motion == "Jump":
         amp, period = rng.uniform(6, 9) * k, rng.uniform(9, 14)
