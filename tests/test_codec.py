@@ -23,7 +23,9 @@ def clips(tmp_path_factory):
         "mpeg4": encode(root / "mpeg4.mp4", frames, "mpeg4"),
         "mpeg4_avi": encode(root / "mpeg4.avi", frames, "mpeg4"),
         "h264_b": encode(root / "h264_b.mp4", frames, "libx264", bframes=2),
-        "h264_mkv": encode(root / "h264.mkv", frames, "libx264", bframes=3),
+        # deterministic x264 (one thread, no frame threading); b-adapt 0 keeps its B-frame pattern fixed
+        "h264_mkv": encode(root / "h264.mkv", frames, "libx264", bframes=3,
+                           options={"x264-params": "keyint=12:min-keyint=12:scenecut=0:bframes=3:b-adapt=0:threads=1"}),
         "mpeg2_b": encode(root / "mpeg2.mpg", frames, "mpeg2video", bframes=2),
         "hevc": encode(root / "hevc.mp4", frames, "libx265", options={"x265-params": "log-level=error"}),
     }
