@@ -126,6 +126,17 @@ def scrambled(n: int) -> list[int]:
     return list(np.random.default_rng(0).permutation(n))
 
 
+def assert_matches_decoder(path: Path, n: int = 30) -> tuple[CompressedVideo, list[np.ndarray], str]:
+    """Our frame count, picture types and ``load(i, "rgb")`` (asked in a scrambled order) equal
+    plain PyAV decoding of ``path``; returns the video, the decoded frames and their types."""
+    frames, types = decode_all(path)
+    v = CompressedVideo(path)
+    assert v.num_frames == len(frames) == n and v.frame_types == types
+    for i in scrambled(n):
+        np.testing.assert_array_equal(v.load(i, "rgb"), frames[i], err_msg=str(i))
+    return v, frames, types
+
+
 def assert_reconstructs(v: CompressedVideo, frames: dict[int, np.ndarray], indices) -> None:
     """``warp(reference, mv) + residual`` is the decoded frame, per frame and accumulated."""
     for i in indices:
@@ -266,11 +277,8 @@ def test_hevc_mkv_with_zero_timestamps(tmp_path, frames30):
 def test_mpeg4_mkv_with_zero_timestamps(tmp_path, frames30):
     src = encode(tmp_path / "mpeg4.mkv", frames30, "mpeg4", bframes=2)
     path = zero_timestamps(src, tmp_path / "mpeg4_ts0.mkv")
-    frames, types = decode_all(path)
-    v = CompressedVideo(path)
-    assert v.num_frames == 30 and v.frame_types == types and "B" in types
-    for i in scrambled(30):
-        np.testing.assert_array_equal(v.load(i, "rgb"), frames[i], err_msg=str(i))
+    v, frames, types = assert_matches_decoder(path)
+    assert "B" in types
     assert_reconstructs(v, dict(enumerate(frames)), range(0, 30, 4))
 
 
@@ -280,11 +288,8 @@ def test_raw_elementary_streams(tmp_path, frames30, codec, fmt, suffix):
     path = encode_video(frames30, tmp_path / f"raw{suffix}", codec=codec, container_format=fmt, gop_size=12,
                         max_b_frames=2, options={"x264-params": "keyint=12:min-keyint=12:scenecut=0:bframes=2"}
                         if codec == "libx264" else None)
-    frames, types = decode_all(path)
-    v = CompressedVideo(path)
-    assert v.num_frames == 30 and v.frame_types == types and "B" in types
-    for i in scrambled(30):
-        np.testing.assert_array_equal(v.load(i, "rgb"), frames[i], err_msg=str(i))
+    v, frames, types = assert_matches_decoder(path)
+    assert "B" in types
     assert_reconstructs(v, dict(enumerate(frames)), range(0, 30, 3))
 
 
