@@ -315,7 +315,7 @@ class TeacherCache:
         ``(logits (K, C) float32, features (K, D) float32; D = 0 for a logits-only cache)``.
         A position or view the cache does not hold raises :class:`StaleCacheError`."""
         entry = self._entry(video_id)
-        logits, features, frames = self._shard(entry["shard"])
+        logits, features, _ = self._shard(entry["shard"])
         grid = self.frames(video_id)
         want = np.asarray(frame_index, dtype=np.int64).reshape(-1)
         g = np.clip(np.searchsorted(grid, want), 0, len(grid) - 1)
