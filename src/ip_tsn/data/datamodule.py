@@ -13,11 +13,18 @@ DDP: the loaders have no sampler of their own, so Lightning (``use_distributed_s
 default) injects a ``DistributedSampler`` for train / val / test (these pad ranks to equal length:
 a few val / test videos count twice) and, for predict, an ``UnrepeatedDistributedSamplerWrapper``
 (no padding; the cache writer de-duplicates by video id anyway).
+
+Bad videos: ``setup`` opens every video the stage reads once (the index demux, no decoding; its
+result is cached and inherited by forked workers) and refuses the unreadable ones in ONE
+``BadVideosError`` (count, the first few with their reasons, the command that lists them all), or
+with ``skip_bad_videos`` leaves them out with one warning. A video that still fails in a worker
+raises a one-line ``WorkerVideoError`` naming it.
 """
 
 from __future__ import annotations
 
 import os
+import warnings
 from functools import cached_property
 from typing import Any
 
@@ -31,7 +38,8 @@ from .transforms import check_crops
 from .modalities import check_modality, num_channels
 from .teacher_cache import TeacherCache, TeacherInputs, TeacherTargets
 from .transforms import apply_view, normalize, resize_short, to_tensor
-from .video_dataset import GridDataset, StreamDataset, _FrameReader
+from .video_dataset import (CHECK_COMMAND, BadVideosError, GridDataset, StreamDataset, _FrameReader,
+                            check_records)
 
 
 class AlignedPositions:
@@ -98,6 +106,8 @@ class VideoDataModule(pl.LightningDataModule):
     int64, ``video_id`` list[str], ``frame_index`` (B, K) int64 (predict: lists per video).
     ``flip``: random horizontal flips in training and mirrored test views (TSN's default); set it
     false where mirroring changes the class (left vs right, clockwise vs counter-clockwise).
+    ``skip_bad_videos``: leave out listed videos that cannot be read (one warning) instead of
+    refusing them all in one ``BadVideosError`` (module docstring).
     """
 
     def __init__(self, dataset: str = "synthetic", root: str = "data/synthetic", split: int = 1,
@@ -109,7 +119,7 @@ class VideoDataModule(pl.LightningDataModule):
                  teacher_cache: str | None = None, grid_stride: int = 1, predict_subset: str = "trainval",
                  test_batch_size: int = 1, predict_batch_size: int = 1, test_subset: str = "test",
                  seed: int = 0, flip: bool = True, train_views: int | None = None, teacher_input: bool = False,
-                 cache_positions: str | None = None):
+                 cache_positions: str | None = None, skip_bad_videos: bool = False):
         super().__init__()
         check_modality(modality)
         check_crops(test_crops, flip)
@@ -121,6 +131,7 @@ class VideoDataModule(pl.LightningDataModule):
         self.video_root = video_dir(dataset, root, video_root)
         self.flow_root = flow_root if flow_root is not None else os.path.join(root, "flow")
         self.datasets: dict[str, Dataset] = {}
+        self._checked: dict[str, list[VideoRecord]] = {}  # subset -> its readable records
 
     # -- classes ------------------------------------------------------------------------------
     @cached_property
@@ -144,6 +155,34 @@ class VideoDataModule(pl.LightningDataModule):
         return load_split(self.dataset, self.root, self.split, subset, val_fraction=hp.val_fraction, seed=hp.seed,
                           video_root=hp.video_root, ext=hp.ext, class_list=hp.class_list)
 
+    def check_videos(self, subsets: list[str]) -> None:
+        """Check every video of ``subsets`` once (:func:`~.video_dataset.check_records`): raise
+        ONE ``BadVideosError`` naming the bad ones, or with ``skip_bad_videos`` drop them, warning once."""
+        todo = [s for s in dict.fromkeys(subsets) if s not in self._checked]
+        if not todo:
+            return
+        hp = self.hparams
+        listed = {s: self.records(s) for s in todo}
+        unique = list({r.path: r for recs in listed.values() for r in recs}.values())
+        reader = _FrameReader(self.video_root, self.modality, self.flow_root, hp.flow_length, hp.accumulate,
+                              hp.scale_size)
+        bad = {r.path: why for r, why in check_records(reader, unique, hp.crop_size, max(1, self.num_workers))}
+        if bad:
+            folder = self.flow_root if self.modality == "flow" else self.video_root
+            shown = "; ".join(f"{p} ({why})" for p, why in list(bad.items())[:3])
+            more = f"; and {len(bad) - 3} more" if len(bad) > 3 else ""
+            what = f"{len(bad)} of {len(unique)} videos listed for {'/'.join(todo)} cannot be read: {shown}{more}"
+            if not hp.skip_bad_videos:
+                raise BadVideosError(folder, f"{what}. List them all with `{CHECK_COMMAND} {folder}`, then "
+                                             "re-encode or remove them, or set data.skip_bad_videos=true to "
+                                             "leave them out", list(bad.items()))
+        for subset, recs in listed.items():
+            self._checked[subset] = [r for r in recs if r.path not in bad]
+            if recs and not self._checked[subset]:
+                raise BadVideosError(folder, f"{what}; no readable video left in {subset}", list(bad.items()))
+        if bad:
+            warnings.warn(f"{folder}: {what}; left out (data.skip_bad_videos=true)", stacklevel=2)
+
     def _common(self) -> dict[str, Any]:
         hp = self.hparams
         return {"video_root": self.video_root, "modality": self.modality, "crop_size": hp.crop_size,
@@ -157,7 +196,8 @@ class VideoDataModule(pl.LightningDataModule):
 
     def _stream(self, subset: str, train: bool, segments: int, crops: int = 1, targets: bool = True) -> Dataset:
         hp = self.hparams
-        records = self.records(subset)
+        self.check_videos([subset])
+        records = self._checked[subset]
         distilled = train and targets and (self.teacher_cache is not None or hp.teacher_input)
         cache = None
         if distilled and self.teacher_cache is not None:
@@ -180,7 +220,12 @@ class VideoDataModule(pl.LightningDataModule):
         return ds
 
     def setup(self, stage: str | None = None) -> None:
-        """Build the datasets ``stage`` needs (``fit``, ``validate``, ``test``, ``predict``; None: all)."""
+        """Build the datasets ``stage`` needs (``fit``, ``validate``, ``test``, ``predict``; None: all),
+        after checking all their videos at once (:meth:`check_videos`)."""
+        hp = self.hparams
+        wanted = {"fit": ["train", "val"], "validate": ["val"], "test": [hp.test_subset],
+                  "predict": [hp.predict_subset]}
+        self.check_videos([s for st, subsets in wanted.items() if stage in (None, st) for s in subsets])
         if stage in (None, "fit"):
             self.datasets["train"] = self._stream("train", True, self.num_segments)
         if stage in (None, "fit", "validate"):
@@ -190,8 +235,7 @@ class VideoDataModule(pl.LightningDataModule):
             self.datasets["test"] = self._stream(self.hparams.test_subset, False, self.test_segments,
                                                  self.test_crops, targets=False)
         if stage in (None, "predict"):
-            hp = self.hparams
-            self.datasets["predict"] = GridDataset(self.records(hp.predict_subset), stride=hp.grid_stride,
+            self.datasets["predict"] = GridDataset(self._checked[hp.predict_subset], stride=hp.grid_stride,
                                                    num_views=hp.train_views, flip=hp.flip,
                                                    position_modality=hp.cache_positions, **self._common())
 

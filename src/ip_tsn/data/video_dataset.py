@@ -36,6 +36,31 @@ from .transforms import (all_views, apply_view, center_view, check_crops, eval_v
                          to_tensor, train_augment)
 
 PositionFilter = Callable[[str], np.ndarray]  # video_id -> the (G,) frame indices a sample may use
+CHECK_COMMAND = "python data_prep/check_videos.py"  # lists every unreadable video under a folder
+
+
+class WorkerVideoError(VideoError):
+    """A :class:`VideoError` raised by a sample, that stays one line in the main process.
+
+    A DataLoader worker's exception is rebuilt there as ``type(message)``, the message being
+    "Caught ... in DataLoader worker process N" plus the worker's traceback; this class keeps only
+    that traceback's last line (``WorkerVideoError: <path>: <problem>``)."""
+
+    def __init__(self, path: str | os.PathLike, problem: str | None = None):
+        if problem is None:  # rebuilt by torch.utils.data from the worker's formatted traceback
+            lines = [line for line in str(path).splitlines() if line.strip()]
+            last = lines[-1] if lines else str(path)
+            path, _, problem = last.split(f"{type(self).__name__}: ", 1)[-1].partition(": ")
+        super().__init__(path, problem)
+
+
+class BadVideosError(VideoError):
+    """Listed videos that cannot be read, refused before training: ``bad`` holds (path, why)."""
+
+    def __init__(self, root: str | os.PathLike, problem: str, bad: Sequence[tuple[str, str]] = ()):
+        super().__init__(root, problem)
+        self.bad = list(bad)
+
 
 class _FrameReader:
     """Reads the frames of one modality for one record, normalised: (K, H, W, C) float32."""
@@ -134,6 +159,48 @@ class _FrameReader:
         return out  # type: ignore[return-value]
 
 
+def check_record(reader: _FrameReader, record: VideoRecord, crop_size: int | None = None) -> str | None:
+    """Why ``record`` cannot be sampled, or None: its file opens (a video's index demux, cached per
+    process; a flow file's header), has a position to sample and, without ``scale_size``, frames
+    no smaller than ``crop_size``. No frame is decoded."""
+    src = None
+    try:
+        src = reader.source(record)
+        reader.positions(record, src, lambda n, valid: valid)
+        h, w = src.shape[1:3] if isinstance(src, np.ndarray) else (src.height, src.width)
+        if crop_size and not reader.scale_size and min(h, w) < crop_size:
+            return f"frames of {h}x{w} are smaller than the {crop_size}x{crop_size} crop"
+    except VideoError as e:
+        return e.problem
+    except Exception as e:  # noqa: BLE001 - any read error is a reason to report
+        return f"{type(e).__name__}: {e}"
+    finally:
+        if isinstance(src, CompressedVideo):
+            src.close()
+    return None
+
+
+def check_records(reader: _FrameReader, records: Sequence[VideoRecord], crop_size: int | None = None,
+                  threads: int = 4) -> list[tuple[VideoRecord, str]]:
+    """(record, why) of each of ``records`` that :func:`check_record` refuses, in list order."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(max(1, threads)) as pool:
+        reasons = list(pool.map(lambda r: check_record(reader, r, crop_size), records))
+    return [(r, why) for r, why in zip(records, reasons) if why is not None]
+
+
+def _named(path: str | os.PathLike, read: Callable[[], dict]) -> dict:
+    """``read()``, any VideoError or ValueError (e.g. a crop larger than the frames) re-raised as
+    one :class:`WorkerVideoError` naming ``path``."""
+    try:
+        return read()
+    except VideoError as e:
+        raise WorkerVideoError(e.path, e.problem) from None
+    except ValueError as e:
+        raise WorkerVideoError(path, str(e)) from None
+
+
 class StreamDataset(Dataset):
     """TSN samples of one modality: K segment frames, augmented (train) or multi-crop (test).
 
@@ -169,6 +236,9 @@ class StreamDataset(Dataset):
 
     def __getitem__(self, i: int) -> dict:
         record = self.records[i]
+        return _named(self.reader.path(record), lambda: self._sample(record))
+
+    def _sample(self, record: VideoRecord) -> dict:
         rng = self._rng() if self.train else None
         allowed = self.allowed_positions(record.path) if self.allowed_positions is not None else None
         index, x = self.reader.read(
@@ -226,6 +296,9 @@ class GridDataset(Dataset):
 
     def __getitem__(self, i: int) -> dict:
         record = self.records[i]
+        return _named(self.reader.path(record), lambda: self._item(record))
+
+    def _item(self, record: VideoRecord) -> dict:
         index, x = self.reader.read(record, lambda n, valid: np.flatnonzero(valid)[:: self.stride].astype(np.int64),
                                     self.grid(record))
         if self.num_views is None:

@@ -1,0 +1,54 @@
+#!/usr/bin/env python
+"""List every video (and flow file) under a folder that ip-tsn cannot read, and why.
+
+    python data_prep/check_videos.py data/ucf101/videos            # every video under it
+    python data_prep/check_videos.py data/ucf101/flow --workers 8  # every .npy flow file
+
+Each file is opened as training opens it: a video's frame index (demuxing every packet, no
+decoding), a flow file's header. Bad files are listed at the end (exit status 1); a truncated
+video that still has readable frames is a note (how many frames are left). Nothing is written.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from _common import add_common_args, find_files, parallel_map, parse_shard, shard, summarize  # noqa: E402
+from reencode import VIDEO_EXTENSIONS  # noqa: E402
+
+
+def check_file(path: str) -> str:
+    """"done", or "done (note)" for a truncated video; raises ``VideoError`` naming ``path``."""
+    if path.lower().endswith(".npy"):
+        from ip_tsn.codec.flow import load_flow
+
+        load_flow(path)
+        return "done"
+    from ip_tsn.codec.index import get_index
+
+    index = get_index(path)
+    if index.truncated:
+        return f"truncated: {index.num_frames} frames readable"
+    return "done"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("folder", help="a folder of videos or .npy flow files (searched recursively)")
+    add_common_args(parser)
+    args = parser.parse_args(argv)
+    if not os.path.isdir(args.folder):
+        parser.error(f"{args.folder}: no such folder")
+    root = os.path.abspath(args.folder)
+    files = shard(find_files(root, VIDEO_EXTENSIONS + (".npy",)), *(args.shard or parse_shard(None)))
+    results = parallel_map(check_file, [os.path.join(root, f) for f in files], workers=args.workers,
+                           desc="check", progress=args.progress)
+    return summarize(results, "check")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,121 @@
+"""Bad videos in a dataset (issue 11, items 3 and 9): a zero-byte and a truncated video are
+refused before training in ONE message naming both (exit 2), or left out with
+``data.skip_bad_videos=true``; a video that fails inside a DataLoader worker gives one line
+naming it; a video smaller than the crop names the file; ``data_prep/check_videos.py`` lists them."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import warnings
+from pathlib import Path
+
+import pytest
+
+from ip_tsn.cli import main
+from ip_tsn.config import load_config
+from ip_tsn.config_check import check_keys
+from ip_tsn.data.datamodule import VideoDataModule
+from ip_tsn.data.datasets import VideoRecord
+from ip_tsn.data.synthetic import TINY_CONFIG, generate_synthetic
+from ip_tsn.data.video_dataset import BadVideosError, StreamDataset, WorkerVideoError
+
+ROOT = Path(__file__).resolve().parents[1]
+FAST = ["trainer.max_epochs=1", "trainer.enable_progress_bar=false", "logger.wandb=false",
+        "data.num_workers=0", "data.crop_size=32", "data.test_segments=3", "data.batch_size=8",
+        "trainer.limit_train_batches=2"]
+EMPTY = "PoolWalkRight/v_PoolWalkRight_train_000.mp4"  # a training video, replaced by 0 bytes
+CUT = "PoolWalkLeft/v_PoolWalkLeft_val_000.mp4"  # a validation video, truncated to a third
+
+
+@pytest.fixture(scope="module")
+def broken(tmp_path_factory) -> Path:
+    """A tiny synthetic dataset (12 classes x 2 / 1 / 1 real videos) with one zero-byte training
+    video and one truncated validation video."""
+    data = tmp_path_factory.mktemp("bad") / "synthetic"
+    generate_synthetic(data, **TINY_CONFIG, progress=False)
+    (data / "videos" / EMPTY).write_bytes(b"")
+    cut = data / "videos" / CUT
+    cut.write_bytes(cut.read_bytes()[: cut.stat().st_size // 3])
+    return data
+
+
+def _common(data: Path, runs: Path) -> list[str]:
+    return [*FAST, f"data.root={data}", f"run_root={runs}"]
+
+
+def test_fit_and_test_refuse_all_bad_videos_in_one_line(broken, tmp_path, capsys):
+    common = _common(broken, tmp_path / "runs")
+    assert main(["fit", str(ROOT / "experiments/istream.yaml"), *common]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and err.startswith("ip-tsn fit: error: ")
+    assert "2 of 36 videos listed for train/val cannot be read" in err
+    assert f"{EMPTY} (empty file (0 bytes))" in err and CUT in err and "Traceback" not in err
+    assert "data_prep/check_videos.py" in err and "data.skip_bad_videos=true" in err
+    assert not (tmp_path / "runs" / "istream" / "checkpoints").exists()  # refused before training
+
+    with pytest.warns(UserWarning, match=r"2 of 36 videos .* left out \(data.skip_bad_videos=true\)"):
+        assert main(["fit", str(ROOT / "experiments/istream.yaml"), *common, "data.skip_bad_videos=true"]) == 0
+    best = tmp_path / "runs" / "istream" / "checkpoints" / "best.ckpt"
+    assert best.is_file()
+
+    capsys.readouterr()
+    assert main(["test", str(ROOT / "experiments/istream.yaml"), *common, "--subsets", "val"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and err.startswith("ip-tsn test: error: ")
+    assert "1 of 12 videos listed for val cannot be read" in err and CUT in err
+
+
+def test_skip_bad_videos_is_a_known_key_defaulting_to_false():
+    cfg = load_config(ROOT / "experiments/istream.yaml", ["data.skip_bad_videos=true"])
+    check_keys(cfg, "istream.yaml", ["data.skip_bad_videos=true"])
+    assert cfg.data.skip_bad_videos is True
+    assert load_config(ROOT / "experiments/pstream.yaml").data.skip_bad_videos is False
+
+
+def test_datamodule_checks_once_and_drops_the_bad_ones(broken):
+    dm = VideoDataModule("synthetic", str(broken), modality="iframe", num_workers=0, pin_memory=False,
+                         crop_size=32, scale_size=None, skip_bad_videos=True)
+    with pytest.warns(UserWarning, match="2 of 36"):
+        dm.setup("fit")
+    assert len(dm.datasets["train"]) == 23 and len(dm.datasets["val"]) == 11
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        dm.setup("fit")  # already checked: no second warning
+    strict = VideoDataModule("synthetic", str(broken), modality="p", num_workers=0, pin_memory=False,
+                             crop_size=32, scale_size=None)
+    with pytest.raises(BadVideosError) as caught:
+        strict.setup("fit")
+    assert sorted(p for p, _ in caught.value.bad) == sorted([EMPTY, CUT])
+
+
+def test_a_video_failing_in_a_worker_is_one_line_naming_it(broken, tmp_path, capsys):
+    """A crop larger than the frames: found by the check, and, without it, in the worker."""
+    common = _common(broken, tmp_path / "runs")
+    assert main(["fit", str(ROOT / "experiments/istream.yaml"), *common, "data.crop_size=72",
+                 "data.skip_bad_videos=true"]) == 2  # every video too small: none left
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "36 of 36 videos" in err and "smaller than the 72x72 crop" in err
+    assert "no readable video left" in err
+
+    video = broken / "videos" / "PoolWalkRight" / "v_PoolWalkRight_train_001.mp4"
+    ds = StreamDataset([VideoRecord(video.relative_to(broken / "videos").as_posix(), 0, "x")],
+                       broken / "videos", "iframe", 3, False, crop_size=72, scale_size=None)
+    with pytest.raises(WorkerVideoError, match=r"v_PoolWalkRight_train_001.mp4: cannot crop 72x72 from frames of 64x64"):
+        ds[0]
+    from torch.utils.data import DataLoader
+
+    with pytest.raises(WorkerVideoError) as caught:
+        next(iter(DataLoader(ds, batch_size=1, num_workers=1)))
+    assert caught.value.path == str(video) and caught.value.problem.startswith("cannot crop 72x72 from frames of 64x64")
+    assert "\n" not in str(caught.value) and "Traceback" not in str(caught.value)
+
+
+def test_check_videos_script_lists_the_bad_ones(broken):
+    proc = subprocess.run([sys.executable, str(ROOT / "data_prep" / "check_videos.py"), str(broken / "videos"),
+                           "--workers", "1", "--no-progress"], capture_output=True, text=True, timeout=120)
+    out = proc.stdout + proc.stderr
+    assert proc.returncode == 1, out
+    assert "48 total, 46 done" in out and "2 failed" in out and "Traceback" not in out
+    assert any(EMPTY in line and "empty file" in line for line in out.splitlines() if "FAILED" in line), out
+    assert any(CUT in line for line in out.splitlines() if "FAILED" in line), out
