@@ -8,6 +8,10 @@ Every script follows the same pattern::
 
 ``process_one(item)`` returns a short status string ("done", "skipped", "done (note)") or raises;
 a raised exception becomes a per-item failure (file + message) instead of stopping the run.
+
+Workers exit when the script dies, even by SIGKILL (``PR_SET_PDEATHSIG`` on Linux, and a thread
+watching the parent everywhere), and ignore Ctrl-C: the script's ``main`` run through
+:func:`run_main` stops them, prints one line (what was done, how to resume) and exits 130.
 """
 
 from __future__ import annotations
@@ -16,7 +20,10 @@ import argparse
 import contextlib
 import glob
 import os
+import signal
 import sys
+import threading
+import time
 import traceback
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from concurrent.futures.process import BrokenProcessPool
@@ -101,6 +108,67 @@ def atomic_output(path: str) -> Iterator[str]:
 
 
 # --------------------------------------------------------------------------------------- running
+PR_SET_PDEATHSIG = 1  # linux/prctl.h
+PARENT_POLL_S = 0.5
+
+
+class Interrupted(Exception):
+    """Ctrl-C during :func:`parallel_map`: the message says what was done and how to resume."""
+
+
+def die_with_parent(parent: int) -> None:
+    """Make this process exit when process ``parent`` dies, SIGKILL included: the kernel's
+    ``PR_SET_PDEATHSIG`` (Linux) and, as a fallback, a daemon thread polling ``os.getppid()``."""
+    try:
+        import ctypes
+
+        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, int(signal.SIGKILL), 0, 0, 0)
+    except (OSError, AttributeError):  # not Linux: the thread alone
+        pass
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(PARENT_POLL_S)
+        os._exit(1)
+
+    threading.Thread(target=watch, name="parent-watch", daemon=True).start()
+    if os.getppid() != parent:  # the parent died before prctl took effect
+        os._exit(1)
+
+
+def _worker_init(parent: int, initializer: Callable | None, initargs: tuple) -> None:
+    """Every pool worker: Ctrl-C is the parent's to handle; exit with the parent; then ``initializer``."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    die_with_parent(parent)
+    if initializer is not None:
+        initializer(*initargs)
+
+
+def _stop_workers(pool: ProcessPoolExecutor) -> None:
+    """Terminate the pool's worker processes now (their current items are abandoned)."""
+    for process in list((getattr(pool, "_processes", None) or {}).values()):
+        with contextlib.suppress(Exception):
+            process.terminate()
+
+
+def _interrupted(desc: str, results: dict, total: int) -> Interrupted:
+    failed = sum(not r.ok for r in results.values())
+    return Interrupted(f"{desc or 'run'}: interrupted after {len(results)} of {total} files ({len(results) - failed} "
+                       f"finished, {failed} failed); finished outputs are kept: run the same command again "
+                       "to resume (it skips them)")
+
+
+def run_main(main: Callable[[], int]) -> int:
+    """``main()``'s exit status; Ctrl-C: one line on stderr instead of a traceback, status 130."""
+    try:
+        return main()
+    except Interrupted as e:
+        print(e, file=sys.stderr)
+    except KeyboardInterrupt:
+        print("interrupted; run the same command again to resume (finished outputs are skipped)", file=sys.stderr)
+    return 130
+
+
 @dataclass
 class Result:
     item: object          # what was processed (usually an input path)
@@ -126,7 +194,8 @@ def parallel_map(fn: Callable, items: Sequence, workers: int = 1, desc: str = ""
 
     Never raises for a bad item: each failure is a ``Result(ok=False)`` with the error message.
     If a worker process dies (segfault, out of memory), the items not finished by then are
-    reported as failed; a rerun (which skips finished outputs) retries them.
+    reported as failed; a rerun (which skips finished outputs) retries them. Ctrl-C stops the
+    workers and raises :class:`Interrupted`; workers exit if this process dies.
     ``progress``: tqdm bar (``None``: only on a terminal). Results come back in input order.
     """
     from tqdm import tqdm
@@ -153,8 +222,9 @@ def parallel_map(fn: Callable, items: Sequence, workers: int = 1, desc: str = ""
             for i, item in enumerate(items):
                 record(i, _run_one(fn, item))
         else:
-            pool = ProcessPoolExecutor(max_workers=workers, initializer=initializer,
-                                       initargs=initargs)
+            pool = ProcessPoolExecutor(max_workers=workers, initializer=_worker_init,
+                                       initargs=(os.getpid(), initializer, initargs))
+            stopped = False
             try:
                 futures = {pool.submit(_run_one, fn, item): i for i, item in enumerate(items)}
                 for future in as_completed(futures):
@@ -164,8 +234,14 @@ def parallel_map(fn: Callable, items: Sequence, workers: int = 1, desc: str = ""
                     except BrokenProcessPool:
                         record(i, Result(items[i], False, "worker process died (crash or out of "
                                                           "memory) before this item finished"))
-            finally:  # on Ctrl-C / SIGTERM: drop queued items instead of finishing them
-                pool.shutdown(wait=True, cancel_futures=True)
+            except KeyboardInterrupt:
+                stopped = True
+                _stop_workers(pool)
+                raise
+            finally:  # drop queued items instead of finishing them
+                pool.shutdown(wait=not stopped, cancel_futures=True)
+    except KeyboardInterrupt:
+        raise _interrupted(desc, results, len(items)) from None
     finally:
         bar.close()
     return [results[i] for i in sorted(results)]

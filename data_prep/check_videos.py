@@ -16,7 +16,7 @@ import os
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from _common import add_common_args, find_files, parallel_map, parse_shard, shard, summarize  # noqa: E402
+from _common import add_common_args, find_files, parallel_map, parse_shard, run_main, shard, summarize  # noqa: E402
 from reencode import VIDEO_EXTENSIONS  # noqa: E402
 
 
@@ -51,4 +51,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(run_main(main))

@@ -19,7 +19,7 @@ import os
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from _common import add_common_args, find_files, parallel_map, parse_shard, remove_stale_temps, \
+from _common import add_common_args, find_files, parallel_map, parse_shard, remove_stale_temps, run_main, \
     shard, summarize  # noqa: E402
 
 from ip_tsn.codec.flow import METHODS, save_flow, video_flow  # noqa: E402
@@ -93,4 +93,4 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(run_main(main))

@@ -27,7 +27,7 @@ import sys
 import warnings
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from _common import Result, add_common_args, atomic_output, parallel_map, parse_shard, shard, \
+from _common import Result, add_common_args, atomic_output, parallel_map, parse_shard, run_main, shard, \
     summarize  # noqa: E402
 from extract_flow import _init_worker, extract_one, flow_path  # noqa: E402
 from reencode import parse_size, reencode_video  # noqa: E402
@@ -175,4 +175,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(run_main(main))

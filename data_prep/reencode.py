@@ -34,7 +34,7 @@ from ip_tsn.codec.encode import add_video_stream
 from ip_tsn.codec.errors import VideoError
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from _common import add_common_args, atomic_output, find_files, parallel_map, parse_shard, \
+from _common import add_common_args, atomic_output, find_files, parallel_map, parse_shard, run_main, \
     shard, summarize, Result  # noqa: E402
 
 VIDEO_EXTENSIONS = (".avi", ".mp4", ".mkv", ".mov", ".webm", ".mpg", ".mpeg", ".m4v", ".flv",
@@ -216,4 +216,4 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(run_main(main))
