@@ -38,7 +38,11 @@ from _common import add_common_args, atomic_output, find_files, parallel_map, pa
     shard, summarize, Result  # noqa: E402
 
 VIDEO_EXTENSIONS = (".avi", ".mp4", ".mkv", ".mov", ".webm", ".mpg", ".mpeg", ".m4v", ".flv",
-                    ".wmv", ".3gp", ".ogv", ".ts", ".mts")
+                    ".wmv", ".3gp", ".3g2", ".ogv", ".ts", ".mts", ".m2ts", ".vob", ".asf", ".divx",
+                    ".f4v", ".mxf", ".dv", ".qt", ".rm", ".rmvb", ".y4m", ".h264", ".hevc")
+# containers that usually hold audio only but may hold video: scanned and reported like videos
+MEDIA_EXTENSIONS = VIDEO_EXTENSIONS + (".m4a", ".mka", ".ogg", ".oga", ".opus", ".mp3", ".aac", ".wav",
+                                       ".flac", ".wma")
 
 
 def parse_size(text: str) -> tuple[int, int]:
@@ -78,7 +82,8 @@ def reencode_video(src: str, dst: str, size=(340, 256), gop: int = 12, qscale: i
         raise VideoError(src, f"cannot open as a video ({e})") from None
     with inp:
         if not inp.streams.video:
-            raise VideoError(src, "no video stream (audio-only?)")
+            kinds = sorted({st.type for st in inp.streams}) or ["no"]
+            raise VideoError(src, f"no video stream (has {', '.join(kinds)} streams only)")
         ist = inp.streams.video[0]
         ist.thread_type = "AUTO"
         rate = _frame_rate(ist)
@@ -151,12 +156,26 @@ def _one(src: str, input_root: str, output_root: str, **options) -> str:
     return reencode_video(src, output_path(src, input_root, output_root), **options)
 
 
+def is_list_file(path: str) -> bool:
+    """A text file (a list of videos), not a media file: no NUL byte and UTF-8 in its first 4 kB."""
+    with open(path, "rb") as f:
+        head = f.read(4096)
+    try:
+        head.decode("utf-8")
+    except UnicodeDecodeError as e:  # a multi-byte character cut at 4096 bytes is still text
+        if e.start < len(head) - 3:
+            return False
+    return b"\0" not in head
+
+
 def list_inputs(input_path: str, input_root: str | None) -> tuple[list[str], str]:
-    """Absolute input video paths and the root their relative paths are taken from."""
+    """Absolute input video paths and the root their relative paths are taken from: every media
+    file under a folder (``MEDIA_EXTENSIONS``: audio-only ones are reported as failed), one media
+    file, or the videos a list file names."""
     if os.path.isdir(input_path):
         root = os.path.abspath(input_path)
-        return [os.path.join(root, rel) for rel in find_files(root, VIDEO_EXTENSIONS)], root
-    if input_path.lower().endswith(VIDEO_EXTENSIONS):  # one video
+        return [os.path.join(root, rel) for rel in find_files(root, MEDIA_EXTENSIONS)], root
+    if input_path.lower().endswith(MEDIA_EXTENSIONS) or not is_list_file(input_path):  # one video
         root = os.path.abspath(input_root or os.path.dirname(input_path))
         return [os.path.abspath(input_path)], root
     root = os.path.abspath(input_root or os.path.dirname(input_path))

@@ -228,3 +228,23 @@ def test_extract_flow_dataset(tmp_path):
     assert tvl1.shape == (23, 32, 32, 2)
     assert np.median(dequantize_flow(tvl1[:, 4:-4, 4:-4, 0])) == pytest.approx(1.0, abs=0.5)
     assert temps(root) == []
+
+
+def test_reencode_audio_only_m4a_file_and_folder(tmp_path):
+    """An AAC-only .m4a given as the input is a media file (not a list file); in a folder it is
+    scanned and reported as failed, not skipped silently."""
+    src = tmp_path / "src"
+    os.makedirs(src / "ClassA")
+    audio_only(src / "ClassA" / "talk.m4a")
+    with av.open(str(src / "ClassA" / "talk.m4a")) as c:
+        assert not c.streams.video and [s.codec_context.name for s in c.streams.audio] == ["aac"]
+    encode(src / "ClassA" / "a.avi", translating_frames(12, 48, 64, 1, 0))
+    code, log = run("reencode.py", src / "ClassA" / "talk.m4a", "--output", tmp_path / "one", "--workers", "1")
+    assert code == 1 and "UnicodeDecodeError" not in log and "Traceback" not in log, log
+    failed = [line for line in log.splitlines() if "FAILED" in line and "talk.m4a" in line]
+    assert failed and all("no video stream (has audio streams only)" in line for line in failed), log
+    assert "1 total, 0 done, 0 skipped (already there), 1 failed" in log
+    code, log = run("reencode.py", src, tmp_path / "tree", "--size", "64x48", "--workers", "1")
+    assert code == 1 and "2 total, 1 done, 0 skipped (already there), 1 failed" in log, log
+    assert any("talk.m4a" in line and "no video stream" in line for line in log.splitlines() if "FAILED" in line)
+    assert os.path.isfile(tmp_path / "tree" / "ClassA" / "a.mp4")
