@@ -25,6 +25,7 @@ import os
 import shutil
 import sys
 import warnings
+from pathlib import Path
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from _common import Result, add_common_args, atomic_output, parallel_map, parse_shard, run_main, shard, \
@@ -35,6 +36,7 @@ from reencode import parse_size, reencode_video  # noqa: E402
 from ip_tsn.codec import CompressedVideo, VideoError  # noqa: E402
 from ip_tsn.codec.flow import METHODS, load_flow  # noqa: E402
 from ip_tsn.data.datasets import LAYOUTS, load_split, video_dir  # noqa: E402
+from ip_tsn.data.split_files import find_kinetics_csv  # noqa: E402
 
 SPLIT_DIRS = {"ucf101": "ucfTrainTestlist", "hmdb51": "testTrainMulti_7030_splits", "kinetics": "annotations"}
 SPLITS = {"ucf101": (1, 2, 3), "hmdb51": (1, 2, 3), "kinetics": (1,)}
@@ -150,6 +152,10 @@ def main(argv: list[str] | None = None) -> int:
     flow_method = None if args.flow_method == "none" else args.flow_method
 
     copy_split_files(args.dataset, root, out, args.class_list)
+    if args.dataset == "kinetics":
+        for which in ("train", "validate"):
+            used = find_kinetics_csv(Path(root) / SPLIT_DIRS["kinetics"], which, LAYOUTS["kinetics"])
+            print(f"kinetics {which} annotations: {used}")
     rels, missing = listed_videos(args.dataset, root, args.class_list)
     for message in missing:
         print(f"warning: {message}")

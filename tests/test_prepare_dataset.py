@@ -142,3 +142,48 @@ def test_kinetics_class_subset(tmp_path, clips, capsys):
     assert [r.path for r in test] == [f"val/zumba/zumva{i}_{10 * i:06d}_{10 * i + 10:06d}.mp4" for i in (0, 1)]
     assert all((out / "flow" / Path(r.path).with_suffix(".npy")).is_file() for r in test)
     assert not (out / "videos/train/abseiling").exists()
+
+
+def _kinetics_download(root: Path, clips: dict[str, bytes], names: dict[str, str]) -> None:
+    """A 2-class Kinetics download whose annotation CSVs are called ``names[train|validate]``."""
+    (root / "annotations").mkdir(parents=True)
+    for csv_name, folder in (("train", "train"), ("validate", "val")):
+        with open(root / "annotations" / names[csv_name], "w", newline="") as f:
+            writer = csv.writer(f)
+            writer.writerow(["label", "youtube_id", "time_start", "time_end", "split"])
+            for label in ("abseiling", "zumba"):
+                yid = f"{label[:3]}{csv_name[:2]}"
+                writer.writerow([label, yid, 0, 10, csv_name])
+                _put(root / folder / label / f"{yid}_000000_000010.mp4", clips["mp4_b"])
+
+
+@pytest.mark.parametrize("train, val", [("train.csv", "val.csv"), ("train.csv", "validate.csv"),
+                                        ("kinetics_400_train.csv", "kinetics_400_val.csv"),
+                                        ("kinetics400_train.csv", "kinetics400_val.csv"),
+                                        ("Kinetics-700-2020_train.csv", "kinetics-700-2020_validate.csv")])
+def test_kinetics_annotation_names_of_the_downloads(tmp_path, clips, capsys, train, val):
+    download, out = tmp_path / "kinetics", tmp_path / "prepared"
+    _kinetics_download(download, clips, {"train": train, "validate": val})
+    code, text = _prepare(capsys, "kinetics", str(download), "--out", str(out), "--flow-method", "none")
+    assert code == 0 and "4 total, 4 done" in text, text
+    assert f"kinetics train annotations: {download / 'annotations' / train}" in text
+    assert f"kinetics validate annotations: {download / 'annotations' / val}" in text
+    test = load_split("kinetics", out, 1, "test", video_root=out / "videos", ext=".mp4")
+    assert sorted(r.path for r in test) == ["val/abseiling/absva_000000_000010.mp4", "val/zumba/zumva_000000_000010.mp4"]
+    assert load_classes("kinetics", out) == ["abseiling", "zumba"]
+
+
+def test_kinetics_annotation_names_refused_clearly(tmp_path):
+    from ip_tsn.data.split_files import find_kinetics_csv
+
+    folder = tmp_path / "annotations"
+    folder.mkdir()
+    with pytest.raises(ValueError, match=r"validate.csv: annotation file not found \(also looked for validate.csv, "
+                                         r"val.csv, validation.csv and kinetics_400_val.csv-style names\)"):
+        find_kinetics_csv(folder, "validate", "LAYOUT")
+    for name in ("kinetics_400_val.csv", "kinetics_600_val.csv", "interval.csv"):
+        (folder / name).write_text("label,youtube_id,time_start,time_end,split\n")
+    with pytest.raises(ValueError, match="several validate annotation files .kinetics_400_val.csv, kinetics_600_val.csv."):
+        find_kinetics_csv(folder, "validate", "LAYOUT")
+    (folder / "val.csv").write_text("label,youtube_id,time_start,time_end,split\n")
+    assert find_kinetics_csv(folder, "validate", "LAYOUT") == folder / "val.csv"  # the plain name wins

@@ -9,7 +9,8 @@ Layouts (``root`` is the dataset root; record paths are relative to :func:`video
 - ``hmdb51``: ``<root>/<class>/<video>.avi``, ``<root>/testTrainMulti_7030_splits/
   <class>_test_splitN.txt`` (``<video>.avi 1|2|0``: train / test / unused); ids = sorted classes.
 - ``kinetics``: ``<root>/annotations/{train,validate}.csv`` (official ``label,youtube_id,
-  time_start,time_end,split``), clips ``<youtube_id>_<start:06d>_<end:06d>.<ext>`` under
+  time_start,time_end,split``; also ``val.csv``, ``kinetics_400_val.csv``-style names:
+  :func:`~.split_files.find_kinetics_csv`), clips ``<youtube_id>_<start:06d>_<end:06d>.<ext>`` under
   ``<root>/train/`` and ``<root>/val/`` (or ``validate/``), flat or in per-class folders (any
   naming); ``<root>/annotations/classes.txt`` (or ``class_list``) selects and orders the classes
   (default: every class of train.csv, sorted). ``test`` is the official validate split.
@@ -33,8 +34,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .split_files import (Entry, read_class_ind, read_class_list, read_hmdb_splits, read_kinetics_csv,
-                          read_video_list)
+from .split_files import (Entry, find_kinetics_csv, read_class_ind, read_class_list, read_hmdb_splits,
+                          read_kinetics_csv, read_video_list)
 
 DATASETS = ("synthetic", "ucf101", "hmdb51", "kinetics")
 SUBSETS = ("train", "val", "trainval", "test")
@@ -80,7 +81,7 @@ def _split_file(root: Path, dataset: str, name: str) -> Path:
 
 
 def _kinetics_classes(root: Path, class_list: str | os.PathLike | None) -> tuple[list[str], list]:
-    rows = read_kinetics_csv(root / "annotations" / "train.csv", LAYOUTS["kinetics"])
+    rows = read_kinetics_csv(find_kinetics_csv(root / "annotations", "train", LAYOUTS["kinetics"]), LAYOUTS["kinetics"])
     known = {label for label, _, _ in rows}
     chosen = Path(class_list) if class_list is not None else root / "annotations" / "classes.txt"
     if class_list is not None or chosen.is_file():
@@ -103,7 +104,8 @@ def load_classes(dataset: str, root: str | os.PathLike, split: int = 1, *,
 def _kinetics_entries(root: Path, vdir: Path, csv_name: str, classes: list[str], rows: list | None) -> list[Entry]:
     """Kinetics rows of the selected classes; paths found by clip stem (flat or class folders)."""
     if rows is None:
-        rows = read_kinetics_csv(root / "annotations" / f"{csv_name}.csv", LAYOUTS["kinetics"])
+        rows = read_kinetics_csv(find_kinetics_csv(root / "annotations", csv_name, LAYOUTS["kinetics"]),
+                                 LAYOUTS["kinetics"])
     dirs = [d for d in _KINETICS_DIRS[csv_name] if (vdir / d).is_dir()] or [_KINETICS_DIRS[csv_name][0]]
     found: dict[str, str] = {}
     for base, _, files in os.walk(vdir / dirs[0]):

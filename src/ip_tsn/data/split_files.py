@@ -96,6 +96,30 @@ def read_hmdb_splits(split_dir: Path, split: int, subset: str, layout: str) -> t
 
 
 KINETICS_COLUMNS = ("label", "youtube_id", "time_start", "time_end")
+# the subset words of an annotation file's name: train.csv, val.csv (CVDF), validate.csv (official),
+# kinetics_400_val.csv, kinetics400_validate.csv, k700-2020_val.csv, ...
+KINETICS_SUBSET_WORDS = {"train": ("train",), "validate": ("validate", "val", "validation"), "test": ("test",)}
+
+
+def find_kinetics_csv(folder: Path, which: str, layout: str) -> Path:
+    """The annotation CSV of ``which`` (``train``, ``validate``, ``test``) in ``folder``:
+    ``<which>.csv``, else the one file named ``<word>.csv`` or ``<prefix>[_-]<word>.csv`` (any case)
+    for a word of ``KINETICS_SUBSET_WORDS``. None found or several: ``ValueError`` naming them."""
+    words = KINETICS_SUBSET_WORDS[which]
+    exact = [folder / f"{w}.csv" for w in words if (folder / f"{w}.csv").is_file()]
+    if exact:
+        return exact[0]
+    pattern = re.compile(rf"^(?:.*[_-])?(?:{'|'.join(words)})\.csv$", re.IGNORECASE)
+    found = sorted(f for f in folder.iterdir() if f.is_file() and pattern.match(f.name)) if folder.is_dir() else []
+    if len(found) > 1:
+        raise ValueError(f"{folder}: several {which} annotation files ({', '.join(f.name for f in found)}); "
+                         f"keep one, or name it {which}.csv")
+    if not found:
+        names, example = ", ".join(f"{w}.csv" for w in words), "val" if which == "validate" else which
+        raise ValueError(f"{folder / (which + '.csv')}: annotation file not found (also looked for {names} and "
+                         f"kinetics_400_{example}.csv-style names); expected layout: {layout}")
+    return found[0]
+
 
 
 def read_kinetics_csv(path: Path, layout: str) -> list[tuple[str, str, str]]:
