@@ -55,6 +55,7 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+INTERRUPTED = 130  # 128 + SIGINT
 _USER_ERRORS = {"predict": (ValueError, RuntimeError), "export": (ValueError, RuntimeError)}
 
 
@@ -102,6 +103,7 @@ def main(argv: list[str] | None = None) -> int:
     from .codec.errors import VideoError
     from .data.teacher_cache import StaleCacheError
 
+    cfg = None
     try:
         if args.command in ("predict", "export"):
             return _predict_or_export(args)
@@ -125,6 +127,10 @@ def main(argv: list[str] | None = None) -> int:
     except (ConfigError, VideoError, StaleCacheError, FileNotFoundError) + _USER_ERRORS.get(args.command, ()) as e:
         print(f"ip-tsn {args.command}: error: {e}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:  # Ctrl-C: one line and the shell's status for SIGINT, no fit.json
+        hint = f"; {experiment.resume_hint(cfg)}" if args.command == "fit" and cfg is not None else ""
+        print(f"ip-tsn {args.command}: interrupted{hint}", file=sys.stderr)
+        return INTERRUPTED
     return 0
 
 

@@ -4,12 +4,17 @@ Stages (``cfg.stage``): ``teacher`` (flow), ``istream`` (I-frames), ``pstream`` 
 residuals, no distillation), ``student`` (the distilled P-stream). Every run lives in
 ``cfg.run_dir`` (derived from the config, so every DDP rank agrees on it): the resolved
 ``config.yaml``, ``checkpoints/{best,last}.ckpt``, CSV and W&B logs, and test scores.
+``last.ckpt`` is rewritten (atomically) after every epoch; ``ckpt_path=last`` resumes from it and
+keeps the rows of ``logs/metrics.csv`` of the epochs it holds.
 """
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 import os
+import signal
 import warnings
 from pathlib import Path
 from typing import Any
@@ -18,14 +23,17 @@ import pytorch_lightning as pl
 from omegaconf import DictConfig
 from pytorch_lightning.callbacks import LearningRateMonitor, ModelCheckpoint
 from pytorch_lightning.loggers import CSVLogger, Logger
+from pytorch_lightning.loggers.csv_logs import ExperimentWriter
+from pytorch_lightning.loggers.logger import rank_zero_experiment
 
 from .config import ConfigError, load_config, save_config, to_container
 from .data.datamodule import VideoDataModule
 from .data.teacher_cache import TeacherCache, sha256_file, size_report
 from .lit.cache_writer import TeacherCacheWriter
-from .lit.checkpoint_info import SaveClassNames
+from .lit.checkpoint_info import (AtomicCheckpointIO, SaveLastEveryEpoch, SaveStreamInfo, checkpoint_kind,
+                                  read_checkpoint)
 from .lit.classifier import StreamClassifier
-from .atomic import write_json_atomic
+from .atomic import write_json_atomic, write_text_atomic
 from .lit.distillation import DistillationModule
 from .lit.fused_model import StreamEntry, write_fused_model
 from .lit.report import Roles, run_fusion, write_class_report
@@ -67,10 +75,69 @@ def wandb_mode(cfg: DictConfig) -> str:
     return "online" if has_key else "offline"
 
 
-def build_loggers(cfg: DictConfig, run_dir: Path) -> list[Logger]:
+def kept_metric_rows(path: Path, epoch: int, global_step: int) -> tuple[list[str], list[dict[str, str]]]:
+    """Header and rows of a ``metrics.csv`` that belong to epochs up to ``epoch``: rows with an
+    ``epoch`` up to it, rows without one (learning rates, logged at an epoch's first step) logged
+    before step ``global_step`` (the checkpoint's). ``([], [])`` when there is no file."""
+    if not path.is_file():
+        return [], []
+    with open(path, newline="") as f:
+        reader = csv.DictReader(f)
+        rows = list(reader)
+        header = list(reader.fieldnames or [])
+
+    def kept(row: dict[str, str]) -> bool:
+        if row.get("epoch"):
+            return int(float(row["epoch"])) <= epoch
+        return bool(row.get("step")) and int(float(row["step"])) < global_step
+    return header, [r for r in rows if kept(r)]
+
+
+class _KeepingWriter(ExperimentWriter):
+    """Lightning's CSV writer, which deletes an existing ``metrics.csv``, keeping (atomically
+    rewritten) the rows of the epochs a resumed checkpoint holds instead; new rows are appended."""
+
+    def __init__(self, log_dir: str, resume: tuple[int, int] | None) -> None:
+        self._resume = resume
+        super().__init__(log_dir)
+
+    def _check_log_dir_exists(self) -> None:
+        if self._resume is None:
+            return super()._check_log_dir_exists()
+        header, rows = kept_metric_rows(Path(self.metrics_file_path), *self._resume)
+        if not rows:
+            Path(self.metrics_file_path).unlink(missing_ok=True)
+            return
+        text = io.StringIO()
+        writer = csv.DictWriter(text, fieldnames=header, lineterminator="\n")
+        writer.writeheader()
+        writer.writerows(rows)
+        write_text_atomic(self.metrics_file_path, text.getvalue())
+        self.metrics_keys = header
+
+
+class ResumableCSVLogger(CSVLogger):
+    """``CSVLogger`` that, with ``resume=(epoch, global_step)`` of the checkpoint training resumes
+    from, keeps the earlier epochs' rows of ``metrics.csv`` (each epoch once) and appends."""
+
+    def __init__(self, *args: Any, resume: tuple[int, int] | None = None, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.resume = resume
+
+    @property
+    @rank_zero_experiment
+    def experiment(self) -> ExperimentWriter:
+        if self._experiment is None:
+            self._fs.makedirs(self.root_dir, exist_ok=True)
+            self._experiment = _KeepingWriter(self.log_dir, self.resume)
+        return self._experiment
+
+
+def build_loggers(cfg: DictConfig, run_dir: Path, resume: tuple[int, int] | None = None) -> list[Logger]:
+    """CSV (``<run_dir>/logs/metrics.csv``; ``resume``: see :class:`ResumableCSVLogger`) and W&B."""
     loggers: list[Logger] = []
     if cfg.logger.get("csv", True):
-        loggers.append(CSVLogger(str(run_dir), name="logs", version=""))
+        loggers.append(ResumableCSVLogger(str(run_dir), name="logs", version="", resume=resume))
     if cfg.logger.get("wandb", False):
         from pytorch_lightning.loggers import WandbLogger
 
@@ -83,7 +150,36 @@ def build_loggers(cfg: DictConfig, run_dir: Path) -> list[Logger]:
 
 def build_trainer(cfg: DictConfig, run_dir: Path, callbacks: list, loggers: list | bool = False) -> pl.Trainer:
     kwargs = to_container(cfg.trainer)
-    return pl.Trainer(default_root_dir=str(run_dir), callbacks=callbacks, logger=loggers, **kwargs)
+    return pl.Trainer(default_root_dir=str(run_dir), callbacks=callbacks, logger=loggers,
+                      plugins=[AtomicCheckpointIO()], **kwargs)
+
+
+def expected_kind(cfg: DictConfig) -> dict[str, str | None]:
+    """The ``stage`` and ``modality`` a checkpoint of ``cfg``'s stage records."""
+    modality = (cfg.get("datamodule") or {}).get("modality") or cfg.data.get("modality")
+    return {"stage": cfg.get("stage"), "modality": modality}
+
+
+def resume_checkpoint(cfg: DictConfig) -> tuple[str | None, tuple[int, int] | None]:
+    """``cfg.ckpt_path`` resolved (``last``: ``<run_dir>/checkpoints/last.ckpt`` if it exists, else
+    None: a fresh start), checked readable and of this stage (:func:`read_checkpoint`), and its
+    ``(epoch, global_step)``."""
+    ckpt_path = cfg.get("ckpt_path")
+    if ckpt_path == "last":
+        last = Path(cfg.run_dir) / "checkpoints" / "last.ckpt"
+        ckpt_path = str(last) if last.is_file() else None
+    if not ckpt_path:
+        return None, None
+    raw = read_checkpoint(ckpt_path, f"ckpt_path of the {cfg.get('stage')} config", **expected_kind(cfg))
+    return str(ckpt_path), (int(raw.get("epoch", 0)), int(raw.get("global_step", 0)))
+
+
+def resume_hint(cfg: DictConfig) -> str:
+    """What to do after an interrupted ``fit`` of ``cfg``."""
+    last = Path(cfg.run_dir) / "checkpoints" / "last.ckpt"
+    if last.is_file():
+        return f"resume with ckpt_path=last ({last})"
+    return f"no epoch finished, nothing to resume ({last} not written)"
 
 
 def fit(cfg: DictConfig) -> Path:
@@ -92,6 +188,7 @@ def fit(cfg: DictConfig) -> Path:
     if (run_dir / "fit.json").is_file() and not cfg.get("ckpt_path") and not cfg.get("overwrite"):
         raise ConfigError(f"{run_dir} holds a finished run ({run_dir / 'fit.json'}); pass ckpt_path=last to resume "
                           "it, overwrite=true to replace it, or another run_root / name")
+    ckpt_path, resume = resume_checkpoint(cfg)
     pl.seed_everything(cfg.seed, workers=True)
     online = cfg.get("module") == "distill" and bool(cfg.distill.get("online_teacher"))
     dm = build_datamodule(cfg, **({"teacher_input": True, "teacher_cache": None} if online else {}))
@@ -99,20 +196,26 @@ def fit(cfg: DictConfig) -> Path:
         _check_cache(cfg, dm)
     model = build_module(cfg, dm)
     if online:
-        model.set_teacher(load_module(cfg.teacher.checkpoint))  # type: ignore[operator]
+        teacher = load_module(cfg.teacher.checkpoint, "teacher.checkpoint", modality="flow")
+        model.set_teacher(teacher)  # type: ignore[operator]
     ckpt_dir = run_dir / "checkpoints"
-    # monitor null: best.ckpt is the final epoch's weights (no selection on a noisy validation set)
+    # monitor null: best.ckpt is the final epoch's weights (no selection on a noisy validation set);
+    # last.ckpt: every epoch, written after best.ckpt (checkpoint callbacks keep their order)
     checkpoint = ModelCheckpoint(dirpath=str(ckpt_dir), filename="best", monitor=cfg.checkpoint.monitor,
-                                 mode=cfg.checkpoint.mode, save_last=True, enable_version_counter=False)
-    loggers = build_loggers(cfg, run_dir)
-    callbacks = [checkpoint, SaveClassNames(dm.class_names)] + ([LearningRateMonitor("epoch")] if loggers else [])
+                                 mode=cfg.checkpoint.mode, save_last=False, enable_version_counter=False)
+    loggers = build_loggers(cfg, run_dir, resume)
+    callbacks = [checkpoint, SaveLastEveryEpoch(ckpt_dir / "last.ckpt"),
+                 SaveStreamInfo(dm.class_names, cfg.get("stage")), *([LearningRateMonitor("epoch")] if loggers else [])]
     trainer = build_trainer(cfg, run_dir, callbacks, loggers)
     if trainer.is_global_zero:
         save_config(cfg, run_dir / "config.yaml")
-    ckpt_path = cfg.get("ckpt_path")
-    if ckpt_path == "last":
-        ckpt_path = str(ckpt_dir / "last.ckpt") if (ckpt_dir / "last.ckpt").is_file() else None
-    trainer.fit(model, datamodule=dm, ckpt_path=ckpt_path, weights_only=True)
+    try:
+        trainer.fit(model, datamodule=dm, ckpt_path=ckpt_path, weights_only=True)
+    except SystemExit:  # Lightning turns Ctrl-C into exit(1) after its shutdown
+        if not trainer.interrupted:
+            raise
+        signal.signal(signal.SIGINT, signal.default_int_handler)  # Lightning left it ignored
+        raise KeyboardInterrupt from None
     best = Path(checkpoint.best_model_path or ckpt_dir / "last.ckpt")
     if trainer.is_global_zero and not trainer.interrupted:  # the Makefile's target: written last
         score = checkpoint.best_model_score
@@ -150,15 +253,14 @@ def _dataset_key(cfg: DictConfig) -> dict:
     return {"name": cfg.data.dataset, "root": os.path.abspath(cfg.data.root), "split": int(cfg.data.split)}
 
 
-def load_module(path: str | os.PathLike) -> pl.LightningModule:
+def load_module(path: str | os.PathLike, use: str = "", modality: str | None = None,
+                stage: str | None = None) -> pl.LightningModule:
     """A trained StreamClassifier or DistillationModule from its checkpoint (weights only); the
-    kind is the one the checkpoint records (older checkpoints: guessed from their hyperparameters)."""
-    import torch
-
-    raw = torch.load(path, map_location="cpu", weights_only=True)
-    hparams = raw.get("hyper_parameters", {})
-    kind = raw.get("ip_tsn_module") or ("distill" if {"imitation", "kd_weight"} & set(hparams) else "classifier")
-    cls = MODULES[kind]
+    kind is the one the checkpoint records (older checkpoints: guessed from their hyperparameters).
+    A broken checkpoint, or one of another ``modality`` / ``stage`` than ``use`` expects, is refused
+    (``CheckpointError``, :func:`ip_tsn.lit.checkpoint_info.read_checkpoint`)."""
+    raw = read_checkpoint(path, use, modality=modality, stage=stage)
+    cls = MODULES[str(checkpoint_kind(raw)["module"])]
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # pretrained-weights warning: the checkpoint holds the weights
         return cls.load_from_checkpoint(path, map_location="cpu", weights_only=True, pretrained=False)
@@ -172,7 +274,7 @@ def cache(cfg: DictConfig) -> Path:
     teacher_ckpt = cfg.teacher.checkpoint
     dm = build_datamodule(cfg, grid_stride=cfg.cache.grid_stride, predict_subset=cfg.cache.subset,
                           cache_positions=cfg.cache.get("positions", "p"))
-    model = load_module(teacher_ckpt)
+    model = load_module(teacher_ckpt, "teacher.checkpoint", modality="flow")
     model.predict_mode = "frames"  # type: ignore[assignment]
     writer = TeacherCacheWriter(out_dir, teacher_checkpoint=teacher_ckpt,
                                 dataset={**_dataset_key(cfg), "subset": cfg.cache.subset},
@@ -192,7 +294,7 @@ def test(cfg: DictConfig, checkpoint: str | None = None, subsets: tuple[str, ...
     ``confusion_<subset>.png`` in the run directory."""
     run_dir = Path(cfg.run_dir)
     checkpoint = checkpoint or str(run_dir / "checkpoints" / "best.ckpt")
-    model = load_module(checkpoint)
+    model = load_module(checkpoint, f"the {cfg.get('stage')} config", **expected_kind(cfg))
     metrics = {}
     for subset in subsets:
         dm = build_datamodule(cfg, test_subset=subset)
@@ -248,4 +350,4 @@ def fuse_splits(config: str | os.PathLike, overrides: list[str], splits: list[in
 
 
 __all__ = ["build_datamodule", "build_module", "fit", "cache", "test", "fuse", "fuse_splits", "load_module",
-           "save_scores"]
+           "save_scores", "resume_hint", "kept_metric_rows"]

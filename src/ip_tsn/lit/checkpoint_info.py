@@ -1,39 +1,135 @@
-"""What a stream checkpoint holds besides weights, so that it can run on any video on its own.
+"""Stream checkpoints: what they hold besides weights, the one reader every command uses, and
+the writing side (atomic files, ``last.ckpt`` after every epoch).
 
 Lightning already stores the DataModule's arguments (``datamodule_hyper_parameters``: modality,
-crop and scale sizes, test segments and crops, ...); :class:`SaveClassNames` adds the class names
-(``checkpoint["class_names"]``), and :func:`stream_info` reads both back. Checkpoints written
+crop and scale sizes, test segments and crops, ...) and the modules store their kind
+(``ip_tsn_module``); :class:`SaveStreamInfo` adds the class names (``checkpoint["class_names"]``)
+and the stage (``ip_tsn_stage``), and :func:`stream_info` reads them back. Checkpoints written
 before class names were stored get them from the dataset's split files when these still exist.
+
+:func:`read_checkpoint` is the only place a checkpoint file is opened: a missing, empty,
+truncated or foreign file, or one of another stage or modality than its use expects, gives a
+:class:`CheckpointError` naming the file (the CLI prints it as one line, exit status 2).
 """
 
 from __future__ import annotations
 
 import os
+import pickle
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 import pytorch_lightning as pl
 import torch
-from pytorch_lightning.callbacks import Callback
+from pytorch_lightning.callbacks import Callback, Checkpoint
+from pytorch_lightning.plugins.io import TorchCheckpointIO
 
+from ip_tsn.atomic import atomic_path
+from ip_tsn.config import ConfigError
 from ip_tsn.data.datasets import load_classes
 
 CLASS_NAMES_KEY = "class_names"
 DATAMODULE_KEY = "datamodule_hyper_parameters"
+MODULE_KEY = "ip_tsn_module"
+STAGE_KEY = "ip_tsn_stage"
 PREPROCESS_DEFAULTS: dict[str, Any] = {"modality": None, "crop_size": 224, "scale_size": 256,
                                        "test_segments": 25, "test_crops": 1, "accumulate": True,
                                        "flow_length": 5, "flip": True}
 
 
-class SaveClassNames(Callback):
-    """Store ``class_names`` (by 0-based label) in every checkpoint the trainer saves."""
+class CheckpointError(ConfigError):
+    """A checkpoint file that cannot be read or does not fit its use; the message names the file."""
 
-    def __init__(self, class_names: Sequence[str]) -> None:
+
+class SaveStreamInfo(Callback):
+    """Store ``class_names`` (by 0-based label) and the stage in every checkpoint the trainer saves."""
+
+    def __init__(self, class_names: Sequence[str], stage: str | None = None) -> None:
         self.class_names = [str(c) for c in class_names]
+        self.stage = stage
 
     def on_save_checkpoint(self, trainer: pl.Trainer, pl_module: pl.LightningModule,
                            checkpoint: dict[str, Any]) -> None:
         checkpoint[CLASS_NAMES_KEY] = list(self.class_names)
+        if self.stage:
+            checkpoint[STAGE_KEY] = str(self.stage)
+
+
+class AtomicCheckpointIO(TorchCheckpointIO):
+    """Lightning's checkpoint writer through a temporary file renamed over the target, so a kill
+    mid-write leaves the previous checkpoint whole (``ip_tsn.atomic``)."""
+
+    def save_checkpoint(self, checkpoint: dict[str, Any], path: Any, storage_options: Any = None) -> None:
+        with atomic_path(path) as tmp:
+            super().save_checkpoint(checkpoint, tmp, storage_options)
+
+
+class SaveLastEveryEpoch(Checkpoint):
+    """Rewrite ``path`` (``last.ckpt``) at the end of every training epoch, after the best-checkpoint
+    callback (so its state is current), whatever the monitor; the loggers are flushed first and at
+    each epoch start, so the CSV log holds the epochs the checkpoint has."""
+
+    def __init__(self, path: str | os.PathLike) -> None:
+        self.path = str(path)
+
+    def on_train_epoch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        _flush_loggers(trainer)
+
+    def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        _flush_loggers(trainer)
+        trainer.save_checkpoint(self.path, weights_only=False)
+
+
+def _flush_loggers(trainer: pl.Trainer) -> None:
+    for logger in trainer.loggers:
+        logger.save()
+
+
+def read_checkpoint(path: str | os.PathLike, use: str = "", modality: str | Sequence[str] | None = None,
+                    stage: str | None = None) -> dict[str, Any]:
+    """The checkpoint dict of ``path`` (memory-mapped, weights only). Raises
+    :class:`CheckpointError` naming the file when it is missing, a folder, empty, truncated or
+    not a Lightning checkpoint, or when ``modality`` (one, or a tuple of accepted ones) / ``stage``
+    are given and the checkpoint records others (``use`` says who expects them, e.g. ``--istream``)."""
+    path = Path(path)
+    if not path.exists():
+        raise CheckpointError(f"{path}: checkpoint file not found")
+    if not path.is_file():
+        raise CheckpointError(f"{path}: not a checkpoint file (a folder?)")
+    try:
+        checkpoint = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+    except (RuntimeError, EOFError, OSError, ValueError, pickle.UnpicklingError) as e:
+        reason = "empty file" if path.stat().st_size == 0 else "truncated or corrupt"
+        raise CheckpointError(f"{path}: not a readable checkpoint ({reason})") from e
+    if not isinstance(checkpoint, dict) or "state_dict" not in checkpoint:
+        raise CheckpointError(f"{path}: not a Lightning checkpoint (no state_dict); was it written by `ip-tsn fit`?")
+    check_kind(checkpoint, path, use, modality=modality, stage=stage)
+    return checkpoint
+
+
+def checkpoint_kind(checkpoint: Mapping[str, Any]) -> dict[str, str | None]:
+    """``{"module", "stage", "modality"}`` a checkpoint records (None where it does not; the
+    module kind of older checkpoints is guessed from their hyperparameters)."""
+    hp = dict(checkpoint.get("hyper_parameters") or {})
+    module = checkpoint.get(MODULE_KEY) or ("distill" if {"imitation", "kd_weight"} & set(hp) else "classifier")
+    return {"module": module, "stage": checkpoint.get(STAGE_KEY),
+            "modality": (checkpoint.get(DATAMODULE_KEY) or {}).get("modality")}
+
+
+def check_kind(checkpoint: Mapping[str, Any], path: str | os.PathLike, use: str = "",
+               modality: str | Sequence[str] | None = None, stage: str | None = None) -> None:
+    """Refuse (:class:`CheckpointError`, one line) a checkpoint whose recorded modality or stage is
+    not an expected one; what a checkpoint does not record is not checked."""
+    kind = checkpoint_kind(checkpoint)
+    accepted = (modality,) if isinstance(modality, str) else tuple(modality or ())
+    wrong_modality = bool(accepted) and kind["modality"] is not None and kind["modality"] not in accepted
+    wrong_stage = stage is not None and kind["stage"] is not None and kind["stage"] != stage
+    if wrong_modality or wrong_stage:
+        have = f"a {kind['stage'] or kind['module']} checkpoint (modality {kind['modality']!r})"
+        want = [f"stage {stage!r}"] if stage is not None else []
+        want += ["modality " + " or ".join(repr(m) for m in accepted)] if accepted else []
+        raise CheckpointError(f"{path}: {have}, but {use or 'this use'} expects {', '.join(want)}")
 
 
 def read_class_file(path: str | os.PathLike) -> list[str]:
@@ -47,12 +143,12 @@ def stream_info(checkpoint: Mapping[str, Any], source: str = "checkpoint") -> di
     """``{"class_names": list[str] | None, "num_classes", "in_channels", **preprocessing}`` of a
     loaded checkpoint dict (``torch.load``); preprocessing keys as in ``PREPROCESS_DEFAULTS``.
 
-    Raises ``ValueError`` naming ``source`` when the checkpoint has no DataModule arguments.
+    Raises ``CheckpointError`` naming ``source`` when the checkpoint has no DataModule arguments.
     """
     dm = dict(checkpoint.get(DATAMODULE_KEY) or {})
     hp = dict(checkpoint.get("hyper_parameters") or {})
     if not dm.get("modality"):
-        raise ValueError(f"{source}: no DataModule arguments (modality, sizes) in the checkpoint; "
+        raise CheckpointError(f"{source}: no DataModule arguments (modality, sizes) in the checkpoint; "
                          "was it written by `ip-tsn fit`?")
     info = {k: dm.get(k, v) for k, v in PREPROCESS_DEFAULTS.items()}
     names = checkpoint.get(CLASS_NAMES_KEY)
@@ -69,5 +165,4 @@ def stream_info(checkpoint: Mapping[str, Any], source: str = "checkpoint") -> di
 
 def read_stream_info(path: str | os.PathLike) -> dict[str, Any]:
     """:func:`stream_info` of the checkpoint file ``path`` (memory-mapped, weights only)."""
-    checkpoint = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
-    return stream_info(checkpoint, str(path))
+    return stream_info(read_checkpoint(path), str(path))

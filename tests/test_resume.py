@@ -1,0 +1,117 @@
+"""Resume that resumes (issue 11.2, 11.6): `last.ckpt` after every epoch, whatever the monitor;
+a real SIGKILL mid-training resumed with `ckpt_path=last` from the saved epoch, `metrics.csv`
+keeping the earlier epochs' rows (each epoch once); a real SIGINT gives one line, exit 130."""
+
+from __future__ import annotations
+
+import csv
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+from ip_tsn.cli import main
+from ip_tsn.data.synthetic import TINY_CONFIG, generate_synthetic
+
+ROOT = Path(__file__).resolve().parents[1]
+ISTREAM = str(ROOT / "experiments" / "istream.yaml")
+FAST = ["trainer.enable_progress_bar=false", "logger.wandb=false", "data.num_workers=0", "data.crop_size=32",
+        "data.test_segments=3", "data.batch_size=8", "trainer.limit_train_batches=2",
+        "trainer.limit_val_batches=1", "model.pretrained=false"]
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory) -> tuple[Path, list[str]]:
+    """A tiny synthetic dataset and the common overrides pointing at it (``run_root`` per test)."""
+    base = tmp_path_factory.mktemp("resume")
+    generate_synthetic(base / "synthetic", **TINY_CONFIG, progress=False)
+    return base, [*FAST, f"data.root={base / 'synthetic'}"]
+
+
+def _epoch(path: Path) -> int:
+    return int(torch.load(path, map_location="cpu", weights_only=True, mmap=True)["epoch"])
+
+
+def _rows(run_dir: Path) -> list[dict[str, str]]:
+    with open(run_dir / "logs" / "metrics.csv", newline="") as f:
+        return list(csv.DictReader(f))
+
+
+def _epochs_with(rows: list[dict[str, str]], key: str) -> list[int]:
+    return [int(r["epoch"]) for r in rows if r.get(key)]
+
+
+def _start_fit(overrides: list[str]) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-m", "ip_tsn.cli", "fit", ISTREAM, *overrides], cwd=ROOT,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+
+
+def _wait_for_epoch(proc: subprocess.Popen, last: Path, epoch: int, timeout: float = 120.0) -> None:
+    """Poll until ``last`` holds ``epoch`` or later (reading it only when it changes)."""
+    seen, end = None, time.monotonic() + timeout
+    while time.monotonic() < end:
+        assert proc.poll() is None, f"fit ended early: {proc.stderr.read()[-3000:]}"  # type: ignore[union-attr]
+        stamp = last.stat().st_mtime_ns if last.is_file() else None
+        if stamp is not None and stamp != seen:
+            seen = stamp
+            if _epoch(last) >= epoch:
+                return
+        time.sleep(0.05)
+    proc.kill()
+    pytest.fail(f"{last} did not reach epoch {epoch} in {timeout} s")
+
+
+def test_last_checkpoint_is_the_final_epoch_without_a_monitor(tiny):
+    base, common = tiny
+    run_dir = base / "no_monitor" / "istream"
+    assert main(["fit", ISTREAM, *common, "trainer.max_epochs=2", "checkpoint.monitor=null",
+                 f"run_root={base / 'no_monitor'}"]) == 0
+    assert _epoch(run_dir / "checkpoints" / "last.ckpt") == 1
+    assert _epoch(run_dir / "checkpoints" / "best.ckpt") == 1  # monitor null: the final epoch's weights
+    assert _epochs_with(_rows(run_dir), "val/top1") == [0, 1]
+    stored = torch.load(run_dir / "checkpoints" / "last.ckpt", weights_only=True, mmap=True)
+    assert stored["ip_tsn_stage"] == "istream" and stored["datamodule_hyper_parameters"]["modality"] == "iframe"
+
+
+def test_sigkill_mid_training_resumes_from_the_saved_epoch(tiny):
+    """val/top1 stays flat on this tiny data, so best.ckpt stays at epoch 0: last.ckpt must not."""
+    base, common = tiny
+    overrides = [*common, "trainer.max_epochs=4", f"run_root={base / 'killed'}"]
+    run_dir = base / "killed" / "istream"
+    last = run_dir / "checkpoints" / "last.ckpt"
+    proc = _start_fit(overrides)
+    _wait_for_epoch(proc, last, 1)
+    time.sleep(0.5)  # into the next epoch
+    proc.send_signal(signal.SIGKILL)
+    proc.communicate(timeout=60)
+    assert proc.returncode == -signal.SIGKILL
+    saved = _epoch(last)
+    assert 1 <= saved < 3 and not (run_dir / "fit.json").exists()
+    before = [r for r in _rows(run_dir) if r["epoch"] and int(r["epoch"]) <= saved]
+
+    assert main(["fit", ISTREAM, *overrides, "ckpt_path=last"]) == 0
+    rows = _rows(run_dir)
+    assert _epochs_with(rows, "val/top1") == [0, 1, 2, 3]  # every epoch once: none retrained
+    assert _epochs_with(rows, "train/loss_epoch") == [0, 1, 2, 3]
+    kept = [r for r in rows if r["epoch"] and int(r["epoch"]) <= saved]
+    assert [{k: v for k, v in r.items() if v} for r in kept] == [{k: v for k, v in r.items() if v} for r in before]
+    assert _epoch(last) == 3 and (run_dir / "fit.json").is_file()
+
+
+def test_sigint_says_how_to_resume_and_exits_130(tiny):
+    base, common = tiny
+    run_dir = base / "interrupted" / "istream"
+    last = run_dir / "checkpoints" / "last.ckpt"
+    proc = _start_fit([*common, "trainer.max_epochs=50", f"run_root={base / 'interrupted'}"])
+    _wait_for_epoch(proc, last, 0)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err[-3000:]
+    assert "Traceback" not in err
+    assert err.strip().splitlines()[-1] == f"ip-tsn fit: interrupted; resume with ckpt_path=last ({last})"
+    assert not (run_dir / "fit.json").exists() and _epoch(last) >= 0
