@@ -7,7 +7,8 @@
 Each .npy holds (N - 1, H, W, 2) uint8: flow t (frame t -> t + 1), clipped to +-bound and mapped
 to [0, 255] (TSN), written atomically (``ip_tsn.codec.flow.save_flow``); read it back with
 ``load_flow`` (memory-mapped). Finished outputs are skipped (resume). Unreadable videos are listed
-at the end and make the exit status 1. TV-L1 on the CPU costs ~0.8 s per 340x256 frame per core
+at the end and make the exit status 1; a truncated one (a read error, or fewer frames than its
+container claims) gets its flow and a note line naming it and the frames read. TV-L1 on the CPU costs ~0.8 s per 340x256 frame per core
 on one core of this project's CI machine; ``--method dis`` (MEDIUM) is ~80x faster, less accurate.
 """
 
@@ -21,6 +22,8 @@ import sys
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from _common import add_common_args, find_files, parallel_map, parse_shard, remove_stale_temps, run_main, \
     shard, summarize  # noqa: E402
+
+from reencode import expected_frames, frame_rate  # noqa: E402
 
 from ip_tsn.codec.flow import METHODS, save_flow, video_flow  # noqa: E402
 
@@ -41,16 +44,39 @@ def flow_path(root: str, rel: str) -> str:
     return os.path.join(root, "flow", os.path.splitext(rel)[0] + ".npy")
 
 
+def truncation_note(path: str, frames_read: int) -> str | None:
+    """Why ``path`` looks truncated, having given ``frames_read`` frames, or None: its index
+    stopped on a read error, or its container claims more frames."""
+    import av
+
+    from ip_tsn.codec.index import get_index
+
+    expected = 0
+    try:
+        with av.open(path) as container:
+            stream = container.streams.video[0]
+            expected = expected_frames(stream, container, frame_rate(stream))
+    except (av.FFmpegError, IndexError, OSError):
+        pass
+    if get_index(path).truncated or frames_read < expected - 1:
+        claim = f" of the ~{expected} its container claims" if expected > frames_read else ""
+        return f"truncated input: flow of the {frames_read} frames read{claim}"
+    return None
+
+
 def extract_one(rel: str, root: str, method: str = "tvl1", bound: float = 20.0, size=None,
                 overwrite: bool = False, videos: str = "videos") -> str:
-    """Flow of ``<root>/<videos>/<rel>`` into ``flow_path(root, rel)``: "skipped" or "done"."""
+    """Flow of ``<root>/<videos>/<rel>`` into ``flow_path(root, rel)``: "skipped", "done" or
+    "done (truncated input: ...)"."""
     dst = flow_path(root, rel)
     if os.path.exists(dst) and not overwrite:
         return "skipped"
     remove_stale_temps(dst)
-    flows = video_flow(os.path.join(root, videos, rel), method=method, bound=bound, size=size)
+    src = os.path.join(root, videos, rel)
+    flows = video_flow(src, method=method, bound=bound, size=size)
     save_flow(dst, flows)
-    return "done"
+    note = truncation_note(src, len(flows) + 1)
+    return f"done ({note})" if note else "done"
 
 
 def _init_worker(threads: int) -> None:

@@ -56,7 +56,7 @@ def parse_size(text: str) -> tuple[int, int]:
     return width, height
 
 
-def _frame_rate(stream) -> Fraction:
+def frame_rate(stream) -> Fraction:
     """The input's average frame rate, as MPEG-4 Part 2 can store it (time base 1 / rate with a
     denominator below 65536)."""
     rate = stream.average_rate or stream.guessed_rate or stream.base_rate
@@ -86,8 +86,8 @@ def reencode_video(src: str, dst: str, size=(340, 256), gop: int = 12, qscale: i
             raise VideoError(src, f"no video stream (has {', '.join(kinds)} streams only)")
         ist = inp.streams.video[0]
         ist.thread_type = "AUTO"
-        rate = _frame_rate(ist)
-        expected = _expected_frames(ist, inp, rate)
+        rate = frame_rate(ist)
+        expected = expected_frames(ist, inp, rate)
         with atomic_output(dst) as tmp:
             out = av.open(tmp, "w", format="mp4")
             finished = False
@@ -133,7 +133,7 @@ def reencode_video(src: str, dst: str, size=(340, 256), gop: int = 12, qscale: i
     return "done"
 
 
-def _expected_frames(stream, container, rate: Fraction) -> int:
+def expected_frames(stream, container, rate: Fraction) -> int:
     """The frame count the container claims (0 if it does not say)."""
     if stream.frames:
         return int(stream.frames)

@@ -248,3 +248,22 @@ def test_reencode_audio_only_m4a_file_and_folder(tmp_path):
     assert code == 1 and "2 total, 1 done, 0 skipped (already there), 1 failed" in log, log
     assert any("talk.m4a" in line and "no video stream" in line for line in log.splitlines() if "FAILED" in line)
     assert os.path.isfile(tmp_path / "tree" / "ClassA" / "a.mp4")
+
+
+def test_extract_flow_notes_a_truncated_input(tmp_path):
+    """A cut AVI (UCF101 / HMDB51's container) still gives the flow of the frames read, and one
+    note line naming it and how many frames were read; whole videos get no note."""
+    root = tmp_path / "ds"
+    from videos import encode as encode_package
+
+    os.makedirs(root / "videos" / "C")
+    encode_package(root / "videos" / "C" / "whole.avi", moving_frames(36, 48, 64))
+    data = (root / "videos" / "C" / "whole.avi").read_bytes()
+    (root / "videos" / "C" / "cut.avi").write_bytes(data[: len(data) * 6 // 10])
+    code, log = run("extract_flow.py", root, "--method", "dis", "--workers", "1", "--ext", ".avi", "--no-progress")
+    assert code == 0 and "2 total, 2 done" in log, log
+    notes = [line for line in log.splitlines() if "note" in line]
+    assert len(notes) == 1 and "C/cut.avi" in notes[0], log
+    n = len(load_flow(root / "flow" / "C" / "cut.npy")) + 1
+    assert f"truncated input: flow of the {n} frames read of the ~36 its container claims" in notes[0]
+    assert 2 < n < 36 and len(load_flow(root / "flow" / "C" / "whole.npy")) == 35

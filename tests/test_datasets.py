@@ -224,3 +224,21 @@ def test_synthetic_layout_reads_every_list(synthetic):
     val = load_split("synthetic", synthetic, 1, "val")
     assert val == [VideoRecord("Disc Left/v_val_000.mp4", 0, "Disc Left"),
                    VideoRecord("Spin CW/v_val_000.mp4", 1, "Spin CW")]
+
+
+def test_video_smaller_than_the_crop_names_the_file(tmp_path, tiny_video_bytes):
+    """48x64 frames, a 64-px centre crop: the error names the video, in the main process and
+    from a DataLoader worker (one line, no worker traceback)."""
+    from torch.utils.data import DataLoader
+
+    from ip_tsn.codec import VideoError
+    from ip_tsn.data.video_dataset import StreamDataset
+
+    _put(tmp_path / "videos" / "Walk" / "small.mp4", tiny_video_bytes("mpeg4"))
+    ds = StreamDataset([VideoRecord("Walk/small.mp4", 0, "Walk")], tmp_path / "videos", "rgb", 3, False,
+                       crop_size=64, scale_size=None)
+    with pytest.raises(VideoError, match=r"videos/Walk/small.mp4: cannot crop 64x64 from frames of 48x64"):
+        ds[0]
+    with pytest.raises(VideoError, match=r"videos/Walk/small.mp4: cannot crop 64x64 from frames of 48x64") as caught:
+        next(iter(DataLoader(ds, batch_size=1, num_workers=1)))
+    assert "\n" not in str(caught.value) and "DataLoader worker" not in str(caught.value)
