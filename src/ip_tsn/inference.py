@@ -30,12 +30,14 @@ from torch import nn
 from .codec import CompressedVideo
 from .data.datasets import VideoRecord
 from .data.video_dataset import StreamDataset
-from .lit.checkpoint_info import PREPROCESS_DEFAULTS, read_class_file, read_stream_info
+from .lit.checkpoint_info import PREPROCESS_DEFAULTS, read_checkpoint, read_class_file, stream_info
 from .lit.fused_model import StreamEntry, read_fused_model
 
 TIMING_KEYS = ("decode", "motion_residual", "network", "total")
 PHASE = {"rgb": "decode", "iframe": "decode", "mv": "motion_residual", "residual": "motion_residual",
          "p": "motion_residual"}
+# the streams `--istream` / `--pstream` name: (entry name, the modalities a checkpoint there may read)
+CLI_STREAMS = {"--istream": ("I-stream", ("iframe", "rgb")), "--pstream": ("P-stream", ("p", "mv", "residual"))}
 
 
 class LogitsOnly(nn.Module):
@@ -84,12 +86,14 @@ def resolve_device(name: str = "auto") -> torch.device:
     return torch.device(name)
 
 
-def load_stream(entry: StreamEntry, device: torch.device) -> tuple[Stream, list[str] | None]:
-    """The network of ``entry`` (checkpoint, else TorchScript) on ``device``, and its class names."""
+def load_stream(entry: StreamEntry, device: torch.device, use: str = "",
+                modality: Sequence[str] | None = None) -> tuple[Stream, list[str] | None]:
+    """The network of ``entry`` (checkpoint, else TorchScript) on ``device``, and its class names;
+    a checkpoint that does not read one of ``modality`` is refused, naming ``use`` (``--istream``)."""
     if entry.checkpoint:
         from .experiment import load_module  # cli level, like this module
 
-        info = read_stream_info(entry.checkpoint)
+        info = stream_info(read_checkpoint(entry.checkpoint, use, modality=modality), entry.checkpoint)
         network: nn.Module = LogitsOnly(load_module(entry.checkpoint).model)
         pre, names = {k: info[k] for k in PREPROCESS_DEFAULTS}, info["class_names"]
         pre["in_channels"] = info["in_channels"]
@@ -132,9 +136,11 @@ class FusedPredictor:
         if model:
             spec = read_fused_model(model)
             entries, names = spec.streams, spec.class_names
+            expected: list[tuple[str, Sequence[str] | None]] = [("", None)] * len(entries)
         elif istream or pstream:
-            entries = [StreamEntry(n, 1.0, checkpoint=c) for n, c in (("I-stream", istream), ("P-stream", pstream)) if c]
-            names = None
+            given = [(opt, path) for opt, path in (("--istream", istream), ("--pstream", pstream)) if path]
+            entries = [StreamEntry(CLI_STREAMS[opt][0], 1.0, checkpoint=path) for opt, path in given]
+            expected, names = [(opt, CLI_STREAMS[opt][1]) for opt, _ in given], None
         else:
             raise ValueError("nothing to predict with: give --model, or --istream and/or --pstream")
         if weights is not None:
@@ -143,7 +149,7 @@ class FusedPredictor:
                                  f"({', '.join(e.name for e in entries)})")
             entries = [replace(e, weight=float(w)) for e, w in zip(entries, weights)]
         dev = resolve_device(device)
-        loaded = [load_stream(e, dev) for e in entries]
+        loaded = [load_stream(e, dev, use, modalities) for e, (use, modalities) in zip(entries, expected)]
         streams = [s for s, _ in loaded]
         for s in streams:
             s.preprocess.update({k: v for k, v in (("test_segments", segments), ("test_crops", crops)) if v})

@@ -1,0 +1,93 @@
+"""Broken or wrong checkpoints (issue 11.5): a truncated or empty `.ckpt` given to `predict`,
+`test --checkpoint` or `fit ckpt_path=` gives one line naming the file, exit 2; a checkpoint of
+another stream (modality) is refused by name, in `test` and with `predict`'s streams swapped."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from ip_tsn.cli import main
+
+ROOT = Path(__file__).resolve().parents[1]
+EXPERIMENTS = ROOT / "experiments"
+
+
+@pytest.fixture(scope="module")
+def broken(tiny_streams, tmp_path_factory) -> dict[str, Path]:
+    """A real trained I-stream checkpoint cut to half its size, and an empty one."""
+    folder = tmp_path_factory.mktemp("broken_ckpt")
+    data = Path(tiny_streams["istream"]).read_bytes()
+    (folder / "truncated.ckpt").write_bytes(data[: len(data) // 2])
+    (folder / "empty.ckpt").write_bytes(b"")
+    return {"truncated": folder / "truncated.ckpt", "empty": folder / "empty.ckpt"}
+
+
+@pytest.fixture(scope="module")
+def video(tiny_video_bytes, tmp_path_factory) -> str:
+    path = tmp_path_factory.mktemp("ckpt_video") / "clip.mp4"
+    path.write_bytes(tiny_video_bytes("mpeg4"))
+    return str(path)
+
+
+def _one_error_line(capsys, verb: str) -> str:
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith(f"ip-tsn {verb}: error: "), lines
+    return lines[0]
+
+
+@pytest.mark.parametrize("kind", ["truncated", "empty"])
+def test_broken_checkpoint_is_one_line_naming_it(kind, broken, tiny_streams, video, tmp_path, capsys):
+    path, common = broken[kind], tiny_streams["common"]
+    reason = "empty file" if kind == "empty" else "truncated or corrupt"
+    expected = f"{path}: not a readable checkpoint ({reason})"
+    capsys.readouterr()
+    assert main(["predict", video, "--istream", str(path)]) == 2
+    assert _one_error_line(capsys, "predict") == f"ip-tsn predict: error: {expected}"
+    assert main(["test", str(EXPERIMENTS / "istream.yaml"), "--checkpoint", str(path), *common]) == 2
+    assert _one_error_line(capsys, "test") == f"ip-tsn test: error: {expected}"
+    assert main(["fit", str(EXPERIMENTS / "istream.yaml"), *common, f"run_root={tmp_path}", f"ckpt_path={path}"]) == 2
+    assert _one_error_line(capsys, "fit") == f"ip-tsn fit: error: {expected}"
+    assert not (tmp_path / "istream").exists()  # refused before anything was written
+
+
+def test_truncated_checkpoint_exit_status_of_the_command(broken, video):
+    proc = subprocess.run([sys.executable, "-m", "ip_tsn.cli", "predict", video, "--istream", str(broken["truncated"])],
+                          capture_output=True, text=True, timeout=300, cwd=ROOT, env={**os.environ})
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    assert proc.stderr.strip().splitlines()[-1] == (f"ip-tsn predict: error: {broken['truncated']}: "
+                                                   "not a readable checkpoint (truncated or corrupt)")
+
+
+def test_test_refuses_a_checkpoint_of_another_stream(tiny_streams, capsys):
+    pstream = tiny_streams["pstream"]
+    capsys.readouterr()
+    code = main(["test", str(EXPERIMENTS / "istream.yaml"), "--checkpoint", str(pstream), *tiny_streams["common"]])
+    line = _one_error_line(capsys, "test")
+    assert code == 2
+    assert line == (f"ip-tsn test: error: {pstream}: a pstream checkpoint (modality 'p'), but the istream config "
+                    "expects stage 'istream', modality 'iframe'")
+    assert not (tiny_streams["runs"] / "istream" / "scores_val.npz").exists()
+
+
+def test_predict_refuses_swapped_streams(tiny_streams, video, capsys):
+    istream, pstream = tiny_streams["istream"], tiny_streams["pstream"]
+    capsys.readouterr()
+    assert main(["predict", video, "--istream", str(pstream), "--pstream", str(istream)]) == 2
+    line = _one_error_line(capsys, "predict")
+    assert line == (f"ip-tsn predict: error: {pstream}: a pstream checkpoint (modality 'p'), but --istream "
+                    "expects modality 'iframe' or 'rgb'")
+    assert main(["predict", video, "--pstream", str(istream)]) == 2
+    assert f"{istream}: a istream checkpoint (modality 'iframe'), but --pstream" in _one_error_line(capsys, "predict")
+
+
+def test_missing_checkpoint_and_folder_are_named(tiny_streams, video, tmp_path, capsys):
+    capsys.readouterr()
+    assert main(["predict", video, "--istream", str(tmp_path / "nope.ckpt")]) == 2
+    assert _one_error_line(capsys, "predict").endswith(f"{tmp_path / 'nope.ckpt'}: checkpoint file not found")
+    assert main(["predict", video, "--istream", str(tmp_path)]) == 2
+    assert _one_error_line(capsys, "predict").endswith(f"{tmp_path}: not a checkpoint file (a folder?)")
