@@ -55,7 +55,7 @@ sense of the windmilling arms (CW clockwise on screen, CCW counter-clockwise):
 Scenes (hue families of one texture model: smooth blobs and stripes of random period and
 orientation): Pool blue, Field green, Court orange-brown. Motions (pixels per frame at
 64 px; scaled with ``min(H, W) / 64``): walk right / left 0.7-1.0 with a 0.8 px walking bob,
-jump 6-9 px high with a 9-14 frame period, stand (a drift below 0.06). Arms: 9-11 px long,
+jump 6-9 px high, one or two hops per GOP landing on every I-frame, stand (a drift below 0.06). Arms: 9-11 px long,
 0.25-0.35 rad per frame (tips about 3 px per frame). Arms are a darker shade of the costume
 (0.6-0.75 of its brightness: low contrast) and 1.6-2.2 px wide. Every video: camera jitter (a sub-pixel
 random walk within +-1.5 px), a small drifting ball in half of them, sensor noise (sigma 3 grey
@@ -225,9 +225,11 @@ def _trajectory(motion: str, rng: np.random.Generator, t: np.ndarray, width: int
         x = rng.uniform(0.42, 0.58) * width + v * (t - t_mid) * (1 if motion == "WalkRight" else -1)
         y = y0 + 0.8 * k * np.sin(2 * np.pi * t / rng.uniform(7, 9) + rng.uniform(0, 2 * np.pi))
     elif motion == "Jump":
-        amp, period = rng.uniform(6, 9) * k, rng.uniform(9, 14)
+        # one or two hops per GOP, landing on every I-frame: an I-frame of a jump shows the actor
+        # on the ground, as one of a stand does (one frame never tells the motion)
+        amp, period = rng.uniform(6, 9) * k, GOP_SIZE / rng.choice([1, 2])
         x = rng.uniform(0.35, 0.65) * width + rng.uniform(-0.05, 0.05) * k * t
-        y = y0 - amp * np.abs(np.sin(np.pi * t / period + rng.uniform(0, np.pi)))
+        y = y0 - amp * np.abs(np.sin(np.pi * t / period))
     else:  # Stand
         x = rng.uniform(0.35, 0.65) * width + rng.uniform(-0.06, 0.06) * k * t
         y = y0 + rng.uniform(-0.06, 0.06) * k * t
@@ -325,7 +327,7 @@ def generate_synthetic(root: str | os.PathLike, *, videos_per_class: Mapping[str
         raise ValueError(f"need size multiples of 16, num_frames >= 2, seed >= 0 and qscale in 1..31; "
                          f"got size={size}, num_frames={num_frames}, seed={seed}, qscale={qscale}")
     root = Path(root)
-    settings = {"version": 4, "seed": seed, "source_qscale": SOURCE_QSCALE, "num_frames": num_frames, "size": list(size), "fps": fps,
+    settings = {"version": 5, "seed": seed, "source_qscale": SOURCE_QSCALE, "num_frames": num_frames, "size": list(size), "fps": fps,
                 "qscale": qscale, "gop_size": GOP_SIZE, "codec": "mpeg4", "classes": list(CLASSES),
                 "groups": groups()}
     meta = root / "synthetic.json"
