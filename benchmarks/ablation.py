@@ -46,7 +46,7 @@ import numpy as np
 
 from common import REPO, WORK_DIR, loadavg, log, machine, save_section
 
-from ip_tsn.lit.stats import mean_ci, paired_difference  # common put src/ on sys.path
+from ip_tsn.evaluation.stats import mean_ci, paired_difference  # common put src/ on sys.path
 
 EXPERIMENTS = REPO / "experiments"
 ROWS = {  # report row: (stage config, run name); the row is the stream's name in the fusion report

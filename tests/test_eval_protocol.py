@@ -14,8 +14,8 @@ from ip_tsn.cli import main
 from ip_tsn.config import load_config
 from ip_tsn.experiment import build_datamodule
 from ip_tsn.lit.fused_model import read_fused_model
-from ip_tsn.lit.report import confusion_matrix
-from ip_tsn.lit.scores import load_scores
+from ip_tsn.evaluation.report import confusion_matrix
+from ip_tsn.evaluation.scores import load_scores
 
 EXPERIMENTS = Path(__file__).resolve().parents[1] / "experiments"
 PNG = b"\x89PNG\r\n\x1a\n"

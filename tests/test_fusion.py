@@ -9,12 +9,12 @@ import numpy as np
 import pytest
 import torch
 
-from ip_tsn.lit import (ScoreTable, evaluate, fuse_scores, load_aligned, load_scores,
-                        run_fusion, save_scores, search_fusion_weights)
-from ip_tsn.lit.fusion import distance_to_uniform, equal_weights, fuse_equal
-from ip_tsn.lit.report import (BASELINE, EQUAL, FUSION, Roles, data_checks, load_groups,
-                               oracle_top1)
-from ip_tsn.lit.stats import accuracy_ci
+from ip_tsn.evaluation import (ScoreTable, evaluate, fuse_scores, load_aligned, load_scores,
+                               run_fusion, save_scores, search_fusion_weights)
+from ip_tsn.evaluation.fusion import distance_to_uniform, equal_weights, fuse_equal
+from ip_tsn.evaluation.report import (BASELINE, EQUAL, FUSION, Roles, data_checks, load_groups,
+                                      oracle_top1)
+from ip_tsn.evaluation.stats import accuracy_ci
 
 CLASSES = ["a", "b", "c"]
 

@@ -12,8 +12,8 @@ import torch.nn.functional as F
 from torch.utils.data import DataLoader
 from tiny_data import SignDataset
 
-from ip_tsn.lit import (DistillationModule, SaveTestScores, StreamClassifier, kd_loss,
-                        load_scores)
+from ip_tsn.evaluation.scores import load_scores
+from ip_tsn.lit import DistillationModule, SaveTestScores, StreamClassifier, kd_loss
 from ip_tsn.lit.optim import lr_factor
 
 FAST = dict(arch="resnet18", pretrained=False, optimizer="adam", lr=3e-3, backbone_lr_mult=1.0,

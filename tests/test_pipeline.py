@@ -16,7 +16,7 @@ import yaml
 from ip_tsn.cli import main
 from ip_tsn.data.synthetic import TINY_CONFIG, generate_synthetic
 from ip_tsn.data.teacher_cache import TeacherCache
-from ip_tsn.lit.scores import load_scores
+from ip_tsn.evaluation.scores import load_scores
 
 ROOT = Path(__file__).resolve().parents[1]
 FAST = ["trainer.max_epochs=1", "trainer.enable_progress_bar=false", "logger.wandb=false",

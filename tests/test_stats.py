@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from ip_tsn.lit.stats import accuracy_ci, mcnemar_p, mean_ci, paired_difference
+from ip_tsn.evaluation.stats import accuracy_ci, mcnemar_p, mean_ci, paired_difference
 
 
 def test_accuracy_ci_contains_the_estimate_and_narrows_with_n() -> None:

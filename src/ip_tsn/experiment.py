@@ -36,9 +36,10 @@ from .lit.classifier import StreamClassifier
 from .atomic import write_json_atomic, write_text_atomic
 from .lit.distillation import DistillationModule
 from .lit.fused_model import StreamEntry, write_fused_model
-from .lit.report import Roles, run_fusion, write_class_report
-from .lit.scores import SaveTestScores, save_scores
-from .lit.splits import write_splits_report
+from .evaluation.report import Roles, run_fusion, write_class_report
+from .evaluation.scores import save_scores
+from .evaluation.splits import write_splits_report
+from .lit.scores import SaveTestScores
 
 MODULES = {"classifier": StreamClassifier, "distill": DistillationModule}
 

@@ -13,7 +13,7 @@ import torch.nn.functional as F
 
 from ip_tsn.lit.metrics import classification_metrics
 from ip_tsn.lit.optim import build_optimizer, build_scheduler
-from ip_tsn.lit.scores import ScoreTable
+from ip_tsn.evaluation.scores import ScoreTable
 from ip_tsn.models import TSN
 
 Batch = dict[str, Any]

@@ -21,7 +21,7 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from ip_tsn.lit.atomic import write_json_atomic
+from ip_tsn.atomic import write_json_atomic
 
 FORMAT = "ip-tsn-fused-model"
 FILE_KEYS = ("checkpoint", "torchscript", "onnx")

@@ -22,10 +22,10 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
 from ip_tsn.atomic import atomic_path, write_json_atomic, write_text_atomic
-from ip_tsn.lit.fusion import (DEFAULT_GRID, equal_weights, evaluate, fuse_scores,
-                              search_fusion_weights)
-from ip_tsn.lit.scores import load_aligned
-from ip_tsn.lit.stats import accuracy_ci, paired_difference
+from ip_tsn.evaluation.fusion import (DEFAULT_GRID, equal_weights, evaluate, fuse_scores,
+                                     search_fusion_weights)
+from ip_tsn.evaluation.scores import load_aligned
+from ip_tsn.evaluation.stats import accuracy_ci, paired_difference
 
 METRICS = ("top1", "top5", "mean_class_acc")
 

@@ -1,20 +1,27 @@
-"""Late fusion of per-video stream scores: weighted sums, weight search, evaluation."""
+"""Late fusion of per-video stream scores: weighted sums, weight search, evaluation.
+
+Plain numpy: scores may also be ``torch.Tensor`` s (converted with ``.detach().cpu().numpy()``),
+but torch is never imported here."""
 
 from __future__ import annotations
 
 import itertools
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any, Union
 
 import numpy as np
-import torch
 
-ArrayLike = np.ndarray | torch.Tensor
+if TYPE_CHECKING:
+    import torch
+
+ArrayLike = Union[np.ndarray, "torch.Tensor"]
 DEFAULT_GRID: tuple[float, ...] = (0.0, 0.5, 1.0, 1.5, 2.0, 3.0)
 
 
 def _np(x: ArrayLike) -> np.ndarray:
-    return x.detach().cpu().numpy() if isinstance(x, torch.Tensor) else np.asarray(x)
+    if hasattr(x, "detach"):  # a torch.Tensor, converted without importing torch
+        return x.detach().cpu().numpy()
+    return np.asarray(x)
 
 
 def fuse_scores(scores: Mapping[str, ArrayLike], weights: Mapping[str, float]) -> np.ndarray:

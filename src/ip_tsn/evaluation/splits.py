@@ -10,8 +10,8 @@ from typing import Any
 
 import numpy as np
 
-from ip_tsn.lit.atomic import write_json_atomic, write_text_atomic
-from ip_tsn.lit.report import METRICS
+from ip_tsn.atomic import write_json_atomic, write_text_atomic
+from ip_tsn.evaluation.report import METRICS
 
 TITLES = {"top1": "top-1 (%)", "top5": "top-5 (%)", "mean_class_acc": "mean class accuracy (%)"}
 
