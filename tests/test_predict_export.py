@@ -13,8 +13,8 @@ import torch
 from videos import encode, moving_frames, sample_videos
 
 from ip_tsn.cli import main
-from ip_tsn.experiment import load_module
-from ip_tsn.lit.fused_model import StreamEntry, write_fused_model
+from ip_tsn.deploy.fused_model import StreamEntry, write_fused_model
+from ip_tsn.lit.modules import load_module
 
 TIMING = {"decode", "motion_residual", "network", "total"}
 pytestmark = pytest.mark.filterwarnings("ignore:`torch.jit:FutureWarning")  # TorchScript is deprecated

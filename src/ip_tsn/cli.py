@@ -136,13 +136,13 @@ def main(argv: list[str] | None = None) -> int:
 
 def _predict_or_export(args: argparse.Namespace) -> int:
     """``predict``: every video, errors per video on stderr (exit 2 if any); ``export``."""
-    from .inference import FusedPredictor, format_prediction
+    from .deploy.predict import FusedPredictor, format_prediction
 
     device = "cpu" if args.command == "export" else args.device
     predictor = FusedPredictor.load(args.model, args.istream, args.pstream, args.weights, args.classes,
                                     device, args.segments, args.crops)
     if args.command == "export":
-        from .export import export_model
+        from .deploy.export import export_model
 
         report = export_model(predictor, args.out, onnx=args.onnx)
         for name, rep in report["streams"].items():

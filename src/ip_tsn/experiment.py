@@ -15,7 +15,6 @@ import io
 import json
 import os
 import signal
-import warnings
 from pathlib import Path
 from typing import Any
 
@@ -30,19 +29,14 @@ from .config import ConfigError, load_config, save_config, to_container
 from .data.datamodule import VideoDataModule
 from .data.teacher_cache import TeacherCache, sha256_file, size_report
 from .lit.cache_writer import TeacherCacheWriter
-from .lit.checkpoint_info import (AtomicCheckpointIO, SaveLastEveryEpoch, SaveStreamInfo, checkpoint_kind,
-                                  read_checkpoint)
-from .lit.classifier import StreamClassifier
+from .deploy.fused_model import StreamEntry, write_fused_model
+from .lit.checkpoint_info import AtomicCheckpointIO, SaveLastEveryEpoch, SaveStreamInfo, read_checkpoint
+from .lit.modules import MODULES, load_module
 from .atomic import write_json_atomic, write_text_atomic
-from .lit.distillation import DistillationModule
-from .lit.fused_model import StreamEntry, write_fused_model
 from .evaluation.report import Roles, run_fusion, write_class_report
 from .evaluation.scores import save_scores
 from .evaluation.splits import write_splits_report
 from .lit.scores import SaveTestScores
-
-MODULES = {"classifier": StreamClassifier, "distill": DistillationModule}
-
 
 def build_datamodule(cfg: DictConfig, **overrides: Any) -> VideoDataModule:
     """``VideoDataModule`` from ``cfg.data`` (the dataset) updated by ``cfg.datamodule`` (the stage)."""
@@ -252,19 +246,6 @@ def _views_key(dm: VideoDataModule) -> dict:
 
 def _dataset_key(cfg: DictConfig) -> dict:
     return {"name": cfg.data.dataset, "root": os.path.abspath(cfg.data.root), "split": int(cfg.data.split)}
-
-
-def load_module(path: str | os.PathLike, use: str = "", modality: str | None = None,
-                stage: str | None = None) -> pl.LightningModule:
-    """A trained StreamClassifier or DistillationModule from its checkpoint (weights only); the
-    kind is the one the checkpoint records (older checkpoints: guessed from their hyperparameters).
-    A broken checkpoint, or one of another ``modality`` / ``stage`` than ``use`` expects, is refused
-    (``CheckpointError``, :func:`ip_tsn.lit.checkpoint_info.read_checkpoint`)."""
-    raw = read_checkpoint(path, use, modality=modality, stage=stage)
-    cls = MODULES[str(checkpoint_kind(raw)["module"])]
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # pretrained-weights warning: the checkpoint holds the weights
-        return cls.load_from_checkpoint(path, map_location="cpu", weights_only=True, pretrained=False)
 
 
 def cache(cfg: DictConfig) -> Path:

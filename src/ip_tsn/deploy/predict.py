@@ -27,11 +27,11 @@ from typing import Any
 import torch
 from torch import nn
 
-from .codec import CompressedVideo
-from .data.datasets import VideoRecord
-from .data.video_dataset import StreamDataset
-from .lit.checkpoint_info import PREPROCESS_DEFAULTS, read_checkpoint, read_class_file, stream_info
-from .lit.fused_model import StreamEntry, read_fused_model
+from ip_tsn.codec import CompressedVideo
+from ip_tsn.data.datasets import VideoRecord
+from ip_tsn.data.video_dataset import StreamDataset
+from ip_tsn.deploy.fused_model import StreamEntry, read_fused_model
+from ip_tsn.lit.checkpoint_info import PREPROCESS_DEFAULTS, read_checkpoint, read_class_file, stream_info
 
 TIMING_KEYS = ("decode", "motion_residual", "network", "total")
 PHASE = {"rgb": "decode", "iframe": "decode", "mv": "motion_residual", "residual": "motion_residual",
@@ -91,7 +91,7 @@ def load_stream(entry: StreamEntry, device: torch.device, use: str = "",
     """The network of ``entry`` (checkpoint, else TorchScript) on ``device``, and its class names;
     a checkpoint that does not read one of ``modality`` is refused, naming ``use`` (``--istream``)."""
     if entry.checkpoint:
-        from .experiment import load_module  # cli level, like this module
+        from ip_tsn.lit.modules import load_module  # the Lightning modules: only for checkpoints
 
         info = stream_info(read_checkpoint(entry.checkpoint, use, modality=modality), entry.checkpoint)
         network: nn.Module = LogitsOnly(load_module(entry.checkpoint).model)

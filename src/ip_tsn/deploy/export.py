@@ -1,7 +1,7 @@
 """``ip-tsn export``: the fused model's stream networks as TorchScript and ONNX, and ``fusion.json``.
 
 Each network maps ``input`` (B, N, C, H, W) float32 (N = segments x crops; B and N are free) to
-``logits`` (B, num_classes). ``fusion.json`` (schema: ``ip_tsn.lit.fused_model``) gives per stream
+``logits`` (B, num_classes). ``fusion.json`` (schema: ``ip_tsn.deploy.fused_model``) gives per stream
 the files, the fusion weight and the preprocessing (modality, in_channels, crop_size, scale_size,
 test_segments, test_crops, accumulate, flip; normalisation: ``ip_tsn.data.transforms.normalize``), and
 the class names. Fused scores: ``sum_s w_s softmax(logits_s) / sum_s w_s``. ``ip-tsn predict
@@ -19,8 +19,8 @@ from typing import Any
 
 import torch
 
-from .inference import FusedPredictor, Stream
-from .lit.fused_model import StreamEntry, write_fused_model
+from ip_tsn.deploy.fused_model import StreamEntry, write_fused_model
+from ip_tsn.deploy.predict import FusedPredictor, Stream
 
 OPSET = 17
 

@@ -1,0 +1,29 @@
+"""The LightningModule kinds by name (``MODULES``, the ``module`` config key and the kind a
+checkpoint records), and :func:`load_module`: a trained one from its checkpoint. Used by the stage
+runner (:mod:`ip_tsn.stages`) and by deployment (:mod:`ip_tsn.deploy`) alike."""
+
+from __future__ import annotations
+
+import os
+import warnings
+
+import pytorch_lightning as pl
+
+from ip_tsn.lit.checkpoint_info import checkpoint_kind, read_checkpoint
+from ip_tsn.lit.classifier import StreamClassifier
+from ip_tsn.lit.distillation import DistillationModule
+
+MODULES: dict[str, type[pl.LightningModule]] = {"classifier": StreamClassifier, "distill": DistillationModule}
+
+
+def load_module(path: str | os.PathLike, use: str = "", modality: str | None = None,
+                stage: str | None = None) -> pl.LightningModule:
+    """A trained StreamClassifier or DistillationModule from its checkpoint (weights only); the
+    kind is the one the checkpoint records (older checkpoints: guessed from their hyperparameters).
+    A broken checkpoint, or one of another ``modality`` / ``stage`` than ``use`` expects, is refused
+    (``CheckpointError``, :func:`ip_tsn.lit.checkpoint_info.read_checkpoint`)."""
+    raw = read_checkpoint(path, use, modality=modality, stage=stage)
+    cls = MODULES[str(checkpoint_kind(raw)["module"])]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # pretrained-weights warning: the checkpoint holds the weights
+        return cls.load_from_checkpoint(path, map_location="cpu", weights_only=True, pretrained=False)
