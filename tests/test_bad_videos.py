@@ -14,7 +14,7 @@ import pytest
 
 from ip_tsn.cli import main
 from ip_tsn.config import load_config
-from ip_tsn.config_check import check_keys
+from ip_tsn.stages.config_check import check_keys
 from ip_tsn.data.datamodule import VideoDataModule
 from ip_tsn.data.datasets import VideoRecord
 from ip_tsn.data.synthetic import TINY_CONFIG, generate_synthetic

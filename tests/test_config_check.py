@@ -10,7 +10,7 @@ import pytest
 
 from ip_tsn.cli import main
 from ip_tsn.config import ConfigError, load_config
-from ip_tsn.config_check import check_keys
+from ip_tsn.stages.config_check import check_keys
 
 ROOT = Path(__file__).resolve().parents[1]
 STAGE_FILES = sorted((ROOT / "experiments").glob("*.yaml")) + sorted((ROOT / "experiments/ablations").glob("*.yaml"))

@@ -99,36 +99,36 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
     args = _parse(argv)
     _quiet()
-    from . import experiment  # heavy imports after argument parsing: `ip-tsn -h` stays fast
-    from .codec.errors import VideoError
+    from .codec.errors import VideoError  # heavy imports after argument parsing: `ip-tsn -h` stays fast
     from .data.teacher_cache import StaleCacheError
+    from .stages import runner
 
     cfg = None
     try:
         if args.command in ("predict", "export"):
             return _predict_or_export(args)
         cfg = load_config(args.config, args.overrides)
-        from .config_check import check_keys
+        from .stages.config_check import check_keys
 
         check_keys(cfg, args.config, args.overrides)
         if args.command == "fit":
-            print(f"best checkpoint: {experiment.fit(cfg)}")
+            print(f"best checkpoint: {runner.fit(cfg)}")
         elif args.command == "cache":
-            print(f"teacher cache: {experiment.cache(cfg)}")
+            print(f"teacher cache: {runner.cache(cfg)}")
         elif args.command == "test":
-            metrics = experiment.test(cfg, args.checkpoint, tuple(args.subsets.split(",")))
+            metrics = runner.test(cfg, args.checkpoint, tuple(args.subsets.split(",")))
             for subset, values in metrics.items():
                 print(subset + ": " + ", ".join(f"{k} {v:.4f}" for k, v in sorted(values.items())))
         elif args.command == "fuse" and cfg.fuse.get("splits"):
-            print(open(experiment.fuse_splits(args.config, args.overrides, list(cfg.fuse.splits))["markdown"]).read())
+            print(open(runner.fuse_splits(args.config, args.overrides, list(cfg.fuse.splits))["markdown"]).read())
         elif args.command == "fuse":
-            result = experiment.fuse(cfg)
+            result = runner.fuse(cfg)
             print(open(result["markdown"]).read() if "markdown" in result else result)
     except (ConfigError, VideoError, StaleCacheError, FileNotFoundError) + _USER_ERRORS.get(args.command, ()) as e:
         print(f"ip-tsn {args.command}: error: {e}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:  # Ctrl-C: one line and the shell's status for SIGINT, no fit.json
-        hint = f"; {experiment.resume_hint(cfg)}" if args.command == "fit" and cfg is not None else ""
+        hint = f"; {runner.resume_hint(cfg)}" if args.command == "fit" and cfg is not None else ""
         print(f"ip-tsn {args.command}: interrupted{hint}", file=sys.stderr)
         return INTERRUPTED
     return 0

@@ -5,13 +5,11 @@ residuals, no distillation), ``student`` (the distilled P-stream). Every run liv
 ``cfg.run_dir`` (derived from the config, so every DDP rank agrees on it): the resolved
 ``config.yaml``, ``checkpoints/{best,last}.ckpt``, CSV and W&B logs, and test scores.
 ``last.ckpt`` is rewritten (atomically) after every epoch; ``ckpt_path=last`` resumes from it and
-keeps the rows of ``logs/metrics.csv`` of the epochs it holds.
+keeps the rows of ``logs/metrics.csv`` of the epochs it holds (:mod:`ip_tsn.stages.loggers`).
 """
 
 from __future__ import annotations
 
-import csv
-import io
 import json
 import os
 import signal
@@ -21,22 +19,21 @@ from typing import Any
 import pytorch_lightning as pl
 from omegaconf import DictConfig
 from pytorch_lightning.callbacks import LearningRateMonitor, ModelCheckpoint
-from pytorch_lightning.loggers import CSVLogger, Logger
-from pytorch_lightning.loggers.csv_logs import ExperimentWriter
-from pytorch_lightning.loggers.logger import rank_zero_experiment
 
-from .config import ConfigError, load_config, save_config, to_container
-from .data.datamodule import VideoDataModule
-from .data.teacher_cache import TeacherCache, sha256_file, size_report
-from .lit.cache_writer import TeacherCacheWriter
-from .deploy.fused_model import StreamEntry, write_fused_model
-from .lit.checkpoint_info import AtomicCheckpointIO, SaveLastEveryEpoch, SaveStreamInfo, read_checkpoint
-from .lit.modules import MODULES, load_module
-from .atomic import write_json_atomic, write_text_atomic
-from .evaluation.report import Roles, run_fusion, write_class_report
-from .evaluation.scores import save_scores
-from .evaluation.splits import write_splits_report
-from .lit.scores import SaveTestScores
+from ip_tsn.atomic import write_json_atomic
+from ip_tsn.config import ConfigError, load_config, save_config, to_container
+from ip_tsn.data.datamodule import VideoDataModule
+from ip_tsn.data.teacher_cache import TeacherCache, sha256_file, size_report
+from ip_tsn.data.transforms import num_view_ids
+from ip_tsn.deploy.fused_model import StreamEntry, write_fused_model
+from ip_tsn.evaluation.report import Roles, run_fusion, write_class_report
+from ip_tsn.evaluation.splits import write_splits_report
+from ip_tsn.lit.cache_writer import TeacherCacheWriter
+from ip_tsn.lit.checkpoint_info import AtomicCheckpointIO, SaveLastEveryEpoch, SaveStreamInfo, read_checkpoint
+from ip_tsn.lit.modules import MODULES, load_module
+from ip_tsn.lit.scores import SaveTestScores
+from ip_tsn.stages.loggers import build_loggers
+
 
 def build_datamodule(cfg: DictConfig, **overrides: Any) -> VideoDataModule:
     """``VideoDataModule`` from ``cfg.data`` (the dataset) updated by ``cfg.datamodule`` (the stage)."""
@@ -58,89 +55,6 @@ def build_module(cfg: DictConfig, dm: VideoDataModule) -> pl.LightningModule:
         if dm.teacher_cache is not None and not cfg.distill.get("online_teacher"):
             kwargs["teacher_feature_dim"] = TeacherCache(dm.teacher_cache).feature_dim or None
     return MODULES[kind](**kwargs)
-
-
-def wandb_mode(cfg: DictConfig) -> str:
-    """``logger.wandb_mode``, else ``WANDB_MODE``, else online only if an API key is configured."""
-    mode = cfg.logger.get("wandb_mode") or os.environ.get("WANDB_MODE")
-    if mode:
-        return mode
-    netrc = Path.home() / ".netrc"
-    has_key = bool(os.environ.get("WANDB_API_KEY")) or (netrc.is_file() and "api.wandb.ai" in netrc.read_text())
-    return "online" if has_key else "offline"
-
-
-def kept_metric_rows(path: Path, epoch: int, global_step: int) -> tuple[list[str], list[dict[str, str]]]:
-    """Header and rows of a ``metrics.csv`` that belong to epochs up to ``epoch``: rows with an
-    ``epoch`` up to it, rows without one (learning rates, logged at an epoch's first step) logged
-    before step ``global_step`` (the checkpoint's). ``([], [])`` when there is no file."""
-    if not path.is_file():
-        return [], []
-    with open(path, newline="") as f:
-        reader = csv.DictReader(f)
-        rows = list(reader)
-        header = list(reader.fieldnames or [])
-
-    def kept(row: dict[str, str]) -> bool:
-        if row.get("epoch"):
-            return int(float(row["epoch"])) <= epoch
-        return bool(row.get("step")) and int(float(row["step"])) < global_step
-    return header, [r for r in rows if kept(r)]
-
-
-class _KeepingWriter(ExperimentWriter):
-    """Lightning's CSV writer, which deletes an existing ``metrics.csv``, keeping (atomically
-    rewritten) the rows of the epochs a resumed checkpoint holds instead; new rows are appended."""
-
-    def __init__(self, log_dir: str, resume: tuple[int, int] | None) -> None:
-        self._resume = resume
-        super().__init__(log_dir)
-
-    def _check_log_dir_exists(self) -> None:
-        if self._resume is None:
-            return super()._check_log_dir_exists()
-        header, rows = kept_metric_rows(Path(self.metrics_file_path), *self._resume)
-        if not rows:
-            Path(self.metrics_file_path).unlink(missing_ok=True)
-            return
-        text = io.StringIO()
-        writer = csv.DictWriter(text, fieldnames=header, lineterminator="\n")
-        writer.writeheader()
-        writer.writerows(rows)
-        write_text_atomic(self.metrics_file_path, text.getvalue())
-        self.metrics_keys = header
-
-
-class ResumableCSVLogger(CSVLogger):
-    """``CSVLogger`` that, with ``resume=(epoch, global_step)`` of the checkpoint training resumes
-    from, keeps the earlier epochs' rows of ``metrics.csv`` (each epoch once) and appends."""
-
-    def __init__(self, *args: Any, resume: tuple[int, int] | None = None, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self.resume = resume
-
-    @property
-    @rank_zero_experiment
-    def experiment(self) -> ExperimentWriter:
-        if self._experiment is None:
-            self._fs.makedirs(self.root_dir, exist_ok=True)
-            self._experiment = _KeepingWriter(self.log_dir, self.resume)
-        return self._experiment
-
-
-def build_loggers(cfg: DictConfig, run_dir: Path, resume: tuple[int, int] | None = None) -> list[Logger]:
-    """CSV (``<run_dir>/logs/metrics.csv``; ``resume``: see :class:`ResumableCSVLogger`) and W&B."""
-    loggers: list[Logger] = []
-    if cfg.logger.get("csv", True):
-        loggers.append(ResumableCSVLogger(str(run_dir), name="logs", version="", resume=resume))
-    if cfg.logger.get("wandb", False):
-        from pytorch_lightning.loggers import WandbLogger
-
-        os.environ.setdefault("WANDB_SILENT", "true")
-        loggers.append(WandbLogger(project=cfg.logger.get("wandb_project", "ip-tsn"), name=cfg.run_name,
-                                   group=cfg.get("wandb_group"), save_dir=str(run_dir), mode=wandb_mode(cfg),
-                                   config=to_container(cfg)))
-    return loggers
 
 
 def build_trainer(cfg: DictConfig, run_dir: Path, callbacks: list, loggers: list | bool = False) -> pl.Trainer:
@@ -234,8 +148,6 @@ def _check_cache(cfg: DictConfig, dm: VideoDataModule) -> None:
 
 
 def _views_key(dm: VideoDataModule) -> dict:
-    from .data.transforms import num_view_ids
-
     hp = dm.hparams
     if hp.train_views is None:
         raise ConfigError("the teacher cache and the student need data.train_views (1, 3 or 5): the fixed views "
@@ -331,5 +243,4 @@ def fuse_splits(config: str | os.PathLike, overrides: list[str], splits: list[in
     return write_splits_report(per_split, out_dir)
 
 
-__all__ = ["build_datamodule", "build_module", "fit", "cache", "test", "fuse", "fuse_splits", "load_module",
-           "save_scores", "resume_hint", "kept_metric_rows"]
+__all__ = ["build_datamodule", "build_module", "fit", "cache", "test", "fuse", "fuse_splits", "resume_hint"]

@@ -16,7 +16,7 @@ from collections.abc import Iterable, Sequence
 
 from omegaconf import DictConfig
 
-from .config import ConfigError
+from ip_tsn.config import ConfigError
 
 TOP_LEVEL = {"data", "seed", "run_root", "run_name", "run_dir", "name", "ckpt_path", "checkpoint", "trainer",
              "logger", "datamodule", "model", "stage", "module", "teacher", "distill", "cache", "fuse", "overwrite",
@@ -31,9 +31,9 @@ def known_keys() -> dict[str, set[str]]:
     """Section -> the argument names its code accepts."""
     import pytorch_lightning as pl
 
-    from .data.datamodule import VideoDataModule
-    from .lit.classifier import StreamClassifier
-    from .lit.distillation import DistillationModule
+    from ip_tsn.data.datamodule import VideoDataModule
+    from ip_tsn.lit.classifier import StreamClassifier
+    from ip_tsn.lit.distillation import DistillationModule
 
     dm = _params(VideoDataModule) | {"name"}
     model = _params(StreamClassifier) | _params(DistillationModule)

@@ -1,0 +1,101 @@
+"""The loggers of a run: CSV (``<run_dir>/logs/metrics.csv``, resumable: a run continued from a
+checkpoint keeps the rows of the epochs it holds, each once) and W&B."""
+
+from __future__ import annotations
+
+import csv
+import io
+import os
+from pathlib import Path
+from typing import Any
+
+from omegaconf import DictConfig
+from pytorch_lightning.loggers import CSVLogger, Logger
+from pytorch_lightning.loggers.csv_logs import ExperimentWriter
+from pytorch_lightning.loggers.logger import rank_zero_experiment
+
+from ip_tsn.atomic import write_text_atomic
+from ip_tsn.config import to_container
+
+
+def wandb_mode(cfg: DictConfig) -> str:
+    """``logger.wandb_mode``, else ``WANDB_MODE``, else online only if an API key is configured."""
+    mode = cfg.logger.get("wandb_mode") or os.environ.get("WANDB_MODE")
+    if mode:
+        return mode
+    netrc = Path.home() / ".netrc"
+    has_key = bool(os.environ.get("WANDB_API_KEY")) or (netrc.is_file() and "api.wandb.ai" in netrc.read_text())
+    return "online" if has_key else "offline"
+
+
+def kept_metric_rows(path: Path, epoch: int, global_step: int) -> tuple[list[str], list[dict[str, str]]]:
+    """Header and rows of a ``metrics.csv`` that belong to epochs up to ``epoch``: rows with an
+    ``epoch`` up to it, rows without one (learning rates, logged at an epoch's first step) logged
+    before step ``global_step`` (the checkpoint's). ``([], [])`` when there is no file."""
+    if not path.is_file():
+        return [], []
+    with open(path, newline="") as f:
+        reader = csv.DictReader(f)
+        rows = list(reader)
+        header = list(reader.fieldnames or [])
+
+    def kept(row: dict[str, str]) -> bool:
+        if row.get("epoch"):
+            return int(float(row["epoch"])) <= epoch
+        return bool(row.get("step")) and int(float(row["step"])) < global_step
+    return header, [r for r in rows if kept(r)]
+
+
+class _KeepingWriter(ExperimentWriter):
+    """Lightning's CSV writer, which deletes an existing ``metrics.csv``, keeping (atomically
+    rewritten) the rows of the epochs a resumed checkpoint holds instead; new rows are appended."""
+
+    def __init__(self, log_dir: str, resume: tuple[int, int] | None) -> None:
+        self._resume = resume
+        super().__init__(log_dir)
+
+    def _check_log_dir_exists(self) -> None:
+        if self._resume is None:
+            return super()._check_log_dir_exists()
+        header, rows = kept_metric_rows(Path(self.metrics_file_path), *self._resume)
+        if not rows:
+            Path(self.metrics_file_path).unlink(missing_ok=True)
+            return
+        text = io.StringIO()
+        writer = csv.DictWriter(text, fieldnames=header, lineterminator="\n")
+        writer.writeheader()
+        writer.writerows(rows)
+        write_text_atomic(self.metrics_file_path, text.getvalue())
+        self.metrics_keys = header
+
+
+class ResumableCSVLogger(CSVLogger):
+    """``CSVLogger`` that, with ``resume=(epoch, global_step)`` of the checkpoint training resumes
+    from, keeps the earlier epochs' rows of ``metrics.csv`` (each epoch once) and appends."""
+
+    def __init__(self, *args: Any, resume: tuple[int, int] | None = None, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.resume = resume
+
+    @property
+    @rank_zero_experiment
+    def experiment(self) -> ExperimentWriter:
+        if self._experiment is None:
+            self._fs.makedirs(self.root_dir, exist_ok=True)
+            self._experiment = _KeepingWriter(self.log_dir, self.resume)
+        return self._experiment
+
+
+def build_loggers(cfg: DictConfig, run_dir: Path, resume: tuple[int, int] | None = None) -> list[Logger]:
+    """CSV (``<run_dir>/logs/metrics.csv``; ``resume``: see :class:`ResumableCSVLogger`) and W&B."""
+    loggers: list[Logger] = []
+    if cfg.logger.get("csv", True):
+        loggers.append(ResumableCSVLogger(str(run_dir), name="logs", version="", resume=resume))
+    if cfg.logger.get("wandb", False):
+        from pytorch_lightning.loggers import WandbLogger
+
+        os.environ.setdefault("WANDB_SILENT", "true")
+        loggers.append(WandbLogger(project=cfg.logger.get("wandb_project", "ip-tsn"), name=cfg.run_name,
+                                   group=cfg.get("wandb_group"), save_dir=str(run_dir), mode=wandb_mode(cfg),
+                                   config=to_container(cfg)))
+    return loggers
