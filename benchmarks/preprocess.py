@@ -9,7 +9,7 @@ and the ratios compare like with like. Per video:
   with the index cache cleared (so the demux pass that builds the index is included); / frames.
 - ``mv_acc``: the accumulated motion vectors only; ``mv_dense``: per-frame (``accumulate=False``)
   dense motion; ``raw_mv``: decoding with ``flags2=+export_mvs`` and reading FFmpeg's vector arrays,
-  no dense painting (``CompressedVideo``'s internal GOP decoder, index included): what
+  no dense painting (``CompressedVideo.block_vectors``, index included): what
   ``motion-vector-extractor`` returns.
 - ``decode_rgb``: every frame decoded and converted to RGB (``iter_frames``): the flow pipeline's
   decoding.
@@ -38,13 +38,6 @@ import media
 from common import log, set_threads, timed
 from ip_tsn.codec import CompressedVideo, clear_index_cache
 from ip_tsn.codec.flow import compute_flow
-
-
-try:  # the codec's own RGB conversion (one swscale context per process), as its loads use it
-    from ip_tsn.codec.frames import to_rgb as _to_rgb
-except ImportError:  # older codec
-    def _to_rgb(frame):
-        return frame.to_ndarray(format="rgb24")
 
 
 def _fresh(path) -> CompressedVideo:
@@ -83,17 +76,15 @@ def mv_dense(path) -> None:
 
 
 def raw_mv(path, rgb: bool = False) -> int:
-    """FFmpeg's block vectors of every frame through CompressedVideo's GOP decoder (internal API);
-    ``rgb``: also convert every frame to RGB. Returns the number of vectors."""
+    """FFmpeg's block vectors of every frame (``CompressedVideo.block_vectors``, GOP by GOP);
+    ``rgb``: also every frame in RGB (``load_many(..., "rgb")`` of the GOP just decoded). Returns the
+    number of vectors."""
     v = _fresh(path)
     count = 0
-    for g, members in _gop_members(v).items():
-        gop = v._decode_gop(g, set(members))
-        for j in members:
-            vec = gop.vectors.get(j)
-            count += 0 if vec is None else len(vec)
-            if rgb:
-                _to_rgb(gop.frames[j])
+    for members in _gop_members(v).values():
+        count += sum(0 if vec is None else len(vec) for vec in v.block_vectors(members))
+        if rgb:
+            v.load_many(members, "rgb")
     v.close()
     return count
 

@@ -251,3 +251,18 @@ def test_truncated_mp4_without_index(tmp_path):
     cut.write_bytes(path.read_bytes()[:3000])
     with pytest.raises(VideoError, match="cut.mp4"):
         CompressedVideo(cut).num_frames
+
+
+def test_block_vectors_are_ffmpegs_own(clips):
+    """``block_vectors``: FFmpeg's per-block vectors, none on I-frames; on the texture moving right
+    by SHIFT px, the blocks of a P-frame point SHIFT px to the left in its reference."""
+    v = CompressedVideo(clips["mpeg4"])
+    vectors = v.block_vectors(range(v.num_frames))
+    assert len(vectors) == v.num_frames
+    for i, vec in enumerate(vectors):
+        if v.frame_types[i] == "I":
+            assert vec is None or len(vec) == 0
+        else:
+            assert vec is not None and len(vec) > 0
+            dx = (vec["src_x"] - vec["dst_x"]).astype(float)
+            assert np.median(dx) == -SHIFT

@@ -193,6 +193,23 @@ class CompressedVideo:
                 out[k] = self._compute(gop, indices[k], g, representation, accumulate)
         return out
 
+    def block_vectors(self, indices: Sequence[int]) -> list[np.ndarray | None]:
+        """FFmpeg's own block motion vectors of frames ``indices`` (display order), as the decoder
+        exports them (``flags2=+export_mvs``): per frame a structured array with one row per block
+        (FFmpeg's ``AVMotionVector`` fields: ``source``, ``w``, ``h``, ``src_x``, ``src_y``,
+        ``dst_x``, ``dst_y``, ``motion_x``, ``motion_y``, ``motion_scale``, ...), or None for a frame
+        without any (I-frames). No dense painting, no accumulation; each GOP is decoded once and
+        its decoded frames are kept for later :meth:`load` calls."""
+        indices = [int(i) for i in indices]
+        gops = [self.gop_of(i) for i in indices]
+        out: list[np.ndarray | None] = [None] * len(indices)
+        for g in sorted(set(gops)):
+            members = [k for k, gk in enumerate(gops) if gk == g]
+            gop = self._decode_gop(g, {indices[k] for k in members})
+            for k in members:
+                out[k] = gop.vectors.get(indices[k])
+        return out
+
     def iter_frames(self) -> Iterator[np.ndarray]:
         """Every decoded frame, (H, W, 3) uint8 RGB, in display order."""
         container, stream = open_video_stream(self.path)
