@@ -6,39 +6,18 @@ import os
 from pathlib import Path
 from typing import Callable
 
-import av
-import cv2
-import numpy as np
 import pytest
 
-from videos import encode
+from videos import encode, moving_frames
 
 
 # -- data tests: real tiny videos encoded with PyAV ------------------------------------------------
-def moving_frames(num_frames: int, height: int, width: int, dx: int = 2, dy: int = 1,
-                  seed: int = 0) -> np.ndarray:
-    """(T, H, W, 3) uint8 RGB: a smooth random texture moving by (dx, dy) px per frame, plus a
-    bright square moving the other way (so every P-frame has real motion vectors)."""
-    rng = np.random.default_rng(seed)
-    pad = (abs(dx) + abs(dy) + 1) * num_frames
-    tex = cv2.GaussianBlur(rng.uniform(0, 255, (height + pad, width + pad, 3)).astype(np.float32), (0, 0), 2.0)
-    tex = cv2.normalize(tex, None, 0, 255, cv2.NORM_MINMAX).astype(np.uint8)
-    frames = []
-    for t in range(num_frames):
-        y0, x0 = pad // 2 - t * dy, pad // 2 - t * dx
-        img = tex[y0:y0 + height, x0:x0 + width].copy()
-        side = min(height, width) // 4
-        sx = (width // 2 + t * 2 * -dx) % (width - side)
-        img[height // 3:height // 3 + side, sx:sx + side] = (250, 240, 30)
-        frames.append(img)
-    return np.stack(frames)
-
-
 def encode_moving_video(path: str | os.PathLike, num_frames: int = 30, height: int = 48, width: int = 64,
                         codec: str = "mpeg4", gop: int = 12, fps: int = 25, seed: int = 0) -> Path:
-    """Encode :func:`moving_frames` to ``path`` with PyAV: ``mpeg4`` (fixed quantiser) or ``h264``
-    (libx264), GOP ``gop``, no B-frames, yuv420p. Returns the path."""
-    frames = moving_frames(num_frames, height, width, seed=seed)
+    """Encode :func:`videos.moving_frames` (moving by (2, 1) px a frame) to ``path`` with PyAV:
+    ``mpeg4`` (fixed quantiser) or ``h264`` (libx264), GOP ``gop``, no B-frames, yuv420p. Returns
+    the path."""
+    frames = moving_frames(num_frames, height, width, dx=2, dy=1, seed=seed)
     encode(Path(path), frames, "libx264" if codec == "h264" else codec, gop=gop, bframes=0, fps=fps)
     return path
 
