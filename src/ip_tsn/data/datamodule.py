@@ -108,7 +108,9 @@ class VideoDataModule(pl.LightningDataModule):
     ``flip``: random horizontal flips in training and mirrored test views (TSN's default); set it
     false where mirroring changes the class (left vs right, clockwise vs counter-clockwise).
     ``skip_bad_videos``: leave out listed videos that cannot be read (one warning) instead of
-    refusing them all in one ``BadVideosError`` (module docstring).
+    refusing them all in one ``BadVideosError`` (module docstring). The preprocessing arguments
+    (defaults: :class:`~.preprocess.Preprocess`'s) become one ``preprocess`` that every dataset
+    reads and every checkpoint stores.
     """
 
     def __init__(self, dataset: str = "synthetic", root: str = "data/synthetic", split: int = 1,
