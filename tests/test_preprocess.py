@@ -25,6 +25,7 @@ def test_round_trip_plain_values():
     assert Preprocess.from_dict(d) == pre
     assert Preprocess.from_dict({k: v for k, v in d.items() if k != "in_channels"}) == pre
     assert Preprocess(modality="flow", flow_length=4).in_channels == 8
+    assert set(pre.reader_kwargs()) < set(Preprocess.keys())
     with pytest.raises(dataclasses.FrozenInstanceError):
         pre.crop_size = 32  # type: ignore[misc]
 
@@ -86,6 +87,13 @@ def test_trained_checkpoint_stores_it_and_predict_reads_it(tiny_streams, tmp_pat
     torch.save(raw, old)
     assert FusedPredictor.load(pstream=str(old), device="cpu").streams[0].preprocess == \
         dataclasses.replace(pre, test_crops=1)
+
+    # predict's input of a test video is the test protocol's, tensor for tensor
+    dm = VideoDataModule(**raw["datamodule_hyper_parameters"])
+    dm.setup("test")
+    sample = dm.datasets["test"][0]
+    stream = FusedPredictor.load(pstream=str(old), device="cpu", crops=None).streams[0]
+    assert torch.equal(stream.inputs(dm.video_root / sample["video_id"]), sample["input"])
 
     raw["preprocess"] = {**stored, "crop_sise": 3}
     with pytest.raises(CheckpointError, match="bad.ckpt: unknown preprocessing key.*crop_sise"):

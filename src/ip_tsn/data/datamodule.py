@@ -190,10 +190,7 @@ class VideoDataModule(pl.LightningDataModule):
             warnings.warn(f"{folder}: {what}; left out (data.skip_bad_videos=true)", stacklevel=2)
 
     def _common(self) -> dict[str, Any]:
-        pre = self.preprocess
-        return {"video_root": self.video_root, "modality": pre.modality, "crop_size": pre.crop_size,
-                "scale_size": pre.scale_size, "flow_root": self.flow_root, "flow_length": pre.flow_length,
-                "accumulate": pre.accumulate}
+        return {"video_root": self.video_root, "flow_root": self.flow_root, **self.preprocess.reader_kwargs()}
 
     def aligned_positions(self) -> AlignedPositions:
         """The positions a distilled sample may use (those the teacher cache holds)."""

@@ -52,6 +52,12 @@ class Preprocess:
         """Input channels C of the modality (flow: 2 * flow_length)."""
         return num_channels(self.modality, self.flow_length)
 
+    def reader_kwargs(self) -> dict[str, Any]:
+        """What ``StreamDataset`` / ``GridDataset`` take for reading frames: modality, crop_size,
+        scale_size, flow_length, accumulate."""
+        return {"modality": self.modality, "crop_size": self.crop_size, "scale_size": self.scale_size,
+                "flow_length": self.flow_length, "accumulate": self.accumulate}
+
     @classmethod
     def keys(cls) -> tuple[str, ...]:
         """The field names, in order."""

@@ -71,10 +71,8 @@ class Stream:
     def inputs(self, path: Path) -> torch.Tensor:
         """(N, C, crop, crop) float32 of ``path``, N = test_segments * test_crops."""
         p = self.preprocess
-        ds = StreamDataset([VideoRecord(path.name, -1, "")], path.parent, p.modality,
-                           num_segments=p.test_segments, train=False, crop_size=p.crop_size,
-                           scale_size=p.scale_size, test_crops=p.test_crops,
-                           flow_length=p.flow_length, accumulate=p.accumulate, flip=p.flip)
+        ds = StreamDataset([VideoRecord(path.name, -1, "")], path.parent, num_segments=p.test_segments,
+                           train=False, test_crops=p.test_crops, flip=p.flip, **p.reader_kwargs())
         return ds[0]["input"]
 
 
