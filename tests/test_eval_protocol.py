@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 
 from ip_tsn.cli import main
 from ip_tsn.config import load_config
@@ -88,6 +89,9 @@ def test_fuse_over_splits_reports_each_split_and_the_mean(tiny_streams, tmp_path
     spec = read_fused_model(runs / "fusion")  # model.json: the fused checkpoints and weights
     assert [s.name for s in spec.streams] == ["I-stream", "P-stream"]
     assert Path(spec.streams[0].checkpoint) == runs / "istream/checkpoints/best.ckpt"
+    for stream in spec.streams:  # and a copy of each checkpoint's preprocessing
+        assert stream.preprocess == torch.load(stream.checkpoint, weights_only=True, mmap=True)["preprocess"]
+    assert spec.streams[1].preprocess["modality"] == "p"
     assert spec.class_names and len(spec.class_names) == 12
 
 

@@ -34,12 +34,13 @@ import torch
 from torch.utils.data import DataLoader, Dataset, default_collate
 
 from .datasets import VideoRecord, load_classes, load_split, video_dir
-from .transforms import check_crops
-from .modalities import check_modality, num_channels
+from .preprocess import Preprocess
 from .teacher_cache import TeacherCache, TeacherInputs, TeacherTargets
 from .transforms import apply_view, normalize, resize_short, to_tensor
 from .video_dataset import (CHECK_COMMAND, BadVideosError, GridDataset, StreamDataset, _FrameReader,
                             check_records)
+
+_D = Preprocess()  # the one set of preprocessing defaults
 
 
 class AlignedPositions:
@@ -107,25 +108,29 @@ class VideoDataModule(pl.LightningDataModule):
     ``flip``: random horizontal flips in training and mirrored test views (TSN's default); set it
     false where mirroring changes the class (left vs right, clockwise vs counter-clockwise).
     ``skip_bad_videos``: leave out listed videos that cannot be read (one warning) instead of
-    refusing them all in one ``BadVideosError`` (module docstring).
+    refusing them all in one ``BadVideosError`` (module docstring). The preprocessing arguments
+    (defaults: :class:`~.preprocess.Preprocess`'s) become one ``preprocess`` that every dataset
+    reads and every checkpoint stores.
     """
 
     def __init__(self, dataset: str = "synthetic", root: str = "data/synthetic", split: int = 1,
-                 modality: str = "rgb", num_segments: int = 3, batch_size: int = 32, num_workers: int = 4,
-                 pin_memory: bool = True, crop_size: int = 224, scale_size: int | None = 256,
-                 test_segments: int = 25, test_crops: int = 10, val_fraction: float = 0.1,
-                 flow_length: int = 5, accumulate: bool = True, video_root: str | None = None,
+                 modality: str = _D.modality, num_segments: int = _D.num_segments, batch_size: int = 32,
+                 num_workers: int = 4, pin_memory: bool = True, crop_size: int = _D.crop_size,
+                 scale_size: int | None = _D.scale_size, test_segments: int = _D.test_segments,
+                 test_crops: int = _D.test_crops, val_fraction: float = 0.1, flow_length: int = _D.flow_length,
+                 accumulate: bool = _D.accumulate, video_root: str | None = None,
                  ext: str | None = None, flow_root: str | None = None, class_list: str | None = None,
                  teacher_cache: str | None = None, grid_stride: int = 1, predict_subset: str = "trainval",
                  test_batch_size: int = 1, predict_batch_size: int = 1, test_subset: str = "test",
-                 seed: int = 0, flip: bool = True, train_views: int | None = None, teacher_input: bool = False,
-                 cache_positions: str | None = None, skip_bad_videos: bool = False):
+                 seed: int = 0, flip: bool = _D.flip, train_views: int | None = _D.train_views,
+                 teacher_input: bool = False, cache_positions: str | None = None, skip_bad_videos: bool = False):
         super().__init__()
-        check_modality(modality)
-        check_crops(test_crops, flip)
         self.save_hyperparameters()
-        self.dataset, self.root, self.split, self.modality = dataset, root, split, modality
-        self.num_segments, self.test_segments, self.test_crops = num_segments, test_segments, test_crops
+        #: the stream's preprocessing (checked here: modality, crops, views), read by every dataset
+        self.preprocess = Preprocess.from_hparams(self.hparams)
+        pre = self.preprocess
+        self.dataset, self.root, self.split, self.modality = dataset, root, split, pre.modality
+        self.num_segments, self.test_segments, self.test_crops = pre.num_segments, pre.test_segments, pre.test_crops
         self.batch_size, self.num_workers, self.pin_memory = batch_size, num_workers, pin_memory
         self.teacher_cache = teacher_cache
         self.video_root = video_dir(dataset, root, video_root)
@@ -146,7 +151,7 @@ class VideoDataModule(pl.LightningDataModule):
     @property
     def num_channels(self) -> int:
         """Input channels C of the modality (flow: 2 * flow_length)."""
-        return num_channels(self.modality, self.hparams.flow_length)
+        return self.preprocess.in_channels
 
     # -- datasets -----------------------------------------------------------------------------
     def records(self, subset: str) -> list[VideoRecord]:
@@ -164,9 +169,10 @@ class VideoDataModule(pl.LightningDataModule):
         hp = self.hparams
         listed = {s: self.records(s) for s in todo}
         unique = list({r.path: r for recs in listed.values() for r in recs}.values())
-        reader = _FrameReader(self.video_root, self.modality, self.flow_root, hp.flow_length, hp.accumulate,
-                              hp.scale_size)
-        bad = {r.path: why for r, why in check_records(reader, unique, hp.crop_size, max(1, self.num_workers))}
+        pre = self.preprocess
+        reader = _FrameReader(self.video_root, pre.modality, self.flow_root, pre.flow_length, pre.accumulate,
+                              pre.scale_size)
+        bad = {r.path: why for r, why in check_records(reader, unique, pre.crop_size, max(1, self.num_workers))}
         if bad:
             folder = self.flow_root if self.modality == "flow" else self.video_root
             shown = "; ".join(f"{p} ({why})" for p, why in list(bad.items())[:3])
@@ -184,18 +190,15 @@ class VideoDataModule(pl.LightningDataModule):
             warnings.warn(f"{folder}: {what}; left out (data.skip_bad_videos=true)", stacklevel=2)
 
     def _common(self) -> dict[str, Any]:
-        hp = self.hparams
-        return {"video_root": self.video_root, "modality": self.modality, "crop_size": hp.crop_size,
-                "scale_size": hp.scale_size, "flow_root": self.flow_root, "flow_length": hp.flow_length,
-                "accumulate": hp.accumulate}
+        return {"video_root": self.video_root, "flow_root": self.flow_root, **self.preprocess.reader_kwargs()}
 
     def aligned_positions(self) -> AlignedPositions:
         """The positions a distilled sample may use (those the teacher cache holds)."""
-        return AlignedPositions(str(self.video_root), str(self.flow_root), self.hparams.flow_length,
+        return AlignedPositions(str(self.video_root), str(self.flow_root), self.preprocess.flow_length,
                                 self.hparams.grid_stride)
 
     def _stream(self, subset: str, train: bool, segments: int, crops: int = 1, targets: bool = True) -> Dataset:
-        hp = self.hparams
+        hp, pre = self.hparams, self.preprocess
         self.check_videos([subset])
         records = self._checked[subset]
         distilled = train and targets and (self.teacher_cache is not None or hp.teacher_input)
@@ -207,16 +210,16 @@ class VideoDataModule(pl.LightningDataModule):
         else:
             allowed = self.aligned_positions() if distilled else None
         ds: Dataset = StreamDataset(records, num_segments=segments, train=train, test_crops=crops, seed=hp.seed,
-                                    flip=hp.flip, train_views=hp.train_views, allowed_positions=allowed,
+                                    flip=pre.flip, train_views=pre.train_views, allowed_positions=allowed,
                                     **self._common())
-        if distilled and hp.train_views is None:
+        if distilled and pre.train_views is None:
             raise ValueError("distillation needs data.train_views (1, 3 or 5): the teacher's targets exist "
                              "only for a fixed set of views")
         if cache is not None:
             ds = TeacherTargets(ds, cache)
         if distilled and hp.teacher_input:
-            ds = TeacherInputs(ds, FlowView(str(self.flow_root), hp.flow_length, hp.crop_size, hp.scale_size,
-                                            hp.train_views, hp.flip))
+            ds = TeacherInputs(ds, FlowView(str(self.flow_root), pre.flow_length, pre.crop_size, pre.scale_size,
+                                            pre.train_views, pre.flip))
         return ds
 
     def setup(self, stage: str | None = None) -> None:
@@ -236,7 +239,7 @@ class VideoDataModule(pl.LightningDataModule):
                                                  self.test_crops, targets=False)
         if stage in (None, "predict"):
             self.datasets["predict"] = GridDataset(self._checked[hp.predict_subset], stride=hp.grid_stride,
-                                                   num_views=hp.train_views, flip=hp.flip,
+                                                   num_views=self.preprocess.train_views, flip=self.preprocess.flip,
                                                    position_modality=hp.cache_positions, **self._common())
 
     def _loader(self, name: str, shuffle: bool = False, batch_size: int | None = None) -> DataLoader:

@@ -2,8 +2,9 @@
 
 Each network maps ``input`` (B, N, C, H, W) float32 (N = segments x crops; B and N are free) to
 ``logits`` (B, num_classes). ``fusion.json`` (schema: ``ip_tsn.deploy.fused_model``) gives per stream
-the files, the fusion weight and the preprocessing (modality, in_channels, crop_size, scale_size,
-test_segments, test_crops, accumulate, flip; normalisation: ``ip_tsn.data.transforms.normalize``), and
+the files, the fusion weight and the preprocessing (``ip_tsn.data.preprocess.Preprocess.to_dict``:
+modality, crop_size, scale_size, test_segments, test_crops, ..., in_channels; normalisation:
+``ip_tsn.data.transforms.normalize``), and
 the class names. Fused scores: ``sum_s w_s softmax(logits_s) / sum_s w_s``. ``ip-tsn predict
 --model OUT`` runs the TorchScript files. Every export is checked against the checkpoint's own
 network on a random input (``max_abs_diff`` in the returned dict; above ``atol`` it raises).
@@ -34,7 +35,7 @@ def example_input(stream: Stream, batch: int = 1, segments: int = 3, seed: int =
     """(batch, segments, C, crop, crop) float32 random input of ``stream``'s network."""
     p = stream.preprocess
     g = torch.Generator().manual_seed(seed)
-    return torch.randn(batch, segments, p["in_channels"], p["crop_size"], p["crop_size"], generator=g)
+    return torch.randn(batch, segments, p.in_channels, p.crop_size, p.crop_size, generator=g)
 
 
 def _export_onnx(network: torch.nn.Module, example: torch.Tensor, path: Path) -> None:
@@ -97,6 +98,6 @@ def export_model(predictor: FusedPredictor, out_dir: str | os.PathLike, onnx: bo
         reports[stream.name] = rep = export_stream(stream, out, onnx, atol)
         entries.append(StreamEntry(stream.name, stream.weight, torchscript=str(rep["torchscript"]),
                                    onnx=str(rep["onnx"]) if rep["onnx"] else None,
-                                   preprocess=dict(stream.preprocess)))
+                                   preprocess=stream.preprocess.to_dict()))
     path = write_fused_model(out / "fusion.json", entries, predictor.class_names)
     return {"fusion": str(path), "streams": reports}

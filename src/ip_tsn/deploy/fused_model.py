@@ -8,8 +8,10 @@ preprocessing). Both have one schema::
      "streams": [{"name": "I-stream", "weight": 2.0, "checkpoint": "../istream/checkpoints/best.ckpt",
                   "torchscript": null, "onnx": null, "preprocess": null | {...}}, ...]}
 
-File paths are stored relative to the JSON file's folder (the tree can move) and read back as
-absolute paths.
+``preprocess`` is the stream's :meth:`ip_tsn.data.preprocess.Preprocess.to_dict` (``model.json``: a
+copy of its checkpoint's; a checkpoint, when given, is what predict reads); reading the file checks
+it with :meth:`~ip_tsn.data.preprocess.Preprocess.from_dict`. File paths are stored relative to the
+JSON file's folder (the tree can move) and read back as absolute paths.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from ip_tsn.atomic import write_json_atomic
+from ip_tsn.data.preprocess import Preprocess
 
 FORMAT = "ip-tsn-fused-model"
 FILE_KEYS = ("checkpoint", "torchscript", "onnx")
@@ -88,5 +91,7 @@ def read_fused_model(path: str | os.PathLike) -> FusedSpec:
         entry = StreamEntry(**{k: item.get(k) for k in StreamEntry.__dataclass_fields__})
         if not any(getattr(entry, k) for k in FILE_KEYS):
             raise ValueError(f"{path}: stream {entry.name!r} names no network file ({FILE_KEYS})")
+        if entry.preprocess is not None:
+            Preprocess.from_dict(entry.preprocess, f"{path}: stream {entry.name!r}")
         streams.append(_relocate(entry, lambda p: os.path.normpath(folder / p)))
     return FusedSpec(streams, data.get("class_names"), str(path))

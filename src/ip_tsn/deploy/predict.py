@@ -5,7 +5,8 @@
     p = FusedPredictor.load(model="exported/")                  # fusion.json of `ip-tsn export`
     result = p.predict("video.mp4", top_k=5)  # {"top": [{"label", "class", "score"}], "timing_ms", ...}
 
-Preprocessing is ``ip-tsn test``'s, through the same ``StreamDataset`` (``train=False``):
+Preprocessing is ``ip-tsn test``'s, read from each checkpoint's (or ``fusion.json``'s)
+:class:`~ip_tsn.data.preprocess.Preprocess`, through the same ``StreamDataset`` (``train=False``):
 ``test_segments`` segment centres among the frames the modality may use, shorter side to
 ``scale_size``, centre crop (or 3 / 10 crops), the DataModule's normalisation. Fused scores:
 ``sum_s w_s softmax(logits_s) / sum_s w_s`` (a distribution; same ranking as ``ip-tsn fuse``).
@@ -29,9 +30,10 @@ from torch import nn
 
 from ip_tsn.codec import CompressedVideo
 from ip_tsn.data.datasets import VideoRecord
+from ip_tsn.data.preprocess import Preprocess
 from ip_tsn.data.video_dataset import StreamDataset
 from ip_tsn.deploy.fused_model import StreamEntry, read_fused_model
-from ip_tsn.lit.checkpoint_info import PREPROCESS_DEFAULTS, read_checkpoint, read_class_file, stream_info
+from ip_tsn.lit.checkpoint_info import read_checkpoint, read_class_file, stream_info
 
 TIMING_KEYS = ("decode", "motion_residual", "network", "total")
 PHASE = {"rgb": "decode", "iframe": "decode", "mv": "motion_residual", "residual": "motion_residual",
@@ -54,26 +56,23 @@ class LogitsOnly(nn.Module):
 @dataclass
 class Stream:
     """One stream: ``network`` (B, N, C, H, W) -> logits (B, num_classes), its fusion ``weight``,
-    ``preprocess`` (``PREPROCESS_DEFAULTS`` keys + ``in_channels``) and, if any, ``checkpoint``."""
+    ``preprocess`` and, if any, ``checkpoint``."""
 
     name: str
     weight: float
     network: nn.Module
-    preprocess: dict[str, Any]
+    preprocess: Preprocess
     checkpoint: str | None = None
 
     @property
     def modality(self) -> str:
-        return self.preprocess["modality"]
+        return self.preprocess.modality
 
     def inputs(self, path: Path) -> torch.Tensor:
         """(N, C, crop, crop) float32 of ``path``, N = test_segments * test_crops."""
         p = self.preprocess
-        ds = StreamDataset([VideoRecord(path.name, -1, "")], path.parent, p["modality"],
-                           num_segments=p["test_segments"], train=False, crop_size=p["crop_size"],
-                           scale_size=p["scale_size"], test_crops=p["test_crops"],
-                           flow_length=p["flow_length"], accumulate=p["accumulate"],
-                           flip=p.get("flip", True))
+        ds = StreamDataset([VideoRecord(path.name, -1, "")], path.parent, num_segments=p.test_segments,
+                           train=False, test_crops=p.test_crops, flip=p.flip, **p.reader_kwargs())
         return ds[0]["input"]
 
 
@@ -95,18 +94,17 @@ def load_stream(entry: StreamEntry, device: torch.device, use: str = "",
 
         info = stream_info(read_checkpoint(entry.checkpoint, use, modality=modality), entry.checkpoint)
         network: nn.Module = LogitsOnly(load_module(entry.checkpoint).model)
-        pre, names = {k: info[k] for k in PREPROCESS_DEFAULTS}, info["class_names"]
-        pre["in_channels"] = info["in_channels"]
+        pre, names = info["preprocess"], info["class_names"]
     elif entry.torchscript and entry.preprocess:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", FutureWarning)  # TorchScript's deprecation notice
             network = torch.jit.load(entry.torchscript, map_location=device)
-        pre, names = dict(entry.preprocess), None
+        pre, names = Preprocess.from_dict(entry.preprocess, f"stream {entry.name!r}"), None
     else:
         raise ValueError(f"stream {entry.name!r}: needs a checkpoint, or a TorchScript file with its "
                          "preprocessing (an `ip-tsn export` folder)")
-    if pre["modality"] not in PHASE:
-        raise ValueError(f"stream {entry.name!r} reads {pre['modality']!r}: prediction runs on the "
+    if pre.modality not in PHASE:
+        raise ValueError(f"stream {entry.name!r} reads {pre.modality!r}: prediction runs on the "
                          f"compressed streams only ({', '.join(PHASE)}), no optical flow")
     return Stream(entry.name, float(entry.weight), network.to(device).eval(), pre,
                   entry.checkpoint), names
@@ -152,7 +150,8 @@ class FusedPredictor:
         loaded = [load_stream(e, dev, use, modalities) for e, (use, modalities) in zip(entries, expected)]
         streams = [s for s, _ in loaded]
         for s in streams:
-            s.preprocess.update({k: v for k, v in (("test_segments", segments), ("test_crops", crops)) if v})
+            s.preprocess = replace(s.preprocess, **{k: v for k, v in (("test_segments", segments),
+                                                                       ("test_crops", crops)) if v})
         names = read_class_file(classes) if classes else names or _agreed_names(loaded)
         return cls(streams, names, dev)
 

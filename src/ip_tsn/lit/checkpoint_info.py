@@ -3,9 +3,12 @@ the writing side (atomic files, ``last.ckpt`` after every epoch).
 
 Lightning already stores the DataModule's arguments (``datamodule_hyper_parameters``: modality,
 crop and scale sizes, test segments and crops, ...) and the modules store their kind
-(``ip_tsn_module``); :class:`SaveStreamInfo` adds the class names (``checkpoint["class_names"]``)
-and the stage (``ip_tsn_stage``), and :func:`stream_info` reads them back. Checkpoints written
-before class names were stored get them from the dataset's split files when these still exist.
+(``ip_tsn_module``); :class:`SaveStreamInfo` adds the class names (``checkpoint["class_names"]``),
+the stage (``ip_tsn_stage``) and the stream's preprocessing (``checkpoint["preprocess"]``:
+:meth:`ip_tsn.data.preprocess.Preprocess.to_dict`), and :func:`stream_info` reads them back.
+Checkpoints written before class names were stored get them from the dataset's split files when
+these still exist; those written before the preprocessing was stored get it from the DataModule's
+arguments (:meth:`~ip_tsn.data.preprocess.Preprocess.from_hparams`).
 
 :func:`read_checkpoint` is the only place a checkpoint file is opened: a missing, empty,
 truncated or foreign file, or one of another stage or modality than its use expects, gives a
@@ -28,14 +31,13 @@ from pytorch_lightning.plugins.io import TorchCheckpointIO
 from ip_tsn.atomic import atomic_path
 from ip_tsn.config import ConfigError
 from ip_tsn.data.datasets import load_classes
+from ip_tsn.data.preprocess import Preprocess
 
 CLASS_NAMES_KEY = "class_names"
 DATAMODULE_KEY = "datamodule_hyper_parameters"
 MODULE_KEY = "ip_tsn_module"
 STAGE_KEY = "ip_tsn_stage"
-PREPROCESS_DEFAULTS: dict[str, Any] = {"modality": None, "crop_size": 224, "scale_size": 256,
-                                       "test_segments": 25, "test_crops": 1, "accumulate": True,
-                                       "flow_length": 5, "flip": True}
+PREPROCESS_KEY = "preprocess"
 
 
 class CheckpointError(ConfigError):
@@ -43,17 +45,22 @@ class CheckpointError(ConfigError):
 
 
 class SaveStreamInfo(Callback):
-    """Store ``class_names`` (by 0-based label) and the stage in every checkpoint the trainer saves."""
+    """Store ``class_names`` (by 0-based label), the stage and the stream's ``preprocess`` (plain
+    values) in every checkpoint the trainer saves."""
 
-    def __init__(self, class_names: Sequence[str], stage: str | None = None) -> None:
+    def __init__(self, class_names: Sequence[str], stage: str | None = None,
+                 preprocess: Preprocess | None = None) -> None:
         self.class_names = [str(c) for c in class_names]
         self.stage = stage
+        self.preprocess = preprocess
 
     def on_save_checkpoint(self, trainer: pl.Trainer, pl_module: pl.LightningModule,
                            checkpoint: dict[str, Any]) -> None:
         checkpoint[CLASS_NAMES_KEY] = list(self.class_names)
         if self.stage:
             checkpoint[STAGE_KEY] = str(self.stage)
+        if self.preprocess is not None:
+            checkpoint[PREPROCESS_KEY] = self.preprocess.to_dict()
 
 
 class AtomicCheckpointIO(TorchCheckpointIO):
@@ -139,18 +146,32 @@ def read_class_file(path: str | os.PathLike) -> list[str]:
     return [ln.split(maxsplit=1)[1] for ln in lines] if numbered and lines else lines
 
 
-def stream_info(checkpoint: Mapping[str, Any], source: str = "checkpoint") -> dict[str, Any]:
-    """``{"class_names": list[str] | None, "num_classes", "in_channels", **preprocessing}`` of a
-    loaded checkpoint dict (``torch.load``); preprocessing keys as in ``PREPROCESS_DEFAULTS``.
+def checkpoint_preprocess(checkpoint: Mapping[str, Any], source: str = "checkpoint") -> Preprocess:
+    """The stream's :class:`~ip_tsn.data.preprocess.Preprocess` a loaded checkpoint dict records
+    (``checkpoint["preprocess"]``; older checkpoints: their DataModule arguments). Raises
+    ``CheckpointError`` naming ``source`` when it has neither, or a preprocessing it cannot read."""
+    dm = dict(checkpoint.get(DATAMODULE_KEY) or {})
+    stored = checkpoint.get(PREPROCESS_KEY)
+    if stored is None and not dm.get("modality"):
+        raise CheckpointError(f"{source}: no preprocessing or DataModule arguments (modality, sizes) in the "
+                              "checkpoint; was it written by `ip-tsn fit`?")
+    try:
+        if stored is not None:
+            return Preprocess.from_dict(stored, source)  # its errors name source
+        return Preprocess.from_hparams(dm)
+    except ValueError as e:
+        raise CheckpointError(str(e) if stored is not None else f"{source}: {e}") from None
 
-    Raises ``CheckpointError`` naming ``source`` when the checkpoint has no DataModule arguments.
+
+def stream_info(checkpoint: Mapping[str, Any], source: str = "checkpoint") -> dict[str, Any]:
+    """``{"preprocess": Preprocess, "class_names": list[str] | None, "num_classes", "in_channels"}``
+    of a loaded checkpoint dict (``torch.load``; :func:`checkpoint_preprocess`).
+
+    Raises ``CheckpointError`` naming ``source`` when the checkpoint records no preprocessing.
     """
     dm = dict(checkpoint.get(DATAMODULE_KEY) or {})
     hp = dict(checkpoint.get("hyper_parameters") or {})
-    if not dm.get("modality"):
-        raise CheckpointError(f"{source}: no DataModule arguments (modality, sizes) in the checkpoint; "
-                         "was it written by `ip-tsn fit`?")
-    info = {k: dm.get(k, v) for k, v in PREPROCESS_DEFAULTS.items()}
+    preprocess = checkpoint_preprocess(checkpoint, source)
     names = checkpoint.get(CLASS_NAMES_KEY)
     if names is None and dm.get("dataset") and dm.get("root"):
         try:  # older checkpoints: the dataset's split files, if they are still there
@@ -158,9 +179,8 @@ def stream_info(checkpoint: Mapping[str, Any], source: str = "checkpoint") -> di
                                  class_list=dm.get("class_list"))
         except (ValueError, OSError):
             names = None
-    info.update(class_names=list(names) if names is not None else None,
-                num_classes=int(hp["num_classes"]), in_channels=int(hp["in_channels"]))
-    return info
+    return {"preprocess": preprocess, "class_names": list(names) if names is not None else None,
+            "num_classes": int(hp["num_classes"]), "in_channels": int(hp["in_channels"])}
 
 
 def read_stream_info(path: str | os.PathLike) -> dict[str, Any]:

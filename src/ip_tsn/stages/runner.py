@@ -29,7 +29,8 @@ from ip_tsn.deploy.fused_model import StreamEntry, write_fused_model
 from ip_tsn.evaluation.report import Roles, run_fusion, write_class_report
 from ip_tsn.evaluation.splits import write_splits_report
 from ip_tsn.lit.cache_writer import TeacherCacheWriter
-from ip_tsn.lit.checkpoint_info import AtomicCheckpointIO, SaveLastEveryEpoch, SaveStreamInfo, read_checkpoint
+from ip_tsn.lit.checkpoint_info import (AtomicCheckpointIO, SaveLastEveryEpoch, SaveStreamInfo, checkpoint_preprocess,
+                                        read_checkpoint)
 from ip_tsn.lit.modules import MODULES, load_module
 from ip_tsn.lit.scores import SaveTestScores
 from ip_tsn.stages.loggers import build_loggers
@@ -114,7 +115,7 @@ def fit(cfg: DictConfig) -> Path:
                                  mode=cfg.checkpoint.mode, save_last=False, enable_version_counter=False)
     loggers = build_loggers(cfg, run_dir, resume)
     callbacks = [checkpoint, SaveLastEveryEpoch(ckpt_dir / "last.ckpt"),
-                 SaveStreamInfo(dm.class_names, cfg.get("stage")), *([LearningRateMonitor("epoch")] if loggers else [])]
+                 SaveStreamInfo(dm.class_names, cfg.get("stage"), dm.preprocess), *([LearningRateMonitor("epoch")] if loggers else [])]
     trainer = build_trainer(cfg, run_dir, callbacks, loggers)
     if trainer.is_global_zero:
         save_config(cfg, run_dir / "config.yaml")
@@ -141,19 +142,19 @@ def _check_cache(cfg: DictConfig, dm: VideoDataModule) -> None:
     expected = {"teacher_sha256": sha256_file(cfg.teacher.checkpoint)} if cfg.get("teacher") else {}
     expected["dataset"] = _dataset_key(cfg)
     expected["views"] = _views_key(dm)
-    expected["flow_length"] = int(dm.hparams.flow_length)
+    expected["flow_length"] = int(dm.preprocess.flow_length)
     expected["grid_stride"] = int(dm.hparams.grid_stride)
     cache.check(expected)
     cache.verify()
 
 
 def _views_key(dm: VideoDataModule) -> dict:
-    hp = dm.hparams
-    if hp.train_views is None:
+    pre = dm.preprocess
+    if pre.train_views is None:
         raise ConfigError("the teacher cache and the student need data.train_views (1, 3 or 5): the fixed views "
                           "the student's augmentation draws from and the cache holds")
-    return {"num_views": int(hp.train_views), "flip": bool(hp.flip), "crop_size": int(hp.crop_size),
-            "scale_size": hp.scale_size, "num_ids": num_view_ids(int(hp.train_views), bool(hp.flip))}
+    return {"num_views": int(pre.train_views), "flip": bool(pre.flip), "crop_size": int(pre.crop_size),
+            "scale_size": pre.scale_size, "num_ids": num_view_ids(int(pre.train_views), bool(pre.flip))}
 
 
 def _dataset_key(cfg: DictConfig) -> dict:
@@ -173,7 +174,7 @@ def cache(cfg: DictConfig) -> Path:
     writer = TeacherCacheWriter(out_dir, teacher_checkpoint=teacher_ckpt,
                                 dataset={**_dataset_key(cfg), "subset": cfg.cache.subset},
                                 grid_stride=int(cfg.cache.grid_stride), views=_views_key(dm),
-                                flow_length=int(dm.hparams.flow_length), config=to_container(cfg),
+                                flow_length=int(dm.preprocess.flow_length), config=to_container(cfg),
                                 dtype=cfg.cache.get("dtype", "float16"), features=bool(cfg.cache.get("features", True)))
     trainer = build_trainer(cfg, out_dir, [writer])
     trainer.predict(model, datamodule=dm, return_predictions=False)
@@ -222,10 +223,19 @@ def fuse(cfg: DictConfig) -> dict:
     tst = {name: Path(run) / "scores_test.npz" for name, run in runs.items()}
     result = run_fusion(val, tst, cfg.fuse.out_dir, dm.class_names, fused=fused, roles=roles,
                         groups=cfg.fuse.get("groups"), thresholds=to_container(cfg.fuse.get("checks")))
-    entries = [StreamEntry(name, float(w), checkpoint=str(Path(runs[name]) / "checkpoints" / "best.ckpt"))
+    entries = [_fused_entry(name, float(w), Path(runs[name]) / "checkpoints" / "best.ckpt")
                for name, w in result["weights"].items()]
     write_fused_model(Path(cfg.fuse.out_dir) / "model.json", entries, dm.class_names)
     return {**result, "markdown": str(Path(cfg.fuse.out_dir) / "results.md")}
+
+
+def _fused_entry(name: str, weight: float, checkpoint: Path) -> StreamEntry:
+    """A ``model.json`` stream: its checkpoint, weight and (when the checkpoint is there) a copy of
+    the checkpoint's preprocessing."""
+    preprocess = None
+    if checkpoint.is_file():
+        preprocess = checkpoint_preprocess(read_checkpoint(checkpoint), str(checkpoint)).to_dict()
+    return StreamEntry(name, weight, checkpoint=str(checkpoint), preprocess=preprocess)
 
 
 def fuse_splits(config: str | os.PathLike, overrides: list[str], splits: list[int]) -> dict:

@@ -1,0 +1,93 @@
+"""``Preprocess``: one frozen, typed description of a stream's preprocessing.
+
+Built once from the config (the DataModule's arguments, :meth:`Preprocess.from_hparams`), it is
+what the datasets read (``VideoDataModule.preprocess``), what every checkpoint stores
+(``checkpoint["preprocess"]``, :meth:`to_dict`) and what ``fusion.json`` / ``model.json`` hold per
+stream; the test protocol, ``ip-tsn predict`` and ``ip-tsn export`` read it back with
+:meth:`from_dict`. The defaults here are the only ones (``VideoDataModule``'s signature uses them).
+
+Fields: ``modality`` (``rgb``, ``iframe``, ``mv``, ``residual``, ``p``, ``flow``),
+``num_segments`` (K in training and validation), ``crop_size``, ``scale_size`` (shorter side
+before cropping; None: as decoded), ``test_segments`` x ``test_crops`` (1, 3 or 10: the test
+protocol), ``flow_length`` (L: flow stack of 2L channels), ``accumulate`` (motion vectors and
+residuals back to the GOP's I-frame), ``flip`` (random flips in training, mirrored test views),
+``train_views`` (the fixed training views of distillation, 1, 3 or 5; None: random crops).
+``in_channels`` (C, derived from modality and flow length) is written by :meth:`to_dict` too, for
+readers of the file outside Python.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, fields
+from typing import Any
+
+from .modalities import check_modality, num_channels
+from .transforms import check_crops
+
+DERIVED_KEYS = ("in_channels",)  # written by to_dict, checked (not stored) by from_dict
+
+
+@dataclass(frozen=True)
+class Preprocess:
+    """How one stream turns a video into its network's input (module docstring)."""
+
+    modality: str = "rgb"
+    num_segments: int = 3
+    crop_size: int = 224
+    scale_size: int | None = 256
+    test_segments: int = 25
+    test_crops: int = 10
+    flow_length: int = 5
+    accumulate: bool = True
+    flip: bool = True
+    train_views: int | None = None
+
+    def __post_init__(self) -> None:
+        check_modality(self.modality)
+        check_crops(self.test_crops, self.flip)
+
+    @property
+    def in_channels(self) -> int:
+        """Input channels C of the modality (flow: 2 * flow_length)."""
+        return num_channels(self.modality, self.flow_length)
+
+    def reader_kwargs(self) -> dict[str, Any]:
+        """What ``StreamDataset`` / ``GridDataset`` take for reading frames: modality, crop_size,
+        scale_size, flow_length, accumulate."""
+        return {"modality": self.modality, "crop_size": self.crop_size, "scale_size": self.scale_size,
+                "flow_length": self.flow_length, "accumulate": self.accumulate}
+
+    @classmethod
+    def keys(cls) -> tuple[str, ...]:
+        """The field names, in order."""
+        return tuple(f.name for f in fields(cls))
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain values (``weights_only`` checkpoints, JSON): every field and ``in_channels``."""
+        return {**asdict(self), "in_channels": self.in_channels}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any], source: str = "preprocess") -> "Preprocess":
+        """Back from :meth:`to_dict`; missing keys take the defaults (older files). Raises
+        ``ValueError`` naming ``source``: unknown keys (named), a value the fields refuse
+        (modality, crops), or an ``in_channels`` that does not fit the modality."""
+        unknown = sorted(set(data) - set(cls.keys()) - set(DERIVED_KEYS))
+        if unknown:
+            raise ValueError(f"{source}: unknown preprocessing key(s) {', '.join(unknown)}; "
+                             f"known: {', '.join(cls.keys())}")
+        try:
+            pre = cls(**{k: data[k] for k in cls.keys() if k in data})
+        except ValueError as e:
+            raise ValueError(f"{source}: {e}") from None
+        if data.get("in_channels") is not None and int(data["in_channels"]) != pre.in_channels:
+            raise ValueError(f"{source}: in_channels={data['in_channels']} does not fit modality "
+                             f"{pre.modality!r} (flow_length {pre.flow_length}): {pre.in_channels} channels")
+        return pre
+
+    @classmethod
+    def from_hparams(cls, hparams: Mapping[str, Any]) -> "Preprocess":
+        """From the DataModule's arguments (``VideoDataModule.hparams``, or a checkpoint's
+        ``datamodule_hyper_parameters``): its preprocessing keys, the rest ignored; missing keys
+        take the defaults."""
+        return cls(**{k: hparams[k] for k in cls.keys() if k in hparams})
