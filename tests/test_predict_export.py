@@ -108,3 +108,17 @@ def test_export_matches_the_checkpoints(tiny_streams, tmp_path, capsys):
     from_ckpt = _predict_json(capsys, carphone, *_streams(tiny_streams), "--weights", "2,1")[0]
     assert [t["label"] for t in from_export["top"]] == [t["label"] for t in from_ckpt["top"]]
     assert [t["score"] for t in from_export["top"]] == pytest.approx([t["score"] for t in from_ckpt["top"]], abs=1e-4)
+
+
+def test_predict_video_smaller_than_crop_is_named_and_scale_size_reads_it(tiny_streams, tmp_path, capsys):
+    small = tmp_path / "small.mp4"  # 16x48: smaller than the streams' 32-px crop
+    encode(small, moving_frames(24, 16, 48))
+    capsys.readouterr()
+    assert main(["predict", str(small), *_streams(tiny_streams)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and str(small) in err[0] and "cannot crop 32x32 from frames of 16x48" in err[0]
+
+    result = _predict_json(capsys, str(small), *_streams(tiny_streams), "--scale-size", "32")[0]
+    assert result["streams"]["I-stream"]["inputs"] == [3, 3, 32, 32]
+    assert result["streams"]["P-stream"]["inputs"] == [3, 5, 32, 32]
+    assert len(result["top"]) == 5

@@ -49,6 +49,9 @@ def _parser() -> argparse.ArgumentParser:
         p.add_argument("--classes", help="class names (classInd.txt or one per line), if not stored")
         p.add_argument("--segments", type=_positive, help="TSN segments (default: the checkpoint's test_segments)")
         p.add_argument("--crops", type=int, default=1, choices=(1, 3, 10), help="crops per segment (default 1)")
+        p.add_argument("--scale-size", type=_positive,
+                       help="resize the shorter side to this before cropping (default: the checkpoint's; "
+                            "for videos smaller than the crop)")
     predict.add_argument("--device", default="auto", help="auto (default), cpu or cuda")
     predict.add_argument("--top-k", type=_positive, default=5, help="classes shown (default 5)")
     predict.add_argument("--json", action="store_true", help="one JSON list on stdout")
@@ -140,7 +143,7 @@ def _predict_or_export(args: argparse.Namespace) -> int:
 
     device = "cpu" if args.command == "export" else args.device
     predictor = FusedPredictor.load(args.model, args.istream, args.pstream, args.weights, args.classes,
-                                    device, args.segments, args.crops)
+                                    device, args.segments, args.crops, args.scale_size)
     if args.command == "export":
         from .deploy.export import export_model
 

@@ -124,11 +124,14 @@ class FusedPredictor:
     @classmethod
     def load(cls, model: str | None = None, istream: str | None = None, pstream: str | None = None,
              weights: Sequence[float] | None = None, classes: str | None = None, device: str = "auto",
-             segments: int | None = None, crops: int | None = 1) -> "FusedPredictor":
+             segments: int | None = None, crops: int | None = 1,
+             scale_size: int | None = None) -> "FusedPredictor":
         """From a fused model file / folder (``model``) or from the I- and / or P-stream
         checkpoints; ``weights`` (one per stream, in that order) replace the file's (default 1).
         ``segments`` / ``crops`` replace each stream's ``test_segments`` / ``test_crops``
-        (None: keep the checkpoint's). ``classes``: a class-name file, for checkpoints without."""
+        (None: keep the checkpoint's); ``scale_size`` resizes every stream's input to that shorter
+        side before cropping (for videos smaller than the crop; None: the checkpoint's).
+        ``classes``: a class-name file, for checkpoints without."""
         if model and (istream or pstream):
             raise ValueError("give a model file (--model) or stream checkpoints (--istream/--pstream), not both")
         if model:
@@ -151,7 +154,8 @@ class FusedPredictor:
         streams = [s for s, _ in loaded]
         for s in streams:
             s.preprocess = replace(s.preprocess, **{k: v for k, v in (("test_segments", segments),
-                                                                       ("test_crops", crops)) if v})
+                                                                       ("test_crops", crops),
+                                                                       ("scale_size", scale_size)) if v})
         names = read_class_file(classes) if classes else names or _agreed_names(loaded)
         return cls(streams, names, dev)
 
