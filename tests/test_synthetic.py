@@ -160,3 +160,17 @@ def test_motion_vectors_show_the_body_motion(tmp_path):
                          tmp_path / f"{name}.mp4")
             stats[motion] = mv_stats(tmp_path / f"{name}.mp4")[0]
         assert stats["WalkRight"] < -0.05 < 0.05 < stats["WalkLeft"], (scene, stats)  # body ~0.6 px/frame
+
+
+def test_jumps_land_on_every_i_frame():
+    """A jump's I-frames show the actor on the ground (the I-stream cannot tell jump from stand),
+    while between I-frames it is 6-9 px up at the highest."""
+    from ip_tsn.data.synthetic import GOP_SIZE, _trajectory
+
+    t = np.arange(48, dtype=np.float64)
+    for index in range(6):
+        rng = video_rng(0, "train", 2, index)
+        y = _trajectory("Jump", rng, t, 64, 64, 1.0)[:, 1]
+        ground = y[0]
+        assert np.allclose(y[::GOP_SIZE], ground, atol=1e-9)
+        assert 6 - 1e-6 <= (ground - y).max() <= 9 + 1e-6
