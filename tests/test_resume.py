@@ -115,3 +115,21 @@ def test_sigint_says_how_to_resume_and_exits_130(tiny):
     assert "Traceback" not in err
     assert err.strip().splitlines()[-1] == f"ip-tsn fit: interrupted; resume with ckpt_path=last ({last})"
     assert not (run_dir / "fit.json").exists() and _epoch(last) >= 0
+
+
+def test_training_does_not_depend_on_the_validation_schedule(tiny):
+    """Validating every epoch or only at the end gives the same final weights: the evaluation
+    loaders draw no numbers from the training's random stream."""
+    base, common = tiny
+    weights = {}
+    for every in (1, 3):
+        root = base / f"val_every_{every}"
+        assert main(["fit", ISTREAM, *common, "trainer.max_epochs=3", "checkpoint.monitor=null",
+                     f"trainer.check_val_every_n_epoch={every}", f"run_root={root}"]) == 0
+        weights[every] = torch.load(root / "istream" / "checkpoints" / "last.ckpt", map_location="cpu",
+                                    weights_only=True)["state_dict"]
+        validated = _epochs_with(_rows(root / "istream"), "val/top1")
+        assert validated == ([0, 1, 2] if every == 1 else [2])
+    assert weights[1].keys() == weights[3].keys()
+    for key in weights[1]:
+        assert torch.equal(weights[1][key], weights[3][key]), key

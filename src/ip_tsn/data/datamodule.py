@@ -248,9 +248,12 @@ class VideoDataModule(pl.LightningDataModule):
         dataset, workers = self.datasets[name], self.num_workers
         batch_size = batch_size or self.batch_size
         drop_last = shuffle and len(dataset) > batch_size  # type: ignore[arg-type]  # no 1-sample BN batch
+        # an evaluation loader draws its worker seed from its own generator, not the global one:
+        # training is then the same whatever the validation schedule (check_val_every_n_epoch)
+        generator = None if shuffle else torch.Generator().manual_seed(self.hparams.seed)
         return DataLoader(dataset, batch_size=batch_size, shuffle=shuffle, num_workers=workers,
                           pin_memory=self.pin_memory, collate_fn=collate, drop_last=drop_last,
-                          persistent_workers=workers > 0)
+                          persistent_workers=workers > 0, generator=generator)
 
     def train_dataloader(self) -> DataLoader:
         return self._loader("train", shuffle=True)
