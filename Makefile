@@ -108,9 +108,12 @@ bench: $(STAMP)
 	$(PY) -m pip install --quiet --no-deps motion-vector-extractor==2.0.0
 	$(PY) benchmarks/run.py $(BENCH_ARGS)
 
-# the 3-seed distillation ablation (~25 min per seed on 2 cores), then RESULTS.md again
-bench-ablation: $(FLOW)
-	$(PY) benchmarks/run.py --only ablation --train-ablation --seeds 0,1,2
+# the distillation ablation: make demo's chain plus plain P with the student's sampler, for 3 training
+# seeds x 2 data seeds (~25 min per run on 2 cores; finished make demo runs are reused), then RESULTS.md.
+# VARIANTS=all adds the logits-only and features-only students (~5 min more per run).
+VARIANTS ?= no_distill
+bench-ablation: $(STAMP)
+	$(PY) benchmarks/run.py --only ablation --train-ablation --seeds 0,1,2 --data-seeds 0,1 --variants $(VARIANTS)
 
 clean-runs:
 	rm -rf runs

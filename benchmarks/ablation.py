@@ -1,30 +1,33 @@
 """Section 4: the distillation ablation on the synthetic default, over data seeds and training seeds.
 
-For each data seed ``d`` the synthetic data set is generated with ``--seed d`` where ``make demo
-DATA_SEED=d`` puts it (``data/synthetic`` for d = 0, else ``data/synthetic-d<d>``, with the
-Makefile's TV-L1 flow); for each training seed ``s`` the whole chain then runs through the
-``ip-tsn`` command (``ip_tsn.cli.main``, in this process) with ``seed=<s> data.root=<data>
-run_root=runs/bench/ablation[-quick]/d<d>/seed<s>``, one folder per (data seed, seed):
+Each run is one (data seed ``d``, training seed ``s``) and lives where ``make demo DATA_SEED=<d>
+SEED=<s>`` puts it: the data in ``data/synthetic[-d<d>]`` (with the Makefile's TV-L1 flow), the
+runs in ``runs/synthetic/split1`` for d = s = 0, else ``runs/synthetic-d<d>-s<s>/split1``. The
+driver runs make demo's chain there (stages already finished are kept, an interrupted training
+resumes from its last.ckpt), adds the ablation's students beside it and fuses them, every step
+through the ``ip-tsn`` command in a subprocess with ``seed=<s> data.root=<data> run_root=<runs>``:
 
-    ip-tsn fit   experiments/teacher.yaml                 # the flow teacher
-    ip-tsn cache experiments/cache.yaml                   # its logits / features
-    ip-tsn fit   experiments/ablations/no_distill.yaml    # plain P (labels only, same schedule)
-    ip-tsn fit   experiments/ablations/logits_only.yaml   # + KL on the teacher's logits
-    ip-tsn fit   experiments/ablations/features_only.yaml # + MSE on the teacher's features
-    ip-tsn fit   experiments/ablations/both.yaml          # both (= experiments/student.yaml)
-    ip-tsn fit   experiments/istream.yaml                 # the I-stream
-    ip-tsn test  <each of the above>                      # 25-segment protocol, val and test
-    ip-tsn fuse  <run_root>/fuse.yaml                     # I + P (both), I + plain P, checks on val
+    ip-tsn fit   experiments/teacher.yaml                 # the flow teacher        (make demo)
+    ip-tsn cache experiments/cache.yaml                   # its logits / features   (make demo)
+    ip-tsn fit   experiments/pstream.yaml                 # make demo's plain P     (make demo)
+    ip-tsn fit   experiments/student.yaml                 # logits + features       (make demo)
+    ip-tsn fit   experiments/istream.yaml                 # the I-stream            (make demo)
+    ip-tsn fit   experiments/ablations/no_distill.yaml    # plain P with the student's sampler, views, schedule
+    ip-tsn fit   experiments/ablations/logits_only.yaml   # --variants all: + KL on the teacher's logits only
+    ip-tsn fit   experiments/ablations/features_only.yaml # --variants all: + MSE on its features only
+    ip-tsn test  <each of the above>                      # the test protocol, val and test
+    ip-tsn fuse  experiments/fuse.yaml                    # make demo's table (<runs>/fusion)
+    ip-tsn fuse  <runs>/fuse_ablation.yaml                # I + P (both), I + plain P, checks (<runs>/fusion_ablation)
 
-Stages whose output exists are skipped, so an interrupted run resumes (a ``fusion/results.json``
-without per-video results, from an older ``ip-tsn fuse``, is fused again). Each run's
-``fusion/results.json`` gives its test top-1 per stream and per-video correctness; the summary is
-the mean +- std of each row over all runs and, for distilled minus plain P and fused minus the
-best single stream, a paired test over videos: the per-video difference of correctness averaged
-over the training seeds of its data set, bootstrapped over the videos of every data set
-(``scipy.stats.bootstrap``), plus McNemar's test of each run. ``--quick`` runs the chain on the
-tiny preset (2/1/1 videos per class, 64x64, 24 frames, DIS flow) for 1 epoch: it checks the
-wiring, its accuracies mean nothing.
+So a finished ``make demo`` is the first part of its ablation run, and the ablation's d0 s0 is the
+demo's own run. Each run's ``fusion_ablation/results.json`` gives its test top-1 per stream and
+per-video correctness; the summary is the mean +- std of each row over all runs and, for each
+comparison (distilled minus plain P, fused minus the best single stream, ...), a paired test over
+videos: the per-video difference of correctness averaged over the training seeds of its data set,
+bootstrapped over the videos of every data set (``scipy.stats.bootstrap``), plus McNemar's test
+of each run. ``--quick`` runs the chain on the tiny preset (2/1/1 videos per class, 64x64, 24
+frames, DIS flow) for 1 epoch under runs/bench/ablation-quick/: it checks the wiring, its
+accuracies mean nothing.
 
     python benchmarks/ablation.py --seeds 0,1,2 --data-seeds 0,1   # ~25 min per run on 2 CPU cores
     python benchmarks/ablation.py --seeds 0 --data-seeds 0 --quick
@@ -49,29 +52,38 @@ from common import REPO, WORK_DIR, loadavg, log, machine, save_section
 from ip_tsn.evaluation.stats import mean_ci, paired_difference  # common put src/ on sys.path
 
 EXPERIMENTS = REPO / "experiments"
-ROWS = {  # report row: (stage config, run name); the row is the stream's name in the fusion report
-    "plain P (no distillation)": ("ablations/no_distill.yaml", "student_no_distill"),
-    "P, logits only": ("ablations/logits_only.yaml", "student_logits_only"),
-    "P, features only": ("ablations/features_only.yaml", "student_features_only"),
-    "P, logits + features": ("ablations/both.yaml", "student_both"),
-    "teacher (TV-L1 flow)": ("teacher.yaml", "teacher"),
-    "I-stream": ("istream.yaml", "istream"),
-}
+RUNS_DIR = REPO / "runs"  # make demo's run folders
 PLAIN, DISTILLED, TEACHER, APPEARANCE = ("plain P (no distillation)", "P, logits + features",
                                          "teacher (TV-L1 flow)", "I-stream")
+DEMO_PLAIN = "P-stream (make demo's plain P)"
+CHAIN = {  # make demo's chain, report row: (stage config, run name)
+    TEACHER: ("teacher.yaml", "teacher"),
+    DEMO_PLAIN: ("pstream.yaml", "pstream"),
+    DISTILLED: ("student.yaml", "student"),  # = ablations/both.yaml
+    APPEARANCE: ("istream.yaml", "istream"),
+}
+VARIANTS = {  # --variants name: (report row, stage config, run name)
+    "no_distill": (PLAIN, "ablations/no_distill.yaml", "student_no_distill"),
+    "logits_only": ("P, logits only", "ablations/logits_only.yaml", "student_logits_only"),
+    "features_only": ("P, features only", "ablations/features_only.yaml", "student_features_only"),
+}
+DEFAULT_VARIANTS = ("no_distill",)
+ROWS = {**CHAIN, **{row: (config, name) for row, config, name in VARIANTS.values()}}
+REQUIRED = [*CHAIN, PLAIN]  # rows every run has
 FUSED = "fused (I + P logits + features)"
 FUSION_ROWS = {FUSED: "fusion", "fused, equal weights": "fusion (equal weights)",
                "I + plain P": "I + plain P"}  # report row: row of the fusion report
-ORDER = list(ROWS) + list(FUSION_ROWS)
+ORDER = [PLAIN, DEMO_PLAIN, "P, logits only", "P, features only", DISTILLED, TEACHER, APPEARANCE, *FUSION_ROWS]
 BEST = "best single stream"  # per run: the better, by test top-1, of the fused streams
 COMPARISONS = {  # name: (A, B), both report rows (or BEST); A minus B
     "P, logits + features - plain P": (DISTILLED, PLAIN),
+    "P, logits + features - make demo's plain P": (DISTILLED, DEMO_PLAIN),
     "P, logits only - plain P": ("P, logits only", PLAIN),
     "P, features only - plain P": ("P, features only", PLAIN),
     "fused - best single stream": (FUSED, BEST),
     "fused - I + plain P": (FUSED, "I + plain P"),
 }
-COMMAND = "python benchmarks/ablation.py --seeds 0,1,2 --data-seeds 0,1"
+COMMAND = "make bench-ablation  (python benchmarks/ablation.py --seeds 0,1,2 --data-seeds 0,1)"
 
 
 def _python() -> str:
@@ -87,8 +99,12 @@ def data_root(data_seed: int, quick: bool) -> Path:
 
 
 def run_root(data_seed: int, seed: int, quick: bool) -> Path:
-    """One folder per (data seed, training seed): runs/bench/ablation[-quick]/d<d>/seed<s>."""
-    return WORK_DIR / ("ablation-quick" if quick else "ablation") / f"d{data_seed}" / f"seed{seed}"
+    """make demo's run folder of (data seed, seed): runs/synthetic/split1 for 0, 0, else
+    runs/synthetic-d<d>-s<s>/split1; --quick: runs/bench/ablation-quick/d<d>/seed<s>."""
+    if quick:
+        return WORK_DIR / "ablation-quick" / f"d{data_seed}" / f"seed{seed}"
+    name = "synthetic" if (data_seed, seed) == (0, 0) else f"synthetic-d{data_seed}-s{seed}"
+    return RUNS_DIR / name / "split1"
 
 
 def ensure_data(data_seed: int, quick: bool) -> Path:
@@ -108,64 +124,73 @@ def ensure_data(data_seed: int, quick: bool) -> Path:
 
 
 def _ip_tsn(*argv: str) -> None:
-    from ip_tsn.cli import main
-
+    """One ``ip-tsn`` command in its own process, as a user types it."""
     log("ip-tsn " + " ".join(argv))
-    code = main(list(argv))
+    code = subprocess.run([_python(), "-m", "ip_tsn.cli", *argv], cwd=REPO).returncode
     if code:
         raise RuntimeError(f"ip-tsn {' '.join(argv)} exited with {code}")
 
 
-def fuse_config(root: Path, data: Path) -> dict[str, Any]:
-    """The fusion stage of one run: I + distilled P (searched on val), I + plain P, the checks."""
-    return {"_base_": str(EXPERIMENTS / "base.yaml"), "stage": "fuse", "name": "fusion",
-            "fuse": {"streams": {row: str(root / name) for row, (_, name) in ROWS.items()},
+def fuse_config(root: Path, data: Path, rows: list[str]) -> dict[str, Any]:
+    """The ablation's fusion of one run: I + distilled P (searched on val), I + plain P (the
+    student's sampler, labels only), the checks; every stream of ``rows`` reported."""
+    return {"_base_": str(EXPERIMENTS / "base.yaml"), "stage": "fuse", "name": "fusion_ablation",
+            "fuse": {"streams": {row: str(root / ROWS[row][1]) for row in rows},
                      "fused": [APPEARANCE, DISTILLED], "baseline_fused": [APPEARANCE, PLAIN],
                      "distilled": DISTILLED, "plain": PLAIN, "teacher": TEACHER,
                      "appearance": APPEARANCE, "groups": str(data / "synthetic.json"),
-                     "out_dir": str(root / "fusion")}}
+                     "out_dir": str(root / "fusion_ablation")}}
 
 
-def _fused_already(result_file: Path) -> bool:
-    """A results.json of the current ``ip-tsn fuse`` (per-video results included)."""
-    return result_file.is_file() and "per_video" in json.loads(result_file.read_text())
+def _fit_and_test(config: str, name: str, root: Path, over: list[str]) -> None:
+    """Fit (resuming from last.ckpt after an interruption) unless finished, then test unless tested."""
+    run_dir = root / name
+    if not (run_dir / "fit.json").is_file():
+        resume = ["ckpt_path=last"] if (run_dir / "checkpoints" / "last.ckpt").is_file() else []
+        _ip_tsn("fit", str(EXPERIMENTS / config), *over, *resume)
+    if not (run_dir / "scores_test.npz").is_file():
+        _ip_tsn("test", str(EXPERIMENTS / config), *over)
 
 
-def run_one(data_seed: int, seed: int, quick: bool, data: Path) -> dict:
-    """Train, test and fuse one (data seed, seed); return its :func:`run_entry`."""
+def run_one(data_seed: int, seed: int, quick: bool, data: Path,
+            variants: tuple[str, ...] = DEFAULT_VARIANTS) -> dict:
+    """make demo's chain and the ``variants`` of one (data seed, seed), then both fusions; return
+    its :func:`run_entry`."""
     root = run_root(data_seed, seed, quick)
     over = [f"seed={seed}", f"run_root={root}", f"data.root={data}", "logger.wandb=false"]
     if quick:
         over += ["trainer.max_epochs=1", "data.test_segments=5", "data.num_workers=0", "data.batch_size=8"]
     start = time.perf_counter()
-    if not _fused_already(root / "fusion" / "results.json"):
-        if not (root / "teacher" / "checkpoints" / "last.ckpt").is_file():
-            _ip_tsn("fit", str(EXPERIMENTS / "teacher.yaml"), *over)
-        if not (root / "teacher_cache" / "manifest.json").is_file():
-            _ip_tsn("cache", str(EXPERIMENTS / "cache.yaml"), *over)
-        for config, name in ROWS.values():
-            if not (root / name / "checkpoints" / "last.ckpt").is_file():
-                _ip_tsn("fit", str(EXPERIMENTS / config), *over)
-            if not (root / name / "scores_test.npz").is_file():
-                _ip_tsn("test", str(EXPERIMENTS / config), *over)
-        fuse = root / "fuse.yaml"
-        fuse.write_text(json.dumps(fuse_config(root, data), indent=1))  # JSON is YAML
-        _ip_tsn("fuse", str(fuse), *over)
+    if not (root / "teacher" / "fit.json").is_file():
+        _fit_and_test(*CHAIN[TEACHER], root, over)
+    if not (root / "teacher_cache" / "manifest.json").is_file():
+        _ip_tsn("cache", str(EXPERIMENTS / "cache.yaml"), *over)
+    for config, name in [*CHAIN.values(), *(VARIANTS[v][1:] for v in variants)]:
+        _fit_and_test(config, name, root, over)
+    if not (root / "fusion" / "results.json").is_file():
+        _ip_tsn("fuse", str(EXPERIMENTS / "fuse.yaml"), *over)  # make demo's table
+    rows = [*CHAIN, *(VARIANTS[v][0] for v in variants)]
+    rows += [r for r, _, n in VARIANTS.values() if r not in rows and (root / n / "scores_test.npz").is_file()]
+    fuse = root / "fuse_ablation.yaml"
+    fuse.write_text(json.dumps(fuse_config(root, data, rows), indent=1))  # JSON is YAML
+    _ip_tsn("fuse", str(fuse), *over)
     entry = run_entry(data_seed, seed, root, minutes=(time.perf_counter() - start) / 60)
     if entry is None:
-        raise RuntimeError(f"{root}/fusion/results.json lacks some of {ORDER} or per-video results")
+        raise RuntimeError(f"{root}/fusion_ablation/results.json lacks some of {REQUIRED} or per-video results")
     return entry
 
 
 # ---------------------------------------------------------------------------------- collecting
 def run_entry(data_seed: int, seed: int, root: Path, minutes: float | None) -> dict | None:
-    """One run from its ``fusion/results.json``: test top-1 per report row (fractions), weights,
-    the val data checks, the per-run paired tests and per-video correctness ``{row: [0/1] (N,)}``
-    (plus ``BEST``); None if a row or the per-video results are missing."""
-    data = json.loads((root / "fusion" / "results.json").read_text())
-    names = {**{r: r for r in ROWS}, **FUSION_ROWS}
+    """One run from its ``fusion_ablation/results.json``: test top-1 per report row (fractions),
+    weights, the val data checks and per-video correctness ``{row: [0/1] (N,)}`` (plus ``BEST``)
+    of every row it has; None if a row of :data:`REQUIRED`, a fusion row or the per-video results
+    are missing."""
+    data = json.loads((root / "fusion_ablation" / "results.json").read_text())
     streams, per_video = data.get("streams", {}), data.get("per_video")
-    if per_video is None or not all(n in streams and n in per_video["correct"] for n in names.values()):
+    names = {**{r: r for r in ROWS if r in streams}, **FUSION_ROWS}
+    if per_video is None or not all(r in names for r in REQUIRED) or \
+            not all(n in streams and n in per_video["correct"] for n in names.values()):
         return None
     correct = {row: per_video["correct"][n] for row, n in names.items()}
     best = data["paired"]["fused_minus_best"]["b"]
@@ -177,23 +202,27 @@ def run_entry(data_seed: int, seed: int, root: Path, minutes: float | None) -> d
             "video_ids": per_video["video_ids"], "correct": correct}
 
 
-_RUN = re.compile(r"d(\d+)/seed(\d+)$")
+_RUN = re.compile(r"(?:^|/)(?:d(\d+)/seed(\d+)|synthetic(?:-d(\d+)-s(\d+))?/split1)$")
 
 
 def collect(quick: bool) -> list[dict]:
-    """Runs already finished under runs/bench/ablation[-quick]/d*/seed*/ (nothing is trained)."""
-    base = WORK_DIR / ("ablation-quick" if quick else "ablation")
+    """Runs already fused (``fusion_ablation/results.json``) under make demo's run folders, or
+    runs/bench/ablation-quick/d*/seed*/ with ``quick`` (nothing is trained)."""
+    base = WORK_DIR / "ablation-quick" if quick else RUNS_DIR
+    found = base.glob("d*/seed*/fusion_ablation/results.json") if quick else \
+        base.glob("synthetic*/split1/fusion_ablation/results.json")
     entries = []
-    for f in sorted(base.glob("d*/seed*/fusion/results.json")):
+    for f in sorted(found):
         match = _RUN.search(f.parent.parent.relative_to(base).as_posix())
         if match:
-            entries.append(run_entry(int(match[1]), int(match[2]), f.parent.parent, minutes=None))
+            d, s = (match[1], match[2]) if quick else (match[3] or 0, match[4] or 0)
+            entries.append(run_entry(int(d), int(s), f.parent.parent, minutes=None))
     return sorted((e for e in entries if e is not None), key=lambda e: (e["data_seed"], e["seed"]))
 
 
 def demo_results() -> dict | None:
     """`make demo`'s own table (data seed 0, seed 0; its P baseline is experiments/pstream.yaml)."""
-    path = REPO / "runs" / "synthetic" / "split1" / "fusion" / "results.json"
+    path = RUNS_DIR / "synthetic" / "split1" / "fusion" / "results.json"
     if not path.is_file():
         return None
     data = json.loads(path.read_text())
@@ -253,7 +282,7 @@ def paired_tests(runs: list[dict]) -> dict[str, dict]:
 
 
 def run(quick: bool = False, seeds: list[int] | None = None, train: bool = True,
-        data_seeds: list[int] | None = None) -> dict:
+        data_seeds: list[int] | None = None, variants: tuple[str, ...] = DEFAULT_VARIANTS) -> dict:
     """Train (``train``) every (data seed, seed), or only collect finished ones; summarise."""
     seeds = [0] if seeds is None and quick else ([0, 1, 2] if seeds is None else seeds)
     data_seeds = [0] if data_seeds is None and quick else ([0, 1] if data_seeds is None else data_seeds)
@@ -261,12 +290,12 @@ def run(quick: bool = False, seeds: list[int] | None = None, train: bool = True,
         done = []
         for d in data_seeds:
             data = ensure_data(d, quick)
-            done += [run_one(d, s, quick, data) for s in seeds]
+            done += [run_one(d, s, quick, data, variants) for s in seeds]
     else:
         done = [r for r in collect(quick) if r["seed"] in seeds and r["data_seed"] in data_seeds]
     return {"quick": quick, "seeds_requested": seeds, "data_seeds_requested": data_seeds,
             "seeds": done, "summary": summarize(done), "paired": paired_tests(done),
-            "demo": demo_results(), "command": COMMAND}
+            "variants": list(variants), "demo": demo_results(), "command": COMMAND}
 
 
 def _int_list(text: str) -> list[int]:
@@ -274,6 +303,14 @@ def _int_list(text: str) -> list[int]:
         return [int(s) for s in text.split(",") if s.strip()]
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected comma-separated integers, got {text!r}") from None
+
+
+def _variants(text: str) -> tuple[str, ...]:
+    names = list(VARIANTS) if text.strip() == "all" else [v.strip() for v in text.split(",") if v.strip()]
+    unknown = [v for v in names if v not in VARIANTS]
+    if unknown:
+        raise argparse.ArgumentTypeError(f"unknown variants {unknown}; choose from {list(VARIANTS)} or 'all'")
+    return tuple(names)
 
 
 def main(argv=None) -> int:
@@ -284,9 +321,12 @@ def main(argv=None) -> int:
                         help="comma-separated data seeds (default 0,1; --quick: 0)")
     parser.add_argument("--quick", action="store_true", help="tiny data, 1 epoch: checks the wiring only")
     parser.add_argument("--collect", action="store_true", help="train nothing: report the runs already finished")
+    parser.add_argument("--variants", type=_variants, default=DEFAULT_VARIANTS,
+                        help=f"students trained beside make demo's chain, comma-separated from {list(VARIANTS)} "
+                             f"or 'all' (default {','.join(DEFAULT_VARIANTS)})")
     args = parser.parse_args(argv)
     start, info = time.perf_counter(), machine()
-    result = run(args.quick, args.seeds, train=not args.collect, data_seeds=args.data_seeds)
+    result = run(args.quick, args.seeds, train=not args.collect, data_seeds=args.data_seeds, variants=args.variants)
     info["loadavg_end"] = loadavg()
     result.update({"section": "ablation", "mode": "quick" if args.quick else "full", "machine": info,
                    "seconds": time.perf_counter() - start})

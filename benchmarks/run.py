@@ -6,7 +6,7 @@
     python benchmarks/run.py --quick              # every section small (~5 min); ablation on tiny data;
                                                   #   written to runs/bench/quick/ (not over RESULTS.md)
     python benchmarks/run.py --only preprocess,loader
-    python benchmarks/run.py --only ablation --train-ablation   # train the 3 seeds (~25 min each)
+    python benchmarks/run.py --only ablation --train-ablation   # train 3 seeds x 2 data seeds (~25 min each)
     python benchmarks/run.py --report             # rewrite RESULTS.md and the charts from results/*.json
 
 Each section writes ``benchmarks/results/<section>.json``; RESULTS.md and the PNG charts in
@@ -46,6 +46,11 @@ def main(argv=None) -> int:
                         help="full mode: train the ablation seeds (else only collect finished ones)")
     parser.add_argument("--seeds", default="0,1,2", type=_seed_list,
                         help="ablation seeds, comma-separated (full mode; --quick uses 0)")
+    parser.add_argument("--data-seeds", default="0,1", type=_seed_list,
+                        help="ablation data seeds, comma-separated (full mode; --quick uses 0)")
+    parser.add_argument("--variants", default="no_distill",
+                        help="ablation students beside make demo's chain: no_distill, logits_only, "
+                             "features_only (comma-separated) or all")
     parser.add_argument("--report", action="store_true", help="only regenerate RESULTS.md and the charts")
     parser.add_argument("--output-dir", type=Path, default=None,
                         help="write results/, RESULTS.md and the charts there (default: benchmarks/; "
@@ -73,12 +78,14 @@ def main(argv=None) -> int:
             module = __import__(name)
             if name == "ablation":
                 seeds = [0] if args.quick else args.seeds
-                result = module.run(args.quick, seeds, train=args.quick or args.train_ablation)
+                result = module.run(args.quick, seeds, train=args.quick or args.train_ablation,
+                                    data_seeds=[0] if args.quick else args.data_seeds,
+                                    variants=module._variants(args.variants))
                 saved = load_section(name)
                 if not (args.quick or args.train_ablation) and saved and saved.get("seeds") and \
                         [s_["top1"] for s_ in result["seeds"]] in ([], [s_["top1"] for s_ in saved["seeds"]]):
                     # collecting found nothing new: keep the saved run, with its timing and machine
-                    log(f"== ablation: nothing new under runs/bench/ablation/; keeping the saved results "
+                    log(f"== ablation: nothing new under make demo's run folders; keeping the saved results "
                         f"({len(saved['seeds'])} seeds, run at {saved['machine'].get('date')})")
                     continue
             else:

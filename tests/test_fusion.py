@@ -291,6 +291,7 @@ def write_ablation_run(tmp_path: Path, folder: Path, seed: int) -> None:
     6 - 2 * seed .. 19, plain P on 12 .. 19, the others as in TEST."""
     ablation, _ = ablation_modules()
     scores = {ablation.PLAIN: TEST["P"], ablation.DISTILLED: wrong_at(range(6 - 2 * seed)),
+              ablation.DEMO_PLAIN: TEST["P"],
               "P, logits only": TEST["P"], "P, features only": TEST["D"],
               ablation.TEACHER: TEST["T"], ablation.APPEARANCE: TEST["I"]}
     ids = [f"v{i:02d}" for i in range(20)]
@@ -300,17 +301,19 @@ def write_ablation_run(tmp_path: Path, folder: Path, seed: int) -> None:
         save_scores(paths[name], ScoreTable(ids, s, LABELS))
     roles = Roles(baseline_fused=(ablation.APPEARANCE, ablation.PLAIN), distilled=ablation.DISTILLED,
                   plain=ablation.PLAIN, teacher=ablation.TEACHER, appearance=ablation.APPEARANCE)
-    run_fusion(paths, paths, folder / "fusion", FOUR, grid=[0.0, 1.0],
+    run_fusion(paths, paths, folder / "fusion_ablation", FOUR, grid=[0.0, 1.0],
                fused=[ablation.APPEARANCE, ablation.DISTILLED], roles=roles)
 
 
 def test_ablation_collects_runs_and_pools_paired_tests(tmp_path: Path, monkeypatch) -> None:
     ablation, report = ablation_modules()
-    monkeypatch.setattr(ablation, "WORK_DIR", tmp_path / "bench")
+    monkeypatch.setattr(ablation, "RUNS_DIR", tmp_path / "runs")
     for d in (0, 1):
         for s in (0, 1):
             write_ablation_run(tmp_path, ablation.run_root(d, s, quick=False), s)
-    old = ablation.run_root(2, 0, quick=False) / "fusion"  # an older ip-tsn fuse: skipped
+    assert ablation.run_root(0, 0, False) == tmp_path / "runs" / "synthetic" / "split1"  # make demo's folders
+    assert ablation.run_root(1, 2, False) == tmp_path / "runs" / "synthetic-d1-s2" / "split1"
+    old = ablation.run_root(2, 0, quick=False) / "fusion_ablation"  # an older ip-tsn fuse: skipped
     old.mkdir(parents=True)
     (old / "results.json").write_text(json.dumps({"results": {"fusion": {"top1": 0.5}}}))
     runs = ablation.collect(quick=False)
