@@ -53,33 +53,33 @@ from ip_tsn.evaluation.stats import mean_ci, paired_difference  # common put src
 
 EXPERIMENTS = REPO / "experiments"
 RUNS_DIR = REPO / "runs"  # make demo's run folders
-PLAIN, DISTILLED, TEACHER, APPEARANCE = ("plain P (no distillation)", "P, logits + features",
-                                         "teacher (TV-L1 flow)", "I-stream")
-DEMO_PLAIN = "P-stream (make demo's plain P)"
+PLAIN, DISTILLED, TEACHER, APPEARANCE = ("plain P", "P, logits + features", "teacher (TV-L1 flow)", "I-stream")
+NO_DISTILL = "plain P, student's sampler"
 CHAIN = {  # make demo's chain, report row: (stage config, run name)
     TEACHER: ("teacher.yaml", "teacher"),
-    DEMO_PLAIN: ("pstream.yaml", "pstream"),
+    PLAIN: ("pstream.yaml", "pstream"),
     DISTILLED: ("student.yaml", "student"),  # = ablations/both.yaml
     APPEARANCE: ("istream.yaml", "istream"),
 }
-VARIANTS = {  # --variants name: (report row, stage config, run name)
-    "no_distill": (PLAIN, "ablations/no_distill.yaml", "student_no_distill"),
+VARIANTS = {  # --variants name: (report row, stage config, run name); the student's sampler, views, schedule
+    "no_distill": (NO_DISTILL, "ablations/no_distill.yaml", "student_no_distill"),
     "logits_only": ("P, logits only", "ablations/logits_only.yaml", "student_logits_only"),
     "features_only": ("P, features only", "ablations/features_only.yaml", "student_features_only"),
 }
 DEFAULT_VARIANTS = ("no_distill",)
 ROWS = {**CHAIN, **{row: (config, name) for row, config, name in VARIANTS.values()}}
-REQUIRED = [*CHAIN, PLAIN]  # rows every run has
+REQUIRED = list(CHAIN)  # rows every run has (make demo's)
 FUSED = "fused (I + P logits + features)"
 FUSION_ROWS = {FUSED: "fusion", "fused, equal weights": "fusion (equal weights)",
                "I + plain P": "I + plain P"}  # report row: row of the fusion report
-ORDER = [PLAIN, DEMO_PLAIN, "P, logits only", "P, features only", DISTILLED, TEACHER, APPEARANCE, *FUSION_ROWS]
+ORDER = [PLAIN, NO_DISTILL, "P, logits only", "P, features only", DISTILLED, TEACHER, APPEARANCE, *FUSION_ROWS]
 BEST = "best single stream"  # per run: the better, by test top-1, of the fused streams
 COMPARISONS = {  # name: (A, B), both report rows (or BEST); A minus B
     "P, logits + features - plain P": (DISTILLED, PLAIN),
-    "P, logits + features - make demo's plain P": (DISTILLED, DEMO_PLAIN),
-    "P, logits only - plain P": ("P, logits only", PLAIN),
-    "P, features only - plain P": ("P, features only", PLAIN),
+    "P, logits + features - plain P, student's sampler": (DISTILLED, NO_DISTILL),
+    "P, logits only - plain P, student's sampler": ("P, logits only", NO_DISTILL),
+    "P, features only - plain P, student's sampler": ("P, features only", NO_DISTILL),
+    "plain P, student's sampler - plain P": (NO_DISTILL, PLAIN),
     "fused - best single stream": (FUSED, BEST),
     "fused - I + plain P": (FUSED, "I + plain P"),
 }
@@ -132,8 +132,8 @@ def _ip_tsn(*argv: str) -> None:
 
 
 def fuse_config(root: Path, data: Path, rows: list[str]) -> dict[str, Any]:
-    """The ablation's fusion of one run: I + distilled P (searched on val), I + plain P (the
-    student's sampler, labels only), the checks; every stream of ``rows`` reported."""
+    """The ablation's fusion of one run, as make demo's: I + distilled P and I + plain P (weights
+    searched on val), the checks; every stream of ``rows`` reported beside them."""
     return {"_base_": str(EXPERIMENTS / "base.yaml"), "stage": "fuse", "name": "fusion_ablation",
             "fuse": {"streams": {row: str(root / ROWS[row][1]) for row in rows},
                      "fused": [APPEARANCE, DISTILLED], "baseline_fused": [APPEARANCE, PLAIN],

@@ -413,8 +413,9 @@ def ablation_section(res: dict) -> str:
              "synthetic data set generated with `--seed <d>` (`data/synthetic[-d<d>]`, with its TV-L1 flow) and "
              "make demo's chain (teacher, cache, plain P = `experiments/pstream.yaml`, distilled P = "
              "`experiments/student.yaml`, I-stream, each with `seed=<s>`) in `runs/synthetic[-d<d>-s<s>]/split1`, "
-             "so d0 s0 is the demo's own run. Beside it: plain P with the student's sampler, views and schedule "
-             "(`experiments/ablations/no_distill.yaml`, labels only), the control that changes only the loss"
+             "so d0 s0 is the demo's own run; `plain P` is the demo's. Beside it: *plain P, student's sampler* "
+             "(`experiments/ablations/no_distill.yaml`: the student's positions, views and schedule, labels only), "
+             "the control that changes only the loss"
              + ("" if variants == ["no_distill"] else f"; also {', '.join(v for v in variants if v != 'no_distill')}")
              + "; then the late fusion of I + distilled P with weights searched on val, the same at 1:1, and "
              "I + plain P (weights searched on val). Test top-1, %, the test protocol of the synthetic data "
