@@ -306,6 +306,8 @@ def _int_list(text: str) -> list[int]:
 
 
 def _variants(text: str) -> tuple[str, ...]:
+    if text.strip() == "none":
+        return ()
     names = list(VARIANTS) if text.strip() == "all" else [v.strip() for v in text.split(",") if v.strip()]
     unknown = [v for v in names if v not in VARIANTS]
     if unknown:
@@ -323,7 +325,7 @@ def main(argv=None) -> int:
     parser.add_argument("--collect", action="store_true", help="train nothing: report the runs already finished")
     parser.add_argument("--variants", type=_variants, default=DEFAULT_VARIANTS,
                         help=f"students trained beside make demo's chain, comma-separated from {list(VARIANTS)} "
-                             f"or 'all' (default {','.join(DEFAULT_VARIANTS)})")
+                             f"'all' or 'none' (default {','.join(DEFAULT_VARIANTS)})")
     args = parser.parse_args(argv)
     start, info = time.perf_counter(), machine()
     result = run(args.quick, args.seeds, train=not args.collect, data_seeds=args.data_seeds, variants=args.variants)
