@@ -158,7 +158,8 @@ def _views_key(dm: VideoDataModule) -> dict:
 
 
 def _dataset_key(cfg: DictConfig) -> dict:
-    return {"name": cfg.data.dataset, "root": os.path.abspath(cfg.data.root), "split": int(cfg.data.split)}
+    # the real path: the same data set reached through a symlink is not another data set
+    return {"name": cfg.data.dataset, "root": os.path.realpath(cfg.data.root), "split": int(cfg.data.split)}
 
 
 def cache(cfg: DictConfig) -> Path:
