@@ -10,6 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Callable
 
+import coviar
 import loader
 import networks
 import preprocess
@@ -24,6 +25,7 @@ WRITERS: dict[str, Callable[[dict], str]] = {
     "loader": loader.report,
     "networks": networks.report,
     "ablation": ablation_section,
+    "coviar": coviar.report,
 }
 TARGETS: dict[str, Callable[[dict], list[list[str]]]] = {"preprocess": preprocess.targets, "loader": loader.targets}
 

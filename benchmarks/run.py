@@ -1,12 +1,13 @@
 #!/usr/bin/env python
-"""ip-tsn benchmarks: preprocessing, loaders, networks, distillation ablation.
+"""ip-tsn benchmarks: preprocessing, loaders, networks, IP TSN versus CoViAR, distillation ablation.
 
-    python benchmarks/run.py                      # full: preprocess, loader, networks (~20-30 min, 2 cores);
+    python benchmarks/run.py                      # full: preprocess, loader, networks, coviar (~30-40 min, 2 cores);
                                                   #   the ablation section reports the seeds already trained
     python benchmarks/run.py --quick              # every section small (~5 min); ablation on tiny data;
                                                   #   written to runs/bench/quick/ (not over RESULTS.md)
     python benchmarks/run.py --only preprocess,loader
     python benchmarks/run.py --only ablation --train-ablation   # train 3 seeds x 2 data seeds (~25 min each)
+    python benchmarks/run.py --quick --only coviar  # IP TSN versus CoViAR end to end, small (seconds)
     python benchmarks/run.py --report             # rewrite RESULTS.md and the charts from results/*.json
     python benchmarks/run.py --report --output-dir /tmp/r --results-dir benchmarks/results   # elsewhere
 
@@ -30,7 +31,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import common  # noqa: E402
 from common import load_section, log, machine, save_section  # noqa: E402
 
-SECTIONS = ("preprocess", "loader", "networks", "ablation")
+SECTIONS = ("preprocess", "loader", "networks", "coviar", "ablation")
 
 
 def _seed_list(text: str) -> list[int]:
