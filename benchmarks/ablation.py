@@ -48,6 +48,7 @@ from typing import Any
 import numpy as np
 
 from common import REPO, WORK_DIR, loadavg, log, machine, save_section
+from formatting import pct, table
 
 from ip_tsn.evaluation.stats import mean_ci, paired_difference  # common put src/ on sys.path
 
@@ -313,6 +314,121 @@ def _variants(text: str) -> tuple[str, ...]:
     if unknown:
         raise argparse.ArgumentTypeError(f"unknown variants {unknown}; choose from {list(VARIANTS)} or 'all'")
     return tuple(names)
+
+
+# ------------------------------------------------------------------------------------------ report
+def _run_label(r: dict) -> str:
+    return f"d{r.get('data_seed', 0)} s{r['seed']}"
+
+
+def _pp(x: float) -> str:
+    return f"{x:+.1f}"
+
+
+def _p(p: float) -> str:
+    return "<0.001" if p < 1e-3 else f"{p:.3f}"
+
+
+def ablation_section(res: dict) -> str:
+    text = ["## 4. Distillation ablation (synthetic default)", ""]
+    runs = res.get("seeds") or []
+    if res.get("quick"):
+        text += ["**--quick run: tiny data set (2/1/1 videos per class, 64x64), 1 epoch, 5 test segments. "
+                 "It checks that the chain runs; its accuracies mean nothing.** The real ablation: "
+                 f"`{res['command']}` (about 25 minutes per run on 2 CPU cores).", ""]
+    elif not runs:
+        text += [f"**Pending**: no run has been trained yet on this machine. Run `{res['command']}` "
+                 "(about 25 minutes per (data seed, seed) on 2 CPU cores; a finished `make demo` of that "
+                 "draw is reused and costs only the extra students), then `python benchmarks/run.py --report`.", ""]
+    variants = res.get("variants") or ["no_distill"]
+    text += ["Each run is one (data seed, training seed) in `make demo DATA_SEED=<d> SEED=<s>`'s folders: the "
+             "synthetic data set generated with `--seed <d>` (`data/synthetic[-d<d>]`, with its TV-L1 flow) and "
+             "make demo's chain (teacher, cache, plain P = `experiments/pstream.yaml`, distilled P = "
+             "`experiments/student.yaml`, I-stream, each with `seed=<s>`) in `runs/synthetic[-d<d>-s<s>]/split1`, "
+             "so d0 s0 is the demo's own run; `plain P` is the demo's. Beside it: *plain P, student's sampler* "
+             "(`experiments/ablations/no_distill.yaml`: the student's positions, views and schedule, labels only), "
+             "the control that changes only the loss"
+             + ("" if variants == ["no_distill"] else f"; also {', '.join(v for v in variants if v != 'no_distill')}")
+             + "; then the late fusion of I + distilled P with weights searched on val, the same at 1:1, and "
+             "I + plain P (weights searched on val). Test top-1, %, the test protocol of the synthetic data "
+             "(10 segments, centre crop).", ""]
+    if runs:
+        text += ablation_table(res["summary"], runs) + ["", "![ablation](ablation.png)", ""]
+        text += ablation_paired(res.get("paired") or {}, runs)
+        text += ablation_checks(runs)
+    text += ablation_demo(res.get("demo"), runs)
+    return "\n".join(text)
+
+
+def ablation_table(summary: dict, runs: list[dict]) -> list[str]:
+    """Per row: mean +- std (ddof 1) of test top-1 over the runs, then each run."""
+    header = ["stream", "mean", "std", "runs"] + [_run_label(r) for r in runs]
+    body = [[row, pct(v["mean"]), pct(v["std"]), len(v["values"])] + [pct(r["top1"].get(row)) for r in runs]
+            for row, v in summary.items() if v["values"]]
+    data_seeds = sorted({r.get("data_seed", 0) for r in runs})
+    return [f"Test top-1 (%) over {len(runs)} runs ({len(data_seeds)} data set(s): "
+            f"{', '.join(f'd{d}' for d in data_seeds)}; `d<data seed> s<training seed>`):", "",
+            table(header, body)]
+
+
+def ablation_paired(paired: dict, runs: list[dict]) -> list[str]:
+    """The pooled paired tests of ``ablation.paired_tests`` (percentage points) and a verdict."""
+    if not paired:
+        return (["Paired tests: not available: these runs were fused by an older `ip-tsn fuse`, which "
+                 "recorded no per-video results; the current driver (`python benchmarks/ablation.py`) "
+                 "records them.", ""] if runs else [])
+    rows = []
+    for name, d in paired.items():
+        per_run = " ".join(f"{_pp(r['mean'])} ({_p(r['mcnemar_p'])})" for r in d["per_run"])
+        rows.append([name, _pp(d["mean"]), f"[{_pp(d['low'])}, {_pp(d['high'])}]", d["videos"], d["runs"],
+                     sum(r["mcnemar_p"] < 0.05 and r["mean"] > 0 for r in d["per_run"]),
+                     sum(r["mcnemar_p"] < 0.05 and r["mean"] < 0 for r in d["per_run"]), per_run])
+    out = ["Paired over videos (same data set, same teacher; only the compared part differs), percentage "
+           "points of test top-1, A minus B. **Pooled**: per test video, A's minus B's correctness averaged "
+           "over the training seeds of its data set, then the mean over the videos of every data set with a "
+           "95% percentile-bootstrap interval over videos (`scipy.stats.bootstrap`, 9999 resamples): "
+           "videos are the resampled unit, so the runs that share a video are not counted as independent. "
+           "**Per run**: the run's difference and McNemar's p (exact below 25 discordant videos). \"best "
+           "single stream\" is, in each run, the better (test top-1) of the two fused streams.", "",
+           table(["A - B", "pooled mean", "95% CI", "videos", "runs", "runs A better (p<0.05)",
+                  "runs B better (p<0.05)", "per run: difference (McNemar p)"], rows), ""]
+    beyond = [f"{n} {_pp(d['mean'])} [{_pp(d['low'])}, {_pp(d['high'])}]" for n, d in paired.items()
+              if d["low"] > 0 or d["high"] < 0]
+    within = [n for n, d in paired.items() if not (d["low"] > 0 or d["high"] < 0)]
+    verdict = "Verdict (pooled 95% CI excludes 0): " + (f"differs: {'; '.join(beyond)}. " if beyond else
+                                                        "no comparison differs. ")
+    verdict += f"Not distinguishable from 0: {', '.join(within)}." if within else ""
+    return out + [verdict.strip(), ""]
+
+
+def ablation_checks(runs: list[dict]) -> list[str]:
+    """The pre-registered data checks of each run (validation split), value and pass / FAIL."""
+    with_checks = [r for r in runs if r.get("checks")]
+    if not with_checks:
+        return []
+    order = ("teacher_minus_plain", "appearance_alone", "plain_alone", "oracle")  # as ip-tsn fuse lists them
+    names = sorted(with_checks[0]["checks"], key=lambda n: (order.index(n) if n in order else len(order), n))
+    body = []
+    for r in with_checks:
+        cells = []
+        for n in names:
+            c = r["checks"].get(n) or {}
+            verdict = "n/a" if c.get("pass") is None else ("pass" if c["pass"] else "FAIL")
+            cells.append("n/a" if c.get("value") is None else f"{c['value']:.1f} {verdict}")
+        body.append([_run_label(r)] + cells)
+    first = with_checks[0]["checks"]
+    header = ["run"] + [f"{n} ({first[n]['op']} {first[n]['threshold']:g})" for n in names]
+    return ["Pre-registered data checks, validation split of each run (`ip-tsn fuse`):", "",
+            table(header, body), ""]
+
+
+def ablation_demo(demo: dict | None, runs: list[dict]) -> list[str]:
+    """`make demo`'s own table (its run is the ablation's d0 s0)."""
+    if not demo:
+        return []
+    body = [[k, pct(v)] for k, v in demo["top1"].items()]
+    return [f"`make demo` (data seed 0, seed 0, `{demo['path']}`; the ablation's d0 s0 is this run):",
+            "", table(["stream", "test top-1 %"], body), ""]
 
 
 def main(argv=None) -> int:

@@ -108,7 +108,7 @@ def machine() -> dict[str, Any]:
     }
 
 
-OUTPUT = {"dir": BENCH_DIR}  # where RESULTS.md and the charts go (results/ below it); run.py --output-dir
+OUTPUT: dict[str, Path] = {"dir": BENCH_DIR}  # RESULTS.md and the charts (results/ below it): run.py --output-dir
 
 
 def output_dir() -> Path:
@@ -116,7 +116,8 @@ def output_dir() -> Path:
 
 
 def results_dir() -> Path:
-    return OUTPUT["dir"] / "results"
+    """Where the section results are read and written: ``<output dir>/results`` unless run.py --results-dir."""
+    return OUTPUT.get("results") or OUTPUT["dir"] / "results"
 
 
 def save_section(name: str, payload: dict[str, Any]) -> Path:

@@ -24,12 +24,14 @@ import torch
 
 import media
 from common import WORK_DIR, log, median, set_threads
+from formatting import f, listing, pct, table
 from ip_tsn.codec import clear_index_cache
 from ip_tsn.data.datamodule import VideoDataModule
 from ip_tsn.data.datasets import VideoRecord
 from ip_tsn.data.video_dataset import StreamDataset
 
 KINDS = ("iframe", "p", "flow", "distill")
+LENGTH_SEGMENTS, LENGTH_CROP = 3, 224  # the sample of the length scaling
 
 
 def _datasets(quick: bool) -> dict[str, dict]:
@@ -151,7 +153,8 @@ def length_scaling(quick: bool) -> dict:
         root = paths[0].parent
         records = [VideoRecord(path=p.name, label=0, class_name="x") for p in paths]
         for modality in ("p", "iframe"):
-            ds = StreamDataset(records, root, modality, num_segments=3, train=True, crop_size=224, scale_size=None)
+            ds = StreamDataset(records, root, modality, num_segments=LENGTH_SEGMENTS, train=True,
+                               crop_size=LENGTH_CROP, scale_size=None)
             ds[0]
             cold, warm, cold_cpu, warm_cpu = [], [], [], []
             for k in range(samples):
@@ -168,7 +171,7 @@ def length_scaling(quick: bool) -> dict:
                          "warm_ms": 1e3 * median(warm), "cold_cpu_ms": 1e3 * median(cold_cpu),
                          "warm_cpu_ms": 1e3 * median(warm_cpu), "samples": samples,
                          "file_kib": float(np.mean([p.stat().st_size for p in paths]) / 1024)})
-    return {"rows": rows}
+    return {"rows": rows, "segments": LENGTH_SEGMENTS, "crop_size": LENGTH_CROP, "size": list(media.SIZE_340)}
 
 
 def run(quick: bool = False) -> dict:
@@ -201,3 +204,123 @@ def run(quick: bool = False) -> dict:
     set_threads(1)
     results["length"] = length_scaling(quick)
     return results
+
+
+# ------------------------------------------------------------------------------------------ report
+FLAT_LIMIT = 1.25  # "flat": a sample of a 16x longer video costs at most 25% more
+
+
+def _length_ratios(length: list[dict]) -> dict[tuple[str, str], float]:
+    """(modality, "warm" | "cold") -> CPU cost of the longest videos / the shortest."""
+    out = {}
+    for modality in dict.fromkeys(r["modality"] for r in length):
+        rs = {r["multiple"]: r for r in length if r["modality"] == modality}
+        lo, hi = rs[min(rs)], rs[max(rs)]
+        for key in ("warm", "cold"):
+            out[(modality, key)] = hi[f"{key}_cpu_ms"] / lo[f"{key}_cpu_ms"]
+    return out
+
+
+def targets(res: dict) -> list[list[str]]:
+    """Rows (target, measured, verdict) of the targets table."""
+    out = []
+    length = (res.get("length") or {}).get("rows") or []
+    if length:
+        ratios = _length_ratios(length)
+        top = max(r["multiple"] for r in length)
+        warm = max(v for (_, k), v in ratios.items() if k == "warm")
+        cold = max(v for (_, k), v in ratios.items() if k == "cold")
+        verdict = "**met**" if warm <= FLAT_LIMIT else "**missed**"
+        if warm <= FLAT_LIMIT < cold:
+            longest = [r for r in length if r["multiple"] == top]
+            extra = max(r["cold_cpu_ms"] - r["warm_cpu_ms"] for r in longest)
+            verdict += (f" (every epoch after the first); the first touch of a video also pays the index demux: "
+                        f"+{f(extra)} ms at {longest[0]['frames']} frames, once per video and worker")
+        out.append([f"sample cost flat in video length ({top}x / 1x <= {FLAT_LIMIT})",
+                    f"{top}x / 1x, CPU time: " + ", ".join(f"{m} {k} {f(v)}" for (m, k), v in ratios.items()), verdict])
+    for name, d in res.get("datasets", {}).items():
+        step = d["train_step"]["clips_per_s"]
+        for kind in ("p", "distill"):
+            two = next((r for r in d["rows"] if r["kind"] == kind and r["workers"] == 2), None)
+            if two is None:
+                continue
+            fed = d.get("train_fed", {}).get(kind)
+            fed_text = (f"; training fed by it: {f(fed['clips_per_s'])} clips/s, {pct(fed['wait_share'])}% of the "
+                        "time waiting for data") if fed else ""
+            out.append([f"{kind} loader, 2 workers, faster than the P network's CPU training step ({name})",
+                        f"{f(two['clips_per_s'])} vs {f(step)} clips/s ({f(two['clips_per_s'] / step)}x){fed_text}",
+                        "**met**" if two["clips_per_s"] > step else "**missed**"])
+    return out
+
+
+def _workers_note(res: dict) -> str:
+    """How the loaders' clips/s changed with the number of workers, from the rows."""
+    loaders, slower = 0, {}
+    for name, d in res.get("datasets", {}).items():
+        for kind in dict.fromkeys(r["kind"] for r in d["rows"]):
+            rate = {r["workers"]: r["clips_per_s"] for r in d["rows"] if r["kind"] == kind}
+            if 0 not in rate or len(rate) < 2:
+                continue
+            loaders += 1
+            for w, v in rate.items():
+                if w > 0 and v <= rate[0]:
+                    slower.setdefault(w, []).append(f"{kind} ({name})")
+    if not loaders:
+        return ""
+    if not slower:
+        return f"Every loader ({loaders}) measured faster with each number of workers than with none."
+    return ("Measured no faster than with 0 workers: " + "; ".join(
+        f"{w} worker{'s' if w > 1 else ''} on {len(names)} of {loaders} loaders" + (f" ({listing(names)})" if w > 1 else "")
+        for w, names in sorted(slower.items())) + ". Workers only add throughput where a core is free; **cores used** "
+        "below the number of processes shows them waiting for one.")
+
+
+def report(res: dict) -> str:
+    """Section 2 of RESULTS.md, from this module's results (``results/loader.json``)."""
+    segments = sorted({d.get("segments") for d in res.get("datasets", {}).values() if d.get("segments")})
+    text = ["## 2. Loaders", "",
+            "`VideoDataModule.train_dataloader()` (TSN training sampling"
+            + (f", K = {listing([str(k) for k in segments])} segments" if segments else "")
+            + ", multi-scale crop + flip, `pin_memory=False`), clips per second in the steady state (after the "
+            "first epoch, which is timed apart: worker start-up and the index demux of every video). `distill` is "
+            "the P loader with a teacher cache attached (random logits / features in the real cache format, read "
+            "memory-mapped at the sampled frames). Flow files are DIS flow in the real `.npy` format (reading them "
+            "costs the same whatever the flow). The **P train step** is ResNet-18 (5 channels, input BN) forward + "
+            "cross-entropy + backward + Adam on random batches of the same shape; **fed** is the same step taking its "
+            "batches from the 2-worker loader, sharing the same cores. **CPU ms per clip** counts the main process and "
+            "its workers (`/proc/<pid>/stat`); **cores used** = CPU time / wall time.", "", _workers_note(res), ""]
+    for name, d in res.get("datasets", {}).items():
+        text += [f"### {name}: {d['videos']} training videos, batch {d['batch_size']}", ""]
+        body = [[r["kind"], r["workers"], f(r["clips_per_s"]), f(1e3 / r["clips_per_s"]), f(r.get("cpu_ms_per_clip")),
+                 f(r.get("cores_used")), f(r["first_epoch_clips_per_s"])] for r in d["rows"]]
+        text += [table(["loader", "workers", "clips/s", "ms per clip", "CPU ms per clip", "cores used",
+                        "first epoch clips/s"], body), ""]
+        step = d["train_step"]
+        line = (f"P network training step alone: {f(step['clips_per_s'])} clips/s ({f(step['step_s'])} s per batch "
+                f"of {d['batch_size']}, {step['steps']} steps).")
+        for kind, fed in d.get("train_fed", {}).items():
+            line += (f" Fed by the 2-worker `{kind}` loader: {f(fed['clips_per_s'])} clips/s, "
+                     f"{pct(fed['wait_share'])}% of the time waiting for a batch.")
+        text += [line, ""]
+    text += ["![loaders](loader.png)", ""]
+    spec = res.get("length") or {}
+    length = spec.get("rows")
+    if length:
+        frames = sorted({r["frames"] for r in length})
+        samples = sorted({r["samples"] for r in length if r.get("samples")})
+        warm = [v for (_, k), v in _length_ratios(length).items() if k == "warm"]
+        sample = ", ".join(([f"K = {spec['segments']}"] if spec.get("segments") else [])
+                           + ([f"crop {spec['crop_size']}"] if spec.get("crop_size") else []))
+        size = f"{spec['size'][1]}x{spec['size'][0]} " if spec.get("size") else ""
+        text += ["### Sample cost versus video length", "",
+                 f"One training sample{' (' + sample + ')' if sample else ''} of {size}synthetic videos "
+                 f"{listing([str(n) for n in frames])} frames long, median over "
+                 + (f"{listing([str(s) for s in samples])} samples" if samples else "the samples")
+                 + ". **cold**: the index cache cleared before each sample, as in a first epoch (the demux pass that "
+                 "builds the index reads every packet); **warm**: index cached, as in every later epoch. Warm, the "
+                 f"longest videos cost {f(min(warm))}x to {f(max(warm))}x the shortest.", ""]
+        body = [[r["modality"], f"{r['multiple']}x", r["frames"], f(r["file_kib"]), f(r["cold_cpu_ms"]), f(r["warm_cpu_ms"]),
+                 f(r["cold_ms"]), f(r["warm_ms"])] for r in length]
+        text += [table(["modality", "length", "frames", "file KiB", "cold ms (CPU)", "warm ms (CPU)", "cold ms (wall)",
+                        "warm ms (wall)"], body), "", "![length](length.png)", ""]
+    return "\n".join(text)

@@ -19,12 +19,14 @@ Per-video latency, TSN test protocol (K segments, 1 centre crop of 224 from a 34
 from __future__ import annotations
 
 import time
+from pathlib import Path
 
 import numpy as np
 import torch
 
 import media
 from common import log, set_threads, timed
+from formatting import f, table
 from ip_tsn.codec import CompressedVideo, clear_index_cache
 from ip_tsn.codec.flow import compute_flow, quantize_flow
 from ip_tsn.data.datasets import VideoRecord
@@ -78,7 +80,7 @@ def throughput(name: str, device: str, batch: int, repeats: int) -> dict:
     params = sum(p.numel() for p in model.parameters())
     return {"model": name, "device": device, "batch": batch, "params_m": params / 1e6,
             "forward_fps": batch / fwd["wall"], "forward_backward_fps": batch / fb["wall"],
-            "forward_s": fwd["wall"], "forward_backward_s": fb["wall"]}
+            "forward_s": fwd["wall"], "forward_backward_s": fb["wall"], "repeats": repeats}
 
 
 def _nets(device: str) -> dict[str, TSN]:
@@ -158,7 +160,8 @@ def latency(quick: bool, device: str) -> dict:
     fl = flow_latency(path, segments, nets, device)
     v = CompressedVideo(path)
     return {"video": str(path), "frames": v.num_frames, "width": v.width, "height": v.height,
-            "segments": segments, "device": device, "ip_tsn": ip_med, "flow_two_stream": fl,
+            "codec": v.codec, "segments": segments, "crop_size": 224, "device": device,
+            "ip_tsn_runs": len(ip), "flow_runs": 1, "ip_tsn": ip_med, "flow_two_stream": fl,
             "speedup": fl["total"] / ip_med["total"],
             "p_vs_flow_stream": (fl["TV-L1"] + fl["flow network (ResNet-18)"])
             / (ip_med["decode + P inputs"] + ip_med["P network (ResNet-18)"])}
@@ -183,4 +186,75 @@ def run(quick: bool = False) -> dict:
         lat.append(latency(quick, device))
     return {"rows": rows, "latency": lat, "devices": devices,
             "gpu": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
-            "threads": torch.get_num_threads()}
+            "threads": torch.get_num_threads(), "num_classes": NUM_CLASSES, "size": 224, "flow_length": FLOW_LENGTH}
+
+
+# ------------------------------------------------------------------------------------------ report
+PAPER_P_VS_FLOW = 60.0  # the IP TSN paper: its P-stream runs 60x faster than the optical-flow stream
+
+
+def _latency_text(lat: dict, threads: int | None) -> list[str]:
+    ip, fl = lat["ip_tsn"], lat["flow_two_stream"]
+    runs = lat.get("ip_tsn_runs")
+    source = f"{Path(lat['video']).name} ({lat['width']}x{lat['height']}" + (f" {lat['codec']}" if lat.get("codec") else "")
+    crop = f"{lat['crop_size']} " if lat.get("crop_size") else ""
+    flow_runs = lat.get("flow_runs")
+    timing = ([f"IP TSN {f'median of {runs} runs' if runs > 1 else 'one run'}"] if runs else []) + (
+        [f"the flow two-stream {f'median of {flow_runs} runs' if flow_runs > 1 else 'one run'}"] if flow_runs else [])
+    text = [f"### Per-video latency, {lat['device']}", "",
+            f"{source}, {lat['frames']} frames), TSN test protocol with {lat['segments']} segments and one "
+            f"{crop}centre crop, cold (index built, decoder opened)" + (f"; {', '.join(timing)}" if timing else "")
+            + ". TV-L1 "
+            f"(OpenCV{f', {threads} threads' if threads else ''}) runs on the {fl['flow pairs']} distinct frame pairs the "
+            f"{lat['segments']} stacks of flows need.", ""]
+    stages = [(pipe, stage, v) for pipe, parts in (("IP TSN", ip), ("flow two-stream", fl))
+              for stage, v in parts.items() if stage not in ("total", "flow pairs")]
+    body, last = [], None
+    for pipe, stage, v in stages:
+        if last is not None and pipe != last:
+            body.append(["", "**total**", f"**{f((ip if last == 'IP TSN' else fl)['total'])}**"])
+        label = {"TV-L1": f"TV-L1 ({fl['flow pairs']} pairs)", "decode": "decode (RGB)"}.get(stage, stage)
+        body.append([pipe if pipe != last else "", label, f(v)])
+        last = pipe
+    body.append(["", "**total**", f"**{f(fl['total'])}**"])
+    largest = max(((k, v) for k, v in ip.items() if k != "total"), key=lambda kv: kv[1])
+    text += [table(["pipeline", "stage", "seconds"], body, left=2), "",
+             f"IP TSN is **{f(lat['speedup'])}x** faster end to end; its P-stream (P inputs + P network) is "
+             f"**{f(lat['p_vs_flow_stream'])}x** faster than the flow stream (TV-L1 + flow network), "
+             f"{'more' if lat['p_vs_flow_stream'] >= PAPER_P_VS_FLOW else 'less'} than the paper's "
+             f"{PAPER_P_VS_FLOW:.0f}x. The largest part of IP TSN's time is the {largest[0]} "
+             f"({100 * largest[1] / ip['total']:.0f}%).", ""]
+    return text
+
+
+def report(res: dict) -> str:
+    """Section 3 of RESULTS.md, from this module's results (``results/networks.json``)."""
+    size = res.get("size")
+    classes = res.get("num_classes")
+    repeats = sorted({r["repeats"] for r in res["rows"] if r.get("repeats")})
+    text = ["## 3. Networks and end-to-end latency", "",
+            "`ip_tsn.models.TSN`" + (f", {classes} classes" if classes else "") + (f", {size}x{size}" if size else "")
+            + ", random weights; forward = eval mode, no grad; forward + backward = train mode, cross-entropy, "
+            "`backward()`. Frames per second, median of "
+            + (f"{'/'.join(map(str, repeats))} repeats" if repeats else "the repeats")
+            + f" after a warm-up; CPU with {res.get('threads')} torch threads.", ""]
+    body = [[r["model"], r["device"], r["batch"], f(r["params_m"]), f(r["forward_fps"]), f(r["forward_backward_fps"])]
+            for r in res["rows"]]
+    if "cuda" not in res.get("devices", []):
+        for name in dict.fromkeys(r["model"] for r in res["rows"]):
+            body.append([name, "GPU", "-", "-", "not measured (no CUDA device)", "not measured"])
+    text += [table(["network", "device", "batch", "params (M)", "forward frames/s", "fwd + bwd frames/s"], body, left=2),
+             "", "![networks](networks.png)", ""]
+    cpu = {r["model"]: r for r in res["rows"] if r["device"] == "cpu"}
+    if len(cpu) > 1:
+        fastest = max(cpu.values(), key=lambda r: r["forward_fps"])
+        slowest = min(cpu.values(), key=lambda r: r["forward_fps"])
+        text += [f"On the CPU, {fastest['model']} runs {f(fastest['forward_fps'] / slowest['forward_fps'])}x as many "
+                 f"frames per second forward as {slowest['model']}.", ""]
+    for lat in res.get("latency", []):
+        text += _latency_text(lat, res.get("threads"))
+    if "cuda" not in res.get("devices", []):
+        text += ["GPU: not measured (this run saw no CUDA device). `python benchmarks/run.py --only networks` on a "
+                 "CUDA machine adds the GPU rows and a GPU latency table.", ""]
+    text += ["![latency](latency.png)", ""]
+    return "\n".join(text)

@@ -1,16 +1,19 @@
 #!/usr/bin/env python
-"""ip-tsn benchmarks: preprocessing, loaders, networks, distillation ablation.
+"""ip-tsn benchmarks: preprocessing, loaders, networks, IP TSN versus CoViAR, distillation ablation.
 
-    python benchmarks/run.py                      # full: preprocess, loader, networks (~20-30 min, 2 cores);
+    python benchmarks/run.py                      # full: preprocess, loader, networks, coviar (~30-40 min, 2 cores);
                                                   #   the ablation section reports the seeds already trained
     python benchmarks/run.py --quick              # every section small (~5 min); ablation on tiny data;
                                                   #   written to runs/bench/quick/ (not over RESULTS.md)
     python benchmarks/run.py --only preprocess,loader
     python benchmarks/run.py --only ablation --train-ablation   # train 3 seeds x 2 data seeds (~25 min each)
+    python benchmarks/run.py --quick --only coviar  # IP TSN versus CoViAR end to end, small (seconds)
     python benchmarks/run.py --report             # rewrite RESULTS.md and the charts from results/*.json
+    python benchmarks/run.py --report --output-dir /tmp/r --results-dir benchmarks/results   # elsewhere
 
 Each section writes ``benchmarks/results/<section>.json``; RESULTS.md and the PNG charts in
-``benchmarks/`` are then regenerated from every section's latest results. Generated videos, data
+``benchmarks/`` are then regenerated from every section's latest results, each section by its own
+module (``report(result)``), assembled by ``report.py``. Generated videos, data
 sets and training runs go to ``runs/bench/`` (git-ignored).
 """
 
@@ -28,7 +31,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import common  # noqa: E402
 from common import load_section, log, machine, save_section  # noqa: E402
 
-SECTIONS = ("preprocess", "loader", "networks", "ablation")
+SECTIONS = ("preprocess", "loader", "networks", "coviar", "ablation")
 
 
 def _seed_list(text: str) -> list[int]:
@@ -36,6 +39,15 @@ def _seed_list(text: str) -> list[int]:
         return [int(s) for s in text.split(",") if s.strip()]
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected comma-separated integers, got {text!r}") from None
+
+
+def _variants(text: str, known: dict, parser: argparse.ArgumentParser) -> tuple[str, ...]:
+    """The --variants names (comma-separated, or all of ``known``); an unknown one is a usage error."""
+    names = list(known) if text.strip() == "all" else [v.strip() for v in text.split(",") if v.strip()]
+    unknown = [v for v in names if v not in known]
+    if unknown:
+        parser.error(f"unknown variants {unknown}; choose from {list(known)} or 'all'")
+    return tuple(names)
 
 
 def main(argv=None) -> int:
@@ -55,12 +67,19 @@ def main(argv=None) -> int:
     parser.add_argument("--output-dir", type=Path, default=None,
                         help="write results/, RESULTS.md and the charts there (default: benchmarks/; "
                              "with --quick: runs/bench/quick/)")
+    parser.add_argument("--results-dir", type=Path, default=None,
+                        help="with --report: read the section results there (default: <output dir>/results), "
+                             "e.g. --report --output-dir /tmp/r --results-dir benchmarks/results")
     args = parser.parse_args(argv)
     if args.output_dir is None and args.quick:  # a check: never overwrite the committed full results
         args.output_dir = common.WORK_DIR / "quick"
     if args.output_dir is not None:
         args.output_dir.mkdir(parents=True, exist_ok=True)
         common.OUTPUT["dir"] = args.output_dir.resolve()
+    if args.results_dir is not None:
+        if not args.report:
+            parser.error("--results-dir is for --report only (measured results go to <output dir>/results)")
+        common.OUTPUT["results"] = args.results_dir.resolve()
     warnings.filterwarnings("ignore")
     os.environ.setdefault("WANDB_MODE", "disabled")
 
@@ -80,7 +99,7 @@ def main(argv=None) -> int:
                 seeds = [0] if args.quick else args.seeds
                 result = module.run(args.quick, seeds, train=args.quick or args.train_ablation,
                                     data_seeds=[0] if args.quick else args.data_seeds,
-                                    variants=module._variants(args.variants))
+                                    variants=_variants(args.variants, module.VARIANTS, parser))
                 saved = load_section(name)
                 if not (args.quick or args.train_ablation) and saved and saved.get("seeds") and \
                         [s_["top1"] for s_ in result["seeds"]] in ([], [s_["top1"] for s_ in saved["seeds"]]):
