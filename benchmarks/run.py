@@ -42,11 +42,13 @@ def _seed_list(text: str) -> list[int]:
 
 
 def _variants(text: str, known: dict, parser: argparse.ArgumentParser) -> tuple[str, ...]:
-    """The --variants names (comma-separated, or all of ``known``); an unknown one is a usage error."""
+    """The --variants names (comma-separated, all of ``known`` or none); an unknown one is a usage error."""
+    if text.strip() == "none":
+        return ()
     names = list(known) if text.strip() == "all" else [v.strip() for v in text.split(",") if v.strip()]
     unknown = [v for v in names if v not in known]
     if unknown:
-        parser.error(f"unknown variants {unknown}; choose from {list(known)} or 'all'")
+        parser.error(f"unknown variants {unknown}; choose from {list(known)}, 'all' or 'none'")
     return tuple(names)
 
 
