@@ -22,7 +22,7 @@ ROOT = Path(__file__).resolve().parents[1]
 ISTREAM = str(ROOT / "experiments" / "istream.yaml")
 FAST = ["trainer.enable_progress_bar=false", "logger.wandb=false", "data.num_workers=0", "data.crop_size=32",
         "data.test_segments=3", "data.batch_size=8", "trainer.limit_train_batches=2",
-        "trainer.limit_val_batches=1", "model.pretrained=false"]
+        "trainer.limit_val_batches=1", "trainer.check_val_every_n_epoch=1", "model.pretrained=false"]
 
 
 @pytest.fixture(scope="module")
@@ -133,3 +133,18 @@ def test_training_does_not_depend_on_the_validation_schedule(tiny):
     assert weights[1].keys() == weights[3].keys()
     for key in weights[1]:
         assert torch.equal(weights[1][key], weights[3][key]), key
+
+
+def test_without_a_monitor_best_is_the_final_epoch_whatever_the_validation_schedule(tiny):
+    """Validation every 5th epoch and a 2-epoch fit: no epoch is validated, and best.ckpt is still
+    the final epoch's weights (equal to last.ckpt's)."""
+    base, common = tiny
+    root = base / "val_every_5"
+    assert main(["fit", ISTREAM, *common, "trainer.max_epochs=2", "checkpoint.monitor=null",
+                 "trainer.check_val_every_n_epoch=5", f"run_root={root}"]) == 0
+    ckpts = root / "istream" / "checkpoints"
+    assert _epoch(ckpts / "best.ckpt") == 1 == _epoch(ckpts / "last.ckpt")
+    best, last = (torch.load(ckpts / n, map_location="cpu", weights_only=True)["state_dict"]
+                  for n in ("best.ckpt", "last.ckpt"))
+    assert all(torch.equal(best[k], last[k]) for k in last)
+    assert _epochs_with(_rows(root / "istream"), "val/top1") == []

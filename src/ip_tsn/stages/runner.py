@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 from pathlib import Path
 from typing import Any
@@ -20,7 +21,7 @@ import pytorch_lightning as pl
 from omegaconf import DictConfig
 from pytorch_lightning.callbacks import LearningRateMonitor, ModelCheckpoint
 
-from ip_tsn.atomic import write_json_atomic
+from ip_tsn.atomic import atomic_path, write_json_atomic
 from ip_tsn.config import ConfigError, load_config, save_config, to_container
 from ip_tsn.data.datamodule import VideoDataModule
 from ip_tsn.data.teacher_cache import TeacherCache, sha256_file, size_report
@@ -109,12 +110,14 @@ def fit(cfg: DictConfig) -> Path:
         teacher = load_module(cfg.teacher.checkpoint, "teacher.checkpoint", modality="flow")
         model.set_teacher(teacher)  # type: ignore[operator]
     ckpt_dir = run_dir / "checkpoints"
-    # monitor null: best.ckpt is the final epoch's weights (no selection on a noisy validation set);
+    # monitor null: best.ckpt is a copy of the final epoch's last.ckpt, made when fit ends (no selection
+    # on a noisy validation set, whatever the validation schedule); else the best validated epoch.
     # last.ckpt: every epoch, written after best.ckpt (checkpoint callbacks keep their order)
-    checkpoint = ModelCheckpoint(dirpath=str(ckpt_dir), filename="best", monitor=cfg.checkpoint.monitor,
-                                 mode=cfg.checkpoint.mode, save_last=False, enable_version_counter=False)
+    checkpoint = None if cfg.checkpoint.monitor is None else ModelCheckpoint(
+        dirpath=str(ckpt_dir), filename="best", monitor=cfg.checkpoint.monitor, mode=cfg.checkpoint.mode,
+        save_last=False, enable_version_counter=False)
     loggers = build_loggers(cfg, run_dir, resume)
-    callbacks = [checkpoint, SaveLastEveryEpoch(ckpt_dir / "last.ckpt"),
+    callbacks = [*([checkpoint] if checkpoint else []), SaveLastEveryEpoch(ckpt_dir / "last.ckpt"),
                  SaveStreamInfo(dm.class_names, cfg.get("stage"), dm.preprocess), *([LearningRateMonitor("epoch")] if loggers else [])]
     trainer = build_trainer(cfg, run_dir, callbacks, loggers)
     if trainer.is_global_zero:
@@ -126,9 +129,13 @@ def fit(cfg: DictConfig) -> Path:
             raise
         signal.signal(signal.SIGINT, signal.default_int_handler)  # Lightning left it ignored
         raise KeyboardInterrupt from None
-    best = Path(checkpoint.best_model_path or ckpt_dir / "last.ckpt")
+    last = ckpt_dir / "last.ckpt"
+    best = ckpt_dir / "best.ckpt" if checkpoint is None else Path(checkpoint.best_model_path or last)
     if trainer.is_global_zero and not trainer.interrupted:  # the Makefile's target: written last
-        score = checkpoint.best_model_score
+        if checkpoint is None:
+            with atomic_path(best) as tmp:
+                shutil.copyfile(last, tmp)
+        score = None if checkpoint is None else checkpoint.best_model_score
         write_json_atomic(run_dir / "fit.json", {"best_checkpoint": str(best), "monitor": cfg.checkpoint.monitor,
                                                  "best_score": None if score is None else float(score),
                                                  "epochs": trainer.current_epoch})
