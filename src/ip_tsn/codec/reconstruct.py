@@ -29,7 +29,7 @@ import cv2
 import numpy as np
 
 from .index import VideoIndex
-from .motion import compose, dense_motion, residual, warp
+from .motion import compose, dense_motion, residual, sampling_maps, warp
 
 MAX_REFERENCES = 3  # H.264 reference pictures tried per 8x8 cell when accumulating
 CELL = 8  # side of the cells the reference choice is made on (FFmpeg's smallest exported block)
@@ -88,7 +88,12 @@ def l0_candidates(index: VideoIndex, j: int, g: int) -> list[int]:
     first = index.reference_of(j)
     if index.codec != "h264" or first is None:
         return [first]
-    refs = [k for k in range(j - 1, g - 1, -1) if index.reference[k]][:MAX_REFERENCES]
+    refs: list[int] = []
+    for k in range(j - 1, g - 1, -1):  # nearest first
+        if index.reference[k]:
+            refs.append(k)
+            if len(refs) == MAX_REFERENCES:
+                break
     return [first] + [k for k in refs if k != first]
 
 
@@ -109,7 +114,7 @@ def own_motion(gop: GopMotion, j: int) -> np.ndarray:
         mv1, has_l1 = dense_motion(vectors, h, w, +1)
         only_l1 = has_l1 & ~has_l0
         if only_l1.any():
-            mv[only_l1] = compose(mv1, own_motion(gop, nxt))[only_l1]
+            cv2.copyTo(compose(mv1, own_motion(gop, nxt)), only_l1.view(np.uint8), mv)
     gop.own[j] = mv
     return mv
 
@@ -133,7 +138,7 @@ def accumulated_motion(gop: GopMotion, j: int) -> np.ndarray:
         mv1, has_l1 = dense_motion(vectors, h, w, +1)
         only_l1 = has_l1 & ~has_l0
         if only_l1.any():
-            acc[only_l1] = chain(gop, j, mv1, [nxt])[only_l1]
+            cv2.copyTo(chain(gop, j, mv1, [nxt]), only_l1.view(np.uint8), acc)
     gop.busy.discard(j)
     gop.acc[j] = acc
     return acc
@@ -145,34 +150,46 @@ def chain(gop: GopMotion, j: int, mv: np.ndarray, candidates: list[int]) -> np.n
     is being computed are left out (the first one is kept if that leaves none)."""
     g = gop.start
     candidates = [c for c in candidates if c not in gop.busy] or candidates[:1]
-    fields = [mv.copy() if c == g else compose(mv, accumulated_motion(gop, c)) for c in candidates]
-    if len(fields) == 1:
-        return fields[0]
-    pick = best_reference(gop.rgb(j), [warp(gop.rgb(c), mv) for c in candidates])
-    out = fields[0]
-    for k in range(1, len(fields)):
-        cv2.copyTo(fields[k], (pick == k).view(np.uint8), out)
+    # every candidate's accumulated motion first, in order (what is memoised depends on the order)
+    chained = [None if c == g else accumulated_motion(gop, c) for c in candidates]
+    maps = sampling_maps(mv)  # one set of sampling maps for every warp by mv
+
+    def field(k: int) -> np.ndarray:  # mv chained through candidate k
+        return mv.copy() if chained[k] is None else compose(mv, chained[k], maps)
+
+    if len(candidates) == 1:
+        return field(0)
+    choice = best_reference(gop.rgb(j), [warp(gop.rgb(c), mv, maps) for c in candidates])
+    out = field(0)
+    h, w = mv.shape[:2]
+    for k in range(1, len(candidates)):
+        cells = choice == k
+        if cells.any():  # a candidate no cell chose is not composed
+            mask = cv2.resize(cells.view(np.uint8), (cells.shape[1] * CELL, cells.shape[0] * CELL),
+                              interpolation=cv2.INTER_NEAREST)[:h, :w]
+            cv2.copyTo(field(k), mask, out)
     return out
 
 
 def best_reference(frame: np.ndarray, predictions: list[np.ndarray]) -> np.ndarray:
-    """(H, W) uint8: per pixel, the index of the prediction that matches ``frame`` best on its
-    8x8 cell (mean absolute error, channels summed; ties: the lowest index).
+    """(ceil(H / 8), ceil(W / 8)) uint8: per 8x8 cell, the index of the prediction that matches
+    ``frame`` best (sum of absolute differences over the cell's pixels and channels, edge cells
+    padded by replication; ties: the lowest index).
 
     Args:
         frame: (H, W, 3) uint8 decoded frame.
         predictions: (H, W, 3) uint8 motion-compensated predictions, one per candidate.
     """
-    h, w = frame.shape[:2]
+    h, w, c = frame.shape
     hc, wc = -(-h // CELL), -(-w // CELL)
     errors = []
     for prediction in predictions:
-        diff = cv2.absdiff(prediction, frame).astype(np.float32)
+        diff = cv2.absdiff(prediction, frame)
         if (hc * CELL, wc * CELL) != (h, w):
             diff = cv2.copyMakeBorder(diff, 0, hc * CELL - h, 0, wc * CELL - w, cv2.BORDER_REPLICATE)
-        errors.append(cv2.resize(diff, (wc, hc), interpolation=cv2.INTER_AREA).sum(-1))
-    choice = np.argmin(np.stack(errors), axis=0).astype(np.uint8)  # ties: the default candidate
-    return cv2.resize(choice, (wc * CELL, hc * CELL), interpolation=cv2.INTER_NEAREST)[:h, :w]
+        rows = diff.reshape(hc, CELL, wc * CELL * c).sum(axis=1, dtype=np.uint16)  # (hc, W * C): <= 8 * 255
+        errors.append(rows.reshape(hc, wc, CELL * c).sum(axis=2, dtype=np.uint32))  # exact integer sums
+    return np.argmin(np.stack(errors), axis=0).astype(np.uint8)  # ties: the default candidate
 
 
 # ------------------------------------------------------------------ the representations

@@ -182,7 +182,7 @@ class CompressedVideo:
         out: list = [None] * len(indices)
         for g in sorted(set(gops)):
             members = [k for k, gk in enumerate(gops) if gk == g]
-            need = set().union(*(self._needed(indices[k], g, representation, accumulate) for k in members))
+            need = self._needed([indices[k] for k in members], g, representation, accumulate)
             gop = self._decode_gop(g, need)
             if motion:
                 self._check_vectors(gop)
@@ -233,27 +233,33 @@ class CompressedVideo:
         self.close()
 
     # --------------------------------------------------------------- decoding
-    def _needed(self, i: int, g: int, representation: str, accumulate: bool) -> set[int]:
-        """Display indices whose decoded frames (or vectors) computing frame ``i`` uses."""
+    def _needed(self, targets: Sequence[int], g: int, representation: str, accumulate: bool) -> set[int]:
+        """Display indices whose decoded frames (or vectors) computing frames ``targets`` of GOP
+        ``g`` uses."""
         idx = self.index
         if representation == "iframe":
             return {g}
-        if representation == "rgb" or idx.frame_types[i] == "I":
-            return {i}
-        need, todo = set(), [i]
-        while todo:
-            j = todo.pop()
-            if j in need:
+        need: set[int] = set()
+        for i in targets:
+            if representation == "rgb" or idx.frame_types[i] == "I":
+                need.add(i)
                 continue
-            need.add(j)
-            ref = idx.reference_of(j)
-            if ref is not None and accumulate:
-                todo += l0_candidates(idx, j, g)  # the whole chain back to the I-frame
-            elif ref is not None and j == i:
-                need.add(ref)  # only its pixels, for the residual
-            nxt = l1_anchor(idx, j, accumulate)
-            if nxt is not None:
-                todo.append(nxt)
+            # accumulating, what a frame needs does not depend on the target: walk each frame once
+            seen, todo = (need if accumulate else set()), [i]
+            while todo:
+                j = todo.pop()
+                if j in seen:
+                    continue
+                seen.add(j)
+                ref = idx.reference_of(j)
+                if ref is not None and accumulate:
+                    todo += l0_candidates(idx, j, g)  # the whole chain back to the I-frame
+                elif ref is not None and j == i:
+                    seen.add(ref)  # only its pixels, for the residual
+                nxt = l1_anchor(idx, j, accumulate)
+                if nxt is not None:
+                    todo.append(nxt)
+            need |= seen
         return need
 
     def _open(self, fresh: bool = False):
