@@ -77,19 +77,29 @@ def _grid(height: int, width: int) -> tuple[np.ndarray, np.ndarray]:
     return xs, ys
 
 
-def _sample(image: np.ndarray, mv: np.ndarray) -> np.ndarray:
-    """Bilinear sample of ``image`` at ``(x + dx, y + dy)``, edges replicated."""
+def sampling_maps(mv: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Where :func:`warp` and :func:`compose` sample each pixel: (H, W) float32 ``x + dx`` and
+    (H, W) float32 ``y + dy`` of an (H, W, 2) motion field. Build them once to warp several
+    images by the same motion."""
     xs, ys = _grid(*mv.shape[:2])
-    out = cv2.remap(image, xs + mv[..., 0], ys + mv[..., 1], cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+    return xs + mv[..., 0], ys + mv[..., 1]
+
+
+def _sample(image: np.ndarray, mv: np.ndarray, maps: tuple[np.ndarray, np.ndarray] | None = None) -> np.ndarray:
+    """Bilinear sample of ``image`` at ``(x + dx, y + dy)`` (``maps``: :func:`sampling_maps` of
+    ``mv``), edges replicated."""
+    map_x, map_y = sampling_maps(mv) if maps is None else maps
+    out = cv2.remap(image, map_x, map_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
     return out.reshape(image.shape)
 
 
-def warp(image: np.ndarray, mv: np.ndarray) -> np.ndarray:
+def warp(image: np.ndarray, mv: np.ndarray, maps: tuple[np.ndarray, np.ndarray] | None = None) -> np.ndarray:
     """Motion-compensated prediction: ``out[y, x] = image[y + dy, x + dx]`` (bilinear).
 
     Args:
         image: (H, W, C) uint8 reference frame.
         mv: (H, W, 2) float32 motion field in this module's convention.
+        maps: :func:`sampling_maps` of ``mv``, if already built (the same result, less work).
 
     Returns:
         (H, W, C) uint8 prediction. ``warp(ref, mv) + residual`` restores the frame exactly when
@@ -97,17 +107,17 @@ def warp(image: np.ndarray, mv: np.ndarray) -> np.ndarray:
     """
     if image.shape[:2] != mv.shape[:2]:
         raise ValueError(f"image {image.shape} and motion {mv.shape} differ in size")
-    return _sample(np.ascontiguousarray(image), mv)
+    return _sample(np.ascontiguousarray(image), mv, maps)
 
 
-def compose(mv: np.ndarray, ref_mv: np.ndarray) -> np.ndarray:
+def compose(mv: np.ndarray, ref_mv: np.ndarray, maps: tuple[np.ndarray, np.ndarray] | None = None) -> np.ndarray:
     """Chain two motion fields: frame -> reference (``mv``) then reference -> its own reference.
 
     ``out(p) = mv(p) + ref_mv(p + mv(p))``, ``ref_mv`` sampled bilinearly, so a pixel is traced
     through the reference chain with sub-pixel precision (CoViAR's accumulation, which rounds).
-    Shapes (H, W, 2) float32.
+    Shapes (H, W, 2) float32; ``maps``: :func:`sampling_maps` of ``mv``, if already built.
     """
-    return mv + _sample(np.ascontiguousarray(ref_mv), mv)
+    return mv + _sample(np.ascontiguousarray(ref_mv), mv, maps)
 
 
 def residual(frame: np.ndarray, prediction: np.ndarray) -> np.ndarray:

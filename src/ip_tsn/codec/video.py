@@ -5,15 +5,8 @@ re-encode, B-frames included, for every codec whose decoder exports them (probed
 first inter-coded frames: H.264, MPEG-1/2/4, H.263, DivX 3 ``msmpeg4``; not HEVC, VP9, AV1). Random access decodes one GOP: the reader seeks to the key frame that
 starts the GOP of the requested frame and decodes only until the frames it needs are out.
 
-Reference chain and B-frames. The reference of a P- or B-frame is the nearest *anchor* before it
-in display order: an I- or P-frame, or a B-frame that other pictures refer to (H.264 B-pyramids,
-``nal_ref_idc != 0``). FFmpeg does not export which picture of a reference list a block used, so
-that choice defines the motion and the residual (which stays exact by construction). For each
-pixel of a B-frame: the L0 (past) vector when its block has one; else the L1 (future) vector,
-traced on through the next anchor's own motion back to the same past anchor when that next anchor
-is not an I-frame; else (intra blocks, L1 into the next GOP's I-frame) zero motion. So every frame
-has one motion field relative to one reference frame, and ``accumulate=True`` chains fields anchor
-by anchor back to the GOP's I-frame (CoViAR's accumulation, at sub-pixel precision).
+What a frame's motion and residual are defined against (reference chain, B-frames, H.264's
+multiple references) and how they are computed: :mod:`ip_tsn.codec.reconstruct`.
 """
 
 from __future__ import annotations
@@ -21,19 +14,18 @@ from __future__ import annotations
 import os
 from collections import OrderedDict
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Iterator, Sequence
 
 import av
-import cv2
 import numpy as np
 
 from .errors import VideoError
 from .frames import park, to_rgb
 from .index import VideoIndex, get_index, motion_vectors_exported, open_video_stream, remember_motion
-from .motion import compose, dense_motion, residual, warp
+from .reconstruct import GopMotion, l0_candidates, l1_anchor, representation_of
 
 REPRESENTATIONS = ("iframe", "mv", "residual", "rgb")
-MAX_REFERENCES = 3  # H.264 reference pictures tried per block when accumulating
 
 
 @dataclass
@@ -43,9 +35,14 @@ class _Gop:
     frames: dict = field(default_factory=dict)  # av.VideoFrame
     vectors: dict = field(default_factory=dict)  # structured array or None
     rgb: dict = field(default_factory=dict)  # (H, W, 3) uint8
-    own: dict = field(default_factory=dict)  # (H, W, 2) float32, relative to the previous anchor
-    acc: dict = field(default_factory=dict)  # (H, W, 2) float32, relative to the GOP's I-frame
-    busy: set = field(default_factory=set)  # frames whose accumulated motion is being computed
+    motion: GopMotion | None = None  # the P inputs computed from them (reconstruct.py)
+
+
+def _rgb_of(frames: dict, rgb: dict, j: int) -> np.ndarray:
+    """(H, W, 3) uint8 RGB of decoded frame ``j``, converted once."""
+    if j not in rgb:
+        rgb[j] = to_rgb(frames[j])
+    return rgb[j]
 
 
 class CompressedVideo:
@@ -185,12 +182,13 @@ class CompressedVideo:
         out: list = [None] * len(indices)
         for g in sorted(set(gops)):
             members = [k for k, gk in enumerate(gops) if gk == g]
-            need = set().union(*(self._needed(indices[k], g, representation, accumulate) for k in members))
+            need = self._needed([indices[k] for k in members], g, representation, accumulate)
             gop = self._decode_gop(g, need)
             if motion:
                 self._check_vectors(gop)
+            state = self._motion(gop, g)
             for k in members:
-                out[k] = self._compute(gop, indices[k], g, representation, accumulate)
+                out[k] = representation_of(state, indices[k], representation, accumulate)
         return out
 
     def block_vectors(self, indices: Sequence[int]) -> list[np.ndarray | None]:
@@ -235,51 +233,34 @@ class CompressedVideo:
         self.close()
 
     # --------------------------------------------------------------- decoding
-    def _needed(self, i: int, g: int, representation: str, accumulate: bool) -> set[int]:
-        """Display indices whose decoded frames (or vectors) computing frame ``i`` uses."""
+    def _needed(self, targets: Sequence[int], g: int, representation: str, accumulate: bool) -> set[int]:
+        """Display indices whose decoded frames (or vectors) computing frames ``targets`` of GOP
+        ``g`` uses."""
         idx = self.index
         if representation == "iframe":
             return {g}
-        if representation == "rgb" or idx.frame_types[i] == "I":
-            return {i}
-        need, todo = set(), [i]
-        while todo:
-            j = todo.pop()
-            if j in need:
+        need: set[int] = set()
+        for i in targets:
+            if representation == "rgb" or idx.frame_types[i] == "I":
+                need.add(i)
                 continue
-            need.add(j)
-            ref = idx.reference_of(j)
-            if ref is not None and accumulate:
-                todo += self._l0_candidates(j, g)  # the whole chain back to the I-frame
-            elif ref is not None and j == i:
-                need.add(ref)  # only its pixels, for the residual
-            nxt = self._l1_anchor(j, accumulate)
-            if nxt is not None:
-                todo.append(nxt)
+            # accumulating, what a frame needs does not depend on the target: walk each frame once
+            seen, todo = (need if accumulate else set()), [i]
+            while todo:
+                j = todo.pop()
+                if j in seen:
+                    continue
+                seen.add(j)
+                ref = idx.reference_of(j)
+                if ref is not None and accumulate:
+                    todo += l0_candidates(idx, j, g)  # the whole chain back to the I-frame
+                elif ref is not None and j == i:
+                    seen.add(ref)  # only its pixels, for the residual
+                nxt = l1_anchor(idx, j, accumulate)
+                if nxt is not None:
+                    todo.append(nxt)
+            need |= seen
         return need
-
-    def _l1_anchor(self, j: int, accumulate: bool = False) -> int | None:
-        """The next reference picture a B-frame's L1-only blocks are traced through, or None.
-
-        It must not be an I-frame (no motion to trace through). Per frame (``accumulate=False``)
-        its own reference must be the B-frame's reference, so that the two motions compose; when
-        accumulating, both sides are traced to the I-frame, so any anchor whose chain does not
-        pass through frame ``j`` itself will do.
-        """
-        idx = self.index
-        if idx.frame_types[j] != "B":
-            return None
-        nxt = idx.anchor_after(j)
-        if nxt is None or idx.frame_types[nxt] == "I":
-            return None
-        if not accumulate:
-            return nxt if idx.reference_of(nxt) == idx.reference_of(j) else None
-        k = nxt
-        while k is not None:
-            if k == j:
-                return None
-            k = idx.reference_of(k)
-        return nxt
 
     def _open(self, fresh: bool = False):
         if self._pid != os.getpid():  # forked: never touch (or free) the parent's decoder
@@ -355,97 +336,8 @@ class CompressedVideo:
         return gop
 
     # ------------------------------------------------------------ computing
-    def _rgb(self, gop: _Gop, j: int) -> np.ndarray:
-        if j not in gop.rgb:
-            gop.rgb[j] = to_rgb(gop.frames[j])
-        return gop.rgb[j]
-
-    def _own_motion(self, gop: _Gop, j: int) -> np.ndarray:
-        """(H, W, 2) motion of frame ``j`` into its reference frame (``VideoIndex.reference_of``)."""
-        if j in gop.own:
-            return gop.own[j]
-        h, w = self.height, self.width
-        vectors = gop.vectors.get(j)
-        mv, has_l0 = dense_motion(vectors, h, w, -1)
-        nxt = self._l1_anchor(j)
-        if nxt is not None:
-            mv1, has_l1 = dense_motion(vectors, h, w, +1)
-            only_l1 = has_l1 & ~has_l0
-            if only_l1.any():
-                mv[only_l1] = compose(mv1, self._own_motion(gop, nxt))[only_l1]
-        gop.own[j] = mv
-        return mv
-
-    def _acc_motion(self, gop: _Gop, j: int, g: int) -> np.ndarray:
-        """(H, W, 2) motion of frame ``j`` into the GOP's I-frame ``g``.
-
-        L0 blocks (and intra blocks, with zero motion) chain through a reference picture before
-        ``j`` (:meth:`_l0_candidates`); the L1-only blocks of a B-frame chain through the next
-        anchor's accumulated motion.
-        """
-        if j in gop.acc:
-            return gop.acc[j]
-        h, w = self.height, self.width
-        gop.busy.add(j)
-        vectors = gop.vectors.get(j)
-        mv0, has_l0 = dense_motion(vectors, h, w, -1)
-        acc = self._chain(gop, j, g, mv0, self._l0_candidates(j, g))
-        nxt = self._l1_anchor(j, accumulate=True)
-        if nxt is not None and nxt not in gop.busy:
-            mv1, has_l1 = dense_motion(vectors, h, w, +1)
-            only_l1 = has_l1 & ~has_l0
-            if only_l1.any():
-                acc[only_l1] = self._chain(gop, j, g, mv1, [nxt])[only_l1]
-        gop.busy.discard(j)
-        gop.acc[j] = acc
-        return acc
-
-    def _l0_candidates(self, j: int, g: int) -> list[int]:
-        """Pictures frame ``j``'s L0 vectors may point into, the default (``reference_of``) first.
-
-        H.264 allows several reference pictures per list and FFmpeg does not export which one a
-        block used: the nearest reference pictures of the GOP are candidates, and each 8x8 cell
-        takes the one whose motion-compensated prediction matches the decoded frame best. Other
-        codecs have a single reference.
-        """
-        first = self.index.reference_of(j)
-        if self.codec != "h264" or first is None:
-            return [first]
-        refs = [k for k in range(j - 1, g - 1, -1) if self.index.reference[k]][:MAX_REFERENCES]
-        return [first] + [k for k in refs if k != first]
-
-    def _chain(self, gop: _Gop, j: int, g: int, mv: np.ndarray, candidates: list[int]) -> np.ndarray:
-        """``mv`` (into one of ``candidates``, chosen per 8x8 cell) chained on to the I-frame ``g``."""
-        candidates = [c for c in candidates if c not in gop.busy] or candidates[:1]
-        fields = [mv.copy() if c == g else compose(mv, self._acc_motion(gop, c, g)) for c in candidates]
-        if len(fields) == 1:
-            return fields[0]
-        frame, (h, w) = self._rgb(gop, j), mv.shape[:2]
-        hc, wc = -(-h // 8), -(-w // 8)
-        errors = []
-        for c in candidates:  # per 8x8 cell: mean absolute prediction error, channels summed
-            diff = cv2.absdiff(warp(self._rgb(gop, c), mv), frame).astype(np.float32)
-            if (hc * 8, wc * 8) != (h, w):
-                diff = cv2.copyMakeBorder(diff, 0, hc * 8 - h, 0, wc * 8 - w, cv2.BORDER_REPLICATE)
-            errors.append(cv2.resize(diff, (wc, hc), interpolation=cv2.INTER_AREA).sum(-1))
-        choice = np.argmin(np.stack(errors), axis=0).astype(np.uint8)  # ties: the default candidate
-        pick = cv2.resize(choice, (wc * 8, hc * 8), interpolation=cv2.INTER_NEAREST)[:h, :w]
-        out = fields[0]
-        for k in range(1, len(fields)):
-            cv2.copyTo(fields[k], (pick == k).view(np.uint8), out)
-        return out
-
-    def _compute(self, gop: _Gop, i: int, g: int, representation: str, accumulate: bool) -> np.ndarray:
-        if representation == "iframe":
-            return self._rgb(gop, g)
-        if representation == "rgb":
-            return self._rgb(gop, i)
-        h, w = self.height, self.width
-        if self.frame_types[i] == "I":
-            shape = (h, w, 2) if representation == "mv" else (h, w, 3)
-            return np.zeros(shape, np.float32 if representation == "mv" else np.int16)
-        ref = g if accumulate else self.index.reference_of(i)
-        mv = self._acc_motion(gop, i, g) if accumulate else self._own_motion(gop, i)
-        if representation == "mv":
-            return mv.copy()
-        return residual(self._rgb(gop, i), warp(self._rgb(gop, ref), mv))
+    def _motion(self, gop: _Gop, g: int) -> GopMotion:
+        """The GOP's reconstruction state (created on first use, kept with its decoded frames)."""
+        if gop.motion is None:
+            gop.motion = GopMotion(self.index, g, gop.vectors, partial(_rgb_of, gop.frames, gop.rgb))
+        return gop.motion

@@ -1,0 +1,217 @@
+"""P inputs of one GOP: each frame's motion field and residual, from its decoded pictures and
+FFmpeg's block vectors (the reader, :mod:`ip_tsn.codec.video`, decodes; this module computes).
+
+Reference chain and B-frames. The reference of a P- or B-frame is the nearest *anchor* before it
+in display order: an I- or P-frame, or a B-frame that other pictures refer to (H.264 B-pyramids,
+``nal_ref_idc != 0``). FFmpeg does not export which picture of a reference list a block used, so
+that choice defines the motion and the residual (which stays exact by construction). For each
+pixel of a B-frame: the L0 (past) vector when its block has one; else the L1 (future) vector,
+traced on through the next anchor's own motion back to the same past anchor when that next anchor
+is not an I-frame; else (intra blocks, L1 into the next GOP's I-frame) zero motion. So every frame
+has one motion field relative to one reference frame, and accumulation chains fields anchor by
+anchor back to the GOP's I-frame (CoViAR's accumulation, at sub-pixel precision).
+
+Multiple references (H.264). When accumulating, a frame's L0 vectors may point into any of the
+``MAX_REFERENCES`` nearest reference pictures of the GOP (:func:`l0_candidates`); each 8x8 cell
+takes the candidate whose motion-compensated prediction matches the decoded frame best
+(:func:`best_reference`), ties going to the default reference (``VideoIndex.reference_of``).
+
+Motion fields are (H, W, 2) float32 in :mod:`ip_tsn.codec.motion`'s convention: ``mv[y, x] =
+(dx, dy)``, pixel ``(x, y)`` comes from ``(x + dx, y + dy)`` of the reference.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Callable
+
+import cv2
+import numpy as np
+
+from .index import VideoIndex
+from .motion import compose, dense_motion, residual, sampling_maps, warp
+
+MAX_REFERENCES = 3  # H.264 reference pictures tried per 8x8 cell when accumulating
+CELL = 8  # side of the cells the reference choice is made on (FFmpeg's smallest exported block)
+
+
+@dataclass
+class GopMotion:
+    """One GOP as reconstruction reads it, and the motion fields it has computed.
+
+    Keys are display indices. ``vectors``: FFmpeg's ``MOTION_VECTORS`` side data of each decoded
+    frame (structured array, None for none); ``rgb(j)``: (H, W, 3) uint8 RGB of decoded frame
+    ``j``; ``own`` / ``acc``: (H, W, 2) float32 motion into the frame's reference / into the GOP's
+    I-frame ``start``; ``busy``: frames whose accumulated motion is being computed (recursion).
+    """
+
+    index: VideoIndex
+    start: int
+    vectors: dict[int, np.ndarray | None]
+    rgb: Callable[[int], np.ndarray]
+    own: dict[int, np.ndarray] = field(default_factory=dict)
+    acc: dict[int, np.ndarray] = field(default_factory=dict)
+    busy: set[int] = field(default_factory=set)
+
+
+# ------------------------------------------------------------------ which pictures a frame refers to
+def l1_anchor(index: VideoIndex, j: int, accumulate: bool = False) -> int | None:
+    """The next reference picture a B-frame's L1-only blocks are traced through, or None.
+
+    It must not be an I-frame (no motion to trace through). Per frame (``accumulate=False``)
+    its own reference must be the B-frame's reference, so that the two motions compose; when
+    accumulating, both sides are traced to the I-frame, so any anchor whose chain does not
+    pass through frame ``j`` itself will do.
+    """
+    if index.frame_types[j] != "B":
+        return None
+    nxt = index.anchor_after(j)
+    if nxt is None or index.frame_types[nxt] == "I":
+        return None
+    if not accumulate:
+        return nxt if index.reference_of(nxt) == index.reference_of(j) else None
+    k = nxt
+    while k is not None:
+        if k == j:
+            return None
+        k = index.reference_of(k)
+    return nxt
+
+
+def l0_candidates(index: VideoIndex, j: int, g: int) -> list[int]:
+    """Pictures frame ``j``'s L0 vectors may point into, the default (``reference_of``) first.
+
+    H.264 allows several reference pictures per list and FFmpeg does not export which one a
+    block used: the ``MAX_REFERENCES`` nearest reference pictures of the GOP (I-frame ``g``) are
+    candidates. Other codecs have a single reference.
+    """
+    first = index.reference_of(j)
+    if index.codec != "h264" or first is None:
+        return [first]
+    refs: list[int] = []
+    for k in range(j - 1, g - 1, -1):  # nearest first
+        if index.reference[k]:
+            refs.append(k)
+            if len(refs) == MAX_REFERENCES:
+                break
+    return [first] + [k for k in refs if k != first]
+
+
+# ------------------------------------------------------------------ motion fields
+def own_motion(gop: GopMotion, j: int) -> np.ndarray:
+    """(H, W, 2) motion of frame ``j`` into its reference frame (``VideoIndex.reference_of``).
+
+    L0 blocks keep their vector; a B-frame's L1-only blocks are composed with the next anchor's
+    own motion (:func:`l1_anchor`); intra blocks get zero motion.
+    """
+    if j in gop.own:
+        return gop.own[j]
+    h, w = gop.index.height, gop.index.width
+    vectors = gop.vectors.get(j)
+    mv, has_l0 = dense_motion(vectors, h, w, -1)
+    nxt = l1_anchor(gop.index, j)
+    if nxt is not None:
+        mv1, has_l1 = dense_motion(vectors, h, w, +1)
+        only_l1 = has_l1 & ~has_l0
+        if only_l1.any():
+            cv2.copyTo(compose(mv1, own_motion(gop, nxt)), only_l1.view(np.uint8), mv)
+    gop.own[j] = mv
+    return mv
+
+
+def accumulated_motion(gop: GopMotion, j: int) -> np.ndarray:
+    """(H, W, 2) motion of frame ``j`` into the GOP's I-frame ``gop.start``.
+
+    L0 blocks (and intra blocks, with zero motion) chain through a reference picture before
+    ``j`` (:func:`l0_candidates`, chosen per 8x8 cell); the L1-only blocks of a B-frame chain
+    through the next anchor's accumulated motion.
+    """
+    if j in gop.acc:
+        return gop.acc[j]
+    h, w, g = gop.index.height, gop.index.width, gop.start
+    gop.busy.add(j)
+    vectors = gop.vectors.get(j)
+    mv0, has_l0 = dense_motion(vectors, h, w, -1)
+    acc = chain(gop, j, mv0, l0_candidates(gop.index, j, g))
+    nxt = l1_anchor(gop.index, j, accumulate=True)
+    if nxt is not None and nxt not in gop.busy:
+        mv1, has_l1 = dense_motion(vectors, h, w, +1)
+        only_l1 = has_l1 & ~has_l0
+        if only_l1.any():
+            cv2.copyTo(chain(gop, j, mv1, [nxt]), only_l1.view(np.uint8), acc)
+    gop.busy.discard(j)
+    gop.acc[j] = acc
+    return acc
+
+
+def chain(gop: GopMotion, j: int, mv: np.ndarray, candidates: list[int]) -> np.ndarray:
+    """(H, W, 2) ``mv`` of frame ``j`` (into one of ``candidates``, chosen per 8x8 cell by
+    :func:`best_reference`) chained on to the GOP's I-frame. Candidates whose accumulated motion
+    is being computed are left out (the first one is kept if that leaves none)."""
+    g = gop.start
+    candidates = [c for c in candidates if c not in gop.busy] or candidates[:1]
+    # every candidate's accumulated motion first, in order (what is memoised depends on the order)
+    chained = [None if c == g else accumulated_motion(gop, c) for c in candidates]
+    maps = sampling_maps(mv)  # one set of sampling maps for every warp by mv
+
+    def field(k: int) -> np.ndarray:  # mv chained through candidate k
+        return mv.copy() if chained[k] is None else compose(mv, chained[k], maps)
+
+    if len(candidates) == 1:
+        return field(0)
+    choice = best_reference(gop.rgb(j), [warp(gop.rgb(c), mv, maps) for c in candidates])
+    out = field(0)
+    h, w = mv.shape[:2]
+    for k in range(1, len(candidates)):
+        cells = choice == k
+        if cells.any():  # a candidate no cell chose is not composed
+            mask = cv2.resize(cells.view(np.uint8), (cells.shape[1] * CELL, cells.shape[0] * CELL),
+                              interpolation=cv2.INTER_NEAREST)[:h, :w]
+            cv2.copyTo(field(k), mask, out)
+    return out
+
+
+def best_reference(frame: np.ndarray, predictions: list[np.ndarray]) -> np.ndarray:
+    """(ceil(H / 8), ceil(W / 8)) uint8: per 8x8 cell, the index of the prediction that matches
+    ``frame`` best (sum of absolute differences over the cell's pixels and channels, edge cells
+    padded by replication; ties: the lowest index).
+
+    Args:
+        frame: (H, W, 3) uint8 decoded frame.
+        predictions: (H, W, 3) uint8 motion-compensated predictions, one per candidate.
+    """
+    h, w, c = frame.shape
+    hc, wc = -(-h // CELL), -(-w // CELL)
+    errors = []
+    for prediction in predictions:
+        diff = cv2.absdiff(prediction, frame)
+        if (hc * CELL, wc * CELL) != (h, w):
+            diff = cv2.copyMakeBorder(diff, 0, hc * CELL - h, 0, wc * CELL - w, cv2.BORDER_REPLICATE)
+        rows = diff.reshape(hc, CELL, wc * CELL * c).sum(axis=1, dtype=np.uint16)  # (hc, W * C): <= 8 * 255
+        errors.append(rows.reshape(hc, wc, CELL * c).sum(axis=2, dtype=np.uint32))  # exact integer sums
+    return np.argmin(np.stack(errors), axis=0).astype(np.uint8)  # ties: the default candidate
+
+
+# ------------------------------------------------------------------ the representations
+def representation_of(gop: GopMotion, i: int, representation: str, accumulate: bool) -> np.ndarray:
+    """One representation of frame ``i`` of the GOP (see ``CompressedVideo.load``).
+
+    Returns ``"iframe"``: (H, W, 3) uint8 RGB of the GOP's I-frame; ``"rgb"``: (H, W, 3) uint8 of
+    frame ``i``; ``"mv"``: (H, W, 2) float32 motion into the I-frame (``accumulate``) or into the
+    frame's reference; ``"residual"``: (H, W, 3) int16 frame minus ``warp(reference, mv)``. An
+    I-frame's ``mv`` and ``residual`` are zeros.
+    """
+    g = gop.start
+    if representation == "iframe":
+        return gop.rgb(g)
+    if representation == "rgb":
+        return gop.rgb(i)
+    h, w = gop.index.height, gop.index.width
+    if gop.index.frame_types[i] == "I":
+        shape = (h, w, 2) if representation == "mv" else (h, w, 3)
+        return np.zeros(shape, np.float32 if representation == "mv" else np.int16)
+    ref = g if accumulate else gop.index.reference_of(i)
+    mv = accumulated_motion(gop, i) if accumulate else own_motion(gop, i)
+    if representation == "mv":
+        return mv.copy()
+    return residual(gop.rgb(i), warp(gop.rgb(ref), mv))
