@@ -16,12 +16,13 @@ from pytorch_lightning.utilities import move_data_to_device
 
 from ip_tsn.codec import CompressedVideo
 from ip_tsn.codec.motion import compose as cpu_compose
+from ip_tsn.codec.motion import dense_motion
 from ip_tsn.codec.motion import warp as cpu_warp
 from ip_tsn.config import ConfigError
 from ip_tsn.data.datamodule import VideoDataModule, collate_packed
 from ip_tsn.data.datasets import VideoRecord
-from ip_tsn.data.device_reconstruct import compose, reconstruct_batch, warp_pictures
-from ip_tsn.data.packed_p import PACKED, pack_frames, plan_frame
+from ip_tsn.data.device_reconstruct import cell_motion, compose, reconstruct_batch, warp_pictures
+from ip_tsn.data.packed_p import PACKED, pack_frames, paint_cells, plan_frame
 from ip_tsn.data.preprocess import Preprocess
 from ip_tsn.data.video_dataset import StreamDataset
 from ip_tsn.lit import StreamClassifier
@@ -140,6 +141,22 @@ def test_plans_name_the_chain_and_the_l1_anchor(videos):
     assert packed["use_l1"].tolist() == [True, False] and packed["chain"].shape[:2] == (2, len(chain.anchors) + 1)
     v.close()
     h.close()
+
+
+@pytest.mark.parametrize("name", ["mpeg4_b", "h264_b", "carphone"])
+def test_cells_paint_codecs_dense_motion(videos, name):
+    v = CompressedVideo(videos[name])
+    frames = [i for i in range(v.num_frames) if v.frame_types[i] != "I"]
+    for i, vectors in zip(frames, v.block_vectors(frames)):
+        for source in (-1, +1):
+            want, covered = dense_motion(vectors, v.height, v.width, source)
+            cells, has = paint_cells(vectors, v.height, v.width, source)
+            got = cell_motion(torch.from_numpy(cells)[None], v.height, v.width)[0].permute(1, 2, 0).numpy()
+            np.testing.assert_array_equal(got, want)
+            mask = np.kron(has, np.ones((8, 8), bool))[: v.height, : v.width]
+            np.testing.assert_array_equal(mask, covered)
+    assert any(paint_cells(b, v.height, v.width, +1)[1].any() for b in v.block_vectors(frames))  # L1 seen
+    v.close()
 
 
 def test_preprocess_stores_reconstruct_and_refuses_bad_values():
