@@ -112,31 +112,27 @@ def paint_cells(vectors: np.ndarray | None, height: int, width: int,
     gh, gw = hc + 2, wc + 2
     cells = np.zeros((gh, gw, 2), np.int32)
     has = np.zeros((gh, gw), bool)
-    v = None if vectors is None or len(vectors) == 0 else \
-        vectors[(vectors["source"] < 0) if source < 0 else (vectors["source"] > 0)]
+    v = None if vectors is None or len(vectors) == 0 else vectors[np.sign(vectors["source"]) == source]
     if v is not None and len(v):
         scale = v["motion_scale"].astype(np.int64)
-        if ((scale != 1) & (scale != 2) & (scale != 4)).any():
+        if np.any((scale != 1) & (scale != 2) & (scale != 4)):
             return None
         qx = v["motion_x"].astype(np.int64) * (QUARTER // scale)
         qy = v["motion_y"].astype(np.int64) * (QUARTER // scale)
-        if max(np.abs(qx).max(), np.abs(qy).max()) > 32767:
+        if max(np.abs(qx).max(), np.abs(qy).max()) > np.iinfo(np.int16).max:
             return None
         bw, bh = v["w"].astype(np.int64), v["h"].astype(np.int64)
         x0, y0 = v["dst_x"].astype(np.int64) - bw // 2, v["dst_y"].astype(np.int64) - bh // 2
-        if ((x0 % CELL) | (y0 % CELL) | (bw % CELL) | (bh % CELL)).any():
+        if np.any(x0 % CELL) or np.any(y0 % CELL) or np.any(bw % CELL) or np.any(bh % CELL):
             return None
         cx, cy, cw, ch = x0 // CELL, y0 // CELL, bw // CELL, bh // CELL
-        # codec paints cell offset by cell offset (dy, then dx), blocks in order, later writes
-        # winning; one assignment of the writes in that same order gives the same cells
-        dy, dx = np.meshgrid(np.arange(int(ch.max())), np.arange(int(cw.max())), indexing="ij")
-        dy, dx = dy[..., None], dx[..., None]  # (my, mx, 1) against the (n,) blocks
-        sel = (dy < ch) & (dx < cw)
-        ys = np.clip(cy + dy, 0, gh - 1)[sel]
-        xs = np.clip(cx + dx, 0, gw - 1)[sel]
-        cells[ys, xs, 0] = np.broadcast_to(qx, sel.shape)[sel]
-        cells[ys, xs, 1] = np.broadcast_to(qy, sel.shape)[sel]
-        has[ys, xs] = True
+        for dy in range(int(ch.max())):
+            for dx in range(int(cw.max())):
+                sel = (dy < ch) & (dx < cw)
+                ys, xs = np.clip(cy[sel] + dy, 0, gh - 1), np.clip(cx[sel] + dx, 0, gw - 1)
+                cells[ys, xs, 0] = qx[sel]
+                cells[ys, xs, 1] = qy[sel]
+                has[ys, xs] = True
     return np.ascontiguousarray(cells[:hc, :wc].transpose(2, 0, 1)).astype(np.int16), has[:hc, :wc]
 
 
