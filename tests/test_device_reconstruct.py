@@ -15,6 +15,7 @@ from omegaconf import OmegaConf
 from pytorch_lightning.utilities import move_data_to_device
 
 from ip_tsn.codec import CompressedVideo
+from ip_tsn.codec.flow import save_flow
 from ip_tsn.codec.motion import compose as cpu_compose
 from ip_tsn.codec.motion import dense_motion
 from ip_tsn.codec.motion import warp as cpu_warp
@@ -176,17 +177,21 @@ def test_preprocess_stores_reconstruct_and_refuses_bad_values():
 
 @pytest.fixture(scope="module")
 def tree(tmp_path_factory, videos) -> Path:
-    """Synthetic layout, 2 classes x 2 train / 1 val MPEG-4 videos (one with B-frames)."""
+    """Synthetic layout, 2 classes x 2 train / 1 val / 1 test MPEG-4 videos (one with B-frames),
+    with (29, 64, 80, 2) uint8 flow files (random: the online teacher's input is only compared)."""
     root = tmp_path_factory.mktemp("device_tree")
     (root / "splits").mkdir()
     (root / "splits" / "classInd.txt").write_text("1 A\n2 B\n")
-    for subset, n in (("train", 2), ("val", 1)):
+    rng = np.random.default_rng(0)
+    for subset, n in (("train", 2), ("val", 1), ("test", 1)):
         lines = []
         for label, cls in enumerate("AB"):
             for j in range(n):
                 name = f"{cls}/v_{subset}_{j}.mp4"
                 (root / "videos" / cls).mkdir(parents=True, exist_ok=True)
                 (root / "videos" / name).write_bytes(videos["mpeg4_b" if j else "mpeg4"].read_bytes())
+                save_flow(root / "flow" / name.replace(".mp4", ".npy"),
+                          rng.integers(0, 256, (29, 64, 80, 2), dtype=np.uint8))
                 lines.append(f"{name} {label + 1}")
         (root / "splits" / f"{subset}list01.txt").write_text("\n".join(lines) + "\n")
     return root
@@ -217,3 +222,27 @@ def test_lightning_fit_sees_the_cpu_paths_batches(tree, tmp_path):
     assert len(seen["device"]) == len(seen["cpu"]) == 2
     for a, b in zip(seen["cpu"], seen["device"]):
         assert a.shape == b.shape == (2, 3, 5, 40, 40) and (a - b).abs().max().item() <= TOL
+
+
+@pytest.mark.parametrize("device", DEVICES)
+def test_distillation_and_test_loaders_rebuild_on_the_device(tree, device):
+    """The distilled student's loader (fixed views, positions where a flow stack ends, the online
+    teacher's flow input) and the test protocol's (3 crops, 4 segments) give the CPU path's batches."""
+    out = {}
+    for mode in ("cpu", "device"):
+        dm = VideoDataModule(dataset="synthetic", root=str(tree), modality="p", batch_size=4, num_workers=0,
+                             pin_memory=False, crop_size=40, scale_size=48, test_segments=4, test_crops=3,
+                             test_batch_size=2, train_views=5, teacher_input=True, grid_stride=2, reconstruct=mode)
+        dm.setup("fit")
+        dm.setup("test")
+        torch.manual_seed(0)
+        out[mode] = [dm.on_after_batch_transfer(move_data_to_device(next(iter(loader)), torch.device(device)), 0)
+                     for loader in (dm.train_dataloader(), dm.test_dataloader())]
+    for cpu, dev in zip(out["cpu"], out["device"]):
+        assert cpu["input"].shape == dev["input"].shape and dev["input"].device.type == device
+        assert (cpu["input"] - dev["input"].cpu()).abs().max().item() <= TOL
+        assert torch.equal(cpu["frame_index"], dev["frame_index"].cpu()) and cpu["video_id"] == dev["video_id"]
+    train_cpu, train_dev = out["cpu"][0], out["device"][0]
+    assert torch.equal(train_cpu["view"], train_dev["view"].cpu())
+    assert torch.equal(train_cpu["teacher_input"], train_dev["teacher_input"].cpu())
+    assert out["cpu"][1]["input"].shape == (2, 3 * 4, 5, 40, 40)  # 2 test videos, 3 crops x 4 segments
