@@ -34,6 +34,8 @@ import torch
 from torch.utils.data import DataLoader, Dataset, default_collate
 
 from .datasets import VideoRecord, load_classes, load_split, video_dir
+from .device_reconstruct import reconstruct_batch
+from .packed_p import PACKED
 from .preprocess import Preprocess
 from .teacher_cache import TeacherCache, TeacherInputs, TeacherTargets
 from .transforms import apply_view, normalize, resize_short, to_tensor
@@ -99,6 +101,18 @@ def collate(samples: list[dict[str, Any]]) -> dict[str, Any]:
     return out
 
 
+def collate_packed(samples: list[dict[str, Any]]) -> dict[str, Any]:
+    """:func:`collate` for ``reconstruct="device"``: ``packed`` and ``input`` stay per-sample lists
+    (None where a sample has the other one), rebuilt into ``input`` (B, N, C, H, W) on the device
+    by :meth:`VideoDataModule.on_after_batch_transfer`."""
+    if not any(PACKED in s for s in samples):
+        return collate(samples)
+    out = collate([{k: v for k, v in s.items() if k not in (PACKED, "input")} for s in samples])
+    out[PACKED] = [s.get(PACKED) for s in samples]
+    out["input"] = [s.get("input") for s in samples]
+    return out
+
+
 class VideoDataModule(pl.LightningDataModule):
     """Loaders of one modality of ``dataset`` (``synthetic``, ``ucf101``, ``hmdb51``, ``kinetics``).
 
@@ -108,7 +122,10 @@ class VideoDataModule(pl.LightningDataModule):
     ``flip``: random horizontal flips in training and mirrored test views (TSN's default); set it
     false where mirroring changes the class (left vs right, clockwise vs counter-clockwise).
     ``skip_bad_videos``: leave out listed videos that cannot be read (one warning) instead of
-    refusing them all in one ``BadVideosError`` (module docstring). The preprocessing arguments
+    refusing them all in one ``BadVideosError`` (module docstring). ``reconstruct="device"``
+    (``mv`` / ``residual`` / ``p``): the train / val / test workers only decode, and
+    :meth:`on_after_batch_transfer` rebuilds ``input`` on the training device (the same tensors;
+    ``ip-tsn predict`` and the teacher cache's grid still use the CPU path). The preprocessing arguments
     (defaults: :class:`~.preprocess.Preprocess`'s) become one ``preprocess`` that every dataset
     reads and every checkpoint stores.
     """
@@ -123,7 +140,8 @@ class VideoDataModule(pl.LightningDataModule):
                  teacher_cache: str | None = None, grid_stride: int = 1, predict_subset: str = "trainval",
                  test_batch_size: int = 1, predict_batch_size: int = 1, test_subset: str = "test",
                  seed: int = 0, flip: bool = _D.flip, train_views: int | None = _D.train_views,
-                 teacher_input: bool = False, cache_positions: str | None = None, skip_bad_videos: bool = False):
+                 teacher_input: bool = False, cache_positions: str | None = None, skip_bad_videos: bool = False,
+                 reconstruct: str = _D.reconstruct):
         super().__init__()
         self.save_hyperparameters()
         #: the stream's preprocessing (checked here: modality, crops, views), read by every dataset
@@ -211,7 +229,7 @@ class VideoDataModule(pl.LightningDataModule):
             allowed = self.aligned_positions() if distilled else None
         ds: Dataset = StreamDataset(records, num_segments=segments, train=train, test_crops=crops, seed=hp.seed,
                                     flip=pre.flip, train_views=pre.train_views, allowed_positions=allowed,
-                                    **self._common())
+                                    reconstruct=pre.reconstruct, **self._common())
         if distilled and pre.train_views is None:
             raise ValueError("distillation needs data.train_views (1, 3 or 5): the teacher's targets exist "
                              "only for a fixed set of views")
@@ -251,9 +269,10 @@ class VideoDataModule(pl.LightningDataModule):
         # an evaluation loader draws its worker seed from its own generator, not the global one:
         # training is then the same whatever the validation schedule (check_val_every_n_epoch)
         generator = None if shuffle else torch.Generator().manual_seed(self.hparams.seed)
+        packed = self.preprocess.reconstruct == "device" and name != "predict"
         return DataLoader(dataset, batch_size=batch_size, shuffle=shuffle, num_workers=workers,
-                          pin_memory=self.pin_memory, collate_fn=collate, drop_last=drop_last,
-                          persistent_workers=workers > 0, generator=generator)
+                          pin_memory=self.pin_memory, collate_fn=collate_packed if packed else collate,
+                          drop_last=drop_last, persistent_workers=workers > 0, generator=generator)
 
     def train_dataloader(self) -> DataLoader:
         return self._loader("train", shuffle=True)
@@ -268,3 +287,11 @@ class VideoDataModule(pl.LightningDataModule):
     def predict_dataloader(self) -> DataLoader:
         """One video per item; ``input`` / ``frame_index`` are lists when ``predict_batch_size`` > 1."""
         return self._loader("predict", batch_size=self.hparams.predict_batch_size)
+
+    def on_after_batch_transfer(self, batch: Any, dataloader_idx: int) -> Any:
+        """``reconstruct="device"``: rebuild the packed samples' ``input`` (B, N, C, crop, crop) on the
+        batch's device (``device_reconstruct``); Lightning calls it after moving the batch there.
+        Other batches pass unchanged."""
+        if isinstance(batch, dict) and PACKED in batch:
+            return reconstruct_batch(batch, self.preprocess)
+        return batch

@@ -11,7 +11,9 @@ Fields: ``modality`` (``rgb``, ``iframe``, ``mv``, ``residual``, ``p``, ``flow``
 before cropping; None: as decoded), ``test_segments`` x ``test_crops`` (1, 3 or 10: the test
 protocol), ``flow_length`` (L: flow stack of 2L channels), ``accumulate`` (motion vectors and
 residuals back to the GOP's I-frame), ``flip`` (random flips in training, mirrored test views),
-``train_views`` (the fixed training views of distillation, 1, 3 or 5; None: random crops).
+``train_views`` (the fixed training views of distillation, 1, 3 or 5; None: random crops),
+``reconstruct`` (where a motion stream's inputs are rebuilt: ``cpu`` in the DataLoader workers, or
+``device``: workers only decode, the batch's device rebuilds them, the same tensors).
 ``in_channels`` (C, derived from modality and flow length) is written by :meth:`to_dict` too, for
 readers of the file outside Python.
 """
@@ -26,6 +28,17 @@ from .modalities import check_modality, num_channels
 from .transforms import check_crops
 
 DERIVED_KEYS = ("in_channels",)  # written by to_dict, checked (not stored) by from_dict
+RECONSTRUCT = ("cpu", "device")
+DEVICE_MODALITIES = ("mv", "residual", "p")  # the motion streams, whose inputs the device can rebuild
+
+
+def check_reconstruct(reconstruct: str, modality: str) -> None:
+    """``ValueError`` unless ``reconstruct`` is ``cpu``, or ``device`` for a motion modality."""
+    if reconstruct not in RECONSTRUCT:
+        raise ValueError(f"reconstruct must be one of {RECONSTRUCT}, got {reconstruct!r}")
+    if reconstruct == "device" and modality not in DEVICE_MODALITIES:
+        raise ValueError(f"reconstruct='device' rebuilds motion vectors and residuals ({', '.join(DEVICE_MODALITIES)}); "
+                         f"modality {modality!r} has nothing to rebuild: use reconstruct='cpu'")
 
 
 @dataclass(frozen=True)
@@ -42,10 +55,12 @@ class Preprocess:
     accumulate: bool = True
     flip: bool = True
     train_views: int | None = None
+    reconstruct: str = "cpu"
 
     def __post_init__(self) -> None:
         check_modality(self.modality)
         check_crops(self.test_crops, self.flip)
+        check_reconstruct(self.reconstruct, self.modality)
 
     @property
     def in_channels(self) -> int:

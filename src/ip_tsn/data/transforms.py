@@ -88,12 +88,18 @@ def resize(x: Frames, height: int, width: int) -> Frames:
     return np.stack(out).reshape(len(x), height, width, x.shape[-1])
 
 
+def short_side_size(height: int, width: int, size: int | None) -> tuple[int, int]:
+    """(H, W) of a ``height`` x ``width`` frame after :func:`resize_short` (None: unchanged)."""
+    if not size:
+        return height, width
+    if height <= width:
+        return size, max(1, round(width * size / height))
+    return max(1, round(height * size / width)), size
+
+
 def resize_short(x: Frames, size: int) -> Frames:
     """Resize so that the shorter side is ``size``, keeping the aspect ratio."""
-    h, w = _size(x)
-    if h <= w:
-        return resize(x, size, max(1, round(w * size / h)))
-    return resize(x, max(1, round(h * size / w)), size)
+    return resize(x, *short_side_size(*_size(x), size))
 
 
 def hflip(x: Frames, x_channels: Sequence[int] = ()) -> Frames:

@@ -31,9 +31,12 @@ from ..codec import CompressedVideo, VideoError
 from ..codec.flow import load_flow
 from .datasets import VideoRecord
 from .modalities import check_modality, x_channels
+from .packed_p import AUG_CROP, AUG_EVAL, AUG_VIEW, PACKED, pack_frames
+from .preprocess import check_reconstruct
 from .sampling import segment_indices
-from .transforms import (all_views, apply_view, center_view, check_crops, eval_views, normalize, num_view_ids, resize_short,
-                         to_tensor, train_augment)
+from .transforms import (all_views, apply_view, center_view, check_crops, eval_views, multi_scale_crop_params, normalize,
+                         num_view_ids, resize_short, short_side_size, to_tensor, train_augment)
+
 
 PositionFilter = Callable[[str], np.ndarray]  # video_id -> the (G,) frame indices a sample may use
 CHECK_COMMAND = "python data_prep/check_videos.py"  # lists every unreadable video under a folder
@@ -210,14 +213,19 @@ class StreamDataset(Dataset):
     left/right direction or rotation sense (the synthetic default, Something-Something); TSN's
     flip keeps mirrored motion consistent but turns "left" into "right". Randomness comes only from torch's RNG (per worker and epoch, set
     by ``seed_everything``/the DataLoader) mixed with ``seed``; item i always reads record i.
+    ``reconstruct="device"`` (mv / residual / p): samples carry ``packed`` (decoded pictures and cell
+    vectors, ``packed_p``) instead of ``input``, the same draws; ``device_reconstruct`` rebuilds
+    ``input`` from them (videos only the CPU path reproduces still get ``input``).
     """
 
     def __init__(self, records: Sequence[VideoRecord], video_root: str | os.PathLike, modality: str,
                  num_segments: int = 3, train: bool = True, crop_size: int = 224, scale_size: int | None = 256,
                  test_crops: int = 1, flow_root: str | os.PathLike | None = None, flow_length: int = 5,
                  accumulate: bool = True, seed: int = 0, flip: bool = True, train_views: int | None = None,
-                 allowed_positions: PositionFilter | None = None):
+                 allowed_positions: PositionFilter | None = None, reconstruct: str = "cpu"):
         check_crops(test_crops, flip)
+        check_reconstruct(reconstruct, modality)
+        self.reconstruct = reconstruct
         if train_views is not None:
             num_view_ids(train_views, flip)
         self.train_views, self.allowed_positions = train_views, allowed_positions
@@ -239,6 +247,8 @@ class StreamDataset(Dataset):
         return _named(self.reader.path(record), lambda: self._sample(record))
 
     def _sample(self, record: VideoRecord) -> dict:
+        if self.reconstruct == "device":
+            return self._device_sample(record)
         rng = self._rng() if self.train else None
         allowed = self.allowed_positions(record.path) if self.allowed_positions is not None else None
         index, x = self.reader.read(
@@ -254,6 +264,51 @@ class StreamDataset(Dataset):
             view = center_view(self.train_views, self.flip) if self.train_views and self.test_crops == 1 else 0
         return {"input": to_tensor(x), "label": record.label, "video_id": record.path,
                 "frame_index": torch.from_numpy(index), "view": view}
+
+    def _device_sample(self, record: VideoRecord) -> dict:
+        """``reconstruct="device"``: the same positions and random draws as :meth:`_sample`, but
+        ``packed`` (``packed_p.pack_frames`` as tensors, plus ``aug`` (7,) int64) instead of
+        ``input``; a video only the CPU path reproduces gets ``input`` as :meth:`_sample` does."""
+        rng = self._rng() if self.train else None
+        allowed = self.allowed_positions(record.path) if self.allowed_positions is not None else None
+        reader, x = self.reader, None
+        src = reader.source(record)
+        try:
+            index = reader.positions(
+                record, src, lambda n, valid: segment_indices(n, self.num_segments, self.train, rng, valid), allowed)
+            try:
+                packed = pack_frames(src, index, reader.accumulate)  # type: ignore[arg-type]
+            except VideoError:
+                raise
+            except Exception as e:  # anything else from the decoder: still name the video
+                raise VideoError(src.path, f"packing {self.modality} frames {index.tolist()} failed: {e!r}") from e
+            if packed is None:
+                x = normalize(reader.frames(src, index), self.modality)
+                x = resize_short(x, reader.scale_size) if reader.scale_size else x
+            size = short_side_size(src.height, src.width, reader.scale_size)  # type: ignore[union-attr]
+        finally:
+            src.close()  # type: ignore[union-attr]
+        view, aug = 0, [AUG_EVAL, 0, 0, 0, 0, 0, 0]
+        if self.train and self.train_views is not None:
+            view = int(rng.integers(num_view_ids(self.train_views, self.flip)))  # type: ignore[union-attr]
+            aug = [AUG_VIEW, 0, 0, 0, 0, 0, view]
+            if x is not None:
+                x = apply_view(x, view, self.crop_size, self.train_views, self.flip, self.x_channels)
+        elif self.train and x is not None:
+            x = train_augment(x, self.crop_size, rng, self.x_channels, flip=self.flip)  # type: ignore[arg-type]
+        elif self.train:  # train_augment's draws, in its order
+            top, left, h, w = multi_scale_crop_params(*size, self.crop_size, rng)  # type: ignore[arg-type]
+            aug = [AUG_CROP, top, left, h, w, int(bool(self.flip and rng.random() < 0.5)), 0]  # type: ignore[union-attr]
+        else:
+            if x is not None:
+                x = eval_views(x, self.crop_size, self.test_crops, self.x_channels, self.flip)
+            view = center_view(self.train_views, self.flip) if self.train_views and self.test_crops == 1 else 0
+        sample = {"label": record.label, "video_id": record.path, "frame_index": torch.from_numpy(index),
+                  "view": view}
+        if x is not None:
+            return {"input": to_tensor(x), **sample}
+        packed_t = {k: torch.from_numpy(v) for k, v in packed.items()}  # type: ignore[union-attr]
+        return {PACKED: {**packed_t, "aug": torch.tensor(aug, dtype=torch.int64)}, **sample}
 
 
 class GridDataset(Dataset):

@@ -84,6 +84,24 @@ def check_values(cfg: DictConfig, source: str) -> None:
             close = difflib.get_close_matches(str(value), choices, n=1, cutoff=0.6)
             hint = f"; did you mean {close[0]}?" if close else f"; choose from {', '.join(choices)}"
             raise ConfigError(f"{key}={value}: unknown value (in {source}){hint}")
+    _check_reconstruct(cfg, source)
+
+
+def _check_reconstruct(cfg: DictConfig, source: str) -> None:
+    """``data.reconstruct`` / ``datamodule.reconstruct``: ``cpu``, or ``device`` for a motion modality."""
+    from ip_tsn.data.preprocess import Preprocess, check_reconstruct
+
+    merged: dict = {}
+    for section in ("data", "datamodule"):
+        node = cfg.get(section)
+        if isinstance(node, DictConfig):
+            merged.update({k: node.get(k) for k in ("modality", "reconstruct") if k in node})
+    if "reconstruct" not in merged:
+        return
+    try:
+        check_reconstruct(merged["reconstruct"], merged.get("modality") or Preprocess.modality)
+    except ValueError as e:
+        raise ConfigError(f"data.reconstruct={merged['reconstruct']} (in {source}): {e}") from None
 
 
 def _unknown(path: str, where: str, known: Sequence[str]) -> None:

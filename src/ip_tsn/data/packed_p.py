@@ -1,0 +1,184 @@
+"""Worker side of ``reconstruct: device``: what a P-stream frame's reconstruction needs, compactly.
+
+For each sampled frame ``i`` (display order) with its *root* picture ``r`` (the GOP's I-frame when
+accumulating, else ``i``'s own reference) the worker only demuxes and decodes, and delivers:
+
+- ``frame`` / ``root``: the decoded pictures of ``i`` and ``r``, (H, W, 3) uint8 RGB;
+- ``chain``: the L0 block vectors of the anchors that lead from ``r`` to ``i`` (oldest first, ``i``
+  last), painted on the 8x8 cell grid in quarter pixels, (D, 2, Hc, Wc) int16 (Hc = ceil(H / 8));
+- for a B-frame whose L1-only blocks are traced through the next anchor ``n`` (a P-frame with the
+  same reference): ``l1`` (2, Hc, Wc) int16 (its L1 vectors), ``only_l1`` (Hc, Wc) bool (cells with
+  an L1 and no L0 vector), ``nxt`` (2, Hc, Wc) int16 (``n``'s L0 vectors) and ``use_l1`` True.
+
+No dense or float field is built here: ``device_reconstruct`` turns these into the motion and the
+residual ``CompressedVideo.load`` gives, bit for bit. The cell painting repeats codec's rule
+(``codec/motion.py``: a block's vector on every cell it covers, intra cells zero, later blocks over
+earlier ones). What the device path cannot reproduce makes :func:`plan_frame` return None, and the
+sample takes the CPU path: H.264 frames whose motion, when accumulated, picks among several
+reference pictures per 8x8 cell by matching (FFmpeg does not export the reference index), B-frames
+traced through a reference B-frame, unaligned blocks and motion scales other than 1, 2 or 4.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..codec import CompressedVideo
+
+CELL = 8  # FFmpeg's motion blocks are 8 or 16 px, on the 8-px grid
+QUARTER = 4  # cell vectors are stored in quarter pixels
+MAX_REFERENCES = 3  # as codec: H.264 reference pictures tried per block when accumulating
+AUG_EVAL, AUG_CROP, AUG_VIEW = 0, 1, 2  # a packed sample's augmentation: test views, TSN crop, fixed view
+PACKED = "packed"  # the sample / batch key of packed inputs (a batch: a list, None where a worker took the CPU path)
+
+
+@dataclass(frozen=True)
+class FramePlan:
+    """How frame ``frame`` is rebuilt: L0 motion chained through ``anchors`` (oldest first) back to
+    ``root``; with ``nxt``, its L1-only cells through the next anchor ``nxt``."""
+
+    frame: int
+    root: int
+    anchors: tuple[int, ...]
+    nxt: int | None
+
+
+def _single_reference(video: CompressedVideo, j: int, g: int) -> bool:
+    """Whether frame ``j``'s accumulated L0 motion has one candidate reference picture (codec's
+    rule: H.264 tries the nearest ``MAX_REFERENCES`` reference pictures of the GOP)."""
+    idx = video.index
+    first = idx.reference_of(j)
+    if video.codec != "h264" or first is None:
+        return True
+    refs = [k for k in range(j - 1, g - 1, -1) if idx.reference[k]][:MAX_REFERENCES]
+    return all(k == first for k in refs)
+
+
+def _l1_anchor(video: CompressedVideo, j: int, accumulate: bool) -> int | None:
+    """The next anchor a B-frame's L1-only blocks are traced through, or None (codec's rule)."""
+    idx, types = video.index, video.frame_types
+    if types[j] != "B":
+        return None
+    nxt = idx.anchor_after(j)
+    if nxt is None or types[nxt] == "I":
+        return None
+    if not accumulate:
+        return nxt if idx.reference_of(nxt) == idx.reference_of(j) else None
+    k: int | None = nxt
+    while k is not None:
+        if k == j:
+            return None
+        k = idx.reference_of(k)
+    return nxt
+
+
+def plan_frame(video: CompressedVideo, i: int, accumulate: bool) -> FramePlan | None:
+    """The reconstruction plan of P/B-frame ``i``, or None where only the CPU path reproduces it."""
+    idx, types = video.index, video.frame_types
+    ref = idx.reference_of(i)
+    if ref is None:
+        return None
+    g = video.gop_of(i)
+    anchors: list[int] = []
+    if accumulate:
+        if not _single_reference(video, i, g):
+            return None
+        k = ref
+        while k != g:
+            if types[k] != "P" or not _single_reference(video, k, g):
+                return None
+            anchors.append(k)
+            nk = idx.reference_of(k)
+            if nk is None or nk < g:
+                return None
+            k = nk
+    nxt = _l1_anchor(video, i, accumulate)
+    if nxt is not None:
+        if types[nxt] != "P" or idx.reference_of(nxt) != ref:
+            return None
+        if accumulate and not _single_reference(video, nxt, g):
+            return None
+    return FramePlan(i, g if accumulate else ref, tuple(reversed(anchors)), nxt)
+
+
+def paint_cells(vectors: np.ndarray | None, height: int, width: int,
+                source: int) -> tuple[np.ndarray, np.ndarray] | None:
+    """FFmpeg block vectors of list ``source`` (-1 L0, +1 L1) on the 8x8 cell grid: ``(cells (2,
+    Hc, Wc) int16 quarter pixels (dx, dy), covered (Hc, Wc) bool)``, or None (unaligned blocks,
+    a motion scale other than 1, 2, 4, or a vector beyond int16)."""
+    hc, wc = -(-height // CELL), -(-width // CELL)
+    gh, gw = hc + 2, wc + 2
+    cells = np.zeros((gh, gw, 2), np.int32)
+    has = np.zeros((gh, gw), bool)
+    v = None if vectors is None or len(vectors) == 0 else vectors[np.sign(vectors["source"]) == source]
+    if v is not None and len(v):
+        scale = v["motion_scale"].astype(np.int64)
+        if np.any((scale != 1) & (scale != 2) & (scale != 4)):
+            return None
+        qx = v["motion_x"].astype(np.int64) * (QUARTER // scale)
+        qy = v["motion_y"].astype(np.int64) * (QUARTER // scale)
+        if max(np.abs(qx).max(), np.abs(qy).max()) > np.iinfo(np.int16).max:
+            return None
+        bw, bh = v["w"].astype(np.int64), v["h"].astype(np.int64)
+        x0, y0 = v["dst_x"].astype(np.int64) - bw // 2, v["dst_y"].astype(np.int64) - bh // 2
+        if np.any(x0 % CELL) or np.any(y0 % CELL) or np.any(bw % CELL) or np.any(bh % CELL):
+            return None
+        cx, cy, cw, ch = x0 // CELL, y0 // CELL, bw // CELL, bh // CELL
+        for dy in range(int(ch.max())):
+            for dx in range(int(cw.max())):
+                sel = (dy < ch) & (dx < cw)
+                ys, xs = np.clip(cy[sel] + dy, 0, gh - 1), np.clip(cx[sel] + dx, 0, gw - 1)
+                cells[ys, xs, 0] = qx[sel]
+                cells[ys, xs, 1] = qy[sel]
+                has[ys, xs] = True
+    return np.ascontiguousarray(cells[:hc, :wc].transpose(2, 0, 1)).astype(np.int16), has[:hc, :wc]
+
+
+def _vectors(video: CompressedVideo, j: int, found: dict[int, np.ndarray | None]) -> np.ndarray | None:
+    v = found[j]
+    if v is None and video.frame_types[j] != "I":
+        video.require_motion()  # raises, naming the file, where the codec exports no vectors
+    return v
+
+
+def pack_frames(video: CompressedVideo, index: np.ndarray, accumulate: bool) -> dict[str, np.ndarray] | None:
+    """The packed inputs of frames ``index`` (K,) (module docstring), chains front-padded with zero
+    steps to one length D; None if any frame needs the CPU path. Decodes each GOP once."""
+    plans = [plan_frame(video, int(i), accumulate) for i in index]
+    if any(p is None for p in plans):
+        return None
+    h, w = video.height, video.width
+    hc, wc = -(-h // CELL), -(-w // CELL)
+    k_count = len(plans)
+    depth = max(len(p.anchors) + 1 for p in plans)  # type: ignore[union-attr]
+    out = {"frame": np.empty((k_count, h, w, 3), np.uint8), "root": np.empty((k_count, h, w, 3), np.uint8),
+           "chain": np.zeros((k_count, depth, 2, hc, wc), np.int16), "l1": np.zeros((k_count, 2, hc, wc), np.int16),
+           "only_l1": np.zeros((k_count, hc, wc), bool), "nxt": np.zeros((k_count, 2, hc, wc), np.int16),
+           "use_l1": np.zeros(k_count, bool)}
+    gops = [video.gop_of(p.frame) for p in plans]  # type: ignore[union-attr]
+    for g in sorted(set(gops)):  # GOP by GOP: the video's GOP cache then decodes each once
+        members = [k for k, gk in enumerate(gops) if gk == g]
+        wanted = sorted({j for k in members for j in (*plans[k].anchors, plans[k].frame,  # type: ignore[union-attr]
+                                                       *([plans[k].nxt] if plans[k].nxt is not None else []))})
+        found = dict(zip(wanted, video.block_vectors(wanted)))
+        for k in members:
+            p = plans[k]
+            assert p is not None
+            steps = [paint_cells(_vectors(video, j, found), h, w, -1) for j in (*p.anchors, p.frame)]
+            if any(s is None for s in steps):
+                return None
+            for s, step in enumerate(steps, depth - len(steps)):
+                out["chain"][k, s] = step[0]  # type: ignore[index]
+            if p.nxt is not None:
+                l1 = paint_cells(_vectors(video, p.frame, found), h, w, +1)
+                nxt = paint_cells(_vectors(video, p.nxt, found), h, w, -1)
+                if l1 is None or nxt is None:
+                    return None
+                out["l1"][k], out["nxt"][k] = l1[0], nxt[0]
+                out["only_l1"][k] = l1[1] & ~steps[-1][1]  # type: ignore[index]
+                out["use_l1"][k] = True
+            out["frame"][k] = video.load(p.frame, "rgb")
+            out["root"][k] = video.load(p.root, "rgb")
+    return out

