@@ -39,7 +39,7 @@ from common import log, set_threads, timed
 from formatting import f, listing, med, pct, table
 from ip_tsn.codec import CompressedVideo, clear_index_cache
 from ip_tsn.codec.flow import compute_flow
-from ip_tsn.codec.video import MAX_REFERENCES
+from ip_tsn.codec.reconstruct import MAX_REFERENCES
 
 P_VS_TVL1 = 300.0  # target: P inputs at least this many times cheaper than TV-L1 per frame (340x256)
 PARITY = 1.05  # "at parity" with motion-vector-extractor: ours / theirs within 5%

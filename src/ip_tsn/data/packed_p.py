@@ -26,10 +26,10 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..codec import CompressedVideo
+from ..codec.reconstruct import l0_candidates, l1_anchor
 
 CELL = 8  # FFmpeg's motion blocks are 8 or 16 px, on the 8-px grid
 QUARTER = 4  # cell vectors are stored in quarter pixels
-MAX_REFERENCES = 3  # as codec: H.264 reference pictures tried per block when accumulating
 AUG_EVAL, AUG_CROP, AUG_VIEW = 0, 1, 2  # a packed sample's augmentation: test views, TSN crop, fixed view
 PACKED = "packed"  # the sample / batch key of packed inputs (a batch: a list, None where a worker took the CPU path)
 
@@ -47,31 +47,13 @@ class FramePlan:
 
 def _single_reference(video: CompressedVideo, j: int, g: int) -> bool:
     """Whether frame ``j``'s accumulated L0 motion has one candidate reference picture (codec's
-    rule: H.264 tries the nearest ``MAX_REFERENCES`` reference pictures of the GOP)."""
-    idx = video.index
-    first = idx.reference_of(j)
-    if video.codec != "h264" or first is None:
-        return True
-    refs = [k for k in range(j - 1, g - 1, -1) if idx.reference[k]][:MAX_REFERENCES]
-    return all(k == first for k in refs)
+    rule, :func:`~ip_tsn.codec.reconstruct.l0_candidates`)."""
+    return len(l0_candidates(video.index, j, g)) == 1
 
 
 def _l1_anchor(video: CompressedVideo, j: int, accumulate: bool) -> int | None:
     """The next anchor a B-frame's L1-only blocks are traced through, or None (codec's rule)."""
-    idx, types = video.index, video.frame_types
-    if types[j] != "B":
-        return None
-    nxt = idx.anchor_after(j)
-    if nxt is None or types[nxt] == "I":
-        return None
-    if not accumulate:
-        return nxt if idx.reference_of(nxt) == idx.reference_of(j) else None
-    k: int | None = nxt
-    while k is not None:
-        if k == j:
-            return None
-        k = idx.reference_of(k)
-    return nxt
+    return l1_anchor(video.index, j, accumulate)
 
 
 def plan_frame(video: CompressedVideo, i: int, accumulate: bool) -> FramePlan | None:
