@@ -21,7 +21,7 @@ import logging
 import sys
 import warnings
 
-from .config import ConfigError, load_config
+from .config import ConfigError
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -110,10 +110,9 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.command in ("predict", "export"):
             return _predict_or_export(args)
-        cfg = load_config(args.config, args.overrides)
-        from .stages.config_check import check_keys
+        from .stages.config_check import load_checked
 
-        check_keys(cfg, args.config, args.overrides)
+        cfg = load_checked(args.config, args.overrides)  # refused here: unknown keys, wrong types
         if args.command == "fit":
             print(f"best checkpoint: {runner.fit(cfg)}")
         elif args.command == "cache":
