@@ -76,7 +76,10 @@ OVERRIDE = r"\(command-line override of \S*experiments/student.yaml\)"
 
 
 @pytest.mark.parametrize("override,message", [
-    ("model.lrr=2", rf"^model.lrr: unknown key {OVERRIDE}; did you mean model.lr\?$"),
+    ("model.lrr=2", rf"^model.lrr: unknown key {OVERRIDE}; did you mean model.optim.lr\?$"),
+    ("model.lr=0.01", rf"^model.lr: unknown key {OVERRIDE}; did you mean model.optim.lr\?$"),  # flat, as before
+    ("model.arch=resnet50", r"^model.arch: unknown key .*; did you mean model.net.arch\?$"),
+    ("model.optim.lrr=2", r"^model.optim.lrr: unknown key .*; did you mean model.optim.lr\?$"),
     ("ckpt_pth=last", rf"^ckpt_pth: unknown key {OVERRIDE}; did you mean ckpt_path\?$"),
     ("logger.wandbb=false", r"did you mean logger.wandb\?"),
     ("checkpoint.monitr=val/top1", r"did you mean checkpoint.monitor\?"),
@@ -86,11 +89,11 @@ OVERRIDE = r"\(command-line override of \S*experiments/student.yaml\)"
     ("data.crop_sise=32", r"did you mean data.crop_size\?"),
     ("stage=istrem", rf"^stage=istrem: unknown value {OVERRIDE}; did you mean istream\?$"),
     ("module=distil", r"^module=distil: unknown value .*; did you mean distill\?$"),
-    ("model.lr=fast", rf"^model.lr: expected a number, got 'fast' {OVERRIDE}$"),
+    ("model.optim.lr=fast", rf"^model.optim.lr: expected a number, got 'fast' {OVERRIDE}$"),
     ("data.batch_size=1.5", r"^data.batch_size: expected an integer, got 1.5 "),
     ("trainer.max_epochs=many", r"^trainer.max_epochs: expected an integer or null, got 'many' "),
     ("data.flip=maybe", r"^data.flip: expected true or false, got 'maybe' "),
-    ("model.lr_steps=3", r"^model.lr_steps: expected a list of numbers, got 3 "),
+    ("model.optim.lr_steps=3", r"^model.optim.lr_steps: expected a list of numbers, got 3 "),
     ("checkpoint.mode=highest", r"^checkpoint.mode=highest: unknown value .*; choose from min, max$"),
     ("trainer.logger=false", r"^trainer.logger: set by ip-tsn itself .*; use logger.csv / logger.wandb$"),
     ("model=3", r"^model: expected a mapping, got 3 "),
@@ -107,7 +110,7 @@ def test_typos_give_one_line_and_exit_2(override, message, capsys, tmp_path):
 def test_a_typo_in_a_file_names_the_file(tmp_path):
     bad = tmp_path / "mine.yaml"
     bad.write_text(f"_base_: {EXPERIMENTS / 'pstream.yaml'}\nmodel: {{lrr: 0.1}}\n")
-    with pytest.raises(ConfigError, match=r"^model.lrr: unknown key \(from \S*mine.yaml\); did you mean model.lr\?$"):
+    with pytest.raises(ConfigError, match=r"^model.lrr: unknown key \(from \S*mine.yaml\); did you mean model.optim.lr\?$"):
         check_config(load_config(bad), bad)
     bad.write_text(f"_base_: {EXPERIMENTS / 'pstream.yaml'}\nseeds: 1\n")
     with pytest.raises(ConfigError, match=r"^seeds: unknown key \(from \S*mine.yaml\); did you mean seed\?$"):
@@ -126,7 +129,7 @@ def test_a_typo_in_a_dataset_file_names_it_whichever_stage_runs(tmp_path):
     data = (EXPERIMENTS / "data" / "synthetic.yaml").read_text()
     for old, new, message in [
         ("stages:\n", "stages:\n  pstream:\n    model: {lrr: 0.1}\n",
-         r"^stages.pstream.model.lrr: unknown key \(from \S*data/mine.yaml\); did you mean stages.pstream.model.lr\?$"),
+         r"^stages.pstream.model.lrr: unknown key \(from \S*data/mine.yaml\); did you mean stages.pstream.model.optim.lr\?$"),
         ("stages:\n", "stages:\n  studnet:\n    model: {lr: 0.1}\n",
          r"^stages.studnet: unknown key \(from \S*mine.yaml\); did you mean stages.student\?$"),
         ("trainer: {max_epochs: 30}", "trainer: {max_epoch: 30}",
@@ -174,6 +177,7 @@ def test_the_schema_is_in_step_with_the_code():
     from ip_tsn.evaluation.report import CHECKS
     from ip_tsn.lit.classifier import StreamClassifier
     from ip_tsn.lit.distillation import DistillationModule
+    from ip_tsn.lit.model_settings import NetSettings, OptimSettings
     from ip_tsn.lit.modules import MODULES
 
     data = _fields(schema.DataConfig)
@@ -181,12 +185,14 @@ def test_the_schema_is_in_step_with_the_code():
     model = _params(StreamClassifier)
     for derived in ("num_classes", "in_channels", "num_segments"):  # from the data
         model.pop(derived)
-    assert typing.get_args(model.pop("lr_steps")) == (float,)  # a Sequence there, a List here
-    assert _fields(schema.ModelConfig)["lr_steps"] == typing.List[float]
-    assert {k: v for k, v in _fields(schema.ModelConfig).items() if k != "lr_steps"} == model
-    distill = _params(DistillationModule)
-    for key in ("num_classes", "in_channels", "input_bn"):  # from the data; input_bn is model.input_bn
-        distill.pop(key)
+    model.pop("net"), model.pop("optim")  # mappings there, sections (below) here
+    nested = _fields(schema.ModelConfig)
+    assert nested.pop("net") is schema.NetConfig and nested.pop("optim") is schema.OptimConfig and nested == model
+    assert _fields(schema.NetConfig) == _fields(NetSettings)
+    optim = _fields(OptimSettings)
+    assert optim.pop("lr_steps") == tuple[float, ...] and _fields(schema.OptimConfig).pop("lr_steps") == typing.List[float]
+    assert {k: v for k, v in _fields(schema.OptimConfig).items() if k != "lr_steps"} == optim
+    distill = {k: v for k, v in _params(DistillationModule).items() if k not in _params(StreamClassifier)}
     assert distill == {k: v for k, v in _fields(schema.DistillConfig).items() if k != "online_teacher"}
     assert set(_fields(schema.FuseChecks)) == set(CHECKS)
     assert set(schema.MODULES) == set(MODULES)

@@ -126,7 +126,7 @@ def test_wandb_sweep_trial_runs_offline(tiny):
     if not (base / "runs/teacher_cache/manifest.json").is_file():
         pytest.skip("needs the pipeline test's cache")
     sweep = yaml.safe_load((ROOT / "experiments/sweeps/student.yaml").read_text())
-    params = {"distill.temperature": 2, "distill.imitation": 0.5, "distill.feat_weight": 0.25, "model.lr": 0.003}
+    params = {"distill.temperature": 2, "distill.imitation": 0.5, "distill.feat_weight": 0.25, "model.optim.lr": 0.003}
     assert set(params) == set(sweep["parameters"])
     command = []
     for part in sweep["command"]:

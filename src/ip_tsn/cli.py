@@ -9,7 +9,7 @@
     ip-tsn predict VIDEO --istream I.ckpt --pstream P.ckpt [--weights 2,1] [--json] [--device cuda]
     ip-tsn export --model runs/<dataset>/split1/fusion --out exported/  # TorchScript + ONNX + fusion.json
 
-Overrides are OmegaConf dot-lists (``data=ucf101 trainer.devices=2 model.lr=0.01``), exactly what
+Overrides are OmegaConf dot-lists (``data=ucf101 trainer.devices=2 model.optim.lr=0.01``), exactly what
 a W&B sweep's ``${args_no_hyphens}`` passes, and what every DDP rank parses again.
 """
 

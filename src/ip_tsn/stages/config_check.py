@@ -108,7 +108,8 @@ def _message(e: OmegaConfBaseException, piece: DictConfig, schema: type, label: 
     if isinstance(e, ConfigKeyError):
         parent = _field_type(schema, parts[:-1])
         known = [prefix + ".".join([*parts[:-1], k]) for k in _field_names(parent)]
-        return _unknown_text(shown_key, label, known)
+        deeper = [prefix + ".".join([*parts[:-1], k]) for k in _field_names(parent, nested=True)]
+        return _unknown_text(shown_key, label, known, deeper)
     expected = _field_type(schema, parts)
     value = _value(piece, key)
     if typing.get_origin(_strip_optional(expected)) is typing.Literal:
@@ -138,9 +139,13 @@ def _not_a_mapping(piece: Any, schema: Any, prefix: str = "") -> str | None:
     return None
 
 
-def _unknown_text(path: str, label: str, known: Sequence[str]) -> str:
+def _unknown_text(path: str, label: str, known: Sequence[str], deeper: Sequence[str] = ()) -> str:
+    """``known``: the keys beside ``path``; ``deeper``: keys one section further down, suggested
+    when closer (``model.lrr`` -> ``model.optim.lr``), the nearest level first."""
     leaf = path.rsplit(".", 1)[-1]
-    by_leaf = {k.rsplit(".", 1)[-1]: k for k in known}
+    by_leaf: dict[str, str] = {}
+    for key in [*known, *deeper]:
+        by_leaf.setdefault(key.rsplit(".", 1)[-1], key)
     close = difflib.get_close_matches(leaf, list(by_leaf), n=1, cutoff=0.6)
     hint = f"; did you mean {by_leaf[close[0]]}?" if close else f"; known: {', '.join(sorted(known)[:12])}"
     return f"{path}: unknown key ({label}){hint}"
@@ -180,11 +185,20 @@ def _field_type(schema: Any, parts: Sequence[str]) -> Any:
     return tp
 
 
-def _field_names(tp: Any) -> list[str]:
+def _field_names(tp: Any, nested: bool = False) -> list[str]:
+    """The field names of a schema section, or (``nested``) those of its sub-sections as
+    ``section.field`` (trainer's excluded)."""
     tp = _strip_optional(tp)
     if tp is TrainerConfig:
-        return sorted(_trainer_args())
-    return [f.name for f in dataclasses.fields(tp)] if dataclasses.is_dataclass(tp) else []
+        return [] if nested else sorted(_trainer_args())
+    if not dataclasses.is_dataclass(tp):
+        return []
+    if not nested:
+        return [f.name for f in dataclasses.fields(tp)]
+    hints = typing.get_type_hints(tp)
+    subs = {name: _strip_optional(t) for name, t in hints.items()}
+    return [f"{name}.{f.name}" for name, sub in subs.items()
+            if dataclasses.is_dataclass(sub) and sub is not TrainerConfig for f in dataclasses.fields(sub)]
 
 
 _WORDS = {int: "an integer", float: "a number", bool: "true or false", str: "a string", Any: "any value"}

@@ -9,7 +9,8 @@ here has a default of its own (``MISSING``: a key the config does not set stays 
 Open on purpose: ``trainer`` (any ``pytorch_lightning.Trainer`` argument; the typed fields below
 keep their types, other names are checked against the Trainer's signature) and ``fuse.streams``
 (stream name -> run folder). Field names follow the arguments of the classes a section goes to
-(``data`` / ``datamodule`` -> ``VideoDataModule``, ``model`` -> ``StreamClassifier``, ``distill`` ->
+(``data`` / ``datamodule`` -> ``VideoDataModule``, ``model`` -> ``StreamClassifier``, its ``net`` /
+``optim`` -> ``lit.model_settings``' ``NetSettings`` / ``OptimSettings``, ``distill`` ->
 ``DistillationModule``); ``tests/test_config_check.py`` checks they stay in step.
 
 No ``from __future__ import annotations`` here: OmegaConf reads the annotations as types.
@@ -65,14 +66,20 @@ class DataConfig:
 
 
 @dataclass
-class ModelConfig:
-    """``model``: ``StreamClassifier`` arguments (``num_classes``, ``in_channels`` and
-    ``num_segments`` come from the data, never from here)."""
+class NetConfig:
+    """``model.net``: the TSN network (``ip_tsn.lit.model_settings.NetSettings``)."""
 
     arch: str = MISSING
     dropout: float = MISSING
     pretrained: bool = MISSING
     input_bn: bool = MISSING
+    stem: str = MISSING
+
+
+@dataclass
+class OptimConfig:
+    """``model.optim``: optimiser and schedule (``ip_tsn.lit.model_settings.OptimSettings``)."""
+
     optimizer: str = MISSING
     lr: float = MISSING
     weight_decay: float = MISSING
@@ -85,10 +92,18 @@ class ModelConfig:
     warmup_epochs: float = MISSING
     lr_steps: List[float] = MISSING
     lr_gamma: float = MISSING
+
+
+@dataclass
+class ModelConfig:
+    """``model``: ``StreamClassifier`` arguments (``num_classes``, ``in_channels`` and
+    ``num_segments`` come from the data, never from here)."""
+
+    net: NetConfig = field(default_factory=NetConfig)
+    optim: OptimConfig = field(default_factory=OptimConfig)
     label_smoothing: float = MISSING
     predict_mode: str = MISSING
     frames_chunk: int = MISSING
-    stem: str = MISSING
 
 
 @dataclass
