@@ -143,5 +143,5 @@ def test_wandb_sweep_trial_runs_offline(tiny):
     proc = subprocess.run(command + overrides, cwd=ROOT, env=env, capture_output=True, text=True, timeout=400)
     assert proc.returncode == 0, proc.stderr[-3000:]
     saved = yaml.safe_load((base / "runs/sweep_trial/config.yaml").read_text())
-    assert saved["distill"]["temperature"] == 2 and saved["model"]["lr"] == 0.003
+    assert saved["distill"]["temperature"] == 2 and saved["model"]["optim"]["lr"] == 0.003
     assert list((base / "runs/sweep_trial/wandb").glob("offline-run-*")), "no offline W&B run written"
