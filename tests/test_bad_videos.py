@@ -14,7 +14,7 @@ import pytest
 
 from ip_tsn.cli import main
 from ip_tsn.config import load_config
-from ip_tsn.stages.config_check import check_keys
+from ip_tsn.stages.config_check import check_config
 from ip_tsn.data.datamodule import VideoDataModule
 from ip_tsn.data.datasets import VideoRecord
 from ip_tsn.data.synthetic import TINY_CONFIG, generate_synthetic
@@ -68,7 +68,7 @@ def test_fit_and_test_refuse_all_bad_videos_in_one_line(broken, tmp_path, capsys
 
 def test_skip_bad_videos_is_a_known_key_defaulting_to_false():
     cfg = load_config(ROOT / "experiments/istream.yaml", ["data.skip_bad_videos=true"])
-    check_keys(cfg, "istream.yaml", ["data.skip_bad_videos=true"])
+    check_config(cfg, ROOT / "experiments/istream.yaml", ["data.skip_bad_videos=true"])
     assert cfg.data.skip_bad_videos is True
     assert load_config(ROOT / "experiments/pstream.yaml").data.skip_bad_videos is False
 

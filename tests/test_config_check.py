@@ -1,54 +1,202 @@
-"""Config errors end in one line naming the key, where it came from and the closest known key
-(exit status 2 through the CLI), for every kind of typo a user makes; every file under
-experiments/ composes and checks with every dataset."""
+"""Config errors end in one line naming the key, where it came from and the closest known key or
+the expected type (exit status 2 through the CLI), for every kind of typo a user makes; every file
+under experiments/ composes and checks with every dataset; the schema stays in step with the code."""
 
 from __future__ import annotations
 
+import dataclasses
+import inspect
+import re
+import shlex
+import typing
 from pathlib import Path
 
 import pytest
 
+from omegaconf import OmegaConf
+
 from ip_tsn.cli import main
 from ip_tsn.config import ConfigError, load_config
-from ip_tsn.stages.config_check import check_keys
+from ip_tsn.stages import config_schema as schema
+from ip_tsn.stages.config_check import check_config, load_checked
 
 ROOT = Path(__file__).resolve().parents[1]
-STAGE_FILES = sorted((ROOT / "experiments").glob("*.yaml")) + sorted((ROOT / "experiments/ablations").glob("*.yaml"))
+EXPERIMENTS = ROOT / "experiments"
+STAGE_FILES = sorted(EXPERIMENTS.glob("*.yaml")) + sorted((EXPERIMENTS / "ablations").glob("*.yaml"))
+DATASETS = sorted(p.stem for p in (EXPERIMENTS / "data").glob("*.yaml"))
 
 
-@pytest.mark.parametrize("dataset", ["synthetic", "ucf101", "hmdb51", "kinetics"])
+def _sweep_overrides() -> list[str]:
+    """One ``key=value`` per parameter of each W&B sweep (its first value, or its minimum)."""
+    out = []
+    for sweep in sorted((EXPERIMENTS / "sweeps").glob("*.yaml")):
+        for key, spec in OmegaConf.to_container(OmegaConf.load(sweep).parameters).items():
+            out.append(f"{key}={spec['values'][0] if 'values' in spec else spec['min']}")
+    return out
+
+
+def _command_lines() -> list[tuple[Path, list[str]]]:
+    """``(stage file, arguments)`` of each ``ip-tsn`` call in experiments/slurm/*.sbatch."""
+    calls = []
+    for script in sorted((EXPERIMENTS / "slurm").glob("*.sbatch")):
+        text = script.read_text().replace("\\\n", " ")
+        for match in re.finditer(r"ip-tsn (?:fit|cache|test|fuse) (\S+\.yaml)([^\n]*)", text):
+            calls.append((ROOT / match[1], [a for a in shlex.split(match[2]) if "=" in a]))
+    return calls
+
+
+@pytest.mark.parametrize("dataset", DATASETS)
 def test_every_experiment_file_composes_and_checks(dataset):
-    assert len(STAGE_FILES) >= 10
+    assert len(STAGE_FILES) >= 10 and set(DATASETS) >= {"synthetic", "ucf101", "hmdb51", "kinetics"}
     for path in STAGE_FILES:
         if path.name == "base.yaml":
             continue
         cfg = load_config(path, [f"data={dataset}"])
-        check_keys(cfg, str(path))
+        check_config(cfg, path, [f"data={dataset}"])
         assert cfg.data.dataset == dataset
+    sweep = [f"data={dataset}", *_sweep_overrides()]
+    assert len(sweep) >= 5
+    check_config(load_config(EXPERIMENTS / "student.yaml", sweep), EXPERIMENTS / "student.yaml", sweep)
+    calls = _command_lines()
+    assert calls
+    for path, args in calls:
+        check_config(load_config(path, args), path, args)
+
+
+def test_the_check_changes_nothing():
+    """The schema only checks: the config that runs is the composed one, value for value."""
+    over = ["data=ucf101", "distill.temperature=3", "trainer.devices=2"]
+    checked = load_checked(EXPERIMENTS / "student.yaml", over)
+    assert checked == load_config(EXPERIMENTS / "student.yaml", over)
+    assert checked.distill.temperature == 3 and isinstance(checked.distill.temperature, int)
+    assert "val_fraction" not in checked.data and "momentum" not in checked.model  # no schema defaults
+
+
+OVERRIDE = r"\(command-line override of \S*experiments/student.yaml\)"
 
 
 @pytest.mark.parametrize("override,message", [
-    ("model.lrr=2", "model.lrr: unknown key (from the command line); did you mean model.lr?"),
-    ("ckpt_pth=last", "ckpt_pth: unknown key (from the command line); did you mean ckpt_path?"),
-    ("logger.wandbb=false", "did you mean logger.wandb?"),
-    ("checkpoint.monitr=val/top1", "did you mean checkpoint.monitor?"),
-    ("seeds=3", "did you mean seed?"),
-    ("distill.temprature=2", "did you mean distill.temperature?"),
-    ("trainer.max_epoch=3", "did you mean trainer.max_epochs?"),
-    ("data.crop_sise=32", "did you mean data.crop_size?"),
-    ("stage=istrem", "stage=istrem: unknown value"),
+    ("model.lrr=2", rf"^model.lrr: unknown key {OVERRIDE}; did you mean model.optim.lr\?$"),
+    ("model.lr=0.01", rf"^model.lr: unknown key {OVERRIDE}; did you mean model.optim.lr\?$"),  # flat, as before
+    ("model.arch=resnet50", r"^model.arch: unknown key .*; did you mean model.net.arch\?$"),
+    ("model.optim.lrr=2", r"^model.optim.lrr: unknown key .*; did you mean model.optim.lr\?$"),
+    ("ckpt_pth=last", rf"^ckpt_pth: unknown key {OVERRIDE}; did you mean ckpt_path\?$"),
+    ("logger.wandbb=false", r"did you mean logger.wandb\?"),
+    ("checkpoint.monitr=val/top1", r"did you mean checkpoint.monitor\?"),
+    ("seeds=3", rf"^seeds: unknown key {OVERRIDE}; did you mean seed\?$"),
+    ("distill.temprature=2", r"^distill.temprature: unknown key .*; did you mean distill.temperature\?$"),
+    ("trainer.max_epoch=3", r"^trainer.max_epoch: unknown key .*; did you mean trainer.max_epochs\?$"),
+    ("data.crop_sise=32", r"did you mean data.crop_size\?"),
+    ("stage=istrem", rf"^stage=istrem: unknown value {OVERRIDE}; did you mean istream\?$"),
+    ("module=distil", r"^module=distil: unknown value .*; did you mean distill\?$"),
+    ("model.optim.lr=fast", rf"^model.optim.lr: expected a number, got 'fast' {OVERRIDE}$"),
+    ("data.batch_size=1.5", r"^data.batch_size: expected an integer, got 1.5 "),
+    ("trainer.max_epochs=many", r"^trainer.max_epochs: expected an integer or null, got 'many' "),
+    ("data.flip=maybe", r"^data.flip: expected true or false, got 'maybe' "),
+    ("model.optim.lr_steps=3", r"^model.optim.lr_steps: expected a list of numbers, got 3 "),
+    ("checkpoint.mode=highest", r"^checkpoint.mode=highest: unknown value .*; choose from min, max$"),
+    ("trainer.logger=false", r"^trainer.logger: set by ip-tsn itself .*; use logger.csv / logger.wandb$"),
+    ("model=3", r"^model: expected a mapping, got 3 "),
 ])
-def test_typos_give_one_line_and_exit_2(override, message, capsys):
-    code = main(["fit", str(ROOT / "experiments/student.yaml"), override])
+def test_typos_give_one_line_and_exit_2(override, message, capsys, tmp_path):
+    """Refused before anything runs: no run folder is made."""
+    code = main(["fit", str(EXPERIMENTS / "student.yaml"), f"run_root={tmp_path / 'runs'}", override])
     err = capsys.readouterr().err.strip()
-    assert code == 2 and message in err and len(err.splitlines()) == 1 and err.startswith("ip-tsn fit: error:")
+    assert code == 2 and len(err.splitlines()) == 1 and err.startswith("ip-tsn fit: error: "), err
+    assert re.search(message, err.removeprefix("ip-tsn fit: error: ")), err
+    assert not (tmp_path / "runs").exists()
 
 
 def test_a_typo_in_a_file_names_the_file(tmp_path):
     bad = tmp_path / "mine.yaml"
-    bad.write_text(f"_base_: {ROOT / 'experiments/pstream.yaml'}\nmodel: {{lrr: 0.1}}\n")
-    with pytest.raises(ConfigError, match=r"model.lrr: unknown key \(from .*mine.yaml\); did you mean model.lr\?"):
-        check_keys(load_config(bad), str(bad))
+    bad.write_text(f"_base_: {EXPERIMENTS / 'pstream.yaml'}\nmodel: {{lrr: 0.1}}\n")
+    with pytest.raises(ConfigError, match=r"^model.lrr: unknown key \(from \S*mine.yaml\); did you mean model.optim.lr\?$"):
+        check_config(load_config(bad), bad)
+    bad.write_text(f"_base_: {EXPERIMENTS / 'pstream.yaml'}\nseeds: 1\n")
+    with pytest.raises(ConfigError, match=r"^seeds: unknown key \(from \S*mine.yaml\); did you mean seed\?$"):
+        check_config(load_config(bad), bad)
+    bad.write_text(f"_base_: {EXPERIMENTS / 'pstream.yaml'}\ndatamodule: {{crop_size: big}}\n")
+    with pytest.raises(ConfigError, match=r"^datamodule.crop_size: expected an integer, got 'big' \(from \S*mine.yaml\)$"):
+        check_config(load_config(bad), bad)
+
+
+def test_a_typo_in_a_dataset_file_names_it_whichever_stage_runs(tmp_path):
+    """A dataset file is checked whole: a typo under another stage's section, or a stage that
+    does not exist, is refused too."""
+    (tmp_path / "data").mkdir()
+    stage = tmp_path / "istream.yaml"
+    stage.write_text(f"_base_: {EXPERIMENTS / 'istream.yaml'}\ndata: mine\n")
+    data = (EXPERIMENTS / "data" / "synthetic.yaml").read_text()
+    for old, new, message in [
+        ("stages:\n", "stages:\n  pstream:\n    model: {lrr: 0.1}\n",
+         r"^stages.pstream.model.lrr: unknown key \(from \S*data/mine.yaml\); did you mean stages.pstream.model.optim.lr\?$"),
+        ("stages:\n", "stages:\n  studnet:\n    model: {lr: 0.1}\n",
+         r"^stages.studnet: unknown key \(from \S*mine.yaml\); did you mean stages.student\?$"),
+        ("trainer: {max_epochs: 30}", "trainer: {max_epoch: 30}",
+         r"^stages.teacher.trainer.max_epoch: unknown key \(from \S*mine.yaml\); did you mean stages.teacher.trainer.max_epochs\?$"),
+        ("  dataset: synthetic\n", "  dataset: synthetic\n  rooot: x\n",
+         r"^data.rooot: unknown key \(from \S*mine.yaml\); did you mean data.root\?$"),
+        ("  batch_size: 16", "  batch_size: sixteen",
+         r"^data.batch_size: expected an integer, got 'sixteen' \(from \S*mine.yaml\)$"),
+    ]:
+        assert old in data
+        (tmp_path / "data" / "mine.yaml").write_text(data.replace(old, new, 1))
+        with pytest.raises(ConfigError, match=message):
+            load_checked(stage)
+    (tmp_path / "data" / "mine.yaml").write_text(data)
+    assert load_checked(stage).data.name == "mine"
+
+
+def test_open_sections_stay_open_and_typed():
+    """``trainer`` takes any Lightning Trainer argument; ``fuse.streams`` any name -> folder."""
+    over = ["trainer.gradient_clip_algorithm=norm", "trainer.deterministic=true", "trainer.devices=[0,1]",
+            "trainer.precision=16-mixed"]
+    cfg = load_checked(EXPERIMENTS / "pstream.yaml", over)
+    assert cfg.trainer.gradient_clip_algorithm == "norm" and list(cfg.trainer.devices) == [0, 1]
+    cfg = load_checked(EXPERIMENTS / "fuse.yaml", ["fuse.streams.mine=runs/x", "fuse.fused=[I-stream,mine]"])
+    assert cfg.fuse.streams.mine == "runs/x"
+    with pytest.raises(ConfigError, match=r"^fuse.checks.oracel: unknown key .*; did you mean fuse.checks.oracle\?$"):
+        load_checked(EXPERIMENTS / "fuse.yaml", ["fuse.checks.oracel=80"])
+    with pytest.raises(ConfigError, match=r"^fuse.splits: expected a list of integers or null, got 'all' "):
+        load_checked(EXPERIMENTS / "fuse.yaml", ["fuse.splits=all"])
+
+
+def _params(cls: type) -> dict[str, object]:
+    hints = typing.get_type_hints(cls.__init__)
+    return {p: hints.get(p) for p in inspect.signature(cls).parameters if p not in ("self", "args", "kwargs")}
+
+
+def _fields(cls: type) -> dict[str, object]:
+    return {f.name: typing.get_type_hints(cls)[f.name] for f in dataclasses.fields(cls)}
+
+
+def test_the_schema_is_in_step_with_the_code():
+    """Every argument of the classes a section goes to is a schema field of the same type, and
+    nothing else is (but ``data.name``, ``distill.online_teacher``)."""
+    from ip_tsn.data.datamodule import VideoDataModule
+    from ip_tsn.evaluation.report import CHECKS
+    from ip_tsn.lit.classifier import StreamClassifier
+    from ip_tsn.lit.distillation import DistillationModule
+    from ip_tsn.lit.model_settings import NetSettings, OptimSettings
+    from ip_tsn.lit.modules import MODULES
+
+    data = _fields(schema.DataConfig)
+    assert data.pop("name") is str and data == _params(VideoDataModule)
+    model = _params(StreamClassifier)
+    for derived in ("num_classes", "in_channels", "num_segments"):  # from the data
+        model.pop(derived)
+    model.pop("net"), model.pop("optim")  # mappings there, sections (below) here
+    nested = _fields(schema.ModelConfig)
+    assert nested.pop("net") is schema.NetConfig and nested.pop("optim") is schema.OptimConfig and nested == model
+    assert _fields(schema.NetConfig) == _fields(NetSettings)
+    optim = _fields(OptimSettings)
+    assert optim.pop("lr_steps") == tuple[float, ...] and _fields(schema.OptimConfig).pop("lr_steps") == typing.List[float]
+    assert {k: v for k, v in _fields(schema.OptimConfig).items() if k != "lr_steps"} == optim
+    distill = {k: v for k, v in _params(DistillationModule).items() if k not in _params(StreamClassifier)}
+    assert distill == {k: v for k, v in _fields(schema.DistillConfig).items() if k != "online_teacher"}
+    assert set(_fields(schema.FuseChecks)) == set(CHECKS)
+    assert set(schema.MODULES) == set(MODULES)
+    assert typing.get_args(_fields(schema.StageConfig)["stage"]) == schema.STAGES
 
 
 def test_fit_refuses_to_overwrite_a_finished_run(tmp_path, capsys):

@@ -154,7 +154,7 @@ def test_cached_teacher_target_equals_the_teacher_on_the_same_view_and_window(tr
     from ip_tsn.lit import StreamClassifier
 
     torch.manual_seed(0)
-    teacher = StreamClassifier(num_classes=2, in_channels=10, pretrained=False).eval()
+    teacher = StreamClassifier(num_classes=2, in_channels=10, net={"pretrained": False}).eval()
     _teacher_cache(tree, tmp_path / "cache", teacher)
     cache = TeacherCache(tmp_path / "cache")
     vid = cache.video_ids[0]

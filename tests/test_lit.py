@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from pathlib import Path
 
@@ -14,10 +15,17 @@ from tiny_data import SignDataset
 
 from ip_tsn.evaluation.scores import load_scores
 from ip_tsn.lit import DistillationModule, SaveTestScores, StreamClassifier, kd_loss
+from ip_tsn.lit.modules import load_module
 from ip_tsn.lit.optim import lr_factor
 
-FAST = dict(arch="resnet18", pretrained=False, optimizer="adam", lr=3e-3, backbone_lr_mult=1.0,
-            first_conv_lr_mult=1.0, dropout=0.0)
+FAST_NET = {"arch": "resnet18", "pretrained": False, "dropout": 0.0}
+FAST_OPTIM = {"optimizer": "adam", "lr": 3e-3, "backbone_lr_mult": 1.0, "first_conv_lr_mult": 1.0}
+FAST = {"net": FAST_NET, "optim": FAST_OPTIM}
+
+
+def fast(**optim) -> dict:
+    """``FAST``'s ``net`` / ``optim`` with ``optim`` keys replaced."""
+    return {"net": dict(FAST_NET), "optim": {**FAST_OPTIM, **optim}}
 TEACHER = (2, 16)  # teacher classes, teacher feature dim
 
 
@@ -53,8 +61,7 @@ def test_fast_dev_run(tmp_path: Path, cls: type) -> None:
 
 def test_stream_classifier_learns_and_reports_test_scores(tmp_path: Path) -> None:
     pl.seed_everything(0)
-    module = StreamClassifier(num_classes=2, in_channels=3, schedule="cosine",
-                              warmup_epochs=0.5, **FAST)
+    module = StreamClassifier(num_classes=2, in_channels=3, **fast(schedule="cosine", warmup_epochs=0.5))
     train, val = loaders()
     t = trainer(tmp_path, max_epochs=2, enable_checkpointing=False)
     t.fit(module, train, val)
@@ -70,13 +77,19 @@ def test_stream_classifier_learns_and_reports_test_scores(tmp_path: Path) -> Non
     preds = t.predict(module, val)
     assert preds[0]["logits"].shape == (16, 2) and preds[0]["features"].shape == (16, 512)
     assert preds[0]["video_id"] == val.dataset.ids[:16]
+    t.save_checkpoint(tmp_path / "stream.ckpt")
+    old = load_module(_as_flat_checkpoint(tmp_path / "stream.ckpt", tmp_path / "flat.ckpt", drop_kind=True))
+    assert type(old) is StreamClassifier and old.optim_settings == module.optim_settings
+    assert old.optim_settings.schedule == "cosine" and old.optim_settings.warmup_epochs == 0.5
+    for key, value in module.state_dict().items():
+        torch.testing.assert_close(old.state_dict()[key], value)
 
 
 def test_distillation_learns_and_checkpoint_loads_weights_only(tmp_path: Path) -> None:
     pl.seed_everything(0)
     module = DistillationModule(num_classes=2, in_channels=3, imitation=0.5, feat_weight=0.5,
                                 temperature=2.0, teacher_feature_dim=TEACHER[1],
-                                schedule="step", lr_steps=[1], **FAST)
+                                **fast(schedule="step", lr_steps=[1]))
     train, val = loaders(teacher=TEACHER)
     t = trainer(tmp_path, max_epochs=2)
     t.fit(module, train, val)
@@ -86,11 +99,36 @@ def test_distillation_learns_and_checkpoint_loads_weights_only(tmp_path: Path) -
     path = tmp_path / "student.ckpt"
     t.save_checkpoint(path)
     raw = torch.load(path, weights_only=True, map_location="cpu")
-    assert raw["hyper_parameters"]["imitation"] == 0.5 and raw["ip_tsn_module"] == "distill"
+    hp = raw["hyper_parameters"]
+    assert hp["imitation"] == 0.5 and raw["ip_tsn_module"] == "distill"
+    assert hp["net"] == {"arch": "resnet18", "dropout": 0.0, "pretrained": False, "input_bn": True, "stem": "imagenet"}
+    assert hp["optim"]["lr_steps"] == [1.0] and hp["optim"]["momentum"] == 0.9  # complete, plain
     loaded = DistillationModule.load_from_checkpoint(path, weights_only=True, map_location="cpu")
     assert isinstance(loaded.proj, torch.nn.Linear) and loaded.proj.out_features == TEACHER[1]
     for key, value in module.state_dict().items():
         torch.testing.assert_close(loaded.state_dict()[key], value)
+    for drop_kind in (False, True):  # checkpoints of the flat layout, with and without their kind
+        flat = _as_flat_checkpoint(path, tmp_path / f"flat{drop_kind}.ckpt", drop_kind)
+        old = load_module(flat)
+        assert type(old) is DistillationModule and old.hparams.imitation == 0.5 and old.hparams.temperature == 2.0
+        assert old.optim_settings == module.optim_settings and old.hparams.optim == hp["optim"]
+        assert old.net_settings == dataclasses.replace(module.net_settings, pretrained=False)
+        for key, value in module.state_dict().items():
+            torch.testing.assert_close(old.state_dict()[key], value)
+
+
+def _as_flat_checkpoint(path: Path, out: Path, drop_kind: bool = False) -> Path:
+    """The checkpoint at ``path`` as the code before ``model.net`` / ``model.optim`` wrote it:
+    every setting a flat hyperparameter (and, ``drop_kind``, no ``ip_tsn_module``: older still)."""
+    raw = torch.load(path, weights_only=True, map_location="cpu")
+    hp = dict(raw["hyper_parameters"])
+    net, optim = hp.pop("net"), hp.pop("optim")
+    raw["hyper_parameters"] = {**hp, **net, **optim}
+    assert {"arch", "input_bn", "lr", "lr_steps", "backbone_lr_mult"} <= set(raw["hyper_parameters"])
+    if drop_kind:
+        del raw["ip_tsn_module"]
+    torch.save(raw, out)
+    return out
 
 
 def test_kd_loss_hand_computed() -> None:
@@ -160,15 +198,23 @@ def test_convex_loss_endpoints() -> None:
         DistillationModule(num_classes=2, in_channels=3, imitation=1.5, **FAST)
 
 
+def test_unknown_settings_are_refused_by_name() -> None:
+    with pytest.raises(ValueError, match=r"model.optim: unknown key\(s\) lrr; known: optimizer, lr, "):
+        StreamClassifier(num_classes=2, in_channels=3, net=FAST_NET, optim={"lrr": 0.1})
+    with pytest.raises(ValueError, match=r"model.net: unknown key\(s\) lr; known: arch, "):
+        StreamClassifier(num_classes=2, in_channels=3, net={**FAST_NET, "lr": 0.1})
+
+
 def test_projection_false_needs_matching_dims() -> None:
     with pytest.raises(ValueError, match="teacher_feature_dim"):
         DistillationModule(num_classes=2, projection=False, feat_weight=1.0, teacher_feature_dim=7, **FAST)
 
 
 def test_optimizer_groups_and_schedule(tmp_path: Path) -> None:
-    module = StreamClassifier(num_classes=2, in_channels=2, arch="resnet18", pretrained=False,
-                              optimizer="sgd", nesterov=True, lr=0.1, backbone_lr_mult=0.01,
-                              first_conv_lr_mult=0.1, input_bn=True, schedule="constant")
+    module = StreamClassifier(num_classes=2, in_channels=2,
+                              net={"arch": "resnet18", "pretrained": False, "input_bn": True},
+                              optim={"optimizer": "sgd", "nesterov": True, "lr": 0.1, "backbone_lr_mult": 0.01,
+                                     "first_conv_lr_mult": 0.1, "schedule": "constant"})
     t = trainer(tmp_path, max_epochs=1)
     module.trainer = t
     optimizer = module.configure_optimizers()["optimizer"]

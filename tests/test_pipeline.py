@@ -126,7 +126,7 @@ def test_wandb_sweep_trial_runs_offline(tiny):
     if not (base / "runs/teacher_cache/manifest.json").is_file():
         pytest.skip("needs the pipeline test's cache")
     sweep = yaml.safe_load((ROOT / "experiments/sweeps/student.yaml").read_text())
-    params = {"distill.temperature": 2, "distill.imitation": 0.5, "distill.feat_weight": 0.25, "model.lr": 0.003}
+    params = {"distill.temperature": 2, "distill.imitation": 0.5, "distill.feat_weight": 0.25, "model.optim.lr": 0.003}
     assert set(params) == set(sweep["parameters"])
     command = []
     for part in sweep["command"]:
@@ -143,5 +143,5 @@ def test_wandb_sweep_trial_runs_offline(tiny):
     proc = subprocess.run(command + overrides, cwd=ROOT, env=env, capture_output=True, text=True, timeout=400)
     assert proc.returncode == 0, proc.stderr[-3000:]
     saved = yaml.safe_load((base / "runs/sweep_trial/config.yaml").read_text())
-    assert saved["distill"]["temperature"] == 2 and saved["model"]["lr"] == 0.003
+    assert saved["distill"]["temperature"] == 2 and saved["model"]["optim"]["lr"] == 0.003
     assert list((base / "runs/sweep_trial/wandb").glob("offline-run-*")), "no offline W&B run written"

@@ -22,7 +22,7 @@ ROOT = Path(__file__).resolve().parents[1]
 ISTREAM = str(ROOT / "experiments" / "istream.yaml")
 FAST = ["trainer.enable_progress_bar=false", "logger.wandb=false", "data.num_workers=0", "data.crop_size=32",
         "data.test_segments=3", "data.batch_size=8", "trainer.limit_train_batches=2",
-        "trainer.limit_val_batches=1", "trainer.check_val_every_n_epoch=1", "model.pretrained=false"]
+        "trainer.limit_val_batches=1", "trainer.check_val_every_n_epoch=1", "model.net.pretrained=false"]
 
 
 @pytest.fixture(scope="module")

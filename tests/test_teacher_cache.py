@@ -23,7 +23,7 @@ DATASET = {"name": "synthetic", "root": "/data/syn", "split": "train", "subset":
 
 def teacher() -> StreamClassifier:
     torch.manual_seed(0)
-    return StreamClassifier(num_classes=3, in_channels=2, arch="resnet18", pretrained=False,
+    return StreamClassifier(num_classes=3, in_channels=2, net={"arch": "resnet18", "pretrained": False},
                             predict_mode="frames", frames_chunk=4)
 
 

@@ -9,7 +9,7 @@
     ip-tsn predict VIDEO --istream I.ckpt --pstream P.ckpt [--weights 2,1] [--json] [--device cuda]
     ip-tsn export --model runs/<dataset>/split1/fusion --out exported/  # TorchScript + ONNX + fusion.json
 
-Overrides are OmegaConf dot-lists (``data=ucf101 trainer.devices=2 model.lr=0.01``), exactly what
+Overrides are OmegaConf dot-lists (``data=ucf101 trainer.devices=2 model.optim.lr=0.01``), exactly what
 a W&B sweep's ``${args_no_hyphens}`` passes, and what every DDP rank parses again.
 """
 
@@ -21,7 +21,7 @@ import logging
 import sys
 import warnings
 
-from .config import ConfigError, load_config
+from .config import ConfigError
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -110,10 +110,9 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.command in ("predict", "export"):
             return _predict_or_export(args)
-        cfg = load_config(args.config, args.overrides)
-        from .stages.config_check import check_keys
+        from .stages.config_check import load_checked
 
-        check_keys(cfg, args.config, args.overrides)
+        cfg = load_checked(args.config, args.overrides)  # refused here: unknown keys, wrong types
         if args.command == "fit":
             print(f"best checkpoint: {runner.fit(cfg)}")
         elif args.command == "cache":

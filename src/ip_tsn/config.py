@@ -8,6 +8,9 @@
    ``stages.<stage>`` section is merged over the whole config (per-dataset settings of a stage);
 3. the remaining ``key=value`` overrides (OmegaConf dot-list; W&B sweeps pass these), last.
 
+:func:`config_sources` gives the same pieces one by one, each with where it came from, for the
+config check (:mod:`ip_tsn.stages.config_check`) to name the file of a bad key.
+
 Every rank of a DDP job parses the same files and arguments, so all ranks agree on the config
 and on ``run_dir`` (derived from the config, never from a clock).
 """
@@ -16,7 +19,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Sequence
+from typing import NamedTuple, Sequence
 
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
@@ -29,17 +32,36 @@ class ConfigError(ValueError):
     """A config file or override that cannot be used; the message names it."""
 
 
-def _read(path: Path) -> DictConfig:
+class Source(NamedTuple):
+    """One piece of a composed config: ``kind`` ``stage`` (a stage file or one of its bases),
+    ``dataset`` (a whole dataset file) or ``overrides`` (the command line); ``where``: the file
+    (shown relative to the working directory when inside it); ``cfg``: what it holds (unresolved)."""
+
+    kind: str
+    where: str
+    cfg: DictConfig
+
+
+def _load(path: Path) -> DictConfig:
     if not path.is_file():
         raise ConfigError(f"{path}: config file not found")
     cfg = OmegaConf.load(path)
     if not isinstance(cfg, DictConfig):
         raise ConfigError(f"{path}: a config file must hold a mapping")
+    return cfg
+
+
+def _bases(path: Path, cfg: DictConfig) -> list[Path]:
     bases = cfg.pop("_base_", [])
     bases = [bases] if isinstance(bases, str) else list(bases)
+    return [(path.parent / base).resolve() for base in bases]
+
+
+def _read(path: Path) -> DictConfig:
+    cfg = _load(path)
     merged = OmegaConf.create()
-    for base in bases:
-        merged = OmegaConf.merge(merged, _read((path.parent / base).resolve()))
+    for base in _bases(path, cfg):
+        merged = OmegaConf.merge(merged, _read(base))
     return OmegaConf.merge(merged, cfg)
 
 
@@ -51,11 +73,9 @@ def _data_file(name: str, stage_file: Path) -> Path:
     raise ConfigError(f"data={name}: no experiments/data/{name}.yaml (choose from {', '.join(choices)})")
 
 
-def load_config(path: str | os.PathLike, overrides: Sequence[str] = ()) -> DictConfig:
-    """Compose the config of one run (see the module docstring); interpolations resolved."""
-    path = Path(path)
-    cfg = _read(path)
-    data_name, rest = cfg.get("data"), []
+def _split_overrides(overrides: Sequence[str]) -> tuple[str | None, list[str]]:
+    """``(the data=<name> override or None, the other key=value overrides)``."""
+    data_name, rest = None, []
     for item in overrides:
         item = item[2:] if item.startswith("--") else item  # tolerate --key=value from sweep agents
         if "=" not in item:
@@ -65,6 +85,15 @@ def load_config(path: str | os.PathLike, overrides: Sequence[str] = ()) -> DictC
             data_name = value
         else:
             rest.append(item)
+    return data_name, rest
+
+
+def load_config(path: str | os.PathLike, overrides: Sequence[str] = ()) -> DictConfig:
+    """Compose the config of one run (see the module docstring); interpolations resolved."""
+    path = Path(path)
+    cfg = _read(path)
+    data_override, rest = _split_overrides(overrides)
+    data_name = data_override if data_override is not None else cfg.get("data")
     if isinstance(data_name, str):
         data_cfg = _read(_data_file(data_name, path))
         cfg.data = data_cfg.get("data", OmegaConf.create())
@@ -79,6 +108,37 @@ def load_config(path: str | os.PathLike, overrides: Sequence[str] = ()) -> DictC
     except Exception as e:  # omegaconf's errors name the key; add the file
         raise ConfigError(f"{path}: {e}") from None
     return cfg
+
+
+def _shown(path: Path) -> str:
+    try:
+        return str(path.resolve().relative_to(Path.cwd().resolve()))
+    except ValueError:
+        return str(path)
+
+
+def _file_sources(path: Path) -> list[Source]:
+    cfg = _load(path)
+    bases = _bases(path, cfg)
+    return [s for base in bases for s in _file_sources(base)] + [Source("stage", _shown(path), cfg)]
+
+
+def config_sources(path: str | os.PathLike, overrides: Sequence[str] = ()) -> list[Source]:
+    """The pieces :func:`load_config` composes, in the order it merges them: the stage file's
+    bases and the stage file (``_base_`` removed), the dataset file (whole), the overrides
+    (``data=<name>`` removed)."""
+    path = Path(path)
+    sources = _file_sources(path)
+    data_override, rest = _split_overrides(overrides)
+    data_name = data_override if data_override is not None else _read(path).get("data")
+    if isinstance(data_name, str):
+        data_file = _data_file(data_name, path)
+        sources.append(Source("dataset", _shown(data_file), _read(data_file)))
+    try:
+        sources.append(Source("overrides", f"command-line override of {_shown(path)}", OmegaConf.from_dotlist(rest)))
+    except Exception as e:
+        raise ConfigError(f"{path}: {e}") from None
+    return sources
 
 
 def to_container(cfg: DictConfig | ListConfig | None) -> dict:

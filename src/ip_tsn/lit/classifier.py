@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
@@ -12,6 +12,7 @@ import torch.distributed as dist
 import torch.nn.functional as F
 
 from ip_tsn.lit.metrics import classification_metrics
+from ip_tsn.lit.model_settings import NetSettings, OptimSettings, plain, settings_from
 from ip_tsn.lit.optim import build_optimizer, build_scheduler
 from ip_tsn.evaluation.scores import ScoreTable
 from ip_tsn.models import TSN
@@ -55,33 +56,24 @@ class StreamClassifier(pl.LightningModule):
         self,
         num_classes: int,
         in_channels: int,
-        arch: str = "resnet18",
         num_segments: int = 3,
-        dropout: float = 0.5,
-        pretrained: bool = True,
-        input_bn: bool = False,
-        optimizer: str = "adam",
-        lr: float = 1e-3,
-        weight_decay: float = 1e-4,
-        momentum: float = 0.9,
-        nesterov: bool = False,
-        adam_eps: float = 1e-3,
-        backbone_lr_mult: float = 0.01,
-        first_conv_lr_mult: float = 0.1,
-        schedule: str = "cosine",
-        warmup_epochs: float = 0.0,
-        lr_steps: Sequence[float] = (),
-        lr_gamma: float = 0.1,
+        net: Mapping[str, Any] | None = None,
+        optim: Mapping[str, Any] | None = None,
         label_smoothing: float = 0.0,
         predict_mode: str = "video",
         frames_chunk: int = 64,
-        stem: str = "imagenet",
     ) -> None:
+        """``net``: :class:`~ip_tsn.lit.model_settings.NetSettings` keys (``model.net``);
+        ``optim``: :class:`~ip_tsn.lit.model_settings.OptimSettings` keys (``model.optim``); missing
+        keys take their defaults, and the hyperparameters store both groups complete."""
         super().__init__()
+        self.net_settings: NetSettings = settings_from(NetSettings, net, "model.net")
+        self.optim_settings: OptimSettings = settings_from(OptimSettings, optim, "model.optim")
         self.save_hyperparameters()
-        self.hparams.lr_steps = [float(e) for e in lr_steps]  # plain list: weights_only loads
-        self.model = TSN(num_classes, in_channels, arch, num_segments, dropout, pretrained,
-                         input_bn, stem)
+        self.hparams.net = plain(self.net_settings)  # complete, plain values: weights_only loads
+        self.hparams.optim = plain(self.optim_settings)
+        n = self.net_settings
+        self.model = TSN(num_classes, in_channels, n.arch, num_segments, n.dropout, n.pretrained, n.input_bn, n.stem)
         self.predict_mode = predict_mode
         self.val_metrics = classification_metrics(num_classes, "val/")
         self.test_metrics = classification_metrics(num_classes, "test/")
@@ -177,7 +169,7 @@ class StreamClassifier(pl.LightningModule):
 
     # -- optimisation -----------------------------------------------------------------------
     def configure_optimizers(self) -> dict[str, Any]:
-        hp = self.hparams
+        hp = self.optim_settings
         groups = self.model.parameter_groups(hp.backbone_lr_mult, hp.first_conv_lr_mult)
         covered = {id(p) for g in groups for p in g["params"]}
         extra = [p for p in self.parameters() if id(p) not in covered]  # e.g. a projection

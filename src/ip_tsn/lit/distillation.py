@@ -10,6 +10,7 @@ the hard term's when T changes (Hinton et al. 2015).
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 import torch
@@ -58,13 +59,17 @@ class DistillationModule(StreamClassifier):
     ``feat_weight > 0``) or identity. Validation/test/predict use :class:`StreamClassifier`'s.
     """
 
-    def __init__(self, num_classes: int, in_channels: int = 5, input_bn: bool = True, imitation: float = 0.5,
-                 feat_weight: float = 0.0, temperature: float = 4.0, teacher_feature_dim: int | None = None,
-                 projection: bool = True, per_segment: bool = True, **kwargs: Any) -> None:
-        """``kwargs``: any :class:`StreamClassifier` argument (arch, optimizer, lr, ...)."""
+    def __init__(self, num_classes: int, in_channels: int = 5, num_segments: int = 3,
+                 net: Mapping[str, Any] | None = None, optim: Mapping[str, Any] | None = None,
+                 label_smoothing: float = 0.0, predict_mode: str = "video", frames_chunk: int = 64,
+                 imitation: float = 0.5, feat_weight: float = 0.0, temperature: float = 4.0,
+                 teacher_feature_dim: int | None = None, projection: bool = True, per_segment: bool = True) -> None:
+        """The :class:`StreamClassifier` arguments (``net.input_bn`` defaults to true here: CoViAR's
+        BatchNorm on the mv / residual input), then the distillation's own (``distill.*``)."""
         if not 0.0 <= imitation <= 1.0:
             raise ValueError(f"imitation (lambda) must be in [0, 1], got {imitation}")
-        super().__init__(num_classes, in_channels, input_bn=input_bn, **kwargs)
+        super().__init__(num_classes, in_channels, num_segments, {"input_bn": True, **(net or {})}, optim,
+                         label_smoothing, predict_mode, frames_chunk)
         d_student = self.model.feature_dim
         d_teacher = teacher_feature_dim or d_student
         if feat_weight and not projection and d_teacher != d_student:

@@ -12,6 +12,7 @@ import pytorch_lightning as pl
 from ip_tsn.lit.checkpoint_info import checkpoint_kind, read_checkpoint
 from ip_tsn.lit.classifier import StreamClassifier
 from ip_tsn.lit.distillation import DistillationModule
+from ip_tsn.lit.model_settings import nest_flat_hparams
 
 MODULES: dict[str, type[pl.LightningModule]] = {"classifier": StreamClassifier, "distill": DistillationModule}
 
@@ -19,11 +20,15 @@ MODULES: dict[str, type[pl.LightningModule]] = {"classifier": StreamClassifier, 
 def load_module(path: str | os.PathLike, use: str = "", modality: str | None = None,
                 stage: str | None = None) -> pl.LightningModule:
     """A trained StreamClassifier or DistillationModule from its checkpoint (weights only); the
-    kind is the one the checkpoint records (older checkpoints: guessed from their hyperparameters).
+    kind is the one the checkpoint records (``ip_tsn_module``; older checkpoints: guessed from their
+    hyperparameters), and checkpoints with flat hyperparameters (before ``model.net`` / ``model.optim``) load too.
     A broken checkpoint, or one of another ``modality`` / ``stage`` than ``use`` expects, is refused
     (``CheckpointError``, :func:`ip_tsn.lit.checkpoint_info.read_checkpoint`)."""
     raw = read_checkpoint(path, use, modality=modality, stage=stage)
     cls = MODULES[str(checkpoint_kind(raw)["module"])]
+    hp = nest_flat_hparams(raw.get("hyper_parameters") or {})  # flat: written before model.net / model.optim
+    groups = {"net": {**hp.get("net", {}), "pretrained": False}, "optim": hp.get("optim", {})}
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # pretrained-weights warning: the checkpoint holds the weights
-        return cls.load_from_checkpoint(path, map_location="cpu", weights_only=True, pretrained=False)
+        # the groups given here win over the stored hyperparameters; stored flat keys are not arguments
+        return cls.load_from_checkpoint(path, map_location="cpu", weights_only=True, **groups)

@@ -1,90 +1,208 @@
-"""Checks of a composed config before anything runs: every key a user wrote (in a stage file or as
-an override) must be one the stage's code reads, else one line naming the key, where it came from
-and the closest known key (``model.lrr: unknown key; did you mean model.lr?``).
+"""The config check before anything runs: every piece of a stage config (each stage file, the
+dataset file, the overrides) and the composed config are merged into the schema
+(:mod:`ip_tsn.stages.config_schema`, ``OmegaConf.structured``), so OmegaConf refuses unknown keys
+and wrong types; its error becomes one line naming the key, where it came from and the closest
+known key or the expected type::
 
-Known keys are those of the composed defaults (``experiments/base.yaml``, the stage file, the
-dataset file) plus the arguments of the classes a section is passed to: ``trainer.*`` ->
-``pytorch_lightning.Trainer``, ``data.*`` / ``datamodule.*`` -> ``VideoDataModule``, ``model.*``
--> ``StreamClassifier`` (and ``DistillationModule``), ``distill.*`` -> ``DistillationModule``.
+    model.lrr: unknown key (command-line override of experiments/pstream.yaml); did you mean model.optim.lr?
+    model.optim.lr: expected a number, got 'fast' (from experiments/pstream.yaml)
+    stage=istrem: unknown value (from the command line ...); did you mean istream?
+
+``trainer`` is open (any ``pytorch_lightning.Trainer`` argument), but its key names are checked
+against the Trainer's signature, and the ones ``ip-tsn`` sets itself are refused.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import difflib
+import functools
 import inspect
-from collections.abc import Iterable, Sequence
+import os
+import typing
+from collections.abc import Sequence
+from typing import Any
 
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
+from omegaconf.errors import ConfigKeyError, OmegaConfBaseException
 
-from ip_tsn.config import ConfigError
+from ip_tsn.config import ConfigError, Source, config_sources, load_config
+from ip_tsn.stages.config_schema import OPEN, STAGES, DatasetFile, StageConfig, TrainerConfig
 
-TOP_LEVEL = {"data", "seed", "run_root", "run_name", "run_dir", "name", "ckpt_path", "checkpoint", "trainer",
-             "logger", "datamodule", "model", "stage", "module", "teacher", "distill", "cache", "fuse", "overwrite",
-             "wandb_group"}
+#: Trainer arguments the runner passes itself (``build_trainer``)
+RUNNER_TRAINER_ARGS = {"default_root_dir": "set run_dir instead", "callbacks": "not configurable",
+                       "logger": "use logger.csv / logger.wandb", "plugins": "not configurable"}
+_ABSENT = object()
+STAGE_SECTIONS = ("all", *STAGES)  # the sections of a dataset file's `stages`
 
 
-def _params(obj: object) -> set[str]:
-    return {p for p in inspect.signature(obj).parameters if p not in ("self", "kwargs", "args")}  # type: ignore[arg-type]
+def check_config(cfg: DictConfig, path: str | os.PathLike, overrides: Sequence[str] = ()) -> None:
+    """Raise :class:`ConfigError` (one line) for the first unknown key, wrong type or unknown
+    ``stage`` / ``module`` value of the config ``cfg`` composed from ``path`` and ``overrides``."""
+    for source in config_sources(path, overrides):
+        piece, label = source.cfg, _label(source)
+        if source.kind == "dataset":
+            _check(piece, DatasetFile, label)
+            for name in piece.get("stages") or {}:  # each stage's section, checked as a stage config
+                if name not in STAGE_SECTIONS:
+                    raise ConfigError(_unknown_text(f"stages.{name}", label, [f"stages.{s}" for s in STAGE_SECTIONS]))
+                _check(piece.stages[name], StageConfig, label, prefix=f"stages.{name}.")
+            continue
+        if isinstance(piece.get("data"), str):  # the dataset's name
+            piece = OmegaConf.masked_copy(piece, [k for k in piece if k != "data"])
+        _check(piece, StageConfig, label)
+    _check(cfg, StageConfig, f"in {path} as composed and resolved")
+    _check_reconstruct(cfg, str(path))
 
 
-def known_keys() -> dict[str, set[str]]:
-    """Section -> the argument names its code accepts."""
+def load_checked(path: str | os.PathLike, overrides: Sequence[str] = ()) -> DictConfig:
+    """:func:`ip_tsn.config.load_config`, then :func:`check_config`."""
+    cfg = load_config(path, overrides)
+    check_config(cfg, path, overrides)
+    return cfg
+
+
+def _label(source: Source) -> str:
+    return source.where if source.kind == "overrides" else f"from {source.where}"
+
+
+@functools.lru_cache(maxsize=None)
+def _schema(schema: type) -> DictConfig:
+    """The structured config of ``schema``, its :data:`OPEN` sections open; built once (merging
+    copies it)."""
+    cfg = OmegaConf.structured(schema)
+    for section in OPEN if schema is StageConfig else ():
+        OmegaConf.set_struct(cfg[section], False)
+    return cfg
+
+
+def _check(piece: DictConfig, schema: type, label: str, prefix: str = "") -> None:
+    """Merge ``piece`` (its keys shown after ``prefix``) into ``schema``; check its trainer keys."""
+    try:
+        OmegaConf.merge(_schema(schema), piece)
+    except OmegaConfBaseException as e:
+        raise ConfigError(_message(e, piece, schema, label, prefix)) from None
+    trainer = piece.get("trainer") if schema is StageConfig else None
+    if isinstance(trainer, DictConfig):
+        known = _trainer_args()
+        for key in trainer:
+            if key in RUNNER_TRAINER_ARGS:
+                raise ConfigError(f"{prefix}trainer.{key}: set by ip-tsn itself ({label}); {RUNNER_TRAINER_ARGS[key]}")
+            if key not in known:
+                raise ConfigError(_unknown_text(f"{prefix}trainer.{key}", label,
+                                                [f"{prefix}trainer.{k}" for k in sorted(known)]))
+
+
+@functools.lru_cache(maxsize=None)
+def _trainer_args() -> frozenset[str]:
+    """The arguments of ``pytorch_lightning.Trainer`` a config may set."""
     import pytorch_lightning as pl
 
-    from ip_tsn.data.datamodule import VideoDataModule
-    from ip_tsn.lit.classifier import StreamClassifier
-    from ip_tsn.lit.distillation import DistillationModule
-
-    dm = _params(VideoDataModule) | {"name"}
-    model = _params(StreamClassifier) | _params(DistillationModule)
-    return {"trainer": _params(pl.Trainer), "data": dm, "datamodule": dm, "model": model,
-            "distill": _params(DistillationModule) | {"online_teacher"}, **FIXED}
+    names = set(inspect.signature(pl.Trainer).parameters) - {"self", "args", "kwargs"}
+    return frozenset(names - set(RUNNER_TRAINER_ARGS))
 
 
-FIXED: dict[str, set[str]] = {
-    "checkpoint": {"monitor", "mode"}, "logger": {"csv", "wandb", "wandb_project", "wandb_mode"},
-    "teacher": {"checkpoint"}, "cache": {"dir", "grid_stride", "positions", "subset", "dtype", "features"},
-}
+def _message(e: OmegaConfBaseException, piece: DictConfig, schema: type, label: str, prefix: str = "") -> str:
+    key = str(e.full_key or _not_a_mapping(piece, schema) or "")  # merge errors of a whole section: no key
+    parts = key.split(".") if key else []
+    shown_key = prefix + key
+    if isinstance(e, ConfigKeyError):
+        parent = _field_type(schema, parts[:-1])
+        known = [prefix + ".".join([*parts[:-1], k]) for k in _field_names(parent)]
+        deeper = [prefix + ".".join([*parts[:-1], k]) for k in _field_names(parent, nested=True)]
+        return _unknown_text(shown_key, label, known, deeper)
+    expected = _field_type(schema, parts)
+    value = _value(piece, key)
+    if typing.get_origin(_strip_optional(expected)) is typing.Literal:
+        choices = [str(c) for c in typing.get_args(_strip_optional(expected))]
+        close = difflib.get_close_matches(str(value), choices, n=1, cutoff=0.6)
+        hint = f"; did you mean {close[0]}?" if close else f"; choose from {', '.join(choices)}"
+        return f"{shown_key}={value}: unknown value ({label}){hint}"
+    shown = "" if value is _ABSENT else f", got {value!r}"
+    if expected is None:
+        return f"{shown_key or 'config'}: {str(e).splitlines()[0]} ({label})"
+    return f"{shown_key}: expected {_describe(expected)}{shown} ({label})"
 
 
-def _paths(cfg: DictConfig, prefix: str = "") -> Iterable[str]:
-    for key in cfg:
-        value = cfg._get_node(key)  # noqa: SLF001 - no interpolation resolution needed
-        path = f"{prefix}{key}"
-        yield path
-        if isinstance(value, DictConfig) and path.split(".")[0] not in ("fuse",) and path.count(".") < 1:
-            yield from _paths(value, path + ".")
+def _not_a_mapping(piece: Any, schema: Any, prefix: str = "") -> str | None:
+    """The first key of ``piece`` whose schema field is a section but whose value is not a mapping."""
+    if not isinstance(piece, DictConfig) or not dataclasses.is_dataclass(schema):
+        return None
+    hints = typing.get_type_hints(schema)
+    for key in piece:
+        tp, value = _strip_optional(hints.get(str(key))), piece._get_node(key)  # noqa: SLF001 - unresolved
+        if dataclasses.is_dataclass(tp):
+            if not isinstance(value, DictConfig) and not (value is None or value._is_none()):
+                return f"{prefix}{key}"
+            found = _not_a_mapping(value, tp, f"{prefix}{key}.")
+            if found:
+                return found
+    return None
 
 
-def check_keys(cfg: DictConfig, source: str, overrides: Sequence[str] = ()) -> None:
-    """Raise :class:`ConfigError` for the first unknown key of ``cfg`` or of ``overrides``, or a
-    ``stage`` / ``module`` value that names nothing."""
-    check_values(cfg, source)
-    sections = known_keys()
-    wanted = [(o.split("=", 1)[0].lstrip("-"), "the command line") for o in overrides if "=" in o] + \
-        [(p, source) for p in _paths(cfg)]
-    for path, where in wanted:
-        parts = path.split(".")
-        if parts[0] == "data" and len(parts) == 1:
+def _unknown_text(path: str, label: str, known: Sequence[str], deeper: Sequence[str] = ()) -> str:
+    """``known``: the keys beside ``path``; ``deeper``: keys one section further down, suggested
+    when closer (``model.lrr`` -> ``model.optim.lr``), the nearest level first."""
+    leaf = path.rsplit(".", 1)[-1]
+    by_leaf: dict[str, str] = {}
+    for key in [*known, *deeper]:
+        by_leaf.setdefault(key.rsplit(".", 1)[-1], key)
+    close = difflib.get_close_matches(leaf, list(by_leaf), n=1, cutoff=0.6)
+    hint = f"; did you mean {by_leaf[close[0]]}?" if close else f"; known: {', '.join(sorted(known)[:12])}"
+    return f"{path}: unknown key ({label}){hint}"
+
+
+def _value(piece: DictConfig, key: str) -> Any:
+    try:
+        node = OmegaConf.select(piece, key, default=_ABSENT, throw_on_resolution_failure=False)
+    except Exception:  # noqa: BLE001 - only for the message
+        return _ABSENT
+    return OmegaConf.to_container(node) if isinstance(node, DictConfig) else node
+
+
+def _strip_optional(tp: Any) -> Any:
+    if typing.get_origin(tp) is typing.Union:
+        args = [a for a in typing.get_args(tp) if a is not type(None)]
+        return args[0] if len(args) == 1 else typing.Union[tuple(args)]
+    return tp
+
+
+def _field_type(schema: Any, parts: Sequence[str]) -> Any:
+    """The annotation of the schema field at ``parts`` (None where the schema has none)."""
+    tp: Any = schema
+    for part in parts:
+        tp = _strip_optional(tp)
+        if dataclasses.is_dataclass(tp):
+            hints = typing.get_type_hints(tp)
+            if part in hints:
+                tp = hints[part]
+                continue
+            return Any if tp is TrainerConfig else None
+        origin = typing.get_origin(tp)
+        if origin in (dict, list):
+            tp = typing.get_args(tp)[-1]
             continue
-        if parts[0] not in TOP_LEVEL:
-            _unknown(path, where, sorted(TOP_LEVEL))
-        if len(parts) >= 2 and parts[0] in sections and parts[1] not in sections[parts[0]]:
-            _unknown(path, where, [f"{parts[0]}.{k}" for k in sorted(sections[parts[0]])])
+        return None
+    return tp
 
 
-STAGES = ("teacher", "cache", "student", "pstream", "istream", "fuse")
+def _field_names(tp: Any, nested: bool = False) -> list[str]:
+    """The field names of a schema section, or (``nested``) those of its sub-sections as
+    ``section.field`` (trainer's excluded)."""
+    tp = _strip_optional(tp)
+    if tp is TrainerConfig:
+        return [] if nested else sorted(_trainer_args())
+    if not dataclasses.is_dataclass(tp):
+        return []
+    if not nested:
+        return [f.name for f in dataclasses.fields(tp)]
+    hints = typing.get_type_hints(tp)
+    subs = {name: _strip_optional(t) for name, t in hints.items()}
+    return [f"{name}.{f.name}" for name, sub in subs.items()
+            if dataclasses.is_dataclass(sub) and sub is not TrainerConfig for f in dataclasses.fields(sub)]
 
 
-def check_values(cfg: DictConfig, source: str) -> None:
-    """Values with a closed set of choices: ``stage`` and ``module``."""
-    for key, choices in (("stage", STAGES), ("module", ("classifier", "distill"))):
-        value = cfg.get(key)
-        if value is not None and value not in choices:
-            close = difflib.get_close_matches(str(value), choices, n=1, cutoff=0.6)
-            hint = f"; did you mean {close[0]}?" if close else f"; choose from {', '.join(choices)}"
-            raise ConfigError(f"{key}={value}: unknown value (in {source}){hint}")
-    _check_reconstruct(cfg, source)
+_WORDS = {int: "an integer", float: "a number", bool: "true or false", str: "a string", Any: "any value"}
 
 
 def _check_reconstruct(cfg: DictConfig, source: str) -> None:
@@ -104,7 +222,16 @@ def _check_reconstruct(cfg: DictConfig, source: str) -> None:
         raise ConfigError(f"data.reconstruct={merged['reconstruct']} (in {source}): {e}") from None
 
 
-def _unknown(path: str, where: str, known: Sequence[str]) -> None:
-    close = difflib.get_close_matches(path, known, n=1, cutoff=0.6)
-    hint = f"; did you mean {close[0]}?" if close else f"; known: {', '.join(known[:12])}"
-    raise ConfigError(f"{path}: unknown key (from {where}){hint}")
+def _describe(tp: Any) -> str:
+    """``Optional[int]`` -> "an integer or null", ``List[float]`` -> "a list of numbers", ..."""
+    origin, args = typing.get_origin(tp), typing.get_args(tp)
+    if origin is typing.Union:
+        words = [_describe(a) for a in args if a is not type(None)]
+        return " or ".join(words + (["null"] if type(None) in args else []))
+    if origin is typing.Literal:
+        return "one of " + ", ".join(str(a) for a in args)
+    if origin is list:
+        return f"a list of {_describe(args[0]).split(' ', 1)[-1]}s" if args else "a list"
+    if origin is dict or dataclasses.is_dataclass(tp):
+        return "a mapping"
+    return _WORDS.get(tp, getattr(tp, "__name__", str(tp)))
