@@ -27,7 +27,7 @@ from ip_tsn.data.packed_p import PACKED, pack_frames, paint_cells, plan_frame
 from ip_tsn.data.preprocess import Preprocess
 from ip_tsn.data.video_dataset import StreamDataset
 from ip_tsn.lit import StreamClassifier
-from ip_tsn.stages.config_check import check_values
+from ip_tsn.stages.config_check import check_reconstruct_value
 from videos import encode, moving_frames, sample_videos
 
 DEVICES = ["cpu", pytest.param("cuda", marks=pytest.mark.skipif(not torch.cuda.is_available(),
@@ -168,11 +168,11 @@ def test_preprocess_stores_reconstruct_and_refuses_bad_values():
     with pytest.raises(ValueError, match="modality 'rgb' has nothing to rebuild"):
         Preprocess(modality="rgb", reconstruct="device")
     with pytest.raises(ConfigError, match=r"^data\.reconstruct=gpu \(in x\.yaml\): reconstruct must be one of"):
-        check_values(OmegaConf.create({"data": {"reconstruct": "gpu"}}), "x.yaml")
+        check_reconstruct_value(OmegaConf.create({"data": {"reconstruct": "gpu"}}), "x.yaml")
     with pytest.raises(ConfigError, match=r"modality 'iframe'"):
-        check_values(OmegaConf.create({"data": {"reconstruct": "device"}, "datamodule": {"modality": "iframe"}}),
+        check_reconstruct_value(OmegaConf.create({"data": {"reconstruct": "device"}, "datamodule": {"modality": "iframe"}}),
                      "x.yaml")
-    check_values(OmegaConf.create({"data": {"reconstruct": "device"}, "datamodule": {"modality": "p"}}), "x.yaml")
+    check_reconstruct_value(OmegaConf.create({"data": {"reconstruct": "device"}, "datamodule": {"modality": "p"}}), "x.yaml")
 
 
 @pytest.fixture(scope="module")
@@ -213,7 +213,7 @@ def test_lightning_fit_sees_the_cpu_paths_batches(tree, tmp_path):
         dm = VideoDataModule(dataset="synthetic", root=str(tree), modality="p", batch_size=2, num_workers=0,
                              pin_memory=False, crop_size=40, scale_size=48, test_segments=3, test_crops=1,
                              reconstruct=mode)
-        model = StreamClassifier(num_classes=2, in_channels=5, pretrained=False, num_segments=3, stem="small")
+        model = StreamClassifier(num_classes=2, in_channels=5, num_segments=3, net={"pretrained": False, "stem": "small"})
         grab = _FirstBatch()
         pl.Trainer(accelerator="cpu", logger=False, enable_progress_bar=False, enable_model_summary=False,
                    enable_checkpointing=False, max_epochs=1, limit_train_batches=2, limit_val_batches=1,

@@ -49,7 +49,7 @@ def test_teacher_cache_student_fusion(tiny, capsys):
 
     run("cache", str(ROOT / "experiments/cache.yaml"), *common)
     cache = TeacherCache(runs / "teacher_cache")
-    assert len(cache.video_ids) == 36  # 12 classes x (2 train + 1 val), each once
+    assert len(cache.video_ids) == 24  # 12 classes x 2 train, each once (the synthetic data caches train only)
     grid = cache.frames(cache.video_ids[0])  # 24 frames, GOP 12: P-frames where a 5-flow stack ends
     assert grid.tolist() == [5, 6, 7, 8, 9, 10, 11, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23][::2] and cache.num_views == 5
     logits, features = cache.lookup(cache.video_ids[0], grid[[0, 3, 8]], view=4)
@@ -112,10 +112,10 @@ def test_ddp_two_cpu_processes_train_and_cache(tiny):
     ddp = ["trainer.devices=2", "trainer.strategy=ddp", "trainer.accelerator=cpu", f"run_root={base / 'ddp'}"]
     _cli(["fit", str(ROOT / "experiments/teacher.yaml"), *common, *ddp])
     assert (base / "ddp/teacher/checkpoints/last.ckpt").is_file()
-    _cli(["cache", str(ROOT / "experiments/cache.yaml"), *common, *ddp])
+    _cli(["cache", str(ROOT / "experiments/cache.yaml"), *common, *ddp, "cache.subset=trainval"])
     manifest = json.loads((base / "ddp/teacher_cache/manifest.json").read_text())
     assert len(manifest["shards"]) == 2
-    assert manifest["num_videos"] == len(manifest["videos"]) == 36
+    assert manifest["num_videos"] == len(manifest["videos"]) == 36  # trainval: 12 classes x (2 train + 1 val)
     rows = sum(s["num_rows"] for s in manifest["shards"])
     assert sum(v["count"] for v in manifest["videos"].values()) * manifest["num_views"] == rows
 

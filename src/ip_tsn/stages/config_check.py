@@ -52,7 +52,7 @@ def check_config(cfg: DictConfig, path: str | os.PathLike, overrides: Sequence[s
             piece = OmegaConf.masked_copy(piece, [k for k in piece if k != "data"])
         _check(piece, StageConfig, label)
     _check(cfg, StageConfig, f"in {path} as composed and resolved")
-    _check_reconstruct(cfg, str(path))
+    check_reconstruct_value(cfg, str(path))
 
 
 def load_checked(path: str | os.PathLike, overrides: Sequence[str] = ()) -> DictConfig:
@@ -205,7 +205,7 @@ def _field_names(tp: Any, nested: bool = False) -> list[str]:
 _WORDS = {int: "an integer", float: "a number", bool: "true or false", str: "a string", Any: "any value"}
 
 
-def _check_reconstruct(cfg: DictConfig, source: str) -> None:
+def check_reconstruct_value(cfg: DictConfig, source: str) -> None:
     """``data.reconstruct`` / ``datamodule.reconstruct``: ``cpu``, or ``device`` for a motion modality."""
     from ip_tsn.data.preprocess import Preprocess, check_reconstruct
 
