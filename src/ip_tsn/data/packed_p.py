@@ -51,11 +51,6 @@ def _single_reference(video: CompressedVideo, j: int, g: int) -> bool:
     return len(l0_candidates(video.index, j, g)) == 1
 
 
-def _l1_anchor(video: CompressedVideo, j: int, accumulate: bool) -> int | None:
-    """The next anchor a B-frame's L1-only blocks are traced through, or None (codec's rule)."""
-    return l1_anchor(video.index, j, accumulate)
-
-
 def plan_frame(video: CompressedVideo, i: int, accumulate: bool) -> FramePlan | None:
     """The reconstruction plan of P/B-frame ``i``, or None where only the CPU path reproduces it."""
     idx, types = video.index, video.frame_types
@@ -76,7 +71,7 @@ def plan_frame(video: CompressedVideo, i: int, accumulate: bool) -> FramePlan | 
             if nk is None or nk < g:
                 return None
             k = nk
-    nxt = _l1_anchor(video, i, accumulate)
+    nxt = l1_anchor(video.index, i, accumulate)
     if nxt is not None:
         if types[nxt] != "P" or idx.reference_of(nxt) != ref:
             return None
