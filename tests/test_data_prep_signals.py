@@ -44,12 +44,14 @@ def _alive(pids: list[int]) -> list[int]:
 
 @pytest.fixture(scope="module")
 def slow_tree(tmp_path_factory) -> Path:
-    """<root>/videos/: 4 real 240-frame 64x48 MPEG-4 videos (slow to re-encode to 640x480, slow flow)."""
+    """<root>/videos/: 4 real 600-frame 64x48 MPEG-4 videos: re-encoding them to 1920x1080 takes
+    about 15 s on 2 cores (the 640x480 of before took under 2 s, and a faster CI machine finished
+    before the signal was sent), flow at 256x192 far longer."""
     root = tmp_path_factory.mktemp("signals")
     for i in range(4):
         path = root / "videos" / "C" / f"v{i}.mp4"
         path.parent.mkdir(parents=True, exist_ok=True)
-        encode(path, moving_frames(240, 48, 64, seed=i))
+        encode(path, moving_frames(600, 48, 64, seed=i))
     return root
 
 
@@ -65,11 +67,13 @@ def _start(script: str, *args: str) -> tuple[subprocess.Popen, list[int]]:
             return proc, _children(proc.pid)
         time.sleep(0.1)
     proc.kill()
-    raise AssertionError(f"{script}: 2 workers never started: {proc.communicate()}")
+    out = proc.communicate()
+    raise AssertionError(f"{script}: 2 workers never seen running (exit status {proc.returncode}; "
+                         f"finished before the signal?): {out}")
 
 
 def _commands(root: Path, tmp: Path) -> dict[str, list[str]]:
-    return {"reencode.py": [str(root / "videos"), str(tmp / "out"), "--size", "640x480"],
+    return {"reencode.py": [str(root / "videos"), str(tmp / "out"), "--size", "1920x1080"],
             "extract_flow.py": [str(root), "--method", "tvl1", "--size", "256x192"]}
 
 
