@@ -49,6 +49,7 @@ def datamodule(spec: dict, kind: str, workers: int) -> VideoDataModule:
     dm = VideoDataModule(dataset="synthetic", root=str(spec["root"]), modality=modality, num_segments=3,
                          batch_size=spec["batch_size"], num_workers=workers, pin_memory=False,
                          crop_size=spec["crop_size"], scale_size=None, flow_length=5,
+                         train_views=5 if kind == "distill" else None,  # the cache's views, as the real configs
                          teacher_cache=str(spec["cache"]) if kind == "distill" else None)
     dm.setup("fit")
     return dm

@@ -116,22 +116,28 @@ def make_dataset(root: Path, size: tuple[int, int], num_frames: int, train_per_c
     return root
 
 
-def fake_teacher_cache(root: Path, dataset_root: Path, num_classes: int, feature_dim: int = 512) -> Path:
-    """A teacher cache (``ip_tsn.lit.cache_writer`` format) with random logits / features at every frame
-    of every train and val video of ``dataset_root``: what the distillation loader reads, without
-    training a teacher."""
+def fake_teacher_cache(root: Path, dataset_root: Path, num_classes: int, feature_dim: int = 512,
+                       num_views: int = 5, flip: bool = True) -> Path:
+    """A teacher cache (``ip_tsn.data.teacher_cache`` format) with random logits / features at every
+    frame of every train and val video of ``dataset_root``, in each of the ``num_views`` training views
+    (and their mirrors with ``flip``): what the distillation loader reads, without training a teacher."""
     from ip_tsn.codec import CompressedVideo
     from ip_tsn.data.datasets import load_split
-    from ip_tsn.lit.cache_writer import ShardWriter, TeacherCacheWriter
+    from ip_tsn.data.teacher_cache import MANIFEST, ShardWriter, write_manifest
+    from ip_tsn.data.transforms import num_view_ids
 
-    if (root / "manifest.json").is_file():
+    if (root / MANIFEST).is_file():
         return root
     root.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(0)
+    ids = num_view_ids(num_views, flip)
     shard = ShardWriter(root, 0, "float16")
     for rec in load_split("synthetic", str(dataset_root), 1, "trainval"):
         n = CompressedVideo(dataset_root / "videos" / rec.path).num_frames
-        shard.add(rec.path, np.arange(n), rng.normal(size=(n, num_classes)), rng.normal(size=(n, feature_dim)))
+        shard.add(rec.path, np.arange(n), rng.normal(size=(n * ids, num_classes)),
+                  rng.normal(size=(n * ids, feature_dim)))
     shard.finalize()
-    TeacherCacheWriter(root, dataset={"name": "synthetic", "root": str(dataset_root)}).write_manifest(1)
+    write_manifest(root, 1, teacher_checkpoint=None, dataset={"name": "synthetic", "root": str(dataset_root)},
+                   grid_stride=1, views={"num_views": num_views, "flip": flip, "num_ids": ids}, flow_length=5,
+                   config={"benchmark": "random teacher outputs"})
     return root

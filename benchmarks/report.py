@@ -11,9 +11,11 @@ from pathlib import Path
 from typing import Callable
 
 import coviar
+import gpu
 import loader
 import networks
 import preprocess
+import worker_cost
 from ablation import ablation_section
 from common import output_dir
 from formatting import f, pct, table
@@ -23,11 +25,14 @@ from ip_tsn.atomic import write_text_atomic
 WRITERS: dict[str, Callable[[dict], str]] = {
     "preprocess": preprocess.report,
     "loader": loader.report,
+    "worker": worker_cost.report,
     "networks": networks.report,
     "ablation": ablation_section,
     "coviar": coviar.report,
+    "gpu": gpu.report,
 }
-TARGETS: dict[str, Callable[[dict], list[list[str]]]] = {"preprocess": preprocess.targets, "loader": loader.targets}
+TARGETS: dict[str, Callable[[dict], list[list[str]]]] = {"preprocess": preprocess.targets, "loader": loader.targets,
+                                                           "worker": worker_cost.targets}
 
 
 def ran_alone(results: dict) -> bool:

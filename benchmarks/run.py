@@ -1,13 +1,15 @@
 #!/usr/bin/env python
-"""ip-tsn benchmarks: preprocessing, loaders, networks, IP TSN versus CoViAR, distillation ablation.
+"""ip-tsn benchmarks: preprocessing, loaders, worker cost, networks, IP TSN versus CoViAR, GPU, ablation.
 
-    python benchmarks/run.py                      # full: preprocess, loader, networks, coviar (~30-40 min, 2 cores);
+    python benchmarks/run.py                      # full: preprocess, loader, worker, networks, coviar, gpu
+                                                  #   (~25 min, 2 cores; gpu only where CUDA is visible);
                                                   #   the ablation section reports the seeds already trained
     python benchmarks/run.py --quick              # every section small (~5 min); ablation on tiny data;
                                                   #   written to runs/bench/quick/ (not over RESULTS.md)
     python benchmarks/run.py --only preprocess,loader
     python benchmarks/run.py --only ablation --train-ablation   # train 3 seeds x 2 data seeds (~25 min each)
     python benchmarks/run.py --quick --only coviar  # IP TSN versus CoViAR end to end, small (seconds)
+    python benchmarks/run.py --only gpu,coviar     # on a GPU machine: the GPU section and CoViAR's CUDA rows
     python benchmarks/run.py --report             # rewrite RESULTS.md and the charts from results/*.json
     python benchmarks/run.py --report --output-dir /tmp/r --results-dir benchmarks/results   # elsewhere
 
@@ -31,7 +33,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import common  # noqa: E402
 from common import load_section, log, machine, save_section  # noqa: E402
 
-SECTIONS = ("preprocess", "loader", "networks", "coviar", "ablation")
+SECTIONS = ("preprocess", "loader", "worker", "networks", "coviar", "gpu", "ablation")
+MODULES = {"worker": "worker_cost"}  # a section's module, where it is not named like the section
 
 
 def _seed_list(text: str) -> list[int]:
@@ -96,7 +99,7 @@ def main(argv=None) -> int:
             log(f"== {name} ({'quick' if args.quick else 'full'})")
             start = time.perf_counter()
             info = machine()
-            module = __import__(name)
+            module = __import__(MODULES.get(name, name))
             if name == "ablation":
                 seeds = [0] if args.quick else args.seeds
                 result = module.run(args.quick, seeds, train=args.quick or args.train_ablation,

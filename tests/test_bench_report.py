@@ -82,3 +82,40 @@ def test_report_assembles_the_committed_results(tmp_path: Path, monkeypatch) -> 
     lat = results["networks"]["latency"][0]
     assert f"IP TSN is **{report.f(lat['speedup'])}x** faster end to end" in text
     json.dumps(results)
+
+
+def test_worker_cost_section_times_both_paths_on_the_same_draws(tmp_path: Path, monkeypatch) -> None:
+    """``make bench``'s worker section, quick: 12 seeded 340x256 clips per path and loader; the device
+    path packs every MPEG-4 clip, its rebuild equals the CPU path's inputs, the teacher targets match."""
+    media, worker = bench("media"), bench("worker_cost")
+    monkeypatch.setattr(media, "WORK_DIR", tmp_path)
+    monkeypatch.setattr(worker, "WORK_DIR", tmp_path)
+    res = worker.run(quick=True)
+    for loader in ("p", "distill"):
+        rows = res["loaders"][loader]
+        assert rows["device"]["packed"] == 12 and rows["cpu"]["packed"] == 0
+        assert rows["max_abs_diff"] <= 1e-4 and rows["same_draws"]
+        assert rows["cpu"]["median_ms"] > 0 and rows["device"]["median_ms"] > 0
+        assert rows["profile"] and all(0 <= r["share"] <= 1 for r in rows["profile"])
+    assert res["loaders"]["distill"]["teacher_equal"]
+    assert set(res["loaders"]["distill"]["teacher_keys"]) == {"teacher_logits", "teacher_features"}
+    text = worker.report(res)
+    verdicts = [row[2] for row in worker.targets(res)]
+    assert len(verdicts) == 3 and verdicts[2] == "**met**"  # the equality row
+    assert "## 2b. Worker cost" in text and text.count("| distill |") == 2
+
+
+def test_gpu_section_runs_small_on_the_cpu_and_says_when_not_measured(tmp_path: Path, monkeypatch) -> None:
+    media, gpu = bench("media"), bench("gpu")
+    monkeypatch.setattr(media, "WORK_DIR", tmp_path)
+    monkeypatch.setattr(gpu, "WORK_DIR", tmp_path)
+    assert "Not measured" in gpu.report({"device": None})
+    res = gpu.run(quick=True, device="cpu")
+    assert res["device"] == "cpu" and res["train"]["clips_per_s"] > 0 and res["train"]["amp"] == "off"
+    assert [r["reconstruct"] for r in res["loaders"]] == ["cpu", "device"]
+    assert all(r["delivery_clips_per_s"] > 0 and 0 <= r["wait_share"] <= 1 for r in res["loaders"])
+    assert [(r["video"], r["reconstruct"]) for r in res["predict"]] == [("carphone_pristine.mp4", "device"),
+                                                                        ("carphone_pristine.mp4", "cpu")]
+    assert all(r["total"] >= r["network"] > 0 for r in res["predict"])
+    text = gpu.report(res)
+    assert "Device: **cpu**" in text and "| device |" in text

@@ -13,6 +13,9 @@ import torch
 from videos import encode, moving_frames, sample_videos
 
 from ip_tsn.cli import main
+from ip_tsn.data.datasets import VideoRecord
+from ip_tsn.data.packed_p import PACKED
+from ip_tsn.data.video_dataset import StreamDataset
 from ip_tsn.deploy.fused_model import StreamEntry, write_fused_model
 from ip_tsn.lit.modules import load_module
 
@@ -79,6 +82,30 @@ def test_predict_device(tiny_streams, capsys):
     gpu = _predict_json(capsys, carphone, *_streams(tiny_streams), "--device", "cuda")[0]
     assert gpu["device"].startswith("cuda")
     assert [t["score"] for t in gpu["top"]] == pytest.approx([t["score"] for t in cpu["top"]], abs=1e-4)
+    assert gpu["streams"]["P-stream"]["reconstruct"] == "device"  # auto: rebuilt on the GPU
+    host = _predict_json(capsys, carphone, *_streams(tiny_streams), "--device", "cuda", "--reconstruct", "cpu")[0]
+    assert [t["score"] for t in host["top"]] == pytest.approx([t["score"] for t in cpu["top"]], abs=1e-4)
+
+
+def test_predict_device_path_equals_the_cpu_path(tiny_streams, tmp_path, capsys):
+    """``--reconstruct device`` rebuilds the P-stream's input with torch (here on the CPU): the same
+    fused scores as the workers' path, on MPEG-4 (every frame rebuilt from packed pictures and
+    vectors) and on H.264 with B-frames; the I-stream has nothing to rebuild."""
+    clip = encode(tmp_path / "clip.mp4", moving_frames(48, 64, 80, dx=3, seed=5), gop=12)
+    assert PACKED in StreamDataset([VideoRecord(clip.name, -1, "")], tmp_path, num_segments=3, train=False,
+                                   test_crops=1, modality="p", crop_size=32, reconstruct="device")[0]
+    assert main(["predict", str(clip), *_streams(tiny_streams), "--reconstruct", "gpu"]) == 2
+    assert "invalid choice: 'gpu'" in capsys.readouterr().err
+    for video in (str(clip), str(sample_videos()["bikes.mp4"])):
+        got = {how: _predict_json(capsys, video, *_streams(tiny_streams), "--device", "cpu", "--reconstruct", how)[0]
+               for how in ("cpu", "device", "auto")}
+        assert [got[h]["streams"]["P-stream"]["reconstruct"] for h in got] == ["cpu", "device", "cpu"]
+        assert {got[h]["streams"]["I-stream"]["reconstruct"] for h in got} == {"cpu"}
+        assert [t["label"] for t in got["device"]["top"]] == [t["label"] for t in got["cpu"]["top"]]
+        assert [t["score"] for t in got["device"]["top"]] == pytest.approx([t["score"] for t in got["cpu"]["top"]],
+                                                                           abs=1e-5)
+        p_cpu, p_dev = (got[h]["streams"]["P-stream"]["top1"] for h in ("cpu", "device"))
+        assert p_dev["label"] == p_cpu["label"] and p_dev["score"] == pytest.approx(p_cpu["score"], abs=1e-5)
 
 
 def test_export_matches_the_checkpoints(tiny_streams, tmp_path, capsys):

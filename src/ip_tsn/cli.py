@@ -53,6 +53,9 @@ def _parser() -> argparse.ArgumentParser:
                        help="resize the shorter side to this before cropping (default: the checkpoint's; "
                             "for videos smaller than the crop)")
     predict.add_argument("--device", default="auto", help="auto (default), cpu or cuda")
+    predict.add_argument("--reconstruct", default="auto", choices=("auto", "cpu", "device"),
+                         help="where the P-stream's motion and residual are rebuilt: auto (default: the "
+                              "device when it is CUDA), cpu (the decoding workers' path) or device")
     predict.add_argument("--top-k", type=_positive, default=5, help="classes shown (default 5)")
     predict.add_argument("--json", action="store_true", help="one JSON list on stdout")
     return parser
@@ -140,9 +143,10 @@ def _predict_or_export(args: argparse.Namespace) -> int:
     """``predict``: every video, errors per video on stderr (exit 2 if any); ``export``."""
     from .deploy.predict import FusedPredictor, format_prediction
 
-    device = "cpu" if args.command == "export" else args.device
+    export = args.command == "export"
     predictor = FusedPredictor.load(args.model, args.istream, args.pstream, args.weights, args.classes,
-                                    device, args.segments, args.crops, args.scale_size)
+                                    "cpu" if export else args.device, args.segments, args.crops, args.scale_size,
+                                    "cpu" if export else args.reconstruct)
     if args.command == "export":
         from .deploy.export import export_model
 

@@ -11,9 +11,16 @@ Preprocessing is ``ip-tsn test``'s, read from each checkpoint's (or ``fusion.jso
 ``scale_size``, centre crop (or 3 / 10 crops), the DataModule's normalisation. Fused scores:
 ``sum_s w_s softmax(logits_s) / sum_s w_s`` (a distribution; same ranking as ``ip-tsn fuse``).
 
+Where the P-stream's input is rebuilt: ``reconstruct="auto"`` (default) rebuilds the motion and
+residual on the predictor's device when that is CUDA (the CPU decodes and hands over pictures and
+block vectors, ``data.packed_p``; ``data.device_reconstruct`` does the rest), on the CPU otherwise;
+``"cpu"`` / ``"device"`` force one. Both give the same inputs (to 1e-4, tested); H.264 frames with
+accumulated multi-reference choices take the CPU path either way. Each stream reports its choice.
+
 Timing per video (ms): ``decode``: the I-frame streams' input (opening and indexing the file,
 decoding the I-frames, preprocessing); ``motion_residual``: the P-stream's input (decoding its GOPs,
-accumulated motion vectors and residuals, preprocessing); ``network``: forward passes and fusion.
+accumulated motion vectors and residuals, preprocessing; on the device path the device's rebuild too,
+synchronised); ``network``: forward passes and fusion.
 """
 
 from __future__ import annotations
@@ -30,7 +37,9 @@ from torch import nn
 
 from ip_tsn.codec import CompressedVideo
 from ip_tsn.data.datasets import VideoRecord
-from ip_tsn.data.preprocess import Preprocess
+from ip_tsn.data.device_reconstruct import packed_inputs
+from ip_tsn.data.packed_p import PACKED
+from ip_tsn.data.preprocess import DEVICE_MODALITIES, Preprocess
 from ip_tsn.data.video_dataset import StreamDataset
 from ip_tsn.deploy.fused_model import StreamEntry, read_fused_model
 from ip_tsn.lit.checkpoint_info import read_checkpoint, read_class_file, stream_info
@@ -40,6 +49,7 @@ PHASE = {"rgb": "decode", "iframe": "decode", "mv": "motion_residual", "residual
          "p": "motion_residual"}
 # the streams `--istream` / `--pstream` name: (entry name, the modalities a checkpoint there may read)
 CLI_STREAMS = {"--istream": ("I-stream", ("iframe", "rgb")), "--pstream": ("P-stream", ("p", "mv", "residual"))}
+RECONSTRUCT_CHOICES = ("auto", "cpu", "device")
 
 
 class LogitsOnly(nn.Module):
@@ -68,12 +78,30 @@ class Stream:
     def modality(self) -> str:
         return self.preprocess.modality
 
-    def inputs(self, path: Path) -> torch.Tensor:
-        """(N, C, crop, crop) float32 of ``path``, N = test_segments * test_crops."""
+    def inputs(self, path: Path, device: torch.device) -> torch.Tensor:
+        """(N, C, crop, crop) float32 of ``path`` on ``device``, N = test_segments * test_crops;
+        ``preprocess.reconstruct == "device"``: the motion and residual rebuilt there."""
         p = self.preprocess
         ds = StreamDataset([VideoRecord(path.name, -1, "")], path.parent, num_segments=p.test_segments,
-                           train=False, test_crops=p.test_crops, flip=p.flip, **p.reader_kwargs())
-        return ds[0]["input"]
+                           train=False, test_crops=p.test_crops, flip=p.flip, reconstruct=p.reconstruct,
+                           **p.reader_kwargs())
+        sample = ds[0]
+        if PACKED in sample:
+            packed = {k: v.to(device) for k, v in sample[PACKED].items()}
+            return packed_inputs([packed], p)[0]
+        return sample["input"].to(device)
+
+
+def choose_reconstruct(pre: Preprocess, choice: str, device: torch.device) -> str:
+    """Where ``pre``'s stream is rebuilt: ``cpu`` for streams with nothing to rebuild (I-frames);
+    ``auto``: ``device`` on CUDA, else ``cpu``; ``cpu`` / ``device`` as given."""
+    if choice not in RECONSTRUCT_CHOICES:
+        raise ValueError(f"reconstruct must be one of {', '.join(RECONSTRUCT_CHOICES)}, got {choice!r}")
+    if pre.modality not in DEVICE_MODALITIES:
+        return "cpu"
+    if choice == "auto":
+        return "device" if device.type == "cuda" else "cpu"
+    return choice
 
 
 def resolve_device(name: str = "auto") -> torch.device:
@@ -125,13 +153,15 @@ class FusedPredictor:
     def load(cls, model: str | None = None, istream: str | None = None, pstream: str | None = None,
              weights: Sequence[float] | None = None, classes: str | None = None, device: str = "auto",
              segments: int | None = None, crops: int | None = 1,
-             scale_size: int | None = None) -> "FusedPredictor":
+             scale_size: int | None = None, reconstruct: str = "auto") -> "FusedPredictor":
         """From a fused model file / folder (``model``) or from the I- and / or P-stream
         checkpoints; ``weights`` (one per stream, in that order) replace the file's (default 1).
         ``segments`` / ``crops`` replace each stream's ``test_segments`` / ``test_crops``
         (None: keep the checkpoint's); ``scale_size`` resizes every stream's input to that shorter
         side before cropping (for videos smaller than the crop; None: the checkpoint's).
-        ``classes``: a class-name file, for checkpoints without."""
+        ``classes``: a class-name file, for checkpoints without. ``reconstruct``: where the motion
+        streams' inputs are rebuilt (:func:`choose_reconstruct`; the checkpoint's choice is not kept:
+        it was made for training's device)."""
         if model and (istream or pstream):
             raise ValueError("give a model file (--model) or stream checkpoints (--istream/--pstream), not both")
         if model:
@@ -149,13 +179,16 @@ class FusedPredictor:
                 raise ValueError(f"{len(weights)} weight(s) for {len(entries)} stream(s) "
                                  f"({', '.join(e.name for e in entries)})")
             entries = [replace(e, weight=float(w)) for e, w in zip(entries, weights)]
+        if reconstruct not in RECONSTRUCT_CHOICES:
+            raise ValueError(f"--reconstruct must be one of {', '.join(RECONSTRUCT_CHOICES)}, got {reconstruct!r}")
         dev = resolve_device(device)
         loaded = [load_stream(e, dev, use, modalities) for e, (use, modalities) in zip(entries, expected)]
         streams = [s for s, _ in loaded]
         for s in streams:
             s.preprocess = replace(s.preprocess, **{k: v for k, v in (("test_segments", segments),
                                                                        ("test_crops", crops),
-                                                                       ("scale_size", scale_size)) if v})
+                                                                       ("scale_size", scale_size)) if v},
+                                   reconstruct=choose_reconstruct(s.preprocess, reconstruct, dev))
         names = read_class_file(classes) if classes else names or _agreed_names(loaded)
         return cls(streams, names, dev)
 
@@ -167,11 +200,13 @@ class FusedPredictor:
         inputs = []
         for s in self.streams:
             t = time.perf_counter()
-            inputs.append(s.inputs(path))
+            inputs.append(s.inputs(path, self.device))
+            if self.device.type == "cuda":
+                torch.cuda.synchronize(self.device)
             timing[PHASE[s.modality]] += 1e3 * (time.perf_counter() - t)
         t = time.perf_counter()
         with torch.inference_mode():
-            probs = [s.network(x[None].to(self.device)).float().softmax(-1)[0] for s, x in zip(self.streams, inputs)]
+            probs = [s.network(x[None]).float().softmax(-1)[0] for s, x in zip(self.streams, inputs)]
             fused = sum(s.weight * p for s, p in zip(self.streams, probs)) / sum(s.weight for s in self.streams)
             fused, probs = fused.cpu(), [p.cpu() for p in probs]
         timing["network"] = 1e3 * (time.perf_counter() - t)
@@ -183,7 +218,8 @@ class FusedPredictor:
         return {"video": str(path), "codec": video.codec, "size": [video.width, video.height],
                 "num_frames": video.num_frames, "frame_types": {c: video.frame_types.count(c) for c in "IPB"},
                 "device": str(self.device), "top": self._top(fused, top_k),
-                "streams": {s.name: {"weight": s.weight, "inputs": list(x.shape), "top1": self._top(p, 1)[0]}
+                "streams": {s.name: {"weight": s.weight, "inputs": list(x.shape), "reconstruct": s.preprocess.reconstruct,
+                                     "top1": self._top(p, 1)[0]}
                             for s, x, p in zip(self.streams, inputs, probs)},
                 "timing_ms": {k: round(v, 2) for k, v in timing.items()}}
 
