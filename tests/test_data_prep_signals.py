@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from processes import default_sigint
 from videos import encode, moving_frames
 
 DATA_PREP = Path(__file__).resolve().parents[1] / "data_prep"
@@ -58,7 +59,7 @@ def slow_tree(tmp_path_factory) -> Path:
 def _start(script: str, *args: str) -> tuple[subprocess.Popen, list[int]]:
     """Start ``script`` with 2 workers; return it once both workers run, with their pids."""
     proc = subprocess.Popen([sys.executable, str(DATA_PREP / script), *args, "--workers", "2", "--no-progress"],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, preexec_fn=default_sigint)
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline and proc.poll() is None:
         workers = _children(proc.pid)

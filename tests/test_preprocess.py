@@ -93,7 +93,7 @@ def test_trained_checkpoint_stores_it_and_predict_reads_it(tiny_streams, tmp_pat
     dm.setup("test")
     sample = dm.datasets["test"][0]
     stream = FusedPredictor.load(pstream=str(old), device="cpu", crops=None).streams[0]
-    assert torch.equal(stream.inputs(dm.video_root / sample["video_id"]), sample["input"])
+    assert torch.equal(stream.inputs(dm.video_root / sample["video_id"], torch.device("cpu")), sample["input"])
 
     raw["preprocess"] = {**stored, "crop_sise": 3}
     with pytest.raises(CheckpointError, match="bad.ckpt: unknown preprocessing key.*crop_sise"):

@@ -15,6 +15,8 @@ from pathlib import Path
 import pytest
 import torch
 
+from processes import default_sigint
+
 from ip_tsn.cli import main
 from ip_tsn.data.synthetic import TINY_CONFIG, generate_synthetic
 
@@ -48,7 +50,8 @@ def _epochs_with(rows: list[dict[str, str]], key: str) -> list[int]:
 
 def _start_fit(overrides: list[str]) -> subprocess.Popen:
     return subprocess.Popen([sys.executable, "-m", "ip_tsn.cli", "fit", ISTREAM, *overrides], cwd=ROOT,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=default_sigint)  # an inherited "ignore SIGINT" would void the test
 
 
 def _wait_for_epoch(proc: subprocess.Popen, last: Path, epoch: int, timeout: float = 120.0) -> None:
