@@ -36,9 +36,9 @@ LENGTH_SEGMENTS, LENGTH_CROP = 3, 224  # the sample of the length scaling
 
 def _datasets(quick: bool) -> dict[str, dict]:
     syn = media.make_dataset(WORK_DIR / "data" / "syn96", (96, 96), 36, 2 if quick else 4, flow_size=(64, 64))
-    out = {"synthetic 96x96, crop 64": {"root": syn, "crop_size": 64, "batch_size": 8, "classes": 10}}
+    out = {"synthetic 96x96, crop 64": {"root": syn, "crop_size": 64, "batch_size": 8, "classes": len(media.CLASSES)}}
     cov = media.make_dataset(WORK_DIR / "data" / "coviar340", media.SIZE_340, 36, 1 if quick else 2)
-    out["340x256, crop 224"] = {"root": cov, "crop_size": 224, "batch_size": 4, "classes": 10}
+    out["340x256, crop 224"] = {"root": cov, "crop_size": 224, "batch_size": 4, "classes": len(media.CLASSES)}
     for spec in out.values():
         spec["cache"] = media.fake_teacher_cache(spec["root"] / "teacher_cache", spec["root"], spec["classes"])
     return out

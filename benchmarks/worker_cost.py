@@ -103,7 +103,7 @@ def run(quick: bool = False) -> dict:
     the device part's cost on this CPU, and the device-path worker's profile."""
     set_threads(1)
     root = media.make_dataset(WORK_DIR / "data" / "coviar340", media.SIZE_340, 36, 1 if quick else 2)
-    cache = media.fake_teacher_cache(root / "teacher_cache", root, 10)
+    cache = media.fake_teacher_cache(root / "teacher_cache", root, len(media.CLASSES))
     clips = 12 if quick else 120
     out: dict = {"settings": {**SETTINGS, "clips": clips, "size": "340x256", "target_ms": TARGET_MS}, "loaders": {}}
     for loader in LOADERS:
