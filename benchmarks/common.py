@@ -64,6 +64,29 @@ def loadavg() -> list[float]:
         return []
 
 
+def cpu_counters() -> tuple[float, float] | None:
+    """(CPU seconds the whole machine was busy, CPU seconds of this process and its reaped children),
+    both since boot / start; None without /proc. Two readings around a section give the CPU the
+    *other* processes of the machine used meanwhile (:func:`others_share`)."""
+    try:
+        fields = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    except (OSError, ValueError):
+        return None
+    busy = sum(fields[:8]) - fields[3] - fields[4]  # user nice system (idle iowait) irq softirq steal
+    t = os.times()
+    return busy / os.sysconf("SC_CLK_TCK"), t.user + t.system + t.children_user + t.children_system
+
+
+def others_share(start: tuple[float, float] | None, end: tuple[float, float] | None, wall_s: float) -> float | None:
+    """Share of the machine's CPU (0..1, all cores) that processes other than the benchmark's own
+    used between two :func:`cpu_counters` readings: 0 on an idle machine, whatever the load
+    average says (which lags and counts the benchmark's own work)."""
+    if start is None or end is None or wall_s <= 0:
+        return None
+    others = (end[0] - start[0]) - (end[1] - start[1])
+    return max(0.0, others) / (wall_s * (os.cpu_count() or 1))
+
+
 def cpu_model() -> str:
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():

@@ -35,12 +35,23 @@ TARGETS: dict[str, Callable[[dict], list[list[str]]]] = {"preprocess": preproces
                                                            "worker": worker_cost.targets}
 
 
+SHARED = 0.10  # a section during which other processes used at least this share of the machine's CPU
+
+
+def shared(r: dict) -> bool:
+    """Whether a section's machine was shared: other processes used >= :data:`SHARED` of its CPU
+    meanwhile (``others_cpu_share``, measured from /proc/stat); for results without that measure,
+    a 1-minute load average at the start at or above the core count."""
+    m = r["machine"]
+    if m.get("others_cpu_share") is not None:
+        return m["others_cpu_share"] >= SHARED
+    return (m.get("loadavg_start") or [float("inf")])[0] >= m["cores"]
+
+
 def ran_alone(results: dict) -> bool:
-    """Whether every timed section (not the ablation, which times nothing) started on a machine
-    with a 1-minute load average below its core count."""
+    """Whether no timed section (the ablation times nothing) ran on a shared machine (:func:`shared`)."""
     timed = [r for name, r in results.items() if r and name != "ablation"]
-    return bool(timed) and all((r["machine"].get("loadavg_start") or [float("inf")])[0] < r["machine"]["cores"]
-                               for r in timed)
+    return bool(timed) and not any(shared(r) for r in timed)
 
 
 def machine_section(results: dict) -> str:
@@ -57,19 +68,22 @@ def machine_section(results: dict) -> str:
     for name, r in results.items():
         if r:
             mm = r["machine"]
+            others = mm.get("others_cpu_share")
             runs.append([name, r["mode"], mm["date"], f"{r['seconds'] / 60:.1f}",
+                         "-" if others is None else pct(others),
                          ", ".join(map(str, mm.get("loadavg_start", []))), ", ".join(map(str, mm.get("loadavg_end", [])))])
     text = "## Machine\n\n" + table(["", ""], rows, left=2) + "\n\n"
-    text += table(["section", "mode", "run at (UTC)", "minutes", "load avg. at start", "at end"], runs, left=3) + "\n\n"
+    text += table(["section", "mode", "run at (UTC)", "minutes", "others' CPU %", "load avg. at start", "at end"],
+                  runs, left=3) + "\n\n"
+    text += ("**others' CPU %**: the share of the machine's CPU (all cores) that processes other than the "
+             "benchmark's own used while the section ran (/proc/stat minus the benchmark's process tree); the "
+             "load averages lag and count the benchmark's own work. ")
     if ran_alone(results):
-        text += ("Every timed section started with a 1-minute load average below the core count (the load counts "
-                 "the benchmark's own work). ")
+        text += f"No timed section shared the machine (others below {pct(SHARED)}% of its CPU). "
     else:
-        busy = [name for name, r in results.items() if r and name != "ablation"
-                and (r["machine"].get("loadavg_start") or [float("inf")])[0] >= r["machine"]["cores"]]
-        text += (f"The machine was shared: {', '.join(busy)} started with a 1-minute load average at or above the core "
-                 "count, so those sections got less than the whole CPU; their wall-clock figures (loaders, networks, "
-                 "latency) would be higher on an idle machine. ")
+        busy = [name for name, r in results.items() if r and name != "ablation" and shared(r)]
+        text += (f"The machine was shared during {', '.join(busy)}: those sections got less than the whole CPU, "
+                 "and their wall-clock figures (loaders, networks, latency) would be better on an idle machine. ")
     text += ("Single-threaded costs are reported as **CPU time** of the process (`time.process_time`, every thread "
              "of the process counted, waiting excluded) next to wall-clock time.\n")
     return text

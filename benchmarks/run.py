@@ -97,7 +97,7 @@ def main(argv=None) -> int:
             if name not in sections:
                 continue
             log(f"== {name} ({'quick' if args.quick else 'full'})")
-            start = time.perf_counter()
+            start, counters = time.perf_counter(), common.cpu_counters()
             info = machine()
             module = __import__(MODULES.get(name, name))
             if name == "ablation":
@@ -115,6 +115,8 @@ def main(argv=None) -> int:
             else:
                 result = module.run(args.quick)
             info["loadavg_end"] = common.loadavg()
+            info["others_cpu_share"] = common.others_share(counters, common.cpu_counters(),
+                                                           time.perf_counter() - start)
             result.update({"section": name, "mode": "quick" if args.quick else "full", "machine": info,
                            "seconds": time.perf_counter() - start})
             save_section(name, result)

@@ -119,3 +119,23 @@ def test_gpu_section_runs_small_on_the_cpu_and_says_when_not_measured(tmp_path: 
     assert all(r["total"] >= r["network"] > 0 for r in res["predict"])
     text = gpu.report(res)
     assert "Device: **cpu**" in text and "| device |" in text
+
+
+def test_a_section_is_shared_only_when_other_processes_used_the_cpu() -> None:
+    """The load average counts the benchmark's own work: with the measured others' share the verdict
+    follows it (load 3.0 on 2 cores but others at 2%: not shared); without it, the load decides."""
+    common, report = bench("common"), bench("report")
+    base = {"cpu": "x", "cores": 2, "memory_gib": 1, "gpu": None, "platform": "p", "python": "3", "torch": "t",
+            "av": "a", "ffmpeg": "f", "cv2": "c", "numpy": "n", "date": "d", "loadavg_start": [3.0], "loadavg_end": [3.0]}
+
+    def section(**machine) -> dict:
+        return {"mode": "full", "seconds": 60.0, "machine": {**base, **machine}}
+
+    quiet = {"networks": section(others_cpu_share=0.02), "coviar": section(others_cpu_share=0.05)}
+    assert report.ran_alone(quiet)
+    assert "| networks | full | d | 1.0 | 2.0 |" in report.machine_section(quiet)
+    busy = {**quiet, "coviar": section(others_cpu_share=0.35), "loader": section()}  # loader: no measure, load 3.0
+    assert not report.ran_alone(busy)
+    assert "The machine was shared during coviar, loader:" in report.machine_section(busy)
+    assert common.others_share((100.0, 1.0), (110.0, 6.0), wall_s=5.0) == pytest.approx(0.5)  # 5 of 10 core-s
+    assert common.others_share((100.0, 1.0), (103.0, 4.5), wall_s=5.0) == 0.0  # never below zero
