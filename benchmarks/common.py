@@ -77,6 +77,9 @@ def cpu_counters() -> tuple[float, float] | None:
     return busy / os.sysconf("SC_CLK_TCK"), t.user + t.system + t.children_user + t.children_system
 
 
+SHARED = 0.10  # a section during which other processes used at least this share of the CPU ran on a shared machine
+
+
 def others_share(start: tuple[float, float] | None, end: tuple[float, float] | None, wall_s: float) -> float | None:
     """Share of the machine's CPU (0..1, all cores) that processes other than the benchmark's own
     used between two :func:`cpu_counters` readings: 0 on an idle machine, whatever the load

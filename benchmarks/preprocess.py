@@ -42,6 +42,7 @@ from ip_tsn.codec.flow import compute_flow
 from ip_tsn.codec.reconstruct import MAX_REFERENCES
 
 P_VS_TVL1 = 300.0  # target: P inputs at least this many times cheaper than TV-L1 per frame (340x256)
+H264_VS_DIS = 5.0  # target (issue 13.2): on H.264 at its own size, P inputs this many times cheaper than DIS + decode
 PARITY = 1.05  # "at parity" with motion-vector-extractor: ours / theirs within 5%
 
 
@@ -264,6 +265,14 @@ def targets(res: dict) -> list[list[str]]:
     out = [[f"P inputs >= {P_VS_TVL1:.0f}x cheaper than TV-L1 per frame (340x256)",
             f"median {f(ratio)}x (lowest {f(worst)}x) over {len(rows)} videos, CPU time, decode included on both sides",
             "**met**" if ratio >= P_VS_TVL1 else ("**missed**" if rows else "**not measured**")]]
+    asis = [r for r in res["rows"] if "as-is" in r["group"]]
+    for method, target, label in (("tvl1", P_VS_TVL1, "TV-L1"), ("dis", H264_VS_DIS, "DIS + decode")):
+        have = [r["ratio_cpu"][method] for r in asis if method in r["ratio_cpu"]]
+        if have:
+            out.append([f"H.264 at its own size: P inputs >= {target:.0f}x cheaper than {label} per frame",
+                        f"median {f(med(have))}x (lowest {f(min(have))}x) over {len(have)} videos as they are "
+                        "(B-frames, several reference pictures), CPU time, decode included on both sides",
+                        "**met**" if med(have) >= target else "**missed**"])
     mv = [r for r in res["rows"] if "mvx_ratio_cpu" in r]
     name = "raw motion-vector extraction no slower than motion-vector-extractor"
     if not mv:
@@ -292,7 +301,7 @@ def targets_notes(res: dict) -> list[str]:
     split = _split(asis)
     sizes = sorted({(r["width"], r["height"]) for r in asis}, key=lambda s: s[0] * s[1])
     with_b = [r["name"] for r in asis if _b_frames(r)]
-    text = (f"Outside the targets: on the {len(asis)} videos as they are ({listing(sorted({r['codec'] for r in asis}))}, "
+    text = (f"On the {len(asis)} videos as they are ({listing(sorted({r['codec'] for r in asis}))}, "
             f"{sizes[0][0]}x{sizes[0][1]} to {sizes[-1][0]}x{sizes[-1][1]}"
             + (f"; {listing(with_b)} with B-frames" if with_b else "") + f") the P inputs are {f(ratio)}x cheaper "
             f"than TV-L1 (median), {'above' if ratio >= P_VS_TVL1 else 'below'} the {P_VS_TVL1:.0f}x of the target. "

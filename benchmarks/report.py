@@ -17,7 +17,7 @@ import networks
 import preprocess
 import worker_cost
 from ablation import ablation_section
-from common import output_dir
+from common import SHARED, output_dir
 from formatting import f, pct, table
 from ip_tsn.atomic import write_text_atomic
 
@@ -33,9 +33,6 @@ WRITERS: dict[str, Callable[[dict], str]] = {
 }
 TARGETS: dict[str, Callable[[dict], list[list[str]]]] = {"preprocess": preprocess.targets, "loader": loader.targets,
                                                            "worker": worker_cost.targets}
-
-
-SHARED = 0.10  # a section during which other processes used at least this share of the machine's CPU
 
 
 def shared(r: dict) -> bool:
