@@ -301,3 +301,20 @@ def report(res: dict) -> str:
         text += ["GPU: not measured (this run saw no CUDA device); the same command on a CUDA machine adds a GPU "
                  "table.", ""]
     return "\n".join(text)
+
+
+def targets(res: dict) -> list[list[str]]:
+    """Rows (target, measured, verdict) of the targets table: the paper's +20% over CoViAR, per device."""
+    out = []
+    for device in res["devices"]:
+        tot = [totals(r) for r in res["videos"] if r["device"] == device]
+        if not tot:
+            continue
+        ratio = [t["CoViAR"] / t["IP TSN"] for t in tot]
+        wiring = res.get("mode") == "quick"
+        out.append([f"IP TSN end to end >= {PAPER_SPEEDUP:.1f}x as fast as CoViAR (the paper's +20%; {device}, same "
+                    "I network)", f"CoViAR / IP TSN median {f(med(ratio))} (per video {f(min(ratio))} to "
+                    f"{f(max(ratio))}) over {len(tot)} videos, {res['settings']['segments']} segments",
+                    "**wiring check (--quick)**" if wiring else
+                    ("**met**" if med(ratio) >= PAPER_SPEEDUP else "**missed**")])
+    return out

@@ -32,7 +32,7 @@ WRITERS: dict[str, Callable[[dict], str]] = {
     "gpu": gpu.report,
 }
 TARGETS: dict[str, Callable[[dict], list[list[str]]]] = {"preprocess": preprocess.targets, "loader": loader.targets,
-                                                           "worker": worker_cost.targets}
+                                                           "worker": worker_cost.targets, "coviar": coviar.targets}
 
 
 def shared(r: dict) -> bool:
