@@ -90,6 +90,16 @@ def others_share(start: tuple[float, float] | None, end: tuple[float, float] | N
     return max(0.0, others) / (wall_s * (os.cpu_count() or 1))
 
 
+def shared(machine: dict[str, Any]) -> bool:
+    """Whether a section ran on a shared machine (its ``machine`` record): other processes used >=
+    :data:`SHARED` of the CPU meanwhile (``others_cpu_share``); for records without that measure, a
+    1-minute load average at the start at or above the core count."""
+    if machine.get("others_cpu_share") is not None:
+        return machine["others_cpu_share"] >= SHARED
+    load = (machine.get("loadavg_start") or [None])[0]
+    return load is not None and bool(machine.get("cores")) and load >= machine["cores"]
+
+
 def cpu_model() -> str:
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():

@@ -37,7 +37,7 @@ from torch import nn
 from torchvision import models as tvm
 
 import media
-from common import SHARED, log, set_threads
+from common import log, set_threads, shared
 from formatting import f, listing, med, pct, table
 from ip_tsn.codec import CompressedVideo, clear_index_cache
 from ip_tsn.data.datasets import VideoRecord
@@ -232,10 +232,10 @@ def _intro(res: dict) -> list[str]:
         count = len({r["path"] for r in res["videos"]})
         text += [f"**--quick run ({count} video{'s' if count > 1 else ''}, {s['segments']} segments, "
                  f"{s['crop_size']} px): it checks the wiring; the ratios at this size are not the paper's protocol.**", ""]
-    if others is not None and others >= SHARED:
+    if shared(machine) and others is not None:
         text += [f"**Other processes used {100 * others:.0f}% of the machine's CPU during this run: these timings are "
                  "a wiring check, not a measurement.**", ""]
-    elif others is None and load is not None and machine.get("cores") and load >= machine["cores"]:
+    elif shared(machine):
         text += [f"**This run started with a 1-minute load average of {load} on {machine['cores']} cores: other jobs "
                  "shared the CPU, so these timings are a wiring check, not a measurement.**", ""]
     return text

@@ -34,9 +34,9 @@ import media
 from common import WORK_DIR, log, set_threads, timed
 from formatting import f, pct, table
 
-SIZES = {"quick": {"batch": 4, "crop": 64, "steps": 2, "workers": 2, "batches": 3, "videos_per_class": 1,
+SIZES = {"quick": {"quick": True, "batch": 4, "crop": 64, "steps": 2, "workers": 2, "batches": 3, "videos_per_class": 1,
                    "segments": 3, "video": (96, 128), "frames": 24},
-         "full": {"batch": 32, "crop": 224, "steps": 20, "workers": 16, "batches": 40, "videos_per_class": 4,
+         "full": {"quick": False, "batch": 32, "crop": 224, "steps": 20, "workers": 16, "batches": 40, "videos_per_class": 4,
                   "segments": 25, "video": media.SIZE_340, "frames": 36}}
 NUM_CLASSES = 101
 
@@ -84,7 +84,7 @@ def train_throughput(device: torch.device, size: dict) -> dict:
             step(x, y)
         _sync(device)
 
-    t = timed(run, repeats=1 if size is SIZES["quick"] else 3, warmup=1)
+    t = timed(run, repeats=1 if size["quick"] else 3, warmup=1)
     clips = size["batch"] * size["steps"] / t["wall"]
     return {"batch": size["batch"], "crop": size["crop"], "steps": size["steps"], "clips_per_s": clips,
             "frames_per_s": 3 * clips, "amp": "bf16" if device.type == "cuda" else "off",
@@ -154,20 +154,17 @@ def predict_videos(device: torch.device, size: dict) -> list[dict]:
     i_net = LogitsOnly(TSN(NUM_CLASSES, 3, arch="resnet50", num_segments=seg, pretrained=False)).to(device).eval()
     p_net = LogitsOnly(_p_net(NUM_CLASSES, seg)).to(device).eval()
     names = [f"class{i}" for i in range(NUM_CLASSES)]
+    views = dict(crop_size=crop, scale_size=256 if crop > 64 else crop, test_segments=seg, test_crops=1)
+    i_pre, p_cpu = Preprocess(modality="iframe", **views), Preprocess(modality="p", **views)
+    videos = {k: v for k, v in sorted(media.real_as_is().items()) if not size["quick"] or k == "carphone_pristine.mp4"}
     rows = []
     for how in ("device", "cpu"):
-        common = dict(crop_size=crop, scale_size=256 if crop > 64 else crop, test_segments=seg, test_crops=1)
-        i_pre = Preprocess(modality="iframe", **common)
-        p_pre = Preprocess(modality="p", **common)
-        p_pre = replace(p_pre, reconstruct=choose_reconstruct(p_pre, how, device))
+        p_pre = replace(p_cpu, reconstruct=choose_reconstruct(p_cpu, how, device))
         predictor = FusedPredictor([Stream("I-stream", 1.0, i_net, i_pre), Stream("P-stream", 1.0, p_net, p_pre)],
                                    names, device)
-        quick = size is SIZES["quick"]
-        for name, path in sorted(media.real_as_is().items()):
-            if quick and name != "carphone_pristine.mp4":
-                continue
+        for name, path in videos.items():
             predictor.predict(path)  # warm-up: index, kernels
-            runs = [predictor.predict(path)["timing_ms"] for _ in range(1 if quick else 3)]
+            runs = [predictor.predict(path)["timing_ms"] for _ in range(1 if size["quick"] else 3)]
             rows.append({"video": name, "reconstruct": p_pre.reconstruct,
                          **{k: statistics.median(r[k] for r in runs) for k in runs[0]}})
             log(f"gpu: predict {name} ({p_pre.reconstruct}): {rows[-1]['total']:.0f} ms")

@@ -17,7 +17,7 @@ import networks
 import preprocess
 import worker_cost
 from ablation import ablation_section
-from common import SHARED, output_dir
+from common import SHARED, output_dir, shared
 from formatting import f, pct, table
 from ip_tsn.atomic import write_text_atomic
 
@@ -35,20 +35,10 @@ TARGETS: dict[str, Callable[[dict], list[list[str]]]] = {"preprocess": preproces
                                                            "worker": worker_cost.targets, "coviar": coviar.targets}
 
 
-def shared(r: dict) -> bool:
-    """Whether a section's machine was shared: other processes used >= :data:`SHARED` of its CPU
-    meanwhile (``others_cpu_share``, measured from /proc/stat); for results without that measure,
-    a 1-minute load average at the start at or above the core count."""
-    m = r["machine"]
-    if m.get("others_cpu_share") is not None:
-        return m["others_cpu_share"] >= SHARED
-    return (m.get("loadavg_start") or [float("inf")])[0] >= m["cores"]
-
-
 def ran_alone(results: dict) -> bool:
-    """Whether no timed section (the ablation times nothing) ran on a shared machine (:func:`shared`)."""
+    """Whether no timed section (the ablation times nothing) ran on a shared machine (``common.shared``)."""
     timed = [r for name, r in results.items() if r and name != "ablation"]
-    return bool(timed) and not any(shared(r) for r in timed)
+    return bool(timed) and not any(shared(r["machine"]) for r in timed)
 
 
 def machine_section(results: dict) -> str:
@@ -78,7 +68,7 @@ def machine_section(results: dict) -> str:
     if ran_alone(results):
         text += f"No timed section shared the machine (others below {pct(SHARED)}% of its CPU). "
     else:
-        busy = [name for name, r in results.items() if r and name != "ablation" and shared(r)]
+        busy = [name for name, r in results.items() if r and name != "ablation" and shared(r["machine"])]
         text += (f"The machine was shared during {', '.join(busy)}: those sections got less than the whole CPU, "
                  "and their wall-clock figures (loaders, networks, latency) would be better on an idle machine. ")
     text += ("Single-threaded costs are reported as **CPU time** of the process (`time.process_time`, every thread "

@@ -94,9 +94,8 @@ class Stream:
 
 def choose_reconstruct(pre: Preprocess, choice: str, device: torch.device) -> str:
     """Where ``pre``'s stream is rebuilt: ``cpu`` for streams with nothing to rebuild (I-frames);
-    ``auto``: ``device`` on CUDA, else ``cpu``; ``cpu`` / ``device`` as given."""
-    if choice not in RECONSTRUCT_CHOICES:
-        raise ValueError(f"reconstruct must be one of {', '.join(RECONSTRUCT_CHOICES)}, got {choice!r}")
+    ``auto``: ``device`` on CUDA, else ``cpu``; ``cpu`` / ``device`` as given (any other value is
+    refused by ``Preprocess``; :meth:`FusedPredictor.load` checks it first)."""
     if pre.modality not in DEVICE_MODALITIES:
         return "cpu"
     if choice == "auto":
