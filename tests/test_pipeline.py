@@ -11,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 import yaml
 
 from ip_tsn.cli import main
@@ -145,3 +146,32 @@ def test_wandb_sweep_trial_runs_offline(tiny):
     saved = yaml.safe_load((base / "runs/sweep_trial/config.yaml").read_text())
     assert saved["distill"]["temperature"] == 2 and saved["model"]["optim"]["lr"] == 0.003
     assert list((base / "runs/sweep_trial/wandb").glob("offline-run-*")), "no offline W&B run written"
+
+
+def test_a_training_beside_another_gives_the_same_weights(tiny):
+    """`make demo` trains the plain P- and I-stream beside the teacher chain (DEMO_JOBS=2). A
+    training that shares the machine with another one (same data root, loader workers on) ends with
+    the same weights, bit for bit, as the same training alone."""
+    base, common = tiny
+    longer = ["trainer.max_epochs=2", "trainer.limit_train_batches=3", "data.num_workers=2"]
+
+    def fit(stage: str, root: Path) -> list[str]:
+        return [sys.executable, "-m", "ip_tsn.cli", "fit", str(ROOT / f"experiments/{stage}.yaml"), *common,
+                *longer, f"run_root={root}"]
+
+    def checkpoint(root: Path) -> dict:
+        return torch.load(root / "pstream/checkpoints/last.ckpt", map_location="cpu", weights_only=False)
+
+    _cli(fit("pstream", base / "alone")[3:])
+    env = {**os.environ, "OMP_WAIT_POLICY": "PASSIVE"}  # as make demo runs them
+    procs = [subprocess.Popen(fit(stage, base / "beside"), cwd=ROOT, env=env, stdout=subprocess.DEVNULL,
+                              stderr=subprocess.PIPE, text=True) for stage in ("pstream", "istream")]
+    for proc in procs:
+        _, err = proc.communicate(timeout=400)
+        assert proc.returncode == 0, err[-3000:]
+    alone, beside = checkpoint(base / "alone"), checkpoint(base / "beside")
+    assert alone["global_step"] == beside["global_step"] == 6  # 2 epochs x 3 batches
+    a, b = alone["state_dict"], beside["state_dict"]
+    assert a.keys() == b.keys() and len(a) > 50
+    different = [k for k in a if not torch.equal(a[k], b[k])]
+    assert not different, different[:5]
