@@ -51,8 +51,8 @@ PREP_DEPS := av opencv-contrib-python-headless numpy tqdm
 $(PREP_STAMP): setup.cfg pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet --no-deps -e .
 	$(PY) -m pip install --quiet $(PREP_DEPS)
+	$(PY) -m pip install --quiet --no-deps -e .
 	touch $@
 
 $(STAMP): $(PREP_STAMP)
