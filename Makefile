@@ -5,6 +5,7 @@
 #   make istream / pstream / fuse   the I-stream, the undistilled P-stream, late fusion
 #   make data DATASET=ucf101 ROOT=/path/to/download   prepare a real dataset
 #   ARGS="trainer.devices=2 ..."    OmegaConf overrides passed to every `ip-tsn` call
+#   make demo DEMO_JOBS=1           one stage at a time (default 2: side streams beside the chain)
 #
 # Targets are real files, each written only when its step succeeded: <run>/fit.json (the record
 # of a finished training, next to its checkpoints), the cache manifest, score files, the results
