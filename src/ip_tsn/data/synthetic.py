@@ -62,6 +62,44 @@ random walk within +-1.5 px), a small drifting ball in half of them, sensor nois
 levels), MPEG-4 Part 2, GOP 12 (``IPPPPPPPPPPP``), no B-frames, 4MV, fixed quantiser, 48 frames
 at 12 fps (4 GOPs, so TSN's 3 segments draw different I-frames).
 
+Version 7 (pre-registered design, 2026-12-04, issue 19; written before any v7 video existed).
+Version 6 above is the benchmark where generalized distillation is *predicted* to add nothing: the
+student reads a degraded copy (block vectors, residual ghosts) of exactly the variable the flow
+teacher reads (the arms' sense), with noise independent of what the teacher knows (Lopez-Paz et al.
+2016, "clean features as privileged information": 90 / 68 / 70). It stays as the negative control.
+Version 7 is of the kind where the teacher's soft targets tell the student *which samples matter*,
+as in trimmed action videos, where the labelled action fills only part of the clip:
+
+- everything of version 6 is kept (12 classes, scenes, props, off-context 10%, other prop 15%,
+  costume, belt, camera jitter, ball, sensor noise, qscale 10 copy and qscale 2 source, 64x64,
+  48 frames, GOP 12, 30 / 16 / 26 videos per class and split) except the actor's timing and arms;
+- **the class action fills only ``ACTION_FRAMES = 10`` consecutive frames**, at an offset ``o``
+  drawn per video uniformly in 1 .. 48 - 10; the motion from frame t to t + 1 happens iff
+  ``o <= t < o + 10``. Outside that window the actor is idle: the body stands where the action
+  starts (before) or ends (after), the arms are held still at their angles; nothing else differs
+  between classes. During the window: walk right / left 0.7-1.0 px per frame with the walking bob,
+  jump one hop of 6-9 px, stand keeps the body still; the arms windmill at 0.18-0.25 rad per frame
+  in the class's sense (the same CW / CCW table);
+- **the arms' cue is visible at block scale**: 16-19 px long (at least two 8x8 motion blocks),
+  2.4-3.0 px wide, the same low contrast as version 6 (0.6-0.75 of the costume's brightness);
+- with accumulated motion (the P-stream reads the motion from the GOP's I-frame up to its frame), a
+  P-frame t of the GOP starting at g carries the action iff ``t >= o + 1`` and ``g <= o + 9``: about
+  31% of P positions; a flow stack ending at t iff ``t - 5 <= o + 9`` and ``t - 1 >= o`` (about 29%).
+  So about 23% of TSN's training draws of K = 3 segments hold no active segment: their label is
+  noise that labels alone cannot remove, and the flow teacher, which sees the action (or its
+  absence) cleanly, can tell it with a flat output;
+- ``<root>/actions.json`` records each video's window (``{video_id: [o, o + 10]}``) for the checks;
+  ``synthetic.json`` has ``"version": 7``; ``--version 6`` writes the control.
+
+Checks that decide the design (validation split of the design draw, data seed 7, training seed 0;
+single streams only, never a distilled or fused number): teacher minus plain P >= 10 points; I alone
+and plain P alone <= 65%; the oracle (plain P within the true scene) >= 90%; the teacher's mean
+entropy on idle rows (flow stacks with no active flow) > 0.8 ln 12; at least 15% of training draws of
+K segments with no active segment. At most two revisions, each recorded with the check that caused
+it, in this order of remedies, fixed now: teacher - P < 10: arms 1.8-2.4 px wide; oracle < 90:
+``ACTION_FRAMES`` 12; idle entropy too low: no ball (the one moving nuisance outside the window);
+no-active share < 15%: ``ACTION_FRAMES`` 8; I or P alone > 65: off-context 20%.
+
 A video is a pure function of (seed, split, class, index, frames, size, qscale): the same seed
 gives byte-identical decoded frames, whatever the counts, worker count or generation order.
 Layout written (see docs/DESIGN.md): ``<root>/videos/<Class>/v_<Class>_<split>_<idx:03d>.mp4``,
