@@ -21,8 +21,12 @@ ARGS ?=
 
 # Another draw of the synthetic data and another training seed, each into its own folders:
 #   make demo DATA_SEED=1 SEED=2   ->  data/synthetic-d1, runs/synthetic-d1-s2/split1
+# SYNTH_VERSION=6: version 6 of the benchmark (the negative control of issue 19), in its own folders:
+#   make demo SYNTH_VERSION=6 DATA_SEED=1   ->  data/synthetic-v6-d1, runs/synthetic-v6-d1-s0/split1
 DATA_SEED ?= 0
 SEED ?= 0
+SYNTH_VERSION ?= 7
+ifeq ($(SYNTH_VERSION),7)
 ifeq ($(DATA_SEED),0)
 DATA := data/synthetic
 else
@@ -32,6 +36,10 @@ ifeq ($(DATA_SEED)-$(SEED),0-0)
 RUN_ROOT := runs/synthetic/split1
 else
 RUN_ROOT := runs/synthetic-d$(DATA_SEED)-s$(SEED)/split1
+endif
+else
+DATA := data/synthetic-v$(SYNTH_VERSION)-d$(DATA_SEED)
+RUN_ROOT := runs/synthetic-v$(SYNTH_VERSION)-d$(DATA_SEED)-s$(SEED)/split1
 endif
 RUNS := $(RUN_ROOT)
 SEEDS := data.root=$(DATA) seed=$(SEED) run_root=$(RUN_ROOT)
@@ -68,7 +76,7 @@ test: $(STAMP)
 
 # ---------------------------------------------------------------- synthetic data and flow
 $(SYNTH): | $(PREP_STAMP)
-	$(PY) data_prep/make_synthetic.py --root $(DATA) --seed $(DATA_SEED) --workers 2
+	$(PY) data_prep/make_synthetic.py --root $(DATA) --seed $(DATA_SEED) --version $(SYNTH_VERSION) --workers 2
 
 $(FLOW): $(SYNTH)
 	$(PY) data_prep/extract_flow.py $(DATA) $(FLOW_ARGS)

@@ -2,6 +2,7 @@
 
     python data_prep/make_synthetic.py --root data/synthetic            # default: 12 classes x 30/10/26 videos
     python data_prep/make_synthetic.py --root /tmp/tiny --tiny          # 2/1/1 videos, 24 frames, 64x64
+    python data_prep/make_synthetic.py --root data/synthetic-v6 --version 6   # version 6, the negative control
 """
 
 from __future__ import annotations
@@ -9,7 +10,7 @@ from __future__ import annotations
 import argparse
 import json
 
-from ip_tsn.data.synthetic import DEFAULT_CONFIG, DEFAULT_QSCALE, TINY_CONFIG, generate_synthetic
+from ip_tsn.data.synthetic import DEFAULT_CONFIG, DEFAULT_QSCALE, DEFAULT_VERSION, TINY_CONFIG, VERSIONS, generate_synthetic
 
 
 def main(argv: list[str] | None = None) -> dict:
@@ -23,6 +24,8 @@ def main(argv: list[str] | None = None) -> dict:
     p.add_argument("--val", type=int, help="validation videos per class (default 16, tiny 1)")
     p.add_argument("--test", type=int, help="test videos per class (default 26, tiny 1)")
     p.add_argument("--fps", type=int, default=12)
+    p.add_argument("--version", type=int, default=DEFAULT_VERSION, choices=VERSIONS,
+                   help="7 (default): the action fills 10 frames, an idle actor otherwise; 6: the control, acting throughout")
     p.add_argument("--qscale", type=int, default=DEFAULT_QSCALE, help="fixed MPEG-4 quantiser, 1 (best) .. 31 (default 10; the source copy for the flow is at 2)")
     p.add_argument("--workers", type=int, default=1, help="processes (spawn pool when > 1)")
     p.add_argument("--overwrite", action="store_true", help="re-encode existing videos")
@@ -41,7 +44,7 @@ def main(argv: list[str] | None = None) -> dict:
         summary = generate_synthetic(
             args.root, videos_per_class=counts, num_frames=args.frames or preset["num_frames"],
             size=size, fps=args.fps, seed=args.seed, qscale=args.qscale, workers=args.workers,
-            overwrite=args.overwrite, progress=not args.quiet)
+            overwrite=args.overwrite, progress=not args.quiet, version=args.version)
     except ValueError as err:
         p.error(str(err))
     print(json.dumps(summary))

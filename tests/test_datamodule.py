@@ -74,7 +74,7 @@ def test_segments_respect_each_modality(tree):
     types = CompressedVideo(tree / "videos" / records[0].path).frame_types
     assert types == "IPPPPPPPPPPP" * 2 + "IPPPPP"
     for modality, allowed in (("iframe", {0, 12, 24}), ("mv", set(range(30)) - {0, 12, 24}),
-                              ("flow", set(range(5, 30)))):  # 29 flows: stacks of 5 end at frames 5..29
+                              ("flow", set(range(1, 30)))):  # 29 flows: stacks end at frames 1..29 (padded before 5)
         ds = StreamDataset(records[:1], tree / "videos", modality, 5, True, flow_root=tree / "flow", **SIZES)
         seen = set()
         for _ in range(30):
@@ -99,7 +99,7 @@ def test_flip_false_keeps_the_direction_of_motion(tree):
 
 def test_grid_dataset_positions(tree):
     records = load_split("synthetic", tree, 1, "val")
-    expect = {("flow", 4): list(range(5, 30, 4)), ("iframe", 1): [0, 12, 24], ("iframe", 2): [0, 24],
+    expect = {("flow", 4): list(range(1, 30, 4)), ("iframe", 1): [0, 12, 24], ("iframe", 2): [0, 24],
               ("mv", 4): [i for i in range(30) if i % 12][::4]}  # every stride-th valid position
     for (modality, stride), positions in expect.items():
         item = GridDataset(records, tree / "videos", modality, stride, flow_root=tree / "flow", **SIZES)[1]
@@ -160,7 +160,7 @@ def test_cached_teacher_target_equals_the_teacher_on_the_same_view_and_window(tr
     vid = cache.video_ids[0]
     types = CompressedVideo(tree / "videos" / vid).frame_types
     grid = cache.frames(vid)
-    assert grid.tolist() == [t for t in range(5, 30) if types[t] != "I"][::2]  # P-frames with a stack ending there
+    assert grid.tolist() == [t for t in range(1, 30) if types[t] != "I"][::2]  # every 2nd P-frame (stacks padded)
     cached = _dm(tree, "p", teacher_cache=str(tmp_path / "cache"), train_views=5, grid_stride=2, scale_size=None, flip=False)
     online = _dm(tree, "p", teacher_input=True, train_views=5, grid_stride=2, scale_size=None, flip=False)
     for dm in (cached, online):
@@ -182,7 +182,8 @@ def test_cached_teacher_target_equals_the_teacher_on_the_same_view_and_window(tr
         flow = np.load(tree / "flow" / a["video_id"].replace(".mp4", ".npy"))
         t0 = int(a["frame_index"][0])
         box = [(0, 0), (0, 32), (16, 0), (16, 32), (8, 16)][a["view"]]  # 48x64 frames, 32 px crops
-        want = (flow[t0 - 5:t0, box[0]:box[0] + 32, box[1]:box[1] + 32].astype(np.float32) - 128) / 128
+        stack = flow[np.maximum(np.arange(t0 - 5, t0), 0)]  # padded with flow 0 before frame 5
+        want = (stack[:, box[0]:box[0] + 32, box[1]:box[1] + 32].astype(np.float32) - 128) / 128
         got = b["teacher_input"][0].numpy().reshape(5, 2, 32, 32).transpose(0, 2, 3, 1)
         np.testing.assert_allclose(got, want, atol=1e-6)
     assert len(seen) > 1
@@ -205,6 +206,43 @@ def test_decode_failures_name_the_file(tree, tmp_path):
             StreamDataset([record], tmp_path / "videos", modality, 3, False, **SIZES)[0]
     with pytest.raises(VideoError, match=r"flow.*broken.npy"):
         StreamDataset([record], tmp_path / "videos", "flow", 3, False, flow_root=tmp_path / "flow", **SIZES)[0]
-    save_flow(tmp_path / "flow" / "Disc Left" / "broken.npy", np.zeros((3, 8, 8, 2), np.uint8))
+    save_flow(tmp_path / "flow" / "Disc Left" / "broken.npy", np.zeros((0, 8, 8, 2), np.uint8))  # one frame, no flow
     with pytest.raises(VideoError, match="too short"):
         StreamDataset([record], tmp_path / "videos", "flow", 3, False, flow_root=tmp_path / "flow", **SIZES)[0]
+
+
+def test_the_student_samples_exactly_plain_p_positions_views_and_inputs(tree):
+    """The shared sampler (issue 19): with grid_stride 1 the distilled student's loader (online
+    teacher inputs) draws the same positions, views and inputs as plain P's for the same seed,
+    first frames included (their flow stacks are padded)."""
+    plain = _dm(tree, "p", train_views=5, grid_stride=1, scale_size=None, flip=False)
+    student = _dm(tree, "p", teacher_input=True, train_views=5, grid_stride=1, scale_size=None, flip=False)
+    for dm in (plain, student):
+        dm.setup("fit")
+    seen = set()
+    for i in range(40):
+        torch.manual_seed(i)
+        a = plain.datasets["train"][i % 6]
+        torch.manual_seed(i)
+        b = student.datasets["train"][i % 6]
+        assert torch.equal(a["input"], b["input"]) and a["view"] == b["view"]
+        assert torch.equal(a["frame_index"], b["frame_index"])
+        assert b["teacher_input"].shape == (3, 10, 32, 32)
+        seen.update(b["frame_index"].tolist())
+    assert min(seen) < 5  # frames 1-4 are reachable now
+
+
+def test_flow_stacks_before_flow_0_repeat_it(tree):
+    """A stack ending at t < L holds flows max(0, t - L) .. t - 1, the missing ones flow 0."""
+    from ip_tsn.codec.flow import load_flow
+    from ip_tsn.data.video_dataset import _FrameReader, flow_stack_index
+
+    assert flow_stack_index(np.array([1, 3, 7]), 5).tolist() == [[0, 0, 0, 0, 0], [0, 0, 0, 1, 2], [2, 3, 4, 5, 6]]
+    reader = _FrameReader(tree / "videos", "flow", tree / "flow", 5, True, None)
+    vid = "Disc Left/v_train_0.mp4"
+    flows = load_flow(tree / "flow" / vid.replace(".mp4", ".npy"))
+    valid = reader.valid(flows)
+    assert not valid[0] and valid[1:].all() and len(valid) == 30
+    x = reader.frames(flows, np.array([2]))  # (1, H, W, 10): x0 y0 x0 y0 x0 y0 x0 y0 x1 y1
+    expect = np.concatenate([flows[0]] * 4 + [flows[1]], axis=-1)
+    assert np.array_equal(x[0], expect)

@@ -142,6 +142,10 @@ DEFAULT_CONFIG: dict = {"videos_per_class": DEFAULT_COUNTS, "num_frames": 48, "s
 TINY_CONFIG: dict = {"videos_per_class": {"train": 2, "val": 1, "test": 1}, "num_frames": 24,
                      "size": (64, 64)}
 OFF_CONTEXT, OFF_PROP = 0.10, 0.15
+VERSIONS: tuple[int, ...] = (6, 7)
+DEFAULT_VERSION = 7
+ACTIONS_FILE = "actions.json"  # {video_id: [o, o + A]}: each video's action window
+ACTION_FRAMES = 10  # version 7: frames of the class action (its window); the actor is idle otherwise
 _MARGIN = 6  # background pixels beyond each frame edge (> max camera jitter)
 _SS = 4  # supersampling factor of the drawn actor
 
@@ -173,6 +177,26 @@ def video_name(class_name: str, split: str, index: int) -> str:
 def video_rng(seed: int, split: str, class_index: int, index: int) -> np.random.Generator:
     """The RNG that draws video ``index`` of class ``class_index`` (0-based) in ``split``."""
     return np.random.default_rng(np.random.SeedSequence([seed, SPLITS.index(split), class_index, index]))
+
+
+def action_window(seed: int, split: str, class_index: int, index: int, num_frames: int,
+                  version: int = DEFAULT_VERSION) -> tuple[int, int]:
+    """``(o, o + ACTION_FRAMES)``: the frames whose motion to the next frame is the class action
+    (version 7; drawn from its own stream, so it is known without rendering); version 6 acts
+    throughout, ``(0, num_frames)``."""
+    if version == 6:
+        return 0, num_frames
+    length = min(ACTION_FRAMES, num_frames - 2)
+    rng = np.random.default_rng(np.random.SeedSequence([seed, SPLITS.index(split), class_index, index, 7]))
+    o = int(rng.integers(1, num_frames - length + 1))  # 1 .. num_frames - A
+    return o, o + length
+
+
+def action_progress(num_frames: int, window: tuple[int, int]) -> np.ndarray:
+    """(T,) float64: how far the action has gone at each frame, ``clip(t - o, 0, A)``; the motion
+    from frame t to t + 1 is the action iff ``o <= t < o + A``."""
+    o, end = window
+    return np.clip(np.arange(num_frames, dtype=np.float64) - o, 0, end - o)
 
 
 def _hsv(h: float, s: float, v: float) -> np.ndarray:
@@ -274,9 +298,35 @@ def _trajectory(motion: str, rng: np.random.Generator, t: np.ndarray, width: int
     return np.stack([x, y], axis=1)
 
 
+def _trajectory_v7(motion: str, rng: np.random.Generator, p: np.ndarray, width: int, height: int,
+                   k: float) -> np.ndarray:
+    """Version 7's body centre per frame, (T, 2) float64: the action only while the progress ``p``
+    (:func:`action_progress`) grows, the body still before and after it."""
+    length = max(float(p.max()), 1.0)
+    y0 = rng.uniform(0.5, 0.62) * height
+    if motion in ("WalkRight", "WalkLeft"):
+        v = rng.uniform(0.7, 1.0) * k
+        x = rng.uniform(0.42, 0.58) * width + v * (p - length / 2) * (1 if motion == "WalkRight" else -1)
+        y = y0 + 0.8 * k * np.sin(2 * np.pi * p / rng.uniform(7, 9) + rng.uniform(0, 2 * np.pi))
+    elif motion == "Jump":  # one hop over the window
+        amp = rng.uniform(6, 9) * k
+        x = rng.uniform(0.35, 0.65) * width + rng.uniform(-0.05, 0.05) * k * p
+        y = y0 - amp * np.abs(np.sin(np.pi * p / length))
+    else:  # Stand: the body keeps still, only the arms act
+        x = rng.uniform(0.35, 0.65) * width + rng.uniform(-0.06, 0.06) * k * p
+        y = y0 + rng.uniform(-0.06, 0.06) * k * p
+    return np.stack([x, y], axis=1)
+
+
 def render_video(class_name: str, rng: np.random.Generator, num_frames: int = 48,
-                 size: tuple[int, int] = (64, 64)) -> np.ndarray:
-    """Draw one video of ``class_name``: (T, H, W, 3) uint8 RGB, ``size = (H, W)``."""
+                 size: tuple[int, int] = (64, 64), version: int = 6,
+                 window: tuple[int, int] | None = None) -> np.ndarray:
+    """Draw one video of ``class_name``: (T, H, W, 3) uint8 RGB, ``size = (H, W)``. Version 7 acts
+    only in ``window`` (``(o, o + A)``, :func:`action_window`) and has longer, wider arms."""
+    if version not in VERSIONS:
+        raise ValueError(f"version must be one of {VERSIONS}, got {version}")
+    if version == 7 and window is None:
+        raise ValueError("version 7 needs the action window")
     scene, motion = class_parts(class_name)
     (height, width), T = size, num_frames
     k, t = min(height, width) / 64, np.arange(T, dtype=np.float64)
@@ -290,9 +340,17 @@ def render_video(class_name: str, rng: np.random.Generator, num_frames: int = 48
             "body_w": rng.uniform(4.5, 5.5), "body_h": rng.uniform(6.5, 8.0), "head": rng.uniform(2.5, 3.2),
             "arm_len": rng.uniform(9, 11), "arm_th": rng.uniform(1.6, 2.2)}
     sense = 1.0 if arms_clockwise(class_name) else -1.0  # image y points down: + is clockwise
-    omega = sense * rng.uniform(0.25, 0.35)
-    phases = rng.uniform(0, 2 * np.pi, 2)
-    body = _trajectory(motion, rng, t, width, height, k)
+    if version == 6:
+        omega = sense * rng.uniform(0.25, 0.35)
+        phases = rng.uniform(0, 2 * np.pi, 2)
+        body = _trajectory(motion, rng, t, width, height, k)
+        turn = t
+    else:  # arms at block scale, turning only in the window
+        look["arm_len"], look["arm_th"] = rng.uniform(16, 19), rng.uniform(2.4, 3.0)
+        omega = sense * rng.uniform(0.18, 0.25)
+        phases = rng.uniform(0, 2 * np.pi, 2)
+        turn = action_progress(T, window)  # type: ignore[arg-type]
+        body = _trajectory_v7(motion, rng, turn, width, height, k)
     jitter = np.clip(np.cumsum(rng.normal(0, 0.3, (T, 2)), axis=0), -1.5, 1.5)
     ball = None
     if rng.random() < 0.5:
@@ -307,7 +365,7 @@ def render_video(class_name: str, rng: np.random.Generator, num_frames: int = 48
             c = ball[0] + ball[1] * i + jitter[i]
             cv2.circle(out, (int(round(c[0] * 16)), int(round(c[1] * 16))), int(ball[3] * 16),
                        tuple(float(v) for v in ball[2]), -1, cv2.LINE_AA, shift=4)
-        angles = (phases[0] + omega * i, phases[1] + omega * i)
+        angles = (phases[0] + omega * turn[i], phases[1] + omega * turn[i])
         layer = _actor_layer((height, width), k, body[i] + jitter[i], angles, look)
         out = out * (1 - layer[..., 3:]) + layer[..., :3]
         out += rng.normal(0, 3.0, out.shape).astype(np.float32)  # sensor noise
@@ -331,10 +389,12 @@ def source_path(path: str | os.PathLike) -> Path:
 
 def _make_video(job: tuple) -> str:
     """Render one video and encode it twice: the compressed copy at ``qscale`` and the source copy
-    at ``SOURCE_QSCALE``; ``job = (path, class, split, index, seed, T, size, fps, qscale)``."""
-    path, class_name, split, index, seed, num_frames, size, fps, qscale = job
-    rng = video_rng(seed, split, CLASSES.index(class_name), index)
-    frames = render_video(class_name, rng, num_frames, size)
+    at ``SOURCE_QSCALE``; ``job = (path, class, split, index, seed, T, size, fps, qscale, version)``."""
+    path, class_name, split, index, seed, num_frames, size, fps, qscale, version = job
+    ci = CLASSES.index(class_name)
+    rng = video_rng(seed, split, ci, index)
+    window = action_window(seed, split, ci, index, num_frames, version)
+    frames = render_video(class_name, rng, num_frames, size, version, window)
     encode_video(frames, source_path(path), fps, SOURCE_QSCALE)
     encode_video(frames, path, fps, qscale)  # last: its presence marks the video as done
     return path
@@ -347,7 +407,7 @@ def _worker_init() -> None:
 def generate_synthetic(root: str | os.PathLike, *, videos_per_class: Mapping[str, int] | None = None,
                        num_frames: int = 48, size: tuple[int, int] = (64, 64), fps: int = 12,
                        seed: int = 0, qscale: int = DEFAULT_QSCALE, workers: int = 1,
-                       overwrite: bool = False, progress: bool = True) -> dict:
+                       overwrite: bool = False, progress: bool = True, version: int = DEFAULT_VERSION) -> dict:
     """Write the synthetic dataset under ``root`` and return a summary dict.
 
     ``videos_per_class`` maps split -> count (default ``DEFAULT_COUNTS``, 30/16/26: 360 train,
@@ -361,11 +421,13 @@ def generate_synthetic(root: str | os.PathLike, *, videos_per_class: Mapping[str
     counts = dict(DEFAULT_COUNTS if videos_per_class is None else videos_per_class)
     if set(counts) - set(SPLITS) or min(counts.values(), default=0) < 0:
         raise ValueError(f"videos_per_class must map {SPLITS} to counts >= 0, got {counts}")
+    if version not in VERSIONS:
+        raise ValueError(f"version must be one of {VERSIONS}, got {version}")
     if size[0] % 16 or size[1] % 16 or num_frames < 2 or seed < 0 or not 1 <= qscale <= 31:
         raise ValueError(f"need size multiples of 16, num_frames >= 2, seed >= 0 and qscale in 1..31; "
                          f"got size={size}, num_frames={num_frames}, seed={seed}, qscale={qscale}")
     root = Path(root)
-    settings = {"version": 5, "seed": seed, "source_qscale": SOURCE_QSCALE, "num_frames": num_frames, "size": list(size), "fps": fps,
+    settings = {"version": version, "seed": seed, "source_qscale": SOURCE_QSCALE, "num_frames": num_frames, "size": list(size), "fps": fps,
                 "qscale": qscale, "gop_size": GOP_SIZE, "codec": "mpeg4", "classes": list(CLASSES),
                 "groups": groups()}
     meta = root / "synthetic.json"
@@ -373,7 +435,7 @@ def generate_synthetic(root: str | os.PathLike, *, videos_per_class: Mapping[str
         raise ValueError(f"{root}: existing dataset was made with other settings ({meta}); "
                          f"pass overwrite=True (--overwrite) to regenerate it")
     (root / "splits").mkdir(parents=True, exist_ok=True)
-    jobs, lists, wanted = [], {s: [] for s in SPLITS}, set()
+    jobs, lists, wanted, windows = [], {s: [] for s in SPLITS}, set(), {}
     for ci, name in enumerate(CLASSES):
         (root / "videos" / name).mkdir(parents=True, exist_ok=True)
         (root / "source" / name).mkdir(parents=True, exist_ok=True)
@@ -381,10 +443,11 @@ def generate_synthetic(root: str | os.PathLike, *, videos_per_class: Mapping[str
             for i in range(counts.get(split, 0)):
                 rel = f"{name}/{video_name(name, split, i)}"
                 lists[split].append(f"{rel} {ci + 1}\n")
+                windows[rel] = list(action_window(seed, split, ci, i, num_frames, version))
                 path = root / "videos" / rel
                 wanted.add(path)
                 if overwrite or not path.exists():
-                    jobs.append((str(path), name, split, i, seed, num_frames, tuple(size), fps, qscale))
+                    jobs.append((str(path), name, split, i, seed, num_frames, tuple(size), fps, qscale, version))
     if overwrite:  # drop videos of an earlier run (other classes or counts) so videos/ matches the lists
         for old in (root / "videos").glob("*/v_*.mp4"):
             if old not in wanted:
@@ -406,6 +469,7 @@ def generate_synthetic(root: str | os.PathLike, *, videos_per_class: Mapping[str
                     bar.update()
     class_ind = "".join(f"{i + 1} {c}\n" for i, c in enumerate(CLASSES))
     write_text_atomic(root / "splits" / "classInd.txt", class_ind)
+    write_text_atomic(root / ACTIONS_FILE, json.dumps(windows))
     for split in SPLITS:
         write_text_atomic(root / "splits" / f"{split}list01.txt", "".join(lists[split]))
     return {"root": str(root), "classes": list(CLASSES), "videos": {s: len(v) for s, v in lists.items()},

@@ -44,7 +44,7 @@ from torch.utils.data import Dataset
 from ip_tsn.atomic import write_json_atomic
 
 CACHE_FORMAT = "ip-tsn-teacher-cache"
-CACHE_VERSION = 2
+CACHE_VERSION = 3  # 3: flow stacks padded at the start (every P-frame has a row)
 MANIFEST = "manifest.json"
 PARTS = ("logits.bin", "features.bin", "frames.bin")
 
@@ -201,7 +201,7 @@ def kinetics_projection(feature_dim: int, num_views: int, grid_stride: int, flow
     videos' size: ``{"bytes_per_clip", "total_bytes", "video_bytes", "ratio"}``."""
     k = KINETICS
     frames = np.arange(k["frames"])
-    positions = int(np.sum((frames % k["gop"] != 0) & (frames >= flow_length))) // grid_stride + 1
+    positions = int(np.sum(frames % k["gop"] != 0)) // grid_stride + 1  # every P-frame (padded stacks)
     per_clip = positions * bytes_per_position(k["classes"], feature_dim, num_views, dtype)
     video = k["clips"] * k["seconds"] * k["video_bytes_per_s"]
     return {"bytes_per_clip": float(per_clip), "total_bytes": float(per_clip * k["clips"]),
@@ -308,6 +308,12 @@ class TeacherCache:
         entry = self._entry(video_id)
         start, v = entry["offset"], self.num_views
         return np.asarray(self._shard(entry["shard"])[2][start:start + entry["count"] * v:v])
+
+    def video_logits(self, video_id: str) -> np.ndarray:
+        """Every cached row of ``video_id``: (G * V, C) float32, position-major."""
+        entry = self._entry(video_id)
+        start = entry["offset"]
+        return np.asarray(self._shard(entry["shard"])[0][start:start + entry["count"] * self.num_views], np.float32)
 
     def lookup(self, video_id: str, frame_index: np.ndarray | torch.Tensor | list[int], view: int = 0
                ) -> tuple[np.ndarray, np.ndarray]:

@@ -3,9 +3,11 @@
 A sample is ``{"input": (N, C, H, W) float32, "label": int, "video_id": str, "frame_index": (K,)
 int64}``. ``video_id`` is the record's path (relative to the video directory). Frames sampled per
 modality (``_FrameReader.valid``): rgb any frame; iframe the I-frames; mv / residual / p the non-I
-frames (CoViAR drops the GOP's first frame); flow the frames ``L <= t <= F`` at which an L-long stack
+frames (CoViAR drops the GOP's first frame); flow the frames ``1 <= t <= F`` at which an L-long stack
 of the F flows (flow i: frame i -> i + 1) ENDS: the stack of position t is flows ``t - L .. t - 1``
-(frames ``t - L .. t``), channels ``x_{t-L}, y_{t-L}, ..., x_{t-1}, y_{t-1}``. So the teacher's
+(frames ``t - L .. t``), channels ``x_{t-L}, y_{t-L}, ..., x_{t-1}, y_{t-1}``; for ``t < L`` the
+missing flows before flow 0 repeat flow 0 (``flow_stack_index``), so that every P-frame has a
+flow stack and the distilled student samples exactly plain P's positions. So the teacher's
 window at t and the P-stream's accumulated motion at t (from its GOP's I-frame up to t) both end at
 frame t, the frame whose motion vectors and residual the student reads.
 
@@ -65,6 +67,13 @@ class BadVideosError(VideoError):
         self.bad = list(bad)
 
 
+def flow_stack_index(ends: np.ndarray, flow_length: int) -> np.ndarray:
+    """The flows of the stacks ending at frames ``ends`` (K,): (K, L) int64, row k = flows
+    ``t - L .. t - 1`` of ``t = ends[k]``, the ones before flow 0 replaced by flow 0 (edge padding)."""
+    ends = np.asarray(ends, dtype=np.int64)
+    return np.maximum(ends[:, None] - flow_length + np.arange(flow_length), 0)
+
+
 class _FrameReader:
     """Reads the frames of one modality for one record, normalised: (K, H, W, C) float32."""
 
@@ -94,7 +103,7 @@ class _FrameReader:
         """(N,) bool mask of the positions this modality may sample (module docstring)."""
         if isinstance(src, np.ndarray):  # F flows of F + 1 frames; a stack ends at frame t
             ends = np.zeros(len(src) + 1, dtype=bool)
-            ends[self.flow_length:] = True
+            ends[1:] = True  # a stack ends at any frame after the first (padded at the start)
             return ends
         types = np.frombuffer(src.frame_types.encode(), dtype="S1")
         if self.modality == "rgb":
@@ -136,7 +145,7 @@ class _FrameReader:
     def frames(self, src: CompressedVideo | np.ndarray, index: np.ndarray) -> np.ndarray:
         """Raw (K, H, W, C) frames at ``index``: uint8 rgb / iframe / flow, float32 mv / p, int16 residual."""
         if isinstance(src, np.ndarray):
-            stack = np.asarray(src[index[:, None] - self.flow_length + np.arange(self.flow_length)])  # (K, L, H, W, 2)
+            stack = np.asarray(src[flow_stack_index(index, self.flow_length)])  # (K, L, H, W, 2)
             k, length, h, w, _ = stack.shape
             return stack.transpose(0, 2, 3, 1, 4).reshape(k, h, w, 2 * length)
         try:

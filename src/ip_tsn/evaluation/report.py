@@ -97,6 +97,8 @@ CHECKS: dict[str, tuple[str, float, str]] = {
     "appearance_alone": ("<=", 65.0, "appearance (I) stream alone, top-1 (%)"),
     "plain_alone": ("<=", 65.0, "plain P alone, top-1 (%)"),
     "oracle": (">=", 90.0, "plain P within the true appearance group, top-1 (%)"),
+    "idle_entropy": (">=", 0.8, "teacher's mean entropy on idle val rows, in units of ln(classes)"),
+    "no_active": (">=", 15.0, "training draws of K segments with no active segment (%)"),
 }
 PAIRED_TITLES = {"distilled_minus_plain": "distilled P minus plain P",
                  "fused_minus_best": "fusion minus its best input stream",
@@ -183,6 +185,15 @@ def _oracle(val_scores: Mapping[str, np.ndarray], labels: np.ndarray, class_name
     return 100.0 * oracle_top1(val_scores[plain], labels, [groups[c] for c in class_names]), None
 
 
+def _target(targets: Mapping[str, Any] | None, subset: str, key: str) -> tuple[float | None, str | None]:
+    if targets is None:
+        return None, "no teacher-target report (fuse.targets)"
+    value = targets.get(subset, {}).get(key)
+    if value is None:
+        return None, f"no {key} on {subset} rows (no action windows, or no {subset} rows in the cache)"
+    return float(value), None
+
+
 def _check(name: str, value: float | None, note: str | None,
            thresholds: Mapping[str, float]) -> dict[str, Any]:
     op, default, what = CHECKS[name]
@@ -195,10 +206,13 @@ def _check(name: str, value: float | None, note: str | None,
 def data_checks(val_scores: Mapping[str, np.ndarray], val_labels: np.ndarray,
                 class_names: Sequence[str], roles: Roles, groups: Mapping[str, str] | None = None,
                 groups_note: str | None = None,
-                thresholds: Mapping[str, float] | None = None) -> dict[str, dict[str, Any]]:
+                thresholds: Mapping[str, float] | None = None,
+                targets: Mapping[str, Any] | None = None) -> dict[str, dict[str, Any]]:
     """The pre-registered :data:`CHECKS` on VALIDATION scores ``{stream: (N, C)}`` and
     ``val_labels`` (N,): ``{check: {"value", "threshold", "op", "pass", "description"[, "note"]}}``;
-    value and pass are None (with a note) where a stream or the groups are missing."""
+    value and pass are None (with a note) where a stream or the groups are missing. ``targets``:
+    the teacher cache's ``targets.json`` (:func:`ip_tsn.evaluation.targets.target_stats`), for the
+    idle-row entropy (val) and the no-active share (train)."""
     thresholds = dict(thresholds or {})
     unknown = sorted(set(thresholds) - set(CHECKS))
     if unknown:
@@ -212,6 +226,8 @@ def data_checks(val_scores: Mapping[str, np.ndarray], val_labels: np.ndarray,
         "appearance_alone": _val_top1(top1, roles.appearance, "appearance"),
         "plain_alone": (plain, p_note),
         "oracle": _oracle(val_scores, val_labels, class_names, roles.plain, groups, groups_note),
+        "idle_entropy": _target(targets, "val", "idle_entropy_ratio"),
+        "no_active": _target(targets, "train", "no_active_pct"),
     }
     return {name: _check(name, v, note, thresholds) for name, (v, note) in values.items()}
 
@@ -377,6 +393,7 @@ def run_fusion(
     roles: Roles | None = None,
     groups: str | os.PathLike | Mapping[str, str] | None = None,
     thresholds: Mapping[str, float] | None = None,
+    targets: str | os.PathLike | Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     """The fusion stage: search the weights of the ``fused`` streams (default: all) and of
     ``roles.baseline_fused`` on the validation score files ``{stream: .npz}``, run the
@@ -391,7 +408,9 @@ def run_fusion(
     baseline = (search_fusion_weights(val_scores, val_labels, list(roles.baseline_fused), grid)
                 if roles.baseline_fused else None)
     mapping, note = (dict(groups), None) if isinstance(groups, Mapping) else load_groups(groups)
-    checks = data_checks(val_scores, val_labels, class_names, roles, mapping, note, thresholds)
+    if targets is not None and not isinstance(targets, Mapping):
+        targets = json.loads(Path(targets).read_text()) if Path(targets).is_file() else None
+    checks = data_checks(val_scores, val_labels, class_names, roles, mapping, note, thresholds, targets)
     ids, test_scores, test_labels = load_aligned(test_paths)
     rows = fusion_rows(test_scores, fused, weights, baseline)
     report = build_report(ids, rows, test_labels, class_names, fused, roles, weights, baseline,

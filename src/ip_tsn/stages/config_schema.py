@@ -191,6 +191,8 @@ class FuseChecks:
     appearance_alone: float = MISSING
     plain_alone: float = MISSING
     oracle: float = MISSING
+    idle_entropy: float = MISSING
+    no_active: float = MISSING
 
 
 @dataclass
@@ -205,6 +207,7 @@ class FuseConfig:
     teacher: Optional[str] = MISSING
     appearance: Optional[str] = MISSING
     groups: Optional[str] = MISSING
+    targets: Optional[str] = MISSING
     checks: Optional[FuseChecks] = MISSING
     out_dir: str = MISSING
     splits: Optional[List[int]] = MISSING

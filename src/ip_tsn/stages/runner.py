@@ -29,6 +29,7 @@ from ip_tsn.data.transforms import num_view_ids
 from ip_tsn.deploy.fused_model import StreamEntry, write_fused_model
 from ip_tsn.evaluation.report import Roles, run_fusion, write_class_report
 from ip_tsn.evaluation.splits import write_splits_report
+from ip_tsn.evaluation.targets import target_stats
 from ip_tsn.lit.cache_writer import TeacherCacheWriter
 from ip_tsn.lit.checkpoint_info import (AtomicCheckpointIO, SaveLastEveryEpoch, SaveStreamInfo, checkpoint_preprocess,
                                         read_checkpoint)
@@ -188,7 +189,48 @@ def cache(cfg: DictConfig) -> Path:
     trainer.predict(model, datamodule=dm, return_predictions=False)
     if trainer.is_global_zero:
         print(size_report(TeacherCache(out_dir).manifest))
+        report = write_target_report(cfg, dm, out_dir)
+        for subset, st in report.items():
+            idle = (f", idle rows {st['idle_entropy']:.2f} nats ({st['idle_entropy_ratio']:.2f} ln C)"
+                    if "idle_entropy" in st else "")
+            noact = f", {st['no_active_pct']:.1f}% of training draws with no active segment" if "no_active_pct" in st else ""
+            print(f"teacher targets on {subset} rows: top-1 {st['top1']:.1f}%, entropy {st['entropy']:.2f} nats "
+                  f"(max {st['max_entropy']:.2f}){idle}{noact}")
     return out_dir / "manifest.json"
+
+
+TARGETS_FILE = "targets.json"
+
+
+def write_target_report(cfg: DictConfig, dm: VideoDataModule, out_dir: Path) -> dict:
+    """``<cache>/targets.json``: the teacher's top-1 and entropy on the cached rows per subset
+    (:func:`ip_tsn.evaluation.targets.target_stats`), with the idle-row and no-active-draw figures
+    where ``<data.root>/actions.json`` says when each video acts."""
+    from ip_tsn.codec import CompressedVideo
+
+    cache = TeacherCache(out_dir)
+    subsets = ["train", "val"] if cfg.cache.subset == "trainval" else [str(cfg.cache.subset)]
+    rows, gops = {}, {}
+    for subset in subsets:
+        for r in dm.records(subset):
+            if r.path not in cache.videos:
+                continue
+            rows[r.path] = {"subset": subset, "label": r.label, "frames": cache.frames(r.path),
+                            "logits": cache.video_logits(r.path)}
+    actions = Path(cfg.data.root) / "actions.json"
+    windows = json.loads(actions.read_text()) if actions.is_file() else None
+    if windows is not None:
+        for vid in rows:
+            video = CompressedVideo(Path(dm.video_root) / vid)
+            try:
+                gops[vid] = video.gop_starts
+            finally:
+                video.close()
+    distill = cfg.get("distill") or {}
+    report = target_stats(rows, cache.num_classes, float(distill.get("temperature", 2.0)), windows,
+                          int(dm.preprocess.flow_length), gops or None, int(cfg.data.num_segments))
+    write_json_atomic(out_dir / TARGETS_FILE, report)
+    return report
 
 
 def test(cfg: DictConfig, checkpoint: str | None = None, subsets: tuple[str, ...] = ("val", "test")) -> dict:
@@ -230,7 +272,8 @@ def fuse(cfg: DictConfig) -> dict:
     val = {name: p for name, p in val.items() if name in needed or p.is_file()}
     tst = {name: Path(run) / "scores_test.npz" for name, run in runs.items()}
     result = run_fusion(val, tst, cfg.fuse.out_dir, dm.class_names, fused=fused, roles=roles,
-                        groups=cfg.fuse.get("groups"), thresholds=to_container(cfg.fuse.get("checks")))
+                        groups=cfg.fuse.get("groups"), thresholds=to_container(cfg.fuse.get("checks")),
+                        targets=cfg.fuse.get("targets"))
     entries = [_fused_entry(name, float(w), Path(runs[name]) / "checkpoints" / "best.ckpt")
                for name, w in result["weights"].items()]
     write_fused_model(Path(cfg.fuse.out_dir) / "model.json", entries, dm.class_names)
