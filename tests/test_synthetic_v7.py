@@ -16,7 +16,7 @@ def test_windows_are_ten_frames_inside_the_clip_and_drawn_apart_from_the_picture
     starts = [action_window(0, "train", c, i, 48)[0] for c in range(12) for i in range(30)]
     assert all(action_window(0, "train", c, i, 48) == (o, o + ACTION_FRAMES)
                for (c, i), o in zip(((c, i) for c in range(12) for i in range(30)), starts))
-    assert min(starts) == 1 and max(starts) == 48 - ACTION_FRAMES  # uniform over 1 .. 38
+    assert min(starts) == 1 and max(starts) == 48 - ACTION_FRAMES  # uniform over 1 .. 48 - A
     assert 30 < len(set(starts)) <= 38
     assert action_window(0, "train", 3, 5, 48) == action_window(0, "train", 3, 5, 48)
     assert action_window(1, "train", 3, 5, 48) != action_window(0, "train", 3, 5, 48) or \
