@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Callable
 
 import coviar
+import flow
 import gpu
 import loader
 import networks
@@ -30,9 +31,11 @@ WRITERS: dict[str, Callable[[dict], str]] = {
     "ablation": ablation_section,
     "coviar": coviar.report,
     "gpu": gpu.report,
+    "flow": flow.report,
 }
 TARGETS: dict[str, Callable[[dict], list[list[str]]]] = {"preprocess": preprocess.targets, "loader": loader.targets,
-                                                           "worker": worker_cost.targets, "coviar": coviar.targets}
+                                                           "worker": worker_cost.targets, "coviar": coviar.targets,
+                                                           "flow": flow.targets}
 
 
 def ran_alone(results: dict) -> bool:

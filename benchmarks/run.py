@@ -10,6 +10,8 @@
     python benchmarks/run.py --only ablation --train-ablation   # train 3 seeds x 2 data seeds (~25 min each)
     python benchmarks/run.py --quick --only coviar  # IP TSN versus CoViAR end to end, small (seconds)
     python benchmarks/run.py --only gpu,coviar     # on a GPU machine: the GPU section and CoViAR's CUDA rows
+    python benchmarks/run.py --only flow           # the torch TV-L1 against OpenCV's (agreement, CPU speed; GPU rows
+                                                  #   from results/tvl1_gpu.json, made by benchmarks/tvl1_gpu.py)
     python benchmarks/run.py --report             # rewrite RESULTS.md and the charts from results/*.json
     python benchmarks/run.py --report --output-dir /tmp/r --results-dir benchmarks/results   # elsewhere
 
@@ -33,7 +35,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import common  # noqa: E402
 from common import load_section, log, machine, save_section  # noqa: E402
 
-SECTIONS = ("preprocess", "loader", "worker", "networks", "coviar", "gpu", "ablation")
+SECTIONS = ("preprocess", "loader", "worker", "networks", "coviar", "gpu", "flow", "ablation")
 MODULES = {"worker": "worker_cost"}  # a section's module, where it is not named like the section
 
 

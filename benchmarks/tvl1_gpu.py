@@ -52,7 +52,10 @@ def prepare(out: str, pairs_per_video: int = 2, size: tuple[int, int] = (340, 25
     print(f"{out}: {len(pairs)} pairs {size[0]}x{size[1]}")
 
 
-def measure(path: str, device: str, batches: list[int], seconds: float) -> dict:
+def measure(path: str, device: str, batches: list[int], seconds: float, compiled: bool = False,
+            out_path: str | None = None) -> dict:
+    """Agreement on every pair, then pairs per second at each batch size; ``out_path`` is rewritten
+    after each row, so a run cut short still leaves what it measured."""
     import torch
 
     mod = _module()
@@ -60,8 +63,9 @@ def measure(path: str, device: str, batches: list[int], seconds: float) -> dict:
     pairs = torch.from_numpy(data["pairs"]).to(device)
     ref = data["flows"]
     out: dict = {"device": device, "name": torch.cuda.get_device_name() if device == "cuda" else "cpu",
-                 "size": list(pairs.shape[2:][::-1]), "torch": torch.__version__, "agreement": [], "speed": []}
-    flow = mod.tvl1_batch(pairs[:, 0], pairs[:, 1]).cpu().numpy()
+                 "size": list(pairs.shape[2:][::-1]), "torch": torch.__version__, "compiled": compiled,
+                 "agreement": [], "speed": []}
+    flow = mod.tvl1_batch(pairs[:, 0], pairs[:, 1], compiled=compiled).cpu().numpy()
     for name, f, r in zip(data["names"], flow, ref):
         mag = np.linalg.norm(r, axis=-1)
         epe = np.linalg.norm(f - r, axis=-1)
@@ -72,12 +76,12 @@ def measure(path: str, device: str, batches: list[int], seconds: float) -> dict:
     for b in batches:
         idx = torch.arange(b, device=device) % len(pairs)
         x0, x1 = pairs[idx, 0], pairs[idx, 1]
-        mod.tvl1_batch(x0[:1], x1[:1])  # warm-up
+        mod.tvl1_batch(x0, x1, compiled=compiled)  # warm-up (and compilation) at this shape
         if device == "cuda":
             torch.cuda.synchronize()
         runs, start = 0, time.perf_counter()
         while True:
-            mod.tvl1_batch(x0, x1)
+            mod.tvl1_batch(x0, x1, compiled=compiled)
             if device == "cuda":
                 torch.cuda.synchronize()
             runs += 1
@@ -89,6 +93,8 @@ def measure(path: str, device: str, batches: list[int], seconds: float) -> dict:
             row["max_memory_gb"] = torch.cuda.max_memory_allocated() / 1e9
         out["speed"].append(row)
         print(row, flush=True)
+        if out_path:
+            Path(out_path).write_text(json.dumps(out, indent=2))
     return out
 
 
@@ -100,6 +106,7 @@ def main() -> None:
     p.add_argument("--batches", default="1,8,32,128,256")
     p.add_argument("--seconds", type=float, default=5.0, help="time each batch size at least this long")
     p.add_argument("--out", help="JSON results")
+    p.add_argument("--compiled", action="store_true", help="torch.compile the inner iteration")
     args = p.parse_args()
     if args.prepare:
         prepare(args.prepare)
@@ -107,7 +114,7 @@ def main() -> None:
     import torch
 
     device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
-    res = measure(args.pairs, device, [int(b) for b in args.batches.split(",")], args.seconds)
+    res = measure(args.pairs, device, [int(b) for b in args.batches.split(",")], args.seconds, args.compiled, args.out)
     if args.out:
         Path(args.out).write_text(json.dumps(res, indent=2))
 

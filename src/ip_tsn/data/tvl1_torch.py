@@ -90,18 +90,56 @@ def _warp_cubic(images: torch.Tensor, u1: torch.Tensor, u2: torch.Tensor) -> tor
                          align_corners=False)
 
 
+def _inner_step(u1: torch.Tensor, u2: torch.Tensor, p11: torch.Tensor, p12: torch.Tensor, p21: torch.Tensor,
+                p22: torch.Tensor, active: torch.Tensor, i1wx: torch.Tensor, i1wy: torch.Tensor, grad: torch.Tensor,
+                rho_c: torch.Tensor, l_t: float, theta: float, taut: float, eps2: float) -> tuple[torch.Tensor, ...]:
+    """One inner iteration (thresholding, primal and dual steps) for the pairs still ``active``
+    (B,): returns the new ``(u1, u2, p11, p12, p21, p22, active)``."""
+    a = active.view(-1, 1, 1)
+    tiny = torch.finfo(u1.dtype).eps
+    rho = rho_c + i1wx * u1 + i1wy * u2
+    fi = torch.where(grad > tiny, -rho / grad.clamp_min(tiny), torch.zeros_like(rho))
+    fi = torch.where(rho < -l_t * grad, torch.full_like(rho, l_t), fi)
+    fi = torch.where(rho > l_t * grad, torch.full_like(rho, -l_t), fi)
+    n1 = u1 + fi * i1wx + theta * _divergence(p11, p12)
+    n2 = u2 + fi * i1wy + theta * _divergence(p21, p22)
+    error = ((n1 - u1) ** 2 + (n2 - u2) ** 2).sum(dim=(1, 2))
+    u1, u2 = torch.where(a, n1, u1), torch.where(a, n2, u2)
+    u1x, u1y = _forward_gradient(u1)
+    u2x, u2y = _forward_gradient(u2)
+    ng1 = 1 + taut * torch.hypot(u1x, u1y)
+    ng2 = 1 + taut * torch.hypot(u2x, u2y)
+    p11 = torch.where(a, (p11 + taut * u1x) / ng1, p11)
+    p12 = torch.where(a, (p12 + taut * u1y) / ng1, p12)
+    p21 = torch.where(a, (p21 + taut * u2x) / ng2, p21)
+    p22 = torch.where(a, (p22 + taut * u2y) / ng2, p22)
+    return u1, u2, p11, p12, p21, p22, active & (error > eps2)
+
+
+_COMPILED: dict = {}
+
+
+def _step_fn(compiled: bool):
+    """:func:`_inner_step`, or its ``torch.compile``d version (one fused kernel set per shape)."""
+    if not compiled:
+        return _inner_step
+    if "step" not in _COMPILED:
+        _COMPILED["step"] = torch.compile(_inner_step, dynamic=True)
+    return _COMPILED["step"]
+
+
 def _one_scale(i0: torch.Tensor, i1: torch.Tensor, u1: torch.Tensor, u2: torch.Tensor,
-               p: Mapping[str, Any]) -> tuple[torch.Tensor, torch.Tensor]:
+               p: Mapping[str, Any], compiled: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
     """OpenCV's ``procOneScale`` on a batch: (B, H, W) images and flow -> refined flow."""
     b, h, w = i0.shape
     eps2 = float(p["epsilon"]) ** 2 * h * w
     l_t = float(p["lambda_"]) * float(p["theta"])
     taut = float(p["tau"]) / float(p["theta"])
     theta = float(p["theta"])
+    step = _step_fn(compiled)
     i1x, i1y = _centered_gradient(i1)
     stack = torch.stack([i1, i1x, i1y], dim=1)
     p11, p12, p21, p22 = (torch.zeros_like(u1) for _ in range(4))
-    tiny = torch.finfo(i0.dtype).eps
     for _ in range(int(p["warps"])):
         warped = _warp_cubic(stack, u1, u2)
         i1w, i1wx, i1wy = warped[:, 0], warped[:, 1], warped[:, 2]
@@ -118,31 +156,16 @@ def _one_scale(i0: torch.Tensor, i1: torch.Tensor, u1: torch.Tensor, u2: torch.T
             for _ in range(int(p["innnerIterations"])):
                 if not bool(active.any()):
                     break
-                a = active.view(-1, 1, 1)
-                rho = rho_c + i1wx * u1 + i1wy * u2
-                fi = torch.where(grad > tiny, -rho / grad.clamp_min(tiny), torch.zeros_like(rho))
-                fi = torch.where(rho < -l_t * grad, torch.full_like(rho, l_t), fi)
-                fi = torch.where(rho > l_t * grad, torch.full_like(rho, -l_t), fi)
-                v1, v2 = u1 + fi * i1wx, u2 + fi * i1wy
-                n1 = v1 + theta * _divergence(p11, p12)
-                n2 = v2 + theta * _divergence(p21, p22)
-                error = ((n1 - u1) ** 2 + (n2 - u2) ** 2).sum(dim=(1, 2))
-                u1, u2 = torch.where(a, n1, u1), torch.where(a, n2, u2)
-                u1x, u1y = _forward_gradient(u1)
-                u2x, u2y = _forward_gradient(u2)
-                ng1 = 1 + taut * torch.hypot(u1x, u1y)
-                ng2 = 1 + taut * torch.hypot(u2x, u2y)
-                p11 = torch.where(a, (p11 + taut * u1x) / ng1, p11)
-                p12 = torch.where(a, (p12 + taut * u1y) / ng1, p12)
-                p21 = torch.where(a, (p21 + taut * u2x) / ng2, p21)
-                p22 = torch.where(a, (p22 + taut * u2y) / ng2, p22)
-                active = active & (error > eps2)
+                u1, u2, p11, p12, p21, p22, active = step(u1, u2, p11, p12, p21, p22, active, i1wx, i1wy, grad,
+                                                          rho_c, l_t, theta, taut, eps2)
     return u1, u2
 
 
-def tvl1_batch(prev: torch.Tensor, nxt: torch.Tensor, params: Mapping[str, Any] | None = None) -> torch.Tensor:
+def tvl1_batch(prev: torch.Tensor, nxt: torch.Tensor, params: Mapping[str, Any] | None = None,
+               compiled: bool = False) -> torch.Tensor:
     """TV-L1 flow of each pair: (B, H, W) gray ``prev`` and ``nxt`` (uint8, or float in [0, 255];
-    any device) -> (B, H, W, 2) float32 on that device, ``flow[..., 0] = dx``, ``[..., 1] = dy``."""
+    any device) -> (B, H, W, 2) float32 on that device, ``flow[..., 0] = dx``, ``[..., 1] = dy``.
+    ``compiled``: run the inner iteration through ``torch.compile`` (fewer, fused kernels; for GPUs)."""
     p = {**TVL1_PARAMS, **(params or {})}
     if prev.shape != nxt.shape or prev.dim() != 3:
         raise ValueError(f"prev and nxt must be (B, H, W) of one shape, got {tuple(prev.shape)} and {tuple(nxt.shape)}")
@@ -156,7 +179,7 @@ def tvl1_batch(prev: torch.Tensor, nxt: torch.Tensor, params: Mapping[str, Any] 
     u1 = torch.zeros_like(i0s[-1])
     u2 = torch.zeros_like(i0s[-1])
     for s in range(len(i0s) - 1, -1, -1):
-        u1, u2 = _one_scale(i0s[s], i1s[s], u1, u2, p)
+        u1, u2 = _one_scale(i0s[s], i1s[s], u1, u2, p, compiled)
         if s:
             h, w = i0s[s - 1].shape[1:]
             u1 = _resize(u1, h, w) / float(p["scaleStep"])
