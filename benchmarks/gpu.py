@@ -36,7 +36,7 @@ from formatting import f, pct, table
 
 SIZES = {"quick": {"quick": True, "batch": 4, "crop": 64, "steps": 2, "workers": 2, "batches": 3, "videos_per_class": 1,
                    "segments": 3, "video": (96, 128), "frames": 24},
-         "full": {"quick": False, "batch": 32, "crop": 224, "steps": 20, "workers": 16, "batches": 40, "videos_per_class": 4,
+         "full": {"quick": False, "batch": 32, "crop": 224, "steps": 20, "workers": 16, "batches": 40, "videos_per_class": 4, "repeat": 32,
                   "segments": 25, "video": media.SIZE_340, "frames": 36}}
 NUM_CLASSES = 101
 
@@ -99,6 +99,10 @@ def _datamodule(root, reconstruct: str, workers: int, size: dict, pin: bool):
                          crop_size=size["crop"], scale_size=256 if size["crop"] > 64 else None,
                          reconstruct=reconstruct)
     dm.setup("fit")
+    # the 48-video set is 1.5 batches of 32: repeat its training list so that an epoch has enough
+    # batches for every worker (issue 20: as configured, one of 16 workers ever worked)
+    train = dm.datasets["train"]
+    train.records = list(train.records) * size.get("repeat", 1)  # type: ignore[attr-defined]
     return dm
 
 

@@ -240,9 +240,11 @@ def test_distillation_and_test_loaders_rebuild_on_the_device(tree, device):
                      for loader in (dm.train_dataloader(), dm.test_dataloader())]
     for cpu, dev in zip(out["cpu"], out["device"]):
         assert cpu["input"].shape == dev["input"].shape and dev["input"].device.type == device
-        assert (cpu["input"] - dev["input"].cpu()).abs().max().item() <= TOL
-        assert torch.equal(cpu["frame_index"], dev["frame_index"].cpu()) and cpu["video_id"] == dev["video_id"]
+        # both paths' batches were moved to `device`: compare on the CPU (the CUDA run compared
+        # a CUDA tensor with a CPU one, issue 20)
+        assert (cpu["input"].cpu() - dev["input"].cpu()).abs().max().item() <= TOL
+        assert torch.equal(cpu["frame_index"].cpu(), dev["frame_index"].cpu()) and cpu["video_id"] == dev["video_id"]
     train_cpu, train_dev = out["cpu"][0], out["device"][0]
-    assert torch.equal(train_cpu["view"], train_dev["view"].cpu())
-    assert torch.equal(train_cpu["teacher_input"], train_dev["teacher_input"].cpu())
+    assert torch.equal(train_cpu["view"].cpu(), train_dev["view"].cpu())
+    assert torch.equal(train_cpu["teacher_input"].cpu(), train_dev["teacher_input"].cpu())
     assert out["cpu"][1]["input"].shape == (2, 3 * 4, 5, 40, 40)  # 2 test videos, 3 crops x 4 segments
