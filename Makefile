@@ -142,10 +142,12 @@ bench: $(STAMP)
 	$(PY) -m pip install --quiet --no-deps motion-vector-extractor==2.0.0
 	$(PY) benchmarks/run.py $(BENCH_ARGS)
 
-# the distillation ablation: make demo's chain plus plain P with the student's sampler, for 3 training
-# seeds x 2 data seeds (~25 min per run on 2 cores; finished make demo runs are reused), then RESULTS.md.
-# VARIANTS=all adds the logits-only and features-only students (~5 min more per run).
-VARIANTS ?= no_distill
+# the distillation ablation (issue 19): make demo's chain plus the control students, for 3 training seeds x
+# 2 data seeds of version 7 (make demo's) and of version 6 (the negative control), ~25 min per run on 2
+# cores plus ~5 min per student variant (finished make demo runs are reused), then RESULTS.md.
+# VARIANTS (comma-separated): no_distill (labels only through the student's data path), logits_only,
+# features_only, consensus (distillation of the averaged segments); all = the four.
+VARIANTS ?= all
 bench-ablation: $(STAMP)
 	$(PY) benchmarks/run.py --only ablation --train-ablation --seeds 0,1,2 --data-seeds 0,1 --variants $(VARIANTS)
 

@@ -66,20 +66,24 @@ VARIANTS = {  # --variants name: (report row, stage config, run name); the stude
     "no_distill": (NO_DISTILL, "ablations/no_distill.yaml", "student_no_distill"),
     "logits_only": ("P, logits only", "ablations/logits_only.yaml", "student_logits_only"),
     "features_only": ("P, features only", "ablations/features_only.yaml", "student_features_only"),
+    "consensus": ("P, consensus level", "ablations/consensus.yaml", "student_consensus"),
 }
+VERSIONS = (7, 6)  # the synthetic benchmark's versions (issue 19): 7, make demo's; 6, the negative control
 DEFAULT_VARIANTS = ("no_distill",)
 ROWS = {**CHAIN, **{row: (config, name) for row, config, name in VARIANTS.values()}}
 REQUIRED = list(CHAIN)  # rows every run has (make demo's)
 FUSED = "fused (I + P logits + features)"
 FUSION_ROWS = {FUSED: "fusion", "fused, equal weights": "fusion (equal weights)",
                "I + plain P": "I + plain P"}  # report row: row of the fusion report
-ORDER = [PLAIN, NO_DISTILL, "P, logits only", "P, features only", DISTILLED, TEACHER, APPEARANCE, *FUSION_ROWS]
+ORDER = [PLAIN, NO_DISTILL, "P, logits only", "P, features only", "P, consensus level", DISTILLED, TEACHER, APPEARANCE,
+         *FUSION_ROWS]
 BEST = "best single stream"  # per run: the better, by test top-1, of the fused streams
 COMPARISONS = {  # name: (A, B), both report rows (or BEST); A minus B
     "P, logits + features - plain P": (DISTILLED, PLAIN),
     "P, logits + features - plain P, student's sampler": (DISTILLED, NO_DISTILL),
     "P, logits only - plain P, student's sampler": ("P, logits only", NO_DISTILL),
     "P, features only - plain P, student's sampler": ("P, features only", NO_DISTILL),
+    "P, consensus level - plain P": ("P, consensus level", PLAIN),
     "plain P, student's sampler - plain P": (NO_DISTILL, PLAIN),
     "fused - best single stream": (FUSED, BEST),
     "fused - I + plain P": (FUSED, "I + plain P"),
@@ -92,26 +96,34 @@ def _python() -> str:
     return str(venv) if venv.exists() else sys.executable
 
 
-def data_root(data_seed: int, quick: bool) -> Path:
-    """Where ``make demo DATA_SEED=<d>`` keeps the data set (``data/synthetic[-d<d>]``), or the tiny
-    preset's folder under runs/bench/data."""
+def data_root(data_seed: int, quick: bool, version: int = 7) -> Path:
+    """Where ``make demo DATA_SEED=<d> [SYNTH_VERSION=6]`` keeps the data set (``data/synthetic[-d<d>]``,
+    ``data/synthetic-v6-d<d>``), or the tiny preset's folder under runs/bench/data."""
+    if version != 7:
+        name = f"tiny-v{version}-d{data_seed}" if quick else f"synthetic-v{version}-d{data_seed}"
+        return (WORK_DIR / "data" if quick else REPO / "data") / name
     suffix = "" if data_seed == 0 else f"-d{data_seed}"
     return WORK_DIR / "data" / f"tiny{suffix}" if quick else REPO / "data" / f"synthetic{suffix}"
 
 
-def run_root(data_seed: int, seed: int, quick: bool) -> Path:
+def run_root(data_seed: int, seed: int, quick: bool, version: int = 7) -> Path:
     """make demo's run folder of (data seed, seed): runs/synthetic/split1 for 0, 0, else
-    runs/synthetic-d<d>-s<s>/split1; --quick: runs/bench/ablation-quick/d<d>/seed<s>."""
+    runs/synthetic-d<d>-s<s>/split1 (version 6: runs/synthetic-v6-d<d>-s<s>/split1); --quick:
+    runs/bench/ablation-quick[-v6]/d<d>/seed<s>."""
+    tag = "" if version == 7 else f"-v{version}"
     if quick:
-        return WORK_DIR / "ablation-quick" / f"d{data_seed}" / f"seed{seed}"
+        return WORK_DIR / f"ablation-quick{tag}" / f"d{data_seed}" / f"seed{seed}"
+    if version != 7:
+        return RUNS_DIR / f"synthetic{tag}-d{data_seed}-s{seed}" / "split1"
     name = "synthetic" if (data_seed, seed) == (0, 0) else f"synthetic-d{data_seed}-s{seed}"
     return RUNS_DIR / name / "split1"
 
 
-def ensure_data(data_seed: int, quick: bool) -> Path:
+def ensure_data(data_seed: int, quick: bool, version: int = 7) -> Path:
     """The data set of ``data_seed`` and its flow, as `make demo DATA_SEED=<d>` builds them."""
-    root = data_root(data_seed, quick)
-    make = ["--root", str(root), "--seed", str(data_seed), "--quiet"] + (["--tiny"] if quick else [])
+    root = data_root(data_seed, quick, version)
+    make = ["--root", str(root), "--seed", str(data_seed), "--version", str(version), "--quiet"] + \
+        (["--tiny"] if quick else [])
     flow = (["--method", "dis", "--workers", "1", "--videos", "source", "--no-progress"] if quick else
             ["--method", "tvl1-tiny", "--workers", "2", "--videos", "source", "--no-progress"])  # = FLOW_ARGS
     if not (root / "splits" / "classInd.txt").is_file():
@@ -154,10 +166,10 @@ def _fit_and_test(config: str, name: str, root: Path, over: list[str]) -> None:
 
 
 def run_one(data_seed: int, seed: int, quick: bool, data: Path,
-            variants: tuple[str, ...] = DEFAULT_VARIANTS) -> dict:
+            variants: tuple[str, ...] = DEFAULT_VARIANTS, version: int = 7) -> dict:
     """make demo's chain and the ``variants`` of one (data seed, seed), then both fusions; return
     its :func:`run_entry`."""
-    root = run_root(data_seed, seed, quick)
+    root = run_root(data_seed, seed, quick, version)
     over = [f"seed={seed}", f"run_root={root}", f"data.root={data}", "logger.wandb=false"]
     if quick:
         over += ["trainer.max_epochs=1", "data.test_segments=5", "data.num_workers=0", "data.batch_size=8"]
@@ -175,14 +187,14 @@ def run_one(data_seed: int, seed: int, quick: bool, data: Path,
     fuse = root / "fuse_ablation.yaml"
     fuse.write_text(json.dumps(fuse_config(root, data, rows), indent=1))  # JSON is YAML
     _ip_tsn("fuse", str(fuse), *over)
-    entry = run_entry(data_seed, seed, root, minutes=(time.perf_counter() - start) / 60)
+    entry = run_entry(data_seed, seed, root, minutes=(time.perf_counter() - start) / 60, version=version)
     if entry is None:
         raise RuntimeError(f"{root}/fusion_ablation/results.json lacks some of {REQUIRED} or per-video results")
     return entry
 
 
 # ---------------------------------------------------------------------------------- collecting
-def run_entry(data_seed: int, seed: int, root: Path, minutes: float | None) -> dict | None:
+def run_entry(data_seed: int, seed: int, root: Path, minutes: float | None, version: int = 7) -> dict | None:
     """One run from its ``fusion_ablation/results.json``: test top-1 per report row (fractions),
     weights, the val data checks and per-video correctness ``{row: [0/1] (N,)}`` (plus ``BEST``)
     of every row it has; None if a row of :data:`REQUIRED`, a fusion row or the per-video results
@@ -196,29 +208,31 @@ def run_entry(data_seed: int, seed: int, root: Path, minutes: float | None) -> d
     correct = {row: per_video["correct"][n] for row, n in names.items()}
     best = data["paired"]["fused_minus_best"]["b"]
     correct[BEST] = per_video["correct"][best]
-    return {"data_seed": data_seed, "seed": seed, "run_root": str(root), "minutes": minutes,
+    return {"version": version, "data_seed": data_seed, "seed": seed, "run_root": str(root), "minutes": minutes,
             "top1": {row: streams[n]["top1"] / 100.0 for row, n in names.items()},
             "best_single": best, "weights": data.get("weights"),
             "baseline_weights": data.get("baseline_weights"), "checks": data.get("checks"),
             "video_ids": per_video["video_ids"], "correct": correct}
 
 
-_RUN = re.compile(r"(?:^|/)(?:d(\d+)/seed(\d+)|synthetic(?:-d(\d+)-s(\d+))?/split1)$")
+_RUN = re.compile(r"(?:^|/)(?:d(\d+)/seed(\d+)|synthetic(?:-v(\d+))?(?:-d(\d+)-s(\d+))?/split1)$")
 
 
 def collect(quick: bool) -> list[dict]:
     """Runs already fused (``fusion_ablation/results.json``) under make demo's run folders, or
     runs/bench/ablation-quick/d*/seed*/ with ``quick`` (nothing is trained)."""
-    base = WORK_DIR / "ablation-quick" if quick else RUNS_DIR
-    found = base.glob("d*/seed*/fusion_ablation/results.json") if quick else \
-        base.glob("synthetic*/split1/fusion_ablation/results.json")
     entries = []
-    for f in sorted(found):
-        match = _RUN.search(f.parent.parent.relative_to(base).as_posix())
-        if match:
-            d, s = (match[1], match[2]) if quick else (match[3] or 0, match[4] or 0)
-            entries.append(run_entry(int(d), int(s), f.parent.parent, minutes=None))
-    return sorted((e for e in entries if e is not None), key=lambda e: (e["data_seed"], e["seed"]))
+    for version in VERSIONS:
+        tag = "" if version == 7 else f"-v{version}"
+        base = WORK_DIR / f"ablation-quick{tag}" if quick else RUNS_DIR
+        found = base.glob("d*/seed*/fusion_ablation/results.json") if quick else \
+            base.glob(f"synthetic{tag}*/split1/fusion_ablation/results.json")
+        for f in sorted(found):
+            match = _RUN.search(f.parent.parent.relative_to(base).as_posix())
+            if match and (quick or int(match[3] or 7) == version):
+                d, s = (match[1], match[2]) if quick else (match[4] or 0, match[5] or 0)
+                entries.append(run_entry(int(d), int(s), f.parent.parent, minutes=None, version=version))
+    return sorted((e for e in entries if e is not None), key=lambda e: (-e["version"], e["data_seed"], e["seed"]))
 
 
 def demo_results() -> dict | None:
@@ -283,19 +297,29 @@ def paired_tests(runs: list[dict]) -> dict[str, dict]:
 
 
 def run(quick: bool = False, seeds: list[int] | None = None, train: bool = True,
-        data_seeds: list[int] | None = None, variants: tuple[str, ...] = DEFAULT_VARIANTS) -> dict:
-    """Train (``train``) every (data seed, seed), or only collect finished ones; summarise."""
+        data_seeds: list[int] | None = None, variants: tuple[str, ...] = DEFAULT_VARIANTS,
+        versions: tuple[int, ...] = VERSIONS) -> dict:
+    """Train (``train``) every (version, data seed, seed), or only collect finished ones; summarise
+    each version (``by_version``; ``summary`` / ``paired`` are version 7's, make demo's)."""
     seeds = [0] if seeds is None and quick else ([0, 1, 2] if seeds is None else seeds)
     data_seeds = [0] if data_seeds is None and quick else ([0, 1] if data_seeds is None else data_seeds)
     if train:
         done = []
-        for d in data_seeds:
-            data = ensure_data(d, quick)
-            done += [run_one(d, s, quick, data, variants) for s in seeds]
+        for version in versions:
+            for d in data_seeds:
+                data = ensure_data(d, quick, version)
+                done += [run_one(d, s, quick, data, variants, version) for s in seeds]
     else:
-        done = [r for r in collect(quick) if r["seed"] in seeds and r["data_seed"] in data_seeds]
+        done = [r for r in collect(quick) if r["seed"] in seeds and r["data_seed"] in data_seeds
+                and r.get("version", 7) in versions]
+    by_version = {}
+    for version in versions:
+        runs = [r for r in done if r.get("version", 7) == version]
+        if runs:
+            by_version[str(version)] = {"summary": summarize(runs), "paired": paired_tests(runs)}
+    main = [r for r in done if r.get("version", 7) == 7]
     return {"quick": quick, "seeds_requested": seeds, "data_seeds_requested": data_seeds,
-            "seeds": done, "summary": summarize(done), "paired": paired_tests(done),
+            "seeds": done, "summary": summarize(main), "paired": paired_tests(main), "by_version": by_version,
             "variants": list(variants), "demo": demo_results(), "command": COMMAND}
 
 
@@ -318,7 +342,8 @@ def _variants(text: str) -> tuple[str, ...]:
 
 # ------------------------------------------------------------------------------------------ report
 def _run_label(r: dict) -> str:
-    return f"d{r.get('data_seed', 0)} s{r['seed']}"
+    tag = "" if r.get("version", 7) == 7 else f"v{r['version']} "
+    return f"{tag}d{r.get('data_seed', 0)} s{r['seed']}"
 
 
 def _pp(x: float) -> str:
@@ -352,12 +377,39 @@ def ablation_section(res: dict) -> str:
              + "; then the late fusion of I + distilled P with weights searched on val, the same at 1:1, and "
              "I + plain P (weights searched on val). Test top-1, %, the test protocol of the synthetic data "
              "(10 segments, centre crop).", ""]
+    by_version = res.get("by_version") or ({"7": {"summary": res["summary"], "paired": res.get("paired")}}
+                                           if runs else {})
+    if len(by_version) > 1:
+        text += ablation_side_by_side(by_version, runs)
+    for version, part in sorted(by_version.items(), reverse=True):
+        vruns = [r for r in runs if str(r.get("version", 7)) == version]
+        text += [f"### Version {version}" + (" (make demo's benchmark)" if version == "7" else
+                                              " (the negative control: the student reads a noisy copy of the "
+                                              "teacher's variable)"), ""]
+        text += ablation_table(part["summary"], vruns) + [""]
+        text += ablation_paired(part.get("paired") or {}, vruns)
+        text += ablation_checks(vruns)
     if runs:
-        text += ablation_table(res["summary"], runs) + ["", "![ablation](ablation.png)", ""]
-        text += ablation_paired(res.get("paired") or {}, runs)
-        text += ablation_checks(runs)
+        text += ["![ablation](ablation.png)", ""]
     text += ablation_demo(res.get("demo"), runs)
     return "\n".join(text)
+
+
+def ablation_side_by_side(by_version: dict, runs: list[dict]) -> list[str]:
+    """The pooled paired comparisons of every version in one table (issue 19's predictions)."""
+    names = [n for n in COMPARISONS if any(n in (p.get("paired") or {}) for p in by_version.values())]
+    versions = sorted(by_version, reverse=True)
+    body = []
+    for n in names:
+        cells = []
+        for v in versions:
+            d = (by_version[v].get("paired") or {}).get(n)
+            cells.append("-" if d is None else f"{_pp(d['mean'])} [{_pp(d['low'])}, {_pp(d['high'])}]")
+        body.append([n] + cells)
+    counts = {v: sum(str(r.get("version", 7)) == v for r in runs) for v in versions}
+    return ["Versions side by side: pooled paired difference, points of test top-1, 95% CI over videos "
+            "(runs per version: " + ", ".join(f"v{v} {counts[v]}" for v in versions) + "):", "",
+            table(["A - B"] + [f"version {v}" for v in versions], body), ""]
 
 
 def ablation_table(summary: dict, runs: list[dict]) -> list[str]:
@@ -439,12 +491,15 @@ def main(argv=None) -> int:
                         help="comma-separated data seeds (default 0,1; --quick: 0)")
     parser.add_argument("--quick", action="store_true", help="tiny data, 1 epoch: checks the wiring only")
     parser.add_argument("--collect", action="store_true", help="train nothing: report the runs already finished")
+    parser.add_argument("--versions", type=_int_list, default=list(VERSIONS),
+                        help="synthetic benchmark versions, comma-separated (default 7,6: make demo's and the control)")
     parser.add_argument("--variants", type=_variants, default=DEFAULT_VARIANTS,
                         help=f"students trained beside make demo's chain, comma-separated from {list(VARIANTS)} "
                              f"'all' or 'none' (default {','.join(DEFAULT_VARIANTS)})")
     args = parser.parse_args(argv)
     start, info = time.perf_counter(), machine()
-    result = run(args.quick, args.seeds, train=not args.collect, data_seeds=args.data_seeds, variants=args.variants)
+    result = run(args.quick, args.seeds, train=not args.collect, data_seeds=args.data_seeds, variants=args.variants,
+                 versions=tuple(args.versions))
     info["loadavg_end"] = loadavg()
     result.update({"section": "ablation", "mode": "quick" if args.quick else "full", "machine": info,
                    "seconds": time.perf_counter() - start})

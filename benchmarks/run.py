@@ -70,6 +70,8 @@ def main(argv=None) -> int:
     parser.add_argument("--variants", default="no_distill",
                         help="ablation students beside make demo's chain: no_distill, logits_only, "
                              "features_only (comma-separated) or all")
+    parser.add_argument("--versions", default=None, type=_seed_list,
+                        help="ablation: synthetic benchmark versions (default 7,6; --quick: 7)")
     parser.add_argument("--report", action="store_true", help="only regenerate RESULTS.md and the charts")
     parser.add_argument("--output-dir", type=Path, default=None,
                         help="write results/, RESULTS.md and the charts there (default: benchmarks/; "
@@ -106,7 +108,8 @@ def main(argv=None) -> int:
                 seeds = [0] if args.quick else args.seeds
                 result = module.run(args.quick, seeds, train=args.quick or args.train_ablation,
                                     data_seeds=[0] if args.quick else args.data_seeds,
-                                    variants=_variants(args.variants, module.VARIANTS, parser))
+                                    variants=_variants(args.variants, module.VARIANTS, parser),
+                                    versions=tuple(args.versions or ((7,) if args.quick else module.VERSIONS)))
                 saved = load_section(name)
                 if not (args.quick or args.train_ablation) and saved and saved.get("seeds") and \
                         [s_["top1"] for s_ in result["seeds"]] in ([], [s_["top1"] for s_ in saved["seeds"]]):
