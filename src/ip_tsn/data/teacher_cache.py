@@ -29,6 +29,7 @@ sizes and checksums of every file, verified on opening), ``num_videos`` and ``vi
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import hashlib
 import json
@@ -41,7 +42,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from ip_tsn.atomic import write_json_atomic
+from ip_tsn.atomic import atomic_path, write_json_atomic
 
 CACHE_FORMAT = "ip-tsn-teacher-cache"
 CACHE_VERSION = 3  # 3: flow stacks padded at the start (every P-frame has a row)
@@ -84,7 +85,9 @@ class ShardWriter:
         self.dtype, self.features = np.dtype(dtype), features
         shard_file(self.root, self.name, "index.json").unlink(missing_ok=True)
         parts = PARTS if features else ("logits.bin", "frames.bin")
-        self.tmp = {p: self.root / f".{self.name}.{p}.tmp-{os.getpid()}" for p in parts}
+        # each data file is written under ip_tsn.atomic's temporary name and renamed into place by it
+        self._stack = contextlib.ExitStack()
+        self.tmp = {p: self._stack.enter_context(atomic_path(shard_file(self.root, self.name, p))) for p in parts}
         self.files: dict[str, BinaryIO] = {p: open(t, "wb") for p, t in self.tmp.items()}
         self.videos: list[dict[str, Any]] = []
         self.counts: dict[str, int] = {}
@@ -124,9 +127,9 @@ class ShardWriter:
 
     def finalize(self) -> None:
         """Close, rename the data files into place, then write the shard index."""
-        for part, f in self.files.items():
+        for f in self.files.values():
             f.close()
-            os.replace(self.tmp[part], shard_file(self.root, self.name, part))
+        self._stack.close()  # ip_tsn.atomic renames every data file into place
         write_json_atomic(shard_file(self.root, self.name, "index.json"), {
             "rank": self.rank, "num_rows": self.rows, "num_classes": self.num_classes,
             "feature_dim": self.feature_dim, "dtype": self.dtype.name, "num_views": self.num_views,

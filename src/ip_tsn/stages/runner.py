@@ -251,7 +251,7 @@ def test(cfg: DictConfig, checkpoint: str | None = None, subsets: tuple[str, ...
             table = model.test_scores()
             write_class_report(run_dir, subset, table.scores, table.labels, dm.class_names)
     if trainer.is_global_zero:
-        (run_dir / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
+        write_json_atomic(run_dir / "metrics.json", metrics)
     return metrics
 
 
