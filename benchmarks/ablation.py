@@ -152,6 +152,7 @@ def fuse_config(root: Path, data: Path, rows: list[str]) -> dict[str, Any]:
                      "fused": [APPEARANCE, DISTILLED], "baseline_fused": [APPEARANCE, PLAIN],
                      "distilled": DISTILLED, "plain": PLAIN, "teacher": TEACHER,
                      "appearance": APPEARANCE, "groups": str(data / "synthetic.json"),
+                     "targets": str(root / "teacher_cache" / "targets.json"),
                      "out_dir": str(root / "fusion_ablation")}}
 
 
