@@ -50,9 +50,13 @@ def test_teacher_cache_student_fusion(tiny, capsys):
 
     run("cache", str(ROOT / "experiments/cache.yaml"), *common)
     cache = TeacherCache(runs / "teacher_cache")
-    assert len(cache.video_ids) == 24  # 12 classes x 2 train, each once (the synthetic data caches train only)
-    grid = cache.frames(cache.video_ids[0])  # 24 frames, GOP 12: P-frames where a 5-flow stack ends
-    assert grid.tolist() == [5, 6, 7, 8, 9, 10, 11, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23][::2] and cache.num_views == 5
+    assert len(cache.video_ids) == 36  # 12 classes x (2 train + 1 val), each once (train rows + val rows for the report)
+    grid = cache.frames(cache.video_ids[0])  # 24 frames, GOP 12: every P-frame (stacks padded at the start), stride 1
+    assert grid.tolist() == [t for t in range(24) if t % 12] and cache.num_views == 5
+    targets = json.loads((runs / "teacher_cache" / "targets.json").read_text())
+    assert targets["train"]["videos"] == 24 and targets["val"]["videos"] == 12
+    assert targets["train"]["rows"] == 24 * 22 * 5 and 0 <= targets["val"]["top1"] <= 100
+    assert 0 < targets["val"]["idle_entropy_ratio"] <= 1.0 + 1e-6 or targets["val"]["idle_rows"] == 0
     logits, features = cache.lookup(cache.video_ids[0], grid[[0, 3, 8]], view=4)
     assert logits.shape == (3, 12) and features.shape == (3, 512) and np.isfinite(logits).all()
 
@@ -76,7 +80,9 @@ def test_teacher_cache_student_fusion(tiny, capsys):
     for key in ("distilled_minus_plain", "fused_minus_best"):
         diff = results["paired"][key]
         assert diff["low"] <= diff["mean"] <= diff["high"] and 0.0 <= diff["mcnemar_p"] <= 1.0
-    assert set(results["checks"]) == {"teacher_minus_plain", "appearance_alone", "plain_alone", "oracle"}
+    assert set(results["checks"]) == {"teacher_minus_plain", "appearance_alone", "plain_alone", "oracle", "idle_entropy",
+                                      "no_active"}
+    assert results["checks"]["no_active"]["value"] is not None  # from the cache's targets.json
     assert results["checks"]["oracle"]["value"] is not None  # groups read from synthetic.json
     assert (runs / "fusion/confusion.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
