@@ -229,6 +229,14 @@ def main(argv=None) -> int:
     if args.method == "tvl1-torch":
         if args.batch < 1:
             parser.error("--batch must be >= 1")
+        import torch
+
+        try:
+            device = torch.device(args.device or ("cuda" if torch.cuda.is_available() else "cpu"))
+        except RuntimeError as e:
+            parser.error(f"--device {args.device}: {e}")
+        if device.type == "cuda" and not torch.cuda.is_available():
+            parser.error(f"--device {args.device}: no CUDA device is visible (use --device cpu)")
         return summarize(extract_torch(videos, root, args), "flow (tvl1-torch)")
     threads = args.threads if args.threads is not None else (1 if args.workers > 1 else -1)
     fn = functools.partial(extract_one, root=root, method=args.method, bound=args.bound,

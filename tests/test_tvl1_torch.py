@@ -85,3 +85,15 @@ def test_extract_flow_tvl1_torch_writes_the_teacher_layout(tmp_path):
     for n, q in ours.items():
         ref = np.array(load_flow(tmp_path / "src/flow" / n)).astype(int)
         assert np.median(np.abs(q.astype(int) - ref)) <= 1 and np.mean(np.abs(q.astype(int) - ref) <= 2) > 0.95
+
+
+def test_extract_flow_refuses_a_device_it_cannot_use(tmp_path):
+    """One usage line, exit status 2, nothing written, for a device that is not there or not a device."""
+    (tmp_path / "videos").mkdir()
+    base = [sys.executable, str(REPO / "data_prep/extract_flow.py"), str(tmp_path), "--method", "tvl1-torch"]
+    for device in (["--device", "gpu7"], [] if torch.cuda.is_available() else ["--device", "cuda"]):
+        if not device:
+            continue
+        run = subprocess.run(base + device, capture_output=True, text=True)
+        assert run.returncode == 2 and "--device" in run.stderr.strip().splitlines()[-1], run.stderr
+        assert "Traceback" not in run.stderr and not (tmp_path / "flow").exists()
