@@ -69,7 +69,8 @@ def test_the_check_changes_nothing():
     checked = load_checked(EXPERIMENTS / "student.yaml", over)
     assert checked == load_config(EXPERIMENTS / "student.yaml", over)
     assert checked.distill.temperature == 3 and isinstance(checked.distill.temperature, int)
-    assert "val_fraction" not in checked.data and "momentum" not in checked.model  # no schema defaults
+    assert "momentum" not in checked.model  # the model's defaults stay in the code
+    assert checked.data.val_fraction == 0.1 and checked.data.batch_size == 32  # data: every setting, for ${data.*}
 
 
 OVERRIDE = r"\(command-line override of \S*experiments/student.yaml\)"
@@ -134,7 +135,7 @@ def test_a_typo_in_a_dataset_file_names_it_whichever_stage_runs(tmp_path):
          r"^stages.studnet: unknown key \(from \S*mine.yaml\); did you mean stages.student\?$"),
         ("trainer: {max_epochs: 30}", "trainer: {max_epoch: 30}",
          r"^stages.teacher.trainer.max_epoch: unknown key \(from \S*mine.yaml\); did you mean stages.teacher.trainer.max_epochs\?$"),
-        ("  dataset: synthetic\n", "  dataset: synthetic\n  rooot: x\n",
+        ("  num_workers: 2\n", "  num_workers: 2\n  rooot: x\n",
          r"^data.rooot: unknown key \(from \S*mine.yaml\); did you mean data.root\?$"),
         ("  batch_size: 16", "  batch_size: sixteen",
          r"^data.batch_size: expected an integer, got 'sixteen' \(from \S*mine.yaml\)$"),
@@ -163,37 +164,45 @@ def test_open_sections_stay_open_and_typed():
 
 def _params(cls: type) -> dict[str, object]:
     hints = typing.get_type_hints(cls.__init__)
-    return {p: hints.get(p) for p in inspect.signature(cls).parameters if p not in ("self", "args", "kwargs")}
+    return {p: hints.get(p) for p in inspect.signature(cls).parameters
+            if p not in ("self", "args", "kwargs", "classifier", "settings")}
 
 
 def _fields(cls: type) -> dict[str, object]:
     return {f.name: typing.get_type_hints(cls)[f.name] for f in dataclasses.fields(cls)}
 
 
-def test_the_schema_is_in_step_with_the_code():
-    """Every argument of the classes a section goes to is a schema field of the same type, and
-    nothing else is (but ``data.name``, ``distill.online_teacher``)."""
-    from ip_tsn.data.datamodule import VideoDataModule
+def test_the_schema_is_the_settings():
+    """The config sections of the package's classes are their settings, field for field (names,
+    types, defaults), and the classes take exactly those settings (``data.name`` and
+    ``distill.online_teacher`` are read by the config and the runner)."""
+    from ip_tsn.data.datamodule import DATA_KEYS
+    from ip_tsn.data.preprocess import Preprocess
+    from ip_tsn.data.settings import DataSettings
     from ip_tsn.evaluation.report import CHECKS
     from ip_tsn.lit.classifier import StreamClassifier
     from ip_tsn.lit.distillation import DistillationModule
-    from ip_tsn.lit.model_settings import NetSettings, OptimSettings
+    from ip_tsn.lit.model_settings import ClassifierSettings, DistillSettings, NetSettings, OptimSettings
     from ip_tsn.lit.modules import MODULES
+    from ip_tsn.settings import defaults
 
     data = _fields(schema.DataConfig)
-    assert data.pop("name") is str and data == _params(VideoDataModule)
-    model = _params(StreamClassifier)
-    for derived in ("num_classes", "in_channels", "num_segments"):  # from the data
-        model.pop(derived)
-    model.pop("net"), model.pop("optim")  # mappings there, sections (below) here
-    nested = _fields(schema.ModelConfig)
-    assert nested.pop("net") is schema.NetConfig and nested.pop("optim") is schema.OptimConfig and nested == model
-    assert _fields(schema.NetConfig) == _fields(NetSettings)
-    optim = _fields(OptimSettings)
-    assert optim.pop("lr_steps") == tuple[float, ...] and _fields(schema.OptimConfig).pop("lr_steps") == typing.List[float]
-    assert {k: v for k, v in _fields(schema.OptimConfig).items() if k != "lr_steps"} == optim
+    assert data.pop("name") == typing.Optional[str]
+    assert data == {**_fields(DataSettings), **_fields(Preprocess)}
+    assert set(DATA_KEYS) == set(_fields(DataSettings))
+    assert defaults(schema.DataConfig) == {**defaults(DataSettings), **defaults(Preprocess), "name": None}
+    for cfg_cls, cls in ((schema.NetConfig, NetSettings), (schema.OptimConfig, OptimSettings),
+                         (schema.DistillConfig, DistillSettings)):
+        assert _fields(cfg_cls) == _fields(cls) and defaults(cfg_cls) == defaults(cls)
+    model = _fields(schema.ModelConfig)
+    assert model.pop("net") is schema.NetConfig and model.pop("optim") is schema.OptimConfig
+    assert model == _fields(ClassifierSettings)
+    classifier = _params(StreamClassifier)
+    for derived in ("num_classes", "in_channels", "num_segments", "net", "optim"):  # data; sections
+        classifier.pop(derived)
+    assert classifier == _fields(ClassifierSettings)
     distill = {k: v for k, v in _params(DistillationModule).items() if k not in _params(StreamClassifier)}
-    assert distill == {k: v for k, v in _fields(schema.DistillConfig).items() if k != "online_teacher"}
+    assert distill == {k: v for k, v in _fields(DistillSettings).items() if k != "online_teacher"}
     assert set(_fields(schema.FuseChecks)) == set(CHECKS)
     assert set(schema.MODULES) == set(MODULES)
     assert typing.get_args(_fields(schema.StageConfig)["stage"]) == schema.STAGES

@@ -19,7 +19,7 @@ from ip_tsn.lit.modules import load_module
 from ip_tsn.lit.optim import lr_factor
 
 FAST_NET = {"arch": "resnet18", "pretrained": False, "dropout": 0.0}
-FAST_OPTIM = {"optimizer": "adam", "lr": 3e-3, "backbone_lr_mult": 1.0, "first_conv_lr_mult": 1.0}
+FAST_OPTIM = {"optimizer": "adam", "lr": 3e-3, "warmup_epochs": 0.0}
 FAST = {"net": FAST_NET, "optim": FAST_OPTIM}
 
 
@@ -87,9 +87,10 @@ def test_stream_classifier_learns_and_reports_test_scores(tmp_path: Path) -> Non
 
 def test_distillation_learns_and_checkpoint_loads_weights_only(tmp_path: Path) -> None:
     pl.seed_everything(0)
+    settings = fast(schedule="step", lr_steps=[1])
+    settings["net"]["input_bn"] = True  # the student's (experiments/pstream.yaml)
     module = DistillationModule(num_classes=2, in_channels=3, imitation=0.5, feat_weight=0.5,
-                                temperature=2.0, teacher_feature_dim=TEACHER[1],
-                                **fast(schedule="step", lr_steps=[1]))
+                                temperature=2.0, teacher_feature_dim=TEACHER[1], **settings)
     train, val = loaders(teacher=TEACHER)
     t = trainer(tmp_path, max_epochs=2)
     t.fit(module, train, val)
@@ -189,7 +190,7 @@ def test_convex_loss_endpoints() -> None:
     batch = _batch()
     for lam in (0.0, 1.0):
         module = DistillationModule(num_classes=2, in_channels=3, imitation=lam, temperature=2.0,
-                                    projection=False, **FAST).eval()
+                                    feat_weight=0.0, projection=False, **FAST).eval()
         with torch.no_grad():
             losses = module.training_losses(batch)
         torch.testing.assert_close(losses["loss"], losses["kd"] if lam else losses["ce"])
@@ -214,7 +215,7 @@ def test_optimizer_groups_and_schedule(tmp_path: Path) -> None:
     module = StreamClassifier(num_classes=2, in_channels=2,
                               net={"arch": "resnet18", "pretrained": False, "input_bn": True},
                               optim={"optimizer": "sgd", "nesterov": True, "lr": 0.1, "backbone_lr_mult": 0.01,
-                                     "first_conv_lr_mult": 0.1, "schedule": "constant"})
+                                     "first_conv_lr_mult": 0.1, "schedule": "constant", "warmup_epochs": 0})
     t = trainer(tmp_path, max_epochs=1)
     module.trainer = t
     optimizer = module.configure_optimizers()["optimizer"]
@@ -224,7 +225,7 @@ def test_optimizer_groups_and_schedule(tmp_path: Path) -> None:
     assert lrs["head/no_decay"][1] == 0.0
     assert lr_factor(0, 100, "cosine", warmup_steps=4) == pytest.approx(0.2)
     assert lr_factor(100, 100, "cosine") == pytest.approx(0.0)
-    assert lr_factor(60, 100, "step", milestones=[30, 50]) == pytest.approx(0.01)
+    assert lr_factor(60, 100, "step", milestones=[30, 50], gamma=0.1) == pytest.approx(0.01)
 
 
 def test_ddp_test_scores_are_gathered(tmp_path: Path) -> None:

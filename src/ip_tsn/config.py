@@ -35,11 +35,13 @@ class ConfigError(ValueError):
 class Source(NamedTuple):
     """One piece of a composed config: ``kind`` ``stage`` (a stage file or one of its bases),
     ``dataset`` (a whole dataset file) or ``overrides`` (the command line); ``where``: the file
-    (shown relative to the working directory when inside it); ``cfg``: what it holds (unresolved)."""
+    (shown relative to the working directory when inside it); ``cfg``: what it holds (unresolved);
+    ``name``: a dataset file's name."""
 
     kind: str
     where: str
     cfg: DictConfig
+    name: str = ""  # a dataset file's name (``data=<name>``)
 
 
 def _load(path: Path) -> DictConfig:
@@ -88,22 +90,43 @@ def _split_overrides(overrides: Sequence[str]) -> tuple[str | None, list[str]]:
     return data_name, rest
 
 
-def load_config(path: str | os.PathLike, overrides: Sequence[str] = ()) -> DictConfig:
-    """Compose the config of one run (see the module docstring); interpolations resolved."""
+def data_defaults() -> DictConfig:
+    """The ``data`` section's defaults: :class:`~ip_tsn.data.settings.DataSettings`' and
+    :class:`~ip_tsn.data.preprocess.Preprocess`' fields (declared there, once)."""
+    from dataclasses import MISSING
+
+    from ip_tsn.data.preprocess import Preprocess
+    from ip_tsn.data.settings import DataSettings
+    from ip_tsn.settings import defaults
+
+    values = {**defaults(DataSettings), **defaults(Preprocess)}
+    return OmegaConf.create({k: v for k, v in values.items() if v is not MISSING})
+
+
+def load_config(path: str | os.PathLike, overrides: Sequence[str] = (),
+                sources: Sequence[Source] | None = None) -> DictConfig:
+    """Compose the config of one run (see the module docstring); interpolations resolved. The
+    ``data`` section holds every data setting (the defaults under the dataset file's values).
+    ``sources``: :func:`config_sources`' answer for the same arguments (the files read once)."""
     path = Path(path)
-    cfg = _read(path)
-    data_override, rest = _split_overrides(overrides)
-    data_name = data_override if data_override is not None else cfg.get("data")
-    if isinstance(data_name, str):
-        data_cfg = _read(_data_file(data_name, path))
-        cfg.data = data_cfg.get("data", OmegaConf.create())
+    sources = config_sources(path, overrides) if sources is None else sources
+    cfg = OmegaConf.create()
+    for source in sources:
+        if source.kind == "stage":
+            cfg = OmegaConf.merge(cfg, source.cfg)
+    dataset = [s for s in sources if s.kind == "dataset"]
+    if dataset:
+        data_cfg = dataset[0].cfg
+        cfg.data = OmegaConf.merge(data_defaults(), data_cfg.get("data", OmegaConf.create()))
         for key in ("all", cfg.get("stage")):  # `stages.all` applies to every stage of the dataset
             stage_cfg = OmegaConf.select(data_cfg, f"stages.{key}")
             if stage_cfg is not None:
                 cfg = OmegaConf.merge(cfg, stage_cfg)
-        cfg.data.name = data_name
+        cfg.data.name = dataset[0].name
     try:
-        cfg = OmegaConf.merge(cfg, OmegaConf.from_dotlist(rest))
+        for source in sources:
+            if source.kind == "overrides":
+                cfg = OmegaConf.merge(cfg, source.cfg)
         OmegaConf.resolve(cfg)
     except Exception as e:  # omegaconf's errors name the key; add the file
         raise ConfigError(f"{path}: {e}") from None
@@ -124,16 +147,20 @@ def _file_sources(path: Path) -> list[Source]:
 
 
 def config_sources(path: str | os.PathLike, overrides: Sequence[str] = ()) -> list[Source]:
-    """The pieces :func:`load_config` composes, in the order it merges them: the stage file's
-    bases and the stage file (``_base_`` removed), the dataset file (whole), the overrides
-    (``data=<name>`` removed)."""
+    """The pieces :func:`load_config` composes, in the order it merges them, each file read once:
+    the stage file's bases and the stage file (``_base_`` removed), the dataset file (whole; its
+    ``name``: the ``data=<name>`` it was chosen by), the overrides (``data=<name>`` removed)."""
     path = Path(path)
     sources = _file_sources(path)
     data_override, rest = _split_overrides(overrides)
-    data_name = data_override if data_override is not None else _read(path).get("data")
+    stage_data = None
+    for source in sources:
+        if "data" in source.cfg:
+            stage_data = source.cfg.data
+    data_name = data_override if data_override is not None else stage_data
     if isinstance(data_name, str):
         data_file = _data_file(data_name, path)
-        sources.append(Source("dataset", _shown(data_file), _read(data_file)))
+        sources.append(Source("dataset", _shown(data_file), _read(data_file), data_name))
     try:
         sources.append(Source("overrides", f"command-line override of {_shown(path)}", OmegaConf.from_dotlist(rest)))
     except Exception as e:

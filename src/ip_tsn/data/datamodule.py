@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import os
 import warnings
+from dataclasses import asdict, fields
 from functools import cached_property
 from typing import Any
 
@@ -33,16 +34,20 @@ import pytorch_lightning as pl
 import torch
 from torch.utils.data import DataLoader, Dataset, default_collate
 
+from ip_tsn.settings import from_mapping, plain
+
 from .datasets import VideoRecord, load_classes, load_split, video_dir
 from .device_reconstruct import reconstruct_batch
 from .packed_p import PACKED
 from .preprocess import Preprocess
+from .settings import DataSettings
 from .teacher_cache import TeacherCache, TeacherInputs, TeacherTargets
 from .transforms import apply_view, normalize, resize_short, to_tensor
 from .video_dataset import (CHECK_COMMAND, BadVideosError, GridDataset, StreamDataset, _FrameReader,
                             check_records)
 
-_D = Preprocess()  # the one set of preprocessing defaults
+_S = DataSettings()  # the loader settings' defaults (data/settings.py)
+DATA_KEYS = tuple(f.name for f in fields(DataSettings))
 
 
 class AlignedPositions:
@@ -130,29 +135,26 @@ class VideoDataModule(pl.LightningDataModule):
     reads and every checkpoint stores.
     """
 
-    def __init__(self, dataset: str = "synthetic", root: str = "data/synthetic", split: int = 1,
-                 modality: str = _D.modality, num_segments: int = _D.num_segments, batch_size: int = 32,
-                 num_workers: int = 4, pin_memory: bool = True, crop_size: int = _D.crop_size,
-                 scale_size: int | None = _D.scale_size, test_segments: int = _D.test_segments,
-                 test_crops: int = _D.test_crops, val_fraction: float = 0.1, flow_length: int = _D.flow_length,
-                 accumulate: bool = _D.accumulate, video_root: str | None = None,
-                 ext: str | None = None, flow_root: str | None = None, class_list: str | None = None,
-                 teacher_cache: str | None = None, grid_stride: int = 1, predict_subset: str = "trainval",
-                 test_batch_size: int = 1, predict_batch_size: int = 1, test_subset: str = "test",
-                 seed: int = 0, flip: bool = _D.flip, train_views: int | None = _D.train_views,
-                 teacher_input: bool = False, cache_positions: str | None = None, skip_bad_videos: bool = False,
-                 reconstruct: str = _D.reconstruct):
+    def __init__(self, dataset: str = _S.dataset, root: str = _S.root, **settings: Any):
+        """Keyword arguments: :class:`~.settings.DataSettings`' and :class:`~.preprocess.Preprocess`'
+        fields (their defaults are the only ones); the hyperparameters store them all."""
         super().__init__()
-        self.save_hyperparameters()
+        given = {"dataset": dataset, "root": root, **settings}
+        unknown = sorted(set(given) - set(DATA_KEYS) - set(Preprocess.keys()))
+        if unknown:
+            raise TypeError(f"VideoDataModule: unknown argument(s) {', '.join(unknown)}")
+        #: which videos and loaders (``data.*`` minus the preprocessing)
+        self.settings = from_mapping(DataSettings, {k: v for k, v in given.items() if k in DATA_KEYS}, "data")
         #: the stream's preprocessing (checked here: modality, crops, views), read by every dataset
-        self.preprocess = Preprocess.from_hparams(self.hparams)
-        pre = self.preprocess
-        self.dataset, self.root, self.split, self.modality = dataset, root, split, pre.modality
+        self.preprocess = Preprocess.from_hparams(given)
+        self.save_hyperparameters({**plain(self.settings), **asdict(self.preprocess)})
+        pre, st = self.preprocess, self.settings
+        self.dataset, self.root, self.split, self.modality = st.dataset, st.root, st.split, pre.modality
         self.num_segments, self.test_segments, self.test_crops = pre.num_segments, pre.test_segments, pre.test_crops
-        self.batch_size, self.num_workers, self.pin_memory = batch_size, num_workers, pin_memory
-        self.teacher_cache = teacher_cache
-        self.video_root = video_dir(dataset, root, video_root)
-        self.flow_root = flow_root if flow_root is not None else os.path.join(root, "flow")
+        self.batch_size, self.num_workers, self.pin_memory = st.batch_size, st.num_workers, st.pin_memory
+        self.teacher_cache = st.teacher_cache
+        self.video_root = video_dir(st.dataset, st.root, st.video_root)
+        self.flow_root = st.flow_root if st.flow_root is not None else os.path.join(st.root, "flow")
         self.datasets: dict[str, Dataset] = {}
         self._checked: dict[str, list[VideoRecord]] = {}  # subset -> its readable records
 

@@ -24,6 +24,8 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass, fields
 from typing import Any
 
+from ip_tsn.settings import setting
+
 from .modalities import check_modality, num_channels
 from .transforms import check_crops
 
@@ -45,17 +47,17 @@ def check_reconstruct(reconstruct: str, modality: str) -> None:
 class Preprocess:
     """How one stream turns a video into its network's input (module docstring)."""
 
-    modality: str = "rgb"
-    num_segments: int = 3
-    crop_size: int = 224
-    scale_size: int | None = 256
-    test_segments: int = 25
-    test_crops: int = 10
-    flow_length: int = 5
-    accumulate: bool = True
-    flip: bool = True
-    train_views: int | None = None
-    reconstruct: str = "cpu"
+    modality: str = setting("rgb", "rgb, iframe, mv, residual, p (mv + residual), flow")
+    num_segments: int = setting(3, "K: TSN segments in training and validation")
+    crop_size: int = setting(224, "network input size (square crop)")
+    scale_size: int | None = setting(256, "shorter side before cropping (null: as decoded)")
+    test_segments: int = setting(25, "segments of the test protocol")
+    test_crops: int = setting(10, "crops of the test protocol: 1, 3 or 10")
+    flow_length: int = setting(5, "L: a flow stack has 2L channels")
+    accumulate: bool = setting(True, "motion vectors and residuals traced back to the GOP's I-frame (CoViAR)")
+    flip: bool = setting(True, "random horizontal flips in training, mirrored test views")
+    train_views: int | None = setting(None, "fixed training views (1, 3 or 5; distillation needs them); null: random crops")
+    reconstruct: str = setting("cpu", "where P inputs are rebuilt: cpu (DataLoader workers) or device")
 
     def __post_init__(self) -> None:
         check_modality(self.modality)

@@ -34,13 +34,14 @@ from ..codec.flow import load_flow
 from .datasets import VideoRecord
 from .modalities import check_modality, x_channels
 from .packed_p import AUG_CROP, AUG_EVAL, AUG_VIEW, PACKED, pack_frames
-from .preprocess import check_reconstruct
+from .preprocess import Preprocess, check_reconstruct
 from .sampling import segment_indices
 from .transforms import (all_views, apply_view, center_view, check_crops, eval_views, multi_scale_crop_params, normalize,
                          num_view_ids, resize_short, short_side_size, to_tensor, train_augment)
 
 
 PositionFilter = Callable[[str], np.ndarray]  # video_id -> the (G,) frame indices a sample may use
+_P = Preprocess()  # the preprocessing defaults (data/preprocess.py), the only ones
 CHECK_COMMAND = "python data_prep/check_videos.py"  # lists every unreadable video under a folder
 
 
@@ -228,11 +229,14 @@ class StreamDataset(Dataset):
     """
 
     def __init__(self, records: Sequence[VideoRecord], video_root: str | os.PathLike, modality: str,
-                 num_segments: int = 3, train: bool = True, crop_size: int = 224, scale_size: int | None = 256,
-                 test_crops: int = 1, flow_root: str | os.PathLike | None = None, flow_length: int = 5,
-                 accumulate: bool = True, seed: int = 0, flip: bool = True, train_views: int | None = None,
-                 allowed_positions: PositionFilter | None = None, reconstruct: str = "cpu"):
-        check_crops(test_crops, flip)
+                 num_segments: int = _P.num_segments, train: bool = True, crop_size: int = _P.crop_size,
+                 scale_size: int | None = _P.scale_size, test_crops: int = _P.test_crops,
+                 flow_root: str | os.PathLike | None = None, flow_length: int = _P.flow_length,
+                 accumulate: bool = _P.accumulate, seed: int = 0, flip: bool = _P.flip,
+                 train_views: int | None = _P.train_views, allowed_positions: PositionFilter | None = None,
+                 reconstruct: str = _P.reconstruct):
+        if not train:  # the test protocol's crops; training draws one crop (or view) per sample
+            check_crops(test_crops, flip)
         check_reconstruct(reconstruct, modality)
         self.reconstruct = reconstruct
         if train_views is not None:
@@ -331,9 +335,10 @@ class GridDataset(Dataset):
     """
 
     def __init__(self, records: Sequence[VideoRecord], video_root: str | os.PathLike, modality: str,
-                 stride: int = 1, crop_size: int = 224, scale_size: int | None = 256,
-                 flow_root: str | os.PathLike | None = None, flow_length: int = 5, accumulate: bool = True,
-                 num_views: int | None = None, flip: bool = False, position_modality: str | None = None):
+                 stride: int = 1, crop_size: int = _P.crop_size, scale_size: int | None = _P.scale_size,
+                 flow_root: str | os.PathLike | None = None, flow_length: int = _P.flow_length,
+                 accumulate: bool = _P.accumulate, num_views: int | None = _P.train_views, flip: bool = _P.flip,
+                 position_modality: str | None = None):
         if stride < 1:
             raise ValueError(f"stride must be >= 1, got {stride}")
         self.records = list(records)

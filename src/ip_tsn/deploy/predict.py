@@ -42,6 +42,7 @@ from ip_tsn.data.packed_p import PACKED
 from ip_tsn.data.preprocess import DEVICE_MODALITIES, Preprocess
 from ip_tsn.data.video_dataset import StreamDataset
 from ip_tsn.deploy.fused_model import StreamEntry, read_fused_model
+from ip_tsn.evaluation.fusion import fuse_probabilities
 from ip_tsn.lit.checkpoint_info import read_checkpoint, read_class_file, stream_info
 
 TIMING_KEYS = ("decode", "motion_residual", "network", "total")
@@ -206,8 +207,9 @@ class FusedPredictor:
         t = time.perf_counter()
         with torch.inference_mode():
             probs = [s.network(x[None]).float().softmax(-1)[0] for s, x in zip(self.streams, inputs)]
-            fused = sum(s.weight * p for s, p in zip(self.streams, probs)) / sum(s.weight for s in self.streams)
-            fused, probs = fused.cpu(), [p.cpu() for p in probs]
+            probs = [p.cpu() for p in probs]
+            fused = torch.from_numpy(fuse_probabilities({s.name: p for s, p in zip(self.streams, probs)},
+                                                        {s.name: s.weight for s in self.streams}))
         timing["network"] = 1e3 * (time.perf_counter() - t)
         timing["total"] = 1e3 * (time.perf_counter() - start)
         if len(fused) != len(self.class_names):

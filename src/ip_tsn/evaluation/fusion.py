@@ -32,6 +32,16 @@ def fuse_scores(scores: Mapping[str, ArrayLike], weights: Mapping[str, float]) -
     return sum(float(w) * _np(scores[s]).astype(np.float64) for s, w in weights.items())
 
 
+def fuse_probabilities(scores: Mapping[str, ArrayLike], weights: Mapping[str, float]) -> np.ndarray:
+    """The weighted mean ``sum_s w_s p_s / sum_s w_s`` of the streams' class probabilities (same
+    shapes, (C,) or (N, C)): :func:`fuse_scores` on the probability scale, what ``ip-tsn predict``
+    reports. float64."""
+    total = sum(float(w) for w in weights.values())
+    if total <= 0:
+        raise ValueError(f"fusion weights must sum to a positive value, got {dict(weights)}")
+    return fuse_scores(scores, weights) / total
+
+
 def topk_accuracy(scores: ArrayLike, labels: ArrayLike, k: int) -> float:
     """Fraction of rows whose label is among the ``k`` highest scores. scores (N, C)."""
     scores, labels = _np(scores), _np(labels)

@@ -12,12 +12,13 @@ import torch.distributed as dist
 import torch.nn.functional as F
 
 from ip_tsn.lit.metrics import classification_metrics
-from ip_tsn.lit.model_settings import NetSettings, OptimSettings, plain, settings_from
+from ip_tsn.lit.model_settings import ClassifierSettings, NetSettings, OptimSettings, plain, settings_from
 from ip_tsn.lit.optim import build_optimizer, build_scheduler
 from ip_tsn.evaluation.scores import ScoreTable
 from ip_tsn.models import TSN
 
 Batch = dict[str, Any]
+_C = ClassifierSettings()  # model.* defaults (lit/model_settings.py), the only ones
 
 
 def as_video_list(batch: Batch) -> list[dict[str, Any]]:
@@ -59,9 +60,9 @@ class StreamClassifier(pl.LightningModule):
         num_segments: int = 3,
         net: Mapping[str, Any] | None = None,
         optim: Mapping[str, Any] | None = None,
-        label_smoothing: float = 0.0,
-        predict_mode: str = "video",
-        frames_chunk: int = 64,
+        label_smoothing: float = _C.label_smoothing,
+        predict_mode: str = _C.predict_mode,
+        frames_chunk: int = _C.frames_chunk,
     ) -> None:
         """``net``: :class:`~ip_tsn.lit.model_settings.NetSettings` keys (``model.net``);
         ``optim``: :class:`~ip_tsn.lit.model_settings.OptimSettings` keys (``model.optim``); missing

@@ -1,67 +1,81 @@
-"""A stream module's two groups of settings, as the config writes them (``model.net``,
-``model.optim``): the TSN network (:class:`NetSettings`, ``ip_tsn.models.TSN``'s arguments) and
-the optimiser with its schedule (:class:`OptimSettings`, ``lit.optim``'s). Frozen, typed, with the
-only defaults; stored in checkpoints as plain dicts (``weights_only`` loading).
+"""A stream module's settings, as the config writes them, each declared once here with its default
+and documentation line: the TSN network (:class:`NetSettings`, ``model.net``), the optimiser with
+its schedule (:class:`OptimSettings`, ``model.optim``), the classifier's own
+(:class:`ClassifierSettings`, ``model.*``) and the distillation's (:class:`DistillSettings`,
+``distill.*``). Frozen, typed; stored in checkpoints as plain dicts (``weights_only`` loading).
 
-Checkpoints written before the two groups existed hold the same keys flat in their
+Checkpoints written before the net / optim groups existed hold the same keys flat in their
 hyperparameters; :func:`nest_flat_hparams` moves them into ``net`` / ``optim``.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass, fields
+from dataclasses import dataclass, fields
 from typing import Any
+
+from ip_tsn.settings import from_mapping, plain, setting
+
+__all__ = ["NetSettings", "OptimSettings", "ClassifierSettings", "DistillSettings", "settings_from", "plain",
+           "nest_flat_hparams", "NET_KEYS", "OPTIM_KEYS"]
 
 
 @dataclass(frozen=True)
 class NetSettings:
-    """``model.net``: the TSN's backbone (``arch``, ``pretrained`` ImageNet weights, ``stem``
-    ``imagenet`` or ``small``), its input BatchNorm (``input_bn``) and the head's ``dropout``."""
+    """``model.net``: the TSN network (``ip_tsn.models.TSN``'s arguments)."""
 
-    arch: str = "resnet18"
-    dropout: float = 0.5
-    pretrained: bool = True
-    input_bn: bool = False
-    stem: str = "imagenet"
+    arch: str = setting("resnet18", "torchvision ResNet backbone")
+    dropout: float = setting(0.5, "dropout before the classifier head")
+    pretrained: bool = setting(True, "ImageNet weights when torchvision has them (offline: random init + warning)")
+    input_bn: bool = setting(False, "BatchNorm on the input (CoViAR's, for mv / residual inputs)")
+    stem: str = setting("imagenet", "first layers: imagenet (7x7 conv + pool) or small (3x3, for 56-112 px inputs)")
 
 
 @dataclass(frozen=True)
 class OptimSettings:
-    """``model.optim``: optimizer (``sgd`` / ``adam`` / ``adamw``) and its arguments, the learning-rate
-    multipliers of the backbone and first conv, the schedule (``cosine`` / ``step`` / ...) with its
-    warmup (epochs), ``lr_steps`` (epochs) and ``lr_gamma``."""
+    """``model.optim``: optimiser, learning-rate multipliers and schedule (``lit.optim``'s arguments)."""
 
-    optimizer: str = "adam"
-    lr: float = 1e-3
-    weight_decay: float = 1e-4
-    momentum: float = 0.9
-    nesterov: bool = False
-    adam_eps: float = 1e-3
-    backbone_lr_mult: float = 0.01
-    first_conv_lr_mult: float = 0.1
-    schedule: str = "cosine"
-    warmup_epochs: float = 0.0
-    lr_steps: tuple[float, ...] = ()
-    lr_gamma: float = 0.1
+    optimizer: str = setting("adam", "sgd, adam or adamw")
+    lr: float = setting(1e-3, "base learning rate (the head's)")
+    weight_decay: float = setting(1e-4, "weight decay")
+    momentum: float = setting(0.9, "SGD momentum")
+    nesterov: bool = setting(False, "SGD Nesterov momentum")
+    adam_eps: float = setting(1e-3, "Adam / AdamW epsilon")
+    backbone_lr_mult: float = setting(1.0, "learning-rate multiplier of the backbone")
+    first_conv_lr_mult: float = setting(1.0, "learning-rate multiplier of the first conv")
+    schedule: str = setting("cosine", "cosine, step or constant")
+    warmup_epochs: float = setting(1.0, "linear warmup (epochs)")
+    lr_steps: tuple[float, ...] = setting((), "step schedule: epochs at which the rate drops")
+    lr_gamma: float = setting(0.1, "step schedule: factor of each drop")
+
+
+@dataclass(frozen=True)
+class ClassifierSettings:
+    """``model.*`` besides ``net`` / ``optim``: ``StreamClassifier``'s own arguments."""
+
+    label_smoothing: float = setting(0.0, "label smoothing of the cross-entropy")
+    predict_mode: str = setting("video", "predict: video (consensus per sample) or frames (every grid position)")
+    frames_chunk: int = setting(64, "frames per forward pass in frames mode")
+
+
+@dataclass(frozen=True)
+class DistillSettings:
+    """``distill.*``: generalized distillation (``DistillationModule``'s own arguments) and where the
+    teacher's outputs come from."""
+
+    imitation: float = setting(0.5, "lambda in [0, 1]: weight of the soft (teacher) term against the labels'")
+    temperature: float = setting(2.0, "T of the soft term (scaled by T^2)")
+    feat_weight: float = setting(1.0, "weight of the feature term (L2-normalised features)")
+    projection: bool = setting(True, "a linear map from the student's features to the teacher's")
+    per_segment: bool = setting(True, "each segment against the teacher on the same frame and view (false: consensus)")
+    teacher_feature_dim: int | None = setting(None, "the teacher's feature size (null: the student's)")
+    online_teacher: bool = setting(False, "run the teacher on each batch's flow instead of reading the cache")
 
 
 def settings_from(cls: type, data: Mapping[str, Any] | None, source: str) -> Any:
-    """``cls`` (:class:`NetSettings` or :class:`OptimSettings`) from a mapping; missing keys take
-    the defaults. Raises ``ValueError`` naming ``source`` and the unknown keys."""
-    data = dict(data or {})
-    known = [f.name for f in fields(cls)]
-    unknown = sorted(set(data) - set(known))
-    if unknown:
-        raise ValueError(f"{source}: unknown key(s) {', '.join(unknown)}; known: {', '.join(known)}")
-    if "lr_steps" in data:
-        data["lr_steps"] = tuple(float(e) for e in data["lr_steps"])
-    return cls(**data)
-
-
-def plain(settings: NetSettings | OptimSettings) -> dict[str, Any]:
-    """Plain values (lists, not tuples) for hyperparameters that ``weights_only`` loads."""
-    return {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(settings).items()}
+    """``cls`` (one of the groups above) from a mapping; missing keys take the defaults. Raises
+    ``ValueError`` naming ``source`` and the unknown keys."""
+    return from_mapping(cls, data, source)
 
 
 NET_KEYS = tuple(f.name for f in fields(NetSettings))

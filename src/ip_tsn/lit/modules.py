@@ -4,10 +4,12 @@ runner (:mod:`ip_tsn.stages`) and by deployment (:mod:`ip_tsn.deploy`) alike."""
 
 from __future__ import annotations
 
+import io
 import os
 import warnings
 
 import pytorch_lightning as pl
+import torch
 
 from ip_tsn.lit.checkpoint_info import checkpoint_kind, read_checkpoint
 from ip_tsn.lit.classifier import StreamClassifier
@@ -26,9 +28,15 @@ def load_module(path: str | os.PathLike, use: str = "", modality: str | None = N
     (``CheckpointError``, :func:`ip_tsn.lit.checkpoint_info.read_checkpoint`)."""
     raw = read_checkpoint(path, use, modality=modality, stage=stage)
     cls = MODULES[str(checkpoint_kind(raw)["module"])]
-    hp = nest_flat_hparams(raw.get("hyper_parameters") or {})  # flat: written before model.net / model.optim
+    stored = raw.get("hyper_parameters") or {}
+    hp = nest_flat_hparams(stored)  # flat: written before model.net / model.optim
     groups = {"net": {**hp.get("net", {}), "pretrained": False}, "optim": hp.get("optim", {})}
+    source: str | os.PathLike | io.BytesIO = path
+    if hp.keys() != dict(stored).keys():  # the flat layout: load it as the nested one (no stale arguments)
+        source = io.BytesIO()
+        torch.save({**raw, "hyper_parameters": hp}, source)
+        source.seek(0)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # pretrained-weights warning: the checkpoint holds the weights
-        # the groups given here win over the stored hyperparameters; stored flat keys are not arguments
-        return cls.load_from_checkpoint(path, map_location="cpu", weights_only=True, **groups)
+        # the groups given here win over the stored hyperparameters
+        return cls.load_from_checkpoint(source, map_location="cpu", weights_only=True, **groups)

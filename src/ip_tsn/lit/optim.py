@@ -29,17 +29,17 @@ def split_weight_decay(groups: list[dict], weight_decay: float) -> list[dict]:
 
 def build_optimizer(
     groups: list[dict],
-    name: str = "adam",
-    lr: float = 1e-3,
-    weight_decay: float = 1e-4,
-    momentum: float = 0.9,
-    nesterov: bool = False,
-    adam_eps: float = 1e-3,
+    name: str,
+    lr: float,
+    weight_decay: float,
+    momentum: float,
+    nesterov: bool,
+    adam_eps: float,
 ) -> torch.optim.Optimizer:
     """An optimizer whose group ``i`` runs at ``lr * groups[i]["lr_mult"]``.
 
-    ``name``: ``sgd`` (momentum, nesterov), ``adam`` (CoViAR: eps 1e-3, weight decay 1e-4)
-    or ``adamw``.
+    ``name``: ``sgd`` (momentum, nesterov), ``adam`` or ``adamw`` (eps ``adam_eps``). The values
+    come from :class:`~ip_tsn.lit.model_settings.OptimSettings`, whose defaults are the only ones.
     """
     param_groups = [
         {**g, "lr": lr * g["lr_mult"]} for g in split_weight_decay(groups, weight_decay)
@@ -56,10 +56,10 @@ def build_optimizer(
 def lr_factor(
     step: int,
     total_steps: int,
-    schedule: str = "cosine",
+    schedule: str,
     warmup_steps: int = 0,
     milestones: Sequence[int] = (),
-    gamma: float = 0.1,
+    gamma: float = 1.0,
 ) -> float:
     """Multiplier of the base learning rate at optimizer step ``step``.
 

@@ -19,6 +19,7 @@ import difflib
 import functools
 import inspect
 import os
+import types
 import typing
 from collections.abc import Sequence
 from typing import Any
@@ -36,10 +37,12 @@ _ABSENT = object()
 STAGE_SECTIONS = ("all", *STAGES)  # the sections of a dataset file's `stages`
 
 
-def check_config(cfg: DictConfig, path: str | os.PathLike, overrides: Sequence[str] = ()) -> None:
+def check_config(cfg: DictConfig, path: str | os.PathLike, overrides: Sequence[str] = (),
+                 sources: Sequence[Source] | None = None) -> None:
     """Raise :class:`ConfigError` (one line) for the first unknown key, wrong type or unknown
-    ``stage`` / ``module`` value of the config ``cfg`` composed from ``path`` and ``overrides``."""
-    for source in config_sources(path, overrides):
+    ``stage`` / ``module`` value of the config ``cfg`` composed from ``path`` and ``overrides``
+    (``sources``: their pieces, when already read)."""
+    for source in config_sources(path, overrides) if sources is None else sources:
         piece, label = source.cfg, _label(source)
         if source.kind == "dataset":
             _check(piece, DatasetFile, label)
@@ -56,9 +59,10 @@ def check_config(cfg: DictConfig, path: str | os.PathLike, overrides: Sequence[s
 
 
 def load_checked(path: str | os.PathLike, overrides: Sequence[str] = ()) -> DictConfig:
-    """:func:`ip_tsn.config.load_config`, then :func:`check_config`."""
-    cfg = load_config(path, overrides)
-    check_config(cfg, path, overrides)
+    """:func:`ip_tsn.config.load_config`, then :func:`check_config`, on the files read once."""
+    sources = config_sources(path, overrides)
+    cfg = load_config(path, overrides, sources)
+    check_config(cfg, path, overrides, sources)
     return cfg
 
 
@@ -161,7 +165,7 @@ def _value(piece: DictConfig, key: str) -> Any:
 
 
 def _strip_optional(tp: Any) -> Any:
-    if typing.get_origin(tp) is typing.Union:
+    if typing.get_origin(tp) in (typing.Union, types.UnionType):
         args = [a for a in typing.get_args(tp) if a is not type(None)]
         return args[0] if len(args) == 1 else typing.Union[tuple(args)]
     return tp
@@ -225,12 +229,12 @@ def check_reconstruct_value(cfg: DictConfig, source: str) -> None:
 def _describe(tp: Any) -> str:
     """``Optional[int]`` -> "an integer or null", ``List[float]`` -> "a list of numbers", ..."""
     origin, args = typing.get_origin(tp), typing.get_args(tp)
-    if origin is typing.Union:
+    if origin in (typing.Union, types.UnionType):
         words = [_describe(a) for a in args if a is not type(None)]
         return " or ".join(words + (["null"] if type(None) in args else []))
     if origin is typing.Literal:
         return "one of " + ", ".join(str(a) for a in args)
-    if origin is list:
+    if origin in (list, tuple):
         return f"a list of {_describe(args[0]).split(' ', 1)[-1]}s" if args else "a list"
     if origin is dict or dataclasses.is_dataclass(tp):
         return "a mapping"

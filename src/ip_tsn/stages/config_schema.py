@@ -2,16 +2,17 @@
 
 A composed config (:func:`ip_tsn.config.load_config`) is merged into :class:`StageConfig` by
 :mod:`ip_tsn.stages.config_check`, so OmegaConf itself refuses unknown keys and values of the
-wrong type. The schema only checks: the config that runs is the composed one, and the defaults
-live where they always did (``experiments/base.yaml``, the dataset file and the code), so no field
-here has a default of its own (``MISSING``: a key the config does not set stays unset).
+wrong type. The sections that configure the package's own classes ARE their settings
+(:func:`ip_tsn.settings.schema`): ``data`` / ``datamodule`` are ``DataSettings`` + ``Preprocess``,
+``model.net`` / ``model.optim`` / ``model`` / ``distill`` are ``lit.model_settings``' groups; each
+setting is declared once, there, with its default. ``cache`` and ``logger`` are declared here, with
+their defaults (:func:`filled` gives a section with them). Sections that hold other tools' or the
+run's keys (``trainer``, ``checkpoint``, ``fuse``, the run's names) have no default here
+(``MISSING``): ``experiments/base.yaml`` and the stage files set them.
 
 Open on purpose: ``trainer`` (any ``pytorch_lightning.Trainer`` argument; the typed fields below
 keep their types, other names are checked against the Trainer's signature) and ``fuse.streams``
-(stream name -> run folder). Field names follow the arguments of the classes a section goes to
-(``data`` / ``datamodule`` -> ``VideoDataModule``, ``model`` -> ``StreamClassifier``, its ``net`` /
-``optim`` -> ``lit.model_settings``' ``NetSettings`` / ``OptimSettings``, ``distill`` ->
-``DistillationModule``); ``tests/test_config_check.py`` checks they stay in step.
+(stream name -> run folder).
 
 No ``from __future__ import annotations`` here: OmegaConf reads the annotations as types.
 """
@@ -19,105 +20,36 @@ No ``from __future__ import annotations`` here: OmegaConf reads the annotations 
 from dataclasses import dataclass, field
 from typing import Any, Dict, List, Literal, Optional, Union
 
-from omegaconf import MISSING
+from omegaconf import MISSING, DictConfig, OmegaConf
+
+from ip_tsn.data.preprocess import Preprocess
+from ip_tsn.data.settings import DataSettings
+from ip_tsn.lit.model_settings import ClassifierSettings, DistillSettings, NetSettings, OptimSettings
+from ip_tsn.settings import schema, setting
 
 STAGES = ("teacher", "cache", "student", "pstream", "istream", "fuse")
 MODULES = ("classifier", "distill")
 #: sections that take keys the schema does not list (struct mode off; their fields keep their types)
 OPEN = ("trainer",)
 
-
-@dataclass
-class DataConfig:
-    """``data`` (the dataset file's) and ``datamodule`` (the stage's): ``VideoDataModule`` arguments."""
-
-    name: str = MISSING  # the dataset file's name (set by load_config), not an argument
-    dataset: str = MISSING
-    root: str = MISSING
-    split: int = MISSING
-    modality: str = MISSING
-    num_segments: int = MISSING
-    batch_size: int = MISSING
-    num_workers: int = MISSING
-    pin_memory: bool = MISSING
-    crop_size: int = MISSING
-    scale_size: Optional[int] = MISSING
-    test_segments: int = MISSING
-    test_crops: int = MISSING
-    val_fraction: float = MISSING
-    flow_length: int = MISSING
-    accumulate: bool = MISSING
-    video_root: Optional[str] = MISSING
-    ext: Optional[str] = MISSING
-    flow_root: Optional[str] = MISSING
-    class_list: Optional[str] = MISSING
-    teacher_cache: Optional[str] = MISSING
-    grid_stride: int = MISSING
-    predict_subset: str = MISSING
-    test_batch_size: int = MISSING
-    predict_batch_size: int = MISSING
-    test_subset: str = MISSING
-    seed: int = MISSING
-    flip: bool = MISSING
-    train_views: Optional[int] = MISSING
-    teacher_input: bool = MISSING
-    cache_positions: Optional[str] = MISSING
-    skip_bad_videos: bool = MISSING
-    reconstruct: str = MISSING  # cpu | device (P inputs rebuilt on the batch's device)
+#: ``data`` (the dataset file's) and ``datamodule`` (the stage's): ``VideoDataModule``'s arguments
+DataConfig = schema("DataConfig", DataSettings, Preprocess, extra=(
+    ("name", Optional[str], setting(None, "the dataset file's name (set by load_config)")),))
+#: ``model.net``: the TSN network
+NetConfig = schema("NetConfig", NetSettings)
+#: ``model.optim``: optimiser and schedule
+OptimConfig = schema("OptimConfig", OptimSettings)
+#: ``model``: ``StreamClassifier``'s arguments (``num_classes``, ``in_channels`` and ``num_segments``
+#: come from the data, never from here)
+ModelConfig = schema("ModelConfig", ClassifierSettings, extra=(
+    ("net", NetConfig, field(default_factory=NetConfig)), ("optim", OptimConfig, field(default_factory=OptimConfig))))
+#: ``distill``: ``DistillationModule``'s own arguments, and where the teacher's outputs come from
+DistillConfig = schema("DistillConfig", DistillSettings)
 
 
-@dataclass
-class NetConfig:
-    """``model.net``: the TSN network (``ip_tsn.lit.model_settings.NetSettings``)."""
-
-    arch: str = MISSING
-    dropout: float = MISSING
-    pretrained: bool = MISSING
-    input_bn: bool = MISSING
-    stem: str = MISSING
-
-
-@dataclass
-class OptimConfig:
-    """``model.optim``: optimiser and schedule (``ip_tsn.lit.model_settings.OptimSettings``)."""
-
-    optimizer: str = MISSING
-    lr: float = MISSING
-    weight_decay: float = MISSING
-    momentum: float = MISSING
-    nesterov: bool = MISSING
-    adam_eps: float = MISSING
-    backbone_lr_mult: float = MISSING
-    first_conv_lr_mult: float = MISSING
-    schedule: str = MISSING
-    warmup_epochs: float = MISSING
-    lr_steps: List[float] = MISSING
-    lr_gamma: float = MISSING
-
-
-@dataclass
-class ModelConfig:
-    """``model``: ``StreamClassifier`` arguments (``num_classes``, ``in_channels`` and
-    ``num_segments`` come from the data, never from here)."""
-
-    net: NetConfig = field(default_factory=NetConfig)
-    optim: OptimConfig = field(default_factory=OptimConfig)
-    label_smoothing: float = MISSING
-    predict_mode: str = MISSING
-    frames_chunk: int = MISSING
-
-
-@dataclass
-class DistillConfig:
-    """``distill``: ``DistillationModule``'s own arguments, and where the teacher's outputs come from."""
-
-    imitation: float = MISSING
-    temperature: float = MISSING
-    feat_weight: float = MISSING
-    projection: bool = MISSING
-    per_segment: bool = MISSING
-    teacher_feature_dim: Optional[int] = MISSING
-    online_teacher: bool = MISSING
+def filled(section: Optional[DictConfig], cls: type) -> DictConfig:
+    """A config section with the defaults of its schema ``cls`` for the keys it does not set."""
+    return OmegaConf.merge(OmegaConf.structured(cls), section if section is not None else {})
 
 
 @dataclass
@@ -158,10 +90,10 @@ class CheckpointConfig:
 class LoggerConfig:
     """``logger``: the run's CSV and W&B loggers (:mod:`ip_tsn.stages.loggers`)."""
 
-    csv: bool = MISSING
-    wandb: bool = MISSING
-    wandb_project: str = MISSING
-    wandb_mode: Optional[str] = MISSING
+    csv: bool = setting(True, "a CSV log in the run folder (logs/)")
+    wandb: bool = setting(True, "a Weights & Biases run (offline unless a key is configured)")
+    wandb_project: str = setting("ip-tsn", "the W&B project")
+    wandb_mode: Optional[str] = setting(None, "W&B mode: online, offline, disabled (null: offline unless a key exists)")
 
 
 @dataclass
@@ -177,10 +109,10 @@ class CacheConfig:
 
     dir: str = MISSING
     grid_stride: int = MISSING
-    positions: str = MISSING
-    subset: str = MISSING
-    dtype: str = MISSING
-    features: bool = MISSING
+    positions: str = setting("p", "the modality whose positions the cache holds (those the P student samples)")
+    subset: str = setting("trainval", "the videos the teacher runs over (train rows for the student, val rows for the targets report)")
+    dtype: str = setting("float16", "storage type of logits and features")
+    features: bool = setting(True, "store features too (false: logits only, the lever for Kinetics-size caches)")
 
 
 @dataclass
@@ -246,3 +178,22 @@ class DatasetFile:
 
     data: DataConfig = field(default_factory=DataConfig)
     stages: Dict[str, Any] = MISSING  # stage name (or ``all``) -> a StageConfig, each checked as one
+
+
+#: the groups of the README's key table: (config prefix, settings class)
+KEY_GROUPS = (("data", DataSettings), ("data", Preprocess), ("model", ClassifierSettings), ("model.net", NetSettings),
+              ("model.optim", OptimSettings), ("distill", DistillSettings), ("cache", CacheConfig),
+              ("logger", LoggerConfig))
+
+
+def key_table() -> str:
+    """The README's "Configuration keys" table (markdown): every setting with a default, its
+    default and its line, from the declarations themselves."""
+    from ip_tsn.settings import key_rows
+
+    lines = ["| key | default | what it sets |", "|---|---|---|"]
+    for prefix, cls in KEY_GROUPS:
+        for key, default, doc in key_rows(prefix, cls):
+            if default:
+                lines.append(f"| `{key}` | `{default}` | {doc} |")
+    return "\n".join(lines) + "\n"

@@ -16,11 +16,12 @@ from pytorch_lightning.loggers.logger import rank_zero_experiment
 
 from ip_tsn.atomic import write_text_atomic
 from ip_tsn.config import to_container
+from ip_tsn.stages.config_schema import LoggerConfig, filled
 
 
 def wandb_mode(cfg: DictConfig) -> str:
     """``logger.wandb_mode``, else ``WANDB_MODE``, else online only if an API key is configured."""
-    mode = cfg.logger.get("wandb_mode") or os.environ.get("WANDB_MODE")
+    mode = filled(cfg.get("logger"), LoggerConfig).wandb_mode or os.environ.get("WANDB_MODE")
     if mode:
         return mode
     netrc = Path.home() / ".netrc"
@@ -89,13 +90,14 @@ class ResumableCSVLogger(CSVLogger):
 def build_loggers(cfg: DictConfig, run_dir: Path, resume: tuple[int, int] | None = None) -> list[Logger]:
     """CSV (``<run_dir>/logs/metrics.csv``; ``resume``: see :class:`ResumableCSVLogger`) and W&B."""
     loggers: list[Logger] = []
-    if cfg.logger.get("csv", True):
+    settings = filled(cfg.get("logger"), LoggerConfig)
+    if settings.csv:
         loggers.append(ResumableCSVLogger(str(run_dir), name="logs", version="", resume=resume))
-    if cfg.logger.get("wandb", False):
+    if settings.wandb:
         from pytorch_lightning.loggers import WandbLogger
 
         os.environ.setdefault("WANDB_SILENT", "true")
-        loggers.append(WandbLogger(project=cfg.logger.get("wandb_project", "ip-tsn"), name=cfg.run_name,
+        loggers.append(WandbLogger(project=settings.wandb_project, name=cfg.run_name,
                                    group=cfg.get("wandb_group"), save_dir=str(run_dir), mode=wandb_mode(cfg),
                                    config=to_container(cfg)))
     return loggers

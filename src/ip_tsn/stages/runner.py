@@ -33,8 +33,10 @@ from ip_tsn.evaluation.targets import target_stats
 from ip_tsn.lit.cache_writer import TeacherCacheWriter
 from ip_tsn.lit.checkpoint_info import (AtomicCheckpointIO, SaveLastEveryEpoch, SaveStreamInfo, checkpoint_preprocess,
                                         read_checkpoint)
+from ip_tsn.lit.model_settings import DistillSettings
 from ip_tsn.lit.modules import MODULES, load_module
 from ip_tsn.lit.scores import SaveTestScores
+from ip_tsn.stages.config_schema import CacheConfig, DistillConfig, filled
 from ip_tsn.stages.loggers import build_loggers
 
 
@@ -53,9 +55,9 @@ def build_module(cfg: DictConfig, dm: VideoDataModule) -> pl.LightningModule:
               "num_segments": dm.num_segments}
     if kind == "distill":
         distill = to_container(cfg.get("distill"))
-        distill.pop("online_teacher", None)
+        online = distill.pop("online_teacher", DistillSettings.online_teacher)
         kwargs.update(distill)
-        if dm.teacher_cache is not None and not cfg.distill.get("online_teacher"):
+        if dm.teacher_cache is not None and not online:
             kwargs["teacher_feature_dim"] = TeacherCache(dm.teacher_cache).feature_dim or None
     return MODULES[kind](**kwargs)
 
@@ -102,7 +104,7 @@ def fit(cfg: DictConfig) -> Path:
                           "it, overwrite=true to replace it, or another run_root / name")
     ckpt_path, resume = resume_checkpoint(cfg)
     pl.seed_everything(cfg.seed, workers=True)
-    online = cfg.get("module") == "distill" and bool(cfg.distill.get("online_teacher"))
+    online = cfg.get("module") == "distill" and bool(filled(cfg.get("distill"), DistillConfig).online_teacher)
     dm = build_datamodule(cfg, **({"teacher_input": True, "teacher_cache": None} if online else {}))
     if cfg.get("module") == "distill" and not online:
         _check_cache(cfg, dm)
@@ -174,17 +176,18 @@ def cache(cfg: DictConfig) -> Path:
     """Run the trained teacher over every train/val video, at the student's positions (P-frames
     at which a flow stack ends, every ``grid_stride``-th) and in every view of the training view
     set; write the teacher cache (format: :mod:`ip_tsn.data.teacher_cache`)."""
-    out_dir = Path(cfg.cache.dir)
+    settings = filled(cfg.cache, CacheConfig)
+    out_dir = Path(settings.dir)
     teacher_ckpt = cfg.teacher.checkpoint
-    dm = build_datamodule(cfg, grid_stride=cfg.cache.grid_stride, predict_subset=cfg.cache.subset,
-                          cache_positions=cfg.cache.get("positions", "p"))
+    dm = build_datamodule(cfg, grid_stride=settings.grid_stride, predict_subset=settings.subset,
+                          cache_positions=settings.positions)
     model = load_module(teacher_ckpt, "teacher.checkpoint", modality="flow")
     model.predict_mode = "frames"  # type: ignore[assignment]
     writer = TeacherCacheWriter(out_dir, teacher_checkpoint=teacher_ckpt,
-                                dataset={**_dataset_key(cfg), "subset": cfg.cache.subset},
-                                grid_stride=int(cfg.cache.grid_stride), views=_views_key(dm),
+                                dataset={**_dataset_key(cfg), "subset": settings.subset},
+                                grid_stride=int(settings.grid_stride), views=_views_key(dm),
                                 flow_length=int(dm.preprocess.flow_length), config=to_container(cfg),
-                                dtype=cfg.cache.get("dtype", "float16"), features=bool(cfg.cache.get("features", True)))
+                                dtype=settings.dtype, features=bool(settings.features))
     trainer = build_trainer(cfg, out_dir, [writer])
     trainer.predict(model, datamodule=dm, return_predictions=False)
     if trainer.is_global_zero:
@@ -209,7 +212,8 @@ def write_target_report(cfg: DictConfig, dm: VideoDataModule, out_dir: Path) -> 
     from ip_tsn.codec import CompressedVideo
 
     cache = TeacherCache(out_dir)
-    subsets = ["train", "val"] if cfg.cache.subset == "trainval" else [str(cfg.cache.subset)]
+    subset = filled(cfg.cache, CacheConfig).subset
+    subsets = ["train", "val"] if subset == "trainval" else [str(subset)]
     rows, gops = {}, {}
     for subset in subsets:
         for r in dm.records(subset):
@@ -226,8 +230,8 @@ def write_target_report(cfg: DictConfig, dm: VideoDataModule, out_dir: Path) -> 
                 gops[vid] = video.gop_starts
             finally:
                 video.close()
-    distill = cfg.get("distill") or {}
-    report = target_stats(rows, cache.num_classes, float(distill.get("temperature", 2.0)), windows,
+    temperature = filled(cfg.get("distill"), DistillConfig).temperature
+    report = target_stats(rows, cache.num_classes, float(temperature), windows,
                           int(dm.preprocess.flow_length), gops or None, int(cfg.data.num_segments))
     write_json_atomic(out_dir / TARGETS_FILE, report)
     return report
