@@ -51,6 +51,7 @@ from common import REPO, WORK_DIR, loadavg, log, machine, save_section
 from formatting import pct, table
 
 from ip_tsn.evaluation.stats import mean_ci, paired_difference  # common put src/ on sys.path
+from ip_tsn.atomic import write_text_atomic
 
 EXPERIMENTS = REPO / "experiments"
 RUNS_DIR = REPO / "runs"  # make demo's run folders
@@ -186,7 +187,7 @@ def run_one(data_seed: int, seed: int, quick: bool, data: Path,
     rows = [*CHAIN, *(VARIANTS[v][0] for v in variants)]
     rows += [r for r, _, n in VARIANTS.values() if r not in rows and (root / n / "scores_test.npz").is_file()]
     fuse = root / "fuse_ablation.yaml"
-    fuse.write_text(json.dumps(fuse_config(root, data, rows), indent=1))  # JSON is YAML
+    write_text_atomic(fuse, json.dumps(fuse_config(root, data, rows), indent=1))  # JSON is YAML
     _ip_tsn("fuse", str(fuse), *over)
     entry = run_entry(data_seed, seed, root, minutes=(time.perf_counter() - start) / 60, version=version)
     if entry is None:

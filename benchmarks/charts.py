@@ -11,6 +11,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
 from common import output_dir  # noqa: E402
+from ip_tsn.atomic import atomic_path  # noqa: E402
 
 COLOURS = {"P inputs": "#1f77b4", "mv only": "#aec7e8", "DIS": "#ff7f0e", "TV-L1": "#d62728",
            "ours": "#1f77b4", "motion-vector-extractor": "#7f7f7f"}
@@ -19,7 +20,8 @@ COLOURS = {"P inputs": "#1f77b4", "mv only": "#aec7e8", "DIS": "#ff7f0e", "TV-L1
 def _save(fig, name: str) -> str:
     path = output_dir() / name
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=110, format="png")  # the temp name has no .png suffix
     plt.close(fig)
     return path.name
 

@@ -3,7 +3,7 @@
 A benchmark version is fixed by properties of single streams on the validation split, before any
 distilled or fused number exists: this reads the teacher's, plain P's and the I-stream's validation
 scores and the teacher cache's ``targets.json`` of one run folder and prints the checks table
-(``ip_tsn.evaluation.report.data_checks``), plus the teacher's targets on train and val rows. It
+(``ip_tsn.evaluation.checks.data_checks``), plus the teacher's targets on train and val rows. It
 never opens a student's or a fusion's file.
 
     python benchmarks/design_checks.py runs/synthetic-d7-s0/split1 --data data/synthetic-d7 [--json out.json]
@@ -16,7 +16,8 @@ import json
 from pathlib import Path
 
 from ip_tsn.data.datasets import load_classes
-from ip_tsn.evaluation.report import Roles, checks_markdown, data_checks, load_groups
+from ip_tsn.evaluation.checks import Roles, data_checks, load_groups
+from ip_tsn.evaluation.report import checks_markdown
 from ip_tsn.evaluation.scores import load_aligned
 
 STREAMS = {"teacher": "teacher", "plain": "pstream", "appearance": "istream"}

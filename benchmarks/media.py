@@ -26,6 +26,7 @@ import numpy as np
 from common import REPO, WORK_DIR, log
 from ip_tsn.codec.encode import encode_video
 from ip_tsn.data.synthetic import CLASSES, GOP_SIZE, render_video, video_name, video_rng
+from ip_tsn.atomic import write_text_atomic
 
 SIZE_340 = (256, 340)  # (H, W)
 
@@ -109,10 +110,10 @@ def make_dataset(root: Path, size: tuple[int, int], num_frames: int, train_per_c
                               video_flow(path, "dis", size=flow_size))
                 lists[split].append(f"{rel} {ci + 1}\n")
     (root / "splits").mkdir(parents=True, exist_ok=True)
-    (root / "splits" / "classInd.txt").write_text("".join(f"{i + 1} {c}\n" for i, c in enumerate(CLASSES[:classes])))
+    write_text_atomic(root / "splits" / "classInd.txt", "".join(f"{i + 1} {c}\n" for i, c in enumerate(CLASSES[:classes])))
     for split, lines in lists.items():
-        (root / "splits" / f"{split}list01.txt").write_text("".join(lines))
-    meta.write_text(json.dumps(settings))
+        write_text_atomic(root / "splits" / f"{split}list01.txt", "".join(lines))
+    write_text_atomic(meta, json.dumps(settings))
     return root
 
 
@@ -123,7 +124,8 @@ def fake_teacher_cache(root: Path, dataset_root: Path, num_classes: int, feature
     (and their mirrors with ``flip``): what the distillation loader reads, without training a teacher."""
     from ip_tsn.codec import CompressedVideo
     from ip_tsn.data.datasets import load_split
-    from ip_tsn.data.teacher_cache import MANIFEST, ShardWriter, write_manifest
+    from ip_tsn.data.cache_shards import ShardWriter, write_manifest
+    from ip_tsn.data.teacher_cache import MANIFEST
     from ip_tsn.data.transforms import num_view_ids
 
     if (root / MANIFEST).is_file():

@@ -13,12 +13,15 @@ from __future__ import annotations
 import argparse
 import importlib.util
 import json
+import sys
 import time
 from pathlib import Path
 
 import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "src"))  # the package needs no install here (the GPU machine)
+from ip_tsn.atomic import atomic_path, write_json_atomic  # noqa: E402
 
 
 def _module():
@@ -48,7 +51,8 @@ def prepare(out: str, pairs_per_video: int = 2, size: tuple[int, int] = (340, 25
             pairs.append(np.stack([a, b]))
             flows.append(tvl1.calc(a, b, None))
             names.append(f"{Path(path).name}:{i}")
-    np.savez_compressed(out, pairs=np.stack(pairs), flows=np.stack(flows).astype(np.float32), names=np.array(names))
+    with atomic_path(out) as tmp, open(tmp, "wb") as f:
+        np.savez_compressed(f, pairs=np.stack(pairs), flows=np.stack(flows).astype(np.float32), names=np.array(names))
     print(f"{out}: {len(pairs)} pairs {size[0]}x{size[1]}")
 
 
@@ -94,7 +98,7 @@ def measure(path: str, device: str, batches: list[int], seconds: float, compiled
         out["speed"].append(row)
         print(row, flush=True)
         if out_path:
-            Path(out_path).write_text(json.dumps(out, indent=2))
+            write_json_atomic(out_path, out)
     return out
 
 
@@ -116,7 +120,7 @@ def main() -> None:
     device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
     res = measure(args.pairs, device, [int(b) for b in args.batches.split(",")], args.seconds, args.compiled, args.out)
     if args.out:
-        Path(args.out).write_text(json.dumps(res, indent=2))
+        write_json_atomic(args.out, res)
 
 
 if __name__ == "__main__":

@@ -35,19 +35,19 @@ from reencode import parse_size, reencode_video  # noqa: E402
 
 from ip_tsn.codec import CompressedVideo, VideoError  # noqa: E402
 from ip_tsn.codec.flow import METHODS, load_flow  # noqa: E402
-from ip_tsn.data.datasets import LAYOUTS, load_split, video_dir  # noqa: E402
+from ip_tsn.data.datasets import load_split, video_dir  # noqa: E402
+from ip_tsn.data.layouts import LAYOUTS  # noqa: E402
 from ip_tsn.data.split_files import find_kinetics_csv  # noqa: E402
 
-SPLIT_DIRS = {"ucf101": "ucfTrainTestlist", "hmdb51": "testTrainMulti_7030_splits", "kinetics": "annotations"}
-SPLITS = {"ucf101": (1, 2, 3), "hmdb51": (1, 2, 3), "kinetics": (1,)}
+PREPARED = tuple(name for name, layout in LAYOUTS.items() if layout.downloaded)  # layouts.py describes each
 
 
 def copy_split_files(dataset: str, root: str, out: str, class_list: str | None = None) -> list[str]:
     """Copy the dataset's split / annotation folder (files only) from ``root`` to ``out``;
     ``class_list`` becomes Kinetics' ``annotations/classes.txt``. Returns the files written."""
-    src_dir, dst_dir = os.path.join(root, SPLIT_DIRS[dataset]), os.path.join(out, SPLIT_DIRS[dataset])
+    src_dir, dst_dir = os.path.join(root, LAYOUTS[dataset].split_dir), os.path.join(out, LAYOUTS[dataset].split_dir)
     if not os.path.isdir(src_dir):
-        raise SystemExit(f"{src_dir}: no such folder; expected layout: {LAYOUTS[dataset]}")
+        raise SystemExit(f"{src_dir}: no such folder; expected layout: {LAYOUTS[dataset].description}")
     pairs = [(os.path.join(src_dir, n), os.path.join(dst_dir, n)) for n in sorted(os.listdir(src_dir))
              if os.path.isfile(os.path.join(src_dir, n))]
     if class_list is not None:
@@ -65,7 +65,7 @@ def listed_videos(dataset: str, root: str, class_list: str | None = None,
     paths: set[str] = set()
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        for split in SPLITS[dataset]:
+        for split in LAYOUTS[dataset].splits:
             try:
                 for subset in ("trainval", "test"):
                     paths.update(r.path for r in load_split(dataset, root, split, subset, class_list=class_list,
@@ -131,8 +131,8 @@ def check_split_lists(dataset: str, out: str, expected: int) -> list[Result]:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("dataset", choices=sorted(SPLIT_DIRS), help="the download's layout")
-    parser.add_argument("root", help="the downloaded folder (layouts: ip_tsn.data.datasets.LAYOUTS)")
+    parser.add_argument("dataset", choices=PREPARED, help="the download's layout")
+    parser.add_argument("root", help="the downloaded folder (layouts: ip_tsn.data.layouts)")
     parser.add_argument("--out", required=True, help="the prepared dataset's root, e.g. data/ucf101")
     parser.add_argument("--size", type=parse_size, default=(340, 256), metavar="WxH", help="default 340x256")
     parser.add_argument("--gop", type=int, default=12, help="I-frame interval (default 12)")
@@ -154,7 +154,7 @@ def main(argv: list[str] | None = None) -> int:
     copy_split_files(args.dataset, root, out, args.class_list)
     if args.dataset == "kinetics":
         for which in ("train", "validate"):
-            used = find_kinetics_csv(Path(root) / SPLIT_DIRS["kinetics"], which, LAYOUTS["kinetics"])
+            used = find_kinetics_csv(Path(root) / LAYOUTS["kinetics"].split_dir, which, LAYOUTS["kinetics"].description)
             print(f"kinetics {which} annotations: {used}")
     rels, missing = listed_videos(args.dataset, root, args.class_list)
     for message in missing:

@@ -179,7 +179,7 @@ def test_the_schema_is_the_settings():
     from ip_tsn.data.datamodule import DATA_KEYS
     from ip_tsn.data.preprocess import Preprocess
     from ip_tsn.data.settings import DataSettings
-    from ip_tsn.evaluation.report import CHECKS
+    from ip_tsn.evaluation.checks import CHECKS
     from ip_tsn.lit.classifier import StreamClassifier
     from ip_tsn.lit.distillation import DistillationModule
     from ip_tsn.lit.model_settings import ClassifierSettings, DistillSettings, NetSettings, OptimSettings

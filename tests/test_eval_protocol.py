@@ -15,7 +15,7 @@ from ip_tsn.cli import main
 from ip_tsn.config import load_config
 from ip_tsn.stages.runner import build_datamodule
 from ip_tsn.deploy.fused_model import read_fused_model
-from ip_tsn.evaluation.report import confusion_matrix
+from ip_tsn.evaluation.class_report import confusion_matrix
 from ip_tsn.evaluation.scores import load_scores
 
 EXPERIMENTS = Path(__file__).resolve().parents[1] / "experiments"

@@ -12,8 +12,8 @@ import torch
 from ip_tsn.evaluation import (ScoreTable, evaluate, fuse_scores, load_aligned, load_scores,
                                run_fusion, save_scores, search_fusion_weights)
 from ip_tsn.evaluation.fusion import distance_to_uniform, equal_weights, fuse_equal
-from ip_tsn.evaluation.report import (BASELINE, EQUAL, FUSION, Roles, data_checks, load_groups,
-                                      oracle_top1)
+from ip_tsn.evaluation.checks import Roles, data_checks, load_groups, oracle_top1
+from ip_tsn.evaluation.report import BASELINE, EQUAL, FUSION
 from ip_tsn.evaluation.stats import accuracy_ci
 
 CLASSES = ["a", "b", "c"]

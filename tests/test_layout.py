@@ -145,3 +145,26 @@ def test_evaluation_loads_neither_lightning_nor_torch():
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(PACKAGE.parent), os.environ.get("PYTHONPATH", "")])}
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True)
     assert out.stdout.split() == []
+
+
+def test_one_module_renames_files_into_place():
+    """Only ``ip_tsn/atomic.py`` calls ``os.replace`` / ``os.rename`` / ``Path.rename`` / ``shutil.move``
+    (issue 22: every file is written through ``ip_tsn.atomic``), in the package and the scripts; and
+    none writes a result with ``Path.write_text`` / ``write_bytes`` or a bare ``savefig``."""
+    renames, direct = [], []
+    files = [p for p in sorted(PACKAGE.rglob("*.py"))] + [p for d in SCRIPTS for p in sorted((REPO / d).glob("*.py"))]
+    for path in files:
+        tree = ast.parse(path.read_text(), str(path))
+        for node in ast.walk(tree):
+            if not isinstance(node, ast.Call) or not isinstance(node.func, ast.Attribute):
+                continue
+            name, owner = node.func.attr, ast.unparse(node.func.value)
+            if (name in ("replace", "rename") and owner == "os") or (name == "move" and owner == "shutil") or \
+                    (name == "rename" and owner != "os"):
+                renames.append(f"{path.relative_to(REPO)}:{node.lineno}")
+            if name in ("write_text", "write_bytes") and owner != "tmp":
+                direct.append(f"{path.relative_to(REPO)}:{node.lineno}: {ast.unparse(node.func)}")
+            if name == "savefig" and not (node.args and ast.unparse(node.args[0]) == "tmp"):
+                direct.append(f"{path.relative_to(REPO)}:{node.lineno}: {ast.unparse(node)}")
+    assert [r.split(":")[0] for r in renames] == ["src/ip_tsn/atomic.py"], renames
+    assert not direct, direct

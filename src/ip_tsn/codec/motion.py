@@ -53,20 +53,31 @@ def dense_motion(vectors: np.ndarray | None, height: int, width: int, source: in
     return mv, covered
 
 
-def _paint_cells(mv, covered, cx, cy, cw, ch, vx, vy) -> None:
-    """Vectorised painting on the 8x8 cell grid, then upsampling to pixels."""
-    height, width = covered.shape
+def paint_block_cells(values: np.ndarray, cx: np.ndarray, cy: np.ndarray, cw: np.ndarray, ch: np.ndarray,
+                      height: int, width: int) -> tuple[np.ndarray, np.ndarray]:
+    """The one cell-painting rule (also the device path's, ``data/packed_p.py``): each block's
+    value (N, 2) on every 8x8 cell it covers (cell origin ``cx``, ``cy``, size ``cw`` x ``ch`` cells),
+    later blocks over earlier ones, cells with no block zero. Returns ``(cells (gh, gw, 2) of
+    values' dtype, has (gh, gw) bool)`` on a grid one cell larger than the picture on each side
+    (gh = ceil(height / 8) + 2); blocks reaching past it are clipped onto its border."""
     gh, gw = -(-height // 8) + 2, -(-width // 8) + 2
-    cells = np.zeros((gh, gw, 2), np.float32)
+    cells = np.zeros((gh, gw, 2), values.dtype)
     has = np.zeros((gh, gw), bool)
-    for dy in range(int(ch.max())):
-        for dx in range(int(cw.max())):
+    for dy in range(int(ch.max()) if len(ch) else 0):
+        for dx in range(int(cw.max()) if len(cw) else 0):
             sel = (dy < ch) & (dx < cw)
             ys = np.clip(cy[sel] + dy, 0, gh - 1)
             xs = np.clip(cx[sel] + dx, 0, gw - 1)
-            cells[ys, xs, 0] = vx[sel]
-            cells[ys, xs, 1] = vy[sel]
+            cells[ys, xs, 0] = values[sel, 0]
+            cells[ys, xs, 1] = values[sel, 1]
             has[ys, xs] = True
+    return cells, has
+
+
+def _paint_cells(mv, covered, cx, cy, cw, ch, vx, vy) -> None:
+    """Vectorised painting on the 8x8 cell grid (:func:`paint_block_cells`), then upsampling to pixels."""
+    height, width = covered.shape
+    cells, has = paint_block_cells(np.stack([vx, vy], axis=1), cx, cy, cw, ch, height, width)
     mv[:] = np.repeat(np.repeat(cells, 8, axis=0), 8, axis=1)[:height, :width]
     covered[:] = np.repeat(np.repeat(has, 8, axis=0), 8, axis=1)[:height, :width]
 

@@ -41,7 +41,8 @@ from .device_reconstruct import reconstruct_batch
 from .packed_p import PACKED
 from .preprocess import Preprocess
 from .settings import DataSettings
-from .teacher_cache import TeacherCache, TeacherInputs, TeacherTargets
+from .teacher_cache import TeacherCache
+from .teacher_targets import TeacherInputs, TeacherTargets
 from .transforms import apply_view, normalize, resize_short, to_tensor
 from .video_dataset import (CHECK_COMMAND, BadVideosError, GridDataset, StreamDataset, _FrameReader,
                             check_records)

@@ -1,19 +1,5 @@
-"""Video lists of the synthetic layout and of UCF101, HMDB51 and Kinetics, as ``VideoRecord``s.
-
-Layouts (``root`` is the dataset root; record paths are relative to :func:`video_dir`):
-
-- ``synthetic``: ``<root>/videos/<Class>/<v>.mp4``, ``<root>/splits/classInd.txt`` and
-  ``<root>/splits/{train,val,test}list<NN>.txt`` (``Class/v.mp4 <1-based label>``).
-- ``ucf101``: ``<root>/UCF-101/<Class>/v_<Class>_gXX_cYY.avi``, ``<root>/ucfTrainTestlist/`` with
-  ``classInd.txt``, ``trainlist0N.txt`` (``Class/v.avi 1``) and ``testlist0N.txt`` (no label).
-- ``hmdb51``: ``<root>/<class>/<video>.avi``, ``<root>/testTrainMulti_7030_splits/
-  <class>_test_splitN.txt`` (``<video>.avi 1|2|0``: train / test / unused); ids = sorted classes.
-- ``kinetics``: ``<root>/annotations/{train,validate}.csv`` (official ``label,youtube_id,
-  time_start,time_end,split``; also ``val.csv``, ``kinetics_400_val.csv``-style names:
-  :func:`~.split_files.find_kinetics_csv`), clips ``<youtube_id>_<start:06d>_<end:06d>.<ext>`` under
-  ``<root>/train/`` and ``<root>/val/`` (or ``validate/``), flat or in per-class folders (any
-  naming); ``<root>/annotations/classes.txt`` (or ``class_list``) selects and orders the classes
-  (default: every class of train.csv, sorted). ``test`` is the official validate split.
+"""Video lists of the dataset layouts (``layouts.py``: synthetic, UCF101, HMDB51, Kinetics) as
+``VideoRecord``s.
 
 Subsets: ``train``, ``val``, ``trainval`` (= official train list) and ``test``. For ucf101 / hmdb51
 / kinetics, ``val`` is carved deterministically (``seed``) from the official train list: a
@@ -26,30 +12,19 @@ their count; duplicate lines are dropped with a warning.
 from __future__ import annotations
 
 import os
-import re
 import warnings
 from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from .split_files import (Entry, find_kinetics_csv, read_class_ind, read_class_list, read_hmdb_splits,
-                          read_kinetics_csv, read_video_list)
+from .layouts import LAYOUTS
+from .split_files import Entry
 
-DATASETS = ("synthetic", "ucf101", "hmdb51", "kinetics")
+DATASETS = tuple(LAYOUTS)
 SUBSETS = ("train", "val", "trainval", "test")
-LAYOUTS = {
-    "synthetic": "<root>/videos/<Class>/<v>.mp4 and <root>/splits/{classInd,trainlist01,vallist01,"
-                 "testlist01}.txt",
-    "ucf101": "<root>/UCF-101/<Class>/<v>.avi and <root>/ucfTrainTestlist/{classInd,trainlist0N,testlist0N}.txt",
-    "hmdb51": "<root>/<class>/<video>.avi and <root>/testTrainMulti_7030_splits/<class>_test_splitN.txt",
-    "kinetics": "<root>/annotations/{train,validate}.csv (label,youtube_id,time_start,time_end,split), "
-                "clips <root>/{train,val}/[<class>/]<youtube_id>_<start:06d>_<end:06d>.mp4, optional "
-                "<root>/annotations/classes.txt",
-}
-_VIDEO_DIRS = {"synthetic": "videos", "ucf101": "UCF-101", "hmdb51": "", "kinetics": ""}
-_KINETICS_DIRS = {"train": ("train",), "validate": ("val", "validate")}
 
 
 @dataclass(frozen=True)
@@ -72,62 +47,14 @@ def _check(dataset: str, subset: str = "train") -> None:
 def video_dir(dataset: str, root: str | os.PathLike, video_root: str | os.PathLike | None = None) -> Path:
     """The directory record paths are relative to: ``video_root`` if given, else the layout's."""
     _check(dataset)
-    return Path(video_root) if video_root is not None else Path(root) / _VIDEO_DIRS[dataset]
-
-
-def _split_file(root: Path, dataset: str, name: str) -> Path:
-    sub = "splits" if dataset == "synthetic" else "ucfTrainTestlist"
-    return root / sub / name
-
-
-def _kinetics_classes(root: Path, class_list: str | os.PathLike | None) -> tuple[list[str], list]:
-    rows = read_kinetics_csv(find_kinetics_csv(root / "annotations", "train", LAYOUTS["kinetics"]), LAYOUTS["kinetics"])
-    known = {label for label, _, _ in rows}
-    chosen = Path(class_list) if class_list is not None else root / "annotations" / "classes.txt"
-    if class_list is not None or chosen.is_file():
-        return read_class_list(chosen, known), rows
-    return sorted(known), rows
+    return Path(video_root) if video_root is not None else Path(root) / LAYOUTS[dataset].video_dir
 
 
 def load_classes(dataset: str, root: str | os.PathLike, split: int = 1, *,
                  class_list: str | os.PathLike | None = None) -> list[str]:
     """Class names indexed by 0-based label."""
     _check(dataset)
-    root = Path(root)
-    if dataset == "hmdb51":
-        return read_hmdb_splits(root / "testTrainMulti_7030_splits", split, "train", LAYOUTS[dataset])[0]
-    if dataset == "kinetics":
-        return _kinetics_classes(root, class_list)[0]
-    return read_class_ind(_split_file(root, dataset, "classInd.txt"), LAYOUTS[dataset])
-
-
-def _kinetics_entries(root: Path, vdir: Path, csv_name: str, classes: list[str], rows: list | None) -> list[Entry]:
-    """Kinetics rows of the selected classes; paths found by clip stem (flat or class folders)."""
-    if rows is None:
-        rows = read_kinetics_csv(find_kinetics_csv(root / "annotations", csv_name, LAYOUTS["kinetics"]),
-                                 LAYOUTS["kinetics"])
-    dirs = [d for d in _KINETICS_DIRS[csv_name] if (vdir / d).is_dir()] or [_KINETICS_DIRS[csv_name][0]]
-    found: dict[str, str] = {}
-    for base, _, files in os.walk(vdir / dirs[0]):
-        rel = Path(base).relative_to(vdir).as_posix()
-        found.update((os.path.splitext(f)[0], f"{rel}/{f}") for f in sorted(files))
-    ids = {c: i for i, c in enumerate(classes)}
-    return [Entry(found.get(stem, f"{dirs[0]}/{stem}.mp4"), ids[label], label, where)
-            for label, stem, where in rows if label in ids]
-
-
-def _official(dataset: str, root: Path, vdir: Path, split: int, which: str,
-              class_list: str | os.PathLike | None) -> list[Entry]:
-    """Entries of an official list: ``which`` in {"train", "val", "test"}."""
-    layout = LAYOUTS[dataset]
-    if dataset == "hmdb51":
-        return read_hmdb_splits(root / "testTrainMulti_7030_splits", split, which, layout)[1]
-    if dataset == "kinetics":
-        classes, rows = _kinetics_classes(root, class_list)
-        return _kinetics_entries(root, vdir, "train" if which == "train" else "validate", classes,
-                                 rows if which == "train" else None)
-    classes = read_class_ind(_split_file(root, dataset, "classInd.txt"), layout)
-    return read_video_list(_split_file(root, dataset, f"{which}list{split:02d}.txt"), classes, layout)
+    return LAYOUTS[dataset].classes(Path(root), split, class_list)
 
 
 def _dedup(entries: list[Entry]) -> list[Entry]:
@@ -151,11 +78,6 @@ def _stem(path: str) -> str:
     return os.path.splitext(path.rsplit("/", 1)[-1])[0]
 
 
-def _ucf_group(path: str) -> str:
-    m = re.search(r"_g(\d+)_c\d+", path)
-    return m.group(1) if m else path
-
-
 def _pick(keys: list[str], fraction: float, rng: np.random.Generator) -> set[str]:
     """A deterministic random ``fraction`` of ``keys`` (>= 1 and < all when 0 < fraction, 2+ keys)."""
     n = round(fraction * len(keys))
@@ -164,14 +86,15 @@ def _pick(keys: list[str], fraction: float, rng: np.random.Generator) -> set[str
     return {keys[i] for i in rng.permutation(len(keys))[:n]}
 
 
-def _carve(entries: list[Entry], fraction: float, seed: int, by_group: bool) -> tuple[list[Entry], list[Entry]]:
+def _carve(entries: list[Entry], fraction: float, seed: int,
+           group: Callable[[str], str] | None) -> tuple[list[Entry], list[Entry]]:
     """Split an official train list into (train, val)."""
     if not 0 <= fraction < 1:
         raise ValueError(f"val_fraction must be in [0, 1), got {fraction}")
     rng = np.random.default_rng(seed)
-    if by_group:
-        held = _pick(sorted({_ucf_group(e.path) for e in entries}), fraction, rng)
-        in_val = [_ucf_group(e.path) in held for e in entries]
+    if group is not None:
+        held = _pick(sorted({group(e.path) for e in entries}), fraction, rng)
+        in_val = [group(e.path) in held for e in entries]
     else:  # keyed by file stem: independent of where (or whether) the file was found
         per_class: dict[int, list[str]] = defaultdict(list)
         for e in entries:
@@ -189,16 +112,16 @@ def load_split(dataset: str, root: str | os.PathLike, split: int = 1, subset: st
     ``ext`` (e.g. ``".mp4"``) replaces each file's extension; ``class_list`` selects Kinetics classes.
     """
     _check(dataset, subset)
-    root, vdir = Path(root), video_dir(dataset, root, video_root)
-    if dataset == "synthetic":
+    root, vdir, layout = Path(root), video_dir(dataset, root, video_root), LAYOUTS[dataset]
+    if layout.val_list:
         parts = ["train", "val"] if subset == "trainval" else [subset]
-        entries = _dedup([e for p in parts for e in _official(dataset, root, vdir, split, p, class_list)])
+        entries = _dedup([e for p in parts for e in layout.official(root, vdir, split, p, class_list)])
     elif subset == "test":
-        entries = _dedup(_official(dataset, root, vdir, split, "test", class_list))
+        entries = _dedup(layout.official(root, vdir, split, "test", class_list))
     else:
-        entries = _dedup(_official(dataset, root, vdir, split, "train", class_list))
+        entries = _dedup(layout.official(root, vdir, split, "train", class_list))
         if subset != "trainval":
-            train, val = _carve(entries, val_fraction, seed, by_group=dataset == "ucf101")
+            train, val = _carve(entries, val_fraction, seed, layout.group)
             entries = train if subset == "train" else val
     records = [VideoRecord(e.path if ext is None else os.path.splitext(e.path)[0] + ext, e.label, e.class_name)
                for e in entries]

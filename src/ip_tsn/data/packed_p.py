@@ -11,9 +11,9 @@ accumulating, else ``i``'s own reference) the worker only demuxes and decodes, a
   an L1 and no L0 vector), ``nxt`` (2, Hc, Wc) int16 (``n``'s L0 vectors) and ``use_l1`` True.
 
 No dense or float field is built here: ``device_reconstruct`` turns these into the motion and the
-residual ``CompressedVideo.load`` gives, bit for bit. The cell painting repeats codec's rule
-(``codec/motion.py``: a block's vector on every cell it covers, intra cells zero, later blocks over
-earlier ones). What the device path cannot reproduce makes :func:`plan_frame` return None, and the
+residual ``CompressedVideo.load`` gives, bit for bit. The cell painting is codec's own rule
+(``codec/motion.py``'s ``paint_block_cells``: a block's vector on every cell it covers, intra cells
+zero, later blocks over earlier ones). What the device path cannot reproduce makes :func:`plan_frame` return None, and the
 sample takes the CPU path: H.264 frames whose motion, when accumulated, picks among several
 reference pictures per 8x8 cell by matching (FFmpeg does not export the reference index), B-frames
 traced through a reference B-frame, unaligned blocks and motion scales other than 1, 2 or 4.
@@ -26,6 +26,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..codec import CompressedVideo
+from ..codec.motion import paint_block_cells
 from ..codec.reconstruct import l0_candidates, l1_anchor
 
 CELL = 8  # FFmpeg's motion blocks are 8 or 16 px, on the 8-px grid
@@ -86,9 +87,7 @@ def paint_cells(vectors: np.ndarray | None, height: int, width: int,
     Hc, Wc) int16 quarter pixels (dx, dy), covered (Hc, Wc) bool)``, or None (unaligned blocks,
     a motion scale other than 1, 2, 4, or a vector beyond int16)."""
     hc, wc = -(-height // CELL), -(-width // CELL)
-    gh, gw = hc + 2, wc + 2
-    cells = np.zeros((gh, gw, 2), np.int32)
-    has = np.zeros((gh, gw), bool)
+    cells, has = np.zeros((hc + 2, wc + 2, 2), np.int32), np.zeros((hc + 2, wc + 2), bool)
     v = None if vectors is None or len(vectors) == 0 else vectors[np.sign(vectors["source"]) == source]
     if v is not None and len(v):
         scale = v["motion_scale"].astype(np.int64)
@@ -102,14 +101,8 @@ def paint_cells(vectors: np.ndarray | None, height: int, width: int,
         x0, y0 = v["dst_x"].astype(np.int64) - bw // 2, v["dst_y"].astype(np.int64) - bh // 2
         if np.any(x0 % CELL) or np.any(y0 % CELL) or np.any(bw % CELL) or np.any(bh % CELL):
             return None
-        cx, cy, cw, ch = x0 // CELL, y0 // CELL, bw // CELL, bh // CELL
-        for dy in range(int(ch.max())):
-            for dx in range(int(cw.max())):
-                sel = (dy < ch) & (dx < cw)
-                ys, xs = np.clip(cy[sel] + dy, 0, gh - 1), np.clip(cx[sel] + dx, 0, gw - 1)
-                cells[ys, xs, 0] = qx[sel]
-                cells[ys, xs, 1] = qy[sel]
-                has[ys, xs] = True
+        cells, has = paint_block_cells(np.stack([qx, qy], axis=1).astype(np.int32), x0 // CELL, y0 // CELL,
+                                       bw // CELL, bh // CELL, height, width)
     return np.ascontiguousarray(cells[:hc, :wc].transpose(2, 0, 1)).astype(np.int16), has[:hc, :wc]
 
 

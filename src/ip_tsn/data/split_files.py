@@ -7,6 +7,7 @@ An ``Entry`` is one listed video: ``path`` relative to the dataset's video direc
 from __future__ import annotations
 
 import csv
+import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -157,3 +158,10 @@ def read_class_list(path: Path, known: set[str]) -> list[str]:
             raise ValueError(f"{path}:{n}: class {line!r} listed twice")
         names.append(line)
     return names
+
+
+def read_class_file(path: str | os.PathLike) -> list[str]:
+    """Class names from ``classInd.txt`` (``1 Name``) or a file with one name per line."""
+    lines = [ln.strip() for ln in open(path, encoding="utf-8-sig") if ln.strip()]
+    numbered = all(ln.split(maxsplit=1)[0].isdigit() and " " in ln for ln in lines)
+    return [ln.split(maxsplit=1)[1] for ln in lines] if numbered and lines else lines

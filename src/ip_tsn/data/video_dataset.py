@@ -36,8 +36,9 @@ from .modalities import check_modality, x_channels
 from .packed_p import AUG_CROP, AUG_EVAL, AUG_VIEW, PACKED, pack_frames
 from .preprocess import Preprocess, check_reconstruct
 from .sampling import segment_indices
-from .transforms import (all_views, apply_view, center_view, check_crops, eval_views, multi_scale_crop_params, normalize,
-                         num_view_ids, resize_short, short_side_size, to_tensor, train_augment)
+from .transforms import (all_views, apply_view, center_view, check_crops, crop, eval_views, hflip,
+                         multi_scale_crop_params, normalize, num_view_ids, resize, resize_short, short_side_size,
+                         to_tensor)
 
 
 PositionFilter = Callable[[str], np.ndarray]  # video_id -> the (G,) frame indices a sample may use
@@ -266,21 +267,45 @@ class StreamDataset(Dataset):
         allowed = self.allowed_positions(record.path) if self.allowed_positions is not None else None
         index, x = self.reader.read(
             record, lambda n, valid: segment_indices(n, self.num_segments, self.train, rng, valid), allowed)
-        view = 0
+        aug = self._draw(rng, (x.shape[1], x.shape[2]))
+        return {"input": to_tensor(self._apply(x, aug)), "label": record.label, "video_id": record.path,
+                "frame_index": torch.from_numpy(index), "view": self._view(aug)}
+
+    def _draw(self, rng: np.random.Generator | None, size: tuple[int, int]) -> list[int]:
+        """A sample's augmentation, drawn once (after its positions, from the same ``rng``) and
+        applied by whichever path runs (:meth:`_apply` here, ``device_reconstruct`` on the device):
+        ``[kind, top, left, h, w, flip, view]`` (``packed_p``'s ``aug`` layout). ``size``: the
+        frames' (H, W) after ``scale_size``."""
         if self.train and self.train_views is not None:
             view = int(rng.integers(num_view_ids(self.train_views, self.flip)))  # type: ignore[union-attr]
-            x = apply_view(x, view, self.crop_size, self.train_views, self.flip, self.x_channels)
-        elif self.train:
-            x = train_augment(x, self.crop_size, rng, self.x_channels, flip=self.flip)  # type: ignore[arg-type]
-        else:
-            x = eval_views(x, self.crop_size, self.test_crops, self.x_channels, self.flip)
-            view = center_view(self.train_views, self.flip) if self.train_views and self.test_crops == 1 else 0
-        return {"input": to_tensor(x), "label": record.label, "video_id": record.path,
-                "frame_index": torch.from_numpy(index), "view": view}
+            return [AUG_VIEW, 0, 0, 0, 0, 0, view]
+        if self.train:  # TSN's multi-scale crop, then a flip with probability 1/2
+            top, left, h, w = multi_scale_crop_params(*size, self.crop_size, rng)  # type: ignore[arg-type]
+            return [AUG_CROP, top, left, h, w, int(bool(self.flip and rng.random() < 0.5)), 0]  # type: ignore[union-attr]
+        return [AUG_EVAL, 0, 0, 0, 0, 0, 0]
+
+    def _apply(self, x: np.ndarray, aug: list[int]) -> np.ndarray:
+        """Frames (K, H, W, C) -> the network's views, by the drawn ``aug``: (K, crop, crop, C)
+        in training, (K * test_crops, crop, crop, C) in evaluation."""
+        if aug[0] == AUG_VIEW:
+            return apply_view(x, aug[6], self.crop_size, self.train_views, self.flip, self.x_channels)  # type: ignore[arg-type]
+        if aug[0] == AUG_CROP:
+            x = resize(crop(x, *aug[1:5]), self.crop_size, self.crop_size)
+            return hflip(x, self.x_channels) if aug[5] else x
+        return eval_views(x, self.crop_size, self.test_crops, self.x_channels, self.flip)
+
+    def _view(self, aug: list[int]) -> int:
+        """The view id a sample reports: its fixed training view, the centre one in single-crop
+        evaluation with training views, else 0."""
+        if aug[0] == AUG_VIEW:
+            return aug[6]
+        if aug[0] == AUG_EVAL and self.train_views and self.test_crops == 1:
+            return center_view(self.train_views, self.flip)
+        return 0
 
     def _device_sample(self, record: VideoRecord) -> dict:
-        """``reconstruct="device"``: the same positions and random draws as :meth:`_sample`, but
-        ``packed`` (``packed_p.pack_frames`` as tensors, plus ``aug`` (7,) int64) instead of
+        """``reconstruct="device"``: the same positions and draws as :meth:`_sample` (:meth:`_draw`),
+        but ``packed`` (``packed_p.pack_frames`` as tensors, plus ``aug`` (7,) int64) instead of
         ``input``; a video only the CPU path reproduces gets ``input`` as :meth:`_sample` does."""
         rng = self._rng() if self.train else None
         allowed = self.allowed_positions(record.path) if self.allowed_positions is not None else None
@@ -301,25 +326,11 @@ class StreamDataset(Dataset):
             size = short_side_size(src.height, src.width, reader.scale_size)  # type: ignore[union-attr]
         finally:
             src.close()  # type: ignore[union-attr]
-        view, aug = 0, [AUG_EVAL, 0, 0, 0, 0, 0, 0]
-        if self.train and self.train_views is not None:
-            view = int(rng.integers(num_view_ids(self.train_views, self.flip)))  # type: ignore[union-attr]
-            aug = [AUG_VIEW, 0, 0, 0, 0, 0, view]
-            if x is not None:
-                x = apply_view(x, view, self.crop_size, self.train_views, self.flip, self.x_channels)
-        elif self.train and x is not None:
-            x = train_augment(x, self.crop_size, rng, self.x_channels, flip=self.flip)  # type: ignore[arg-type]
-        elif self.train:  # train_augment's draws, in its order
-            top, left, h, w = multi_scale_crop_params(*size, self.crop_size, rng)  # type: ignore[arg-type]
-            aug = [AUG_CROP, top, left, h, w, int(bool(self.flip and rng.random() < 0.5)), 0]  # type: ignore[union-attr]
-        else:
-            if x is not None:
-                x = eval_views(x, self.crop_size, self.test_crops, self.x_channels, self.flip)
-            view = center_view(self.train_views, self.flip) if self.train_views and self.test_crops == 1 else 0
+        aug = self._draw(rng, size)
         sample = {"label": record.label, "video_id": record.path, "frame_index": torch.from_numpy(index),
-                  "view": view}
+                  "view": self._view(aug)}
         if x is not None:
-            return {"input": to_tensor(x), **sample}
+            return {"input": to_tensor(self._apply(x, aug)), **sample}
         packed_t = {k: torch.from_numpy(v) for k, v in packed.items()}  # type: ignore[union-attr]
         return {PACKED: {**packed_t, "aug": torch.tensor(aug, dtype=torch.int64)}, **sample}
 

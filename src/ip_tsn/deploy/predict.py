@@ -40,10 +40,11 @@ from ip_tsn.data.datasets import VideoRecord
 from ip_tsn.data.device_reconstruct import packed_inputs
 from ip_tsn.data.packed_p import PACKED
 from ip_tsn.data.preprocess import DEVICE_MODALITIES, Preprocess
+from ip_tsn.data.split_files import read_class_file
 from ip_tsn.data.video_dataset import StreamDataset
 from ip_tsn.deploy.fused_model import StreamEntry, read_fused_model
 from ip_tsn.evaluation.fusion import fuse_probabilities
-from ip_tsn.lit.checkpoint_info import read_checkpoint, read_class_file, stream_info
+from ip_tsn.lit.checkpoint_info import read_checkpoint, stream_info
 
 TIMING_KEYS = ("decode", "motion_residual", "network", "total")
 PHASE = {"rgb": "decode", "iframe": "decode", "mv": "motion_residual", "residual": "motion_residual",

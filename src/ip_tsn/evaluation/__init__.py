@@ -12,7 +12,8 @@ neither; ``tests/test_layout.py`` checks it).
 """
 
 from ip_tsn.evaluation.fusion import evaluate, evaluate_streams, fuse_scores, search_fusion_weights
-from ip_tsn.evaluation.report import run_fusion, write_report
+from ip_tsn.evaluation.fusion_run import run_fusion
+from ip_tsn.evaluation.report import write_report
 from ip_tsn.evaluation.scores import ScoreTable, align_scores, load_aligned, load_scores, save_scores
 
 __all__ = [

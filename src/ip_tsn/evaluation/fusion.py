@@ -133,3 +133,8 @@ def evaluate_streams(
     fused = fuse_scores(scores, weights)
     results["fusion"] = evaluate(fused, labels, class_names)
     return results, fused
+
+
+def correct_of(scores: np.ndarray, labels: np.ndarray) -> np.ndarray:
+    """(N,) bool: the top-1 class of ``scores`` (N, C) is ``labels`` (N,)."""
+    return np.asarray(scores).argmax(axis=1) == np.asarray(labels)

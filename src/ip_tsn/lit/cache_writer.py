@@ -17,7 +17,8 @@ from typing import Any
 import pytorch_lightning as pl
 from pytorch_lightning.callbacks import BasePredictionWriter
 
-from ip_tsn.data.teacher_cache import MANIFEST, ShardWriter, write_manifest
+from ip_tsn.data.cache_shards import ShardWriter, write_manifest
+from ip_tsn.data.teacher_cache import MANIFEST
 
 
 class TeacherCacheWriter(BasePredictionWriter):

@@ -1,5 +1,5 @@
-"""Stream checkpoints: what they hold besides weights, the one reader every command uses, and
-the writing side (atomic files, ``last.ckpt`` after every epoch).
+"""Stream checkpoints: what they hold besides weights, and the one reader every command uses (the
+writing side, atomic files and ``last.ckpt`` after every epoch: :mod:`ip_tsn.lit.callbacks`).
 
 Lightning already stores the DataModule's arguments (``datamodule_hyper_parameters``: modality,
 crop and scale sizes, test segments and crops, ...) and the modules store their kind
@@ -23,12 +23,8 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-import pytorch_lightning as pl
 import torch
-from pytorch_lightning.callbacks import Callback, Checkpoint
-from pytorch_lightning.plugins.io import TorchCheckpointIO
 
-from ip_tsn.atomic import atomic_path
 from ip_tsn.config import ConfigError
 from ip_tsn.data.datasets import load_classes
 from ip_tsn.data.preprocess import Preprocess
@@ -42,55 +38,6 @@ PREPROCESS_KEY = "preprocess"
 
 class CheckpointError(ConfigError):
     """A checkpoint file that cannot be read or does not fit its use; the message names the file."""
-
-
-class SaveStreamInfo(Callback):
-    """Store ``class_names`` (by 0-based label), the stage and the stream's ``preprocess`` (plain
-    values) in every checkpoint the trainer saves."""
-
-    def __init__(self, class_names: Sequence[str], stage: str | None = None,
-                 preprocess: Preprocess | None = None) -> None:
-        self.class_names = [str(c) for c in class_names]
-        self.stage = stage
-        self.preprocess = preprocess
-
-    def on_save_checkpoint(self, trainer: pl.Trainer, pl_module: pl.LightningModule,
-                           checkpoint: dict[str, Any]) -> None:
-        checkpoint[CLASS_NAMES_KEY] = list(self.class_names)
-        if self.stage:
-            checkpoint[STAGE_KEY] = str(self.stage)
-        if self.preprocess is not None:
-            checkpoint[PREPROCESS_KEY] = self.preprocess.to_dict()
-
-
-class AtomicCheckpointIO(TorchCheckpointIO):
-    """Lightning's checkpoint writer through a temporary file renamed over the target, so a kill
-    mid-write leaves the previous checkpoint whole (``ip_tsn.atomic``)."""
-
-    def save_checkpoint(self, checkpoint: dict[str, Any], path: Any, storage_options: Any = None) -> None:
-        with atomic_path(path) as tmp:
-            super().save_checkpoint(checkpoint, tmp, storage_options)
-
-
-class SaveLastEveryEpoch(Checkpoint):
-    """Rewrite ``path`` (``last.ckpt``) at the end of every training epoch, after the best-checkpoint
-    callback (so its state is current), whatever the monitor; the loggers are flushed first and at
-    each epoch start, so the CSV log holds the epochs the checkpoint has."""
-
-    def __init__(self, path: str | os.PathLike) -> None:
-        self.path = str(path)
-
-    def on_train_epoch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        _flush_loggers(trainer)
-
-    def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        _flush_loggers(trainer)
-        trainer.save_checkpoint(self.path, weights_only=False)
-
-
-def _flush_loggers(trainer: pl.Trainer) -> None:
-    for logger in trainer.loggers:
-        logger.save()
 
 
 def read_checkpoint(path: str | os.PathLike, use: str = "", modality: str | Sequence[str] | None = None,
@@ -137,13 +84,6 @@ def check_kind(checkpoint: Mapping[str, Any], path: str | os.PathLike, use: str 
         want = [f"stage {stage!r}"] if stage is not None else []
         want += ["modality " + " or ".join(repr(m) for m in accepted)] if accepted else []
         raise CheckpointError(f"{path}: {have}, but {use or 'this use'} expects {', '.join(want)}")
-
-
-def read_class_file(path: str | os.PathLike) -> list[str]:
-    """Class names from ``classInd.txt`` (``1 Name``) or a file with one name per line."""
-    lines = [ln.strip() for ln in open(path, encoding="utf-8-sig") if ln.strip()]
-    numbered = all(ln.split(maxsplit=1)[0].isdigit() and " " in ln for ln in lines)
-    return [ln.split(maxsplit=1)[1] for ln in lines] if numbered and lines else lines
 
 
 def checkpoint_preprocess(checkpoint: Mapping[str, Any], source: str = "checkpoint") -> Preprocess:

@@ -117,7 +117,7 @@ class CacheConfig:
 
 @dataclass
 class FuseChecks:
-    """``fuse.checks``: thresholds of the pre-registered data checks (``evaluation.report.CHECKS``)."""
+    """``fuse.checks``: thresholds of the pre-registered data checks (``evaluation.checks.CHECKS``)."""
 
     teacher_minus_plain: float = MISSING
     appearance_alone: float = MISSING

@@ -24,15 +24,18 @@ from pytorch_lightning.callbacks import LearningRateMonitor, ModelCheckpoint
 from ip_tsn.atomic import atomic_path, write_json_atomic
 from ip_tsn.config import ConfigError, load_config, save_config, to_container
 from ip_tsn.data.datamodule import VideoDataModule
-from ip_tsn.data.teacher_cache import TeacherCache, sha256_file, size_report
+from ip_tsn.data.cache_size import size_report
+from ip_tsn.data.teacher_cache import TeacherCache, sha256_file
 from ip_tsn.data.transforms import num_view_ids
 from ip_tsn.deploy.fused_model import StreamEntry, write_fused_model
-from ip_tsn.evaluation.report import Roles, run_fusion, write_class_report
+from ip_tsn.evaluation.checks import Roles
+from ip_tsn.evaluation.class_report import write_class_report
+from ip_tsn.evaluation.fusion_run import run_fusion
 from ip_tsn.evaluation.splits import write_splits_report
 from ip_tsn.evaluation.targets import target_stats
 from ip_tsn.lit.cache_writer import TeacherCacheWriter
-from ip_tsn.lit.checkpoint_info import (AtomicCheckpointIO, SaveLastEveryEpoch, SaveStreamInfo, checkpoint_preprocess,
-                                        read_checkpoint)
+from ip_tsn.lit.callbacks import AtomicCheckpointIO, SaveLastEveryEpoch, SaveStreamInfo
+from ip_tsn.lit.checkpoint_info import checkpoint_preprocess, read_checkpoint
 from ip_tsn.lit.model_settings import DistillSettings
 from ip_tsn.lit.modules import MODULES, load_module
 from ip_tsn.lit.scores import SaveTestScores

@@ -1,0 +1,70 @@
+"""The Lightning callbacks and the checkpoint writer of a training run: the stream's facts stored in
+every checkpoint (:class:`SaveStreamInfo`; read back by :mod:`ip_tsn.lit.checkpoint_info`), checkpoints
+written atomically (:class:`AtomicCheckpointIO`, through :mod:`ip_tsn.atomic`), and ``last.ckpt``
+after every epoch (:class:`SaveLastEveryEpoch`)."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from typing import Any
+
+import pytorch_lightning as pl
+from pytorch_lightning.callbacks import Callback, Checkpoint
+from pytorch_lightning.plugins.io import TorchCheckpointIO
+
+from ip_tsn.atomic import atomic_path
+from ip_tsn.data.preprocess import Preprocess
+from ip_tsn.lit.checkpoint_info import CLASS_NAMES_KEY, PREPROCESS_KEY, STAGE_KEY
+
+
+class SaveStreamInfo(Callback):
+    """Store ``class_names`` (by 0-based label), the stage and the stream's ``preprocess`` (plain
+    values) in every checkpoint the trainer saves."""
+
+    def __init__(self, class_names: Sequence[str], stage: str | None = None,
+                 preprocess: Preprocess | None = None) -> None:
+        self.class_names = [str(c) for c in class_names]
+        self.stage = stage
+        self.preprocess = preprocess
+
+    def on_save_checkpoint(self, trainer: pl.Trainer, pl_module: pl.LightningModule,
+                           checkpoint: dict[str, Any]) -> None:
+        checkpoint[CLASS_NAMES_KEY] = list(self.class_names)
+        if self.stage:
+            checkpoint[STAGE_KEY] = str(self.stage)
+        if self.preprocess is not None:
+            checkpoint[PREPROCESS_KEY] = self.preprocess.to_dict()
+
+
+
+class AtomicCheckpointIO(TorchCheckpointIO):
+    """Lightning's checkpoint writer through a temporary file renamed over the target, so a kill
+    mid-write leaves the previous checkpoint whole (``ip_tsn.atomic``)."""
+
+    def save_checkpoint(self, checkpoint: dict[str, Any], path: Any, storage_options: Any = None) -> None:
+        with atomic_path(path) as tmp:
+            super().save_checkpoint(checkpoint, tmp, storage_options)
+
+
+
+class SaveLastEveryEpoch(Checkpoint):
+    """Rewrite ``path`` (``last.ckpt``) at the end of every training epoch, after the best-checkpoint
+    callback (so its state is current), whatever the monitor; the loggers are flushed first and at
+    each epoch start, so the CSV log holds the epochs the checkpoint has."""
+
+    def __init__(self, path: str | os.PathLike) -> None:
+        self.path = str(path)
+
+    def on_train_epoch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        _flush_loggers(trainer)
+
+    def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        _flush_loggers(trainer)
+        trainer.save_checkpoint(self.path, weights_only=False)
+
+
+
+def _flush_loggers(trainer: pl.Trainer) -> None:
+    for logger in trainer.loggers:
+        logger.save()
