@@ -1,4 +1,4 @@
-"""Models: shapes, cross-modality first-conv init, offline pretrained fallback."""
+"""Models: shapes, cross-modality first-conv init, the weights a network starts from."""
 
 from __future__ import annotations
 
@@ -70,21 +70,56 @@ def test_parameter_groups_cover_model_once() -> None:
     assert any(p is model.backbone.net.conv1.weight for p in by_name["first_conv"]["params"])
 
 
-def test_pretrained_offline_warns_once_and_works() -> None:
+def _offline_or_skip() -> None:
     weights = torchvision.models.ResNet18_Weights.IMAGENET1K_V1
     cached = Path(torch.hub.get_dir()) / "checkpoints" / Path(weights.url).name
     if cached.exists():
-        pytest.skip("ImageNet weights are cached locally; the offline fallback is not exercised")
-    backbones._warned[0] = False
-    backbones._unavailable.discard("resnet18")
+        pytest.skip("ImageNet weights are cached locally; the offline failure is not exercised")
+
+
+def test_weights_that_cannot_load_stop_in_one_line() -> None:
+    """Offline, ImageNet weights asked for (the default) stop with one line naming the file, where
+    to put it and the ways out; never a silent random init."""
+    _offline_or_skip()
+    with pytest.raises(backbones.WeightsError) as e:
+        TSN(3, 3, pretrained=True)
+    line = str(e.value)
+    assert "\n" not in line and line.startswith("ResNet18_Weights.IMAGENET1K_V1 cannot be loaded")
+    assert "resnet18-f37072fd.pth" in line and "model.net.weights=PATH" in line and "pretrained=false" in line
+
+
+def test_allow_random_init_records_it() -> None:
+    _offline_or_skip()
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        a = TSN(3, 3, pretrained=True)
-        b = TSN(3, 2, pretrained=True)
-    ours = [w for w in caught if "could not be loaded" in str(w.message)]
-    assert len(ours) == 1 and "random initialisation" in str(ours[0].message)
-    assert a(torch.randn(1, 2, 3, 32, 32))[0].shape == (1, 3)
-    assert b(torch.randn(1, 2, 2, 32, 32))[0].shape == (1, 3)
+        model = TSN(3, 2, pretrained=True, allow_random_init=True)
+    assert model.backbone.weights_from.startswith("random (ResNet18_Weights.IMAGENET1K_V1 cannot be loaded")
+    assert any("allow_random_init" in str(w.message) for w in caught)
+    assert model(torch.randn(1, 2, 2, 32, 32))[0].shape == (1, 3)
+    assert TSN(3, 2, pretrained=False).backbone.weights_from == "random"
+
+
+def test_weights_from_a_local_file(tmp_path) -> None:
+    """``model.net.weights=PATH``: a state dict (plain or under ``state_dict``) loads exactly; a
+    file of another network, a corrupt one and a wrong torchvision name are one line each."""
+    source = torchvision.models.resnet18(weights=None)
+    path = tmp_path / "imagenet.pth"
+    torch.save({"state_dict": source.state_dict()}, path)
+    model = TSN(3, 3, weights=str(path))
+    assert model.backbone.weights_from == str(path)
+    torch.testing.assert_close(model.backbone.net.layer4[1].conv2.weight, source.layer4[1].conv2.weight)
+    inflated = TSN(3, 5, weights=str(path))  # cross-modality init from the loaded RGB kernel
+    torch.testing.assert_close(inflated.backbone.net.conv1.weight[:, 0], source.conv1.weight.mean(dim=1))
+    torch.save(torchvision.models.resnet34(weights=None).state_dict(), tmp_path / "r34.pth")
+    with pytest.raises(backbones.WeightsError, match=r"r34.pth: (does not fit|not the weights of) "):
+        TSN(3, 3, weights=str(tmp_path / "r34.pth"))
+    (tmp_path / "broken.pth").write_bytes(b"not a checkpoint")
+    with pytest.raises(backbones.WeightsError, match=r"broken.pth: not a readable weights file"):
+        TSN(3, 3, weights=str(tmp_path / "broken.pth"))
+    with pytest.raises(backbones.WeightsError, match=r"another architecture"):
+        TSN(3, 3, weights="ResNet50_Weights.IMAGENET1K_V1")
+    with pytest.raises(backbones.WeightsError, match=r"ResNet18_Weights has IMAGENET1K_V1"):
+        TSN(3, 3, weights="IMAGENET9K")
 
 
 def test_unknown_arch() -> None:

@@ -105,17 +105,21 @@ def test_the_classes_repeat_no_default():
     settings' own (read from them, ``_P.crop_size``), never a literal of their own."""
     from ip_tsn.data import datamodule, video_dataset
     from ip_tsn.lit import classifier, distillation, optim
+    from ip_tsn.models import backbones, tsn
 
     literal = re.compile(r"\b(\w+): [^=,]+= (?!_[A-Z]+\.)([^,)]+)")
     groups = {"video_dataset": (video_dataset, ("StreamDataset", "GridDataset"), Preprocess),
               "classifier": (classifier, ("StreamClassifier",), ClassifierSettings),
-              "distillation": (distillation, ("DistillationModule",), DistillSettings)}
-    for name, (module, classes, settings) in groups.items():
+              "distillation": (distillation, ("DistillationModule",), DistillSettings),
+              "tsn": (tsn, ("TSN",), NetSettings),
+              "backbones": (backbones, ("build_backbone", "load_resnet"), NetSettings)}
+    for name, (module, names, settings) in groups.items():
         fields = {f.name for f in dataclasses.fields(settings)}
-        for cls in classes:
-            sig = inspect.getsource(getattr(module, cls).__init__).split(")", 1)[0]
+        for attr in names:
+            obj = getattr(module, attr)
+            sig = inspect.getsource(obj.__init__ if inspect.isclass(obj) else obj).split(") ->", 1)[0]
             own = [m.group(1) for m in literal.finditer(sig) if m.group(1) in fields]
-            assert not own, f"{name}.{cls} declares its own default for {own}"
+            assert not own, f"{name}.{attr} declares its own default for {own}"
     assert list(inspect.signature(datamodule.VideoDataModule).parameters) == ["dataset", "root", "settings"]
     for arg in ("name", "lr", "weight_decay", "momentum", "nesterov", "adam_eps"):
         assert inspect.signature(optim.build_optimizer).parameters[arg].default is inspect.Parameter.empty

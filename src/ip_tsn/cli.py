@@ -1,6 +1,7 @@
 """The `ip-tsn` command: one entry point for every stage.
 
     ip-tsn fit   experiments/teacher.yaml [key=value ...]   # train a stream (teacher, istream, pstream, student)
+    ip-tsn fit   experiments/student.yaml --print-config    # the composed, checked config; nothing runs
     ip-tsn cache experiments/cache.yaml   [key=value ...]   # teacher logits/features for the student
     ip-tsn test  experiments/student.yaml [--checkpoint CKPT] [key=value ...]  # TSN test protocol, scores
     ip-tsn fuse  experiments/fuse.yaml    [key=value ...]   # late fusion, results table + confusion PNG
@@ -33,6 +34,8 @@ def _parser() -> argparse.ArgumentParser:
         p = sub.add_parser(name, help=text)
         p.add_argument("config", help="experiments/<stage>.yaml")
         p.add_argument("overrides", nargs="*", help="key=value (OmegaConf dot-list)")
+        p.add_argument("--print-config", action="store_true",
+                       help="print the composed, checked config, every setting with its value, and stop")
         if name == "test":
             p.add_argument("--checkpoint", help="default: <run_dir>/checkpoints/best.ckpt")
             p.add_argument("--subsets", default="val,test", help="comma-separated (default val,test)")
@@ -116,6 +119,15 @@ def main(argv: list[str] | None = None) -> int:
         from .stages.config_check import load_checked
 
         cfg = load_checked(args.config, args.overrides)  # refused here: unknown keys, wrong types
+        if args.command == "fit":
+            cfg = runner.sweep_trial(cfg)  # a W&B sweep's trial: its own run folder
+        if args.print_config:
+            from omegaconf import OmegaConf
+
+            from .stages.config_schema import complete
+
+            print(OmegaConf.to_yaml(complete(cfg), resolve=True), end="")
+            return 0
         if args.command == "fit":
             print(f"best checkpoint: {runner.fit(cfg)}")
         elif args.command == "cache":

@@ -60,6 +60,11 @@ class Preprocess:
     reconstruct: str = setting("cpu", "where P inputs are rebuilt: cpu (DataLoader workers) or device")
 
     def __post_init__(self) -> None:
+        for name in ("num_segments", "crop_size", "test_segments", "flow_length"):
+            if int(getattr(self, name)) < 1:
+                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if self.scale_size is not None and self.scale_size < self.crop_size:
+            raise ValueError(f"scale_size ({self.scale_size}) must be >= crop_size ({self.crop_size}), or null")
         check_modality(self.modality)
         check_crops(self.test_crops, self.flip)
         check_reconstruct(self.reconstruct, self.modality)

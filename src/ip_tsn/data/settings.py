@@ -34,3 +34,11 @@ class DataSettings:
     teacher_input: bool = setting(False, "training samples carry the teacher's flow input (online teacher)")
     cache_positions: str | None = setting(None, "the modality whose valid frames the cache's grid uses (null: its own)")
     skip_bad_videos: bool = setting(False, "leave out listed videos that cannot be read (one warning) instead of refusing")
+
+    def __post_init__(self) -> None:
+        for name, low in (("split", 1), ("batch_size", 1), ("num_workers", 0), ("grid_stride", 1),
+                          ("test_batch_size", 1), ("predict_batch_size", 1)):
+            if int(getattr(self, name)) < low:
+                raise ValueError(f"{name} must be >= {low}, got {getattr(self, name)}")
+        if not 0 <= self.val_fraction < 1:
+            raise ValueError(f"val_fraction must be in [0, 1), got {self.val_fraction}")

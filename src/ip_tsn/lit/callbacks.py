@@ -68,3 +68,15 @@ class SaveLastEveryEpoch(Checkpoint):
 def _flush_loggers(trainer: pl.Trainer) -> None:
     for logger in trainer.loggers:
         logger.save()
+
+
+class ValidateLastEpoch(Callback):
+    """Validation always runs at the end of fit: the final epoch validates whatever
+    ``check_val_every_n_epoch`` says (``trainer.max_epochs=1`` with a schedule of every 10th epoch
+    would otherwise never validate, and ``fit.json`` would have no score). Earlier epochs keep the
+    schedule; training is the same either way (the validation loader has its own seed)."""
+
+    def on_train_epoch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        last = trainer.max_epochs is not None and trainer.max_epochs > 0 and trainer.current_epoch == trainer.max_epochs - 1
+        if last and trainer.check_val_every_n_epoch not in (None, 1):
+            trainer.check_val_every_n_epoch = 1

@@ -74,7 +74,8 @@ class StreamClassifier(pl.LightningModule):
         self.hparams.net = plain(self.net_settings)  # complete, plain values: weights_only loads
         self.hparams.optim = plain(self.optim_settings)
         n = self.net_settings
-        self.model = TSN(num_classes, in_channels, n.arch, num_segments, n.dropout, n.pretrained, n.input_bn, n.stem)
+        self.model = TSN(num_classes, in_channels, n.arch, num_segments, n.dropout, n.pretrained, n.input_bn, n.stem,
+                         n.weights, n.allow_random_init)
         self.predict_mode = predict_mode
         self.val_metrics = classification_metrics(num_classes, "val/")
         self.test_metrics = classification_metrics(num_classes, "test/")
@@ -85,8 +86,16 @@ class StreamClassifier(pl.LightningModule):
         return self.model(x)
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        """Record the module kind, so loading never guesses it from hyperparameters."""
+        """Record the module kind, so loading never guesses it from hyperparameters, and what the
+        network's training started from (``weights_from``: ``random``, the weights loaded, or
+        ``random (... not loaded: ...)`` under ``model.net.allow_random_init``)."""
         checkpoint["ip_tsn_module"] = "classifier"
+        checkpoint["ip_tsn_weights_from"] = self.weights_from
+
+    @property
+    def weights_from(self) -> str:
+        """What the network started from before training (``TSN.backbone.weights_from``)."""
+        return str(getattr(self.model.backbone, "weights_from", "random"))
 
     # -- training ---------------------------------------------------------------------------
     def training_losses(self, batch: Batch) -> dict[str, torch.Tensor]:

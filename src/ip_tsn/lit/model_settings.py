@@ -1,5 +1,6 @@
-"""A stream module's settings, as the config writes them, each declared once here with its default
-and documentation line: the TSN network (:class:`NetSettings`, ``model.net``), the optimiser with
+"""A stream module's settings, as the config writes them, each declared once with its default and
+documentation line: the TSN network (:class:`NetSettings`, ``model.net``, declared in
+``models/settings.py`` beside the network), and here the optimiser with
 its schedule (:class:`OptimSettings`, ``model.optim``), the classifier's own
 (:class:`ClassifierSettings`, ``model.*``) and the distillation's (:class:`DistillSettings`,
 ``distill.*``). Frozen, typed; stored in checkpoints as plain dicts (``weights_only`` loading).
@@ -14,21 +15,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass, fields
 from typing import Any
 
+from ip_tsn.models.settings import NetSettings
 from ip_tsn.settings import from_mapping, plain, setting
 
 __all__ = ["NetSettings", "OptimSettings", "ClassifierSettings", "DistillSettings", "settings_from", "plain",
            "nest_flat_hparams", "NET_KEYS", "OPTIM_KEYS"]
-
-
-@dataclass(frozen=True)
-class NetSettings:
-    """``model.net``: the TSN network (``ip_tsn.models.TSN``'s arguments)."""
-
-    arch: str = setting("resnet18", "torchvision ResNet backbone")
-    dropout: float = setting(0.5, "dropout before the classifier head")
-    pretrained: bool = setting(True, "ImageNet weights when torchvision has them (offline: random init + warning)")
-    input_bn: bool = setting(False, "BatchNorm on the input (CoViAR's, for mv / residual inputs)")
-    stem: str = setting("imagenet", "first layers: imagenet (7x7 conv + pool) or small (3x3, for 56-112 px inputs)")
 
 
 @dataclass(frozen=True)

@@ -30,13 +30,13 @@ def load_module(path: str | os.PathLike, use: str = "", modality: str | None = N
     cls = MODULES[str(checkpoint_kind(raw)["module"])]
     stored = raw.get("hyper_parameters") or {}
     hp = nest_flat_hparams(stored)  # flat: written before model.net / model.optim
-    groups = {"net": {**hp.get("net", {}), "pretrained": False}, "optim": hp.get("optim", {})}
+    groups = {"net": {**hp.get("net", {}), "pretrained": False, "weights": None}, "optim": hp.get("optim", {})}
     source: str | os.PathLike | io.BytesIO = path
     if hp.keys() != dict(stored).keys():  # the flat layout: load it as the nested one (no stale arguments)
         source = io.BytesIO()
         torch.save({**raw, "hyper_parameters": hp}, source)
         source.seek(0)
     with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # pretrained-weights warning: the checkpoint holds the weights
+        warnings.simplefilter("ignore")  # the checkpoint holds the weights: none are loaded first
         # the groups given here win over the stored hyperparameters
         return cls.load_from_checkpoint(source, map_location="cpu", weights_only=True, **groups)

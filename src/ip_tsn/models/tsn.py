@@ -6,6 +6,9 @@ import torch
 from torch import nn
 
 from ip_tsn.models.backbones import build_backbone
+from ip_tsn.models.settings import NetSettings
+
+_N = NetSettings()  # model.net defaults (models/settings.py), the only ones
 
 
 class TSN(nn.Module):
@@ -15,25 +18,30 @@ class TSN(nn.Module):
     pool: for crops of 32-64 px, whose ImageNet-stem maps end at 1x1-2x2; 16x the compute).
     ``forward((B, K, C, H, W)) -> (logits (B, num_classes), features (B, D))``: the average over
     the K segments (any K, e.g. 25 segments x 10 crops at test) of per-frame logits and pooled
-    features. ``num_segments`` is the training K, kept for reference only.
+    features. ``num_segments`` is the training K, kept for reference only. ``pretrained`` /
+    ``weights`` / ``allow_random_init``: what the backbone starts from (``backbone.weights_from``
+    says what it did; :func:`~ip_tsn.models.backbones.load_resnet`).
     """
 
     def __init__(
         self,
         num_classes: int,
         in_channels: int,
-        arch: str = "resnet18",
+        arch: str = _N.arch,
         num_segments: int = 3,
-        dropout: float = 0.5,
-        pretrained: bool = True,
-        input_bn: bool = False,
-        stem: str = "imagenet",
+        dropout: float = _N.dropout,
+        pretrained: bool = _N.pretrained,
+        input_bn: bool = _N.input_bn,
+        stem: str = _N.stem,
+        weights: str | None = _N.weights,
+        allow_random_init: bool = _N.allow_random_init,
     ) -> None:
         super().__init__()
         self.num_classes = num_classes
         self.in_channels = in_channels
         self.num_segments = num_segments
-        self.backbone, self.feature_dim = build_backbone(arch, in_channels, pretrained, input_bn, stem)
+        self.backbone, self.feature_dim = build_backbone(arch, in_channels, pretrained, input_bn, stem, weights,
+                                                         allow_random_init)
         self.dropout = nn.Dropout(p=dropout)
         self.fc = nn.Linear(self.feature_dim, num_classes)
         nn.init.normal_(self.fc.weight, std=0.001)  # TSN's head init

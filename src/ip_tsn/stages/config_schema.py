@@ -197,3 +197,16 @@ def key_table() -> str:
             if default:
                 lines.append(f"| `{key}` | `{default}` | {doc} |")
     return "\n".join(lines) + "\n"
+
+
+def complete(cfg: DictConfig) -> DictConfig:
+    """``cfg`` with every setting of the package's own shown, defaults filled (``model``,
+    ``logger``, and ``distill`` / ``cache`` where the stage uses them), for ``--print-config``."""
+    out = cfg.copy()
+    out.model = filled(cfg.get("model"), ModelConfig)
+    out.logger = filled(cfg.get("logger"), LoggerConfig)
+    if cfg.get("module") == "distill":
+        out.distill = filled(cfg.get("distill"), DistillConfig)
+    if cfg.get("stage") == "cache":
+        out.cache = filled(cfg.get("cache"), CacheConfig)
+    return out

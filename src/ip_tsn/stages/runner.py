@@ -10,14 +10,18 @@ keeps the rows of ``logs/metrics.csv`` of the epochs it holds (:mod:`ip_tsn.stag
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
 import signal
+import warnings
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytorch_lightning as pl
+from lightning_fabric.utilities.exceptions import MisconfigurationException
 from omegaconf import DictConfig
 from pytorch_lightning.callbacks import LearningRateMonitor, ModelCheckpoint
 
@@ -34,7 +38,7 @@ from ip_tsn.evaluation.fusion_run import run_fusion
 from ip_tsn.evaluation.splits import write_splits_report
 from ip_tsn.evaluation.targets import target_stats
 from ip_tsn.lit.cache_writer import TeacherCacheWriter
-from ip_tsn.lit.callbacks import AtomicCheckpointIO, SaveLastEveryEpoch, SaveStreamInfo
+from ip_tsn.lit.callbacks import AtomicCheckpointIO, SaveLastEveryEpoch, SaveStreamInfo, ValidateLastEpoch
 from ip_tsn.lit.checkpoint_info import checkpoint_preprocess, read_checkpoint
 from ip_tsn.lit.model_settings import DistillSettings
 from ip_tsn.lit.modules import MODULES, load_module
@@ -43,11 +47,33 @@ from ip_tsn.stages.config_schema import CacheConfig, DistillConfig, filled
 from ip_tsn.stages.loggers import build_loggers
 
 
+@contextlib.contextmanager
+def one_line(section: str, cfg: DictConfig) -> Iterator[None]:
+    """A value the package, torchvision or Lightning refuses while a run is set up (before anything
+    is written) becomes one :class:`ConfigError` line naming the config section and the stage file."""
+    try:
+        yield
+    except ConfigError:
+        raise
+    except (ValueError, TypeError, MisconfigurationException) as e:
+        text = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise ConfigError(f"{section}: {text} (the {cfg.get('stage')} config)") from None
+
+
 def build_datamodule(cfg: DictConfig, **overrides: Any) -> VideoDataModule:
-    """``VideoDataModule`` from ``cfg.data`` (the dataset) updated by ``cfg.datamodule`` (the stage)."""
+    """``VideoDataModule`` from ``cfg.data`` (the dataset) updated by ``cfg.datamodule`` (the stage);
+    its values and its dataset's class list checked now (a missing root or split file is one line)."""
     kwargs = {**to_container(cfg.data), **to_container(cfg.get("datamodule")), **overrides}
-    kwargs.pop("name", None)
-    return VideoDataModule(**kwargs)
+    name = kwargs.pop("name", None)
+    root = Path(str(kwargs.get("root")))
+    if not root.is_dir():
+        raise ConfigError(f"data.root={root}: no such folder (data={name}); prepare it (README, \"Real datasets\": "
+                          f"make data DATASET=... ROOT=...) or point data.root at it")
+    with one_line("data", cfg), warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # missing videos are reported once, by setup()
+        dm = VideoDataModule(**kwargs)
+        dm.records("train")  # reads the class and split files now: a missing one is named before training
+    return dm
 
 
 def build_module(cfg: DictConfig, dm: VideoDataModule) -> pl.LightningModule:
@@ -62,13 +88,15 @@ def build_module(cfg: DictConfig, dm: VideoDataModule) -> pl.LightningModule:
         kwargs.update(distill)
         if dm.teacher_cache is not None and not online:
             kwargs["teacher_feature_dim"] = TeacherCache(dm.teacher_cache).feature_dim or None
-    return MODULES[kind](**kwargs)
+    with one_line("model", cfg):
+        return MODULES[kind](**kwargs)
 
 
 def build_trainer(cfg: DictConfig, run_dir: Path, callbacks: list, loggers: list | bool = False) -> pl.Trainer:
     kwargs = to_container(cfg.trainer)
-    return pl.Trainer(default_root_dir=str(run_dir), callbacks=callbacks, logger=loggers,
-                      plugins=[AtomicCheckpointIO()], **kwargs)
+    with one_line("trainer", cfg):
+        return pl.Trainer(default_root_dir=str(run_dir), callbacks=callbacks, logger=loggers,
+                          plugins=[AtomicCheckpointIO()], **kwargs)
 
 
 def expected_kind(cfg: DictConfig) -> dict[str, str | None]:
@@ -99,6 +127,21 @@ def resume_hint(cfg: DictConfig) -> str:
     return f"no epoch finished, nothing to resume ({last} not written)"
 
 
+def sweep_trial(cfg: DictConfig) -> DictConfig:
+    """Under a W&B sweep agent (``WANDB_SWEEP_ID`` and ``WANDB_RUN_ID`` in the environment), each
+    trial is its own run: ``run_name`` and ``run_dir`` end with the trial's run id (every DDP rank
+    inherits the agent's environment, so all agree), and the W&B group is the sweep's. Otherwise
+    ``cfg`` as it is."""
+    sweep, trial = os.environ.get("WANDB_SWEEP_ID"), os.environ.get("WANDB_RUN_ID")
+    if not (sweep and trial):
+        return cfg
+    cfg = cfg.copy()
+    cfg.run_name, cfg.run_dir = f"{cfg.run_name}-{trial}", f"{cfg.run_dir}-{trial}"
+    if cfg.get("wandb_group") is None:
+        cfg.wandb_group = f"sweep-{sweep}"
+    return cfg
+
+
 def fit(cfg: DictConfig) -> Path:
     """Train the stage's model; returns the best checkpoint's path."""
     run_dir = Path(cfg.run_dir)
@@ -111,7 +154,7 @@ def fit(cfg: DictConfig) -> Path:
     dm = build_datamodule(cfg, **({"teacher_input": True, "teacher_cache": None} if online else {}))
     if cfg.get("module") == "distill" and not online:
         _check_cache(cfg, dm)
-    model = build_module(cfg, dm)
+    model = build_module(cfg, dm)  # weights it cannot load stop here, before anything is written
     if online:
         teacher = load_module(cfg.teacher.checkpoint, "teacher.checkpoint", modality="flow")
         model.set_teacher(teacher)  # type: ignore[operator]
@@ -123,7 +166,7 @@ def fit(cfg: DictConfig) -> Path:
         dirpath=str(ckpt_dir), filename="best", monitor=cfg.checkpoint.monitor, mode=cfg.checkpoint.mode,
         save_last=False, enable_version_counter=False)
     loggers = build_loggers(cfg, run_dir, resume)
-    callbacks = [*([checkpoint] if checkpoint else []), SaveLastEveryEpoch(ckpt_dir / "last.ckpt"),
+    callbacks = [ValidateLastEpoch(), *([checkpoint] if checkpoint else []), SaveLastEveryEpoch(ckpt_dir / "last.ckpt"),
                  SaveStreamInfo(dm.class_names, cfg.get("stage"), dm.preprocess), *([LearningRateMonitor("epoch")] if loggers else [])]
     trainer = build_trainer(cfg, run_dir, callbacks, loggers)
     if trainer.is_global_zero:
@@ -144,8 +187,15 @@ def fit(cfg: DictConfig) -> Path:
         score = None if checkpoint is None else checkpoint.best_model_score
         write_json_atomic(run_dir / "fit.json", {"best_checkpoint": str(best), "monitor": cfg.checkpoint.monitor,
                                                  "best_score": None if score is None else float(score),
-                                                 "epochs": trainer.current_epoch})
+                                                 "epochs": trainer.current_epoch,
+                                                 "val_top1": _metric(trainer, "val/top1"),  # the final epoch's
+                                                 "weights_from": getattr(model, "weights_from", None)})
     return best
+
+
+def _metric(trainer: pl.Trainer, key: str) -> float | None:
+    value = trainer.callback_metrics.get(key)
+    return None if value is None else float(value)
 
 
 def _check_cache(cfg: DictConfig, dm: VideoDataModule) -> None:
@@ -269,11 +319,23 @@ def fuse(cfg: DictConfig) -> dict:
     and ``model.json`` (the fused streams' best checkpoints and weights, for ``ip-tsn predict`` /
     ``ip-tsn export``) in ``cfg.fuse.out_dir``."""
     runs = to_container(cfg.fuse.streams)
-    dm = build_datamodule(cfg)
     fused = list(cfg.fuse.fused)
+    scored = {name for name, run in runs.items() if (Path(run) / "scores_test.npz").is_file()}
+    for name in fused:
+        if name not in runs:
+            raise ConfigError(f"fuse.fused: {name!r} is not one of fuse.streams ({', '.join(runs)})")
+        if name not in scored:
+            raise ConfigError(f"fuse.fused: {name!r} has no scores ({Path(runs[name]) / 'scores_test.npz'}); "
+                              f"train and test it, or fuse others: fuse.fused=[{','.join(sorted(scored))}]")
+    left_out = sorted(set(runs) - scored)  # reported streams without scores: any subset fuses
+    if left_out:
+        print(f"fuse: left out (no scores): {', '.join(f'{n} ({runs[n]})' for n in left_out)}")
+    runs = {name: run for name, run in runs.items() if name in scored}
+    dm = build_datamodule(cfg)
     baseline = cfg.fuse.get("baseline_fused")
-    roles = Roles(baseline_fused=tuple(baseline) if baseline else None,
-                  **{k: cfg.fuse.get(k) for k in ("distilled", "plain", "teacher", "appearance")})
+    baseline = tuple(baseline) if baseline and all(n in scored for n in baseline) else None
+    roles = Roles(baseline_fused=baseline, **{k: cfg.fuse.get(k) if cfg.fuse.get(k) in scored else None
+                                              for k in ("distilled", "plain", "teacher", "appearance")})
     val = {name: Path(run) / "scores_val.npz" for name, run in runs.items()}
     needed = {*fused, *(roles.baseline_fused or ())}
     val = {name: p for name, p in val.items() if name in needed or p.is_file()}
@@ -311,4 +373,4 @@ def fuse_splits(config: str | os.PathLike, overrides: list[str], splits: list[in
     return write_splits_report(per_split, out_dir)
 
 
-__all__ = ["build_datamodule", "build_module", "fit", "cache", "test", "fuse", "fuse_splits", "resume_hint"]
+__all__ = ["build_datamodule", "build_module", "sweep_trial", "fit", "cache", "test", "fuse", "fuse_splits", "resume_hint"]

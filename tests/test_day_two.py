@@ -1,0 +1,150 @@
+"""Day two with ip-tsn (issue 21), through the `ip-tsn` command on the tiny synthetic streams (real
+MPEG-4 videos encoded with PyAV): weights that load or refuse, every fit validated at its end, a
+sweep's trials each in its own run, fusion of any subset of streams, --print-config."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+import torch
+import torchvision
+import yaml
+
+from ip_tsn.cli import main
+
+EXPERIMENTS = Path(__file__).resolve().parents[1] / "experiments"
+
+
+def _offline_or_skip() -> None:
+    weights = torchvision.models.ResNet18_Weights.IMAGENET1K_V1
+    if (Path(torch.hub.get_dir()) / "checkpoints" / Path(weights.url).name).exists():
+        pytest.skip("ImageNet weights are cached locally: nothing fails to load")
+
+
+def _one_line(capsys, command: str) -> str:
+    err = [line for line in capsys.readouterr().err.splitlines() if line.strip()]
+    assert len(err) == 1 and err[0].startswith(f"ip-tsn {command}: error: "), err
+    return err[0].removeprefix(f"ip-tsn {command}: error: ")
+
+
+def test_fit_stops_on_weights_it_cannot_load(tiny_streams, tmp_path, capsys):
+    """Offline, ImageNet weights asked for: one line, exit 2, before anything is written."""
+    _offline_or_skip()
+    capsys.readouterr()
+    code = main(["fit", str(EXPERIMENTS / "istream.yaml"), *tiny_streams["common"], f"run_root={tmp_path}",
+                 "model.net.pretrained=true"])
+    line = _one_line(capsys, "fit")
+    assert code == 2 and line.startswith("ResNet18_Weights.IMAGENET1K_V1 cannot be loaded")
+    assert "model.net.weights=PATH" in line and "model.net.pretrained=false" in line
+    assert not (tmp_path / "istream").exists()
+    bad = tmp_path / "nowhere" / "resnet18.pth"
+    code = main(["fit", str(EXPERIMENTS / "istream.yaml"), *tiny_streams["common"], f"run_root={tmp_path}",
+                 f"model.net.weights={bad}"])
+    assert code == 2 and _one_line(capsys, "fit").startswith(f"model.net.weights={bad}: not a readable weights file")
+    assert not (tmp_path / "istream").exists()
+
+
+def test_random_init_only_when_allowed_and_recorded(tiny_streams, tmp_path):
+    _offline_or_skip()
+    code = main(["fit", str(EXPERIMENTS / "istream.yaml"), *tiny_streams["common"], f"run_root={tmp_path}",
+                 "model.net.pretrained=true", "model.net.allow_random_init=true"])
+    assert code == 0
+    fit = json.loads((tmp_path / "istream" / "fit.json").read_text())
+    assert fit["weights_from"].startswith("random (ResNet18_Weights.IMAGENET1K_V1 cannot be loaded")
+    ckpt = torch.load(tmp_path / "istream" / "checkpoints" / "best.ckpt", weights_only=True, map_location="cpu")
+    assert ckpt["ip_tsn_weights_from"] == fit["weights_from"]
+
+
+def test_local_weights_file_is_what_training_starts_from(tiny_streams, tmp_path):
+    source = torchvision.models.resnet18(weights=None)
+    torch.save(source.state_dict(), tmp_path / "r18.pth")
+    code = main(["fit", str(EXPERIMENTS / "istream.yaml"), *tiny_streams["common"], f"run_root={tmp_path}",
+                 f"model.net.weights={tmp_path / 'r18.pth'}", "trainer.limit_train_batches=1"])
+    assert code == 0
+    fit = json.loads((tmp_path / "istream" / "fit.json").read_text())
+    assert fit["weights_from"] == str(tmp_path / "r18.pth")
+
+
+def test_every_fit_validates_its_last_epoch(tiny_streams):
+    """The synthetic config validates every 10th epoch; a 1-epoch fit still validates at its end."""
+    cfg = yaml.safe_load((tiny_streams["runs"] / "istream" / "config.yaml").read_text())
+    assert cfg["trainer"]["max_epochs"] == 1 and cfg["trainer"]["check_val_every_n_epoch"] == 10
+    fit = json.loads((tiny_streams["runs"] / "istream" / "fit.json").read_text())
+    assert fit["val_top1"] is not None and 0.0 <= fit["val_top1"] <= 1.0
+    assert fit["weights_from"] == "random"  # the synthetic config: pretrained false
+    header, *rows = (tiny_streams["runs"] / "istream" / "logs" / "metrics.csv").read_text().splitlines()
+    column = header.split(",").index("val/top1")
+    assert any(row.split(",")[column] for row in rows)
+
+
+def test_each_sweep_trial_gets_its_own_run(tiny_streams, tmp_path, monkeypatch):
+    """What a W&B agent sets for each trial: two trials, two run folders, both finished."""
+    monkeypatch.setenv("WANDB_SWEEP_ID", "sw1")
+    for trial in ("t1", "t2"):
+        monkeypatch.setenv("WANDB_RUN_ID", trial)
+        assert main(["fit", str(EXPERIMENTS / "istream.yaml"), *tiny_streams["common"], f"run_root={tmp_path}",
+                     "trainer.limit_train_batches=1"]) == 0
+    for trial in ("t1", "t2"):
+        run = tmp_path / f"istream-{trial}"
+        assert (run / "fit.json").is_file()
+        cfg = yaml.safe_load((run / "config.yaml").read_text())
+        assert cfg["run_name"] == f"istream-{trial}" and cfg["wandb_group"] == "sweep-sw1"
+    assert not (tmp_path / "istream").exists()
+
+
+def test_fuse_any_subset_of_streams(tiny_streams, tmp_path, capsys):
+    """I and plain P only (no teacher, no student): the fusion runs; streams without scores are
+    named once and left out; a fused stream without scores is one line."""
+    runs = tmp_path / "runs"
+    for stage in ("istream", "pstream"):
+        shutil.copytree(tiny_streams["runs"] / stage, runs / stage)
+    common = [*tiny_streams["common"], f"run_root={runs}"]
+    for stage in ("istream", "pstream"):
+        assert main(["test", str(EXPERIMENTS / f"{stage}.yaml"), *common]) == 0
+    capsys.readouterr()
+    code = main(["fuse", str(EXPERIMENTS / "fuse.yaml"), *common, "fuse.fused=[I-stream,P-stream]"])
+    out = capsys.readouterr().out
+    assert code == 0 and "fuse: left out (no scores): P-stream distilled" in out and "teacher (flow)" in out
+    results = json.loads((runs / "fusion" / "results.json").read_text())
+    assert set(results["weights"]) == {"I-stream", "P-stream"}
+    code = main(["fuse", str(EXPERIMENTS / "fuse.yaml"), *common])  # the default fuses the student
+    assert code == 2 and _one_line(capsys, "fuse").startswith("fuse.fused: 'P-stream distilled' has no scores")
+
+
+def test_print_config_shows_every_setting_and_runs_nothing(tmp_path, capsys):
+    code = main(["fit", str(EXPERIMENTS / "student.yaml"), "--print-config", f"run_root={tmp_path}",
+                 "model.optim.lr=0.01"])
+    cfg = yaml.safe_load(capsys.readouterr().out)
+    assert code == 0 and not any(tmp_path.iterdir())
+    assert cfg["model"]["optim"]["lr"] == 0.01 and cfg["model"]["optim"]["backbone_lr_mult"] == 1.0
+    assert cfg["distill"]["temperature"] == 2.0 and cfg["model"]["net"]["weights"] is None
+    assert cfg["data"]["val_fraction"] == 0.1 and cfg["logger"]["wandb_project"] == "ip-tsn"
+
+
+@pytest.mark.parametrize("override, message", [
+    ("data.root={missing}", r"^data.root=\S*missing: no such folder \(data=synthetic\)"),
+    ("data.split=2", r"^data: \S*trainlist02.txt: split file not found"),  # a second split the data lacks
+    ("data=ucf101", r"^data.root=data/ucf101: no such folder \(data=ucf101\)"),
+    ("trainer.precision=bf16-mix", r"^trainer: Precision 'bf16-mix' is invalid"),
+    ("model.net.arch=resnet181", r"^model: unknown arch 'resnet181'"),
+    ("trainer.devices=0", r"^trainer: `Trainer\(devices=0\)` value is not a valid input"),
+    ("data.num_segments=-1", r"^data: num_segments must be >= 1, got -1"),
+])
+def test_bad_values_are_one_line_before_anything_is_written(override, message, tiny_streams, tmp_path, capsys):
+    import re
+
+    root = tmp_path / "data"
+    shutil.copytree(tiny_streams["root"], root)
+    (root / "splits" / "trainlist02.txt").unlink()
+    capsys.readouterr()
+    args = [*tiny_streams["common"], f"data.root={root}", f"run_root={tmp_path / 'runs'}",
+            override.format(missing=tmp_path / "missing")]
+    if override.startswith("data=ucf101"):
+        args = [a for a in args if not a.startswith("data.root=")]
+    code = main(["fit", str(EXPERIMENTS / "istream.yaml"), *args])
+    line = _one_line(capsys, "fit")
+    assert code == 2 and re.search(message, line), line
+    assert not (tmp_path / "runs").exists()
