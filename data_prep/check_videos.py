@@ -3,15 +3,17 @@
 
     python data_prep/check_videos.py data/ucf101/videos            # every video under it
     python data_prep/check_videos.py data/ucf101/flow --workers 8  # every .npy flow file
+    python data_prep/check_videos.py data/ucf101/videos --full     # also decode every frame (every GOP)
 
 Each file is opened as training opens it: a video's frame index (demuxing every packet, no
-decoding), a flow file's header. Bad files are listed at the end (exit status 1); a truncated
+decoding), a flow file's header; ``--full`` also decodes every frame and probes the motion vectors. Bad files are listed at the end (exit status 1); a truncated
 video that still has readable frames is a note (how many frames are left). Nothing is written.
 """
 
 from __future__ import annotations
 
 import argparse
+import functools
 import os
 import sys
 
@@ -20,16 +22,31 @@ from _common import add_common_args, find_files, parallel_map, parse_shard, run_
 from reencode import VIDEO_EXTENSIONS  # noqa: E402
 
 
-def check_file(path: str) -> str:
-    """"done", or "done (note)" for a truncated video; raises ``VideoError`` naming ``path``."""
+def check_file(path: str, full: bool = False) -> str:
+    """"done", or "done (note)" for a truncated video; raises ``VideoError`` naming ``path``.
+    ``full``: also decode every frame (every GOP) and probe the motion vectors the P-stream reads."""
     if path.lower().endswith(".npy"):
         from ip_tsn.codec.flow import load_flow
 
-        load_flow(path)
+        flows = load_flow(path)
+        if full:
+            flows.sum()  # reads every byte of the memory map
         return "done"
     from ip_tsn.codec.index import get_index
 
     index = get_index(path)
+    if full:
+        from ip_tsn.codec import CompressedVideo, VideoError
+
+        video = CompressedVideo(path)
+        try:
+            decoded = sum(1 for _ in video.iter_frames())
+            if decoded < index.num_frames:
+                raise VideoError(path, f"{decoded} of {index.num_frames} frames decode")
+            if "P" in index.frame_types or "B" in index.frame_types:
+                video.require_motion()
+        finally:
+            video.close()
     if index.truncated:
         return f"truncated: {index.num_frames} frames readable"
     return "done"
@@ -39,14 +56,16 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("folder", help="a folder of videos or .npy flow files (searched recursively)")
+    parser.add_argument("--full", action="store_true",
+                        help="also decode every frame and probe the motion vectors (slower: what training reads)")
     add_common_args(parser)
     args = parser.parse_args(argv)
     if not os.path.isdir(args.folder):
         parser.error(f"{args.folder}: no such folder")
     root = os.path.abspath(args.folder)
     files = shard(find_files(root, VIDEO_EXTENSIONS + (".npy",)), *(args.shard or parse_shard(None)))
-    results = parallel_map(check_file, [os.path.join(root, f) for f in files], workers=args.workers,
-                           desc="check", progress=args.progress)
+    results = parallel_map(functools.partial(check_file, full=args.full), [os.path.join(root, f) for f in files],
+                           workers=args.workers, desc="check", progress=args.progress)
     return summarize(results, "check")
 
 

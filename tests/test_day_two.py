@@ -6,8 +6,11 @@ from __future__ import annotations
 
 import json
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 import torchvision
@@ -148,3 +151,81 @@ def test_bad_values_are_one_line_before_anything_is_written(override, message, t
     line = _one_line(capsys, "fit")
     assert code == 2 and re.search(message, line), line
     assert not (tmp_path / "runs").exists()
+
+
+def _hevc_copy(src: Path, dst: Path) -> None:
+    """``src`` re-encoded as HEVC (x265, real P-frames): FFmpeg exports no motion vectors for it."""
+    from ip_tsn.codec import CompressedVideo
+    from ip_tsn.codec.encode import encode_video
+
+    frames = np.stack(list(CompressedVideo(src).iter_frames()))
+    encode_video(frames, dst, codec="libx265", qscale=None, options={"x265-params": "log-level=error"})
+
+
+@pytest.fixture
+def hevc_data(tiny_streams, tmp_path) -> tuple[Path, str]:
+    """A copy of the tiny dataset whose first training video is HEVC (same name)."""
+    root = tmp_path / "data"
+    shutil.copytree(tiny_streams["root"], root)
+    first = (root / "splits" / "trainlist01.txt").read_text().split()[0]
+    _hevc_copy(root / "videos" / first, root / "videos" / first)
+    return root, first
+
+
+def test_hevc_in_a_p_stream_split_is_named_before_training(hevc_data, tiny_streams, tmp_path, capsys):
+    root, hevc = hevc_data
+    args = [*tiny_streams["common"], f"data.root={root}", f"run_root={tmp_path / 'runs'}"]
+    capsys.readouterr()
+    assert main(["fit", str(EXPERIMENTS / "pstream.yaml"), *args]) == 2
+    line = _one_line(capsys, "fit")
+    assert f"{hevc} (codec 'hevc' has no motion vectors in FFmpeg" in line and "data.skip_bad_videos=true" in line
+    assert not (tmp_path / "runs" / "pstream" / "checkpoints").exists()
+    with pytest.warns(UserWarning, match=r"1 of \d+ videos .* left out \(data.skip_bad_videos=true\)"):
+        assert main(["fit", str(EXPERIMENTS / "pstream.yaml"), *args, "data.skip_bad_videos=true"]) == 0
+
+
+def test_check_videos_full_decodes_and_probes(hevc_data):
+    root, hevc = hevc_data
+    script = Path(__file__).resolve().parents[1] / "data_prep" / "check_videos.py"
+    quick = subprocess.run([sys.executable, str(script), str(root / "videos"), "--workers", "1"],
+                           capture_output=True, text=True, timeout=300)
+    full = subprocess.run([sys.executable, str(script), str(root / "videos"), "--workers", "1", "--full"],
+                          capture_output=True, text=True, timeout=300)
+    assert quick.returncode == 0, quick.stderr
+    assert full.returncode == 1 and hevc.split("/")[-1] in full.stdout + full.stderr
+    assert "no motion vectors" in full.stdout + full.stderr
+
+
+def test_a_video_that_fails_in_a_worker_is_read_around_or_named(tiny_streams, tmp_path):
+    """A video that passes the check and then fails while training (here: emptied after the
+    check, as a flaky disk would): with data.skip_bad_videos another video of its class takes its
+    place, named once; without, one WorkerVideoError line naming it."""
+    import pytorch_lightning as pl
+
+    from ip_tsn.data.datamodule import VideoDataModule
+    from ip_tsn.data.video_dataset import WorkerVideoError
+    from ip_tsn.lit.classifier import StreamClassifier
+
+    root = tmp_path / "data"
+    shutil.copytree(tiny_streams["root"], root)
+    first = (root / "splits" / "trainlist01.txt").read_text().split()[0]
+    for skip in (True, False):
+        dm = VideoDataModule("synthetic", str(root), modality="iframe", crop_size=32, scale_size=None, batch_size=4,
+                             num_workers=0, pin_memory=False, test_crops=1, test_segments=3, flip=False,
+                             skip_bad_videos=skip)
+        dm.setup("fit")  # the check passes: the file is whole
+        data = (root / "videos" / first).read_bytes()
+        (root / "videos" / first).write_bytes(data[:200])  # now it is not
+        model = StreamClassifier(dm.num_classes, 3, net={"pretrained": False, "stem": "small"})
+        trainer = pl.Trainer(max_epochs=1, accelerator="cpu", logger=False, enable_progress_bar=False,
+                             enable_checkpointing=False, enable_model_summary=False, num_sanity_val_steps=0)
+        try:
+            if skip:
+                with pytest.warns(UserWarning, match=rf"{first}: .*replaced by another video of its class"):
+                    trainer.fit(model, datamodule=dm)
+                assert list(dm.skipped) == [first]
+            else:
+                with pytest.raises(WorkerVideoError, match=rf"^\S*{first}: "):
+                    trainer.fit(model, datamodule=dm)
+        finally:
+            (root / "videos" / first).write_bytes(data)

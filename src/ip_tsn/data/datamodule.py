@@ -44,7 +44,7 @@ from .settings import DataSettings
 from .teacher_cache import TeacherCache
 from .teacher_targets import TeacherInputs, TeacherTargets
 from .transforms import apply_view, normalize, resize_short, to_tensor
-from .video_dataset import (CHECK_COMMAND, BadVideosError, GridDataset, StreamDataset, _FrameReader,
+from .video_dataset import (CHECK_COMMAND, SKIPPED, BadVideosError, GridDataset, StreamDataset, _FrameReader,
                             check_records)
 
 _S = DataSettings()  # the loader settings' defaults (data/settings.py)
@@ -157,6 +157,8 @@ class VideoDataModule(pl.LightningDataModule):
         self.video_root = video_dir(st.dataset, st.root, st.video_root)
         self.flow_root = st.flow_root if st.flow_root is not None else os.path.join(st.root, "flow")
         self.datasets: dict[str, Dataset] = {}
+        #: videos that failed in a worker and were replaced (``skip_bad_videos``): path -> why
+        self.skipped: dict[str, str] = {}
         self._checked: dict[str, list[VideoRecord]] = {}  # subset -> its readable records
 
     # -- classes ------------------------------------------------------------------------------
@@ -232,7 +234,7 @@ class VideoDataModule(pl.LightningDataModule):
             allowed = self.aligned_positions() if distilled else None
         ds: Dataset = StreamDataset(records, num_segments=segments, train=train, test_crops=crops, seed=hp.seed,
                                     flip=pre.flip, train_views=pre.train_views, allowed_positions=allowed,
-                                    reconstruct=pre.reconstruct, **self._common())
+                                    reconstruct=pre.reconstruct, skip_bad=hp.skip_bad_videos, **self._common())
         if distilled and pre.train_views is None:
             raise ValueError("distillation needs data.train_views (1, 3 or 5): the teacher's targets exist "
                              "only for a fixed set of views")
@@ -295,6 +297,19 @@ class VideoDataModule(pl.LightningDataModule):
         """``reconstruct="device"``: rebuild the packed samples' ``input`` (B, N, C, crop, crop) on the
         batch's device (``device_reconstruct``); Lightning calls it after moving the batch there.
         Other batches pass unchanged."""
+        if isinstance(batch, dict) and SKIPPED in batch:
+            self._note_skipped(batch.pop(SKIPPED))
         if isinstance(batch, dict) and PACKED in batch:
             return reconstruct_batch(batch, self.preprocess)
         return batch
+
+    def _note_skipped(self, notes: list[str]) -> None:
+        """``skip_bad_videos``: videos that failed in a worker and were read around (another video
+        of the class took their place); each named once (a warning) and kept in :attr:`skipped`."""
+        for note in notes:
+            for line in filter(None, note.split("\n")):
+                path, _, why = line.partition("\t")
+                if path not in self.skipped:
+                    self.skipped[path] = why
+                    warnings.warn(f"{path}: {why}; replaced by another video of its class "
+                                  "(data.skip_bad_videos=true)", stacklevel=2)

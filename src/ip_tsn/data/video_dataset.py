@@ -44,6 +44,7 @@ from .transforms import (all_views, apply_view, center_view, check_crops, crop, 
 PositionFilter = Callable[[str], np.ndarray]  # video_id -> the (G,) frame indices a sample may use
 _P = Preprocess()  # the preprocessing defaults (data/preprocess.py), the only ones
 CHECK_COMMAND = "python data_prep/check_videos.py"  # lists every unreadable video under a folder
+SKIPPED = "skipped"  # sample key with skip_bad: "path\treason" lines of the videos read around ("" if none)
 
 
 class WorkerVideoError(VideoError):
@@ -181,6 +182,8 @@ def check_record(reader: _FrameReader, record: VideoRecord, crop_size: int | Non
     try:
         src = reader.source(record)
         reader.positions(record, src, lambda n, valid: valid)
+        if isinstance(src, CompressedVideo) and reader.modality in ("mv", "residual", "p"):
+            src.require_motion()  # probes its first P/B-frames: HEVC, VP9, AV1 export no vectors
         h, w = src.shape[1:3] if isinstance(src, np.ndarray) else (src.height, src.width)
         if crop_size and not reader.scale_size and min(h, w) < crop_size:
             return f"frames of {h}x{w} are smaller than the {crop_size}x{crop_size} crop"
@@ -235,11 +238,11 @@ class StreamDataset(Dataset):
                  flow_root: str | os.PathLike | None = None, flow_length: int = _P.flow_length,
                  accumulate: bool = _P.accumulate, seed: int = 0, flip: bool = _P.flip,
                  train_views: int | None = _P.train_views, allowed_positions: PositionFilter | None = None,
-                 reconstruct: str = _P.reconstruct):
+                 reconstruct: str = _P.reconstruct, skip_bad: bool = False):
         if not train:  # the test protocol's crops; training draws one crop (or view) per sample
             check_crops(test_crops, flip)
         check_reconstruct(reconstruct, modality)
-        self.reconstruct = reconstruct
+        self.reconstruct, self.skip_bad = reconstruct, skip_bad
         if train_views is not None:
             num_view_ids(train_views, flip)
         self.train_views, self.allowed_positions = train_views, allowed_positions
@@ -258,7 +261,26 @@ class StreamDataset(Dataset):
 
     def __getitem__(self, i: int) -> dict:
         record = self.records[i]
-        return _named(self.reader.path(record), lambda: self._sample(record))
+        if not self.skip_bad:
+            return _named(self.reader.path(record), lambda: self._sample(record))
+        skipped: list[str] = []
+        for j in self._stand_ins(i):
+            stand_in = self.records[j]
+            try:
+                sample = _named(self.reader.path(stand_in), lambda: self._sample(stand_in))
+            except WorkerVideoError as e:
+                skipped.append(f"{stand_in.path}\t{e.problem}")
+                continue
+            return {**sample, SKIPPED: "\n".join(skipped)}
+        raise WorkerVideoError(self.reader.path(record), f"unreadable, and so were its {len(skipped) - 1} stand-ins")
+
+    def _stand_ins(self, i: int, tries: int = 8) -> list[int]:
+        """``i``, then up to ``tries - 1`` other records to read instead when it fails
+        (``skip_bad``): those of the same class after it (wrapping around), then the next indices."""
+        n, label = len(self.records), self.records[i].label
+        after = [(i + k) % n for k in range(1, n)]
+        same = [j for j in after if self.records[j].label == label]
+        return list(dict.fromkeys([i, *same, *after]))[:tries]
 
     def _sample(self, record: VideoRecord) -> dict:
         if self.reconstruct == "device":

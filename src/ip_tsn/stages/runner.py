@@ -189,6 +189,7 @@ def fit(cfg: DictConfig) -> Path:
                                                  "best_score": None if score is None else float(score),
                                                  "epochs": trainer.current_epoch,
                                                  "val_top1": _metric(trainer, "val/top1"),  # the final epoch's
+                                                 "skipped_videos": dict(dm.skipped),  # skip_bad_videos: read around
                                                  "weights_from": getattr(model, "weights_from", None)})
     return best
 
