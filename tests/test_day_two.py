@@ -229,3 +229,19 @@ def test_a_video_that_fails_in_a_worker_is_read_around_or_named(tiny_streams, tm
                     trainer.fit(model, datamodule=dm)
         finally:
             (root / "videos" / first).write_bytes(data)
+
+
+def test_a_fit_that_ran_no_step_is_one_line_and_marked_failed(tiny_streams, tmp_path, capsys):
+    """No training batch (as DDP with fewer batches than ranks): one line saying why, the folder
+    marked failed.json (never a run in progress, never a missing last.ckpt traceback); the next
+    fit there runs and removes the mark."""
+    args = [*tiny_streams["common"], f"run_root={tmp_path}"]
+    capsys.readouterr()
+    assert main(["fit", str(EXPERIMENTS / "istream.yaml"), *args, "trainer.limit_train_batches=0"]) == 2
+    line = _one_line(capsys, "fit")
+    assert "no training step ran: 0 training batches per process (1 process(es), batch_size 8" in line
+    run = tmp_path / "istream"
+    assert json.loads((run / "failed.json").read_text())["error"].startswith("no training step ran")
+    assert not (run / "fit.json").exists() and not (run / "checkpoints" / "best.ckpt").exists()
+    assert main(["fit", str(EXPERIMENTS / "istream.yaml"), *args]) == 0
+    assert (run / "fit.json").is_file() and not (run / "failed.json").exists()

@@ -102,7 +102,8 @@ def test_distillation_learns_and_checkpoint_loads_weights_only(tmp_path: Path) -
     raw = torch.load(path, weights_only=True, map_location="cpu")
     hp = raw["hyper_parameters"]
     assert hp["imitation"] == 0.5 and raw["ip_tsn_module"] == "distill"
-    assert hp["net"] == {"arch": "resnet18", "dropout": 0.0, "pretrained": False, "input_bn": True, "stem": "imagenet"}
+    assert hp["net"] == {"arch": "resnet18", "dropout": 0.0, "pretrained": False, "weights": None,
+                         "allow_random_init": False, "input_bn": True, "stem": "imagenet"}
     assert hp["optim"]["lr_steps"] == [1.0] and hp["optim"]["momentum"] == 0.9  # complete, plain
     loaded = DistillationModule.load_from_checkpoint(path, weights_only=True, map_location="cpu")
     assert isinstance(loaded.proj, torch.nn.Linear) and loaded.proj.out_features == TEACHER[1]

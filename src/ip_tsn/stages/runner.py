@@ -169,8 +169,11 @@ def fit(cfg: DictConfig) -> Path:
     callbacks = [ValidateLastEpoch(), *([checkpoint] if checkpoint else []), SaveLastEveryEpoch(ckpt_dir / "last.ckpt"),
                  SaveStreamInfo(dm.class_names, cfg.get("stage"), dm.preprocess), *([LearningRateMonitor("epoch")] if loggers else [])]
     trainer = build_trainer(cfg, run_dir, callbacks, loggers)
+    failed = run_dir / FAILED
     if trainer.is_global_zero:
+        failed.unlink(missing_ok=True)
         save_config(cfg, run_dir / "config.yaml")
+    last = ckpt_dir / "last.ckpt"
     try:
         trainer.fit(model, datamodule=dm, ckpt_path=ckpt_path, weights_only=True)
     except SystemExit:  # Lightning turns Ctrl-C into exit(1) after its shutdown
@@ -178,7 +181,16 @@ def fit(cfg: DictConfig) -> Path:
             raise
         signal.signal(signal.SIGINT, signal.default_int_handler)  # Lightning left it ignored
         raise KeyboardInterrupt from None
-    last = ckpt_dir / "last.ckpt"
+    except Exception as e:  # the folder says so: not a run in progress
+        _mark_failed(trainer, failed, last, f"{type(e).__name__}: {e}")
+        raise
+    if not last.is_file() and not trainer.interrupted:  # e.g. DDP with fewer training batches than ranks
+        batches, world = trainer.num_training_batches, trainer.world_size
+        batches = batches if batches != float("inf") else 0  # Lightning's "not run"
+        why = (f"no training step ran: {batches} training batches per process ({world} process(es), batch_size "
+               f"{dm.batch_size}, an incomplete last batch dropped); use a smaller data.batch_size or fewer devices")
+        _mark_failed(trainer, failed, last, why)
+        raise ConfigError(f"{run_dir}: {why}")
     best = ckpt_dir / "best.ckpt" if checkpoint is None else Path(checkpoint.best_model_path or last)
     if trainer.is_global_zero and not trainer.interrupted:  # the Makefile's target: written last
         if checkpoint is None:
@@ -192,6 +204,16 @@ def fit(cfg: DictConfig) -> Path:
                                                  "skipped_videos": dict(dm.skipped),  # skip_bad_videos: read around
                                                  "weights_from": getattr(model, "weights_from", None)})
     return best
+
+
+FAILED = "failed.json"  # in a run folder whose fit failed before its first checkpoint
+
+
+def _mark_failed(trainer: pl.Trainer, failed: Path, last: Path, why: str) -> None:
+    """A fit that failed before its first checkpoint leaves its folder marked ``failed.json`` (the
+    error, the epoch), so it never looks like a run in progress; the next fit there removes it."""
+    if trainer.is_global_zero and not last.is_file():
+        write_json_atomic(failed, {"error": why.splitlines()[0] if why else "", "epoch": trainer.current_epoch})
 
 
 def _metric(trainer: pl.Trainer, key: str) -> float | None:
