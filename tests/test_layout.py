@@ -168,3 +168,15 @@ def test_one_module_renames_files_into_place():
                 direct.append(f"{path.relative_to(REPO)}:{node.lineno}: {ast.unparse(node)}")
     assert [r.split(":")[0] for r in renames] == ["src/ip_tsn/atomic.py"], renames
     assert not direct, direct
+
+
+def test_the_config_check_loads_neither_torch_nor_lightning():
+    """A typo's one line comes before torch and Lightning are imported (issue 21: ~1 s, not 8-10 s):
+    the config check reads the settings dataclasses only, and Trainer's arguments from its source."""
+    code = ("import sys; from ip_tsn.cli import main; "
+            "code = main(['fit', 'experiments/istream.yaml', 'model.lrr=1']); "
+            "heavy = sorted(m for m in ('torch', 'pytorch_lightning', 'torchvision') if m in sys.modules); "
+            "print(code, heavy)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, timeout=120)
+    assert out.stdout.strip() == "2 []", out.stdout + out.stderr
+    assert "did you mean model.optim.lr?" in out.stderr

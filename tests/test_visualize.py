@@ -66,7 +66,7 @@ def test_per_frame_against_frame_0_is_not_black(tmp_path):
     assert stats["frame_type"] == "P" and stats["mean_abs_mv"] == "1.00"
     assert abs(float(stats["mean_abs_flow"]) - 1.0) < 0.15  # the 2-pixel shift, as the vectors say
     image = cv2.imread(str(out))[..., ::-1].astype(np.int16)
-    flow_panel = image[:, image.shape[1] * 5 // 6 :]  # the last of six panels
+    flow_panel = image[:, image.shape[1] * 5 // 7 : image.shape[1] * 6 // 7]  # the 6th of seven (the wheel last)
     black = (flow_panel.max(-1) < 16).mean()
     coloured = ((flow_panel.max(-1) - flow_panel.min(-1)) > 60).mean()
     assert black < 0.05 and coloured > 0.3, (black, coloured)  # a black panel: black ~0.56, coloured 0
@@ -82,3 +82,23 @@ def test_visualize_directory_and_all_intra_video_are_one_line_errors(tmp_path):
     assert proc.returncode == 2 and len(proc.stderr.strip().splitlines()) == 1, proc.stderr
     assert "intra.mp4" in proc.stderr and "no P- or B-frames" in proc.stderr and "short" not in proc.stderr
     assert not (tmp_path / "x.png").exists() and not (tmp_path / "y.png").exists()
+
+
+def test_no_flow_unless_asked_and_the_wheel_is_the_legend(tmp_path):
+    """No flow panel by default (TV-L1 took 65 s on one 640x272 frame); the colour wheel is
+    drawn in motion_to_rgb's own colours: a rightward vector red, a leftward one cyan."""
+    import importlib.util
+
+    video = encode(tmp_path / "v.mp4", moving_frames(14, 64, 96, dx=2), "mpeg4")
+    proc = _run(str(video), "--frame", "5", "--out", str(tmp_path / "v.png"))
+    assert proc.returncode == 0, proc.stderr
+    stats = dict(item.split("=") for item in proc.stdout.strip().split(": ", 1)[1].split(", "))
+    assert "mean_abs_flow" not in stats and stats["mean_abs_mv"] != "0.00"
+    spec = importlib.util.spec_from_file_location("visualize", ROOT / "data_prep" / "visualize.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    wheel = module.colour_wheel(97).astype(int)
+    right, left, centre = wheel[48, 94], wheel[48, 2], wheel[48, 48]
+    assert right[0] > 200 and right[1] < 40 and right[2] < 40  # red: hue 0, rightwards
+    assert left[0] < 40 and left[1] > 200 and left[2] > 200  # cyan: hue 180, leftwards
+    assert centre.max() < 10  # no motion: black

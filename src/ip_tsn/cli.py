@@ -68,6 +68,14 @@ INTERRUPTED = 130  # 128 + SIGINT
 _USER_ERRORS = {"predict": (ValueError, RuntimeError), "export": (ValueError, RuntimeError)}
 
 
+def _user_errors(command: str) -> tuple[type[BaseException], ...]:
+    """The errors ``command`` prints as one line (exit 2); imported when one happens."""
+    from .codec.errors import VideoError
+    from .data.teacher_cache import StaleCacheError
+
+    return (ConfigError, VideoError, StaleCacheError, FileNotFoundError, *_USER_ERRORS.get(command, ()))
+
+
 def _positive(text: str) -> int:
     try:
         value = int(text)
@@ -108,19 +116,17 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
     args = _parse(argv)
     _quiet()
-    from .codec.errors import VideoError  # heavy imports after argument parsing: `ip-tsn -h` stays fast
-    from .data.teacher_cache import StaleCacheError
-    from .stages import runner
-
-    cfg = None
+    cfg, runner = None, None
     try:
         if args.command in ("predict", "export"):
             return _predict_or_export(args)
-        from .stages.config_check import load_checked
+        from .stages.config_check import load_checked  # no torch, no Lightning: a typo answers at once
 
         cfg = load_checked(args.config, args.overrides)  # refused here: unknown keys, wrong types
         if args.command == "fit":
-            cfg = runner.sweep_trial(cfg)  # a W&B sweep's trial: its own run folder
+            from .config import sweep_trial
+
+            cfg = sweep_trial(cfg)  # a W&B sweep's trial: its own run folder
         if args.print_config:
             from omegaconf import OmegaConf
 
@@ -128,6 +134,7 @@ def main(argv: list[str] | None = None) -> int:
 
             print(OmegaConf.to_yaml(complete(cfg), resolve=True), end="")
             return 0
+        from .stages import runner  # the heavy imports, once the config is known good
         if args.command == "fit":
             print(f"best checkpoint: {runner.fit(cfg)}")
         elif args.command == "cache":
@@ -141,11 +148,13 @@ def main(argv: list[str] | None = None) -> int:
         elif args.command == "fuse":
             result = runner.fuse(cfg)
             print(open(result["markdown"]).read() if "markdown" in result else result)
-    except (ConfigError, VideoError, StaleCacheError, FileNotFoundError) + _USER_ERRORS.get(args.command, ()) as e:
+    except Exception as e:
+        if not isinstance(e, _user_errors(args.command)):
+            raise
         print(f"ip-tsn {args.command}: error: {e}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:  # Ctrl-C: one line and the shell's status for SIGINT, no fit.json
-        hint = f"; {runner.resume_hint(cfg)}" if args.command == "fit" and cfg is not None else ""
+        hint = f"; {runner.resume_hint(cfg)}" if args.command == "fit" and runner and cfg is not None else ""
         print(f"ip-tsn {args.command}: interrupted{hint}", file=sys.stderr)
         return INTERRUPTED
     return 0

@@ -168,6 +168,21 @@ def config_sources(path: str | os.PathLike, overrides: Sequence[str] = ()) -> li
     return sources
 
 
+def sweep_trial(cfg: DictConfig) -> DictConfig:
+    """Under a W&B sweep agent (``WANDB_SWEEP_ID`` and ``WANDB_RUN_ID`` in the environment), each
+    trial is its own run: ``run_name`` and ``run_dir`` end with the trial's run id (every DDP rank
+    inherits the agent's environment, so all agree), and the W&B group is the sweep's. Otherwise
+    ``cfg`` as it is."""
+    sweep, trial = os.environ.get("WANDB_SWEEP_ID"), os.environ.get("WANDB_RUN_ID")
+    if not (sweep and trial):
+        return cfg
+    cfg = cfg.copy()
+    cfg.run_name, cfg.run_dir = f"{cfg.run_name}-{trial}", f"{cfg.run_dir}-{trial}"
+    if cfg.get("wandb_group") is None:
+        cfg.wandb_group = f"sweep-{sweep}"
+    return cfg
+
+
 def to_container(cfg: DictConfig | ListConfig | None) -> dict:
     """A plain dict (for ``**kwargs``); None gives {}."""
     return {} if cfg is None else OmegaConf.to_container(cfg, resolve=True)

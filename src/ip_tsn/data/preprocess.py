@@ -27,7 +27,6 @@ from typing import Any
 from ip_tsn.settings import setting
 
 from .modalities import check_modality, num_channels
-from .transforms import check_crops
 
 DERIVED_KEYS = ("in_channels",)  # written by to_dict, checked (not stored) by from_dict
 RECONSTRUCT = ("cpu", "device")
@@ -65,6 +64,8 @@ class Preprocess:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
         if self.scale_size is not None and self.scale_size < self.crop_size:
             raise ValueError(f"scale_size ({self.scale_size}) must be >= crop_size ({self.crop_size}), or null")
+        from .transforms import check_crops  # OpenCV and torch: loaded when a Preprocess is made, not to read its fields
+
         check_modality(self.modality)
         check_crops(self.test_crops, self.flip)
         check_reconstruct(self.reconstruct, self.modality)

@@ -35,10 +35,12 @@ import json
 import os
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import torch
+
+if TYPE_CHECKING:  # only an annotation: reading a cache needs no torch
+    import torch
 
 CACHE_FORMAT = "ip-tsn-teacher-cache"
 CACHE_VERSION = 3  # 3: flow stacks padded at the start (every P-frame has a row)

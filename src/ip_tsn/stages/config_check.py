@@ -21,6 +21,7 @@ import inspect
 import os
 import types
 import typing
+from pathlib import Path
 from collections.abc import Sequence
 from typing import Any
 
@@ -99,10 +100,17 @@ def _check(piece: DictConfig, schema: type, label: str, prefix: str = "") -> Non
 
 @functools.lru_cache(maxsize=None)
 def _trainer_args() -> frozenset[str]:
-    """The arguments of ``pytorch_lightning.Trainer`` a config may set."""
-    import pytorch_lightning as pl
+    """The arguments of ``pytorch_lightning.Trainer`` a config may set, read from its source with
+    ``ast`` (importing Lightning would cost seconds before a typo's one line)."""
+    import ast
+    import importlib.util
 
-    names = set(inspect.signature(pl.Trainer).parameters) - {"self", "args", "kwargs"}
+    spec = importlib.util.find_spec("pytorch_lightning")  # locates the package without importing it
+    source = Path(spec.origin).parent / "trainer" / "trainer.py"  # type: ignore[union-attr,arg-type]
+    tree = ast.parse(source.read_text(encoding="utf-8"))
+    init = next(f for c in tree.body if isinstance(c, ast.ClassDef) and c.name == "Trainer"
+                for f in c.body if isinstance(f, ast.FunctionDef) and f.name == "__init__")
+    names = {a.arg for a in [*init.args.args, *init.args.kwonlyargs]} - {"self"}
     return frozenset(names - set(RUNNER_TRAINER_ARGS))
 
 

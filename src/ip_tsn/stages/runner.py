@@ -127,21 +127,6 @@ def resume_hint(cfg: DictConfig) -> str:
     return f"no epoch finished, nothing to resume ({last} not written)"
 
 
-def sweep_trial(cfg: DictConfig) -> DictConfig:
-    """Under a W&B sweep agent (``WANDB_SWEEP_ID`` and ``WANDB_RUN_ID`` in the environment), each
-    trial is its own run: ``run_name`` and ``run_dir`` end with the trial's run id (every DDP rank
-    inherits the agent's environment, so all agree), and the W&B group is the sweep's. Otherwise
-    ``cfg`` as it is."""
-    sweep, trial = os.environ.get("WANDB_SWEEP_ID"), os.environ.get("WANDB_RUN_ID")
-    if not (sweep and trial):
-        return cfg
-    cfg = cfg.copy()
-    cfg.run_name, cfg.run_dir = f"{cfg.run_name}-{trial}", f"{cfg.run_dir}-{trial}"
-    if cfg.get("wandb_group") is None:
-        cfg.wandb_group = f"sweep-{sweep}"
-    return cfg
-
-
 def fit(cfg: DictConfig) -> Path:
     """Train the stage's model; returns the best checkpoint's path."""
     run_dir = Path(cfg.run_dir)
@@ -396,4 +381,4 @@ def fuse_splits(config: str | os.PathLike, overrides: list[str], splits: list[in
     return write_splits_report(per_split, out_dir)
 
 
-__all__ = ["build_datamodule", "build_module", "sweep_trial", "fit", "cache", "test", "fuse", "fuse_splits", "resume_hint"]
+__all__ = ["build_datamodule", "build_module", "fit", "cache", "test", "fuse", "fuse_splits", "resume_hint"]
