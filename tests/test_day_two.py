@@ -245,3 +245,39 @@ def test_a_fit_that_ran_no_step_is_one_line_and_marked_failed(tiny_streams, tmp_
     assert not (run / "fit.json").exists() and not (run / "checkpoints" / "best.ckpt").exists()
     assert main(["fit", str(EXPERIMENTS / "istream.yaml"), *args]) == 0
     assert (run / "fit.json").is_file() and not (run / "failed.json").exists()
+
+
+def test_any_torchvision_backbone_by_name(tiny_streams, tmp_path, capsys):
+    """A MobileNet P-stream (5 input channels: its first conv inflated, its classifier's last Linear
+    the feature layer) trains through the same command; a misspelt name is one line."""
+    args = [*tiny_streams["common"], f"run_root={tmp_path}", "trainer.limit_train_batches=1"]
+    assert main(["fit", str(EXPERIMENTS / "pstream.yaml"), *args, "model.net.arch=mobilenet_v3_small"]) == 0
+    ckpt = torch.load(tmp_path / "pstream" / "checkpoints" / "best.ckpt", weights_only=True, map_location="cpu")
+    assert ckpt["hyper_parameters"]["net"]["arch"] == "mobilenet_v3_small"
+    assert ckpt["state_dict"]["model.backbone.net.features.0.0.weight"].shape[1] == 5
+    capsys.readouterr()
+    assert main(["fit", str(EXPERIMENTS / "pstream.yaml"), *args, "model.net.arch=mobilenet_v3_smal",
+                 f"run_root={tmp_path / 'typo'}"]) == 2
+    assert "did you mean mobilenet_v3_small" in _one_line(capsys, "fit")
+
+
+def test_compile_option_gives_the_same_outputs():
+    from ip_tsn.lit.classifier import StreamClassifier
+
+    torch.manual_seed(0)
+    eager = StreamClassifier(3, 5, net={"pretrained": False}).eval()
+    torch.manual_seed(0)
+    compiled = StreamClassifier(3, 5, net={"pretrained": False}, compile="eager").eval()
+    assert compiled.model.forward_frames is not type(compiled.model).forward_frames
+    x = torch.randn(2, 3, 5, 32, 32)
+    with torch.no_grad():
+        torch.testing.assert_close(compiled.model(x)[0], eager.model(x)[0])
+    assert compiled.state_dict().keys() == eager.state_dict().keys()
+
+
+def test_tensorboard_logger(tiny_streams, tmp_path):
+    pytest.importorskip("tensorboard")
+    assert main(["fit", str(EXPERIMENTS / "istream.yaml"), *tiny_streams["common"], f"run_root={tmp_path}",
+                 "trainer.limit_train_batches=1", "logger.tensorboard=true"]) == 0
+    events = list((tmp_path / "istream" / "tb").glob("events.out.tfevents.*"))
+    assert events and events[0].stat().st_size > 0

@@ -123,5 +123,11 @@ def test_weights_from_a_local_file(tmp_path) -> None:
 
 
 def test_unknown_arch() -> None:
-    with pytest.raises(ValueError, match="unknown arch"):
-        build_backbone("vgg16", 3, pretrained=False)
+    """Any torchvision classification model is a backbone (VGG: 4096-d features, its first conv
+    inflated); a name that is none is refused with the closest names."""
+    backbone, dim = build_backbone("vgg11", 5, pretrained=False)
+    assert dim == 4096 and backbone(torch.randn(2, 5, 32, 32)).shape == (2, 4096)
+    with pytest.raises(ValueError, match=r"unknown arch 'resnet181'; did you mean resnet18"):
+        build_backbone("resnet181", 3, pretrained=False)
+    with pytest.raises(ValueError, match=r"SqueezeNet has no Linear"):
+        build_backbone("squeezenet1_0", 3, pretrained=False)

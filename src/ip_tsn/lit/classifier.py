@@ -63,6 +63,7 @@ class StreamClassifier(pl.LightningModule):
         label_smoothing: float = _C.label_smoothing,
         predict_mode: str = _C.predict_mode,
         frames_chunk: int = _C.frames_chunk,
+        compile: str | None = _C.compile,
     ) -> None:
         """``net``: :class:`~ip_tsn.lit.model_settings.NetSettings` keys (``model.net``);
         ``optim``: :class:`~ip_tsn.lit.model_settings.OptimSettings` keys (``model.optim``); missing
@@ -76,6 +77,8 @@ class StreamClassifier(pl.LightningModule):
         n = self.net_settings
         self.model = TSN(num_classes, in_channels, n.arch, num_segments, n.dropout, n.pretrained, n.input_bn, n.stem,
                          n.weights, n.allow_random_init)
+        if compile:  # the per-frame network, compiled where every path calls it; weights and state_dict unchanged
+            self.model.forward_frames = torch.compile(self.model.forward_frames, backend=compile)  # type: ignore[method-assign]
         self.predict_mode = predict_mode
         self.val_metrics = classification_metrics(num_classes, "val/")
         self.test_metrics = classification_metrics(num_classes, "test/")

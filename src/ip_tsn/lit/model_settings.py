@@ -47,6 +47,7 @@ class ClassifierSettings:
     label_smoothing: float = setting(0.0, "label smoothing of the cross-entropy")
     predict_mode: str = setting("video", "predict: video (consensus per sample) or frames (every grid position)")
     frames_chunk: int = setting(64, "frames per forward pass in frames mode")
+    compile: str | None = setting(None, "torch.compile the network with this backend (inductor: the usual; null: eager)")
 
 
 @dataclass(frozen=True)

@@ -38,5 +38,5 @@ def load_module(path: str | os.PathLike, use: str = "", modality: str | None = N
         source.seek(0)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # the checkpoint holds the weights: none are loaded first
-        # the groups given here win over the stored hyperparameters
-        return cls.load_from_checkpoint(source, map_location="cpu", weights_only=True, **groups)
+        # the groups given here win over the stored hyperparameters; a loaded network runs eagerly
+        return cls.load_from_checkpoint(source, map_location="cpu", weights_only=True, compile=None, **groups)

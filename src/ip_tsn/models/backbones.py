@@ -1,9 +1,11 @@
-"""ResNet backbones (torchvision) with TSN cross-modality first-conv initialisation, and the
+"""torchvision backbones (ResNets, or any classification model by name) with TSN cross-modality
+first-conv initialisation, and the
 weights they start from: torchvision's ImageNet weights, a local file, or (only when asked, and
 recorded) random init."""
 
 from __future__ import annotations
 
+import difflib
 import os
 import warnings
 from pathlib import Path
@@ -15,7 +17,7 @@ from torchvision import models as tvm
 from ip_tsn.config import ConfigError
 from ip_tsn.models.settings import NetSettings
 
-ARCHS: dict[str, str] = {
+ARCHS: dict[str, str] = {  # the ResNets' weights enums (their default weights: IMAGENET1K_V1, as CoViAR's)
     "resnet18": "ResNet18_Weights",
     "resnet34": "ResNet34_Weights",
     "resnet50": "ResNet50_Weights",
@@ -30,22 +32,37 @@ class WeightsError(ConfigError):
     """Weights a run asked for that cannot be loaded; one line naming them and the ways out."""
 
 
+def classification_archs() -> list[str]:
+    """Every torchvision classification model name (``resnet18``, ``mobilenet_v3_large``, ``vit_b_16``, ...)."""
+    return sorted(tvm.list_models(module=tvm))
+
+
+def check_arch(arch: str) -> None:
+    """``ValueError`` naming the closest names unless ``arch`` is a torchvision classification model."""
+    archs = classification_archs()
+    if arch not in archs:
+        close = difflib.get_close_matches(arch, archs, n=3)
+        hint = f"did you mean {', '.join(close)}?" if close else f"choose one of torchvision's {len(archs)} classification models"
+        raise ValueError(f"unknown arch {arch!r}; {hint}")
+
+
 def _weights_enum(arch: str, name: str | None) -> tvm.WeightsEnum:
     """torchvision weights of ``arch``: ``name`` a full name (``ResNet18_Weights.IMAGENET1K_V1``), a
-    tag of ``arch``'s weights (``IMAGENET1K_V2``, ``DEFAULT``), or None (``IMAGENET1K_V1``)."""
-    enum = getattr(tvm, ARCHS[arch])
+    tag of ``arch``'s weights (``IMAGENET1K_V2``, ``DEFAULT``), or None (ResNets: ``IMAGENET1K_V1``;
+    other models: their ``DEFAULT``)."""
+    enum = tvm.get_model_weights(arch)
     if name is None:
-        return enum[PRETRAINED_TAG]
+        return enum[PRETRAINED_TAG] if arch in ARCHS else enum.DEFAULT
     if "." in name:
         try:
             weights = tvm.get_weight(name)
         except (ValueError, KeyError, AttributeError) as e:
             raise WeightsError(f"model.net.weights={name}: not a torchvision weights name ({e})") from None
         if type(weights) is not enum:
-            raise WeightsError(f"model.net.weights={name}: weights of another architecture than {arch} ({ARCHS[arch]}.*)")
+            raise WeightsError(f"model.net.weights={name}: weights of another architecture than {arch} ({enum.__name__}.*)")
         return weights
     if name not in enum.__members__:
-        raise WeightsError(f"model.net.weights={name}: {ARCHS[arch]} has {', '.join(enum.__members__)}")
+        raise WeightsError(f"model.net.weights={name}: {enum.__name__} has {', '.join(enum.__members__)}")
     return enum[name]
 
 
@@ -74,17 +91,19 @@ def _load_file(net: tvm.ResNet, path: Path) -> None:
 
 
 def load_resnet(arch: str, pretrained: bool = _N.pretrained, weights: str | None = _N.weights,
-                allow_random_init: bool = _N.allow_random_init) -> tuple[tvm.ResNet, str]:
-    """A torchvision ResNet and what it starts from: ``"random"`` (not ``pretrained``, no
+                allow_random_init: bool = _N.allow_random_init) -> tuple[nn.Module, str]:
+    """A torchvision classification model (a ResNet, or any other by name) and what it starts from: ``"random"`` (not ``pretrained``, no
     ``weights``), the weights loaded (a file path or a torchvision name), or, when they cannot be
     loaded and ``allow_random_init``, ``"random (<what> not loaded: <why>)"`` with one warning.
     Otherwise a weights failure raises :class:`WeightsError` (one line: offline, missing file, ...).
 
     ``weights``: a local file (``.pth`` state dict) or a torchvision weights name; None with
     ``pretrained``: torchvision's ``IMAGENET1K_V1`` (hub cache or download)."""
-    if arch not in ARCHS:
-        raise ValueError(f"unknown arch {arch!r}; choose one of {sorted(ARCHS)}")
-    builder = getattr(tvm, arch)
+    check_arch(arch)
+
+    def builder(weights: tvm.WeightsEnum | None = None) -> nn.Module:
+        return tvm.get_model(arch, weights=weights)
+
     if not pretrained and weights is None:
         return builder(weights=None), "random"
     is_file = weights is not None and (os.sep in weights or weights.endswith((".pth", ".pt")) or Path(weights).exists())
@@ -95,10 +114,10 @@ def load_resnet(arch: str, pretrained: bool = _N.pretrained, weights: str | None
             return net, str(weights)
         enum = _weights_enum(arch, weights)
         try:
-            return builder(weights=enum), f"{ARCHS[arch]}.{enum.name}"
+            return builder(weights=enum), f"{type(enum).__name__}.{enum.name}"
         except Exception as e:  # noqa: BLE001 - offline, corrupt cache, hash mismatch
             cache = Path(torch.hub.get_dir()) / "checkpoints" / Path(enum.url).name
-            raise WeightsError(f"{ARCHS[arch]}.{enum.name} cannot be loaded ({type(e).__name__}: "
+            raise WeightsError(f"{type(enum).__name__}.{enum.name} cannot be loaded ({type(e).__name__}: "
                                f"{str(e).splitlines()[0] if str(e) else 'no detail'}); put {Path(enum.url).name} at "
                                f"{cache}, or pass a local file with model.net.weights=PATH, or "
                                "model.net.pretrained=false to train from random init") from None
@@ -146,19 +165,39 @@ def small_input_stem(net: tvm.ResNet) -> None:
     net.maxpool = nn.Identity()
 
 
+def _named(net: nn.Module, kind: type[nn.Module], last: bool = False) -> tuple[str, nn.Module]:
+    """The first (or ``last``) submodule of type ``kind`` of ``net``: ``(dotted name, module)``."""
+    found = [(n, m) for n, m in net.named_modules() if isinstance(m, kind)]
+    if not found:
+        raise ValueError(f"{type(net).__name__} has no {kind.__name__}: not a classification CNN ip-tsn can adapt")
+    return found[-1] if last else found[0]
+
+
+def _replace(net: nn.Module, name: str, module: nn.Module) -> None:
+    parent, _, leaf = name.rpartition(".")
+    setattr(net.get_submodule(parent) if parent else net, leaf, module)
+
+
 class Backbone(nn.Module):
-    """ResNet without its classifier: ``(N, C, H, W) -> (N, feature_dim)`` pooled features.
+    """A torchvision classification model without its classifier: ``(N, C, H, W) -> (N,
+    feature_dim)`` pooled features. Its head (the last ``Linear``: ResNet's ``fc``, VGG's and
+    MobileNet's ``classifier[-1]``, ViT's ``heads.head``, ...) becomes identity; its first ``Conv2d``
+    (ResNet's ``conv1``) is inflated to ``in_channels`` (TSN's cross-modality init).
 
     ``input_bn`` is a ``BatchNorm2d(C)`` on the raw input (CoViAR's mv/residual models) or
     identity.
     """
 
-    def __init__(self, net: tvm.ResNet, in_channels: int, input_bn: bool) -> None:
+    def __init__(self, net: nn.Module, in_channels: int, input_bn: bool) -> None:
         super().__init__()
-        self.feature_dim: int = net.fc.in_features
-        net.fc = nn.Identity()
-        if in_channels != net.conv1.in_channels:
-            net.conv1 = inflate_conv(net.conv1, in_channels)
+        head_name, head = _named(net, nn.Linear, last=True)
+        self.feature_dim: int = head.in_features
+        _replace(net, head_name, nn.Identity())
+        self.first_conv_name, conv = _named(net, nn.Conv2d)
+        if in_channels != conv.in_channels:
+            _replace(net, self.first_conv_name, inflate_conv(conv, in_channels))
+        bns = [n for n, m in net.named_modules() if isinstance(m, nn.BatchNorm2d)]
+        self.first_bn_name = bns[0] if bns else None
         self.input_bn: nn.Module = nn.BatchNorm2d(in_channels) if input_bn else nn.Identity()
         self.net = net
         self.weights_from = "random"  # what build_backbone loaded (load_resnet's answer)
@@ -168,16 +207,18 @@ class Backbone(nn.Module):
         return self.net(self.input_bn(x))
 
     def first_layer_modules(self) -> list[nn.Module]:
-        """The input BN, the first conv and its BN (CoViAR's 0.1x learning-rate group)."""
-        return [self.input_bn, self.net.conv1, self.net.bn1]
+        """The input BN, the first conv and the first BN (ResNet's ``bn1``): CoViAR's 0.1x
+        learning-rate group."""
+        names = [self.first_conv_name, *([self.first_bn_name] if self.first_bn_name else [])]
+        return [self.input_bn, *(self.net.get_submodule(n) for n in names)]
 
 
 def build_backbone(
     arch: str, in_channels: int, pretrained: bool, input_bn: bool = _N.input_bn, stem: str = _N.stem,
     weights: str | None = _N.weights, allow_random_init: bool = _N.allow_random_init,
 ) -> tuple[Backbone, int]:
-    """A ResNet ``arch`` taking ``in_channels`` input channels, without fc; ``stem``: ``imagenet``
-    or ``small`` (:func:`small_input_stem`; ImageNet weights are kept for the rest of the net);
+    """A torchvision classification model ``arch`` (any of :func:`classification_archs`) taking
+    ``in_channels`` input channels, without its classifier; ``stem``: ``imagenet`` or ``small`` (ResNets) (:func:`small_input_stem`; ImageNet weights are kept for the rest of the net);
     ``pretrained`` / ``weights`` / ``allow_random_init``: :func:`load_resnet`'s.
 
     Returns ``(backbone, feature_dim)``; ``backbone((N, C, H, W)) -> (N, feature_dim)``;
@@ -187,6 +228,8 @@ def build_backbone(
         raise ValueError(f"unknown stem {stem!r}; choose one of {STEMS}")
     net, weights_from = load_resnet(arch, pretrained, weights, allow_random_init)
     if stem == "small":
+        if not isinstance(net, tvm.ResNet):
+            raise ValueError(f"stem='small' replaces a ResNet's stem; {arch} is a {type(net).__name__}: use stem='imagenet'")
         small_input_stem(net)
     backbone = Backbone(net, in_channels, input_bn)
     backbone.weights_from = weights_from

@@ -12,7 +12,7 @@ from ip_tsn.settings import setting
 class NetSettings:
     """``model.net``: the TSN network (``ip_tsn.models.TSN``'s arguments)."""
 
-    arch: str = setting("resnet18", "torchvision ResNet backbone")
+    arch: str = setting("resnet18", "any torchvision classification model (resnet18, mobilenet_v3_large, efficientnet_b0, ...)")
     dropout: float = setting(0.5, "dropout before the classifier head")
     pretrained: bool = setting(True, "start from ImageNet weights (torchvision's, or model.net.weights); a run that cannot load them stops")
     weights: str | None = setting(None, "the weights to start from: a local file (state dict) or a torchvision name (ResNet18_Weights.IMAGENET1K_V1)")

@@ -63,14 +63,12 @@ class TSN(nn.Module):
         logits, features = self.forward_segments(x)
         return logits.mean(dim=1), features.mean(dim=1)
 
-    def parameter_groups(
-        self, backbone_lr_mult: float = 0.01, first_conv_lr_mult: float = 0.1
-    ) -> list[dict]:
+    def parameter_groups(self, backbone_lr_mult: float, first_conv_lr_mult: float) -> list[dict]:
         """CoViAR learning-rate groups: ``[{"name", "params", "lr_mult"}, ...]``.
 
-        ``first_conv``: input BN, conv1, bn1 at ``first_conv_lr_mult`` (CoViAR uses 0.1 for
-        mv/residual; pass ``backbone_lr_mult`` for RGB); ``backbone``: the rest of the ResNet;
-        ``head``: fc at 1.
+        ``first_conv``: input BN, the first conv and BN at ``first_conv_lr_mult`` (CoViAR uses 0.1
+        for mv/residual); ``backbone``: the rest of the network; ``head``: fc at 1. The values come
+        from ``model.optim`` (``OptimSettings``, whose defaults are the only ones).
         """
         first = [p for m in self.backbone.first_layer_modules() for p in m.parameters()]
         first_ids = {id(p) for p in first}

@@ -94,6 +94,7 @@ class LoggerConfig:
     wandb: bool = setting(True, "a Weights & Biases run (offline unless a key is configured)")
     wandb_project: str = setting("ip-tsn", "the W&B project")
     wandb_mode: Optional[str] = setting(None, "W&B mode: online, offline, disabled (null: offline unless a key exists)")
+    tensorboard: bool = setting(False, "a TensorBoard log in the run folder (tb/; pip install 'ip-tsn[tensorboard]')")
 
 
 @dataclass

@@ -15,7 +15,7 @@ from pytorch_lightning.loggers.csv_logs import ExperimentWriter
 from pytorch_lightning.loggers.logger import rank_zero_experiment
 
 from ip_tsn.atomic import write_text_atomic
-from ip_tsn.config import to_container
+from ip_tsn.config import ConfigError, to_container
 from ip_tsn.stages.config_schema import LoggerConfig, filled
 
 
@@ -88,7 +88,8 @@ class ResumableCSVLogger(CSVLogger):
 
 
 def build_loggers(cfg: DictConfig, run_dir: Path, resume: tuple[int, int] | None = None) -> list[Logger]:
-    """CSV (``<run_dir>/logs/metrics.csv``; ``resume``: see :class:`ResumableCSVLogger`) and W&B."""
+    """CSV (``<run_dir>/logs/metrics.csv``; ``resume``: see :class:`ResumableCSVLogger`), W&B and
+    TensorBoard (``<run_dir>/tb``), as ``logger.*`` says."""
     loggers: list[Logger] = []
     settings = filled(cfg.get("logger"), LoggerConfig)
     if settings.csv:
@@ -100,4 +101,11 @@ def build_loggers(cfg: DictConfig, run_dir: Path, resume: tuple[int, int] | None
         loggers.append(WandbLogger(project=settings.wandb_project, name=cfg.run_name,
                                    group=cfg.get("wandb_group"), save_dir=str(run_dir), mode=wandb_mode(cfg),
                                    config=to_container(cfg)))
+    if settings.tensorboard:
+        try:
+            from pytorch_lightning.loggers import TensorBoardLogger
+
+            loggers.append(TensorBoardLogger(str(run_dir), name="tb", version="", default_hp_metric=False))
+        except ModuleNotFoundError as e:  # neither tensorboard nor tensorboardX
+            raise ConfigError(f"logger.tensorboard=true needs TensorBoard ({e}): pip install 'ip-tsn[tensorboard]'") from None
     return loggers
