@@ -41,8 +41,16 @@ else
 DATA := data/synthetic-v$(SYNTH_VERSION)-d$(DATA_SEED)
 RUN_ROOT := runs/synthetic-v$(SYNTH_VERSION)-d$(DATA_SEED)-s$(SEED)/split1
 endif
+# TINY=1: the two-minute quick start, the whole chain on the tiny preset (12 classes x 2/1/1 videos,
+# 24 frames, 2 epochs): make demo TINY=1 -> data/tiny, runs/tiny/split1 (checks the wiring; its numbers mean nothing)
+ifneq ($(TINY),)
+DATA := data/tiny
+RUN_ROOT := runs/tiny/split1
+SYNTH_FLAGS := --tiny
+TINY_ARGS := trainer.max_epochs=2 data.test_segments=5 data.batch_size=8 trainer.check_val_every_n_epoch=1
+endif
 RUNS := $(RUN_ROOT)
-SEEDS := data.root=$(DATA) seed=$(SEED) run_root=$(RUN_ROOT)
+SEEDS := data.root=$(DATA) seed=$(SEED) run_root=$(RUN_ROOT) $(TINY_ARGS)
 REFIT := overwrite=true   # make retrains a stage only when its inputs changed
 SYNTH := $(DATA)/splits/classInd.txt
 FLOW := $(DATA)/flow/.complete
@@ -76,7 +84,7 @@ test: $(STAMP)
 
 # ---------------------------------------------------------------- synthetic data and flow
 $(SYNTH): | $(PREP_STAMP)
-	$(PY) data_prep/make_synthetic.py --root $(DATA) --seed $(DATA_SEED) --version $(SYNTH_VERSION) --workers 2
+	$(PY) data_prep/make_synthetic.py --root $(DATA) --seed $(DATA_SEED) --version $(SYNTH_VERSION) --workers 2 $(SYNTH_FLAGS)
 
 $(FLOW): $(SYNTH)
 	$(PY) data_prep/extract_flow.py $(DATA) $(FLOW_ARGS)
