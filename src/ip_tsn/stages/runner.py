@@ -60,9 +60,10 @@ def one_line(section: str, cfg: DictConfig) -> Iterator[None]:
         raise ConfigError(f"{section}: {text} (the {cfg.get('stage')} config)") from None
 
 
-def build_datamodule(cfg: DictConfig, **overrides: Any) -> VideoDataModule:
+def build_datamodule(cfg: DictConfig, lists: bool = True, **overrides: Any) -> VideoDataModule:
     """``VideoDataModule`` from ``cfg.data`` (the dataset) updated by ``cfg.datamodule`` (the stage);
-    its values and its dataset's class list checked now (a missing root or split file is one line)."""
+    its values and its dataset's class file (and, with ``lists``, its training list) checked now: a
+    missing root or split file is one line. ``fuse`` needs the class names only."""
     kwargs = {**to_container(cfg.data), **to_container(cfg.get("datamodule")), **overrides}
     name = kwargs.pop("name", None)
     root = Path(str(kwargs.get("root")))
@@ -72,7 +73,7 @@ def build_datamodule(cfg: DictConfig, **overrides: Any) -> VideoDataModule:
     with one_line("data", cfg), warnings.catch_warnings():
         warnings.simplefilter("ignore")  # missing videos are reported once, by setup()
         dm = VideoDataModule(**kwargs)
-        dm.records("train")  # reads the class and split files now: a missing one is named before training
+        dm.records("train") if lists else dm.class_names  # read now: a missing file is named before any work
     return dm
 
 
@@ -339,7 +340,7 @@ def fuse(cfg: DictConfig) -> dict:
     if left_out:
         print(f"fuse: left out (no scores): {', '.join(f'{n} ({runs[n]})' for n in left_out)}")
     runs = {name: run for name, run in runs.items() if name in scored}
-    dm = build_datamodule(cfg)
+    dm = build_datamodule(cfg, lists=False)
     baseline = cfg.fuse.get("baseline_fused")
     baseline = tuple(baseline) if baseline and all(n in scored for n in baseline) else None
     roles = Roles(baseline_fused=baseline, **{k: cfg.fuse.get(k) if cfg.fuse.get(k) in scored else None
