@@ -236,10 +236,10 @@ def test_the_student_samples_exactly_plain_p_positions_views_and_inputs(tree):
 def test_flow_stacks_before_flow_0_repeat_it(tree):
     """A stack ending at t < L holds flows max(0, t - L) .. t - 1, the missing ones flow 0."""
     from ip_tsn.codec.flow import load_flow
-    from ip_tsn.data.video_dataset import _FrameReader, flow_stack_index
+    from ip_tsn.data.frame_reader import FrameReader, flow_stack_index
 
     assert flow_stack_index(np.array([1, 3, 7]), 5).tolist() == [[0, 0, 0, 0, 0], [0, 0, 0, 1, 2], [2, 3, 4, 5, 6]]
-    reader = _FrameReader(tree / "videos", "flow", tree / "flow", 5, True, None)
+    reader = FrameReader(tree / "videos", "flow", tree / "flow", 5, True, None)
     vid = "Disc Left/v_train_0.mp4"
     flows = load_flow(tree / "flow" / vid.replace(".mp4", ".npy"))
     valid = reader.valid(flows)

@@ -93,14 +93,11 @@ def _split_overrides(overrides: Sequence[str]) -> tuple[str | None, list[str]]:
 def data_defaults() -> DictConfig:
     """The ``data`` section's defaults: :class:`~ip_tsn.data.settings.DataSettings`' and
     :class:`~ip_tsn.data.preprocess.Preprocess`' fields (declared there, once)."""
-    from dataclasses import MISSING
-
     from ip_tsn.data.preprocess import Preprocess
     from ip_tsn.data.settings import DataSettings
     from ip_tsn.settings import defaults
 
-    values = {**defaults(DataSettings), **defaults(Preprocess)}
-    return OmegaConf.create({k: v for k, v in values.items() if v is not MISSING})
+    return OmegaConf.create({**defaults(DataSettings), **defaults(Preprocess)})
 
 
 def load_config(path: str | os.PathLike, overrides: Sequence[str] = (),

@@ -44,8 +44,8 @@ from .settings import DataSettings
 from .teacher_cache import TeacherCache
 from .teacher_targets import TeacherInputs, TeacherTargets
 from .transforms import apply_view, normalize, resize_short, to_tensor
-from .video_dataset import (CHECK_COMMAND, SKIPPED, BadVideosError, GridDataset, StreamDataset, _FrameReader,
-                            check_records)
+from .frame_reader import FrameReader
+from .video_dataset import CHECK_COMMAND, SKIPPED, BadVideosError, GridDataset, StreamDataset, check_records
 
 _S = DataSettings()  # the loader settings' defaults (data/settings.py)
 DATA_KEYS = tuple(f.name for f in fields(DataSettings))
@@ -57,8 +57,8 @@ class AlignedPositions:
     holds. Picklable (for workers); ``__call__(video_id) -> (G,) int64``."""
 
     def __init__(self, video_root: str, flow_root: str, flow_length: int, stride: int) -> None:
-        self.p = _FrameReader(video_root, "p", flow_root, flow_length, True, None)
-        self.flow = _FrameReader(video_root, "flow", flow_root, flow_length, True, None)
+        self.p = FrameReader(video_root, "p", flow_root, flow_length, True, None)
+        self.flow = FrameReader(video_root, "flow", flow_root, flow_length, True, None)
         self.stride = stride
 
     def __call__(self, video_id: str) -> np.ndarray:
@@ -81,7 +81,7 @@ class FlowView:
 
     def __init__(self, flow_root: str, flow_length: int, crop_size: int, scale_size: int | None,
                  num_views: int, flip: bool) -> None:
-        self.reader = _FrameReader(flow_root, "flow", flow_root, flow_length, True, scale_size)
+        self.reader = FrameReader(flow_root, "flow", flow_root, flow_length, True, scale_size)
         self.crop_size, self.num_views, self.flip, self.flow_length = crop_size, num_views, flip, flow_length
 
     def __call__(self, video_id: str, frame_index: np.ndarray, view: int) -> torch.Tensor:
@@ -193,7 +193,7 @@ class VideoDataModule(pl.LightningDataModule):
         listed = {s: self.records(s) for s in todo}
         unique = list({r.path: r for recs in listed.values() for r in recs}.values())
         pre = self.preprocess
-        reader = _FrameReader(self.video_root, pre.modality, self.flow_root, pre.flow_length, pre.accumulate,
+        reader = FrameReader(self.video_root, pre.modality, self.flow_root, pre.flow_length, pre.accumulate,
                               pre.scale_size)
         bad = {r.path: why for r, why in check_records(reader, unique, pre.crop_size, max(1, self.num_workers))}
         if bad:

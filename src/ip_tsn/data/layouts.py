@@ -95,8 +95,12 @@ def _kinetics_rows(root: Path, csv_name: str) -> list:
     return read_kinetics_csv(find_kinetics_csv(root / "annotations", csv_name, _KINETICS), _KINETICS)
 
 
-def _kinetics_classes(root: Path, split: int, class_list: str | os.PathLike | None) -> list[str]:
-    known = {label for label, _, _ in _kinetics_rows(root, "train")}
+def _kinetics_classes(root: Path, split: int, class_list: str | os.PathLike | None,
+                      train_rows: list | None = None) -> list[str]:
+    """The selected classes (``classes.txt`` or ``class_list``; default every class of train.csv);
+    ``train_rows``: train.csv's rows when the caller has read them already."""
+    rows = train_rows if train_rows is not None else _kinetics_rows(root, "train")
+    known = {label for label, _, _ in rows}
     chosen = Path(class_list) if class_list is not None else root / "annotations" / "classes.txt"
     if class_list is not None or chosen.is_file():
         return read_class_list(chosen, known)
@@ -107,7 +111,8 @@ def _kinetics_official(root: Path, vdir: Path, split: int, which: str,
                        class_list: str | os.PathLike | None) -> list[Entry]:
     """Kinetics rows of the selected classes; paths found by clip stem (flat or class folders)."""
     csv_name = "train" if which == "train" else "validate"
-    classes, rows = _kinetics_classes(root, split, class_list), _kinetics_rows(root, csv_name)
+    rows = _kinetics_rows(root, csv_name)  # train.csv read once: it also gives the classes
+    classes = _kinetics_classes(root, split, class_list, rows if csv_name == "train" else None)
     dirs = [d for d in _KINETICS_DIRS[csv_name] if (vdir / d).is_dir()] or [_KINETICS_DIRS[csv_name][0]]
     found: dict[str, str] = {}
     for base, _, files in os.walk(vdir / dirs[0]):

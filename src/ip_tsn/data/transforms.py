@@ -158,10 +158,17 @@ def train_augment(
     (K, H, W, C) -> (K, crop_size, crop_size, C) (or the tensor layout).
     """
     top, left, h, w = multi_scale_crop_params(*_size(x), crop_size, rng, scales)
-    x = resize(crop(x, top, left, h, w), crop_size, crop_size)
-    if flip and rng.random() < 0.5:
-        x = hflip(x, x_channels)
-    return x
+    return crop_view(x, top, left, h, w, crop_size, bool(flip and rng.random() < 0.5), x_channels)
+
+
+def crop_view(x: Frames, top: int, left: int, height: int, width: int, crop_size: int, flipped: bool,
+              x_channels: Sequence[int] = ()) -> Frames:
+    """A drawn TSN crop applied: the window resized to ``crop_size``, mirrored when ``flipped``.
+
+    (K, H, W, C) -> (K, crop_size, crop_size, C) (or the tensor layout).
+    """
+    x = resize(crop(x, top, left, height, width), crop_size, crop_size)
+    return hflip(x, x_channels) if flipped else x
 
 
 def _window(x: Frames, size: int, fy: float, fx: float) -> Frames:

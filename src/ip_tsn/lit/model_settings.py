@@ -64,10 +64,7 @@ class DistillSettings:
     online_teacher: bool = setting(False, "run the teacher on each batch's flow instead of reading the cache")
 
 
-def settings_from(cls: type, data: Mapping[str, Any] | None, source: str) -> Any:
-    """``cls`` (one of the groups above) from a mapping; missing keys take the defaults. Raises
-    ``ValueError`` naming ``source`` and the unknown keys."""
-    return from_mapping(cls, data, source)
+settings_from = from_mapping  # the groups above from a mapping (ip_tsn.settings)
 
 
 NET_KEYS = tuple(f.name for f in fields(NetSettings))

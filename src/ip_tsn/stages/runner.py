@@ -40,7 +40,6 @@ from ip_tsn.evaluation.targets import target_stats
 from ip_tsn.lit.cache_writer import TeacherCacheWriter
 from ip_tsn.lit.callbacks import AtomicCheckpointIO, SaveLastEveryEpoch, SaveStreamInfo, ValidateLastEpoch
 from ip_tsn.lit.checkpoint_info import checkpoint_preprocess, read_checkpoint
-from ip_tsn.lit.model_settings import DistillSettings
 from ip_tsn.lit.modules import MODULES, load_module
 from ip_tsn.lit.scores import SaveTestScores
 from ip_tsn.stages.config_schema import CacheConfig, DistillConfig, filled
@@ -85,12 +84,17 @@ def build_module(cfg: DictConfig, dm: VideoDataModule) -> pl.LightningModule:
               "num_segments": dm.num_segments}
     if kind == "distill":
         distill = to_container(cfg.get("distill"))
-        online = distill.pop("online_teacher", DistillSettings.online_teacher)
+        distill.pop("online_teacher", None)  # the runner's, not the module's
         kwargs.update(distill)
-        if dm.teacher_cache is not None and not online:
+        if dm.teacher_cache is not None and not _online_teacher(cfg):
             kwargs["teacher_feature_dim"] = TeacherCache(dm.teacher_cache).feature_dim or None
     with one_line("model", cfg):
         return MODULES[kind](**kwargs)
+
+
+def _online_teacher(cfg: DictConfig) -> bool:
+    """``distill.online_teacher`` (its default where the config leaves it out)."""
+    return bool(filled(cfg.get("distill"), DistillConfig).online_teacher)
 
 
 def build_trainer(cfg: DictConfig, run_dir: Path, callbacks: list, loggers: list | bool = False) -> pl.Trainer:
@@ -136,7 +140,7 @@ def fit(cfg: DictConfig) -> Path:
                           "it, overwrite=true to replace it, or another run_root / name")
     ckpt_path, resume = resume_checkpoint(cfg)
     pl.seed_everything(cfg.seed, workers=True)
-    online = cfg.get("module") == "distill" and bool(filled(cfg.get("distill"), DistillConfig).online_teacher)
+    online = cfg.get("module") == "distill" and _online_teacher(cfg)
     dm = build_datamodule(cfg, **({"teacher_input": True, "teacher_cache": None} if online else {}))
     if cfg.get("module") == "distill" and not online:
         _check_cache(cfg, dm)
