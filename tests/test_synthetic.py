@@ -10,8 +10,8 @@ import av
 import numpy as np
 import pytest
 
-from ip_tsn.data.synthetic import (CLASSES, SCENES, TINY_CONFIG, arms_clockwise, class_parts, encode_video,
-                                   generate_synthetic, groups, render_video, video_rng)
+from ip_tsn.data.synthetic import TINY_CONFIG, encode_video, generate_synthetic, groups, video_rng
+from ip_tsn.data.synthetic_render import CLASSES, SCENES, arms_clockwise, class_parts, render_video
 
 TINY = dict(TINY_CONFIG, progress=False)
 ONE_EACH = dict(TINY, videos_per_class={"train": 1})
@@ -165,7 +165,7 @@ def test_motion_vectors_show_the_body_motion(tmp_path):
 def test_jumps_land_on_every_i_frame():
     """A jump's I-frames show the actor on the ground (the I-stream cannot tell jump from stand),
     while between I-frames it is 6-9 px up at the highest."""
-    from ip_tsn.data.synthetic import GOP_SIZE, _trajectory
+    from ip_tsn.data.synthetic_render import GOP_SIZE, _trajectory
 
     t = np.arange(48, dtype=np.float64)
     for index in range(6):

@@ -7,8 +7,8 @@ import json
 import numpy as np
 
 from ip_tsn.codec import CompressedVideo
-from ip_tsn.data.synthetic import (ACTION_FRAMES, CLASSES, TINY_CONFIG, _trajectory_v7, action_progress,
-                                   action_window, generate_synthetic, render_video, video_rng)
+from ip_tsn.data.synthetic import TINY_CONFIG, action_window, generate_synthetic, video_rng
+from ip_tsn.data.synthetic_render import ACTION_FRAMES, CLASSES, _trajectory_v7, action_progress, render_video
 from ip_tsn.evaluation.targets import active_p_positions, no_active_probability
 
 
