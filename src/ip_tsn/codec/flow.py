@@ -35,6 +35,7 @@ TVL1_FAST_PARAMS = {**TVL1_PARAMS, "nscales": 3, "warps": 3, "innnerIterations":
 # 2 x 5 iterations. On the synthetic videos its end-point error against full TV-L1 is 0.09 px at
 # ~7 ms per frame (full TV-L1 ~50 ms, tvl1-fast ~25 ms on one core of the CI machine).
 TVL1_TINY_PARAMS = {**TVL1_PARAMS, "nscales": 2, "warps": 2, "innnerIterations": 5, "outerIterations": 2}
+TVL1_PARAMS_BY_METHOD = {"tvl1": TVL1_PARAMS, "tvl1-fast": TVL1_FAST_PARAMS, "tvl1-tiny": TVL1_TINY_PARAMS}
 # DIS: the MEDIUM preset (FAST is ~3x faster and noticeably less accurate on small motion).
 DIS_PRESET = cv2.DISOPTICAL_FLOW_PRESET_MEDIUM
 
@@ -48,8 +49,7 @@ def _estimator(method: str):
         cache = _local.cache = {}
     if key not in cache:
         if method in ("tvl1", "tvl1-fast", "tvl1-tiny"):
-            params = {"tvl1": TVL1_PARAMS, "tvl1-fast": TVL1_FAST_PARAMS, "tvl1-tiny": TVL1_TINY_PARAMS}[method]
-            cache[key] = cv2.optflow.DualTVL1OpticalFlow_create(**params)
+            cache[key] = cv2.optflow.DualTVL1OpticalFlow_create(**TVL1_PARAMS_BY_METHOD[method])
         elif method == "dis":
             cache[key] = cv2.DISOpticalFlow_create(DIS_PRESET)
         else:
