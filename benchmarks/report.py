@@ -13,6 +13,7 @@ from typing import Callable
 import coviar
 import flow
 import gpu
+import huge
 import loader
 import networks
 import preprocess
@@ -32,6 +33,7 @@ WRITERS: dict[str, Callable[[dict], str]] = {
     "coviar": coviar.report,
     "gpu": gpu.report,
     "flow": flow.report,
+    "huge": huge.report,
 }
 TARGETS: dict[str, Callable[[dict], list[list[str]]]] = {"preprocess": preprocess.targets, "loader": loader.targets,
                                                            "worker": worker_cost.targets, "coviar": coviar.targets,

@@ -12,6 +12,7 @@
     python benchmarks/run.py --only gpu,coviar     # on a GPU machine: the GPU section and CoViAR's CUDA rows
     python benchmarks/run.py --only flow           # the torch TV-L1 against OpenCV's (agreement, CPU speed; GPU rows
                                                   #   from results/tvl1_gpu.json, made by benchmarks/tvl1_gpu.py)
+    python benchmarks/run.py --only huge           # an 8K clip's stream inputs, full size against decode_downscale
     python benchmarks/run.py --report             # rewrite RESULTS.md and the charts from results/*.json
     python benchmarks/run.py --report --output-dir /tmp/r --results-dir benchmarks/results   # elsewhere
 
@@ -35,7 +36,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import common  # noqa: E402
 from common import load_section, log, machine, save_section  # noqa: E402
 
-SECTIONS = ("preprocess", "loader", "worker", "networks", "coviar", "gpu", "flow", "ablation")
+SECTIONS = ("preprocess", "loader", "worker", "networks", "coviar", "gpu", "flow", "huge", "ablation")
 MODULES = {"worker": "worker_cost"}  # a section's module, where it is not named like the section
 
 

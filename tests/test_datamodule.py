@@ -239,7 +239,7 @@ def test_flow_stacks_before_flow_0_repeat_it(tree):
     from ip_tsn.data.frame_reader import FrameReader, flow_stack_index
 
     assert flow_stack_index(np.array([1, 3, 7]), 5).tolist() == [[0, 0, 0, 0, 0], [0, 0, 0, 1, 2], [2, 3, 4, 5, 6]]
-    reader = FrameReader(tree / "videos", "flow", tree / "flow", 5, True, None)
+    reader = FrameReader(tree / "videos", "flow", tree / "flow", 5, True, None, decode_downscale=False)
     vid = "Disc Left/v_train_0.mp4"
     flows = load_flow(tree / "flow" / vid.replace(".mp4", ".npy"))
     valid = reader.valid(flows)

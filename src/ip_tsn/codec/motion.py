@@ -18,16 +18,23 @@ from functools import lru_cache
 import cv2
 import numpy as np
 
+FACTORS = (1, 2, 4, 8)  # the sizes a picture can be decoded at (1 / factor): each keeps 8x8 cells whole
 
-def dense_motion(vectors: np.ndarray | None, height: int, width: int, source: int) -> tuple[np.ndarray, np.ndarray]:
+
+def dense_motion(vectors: np.ndarray | None, height: int, width: int, source: int,
+                 factor: int = 1) -> tuple[np.ndarray, np.ndarray]:
     """Paint FFmpeg's block vectors of one reference list onto the pixel grid.
 
     Args:
         vectors: FFmpeg ``MOTION_VECTORS`` side data as a structured array, or None.
+        height, width: the grid painted, the picture's size divided by ``factor`` (rounded up).
         source: -1 for list L0 (past reference), +1 for list L1 (future reference).
+        factor: 1, 2, 4 or 8: the picture was decoded at 1 / ``factor`` of its size; blocks and
+            vectors are scaled by the same amount (a 16-px block is 2 px at 8).
 
     Returns:
-        ``mv`` (H, W, 2) float32 and ``covered`` (H, W) bool (pixels that have a vector).
+        ``mv`` (H, W, 2) float32 (in the painted grid's pixels) and ``covered`` (H, W) bool (pixels
+        that have a vector).
     """
     mv = np.zeros((height, width, 2), np.float32)
     covered = np.zeros((height, width), bool)
@@ -36,18 +43,20 @@ def dense_motion(vectors: np.ndarray | None, height: int, width: int, source: in
     v = vectors[np.sign(vectors["source"]) == source]
     if len(v) == 0:
         return mv, covered
-    scale = v["motion_scale"].astype(np.float32)
+    if factor not in FACTORS:
+        raise ValueError(f"factor must be one of {FACTORS}, got {factor}")
+    scale = v["motion_scale"].astype(np.float32) * factor
     vx = v["motion_x"].astype(np.float32) / scale
     vy = v["motion_y"].astype(np.float32) / scale
     x0 = v["dst_x"].astype(np.int64) - v["w"].astype(np.int64) // 2
     y0 = v["dst_y"].astype(np.int64) - v["h"].astype(np.int64) // 2
     bw, bh = v["w"].astype(np.int64), v["h"].astype(np.int64)
     if np.all(x0 % 8 == 0) and np.all(y0 % 8 == 0) and np.all(bw % 8 == 0) and np.all(bh % 8 == 0):
-        _paint_cells(mv, covered, x0 // 8, y0 // 8, bw // 8, bh // 8, vx, vy)
+        _paint_cells(mv, covered, x0 // 8, y0 // 8, bw // 8, bh // 8, vx, vy, 8 // factor)
     else:  # unaligned blocks (not seen from FFmpeg's exporters): paint block by block
         for i in range(len(v)):
-            ys = slice(max(y0[i], 0), max(y0[i] + bh[i], 0))
-            xs = slice(max(x0[i], 0), max(x0[i] + bw[i], 0))
+            ys = slice(max(y0[i] // factor, 0), max(-(-(y0[i] + bh[i]) // factor), 0))
+            xs = slice(max(x0[i] // factor, 0), max(-(-(x0[i] + bw[i]) // factor), 0))
             mv[ys, xs] = (vx[i], vy[i])
             covered[ys, xs] = True
     return mv, covered
@@ -74,12 +83,14 @@ def paint_block_cells(values: np.ndarray, cx: np.ndarray, cy: np.ndarray, cw: np
     return cells, has
 
 
-def _paint_cells(mv, covered, cx, cy, cw, ch, vx, vy) -> None:
-    """Vectorised painting on the 8x8 cell grid (:func:`paint_block_cells`), then upsampling to pixels."""
+def _paint_cells(mv, covered, cx, cy, cw, ch, vx, vy, cell: int = 8) -> None:
+    """Vectorised painting on the 8x8 cell grid (:func:`paint_block_cells`), then upsampling to
+    pixels, ``cell`` pixels per cell side (8 at full size)."""
     height, width = covered.shape
-    cells, has = paint_block_cells(np.stack([vx, vy], axis=1), cx, cy, cw, ch, height, width)
-    mv[:] = np.repeat(np.repeat(cells, 8, axis=0), 8, axis=1)[:height, :width]
-    covered[:] = np.repeat(np.repeat(has, 8, axis=0), 8, axis=1)[:height, :width]
+    cells, has = paint_block_cells(np.stack([vx, vy], axis=1), cx, cy, cw, ch, height * (8 // cell),
+                                   width * (8 // cell))
+    mv[:] = np.repeat(np.repeat(cells, cell, axis=0), cell, axis=1)[:height, :width]
+    covered[:] = np.repeat(np.repeat(has, cell, axis=0), cell, axis=1)[:height, :width]
 
 
 @lru_cache(maxsize=16)

@@ -18,6 +18,10 @@ takes the candidate whose motion-compensated prediction matches the decoded fram
 
 Motion fields are (H, W, 2) float32 in :mod:`ip_tsn.codec.motion`'s convention: ``mv[y, x] =
 (dx, dy)``, pixel ``(x, y)`` comes from ``(x + dx, y + dy)`` of the reference.
+
+Reduced size. A GOP decoded at 1 / ``factor`` of its size (``CompressedVideo(min_side=...)``) is
+reconstructed at that size: blocks, vectors and the reference-choice cells scaled by ``factor``;
+the ``mv`` handed out is in the source's pixels again (model inputs do not depend on the factor).
 """
 
 from __future__ import annotations
@@ -43,15 +47,26 @@ class GopMotion:
     frame (structured array, None for none); ``rgb(j)``: (H, W, 3) uint8 RGB of decoded frame
     ``j``; ``own`` / ``acc``: (H, W, 2) float32 motion into the frame's reference / into the GOP's
     I-frame ``start``; ``busy``: frames whose accumulated motion is being computed (recursion).
+    ``factor``: the pictures are 1 / ``factor`` of the video's size (H = ceil(height / factor)),
+    and so are the motion fields, in those pictures' pixels.
     """
 
     index: VideoIndex
     start: int
     vectors: dict[int, np.ndarray | None]
     rgb: Callable[[int], np.ndarray]
+    factor: int = 1
     own: dict[int, np.ndarray] = field(default_factory=dict)
     acc: dict[int, np.ndarray] = field(default_factory=dict)
     busy: set[int] = field(default_factory=set)
+
+    @property
+    def height(self) -> int:
+        return -(-self.index.height // self.factor)
+
+    @property
+    def width(self) -> int:
+        return -(-self.index.width // self.factor)
 
 
 # ------------------------------------------------------------------ which pictures a frame refers to
@@ -106,12 +121,12 @@ def own_motion(gop: GopMotion, j: int) -> np.ndarray:
     """
     if j in gop.own:
         return gop.own[j]
-    h, w = gop.index.height, gop.index.width
+    h, w, f = gop.height, gop.width, gop.factor
     vectors = gop.vectors.get(j)
-    mv, has_l0 = dense_motion(vectors, h, w, -1)
+    mv, has_l0 = dense_motion(vectors, h, w, -1, f)
     nxt = l1_anchor(gop.index, j)
     if nxt is not None:
-        mv1, has_l1 = dense_motion(vectors, h, w, +1)
+        mv1, has_l1 = dense_motion(vectors, h, w, +1, f)
         only_l1 = has_l1 & ~has_l0
         if only_l1.any():
             cv2.copyTo(compose(mv1, own_motion(gop, nxt)), only_l1.view(np.uint8), mv)
@@ -128,14 +143,14 @@ def accumulated_motion(gop: GopMotion, j: int) -> np.ndarray:
     """
     if j in gop.acc:
         return gop.acc[j]
-    h, w, g = gop.index.height, gop.index.width, gop.start
+    h, w, f, g = gop.height, gop.width, gop.factor, gop.start
     gop.busy.add(j)
     vectors = gop.vectors.get(j)
-    mv0, has_l0 = dense_motion(vectors, h, w, -1)
+    mv0, has_l0 = dense_motion(vectors, h, w, -1, f)
     acc = chain(gop, j, mv0, l0_candidates(gop.index, j, g))
     nxt = l1_anchor(gop.index, j, accumulate=True)
     if nxt is not None and nxt not in gop.busy:
-        mv1, has_l1 = dense_motion(vectors, h, w, +1)
+        mv1, has_l1 = dense_motion(vectors, h, w, +1, f)
         only_l1 = has_l1 & ~has_l0
         if only_l1.any():
             cv2.copyTo(chain(gop, j, mv1, [nxt]), only_l1.view(np.uint8), acc)
@@ -159,36 +174,38 @@ def chain(gop: GopMotion, j: int, mv: np.ndarray, candidates: list[int]) -> np.n
 
     if len(candidates) == 1:
         return field(0)
-    choice = best_reference(gop.rgb(j), [warp(gop.rgb(c), mv, maps) for c in candidates])
+    cell = CELL // gop.factor  # the 8x8 cells of the source, in the decoded pictures' pixels
+    choice = best_reference(gop.rgb(j), [warp(gop.rgb(c), mv, maps) for c in candidates], cell)
     out = field(0)
     h, w = mv.shape[:2]
     for k in range(1, len(candidates)):
         cells = choice == k
         if cells.any():  # a candidate no cell chose is not composed
-            mask = cv2.resize(cells.view(np.uint8), (cells.shape[1] * CELL, cells.shape[0] * CELL),
+            mask = cv2.resize(cells.view(np.uint8), (cells.shape[1] * cell, cells.shape[0] * cell),
                               interpolation=cv2.INTER_NEAREST)[:h, :w]
             cv2.copyTo(field(k), mask, out)
     return out
 
 
-def best_reference(frame: np.ndarray, predictions: list[np.ndarray]) -> np.ndarray:
-    """(ceil(H / 8), ceil(W / 8)) uint8: per 8x8 cell, the index of the prediction that matches
-    ``frame`` best (sum of absolute differences over the cell's pixels and channels, edge cells
-    padded by replication; ties: the lowest index).
+def best_reference(frame: np.ndarray, predictions: list[np.ndarray], cell: int = CELL) -> np.ndarray:
+    """(ceil(H / cell), ceil(W / cell)) uint8: per cell x cell block, the index of the prediction that
+    matches ``frame`` best (sum of absolute differences over the cell's pixels and channels, edge
+    cells padded by replication; ties: the lowest index).
 
     Args:
         frame: (H, W, 3) uint8 decoded frame.
         predictions: (H, W, 3) uint8 motion-compensated predictions, one per candidate.
+        cell: 8 at full size, 8 / factor in a picture decoded at 1 / factor.
     """
     h, w, c = frame.shape
-    hc, wc = -(-h // CELL), -(-w // CELL)
+    hc, wc = -(-h // cell), -(-w // cell)
     errors = []
     for prediction in predictions:
         diff = cv2.absdiff(prediction, frame)
-        if (hc * CELL, wc * CELL) != (h, w):
-            diff = cv2.copyMakeBorder(diff, 0, hc * CELL - h, 0, wc * CELL - w, cv2.BORDER_REPLICATE)
-        rows = diff.reshape(hc, CELL, wc * CELL * c).sum(axis=1, dtype=np.uint16)  # (hc, W * C): <= 8 * 255
-        errors.append(rows.reshape(hc, wc, CELL * c).sum(axis=2, dtype=np.uint32))  # exact integer sums
+        if (hc * cell, wc * cell) != (h, w):
+            diff = cv2.copyMakeBorder(diff, 0, hc * cell - h, 0, wc * cell - w, cv2.BORDER_REPLICATE)
+        rows = diff.reshape(hc, cell, wc * cell * c).sum(axis=1, dtype=np.uint16)  # (hc, W * C): <= 8 * 255
+        errors.append(rows.reshape(hc, wc, cell * c).sum(axis=2, dtype=np.uint32))  # exact integer sums
     return np.argmin(np.stack(errors), axis=0).astype(np.uint8)  # ties: the default candidate
 
 
@@ -198,20 +215,20 @@ def representation_of(gop: GopMotion, i: int, representation: str, accumulate: b
 
     Returns ``"iframe"``: (H, W, 3) uint8 RGB of the GOP's I-frame; ``"rgb"``: (H, W, 3) uint8 of
     frame ``i``; ``"mv"``: (H, W, 2) float32 motion into the I-frame (``accumulate``) or into the
-    frame's reference; ``"residual"``: (H, W, 3) int16 frame minus ``warp(reference, mv)``. An
-    I-frame's ``mv`` and ``residual`` are zeros.
+    frame's reference, in the source's pixels (whatever ``gop.factor``); ``"residual"``: (H, W, 3)
+    int16 frame minus ``warp(reference, mv)``. An I-frame's ``mv`` and ``residual`` are zeros.
     """
     g = gop.start
     if representation == "iframe":
         return gop.rgb(g)
     if representation == "rgb":
         return gop.rgb(i)
-    h, w = gop.index.height, gop.index.width
+    h, w = gop.height, gop.width
     if gop.index.frame_types[i] == "I":
         shape = (h, w, 2) if representation == "mv" else (h, w, 3)
         return np.zeros(shape, np.float32 if representation == "mv" else np.int16)
     ref = g if accumulate else gop.index.reference_of(i)
     mv = accumulated_motion(gop, i) if accumulate else own_motion(gop, i)
     if representation == "mv":
-        return mv.copy()
+        return mv * gop.factor if gop.factor > 1 else mv.copy()
     return residual(gop.rgb(i), warp(gop.rgb(ref), mv))

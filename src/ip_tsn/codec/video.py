@@ -7,6 +7,13 @@ starts the GOP of the requested frame and decodes only until the frames it needs
 
 What a frame's motion and residual are defined against (reference chain, B-frames, H.264's
 multiple references) and how they are computed: :mod:`ip_tsn.codec.reconstruct`.
+
+Huge inputs. ``CompressedVideo(path, min_side=256)`` decodes a video whose shorter side is at least
+twice ``min_side`` at 1/2, 1/4 or 1/8 of its size (the largest of these that keeps the shorter side
+>= ``min_side``): each decoded picture is scaled down by FFmpeg's scaler (area) as it leaves the
+decoder, before anything keeps it, and the motion and residual are computed at that size (blocks
+and vectors scaled alike; ``mv`` is still in the source's pixels). An 8K frame then costs what a
+960x540 one does. ``height`` / ``width`` stay the source's; ``factor`` says the scale.
 """
 
 from __future__ import annotations
@@ -21,8 +28,9 @@ import av
 import numpy as np
 
 from .errors import VideoError
-from .frames import park, to_rgb
+from .frames import park, scaled, to_rgb
 from .index import VideoIndex, get_index, motion_vectors_exported, open_video_stream, remember_motion
+from .motion import FACTORS
 from .reconstruct import GopMotion, l0_candidates, l1_anchor, representation_of
 
 REPRESENTATIONS = ("iframe", "mv", "residual", "rgb")
@@ -51,11 +59,14 @@ class CompressedVideo:
     Nothing is opened at construction: the index (packet demux, no decoding) and the decoder are
     created in the process that first uses them, so instances can be built in a DataLoader's main
     process and used in its workers. Every failure raises :class:`VideoError` naming the file.
+    ``min_side``: decode huge videos at a reduced size no smaller than this (module docstring);
+    None: always at full size.
     """
 
-    def __init__(self, path: str | os.PathLike, gop_cache: int = 2):
+    def __init__(self, path: str | os.PathLike, gop_cache: int = 2, min_side: int | None = None):
         self.path = os.fspath(path)
         self._gop_cache_size = gop_cache
+        self.min_side = min_side
         self._reset()
 
     def _reset(self) -> None:
@@ -66,7 +77,7 @@ class CompressedVideo:
         self._gops: OrderedDict[int, _Gop] = OrderedDict()
 
     def __getstate__(self) -> dict:
-        return {"path": self.path, "_gop_cache_size": self._gop_cache_size}
+        return {"path": self.path, "_gop_cache_size": self._gop_cache_size, "min_side": self.min_side}
 
     def __setstate__(self, state: dict) -> None:
         self.__dict__.update(state)
@@ -103,6 +114,15 @@ class CompressedVideo:
     @property
     def width(self) -> int:
         return self.index.width
+
+    @property
+    def factor(self) -> int:
+        """1, 2, 4 or 8: pictures are decoded at ``ceil(height / factor) x ceil(width / factor)``,
+        the smallest of these whose shorter side is still >= ``min_side`` (1 without one)."""
+        if not self.min_side:
+            return 1
+        short = min(self.height, self.width)
+        return max(f for f in FACTORS if short // f >= self.min_side or f == 1)
 
     @property
     def fps(self) -> float:
@@ -308,7 +328,8 @@ class CompressedVideo:
         each packet's pts here before decoding (see :mod:`ip_tsn.codec.index`).
         """
         idx, gop, last = self.index, _Gop(), max(need)
-        display = idx.display_of_pts
+        display, f = idx.display_of_pts, self.factor
+        size = (-(-idx.width // f), -(-idx.height // f))
         by_pos, by_count = idx.order == "pos", idx.order == "count"
         seek = idx.seek_ts is not None and key > 0
         # from the start: timestamps that order nothing may not seek back either; reopen instead
@@ -326,9 +347,9 @@ class CompressedVideo:
                 for frame in packet.decode():
                     j = display.get(frame.pts)
                     if j is not None and g <= j <= last:  # keep what was decoded anyway: later loads reuse it
-                        gop.frames[j] = frame
                         sd = frame.side_data.get("MOTION_VECTORS")
                         gop.vectors[j] = sd.to_ndarray() if sd is not None else None
+                        gop.frames[j] = scaled(frame, *size) if f > 1 else frame
                 if need <= gop.frames.keys():
                     break
         except av.FFmpegError:
@@ -339,5 +360,5 @@ class CompressedVideo:
     def _motion(self, gop: _Gop, g: int) -> GopMotion:
         """The GOP's reconstruction state (created on first use, kept with its decoded frames)."""
         if gop.motion is None:
-            gop.motion = GopMotion(self.index, g, gop.vectors, partial(_rgb_of, gop.frames, gop.rgb))
+            gop.motion = GopMotion(self.index, g, gop.vectors, partial(_rgb_of, gop.frames, gop.rgb), self.factor)
         return gop.motion

@@ -57,8 +57,8 @@ class AlignedPositions:
     holds. Picklable (for workers); ``__call__(video_id) -> (G,) int64``."""
 
     def __init__(self, video_root: str, flow_root: str, flow_length: int, stride: int) -> None:
-        self.p = FrameReader(video_root, "p", flow_root, flow_length, True, None)
-        self.flow = FrameReader(video_root, "flow", flow_root, flow_length, True, None)
+        self.p = FrameReader(video_root, "p", flow_root, flow_length, True, None, decode_downscale=False)
+        self.flow = FrameReader(video_root, "flow", flow_root, flow_length, True, None, decode_downscale=False)
         self.stride = stride
 
     def __call__(self, video_id: str) -> np.ndarray:
@@ -81,7 +81,7 @@ class FlowView:
 
     def __init__(self, flow_root: str, flow_length: int, crop_size: int, scale_size: int | None,
                  num_views: int, flip: bool) -> None:
-        self.reader = FrameReader(flow_root, "flow", flow_root, flow_length, True, scale_size)
+        self.reader = FrameReader(flow_root, "flow", flow_root, flow_length, True, scale_size, decode_downscale=False)
         self.crop_size, self.num_views, self.flip, self.flow_length = crop_size, num_views, flip, flow_length
 
     def __call__(self, video_id: str, frame_index: np.ndarray, view: int) -> torch.Tensor:
@@ -194,7 +194,7 @@ class VideoDataModule(pl.LightningDataModule):
         unique = list({r.path: r for recs in listed.values() for r in recs}.values())
         pre = self.preprocess
         reader = FrameReader(self.video_root, pre.modality, self.flow_root, pre.flow_length, pre.accumulate,
-                              pre.scale_size)
+                             pre.scale_size, decode_downscale=pre.decode_downscale)
         bad = {r.path: why for r, why in check_records(reader, unique, pre.crop_size, max(1, self.num_workers))}
         if bad:
             folder = self.flow_root if self.modality == "flow" else self.video_root

@@ -21,7 +21,7 @@ from ..codec import CompressedVideo, VideoError
 from ..codec.flow import load_flow
 from .datasets import VideoRecord
 from .modalities import check_modality
-from .transforms import normalize, resize_short
+from .transforms import normalize, resize, short_side_size
 
 
 def flow_stack_index(ends: np.ndarray, flow_length: int) -> np.ndarray:
@@ -36,9 +36,11 @@ class FrameReader:
     """Reads the frames of one modality for one record, normalised: (K, H, W, C) float32."""
 
     def __init__(self, video_root: str | os.PathLike, modality: str, flow_root: str | os.PathLike | None,
-                 flow_length: int, accumulate: bool, scale_size: int | None):
+                 flow_length: int, accumulate: bool, scale_size: int | None, *, decode_downscale: bool):
         self.video_root = Path(video_root)
         self.scale_size = scale_size
+        # huge videos decoded at 1/2, 1/4 or 1/8 of their size, never below scale_size (codec.CompressedVideo)
+        self.min_side = scale_size if decode_downscale else None
         self.modality = check_modality(modality)
         if modality == "flow" and flow_root is None:
             raise ValueError("modality 'flow' needs flow_root (the folder of <Class>/<video>.npy files)")
@@ -55,7 +57,7 @@ class FrameReader:
     def source(self, record: VideoRecord) -> CompressedVideo | np.ndarray:
         """The lazily opened video, or the memory-mapped (F, H, W, 2) uint8 flow for ``flow``."""
         path = self.path(record)
-        return load_flow(path) if self.modality == "flow" else CompressedVideo(path)
+        return load_flow(path) if self.modality == "flow" else CompressedVideo(path, min_side=self.min_side)
 
     def valid(self, src: CompressedVideo | np.ndarray) -> np.ndarray:
         """(N,) bool mask of the positions this modality may sample (module docstring)."""
@@ -76,11 +78,20 @@ class FrameReader:
         src = self.source(record)
         try:
             index = self.positions(record, src, pick, allowed)
-            x = normalize(self.frames(src, index), self.modality)
+            x = self.resized(normalize(self.frames(src, index), self.modality), src)
         finally:
             if isinstance(src, CompressedVideo):
                 src.close()
-        return index, resize_short(x, self.scale_size) if self.scale_size else x
+        return index, x
+
+    def resized(self, x: np.ndarray, src: CompressedVideo | np.ndarray) -> np.ndarray:
+        """(K, H, W, C) frames of ``src`` with the shorter side at ``scale_size``, the other side
+        from the source's own size (a video decoded at a reduced size ends the same size); None:
+        unchanged."""
+        if not self.scale_size:
+            return x
+        h, w = src.shape[1:3] if isinstance(src, np.ndarray) else (src.height, src.width)
+        return resize(x, *short_side_size(h, w, self.scale_size))
 
     def positions(self, record: VideoRecord, src: CompressedVideo | np.ndarray,
                   pick: Callable[[int, np.ndarray], np.ndarray], allowed: np.ndarray | None = None) -> np.ndarray:

@@ -16,7 +16,8 @@ residual ``CompressedVideo.load`` gives, bit for bit. The cell painting is codec
 zero, later blocks over earlier ones). What the device path cannot reproduce makes :func:`plan_frame` return None, and the
 sample takes the CPU path: H.264 frames whose motion, when accumulated, picks among several
 reference pictures per 8x8 cell by matching (FFmpeg does not export the reference index), B-frames
-traced through a reference B-frame, unaligned blocks and motion scales other than 1, 2 or 4.
+traced through a reference B-frame, unaligned blocks and motion scales other than 1, 2 or 4, and
+videos decoded at a reduced size (``CompressedVideo.factor`` > 1: huge inputs).
 """
 
 from __future__ import annotations
@@ -116,6 +117,8 @@ def _vectors(video: CompressedVideo, j: int, found: dict[int, np.ndarray | None]
 def pack_frames(video: CompressedVideo, index: np.ndarray, accumulate: bool) -> dict[str, np.ndarray] | None:
     """The packed inputs of frames ``index`` (K,) (module docstring), chains front-padded with zero
     steps to one length D; None if any frame needs the CPU path. Decodes each GOP once."""
+    if video.factor > 1:
+        return None
     plans = [plan_frame(video, int(i), accumulate) for i in index]
     if any(p is None for p in plans):
         return None

@@ -13,7 +13,9 @@ protocol), ``flow_length`` (L: flow stack of 2L channels), ``accumulate`` (motio
 residuals back to the GOP's I-frame), ``flip`` (random flips in training, mirrored test views),
 ``train_views`` (the fixed training views of distillation, 1, 3 or 5; None: random crops),
 ``reconstruct`` (where a motion stream's inputs are rebuilt: ``cpu`` in the DataLoader workers, or
-``device``: workers only decode, the batch's device rebuilds them, the same tensors).
+``device``: workers only decode, the batch's device rebuilds them, the same tensors),
+``decode_downscale`` (huge videos decoded at 1/2, 1/4 or 1/8 of their size, never below
+``scale_size``: ``codec.CompressedVideo(min_side=...)``).
 ``in_channels`` (C, derived from modality and flow length) is written by :meth:`to_dict` too, for
 readers of the file outside Python.
 """
@@ -57,6 +59,9 @@ class Preprocess:
     flip: bool = setting(True, "random horizontal flips in training, mirrored test views")
     train_views: int | None = setting(None, "fixed training views (1, 3 or 5; distillation needs them); null: random crops")
     reconstruct: str = setting("cpu", "where P inputs are rebuilt: cpu (DataLoader workers) or device")
+    decode_downscale: bool = setting(True, "decode videos at least 2x scale_size on the shorter side at 1/2, 1/4 "
+                                           "or 1/8 size, never below scale_size (8K costs what 1K does); "
+                                           "false: always full size")
 
     def __post_init__(self) -> None:
         for name in ("num_segments", "crop_size", "test_segments", "flow_length"):
@@ -77,9 +82,10 @@ class Preprocess:
 
     def reader_kwargs(self) -> dict[str, Any]:
         """What ``StreamDataset`` / ``GridDataset`` take for reading frames: modality, crop_size,
-        scale_size, flow_length, accumulate."""
+        scale_size, flow_length, accumulate, decode_downscale."""
         return {"modality": self.modality, "crop_size": self.crop_size, "scale_size": self.scale_size,
-                "flow_length": self.flow_length, "accumulate": self.accumulate}
+                "flow_length": self.flow_length, "accumulate": self.accumulate,
+                "decode_downscale": self.decode_downscale}
 
     @classmethod
     def keys(cls) -> tuple[str, ...]:

@@ -36,7 +36,7 @@ from .packed_p import AUG_CROP, AUG_EVAL, AUG_VIEW, PACKED, pack_frames
 from .preprocess import Preprocess, check_reconstruct
 from .sampling import segment_indices
 from .transforms import (all_views, apply_view, center_view, check_crops, crop_view, eval_views,
-                         multi_scale_crop_params, normalize, num_view_ids, resize_short, short_side_size, to_tensor)
+                         multi_scale_crop_params, normalize, num_view_ids, short_side_size, to_tensor)
 
 
 PositionFilter = Callable[[str], np.ndarray]  # video_id -> the (G,) frame indices a sample may use
@@ -132,7 +132,8 @@ class StreamDataset(Dataset):
                  flow_root: str | os.PathLike | None = None, flow_length: int = _P.flow_length,
                  accumulate: bool = _P.accumulate, seed: int = 0, flip: bool = _P.flip,
                  train_views: int | None = _P.train_views, allowed_positions: PositionFilter | None = None,
-                 reconstruct: str = _P.reconstruct, skip_bad: bool = False):
+                 reconstruct: str = _P.reconstruct, skip_bad: bool = False,
+                 decode_downscale: bool = _P.decode_downscale):
         if not train:  # the test protocol's crops; training draws one crop (or view) per sample
             check_crops(test_crops, flip)
         check_reconstruct(reconstruct, modality)
@@ -141,7 +142,8 @@ class StreamDataset(Dataset):
             num_view_ids(train_views, flip)
         self.train_views, self.allowed_positions = train_views, allowed_positions
         self.records = list(records)
-        self.reader = FrameReader(video_root, modality, flow_root, flow_length, accumulate, scale_size)
+        self.reader = FrameReader(video_root, modality, flow_root, flow_length, accumulate, scale_size,
+                                  decode_downscale=decode_downscale)
         self.modality, self.num_segments, self.train = modality, num_segments, train
         self.crop_size, self.test_crops = crop_size, test_crops
         self.seed, self.flip = seed, flip
@@ -236,8 +238,7 @@ class StreamDataset(Dataset):
             except Exception as e:  # anything else from the decoder: still name the video
                 raise VideoError(src.path, f"packing {self.modality} frames {index.tolist()} failed: {e!r}") from e
             if packed is None:
-                x = normalize(reader.frames(src, index), self.modality)
-                x = resize_short(x, reader.scale_size) if reader.scale_size else x
+                x = reader.resized(normalize(reader.frames(src, index), self.modality), src)
             size = short_side_size(src.height, src.width, reader.scale_size)  # type: ignore[union-attr]
         finally:
             src.close()  # type: ignore[union-attr]
@@ -264,13 +265,15 @@ class GridDataset(Dataset):
                  stride: int = 1, crop_size: int = _P.crop_size, scale_size: int | None = _P.scale_size,
                  flow_root: str | os.PathLike | None = None, flow_length: int = _P.flow_length,
                  accumulate: bool = _P.accumulate, num_views: int | None = _P.train_views, flip: bool = _P.flip,
-                 position_modality: str | None = None):
+                 position_modality: str | None = None, decode_downscale: bool = _P.decode_downscale):
         if stride < 1:
             raise ValueError(f"stride must be >= 1, got {stride}")
         self.records = list(records)
-        self.reader = FrameReader(video_root, modality, flow_root, flow_length, accumulate, scale_size)
+        self.reader = FrameReader(video_root, modality, flow_root, flow_length, accumulate, scale_size,
+                                  decode_downscale=decode_downscale)
         self.positions_reader = None if position_modality in (None, modality) else \
-            FrameReader(video_root, position_modality, flow_root, flow_length, accumulate, scale_size)
+            FrameReader(video_root, position_modality, flow_root, flow_length, accumulate, scale_size,
+                        decode_downscale=decode_downscale)
         self.stride, self.crop_size = stride, crop_size
         self.num_views, self.flip = num_views, flip
         self.x_channels = x_channels(modality, flow_length)
