@@ -9,7 +9,10 @@
   pair and a batch of 4) with 1 and 2 threads;
 - **GPU**: ``benchmarks/tvl1_gpu.py`` on a CUDA machine (pairs per second against the batch size,
   eager and ``torch.compile``d; target at least 100 pairs/s at 340x256 on an H200-class GPU),
-  read from ``results/tvl1_gpu.json`` where that file was measured on one.
+  read from ``results/tvl1_gpu.json`` where that file was measured on one;
+- **teacher**: the teacher trained on the torch flow of the synthetic default against the teacher on
+  OpenCV's flow, same seeds (target: inside its 95% interval), read from
+  ``results/flow_teacher.json``, made by ``benchmarks/flow_teacher.py``.
 """
 
 from __future__ import annotations
@@ -23,7 +26,7 @@ import cv2
 import numpy as np
 import torch
 
-from common import REPO, log, results_dir, set_threads
+from common import REPO, load_section, log, results_dir, set_threads
 from formatting import f, table
 from ip_tsn.codec import CompressedVideo
 from ip_tsn.codec.flow import TVL1_PARAMS, TVL1_TINY_PARAMS
@@ -114,7 +117,18 @@ def run(quick: bool = False) -> dict:
     set_threads(1)
     gpu_file = results_dir() / "tvl1_gpu.json"
     gpu = json.loads(gpu_file.read_text()) if gpu_file.is_file() else None
-    return {"quick": quick, "size": list(size), "agreement": agreement, "cpu_speed": speed, "gpu": gpu}
+    return {"quick": quick, "size": list(size), "agreement": agreement, "cpu_speed": speed, "gpu": gpu,
+            "teacher": load_section("flow_teacher")}
+
+
+def _teacher(result: dict) -> dict | None:
+    """The teacher comparison: the one run() read, else the latest ``results/flow_teacher.json``."""
+    return result.get("teacher") or load_section("flow_teacher")
+
+
+def _ci(v: list, sign: bool = False) -> str:
+    fmt = "{:+.1f}" if sign else "{:.1f}"
+    return f"{fmt.format(v[0])} [{fmt.format(v[1])}, {fmt.format(v[2])}]"
 
 
 def _gpu_best(gpu: dict | None) -> tuple[float | None, dict | None]:
@@ -138,6 +152,16 @@ def targets(result: dict) -> list[list[str]]:
         rows.append([f"torch TV-L1 >= {GPU_TARGET:g} pairs/s at 340x256 on an H200-class GPU",
                      f"{f(best)} pairs/s (batch {row['batch']}, torch.compile; {result['gpu']['device']})",
                      "**met**" if best >= GPU_TARGET else "**missed**"])
+    teacher = _teacher(result)
+    goal = "the teacher on the torch flow scores inside the 95% interval of the teacher on OpenCV's flow (same seeds)"
+    if teacher is None:
+        rows.append([goal, "not measured: `benchmarks/flow_teacher.py`", "pending"])
+    else:
+        inside = [r["inside_opencv_ci"] for r in teacher["seeds"]]
+        p = teacher["pooled_torch_minus_opencv"]
+        rows.append([goal, f"{sum(inside)} of {len(inside)} seeds inside; pooled torch - OpenCV "
+                           f"{p['mean']:+.1f} [{p['low']:+.1f}, {p['high']:+.1f}] points",
+                     "**met**" if all(inside) and p["low"] <= 0 <= p["high"] else "**missed**"])
     return rows
 
 
@@ -168,4 +192,17 @@ def report(result: dict) -> str:
     else:
         lines += ["", "GPU: not measured (no CUDA device): `python benchmarks/tvl1_gpu.py --prepare data/tvl1_pairs.npz` "
                       "here, then `python benchmarks/tvl1_gpu.py data/tvl1_pairs.npz --compiled` on the GPU machine."]
+    teacher = _teacher(result)
+    if teacher:
+        lines += ["", f"The teacher (`{teacher['teacher']}`) on the synthetic default's flow made by the torch TV-L1 "
+                      f"against the same teacher on OpenCV's flow, both with `{teacher['flow_params']}`'s parameters and "
+                      "the same seeds; test top-1 (%) with 95% intervals over videos, the paired difference over the "
+                      "same videos (`benchmarks/flow_teacher.py`):", ""]
+        rows = [[r["seed"], r["videos"], _ci(r["opencv"]), _ci(r["torch"]),
+                 _ci([r["torch_minus_opencv"][k] for k in ("mean", "low", "high")], sign=True),
+                 "yes" if r["inside_opencv_ci"] else "no"] for r in teacher["seeds"]]
+        p = teacher["pooled_torch_minus_opencv"]
+        rows.append([f"pooled ({p['seeds']} seeds)", p["videos"], "", "", _ci([p["mean"], p["low"], p["high"]], sign=True), ""])
+        lines.append(table(["seed", "test videos", "OpenCV flow", "torch flow", "torch - OpenCV", "inside OpenCV's CI"],
+                           rows, left=1))
     return "\n".join(lines) + "\n"

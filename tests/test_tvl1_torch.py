@@ -85,9 +85,10 @@ def test_extract_flow_tvl1_torch_writes_the_teacher_layout(tmp_path):
     for n, q in ours.items():
         ref = np.array(load_flow(tmp_path / "src/flow" / n)).astype(int)
         assert np.median(np.abs(q.astype(int) - ref)) <= 1 and np.mean(np.abs(q.astype(int) - ref) <= 2) > 0.95
-    # --params tvl1-tiny: the synthetic default's parameters (make demo's flow), against OpenCV's tvl1-tiny
-    tiny = subprocess.run(cmd + ["--method", "tvl1-torch", "--params", "tvl1-tiny", "--device", "cpu", "--overwrite"],
-                          capture_output=True, text=True)
+    # --params tvl1-tiny: the synthetic default's parameters (make demo's flow), against OpenCV's tvl1-tiny;
+    # through torch.compile (--compile), as on a GPU
+    tiny = subprocess.run(cmd + ["--method", "tvl1-torch", "--params", "tvl1-tiny", "--device", "cpu", "--overwrite",
+                                 "--compile"], capture_output=True, text=True)
     assert tiny.returncode == 0, tiny.stderr
     ours = {n: np.array(load_flow(tmp_path / "src/flow" / n)).astype(int) for n in ("A/one.npy", "B/two.npy")}
     assert subprocess.run(cmd + ["--method", "tvl1-tiny", "--overwrite"], capture_output=True).returncode == 0
