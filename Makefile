@@ -154,7 +154,8 @@ bench: $(STAMP)
 # 2 data seeds of version 7 (make demo's) and of version 6 (the negative control), ~25 min per run on 2
 # cores plus ~5 min per student variant (finished make demo runs are reused), then RESULTS.md.
 # VARIANTS (comma-separated): no_distill (labels only through the student's data path), logits_only,
-# features_only, consensus (distillation of the averaged segments); all = the four.
+# features_only, consensus (distillation of the averaged segments), spatial_only (layer4 maps, online teacher);
+# all = the five.
 VARIANTS ?= all
 bench-ablation: $(STAMP)
 	$(PY) benchmarks/run.py --only ablation --train-ablation --seeds 0,1,2 --data-seeds 0,1 --variants $(VARIANTS)

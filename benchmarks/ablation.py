@@ -15,6 +15,7 @@ through the ``ip-tsn`` command in a subprocess with ``seed=<s> data.root=<data> 
     ip-tsn fit   experiments/ablations/no_distill.yaml    # plain P with the student's sampler, views, schedule
     ip-tsn fit   experiments/ablations/logits_only.yaml   # --variants all: + KL on the teacher's logits only
     ip-tsn fit   experiments/ablations/features_only.yaml # --variants all: + MSE on its features only
+    ip-tsn fit   experiments/ablations/spatial_only.yaml  # --variants all: + MSE on its layer4 maps only (online)
     ip-tsn test  <each of the above>                      # the test protocol, val and test
     ip-tsn fuse  experiments/fuse.yaml                    # make demo's table (<runs>/fusion)
     ip-tsn fuse  <runs>/fuse_ablation.yaml                # I + P (both), I + plain P, checks (<runs>/fusion_ablation)
@@ -68,6 +69,7 @@ VARIANTS = {  # --variants name: (report row, stage config, run name); the stude
     "logits_only": ("P, logits only", "ablations/logits_only.yaml", "student_logits_only"),
     "features_only": ("P, features only", "ablations/features_only.yaml", "student_features_only"),
     "consensus": ("P, consensus level", "ablations/consensus.yaml", "student_consensus"),
+    "spatial_only": ("P, spatial maps only", "ablations/spatial_only.yaml", "student_spatial_only"),
 }
 VERSIONS = (7, 6)  # the synthetic benchmark's versions (issue 19): 7, make demo's; 6, the negative control
 DEFAULT_VARIANTS = ("no_distill",)
@@ -76,7 +78,8 @@ REQUIRED = list(CHAIN)  # rows every run has (make demo's)
 FUSED = "fused (I + P logits + features)"
 FUSION_ROWS = {FUSED: "fusion", "fused, equal weights": "fusion (equal weights)",
                "I + plain P": "I + plain P"}  # report row: row of the fusion report
-ORDER = [PLAIN, NO_DISTILL, "P, logits only", "P, features only", "P, consensus level", DISTILLED, TEACHER, APPEARANCE,
+ORDER = [PLAIN, NO_DISTILL, "P, logits only", "P, features only", "P, spatial maps only", "P, consensus level",
+         DISTILLED, TEACHER, APPEARANCE,
          *FUSION_ROWS]
 BEST = "best single stream"  # per run: the better, by test top-1, of the fused streams
 COMPARISONS = {  # name: (A, B), both report rows (or BEST); A minus B
@@ -84,6 +87,7 @@ COMPARISONS = {  # name: (A, B), both report rows (or BEST); A minus B
     "P, logits + features - plain P, student's sampler": (DISTILLED, NO_DISTILL),
     "P, logits only - plain P, student's sampler": ("P, logits only", NO_DISTILL),
     "P, features only - plain P, student's sampler": ("P, features only", NO_DISTILL),
+    "P, spatial maps only - plain P, student's sampler": ("P, spatial maps only", NO_DISTILL),
     "P, consensus level - plain P": ("P, consensus level", PLAIN),
     "plain P, student's sampler - plain P": (NO_DISTILL, PLAIN),
     "fused - best single stream": (FUSED, BEST),

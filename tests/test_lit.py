@@ -186,6 +186,39 @@ def test_distillation_terms(per_segment: bool) -> None:
                                0.3 * losses["ce"] + 0.7 * losses["kd"] + 0.3 * losses["feat"])
 
 
+@pytest.mark.parametrize("per_segment", [True, False])
+def test_spatial_term_compares_each_frame_with_the_teacher_on_the_same_view(per_segment: bool) -> None:
+    """The spatial term (issue 19, item 3) is the MSE of the student's layer2 maps to the online
+    teacher's on the same (video, segment): checked against both networks run one frame at a time."""
+    torch.manual_seed(0)
+    student = DistillationModule(num_classes=2, in_channels=3, imitation=0.0, feat_weight=0.0, projection=False,
+                                 spatial_weight=2.0, spatial_layer="layer2", per_segment=per_segment, **FAST).eval()
+    teacher = StreamClassifier(num_classes=2, in_channels=4, **FAST)
+    batch = {"input": torch.randn(2, 3, 3, 32, 32), "teacher_input": torch.randn(2, 3, 4, 32, 32),
+             "label": torch.tensor([0, 1])}
+    with pytest.raises(ValueError, match="online_teacher"):
+        student.training_losses(batch)
+    student.set_teacher(teacher)
+    with torch.no_grad():
+        losses = student.training_losses(batch)
+
+        def layer2(module, x):  # (C, H, W) -> its map at layer2, the frame alone
+            net = module.model.backbone.net
+            y = net.maxpool(net.relu(net.bn1(net.conv1(module.model.backbone.input_bn(x[None])))))
+            return net.layer2(net.layer1(y))[0]
+
+        s = torch.stack([torch.stack([layer2(student, batch["input"][b, k]) for k in range(3)]) for b in range(2)])
+        t = torch.stack([torch.stack([layer2(teacher, batch["teacher_input"][b, k]) for k in range(3)])
+                         for b in range(2)])
+    expected = F.mse_loss(s, t) if per_segment else F.mse_loss(s.mean(1), t.mean(1))
+    assert s.shape == (2, 3, 128, 4, 4) and expected > 0
+    torch.testing.assert_close(losses["spatial"], expected, rtol=1e-4, atol=1e-6)
+    torch.testing.assert_close(losses["loss"], losses["ce"] + 2.0 * losses["spatial"])
+    assert losses["kd"] == 0 and losses["feat"] == 0
+    with pytest.raises(ValueError, match="spatial_layer='layer9'"):
+        DistillationModule(num_classes=2, in_channels=3, spatial_weight=1.0, spatial_layer="layer9", **FAST)
+
+
 def test_convex_loss_endpoints() -> None:
     """imitation 0 is cross-entropy alone, 1 the soft term alone; values outside [0, 1] refused."""
     batch = _batch()

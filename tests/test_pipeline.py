@@ -99,6 +99,28 @@ def test_student_refuses_a_stale_cache(tiny, capsys):
     assert code == 2 and "teacher_cache" in err and "teacher_sha256" in err
 
 
+def test_spatial_term_trains_with_the_online_teacher_only(tiny, capsys):
+    """``ablations/spatial_only.yaml`` (issue 19, item 3): the layer4 maps of the online teacher on the
+    student's exact views; without the online teacher it is one line, exit 2, nothing written."""
+    import csv
+
+    base, common = tiny
+    runs = base / "runs"
+    if not (runs / "teacher/checkpoints/best.ckpt").is_file():
+        pytest.skip("needs the pipeline test's teacher")
+    config = str(ROOT / "experiments/ablations/spatial_only.yaml")
+    capsys.readouterr()
+    code = main(["fit", config, *common, "distill.online_teacher=false", "name=spatial_cached"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and "distill.spatial_weight > 0 needs distill.online_teacher=true" in err[-1]
+    assert not (runs / "spatial_cached").exists()
+    run("fit", config, *common)
+    rows = list(csv.DictReader((runs / "student_spatial_only/logs/metrics.csv").open()))
+    row = next(r for r in rows if r.get("train/loss_epoch"))
+    spatial, kd, ce = (float(row[f"train/{k}_epoch"]) for k in ("spatial", "kd", "ce"))
+    assert spatial > 0 and kd == 0.0 and float(row["train/loss_epoch"]) == pytest.approx(ce + 50.0 * spatial, rel=1e-4)
+
+
 def test_bad_override_and_missing_config_are_clear(capsys):
     assert main(["fit", "experiments/nope.yaml"]) == 2
     assert "nope.yaml: config file not found" in capsys.readouterr().err

@@ -20,20 +20,23 @@ KINETICS = {"clips": 240_000, "frames": 250, "classes": 400, "gop": 12, "video_b
 
 
 
-def bytes_per_position(num_classes: int, feature_dim: int, num_views: int, dtype: str = "float16") -> int:
-    """Cache bytes of one position: every view's logits and features, plus its frame index."""
-    return num_views * (np.dtype(dtype).itemsize * (num_classes + feature_dim) + 8)
+def bytes_per_position(num_classes: int, feature_dim: int, num_views: int, dtype: str = "float16",
+                       map_values: int = 0) -> int:
+    """Cache bytes of one position: every view's logits and features (and ``map_values`` values of a
+    feature map, for a spatial term), plus its frame index."""
+    return num_views * (np.dtype(dtype).itemsize * (num_classes + feature_dim + map_values) + 8)
 
 
 
 def kinetics_projection(feature_dim: int, num_views: int, grid_stride: int, flow_length: int = 5,
-                        dtype: str = "float16") -> dict[str, float]:
+                        dtype: str = "float16", map_values: int = 0) -> dict[str, float]:
     """Projected cache size for Kinetics-400 with these settings, and its ratio to the re-encoded
-    videos' size: ``{"bytes_per_clip", "total_bytes", "video_bytes", "ratio"}``."""
+    videos' size: ``{"bytes_per_clip", "total_bytes", "video_bytes", "ratio"}``. ``map_values``: a
+    spatial target's values per view (e.g. 512 x 7 x 7 for ResNet-18's layer4 at crop 224)."""
     k = KINETICS
     frames = np.arange(k["frames"])
     positions = int(np.sum(frames % k["gop"] != 0)) // grid_stride + 1  # every P-frame (padded stacks)
-    per_clip = positions * bytes_per_position(k["classes"], feature_dim, num_views, dtype)
+    per_clip = positions * bytes_per_position(k["classes"], feature_dim, num_views, dtype, map_values)
     video = k["clips"] * k["seconds"] * k["video_bytes_per_s"]
     return {"bytes_per_clip": float(per_clip), "total_bytes": float(per_clip * k["clips"]),
             "video_bytes": float(video), "ratio": float(per_clip * k["clips"] / video)}

@@ -61,6 +61,10 @@ class DistillSettings:
     projection: bool = setting(True, "a linear map from the student's features to the teacher's")
     per_segment: bool = setting(True, "each segment against the teacher on the same frame and view (false: consensus)")
     teacher_feature_dim: int | None = setting(None, "the teacher's feature size (null: the student's)")
+    spatial_weight: float = setting(0.0, "weight of the spatial term: MSE of the student's feature map at spatial_layer "
+                                         "to the online teacher's on the same view (FitNets; MARS: 50); needs online_teacher")
+    spatial_layer: str = setting("layer4", "the backbone module whose output map the spatial term matches (layer1-layer4 "
+                                           "of a ResNet)")
     online_teacher: bool = setting(False, "run the teacher on each batch's flow instead of reading the cache")
 
 

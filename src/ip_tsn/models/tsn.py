@@ -58,6 +58,16 @@ class TSN(nn.Module):
         logits, features = self.forward_frames(x.flatten(0, 1))
         return logits.view(b, k, -1), features.view(b, k, -1)
 
+    def map_module(self, layer: str) -> nn.Module:
+        """The backbone's module named ``layer`` (``layer1``-``layer4`` of a ResNet; any dotted
+        submodule name), whose output (N, C, h, w) the spatial distillation term matches."""
+        try:
+            return self.backbone.net.get_submodule(layer)
+        except AttributeError:
+            names = [n for n, _ in self.backbone.net.named_children()]
+            raise ValueError(f"spatial_layer={layer!r}: no such module in the backbone; its top-level modules: "
+                             f"{', '.join(names)}") from None
+
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """(B, K, C, H, W) -> (logits (B, num_classes), features (B, D)), averaged over K."""
         logits, features = self.forward_segments(x)

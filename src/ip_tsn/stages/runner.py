@@ -141,6 +141,9 @@ def fit(cfg: DictConfig) -> Path:
     ckpt_path, resume = resume_checkpoint(cfg)
     pl.seed_everything(cfg.seed, workers=True)
     online = cfg.get("module") == "distill" and _online_teacher(cfg)
+    if cfg.get("module") == "distill" and not online and filled(cfg.get("distill"), DistillConfig).spatial_weight:
+        raise ConfigError("distill.spatial_weight > 0 needs distill.online_teacher=true (feature maps are not cached: "
+                          "at ResNet-18's layer4, 10 views, ~75x the re-encoded videos of Kinetics-400)")
     dm = build_datamodule(cfg, **({"teacher_input": True, "teacher_cache": None} if online else {}))
     if cfg.get("module") == "distill" and not online:
         _check_cache(cfg, dm)
