@@ -16,6 +16,7 @@ import gpu
 import huge
 import loader
 import networks
+import packed_batch
 import preprocess
 import worker_cost
 from ablation import ablation_section
@@ -28,6 +29,7 @@ WRITERS: dict[str, Callable[[dict], str]] = {
     "preprocess": preprocess.report,
     "loader": loader.report,
     "worker": worker_cost.report,
+    "packed": packed_batch.report,
     "networks": networks.report,
     "ablation": ablation_section,
     "coviar": coviar.report,
@@ -36,8 +38,8 @@ WRITERS: dict[str, Callable[[dict], str]] = {
     "huge": huge.report,
 }
 TARGETS: dict[str, Callable[[dict], list[list[str]]]] = {"preprocess": preprocess.targets, "loader": loader.targets,
-                                                           "worker": worker_cost.targets, "coviar": coviar.targets,
-                                                           "flow": flow.targets}
+                                                           "worker": worker_cost.targets, "packed": packed_batch.targets,
+                                                           "coviar": coviar.targets, "flow": flow.targets}
 
 
 def ran_alone(results: dict) -> bool:

@@ -13,6 +13,7 @@
     python benchmarks/run.py --only flow           # the torch TV-L1 against OpenCV's (agreement, CPU speed; GPU rows
                                                   #   from results/tvl1_gpu.json, made by benchmarks/tvl1_gpu.py)
     python benchmarks/run.py --only huge           # an 8K clip's stream inputs, full size against decode_downscale
+    python benchmarks/run.py --only packed         # a device-path batch: tensors and bytes per clip (seconds)
     python benchmarks/run.py --report             # rewrite RESULTS.md and the charts from results/*.json
     python benchmarks/run.py --report --output-dir /tmp/r --results-dir benchmarks/results   # elsewhere
 
@@ -36,8 +37,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import common  # noqa: E402
 from common import load_section, log, machine, save_section  # noqa: E402
 
-SECTIONS = ("preprocess", "loader", "worker", "networks", "coviar", "gpu", "flow", "huge", "ablation")
-MODULES = {"worker": "worker_cost"}  # a section's module, where it is not named like the section
+SECTIONS = ("preprocess", "loader", "worker", "packed", "networks", "coviar", "gpu", "flow", "huge", "ablation")
+MODULES = {"worker": "worker_cost", "packed": "packed_batch"}  # a section's module, where it is not named like the section
 
 
 def _seed_list(text: str) -> list[int]:

@@ -23,7 +23,7 @@ from ip_tsn.config import ConfigError
 from ip_tsn.data.datamodule import VideoDataModule, collate_packed
 from ip_tsn.data.datasets import VideoRecord
 from ip_tsn.data.device_reconstruct import cell_motion, compose, reconstruct_batch, warp_pictures
-from ip_tsn.data.packed_p import PACKED, pack_frames, paint_cells, plan_frame
+from ip_tsn.data.packed_p import PACKED, pack_frames, paint_cells, plan_frame, unpack_batch
 from ip_tsn.data.preprocess import Preprocess
 from ip_tsn.data.video_dataset import StreamDataset
 from ip_tsn.lit import StreamClassifier
@@ -121,6 +121,35 @@ def test_h264_multi_reference_falls_back_and_still_equals(videos, name, device):
     own = _compare(videos[name], _pre(accumulate=False, **({"crop_size": 96, "scale_size": 112}
                                                            if name == "carphone" else {})), True, device, draws=3)
     assert own[0] >= 1
+
+
+def test_a_packed_batch_is_a_handful_of_tensors(videos):
+    """Issue 20: a collated packed batch holds the same arrays in 6 buffers whatever its size
+    (before: 8 tensors per clip), items the worker took the CPU path for are marked, and unpacking
+    gives each sample's arrays back exactly."""
+    def tensors(x) -> int:
+        if isinstance(x, torch.Tensor):
+            return 1
+        if isinstance(x, dict):
+            return sum(tensors(v) for v in x.values())
+        return sum(tensors(v) for v in x) if isinstance(x, (list, tuple)) else 0
+
+    kw = dict(modality="p", num_segments=3, train=True, crop_size=40, scale_size=48, flip=True)
+    dev = StreamDataset([VideoRecord(videos["mpeg4"].name, 0, "c"), VideoRecord(videos["mpeg4_b"].name, 0, "c")],
+                        videos["mpeg4"].parent, reconstruct="device", **kw)
+    cpu = StreamDataset([VideoRecord(videos["mpeg4"].name, 0, "c")], videos["mpeg4"].parent, reconstruct="cpu", **kw)
+    samples = [dev[i % 2] for i in range(32)]
+    samples[5] = cpu[0]  # a CPU-path item in the middle
+    assert all(PACKED in x for i, x in enumerate(samples) if i != 5)
+    batch = collate_packed(samples)
+    assert tensors(batch) <= 16 and tensors(batch[PACKED]) == 6  # label, frame_index, view, the 6 buffers, 1 input
+    assert batch[PACKED]["slot"].tolist() == [*range(5), -1, *range(5, 31)]
+    back = unpack_batch(batch[PACKED])
+    assert back[5] is None and batch["input"][5] is samples[5]["input"]
+    for i, x in enumerate(samples):
+        if i != 5:
+            assert back[i].keys() == x[PACKED].keys()
+            assert all(torch.equal(back[i][k], x[PACKED][k]) for k in x[PACKED]), i
 
 
 def test_plans_name_the_chain_and_the_l1_anchor(videos):

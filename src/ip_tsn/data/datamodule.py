@@ -38,7 +38,7 @@ from ip_tsn.settings import from_mapping, plain
 
 from .datasets import VideoRecord, load_classes, load_split, video_dir
 from .device_reconstruct import reconstruct_batch
-from .packed_p import PACKED
+from .packed_p import PACKED, pack_batch
 from .preprocess import Preprocess
 from .settings import DataSettings
 from .teacher_cache import TeacherCache
@@ -108,13 +108,14 @@ def collate(samples: list[dict[str, Any]]) -> dict[str, Any]:
 
 
 def collate_packed(samples: list[dict[str, Any]]) -> dict[str, Any]:
-    """:func:`collate` for ``reconstruct="device"``: ``packed`` and ``input`` stay per-sample lists
-    (None where a sample has the other one), rebuilt into ``input`` (B, N, C, H, W) on the device
-    by :meth:`VideoDataModule.on_after_batch_transfer`."""
+    """:func:`collate` for ``reconstruct="device"``: the packed samples in one compact packed batch
+    (``packed_p.pack_batch``: 6 tensors whatever the batch size), ``input`` a per-sample list (None
+    where a sample is packed), rebuilt into ``input`` (B, N, C, H, W) on the device by
+    :meth:`VideoDataModule.on_after_batch_transfer`."""
     if not any(PACKED in s for s in samples):
         return collate(samples)
     out = collate([{k: v for k, v in s.items() if k not in (PACKED, "input")} for s in samples])
-    out[PACKED] = [s.get(PACKED) for s in samples]
+    out[PACKED] = pack_batch([s.get(PACKED) for s in samples])
     out["input"] = [s.get("input") for s in samples]
     return out
 

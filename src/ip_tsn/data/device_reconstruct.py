@@ -26,7 +26,7 @@ from typing import Any, Sequence
 import torch
 
 from .modalities import x_channels
-from .packed_p import AUG_CROP, AUG_VIEW, CELL, PACKED, QUARTER
+from .packed_p import AUG_CROP, AUG_VIEW, CELL, PACKED, QUARTER, unpack_batch
 from .preprocess import Preprocess
 from .transforms import apply_view, crop, eval_views, hflip, normalize, resize, resize_short
 
@@ -154,11 +154,13 @@ def packed_inputs(packed: Sequence[dict[str, torch.Tensor]], pre: Preprocess) ->
     return out
 
 def reconstruct_batch(batch: dict[str, Any], pre: Preprocess) -> dict[str, Any]:
-    """A collated batch with ``packed`` (a list: a packed sample, or None where the worker took the
-    CPU path and ``input`` holds its result) -> the same batch with ``input`` (B, N, C, crop, crop)."""
+    """A collated batch with ``packed`` (a compact packed batch, ``packed_p.pack_batch``; items the
+    worker took the CPU path for have their result in ``input``) -> the same batch with ``input``
+    (B, N, C, crop, crop)."""
     packed = batch.pop(PACKED, None)
     if packed is None:  # every sample took the CPU path: collated as usual
         return batch
+    packed = unpack_batch(packed)
     inputs = list(batch["input"]) if isinstance(batch.get("input"), (list, tuple)) else [None] * len(packed)
     todo = [b for b, p in enumerate(packed) if p is not None]
     for b, x in zip(todo, packed_inputs([packed[b] for b in todo], pre)):

@@ -155,3 +155,65 @@ def pack_frames(video: CompressedVideo, index: np.ndarray, accumulate: bool) -> 
             out["frame"][k] = video.load(p.frame, "rgb")
             out["root"][k] = video.load(p.root, "rgb")
     return out
+
+
+# ------------------------------------------------------------------- a batch in a handful of tensors
+#: A compact packed batch (what :func:`pack_batch` returns, under the batch's ``packed`` key): the
+#: packed samples' arrays flattened into one buffer per dtype, whatever the batch size (issue 20).
+#: ``pictures`` uint8 (every sample's ``frame`` then ``root``), ``vectors`` int16 (``chain``, ``l1``,
+#: ``nxt``), ``masks`` bool (``only_l1``, ``use_l1``), ``meta`` int64 (S, 9) per packed sample
+#: (``META``), ``aug`` int64 (S, 7), ``slot`` int64 (B,): the packed sample of each batch item, -1
+#: where the worker took the CPU path (that item's ``input`` is in the batch's ``input`` list).
+META = ("k", "h", "w", "depth", "hc", "wc", "pictures", "vectors", "masks")  # the last three: offsets
+
+
+def pack_batch(packed: list[dict | None]) -> dict:
+    """Per-sample packed dicts (torch tensors, ``pack_frames``'s keys and ``aug``; None for CPU-path
+    items) -> one compact packed batch (6 tensors; :data:`META`)."""
+    import torch
+
+    present = [p for p in packed if p is not None]
+    pictures, vectors, masks, meta = [], [], [], []
+    offsets = [0, 0, 0]
+    for p in present:
+        k, depth, _, hc, wc = p["chain"].shape
+        h, w = p["frame"].shape[1:3]
+        meta.append([k, h, w, depth, hc, wc, *offsets])
+        pic = [p["frame"].reshape(-1), p["root"].reshape(-1)]
+        vec = [p["chain"].reshape(-1), p["l1"].reshape(-1), p["nxt"].reshape(-1)]
+        msk = [p["only_l1"].reshape(-1), p["use_l1"].reshape(-1)]
+        pictures += pic
+        vectors += vec
+        masks += msk
+        offsets = [offsets[0] + sum(len(t) for t in pic), offsets[1] + sum(len(t) for t in vec),
+                   offsets[2] + sum(len(t) for t in msk)]
+    slot, s = [], 0
+    for p in packed:
+        slot.append(-1 if p is None else s)
+        s += p is not None
+    cat = lambda parts, dtype: torch.cat(parts) if parts else torch.zeros(0, dtype=dtype)  # noqa: E731
+    return {"pictures": cat(pictures, torch.uint8), "vectors": cat(vectors, torch.int16),
+            "masks": cat(masks, torch.bool), "meta": torch.tensor(meta, dtype=torch.int64).reshape(-1, len(META)),
+            "aug": torch.stack([p["aug"] for p in present]) if present else torch.zeros(0, 7, dtype=torch.int64),
+            "slot": torch.tensor(slot, dtype=torch.int64)}
+
+
+def unpack_batch(batch: dict) -> list[dict | None]:
+    """:func:`pack_batch`'s inverse, on whatever device the batch is: per batch item its packed
+    dict (views into the buffers, no copy) or None."""
+    meta = batch["meta"].tolist()
+    samples = []
+    for k, h, w, depth, hc, wc, po, vo, mo in meta:
+        n, cells = k * h * w * 3, k * 2 * hc * wc
+        pic, vec, msk = batch["pictures"], batch["vectors"], batch["masks"]
+        chain_n = k * depth * 2 * hc * wc
+        samples.append({
+            "frame": pic[po : po + n].view(k, h, w, 3), "root": pic[po + n : po + 2 * n].view(k, h, w, 3),
+            "chain": vec[vo : vo + chain_n].view(k, depth, 2, hc, wc),
+            "l1": vec[vo + chain_n : vo + chain_n + cells].view(k, 2, hc, wc),
+            "nxt": vec[vo + chain_n + cells : vo + chain_n + 2 * cells].view(k, 2, hc, wc),
+            "only_l1": msk[mo : mo + k * hc * wc].view(k, hc, wc),
+            "use_l1": msk[mo + k * hc * wc : mo + k * hc * wc + k],
+        })
+    aug = batch["aug"]
+    return [None if s < 0 else {**samples[s], "aug": aug[s]} for s in batch["slot"].tolist()]
