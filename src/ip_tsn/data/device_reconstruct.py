@@ -128,9 +128,43 @@ def _front_pad(chain: torch.Tensor, depth: int) -> torch.Tensor:
         return chain
     return torch.cat([chain.new_zeros(chain.shape[0], missing, *chain.shape[2:]), chain], dim=1)
 
+def _batched_views(x: torch.Tensor, augs: list[list[int]], pre: Preprocess, xch: tuple[int, ...]) -> list[torch.Tensor]:
+    """:func:`_views` of S samples at once: ``x`` (S, K, C, H, W) -> each sample's views, with one
+    set of ops per kind of view (the test views; each fixed view id; each crop size), not per sample."""
+    n, k = x.shape[:2]
+    out: list[Any] = [None] * n
+    evals = [i for i, a in enumerate(augs) if a[0] not in (AUG_VIEW, AUG_CROP)]
+    if evals:  # crop-major per sample: (crops, E, K, ...) -> sample e's (crops * K, ...)
+        v = eval_views(x[evals].flatten(0, 1), pre.crop_size, pre.test_crops, xch, pre.flip)
+        v = v.view(-1, len(evals), k, *v.shape[1:]).transpose(0, 1)
+        for j, i in enumerate(evals):
+            out[i] = v[j].flatten(0, 1)
+    for view in sorted({a[6] for a in augs if a[0] == AUG_VIEW}):
+        members = [i for i, a in enumerate(augs) if a[0] == AUG_VIEW and a[6] == view]
+        v = apply_view(x[members].flatten(0, 1), view, pre.crop_size, pre.train_views, pre.flip, xch)  # type: ignore[arg-type]
+        for j, i in enumerate(members):
+            out[i] = v[j * k : (j + 1) * k]
+    for size in sorted({(a[3], a[4]) for a in augs if a[0] == AUG_CROP}):
+        members = [i for i, a in enumerate(augs) if a[0] == AUG_CROP and (a[3], a[4]) == size]
+        idx = torch.tensor([[augs[i][1], augs[i][2]] for i in members], device=x.device)
+        rows = idx[:, :1] + torch.arange(size[0], device=x.device)  # (M, h)
+        cols = idx[:, 1:] + torch.arange(size[1], device=x.device)  # (M, w)
+        m = torch.arange(len(members), device=x.device)[:, None, None]
+        win = x[members][m, :, :, rows[:, :, None], cols[:, None, :]].permute(0, 3, 4, 1, 2)  # (M, K, C, h, w)
+        v = resize(win.flatten(0, 1), pre.crop_size, pre.crop_size).view(len(members), k, *win.shape[2:3],
+                                                                         pre.crop_size, pre.crop_size)
+        flipped = [j for j, i in enumerate(members) if augs[i][5]]
+        if flipped:
+            v = v.clone()
+            v[flipped] = hflip(v[flipped].flatten(0, 1), xch).view(len(flipped), *v.shape[1:])
+        for j, i in enumerate(members):
+            out[i] = v[j]
+    return out
+
+
 def packed_inputs(packed: Sequence[dict[str, torch.Tensor]], pre: Preprocess) -> list[torch.Tensor]:
     """The network input (N, C, crop, crop) float32 of each packed sample, rebuilt together
-    (samples of one frame size at once)."""
+    (samples of one frame size at once; their views too where they have the same K)."""
     out: list[Any] = [None] * len(packed)
     groups: dict[tuple[int, int], list[int]] = {}
     for b, p in enumerate(packed):
@@ -143,13 +177,21 @@ def packed_inputs(packed: Sequence[dict[str, torch.Tensor]], pre: Preprocess) ->
         chain = torch.cat([_front_pad(packed[b]["chain"], depth) for b in members])
         raw = rebuild(cat["frame"], cat["root"], chain, cat["l1"], cat["only_l1"], cat["nxt"], cat["use_l1"])
         x_all = normalize(raw, "p")[:, _CHANNELS[pre.modality]]
+        if pre.scale_size:
+            x_all = resize_short(x_all, pre.scale_size)
+        ks = {packed[b]["frame"].shape[0] for b in members}
+        if len(ks) == 1:  # one K: every view of the group in a fixed number of ops
+            k = ks.pop()
+            views = _batched_views(x_all.view(len(members), k, *x_all.shape[1:]),
+                                   [packed[b]["aug"].tolist() for b in members], pre, xch)
+            for b, x in zip(members, views):
+                out[b] = x.contiguous()
+            continue
         start = 0
         for b in members:
             k = packed[b]["frame"].shape[0]
             x = x_all[start : start + k]
             start += k
-            if pre.scale_size:
-                x = resize_short(x, pre.scale_size)
             out[b] = _views(x, packed[b]["aug"].tolist(), pre, xch).contiguous()
     return out
 
