@@ -247,6 +247,21 @@ def test_a_fit_that_ran_no_step_is_one_line_and_marked_failed(tiny_streams, tmp_
     assert (run / "fit.json").is_file() and not (run / "failed.json").exists()
 
 
+def test_ddp_with_fewer_batches_than_ranks_is_one_line(tiny_streams, tmp_path):
+    """Two DDP processes on the CPU, 12 training videos each and batch_size 16 (the incomplete
+    batch dropped): no step runs; one line says why, exit 2, the run folder marked failed.json, no
+    traceback and no "best checkpoint"."""
+    args = [a for a in tiny_streams["common"] if not a.startswith("data.batch_size=")]
+    cmd = [sys.executable, "-m", "ip_tsn.cli", "fit", str(EXPERIMENTS / "istream.yaml"), *args, f"run_root={tmp_path}",
+           "data.batch_size=16", "trainer.devices=2", "trainer.strategy=ddp", "trainer.accelerator=cpu"]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    err = [line for line in proc.stderr.splitlines() if line.startswith("ip-tsn fit: error: ")]
+    assert proc.returncode == 2 and err, proc.stderr[-2000:]
+    assert "no training step ran: 0 training batches per process (2 process(es), batch_size 16" in err[-1]
+    assert "Traceback" not in proc.stderr and "best checkpoint" not in proc.stdout
+    assert (tmp_path / "istream" / "failed.json").is_file() and not (tmp_path / "istream" / "fit.json").exists()
+
+
 def test_any_torchvision_backbone_by_name(tiny_streams, tmp_path, capsys):
     """A MobileNet P-stream (5 input channels: its first conv inflated, its classifier's last Linear
     the feature layer) trains through the same command; a misspelt name is one line."""
