@@ -8,6 +8,10 @@
 - The P network's CPU training step (ResNet-18, 5 channels, Adam) on the same batch shape, alone and
   fed by the 2-worker loader (same 2 cores): clips per second and the fraction of time spent waiting
   for data. The target is that the loader outpaces the step.
+- Scaling with the worker count (issue 20): the P loader on the 340x256 set with 1, 2, 4, ... workers
+  up to the machine's cores, on the CPU path, on the device path as delivered (packed batches only)
+  and on the device path with its rebuild run in this process (``on_after_batch_transfer`` on the
+  CPU: where a GPU would run it), so a regression of either path shows on any machine.
 - The cost of one sample as videos get longer (1x, 4x, 16x frames, 340x256): with one GOP decoded per
   segment it must stay flat. "cold": the index cache cleared before every sample (a first epoch:
   the demux pass that builds the index is linear in the length); "warm": index cached.
@@ -44,9 +48,10 @@ def _datasets(quick: bool) -> dict[str, dict]:
     return out
 
 
-def datamodule(spec: dict, kind: str, workers: int) -> VideoDataModule:
+def datamodule(spec: dict, kind: str, workers: int, reconstruct: str = "cpu") -> VideoDataModule:
     modality = "p" if kind == "distill" else kind
     dm = VideoDataModule(dataset="synthetic", root=str(spec["root"]), modality=modality, num_segments=3,
+                         reconstruct=reconstruct,
                          batch_size=spec["batch_size"], num_workers=workers, pin_memory=False,
                          crop_size=spec["crop_size"], scale_size=None, flow_length=5,
                          train_views=5 if kind == "distill" else None,  # the cache's views, as the real configs
@@ -83,6 +88,42 @@ def loader_throughput(spec: dict, kind: str, workers: int, warm_batches: int) ->
             "first_epoch_clips_per_s": first_clips / first, "warm_clips": clips, "warm_s": warm,
             "clips_per_s": clips / warm, "cpu_ms_per_clip": 1e3 * cpu / clips, "cores_used": cpu / warm,
             "batch_size": spec["batch_size"]}
+
+
+SCALING_PATHS = {"cpu": ("cpu", False), "device, packed only": ("device", False), "device + rebuild here": ("device", True)}
+
+
+def worker_counts(cores: int) -> list[int]:
+    """1, 2, 4, ... up to ``cores`` (and ``cores`` itself)."""
+    counts = [1]
+    while counts[-1] * 2 <= cores:
+        counts.append(counts[-1] * 2)
+    return counts if counts[-1] == cores else counts + [cores]
+
+
+def scaling(spec: dict, warm_batches: int, cores: int) -> list[dict]:
+    """Clips per second of the P loader against the worker count on each of :data:`SCALING_PATHS`
+    (steady state, after one epoch)."""
+    rows = []
+    for label, (reconstruct, rebuild) in SCALING_PATHS.items():
+        for workers in worker_counts(cores):
+            log(f"loader scaling: {label}, {workers} workers")
+            dm = datamodule(spec, "p", workers, reconstruct)
+            loader = dm.train_dataloader()
+            for _ in loader:  # the first epoch: worker start-up, index builds
+                pass
+            clips, seen, t0 = 0, 0, time.perf_counter()
+            while seen < warm_batches:
+                for batch in loader:
+                    if rebuild:
+                        batch = dm.on_after_batch_transfer(batch, 0)
+                    clips += len(batch["label"])
+                    seen += 1
+                    if seen >= warm_batches:
+                        break
+            rows.append({"path": label, "workers": workers, "clips_per_s": clips / (time.perf_counter() - t0)})
+            del loader, dm
+    return rows
 
 
 def _cpu_seconds(pids: list[int]) -> float:
@@ -201,6 +242,9 @@ def run(quick: bool = False) -> dict:
                                      "batch_size": spec["batch_size"], "segments": 3,
                                      "videos": len(datamodule(spec, "iframe", 0).datasets["train"]),
                                      "rows": rows, "train_step": alone, "train_fed": fed}
+    cov = next(spec for name, spec in specs.items() if not name.startswith("synthetic"))
+    results["scaling"] = {"dataset": "340x256, crop 224", "batch_size": cov["batch_size"], "cores": os.cpu_count(),
+                          "rows": scaling(cov, 4 if quick else 12, 2 if quick else os.cpu_count() or 1)}
     log("loader: sample cost versus video length")
     set_threads(1)
     results["length"] = length_scaling(quick)
@@ -304,6 +348,18 @@ def report(res: dict) -> str:
                      f"{pct(fed['wait_share'])}% of the time waiting for a batch.")
         text += [line, ""]
     text += ["![loaders](loader.png)", ""]
+    sc = res.get("scaling")
+    if sc:
+        counts = sorted({r["workers"] for r in sc["rows"]})
+        rate = {(r["path"], r["workers"]): r["clips_per_s"] for r in sc["rows"]}
+        body = [[path, *[f(rate.get((path, w))) for w in counts]] for path in dict.fromkeys(r["path"] for r in sc["rows"])]
+        text += [f"### P loader scaling with the worker count ({sc['dataset']}, batch {sc['batch_size']}, "
+                 f"{sc['cores']} cores)", "",
+                 "Clips per second in the steady state. **device, packed only**: the batches as the main process "
+                 "receives them (decoded pictures and cell vectors in one buffer per dtype); **device + rebuild "
+                 "here**: plus `on_after_batch_transfer` in the main process on this CPU (on a GPU it runs there, "
+                 "much faster; this row shows the CPU cost of the rebuild, not a GPU's).", "",
+                 table(["path", *[f"{w} worker{'s' if w > 1 else ''}" for w in counts]], body), ""]
     spec = res.get("length") or {}
     length = spec.get("rows")
     if length:
