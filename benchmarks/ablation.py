@@ -51,7 +51,8 @@ import numpy as np
 from common import REPO, WORK_DIR, loadavg, log, machine, save_section
 from formatting import pct, table
 
-from ip_tsn.evaluation.stats import mean_ci, paired_difference  # common put src/ on sys.path
+from ip_tsn.evaluation.scores import load_scores  # common put src/ on sys.path
+from ip_tsn.evaluation.stats import accuracy_ci, mean_ci, paired_difference
 from ip_tsn.atomic import write_text_atomic
 
 EXPERIMENTS = REPO / "experiments"
@@ -304,6 +305,38 @@ def paired_tests(runs: list[dict]) -> dict[str, dict]:
     return out
 
 
+MORE_DATA = 3  # plain P trained on this many times the training videos (issue 19: information, not a gate)
+
+
+def more_data(runs: list[dict]) -> dict | None:
+    """Plain P trained on :data:`MORE_DATA` x the training videos of version 7's draw 0
+    (``data/synthetic-3x``: the same videos plus more, the same val and test videos;
+    ``runs/synthetic-3x-s<s>/split1/pstream``), against plain P and distilled P of the same draw and
+    seed: per seed its test top-1, pooled paired differences (per video, averaged over the seeds)."""
+    rows, diffs = [], {PLAIN: [], DISTILLED: []}
+    for r in runs:
+        path = RUNS_DIR / f"synthetic-{MORE_DATA}x-s{r['seed']}" / "split1" / "pstream" / "scores_test.npz"
+        if r.get("version", 7) != 7 or r["data_seed"] != 0 or not path.is_file():
+            continue
+        table = load_scores(path)
+        where = {v: i for i, v in enumerate(table.video_ids)}
+        if set(where) != set(r["video_ids"]):
+            raise ValueError(f"{path}: other test videos than {r['run_root']}")
+        order = [where[v] for v in r["video_ids"]]
+        right = (table.scores.argmax(1) == table.labels)[order].astype(float)
+        rows.append({"seed": r["seed"], "top1": accuracy_ci(right), "plain": 100.0 * r["top1"][PLAIN],
+                     "distilled": 100.0 * r["top1"][DISTILLED]})
+        for b in diffs:
+            diffs[b].append(right - np.asarray(r["correct"][b], float))
+    if not rows:
+        return None
+    paired = {}
+    for b, d in diffs.items():
+        mean, low, high = mean_ci(np.mean(d, axis=0))
+        paired[b] = {"mean": 100.0 * mean, "low": 100.0 * low, "high": 100.0 * high}
+    return {"multiple": MORE_DATA, "seeds": rows, "minus": paired, "videos": len(diffs[PLAIN][0])}
+
+
 def run(quick: bool = False, seeds: list[int] | None = None, train: bool = True,
         data_seeds: list[int] | None = None, variants: tuple[str, ...] = DEFAULT_VARIANTS,
         versions: tuple[int, ...] = VERSIONS) -> dict:
@@ -328,7 +361,8 @@ def run(quick: bool = False, seeds: list[int] | None = None, train: bool = True,
     main = [r for r in done if r.get("version", 7) == 7]
     return {"quick": quick, "seeds_requested": seeds, "data_seeds_requested": data_seeds,
             "seeds": done, "summary": summarize(main), "paired": paired_tests(main), "by_version": by_version,
-            "variants": list(variants), "demo": demo_results(), "command": COMMAND}
+            "variants": list(variants), "demo": demo_results(), "command": COMMAND,
+            "more_data": None if quick else more_data(main)}
 
 
 def _int_list(text: str) -> list[int]:
@@ -397,6 +431,20 @@ def ablation_section(res: dict) -> str:
         text += ablation_table(part["summary"], vruns) + [""]
         text += ablation_paired(part.get("paired") or {}, vruns)
         text += ablation_checks(vruns)
+    more = res.get("more_data")
+    if more:
+        text += [f"### Plain P with {more['multiple']}x the training videos (information, not a gate)", "",
+                 f"Version 7, draw 0, with {more['multiple']}x the training videos per class (the same videos plus "
+                 "more, from the same generator; the same val and test videos), plain P trained with the seeds of "
+                 "the runs above (`runs/synthetic-3x-s<s>`). Test top-1 (%) and 95% CI; paired differences pooled over "
+                 f"the seeds ({more['videos']} test videos):", "",
+                 table(["seed", f"plain P, {more['multiple']}x videos", "plain P", "distilled P"],
+                       [[r["seed"], f"{r['top1'][0]:.1f} [{r['top1'][1]:.1f}, {r['top1'][2]:.1f}]", f"{r['plain']:.1f}",
+                         f"{r['distilled']:.1f}"] for r in more["seeds"]]), "",
+                 f"{more['multiple']}x plain P minus plain P: {_pp(more['minus'][PLAIN]['mean'])} "
+                 f"[{_pp(more['minus'][PLAIN]['low'])}, {_pp(more['minus'][PLAIN]['high'])}]; minus distilled P: "
+                 f"{_pp(more['minus'][DISTILLED]['mean'])} [{_pp(more['minus'][DISTILLED]['low'])}, "
+                 f"{_pp(more['minus'][DISTILLED]['high'])}].", ""]
     if runs:
         text += ["![ablation](ablation.png)", ""]
     text += ablation_demo(res.get("demo"), runs)

@@ -334,9 +334,19 @@ def test_ablation_collects_runs_and_pools_paired_tests(tmp_path: Path, monkeypat
     assert best["mean"] == pytest.approx(np.mean([100 * (r["top1"][ablation.FUSED] -
                                                          r["top1"][r["best_single"]]) for r in runs]))
 
+    # plain P on 3x the training videos of draw 0 (seed 0 only): right on videos 2..19
+    more_dir = tmp_path / "runs" / "synthetic-3x-s0" / "split1" / "pstream"
+    more_dir.mkdir(parents=True)
+    save_scores(more_dir / "scores_test.npz", ScoreTable([f"v{i:02d}" for i in range(20)][::-1],
+                                                         wrong_at(range(2))[::-1], LABELS[::-1]))
+    more = ablation.more_data(runs)
+    assert [r["seed"] for r in more["seeds"]] == [0] and more["seeds"][0]["top1"][0] == pytest.approx(90.0)
+    assert more["minus"][ablation.PLAIN]["mean"] == pytest.approx(50.0)  # plain P right on 12..19 only
+    assert more["minus"][ablation.DISTILLED]["mean"] == pytest.approx(20.0)  # d0 s0's distilled: right on 6..19
     res = {"quick": False, "seeds": runs, "summary": summary, "paired": paired, "demo": None,
-           "command": ablation.COMMAND}
+           "command": ablation.COMMAND, "more_data": more}
     text = report.ablation_section(res)
+    assert "3x plain P minus plain P: +50.0 [" in text
     assert "| P, logits + features | 75.0 | 5.8 | 4 | 70.0 | 80.0 | 70.0 | 80.0 |" in text
     assert "| P, logits + features - plain P | +35.0 | [" in text and "| 40 | 4 | 4 | 0 |" in text
     assert "d1 s1" in text and "Pre-registered data checks" in text
