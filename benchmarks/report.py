@@ -19,7 +19,7 @@ import networks
 import packed_batch
 import preprocess
 import worker_cost
-from ablation import ablation_section
+from ablation_report import ablation_section
 from common import SHARED, output_dir, shared
 from formatting import f, pct, table
 from ip_tsn.atomic import write_text_atomic
