@@ -147,6 +147,37 @@ def loader_and_fed(root, device: torch.device, reconstruct: str, size: dict) -> 
             "fed_clips_per_s": clips / total, "wait_share": wait / total}
 
 
+def rebuild_times(root, device: torch.device, size: dict, batch_sizes: tuple[int, ...] = (8, 32, 128)) -> list[dict]:
+    """Milliseconds of the device path's rebuild (``on_after_batch_transfer``) of one collated batch
+    already on ``device``, median of 5 after a warm-up (issue 20's target: <= 5 ms for 32 clips)."""
+    from pytorch_lightning.utilities import move_data_to_device
+
+    from ip_tsn.data.datamodule import collate_packed
+
+    dm = _datamodule(root, "device", 0, size, pin=False)
+    ds = dm.datasets["train"]
+    out = []
+    for n in batch_sizes if not size["quick"] else (2, 4):
+        samples = []
+        for c in range(n):
+            torch.manual_seed(c)
+            samples.append(ds[c % len(ds)])
+        moved = move_data_to_device(collate_packed(samples), device)
+        times = []
+        for rep in range(6):
+            batch = {k: v for k, v in moved.items()}  # on_after_batch_transfer pops the packed key
+            batch["input"] = list(moved["input"])
+            _sync(device)
+            t0 = time.perf_counter()
+            done = dm.on_after_batch_transfer(batch, 0)
+            _sync(device)
+            if rep:
+                times.append(1e3 * (time.perf_counter() - t0))
+        out.append({"batch": n, "ms": statistics.median(times), "shape": list(done["input"].shape)})
+        log(f"gpu: rebuild of a batch of {n}: {out[-1]['ms']:.1f} ms")
+    return out
+
+
 def predict_videos(device: torch.device, size: dict) -> list[dict]:
     """ms per sample video of ``FusedPredictor`` (random-init I ResNet-50 and P ResNet-18), the
     P-stream rebuilt on ``device`` and on the CPU: median of 3 after one warm-up (quick: carphone, 1)."""
@@ -191,6 +222,7 @@ def run(quick: bool = False, device: str | None = None) -> dict:
     for how in ("cpu", "device"):
         log(f"gpu: loader and fed training, reconstruct={how}")
         out["loaders"].append(loader_and_fed(root, dev, how, size))
+    out["rebuild"] = rebuild_times(root, dev, size)
     out["predict"] = predict_videos(dev, size)
     return out
 
@@ -213,6 +245,11 @@ def report(res: dict) -> str:
              pct(r["wait_share"])] for r in res["loaders"]]
     text += [table(["reconstruct", "workers", "loader delivers, clips/s", "training fed, clips/s",
                     "time waiting for data, %"], body), ""]
+    if res.get("rebuild"):
+        text += ["The device path's rebuild (`on_after_batch_transfer`: motion, residual, views, normalisation) of one "
+                 "packed batch already on the GPU, ms (median of 5; target <= 5 ms for 32 clips):", "",
+                 table(["clips", "ms", "ms per clip"], [[r["batch"], f(r["ms"]), f(r["ms"] / r["batch"])]
+                                                         for r in res["rebuild"]]), ""]
     body = [[r["video"], r["reconstruct"], f(r["decode"]), f(r["motion_residual"]), f(r["network"]), f(r["total"])]
             for r in res["predict"]]
     text += [f"`FusedPredictor` (`ip-tsn predict --device cuda`): I ResNet-50 + P ResNet-18, {s['segments']} segments, "

@@ -117,8 +117,10 @@ def test_gpu_section_runs_small_on_the_cpu_and_says_when_not_measured(tmp_path: 
     assert [(r["video"], r["reconstruct"]) for r in res["predict"]] == [("carphone_pristine.mp4", "device"),
                                                                         ("carphone_pristine.mp4", "cpu")]
     assert all(r["total"] >= r["network"] > 0 for r in res["predict"])
+    assert [(r["batch"], r["shape"][:2]) for r in res["rebuild"]] == [(2, [2, 3]), (4, [4, 3])]
+    assert all(r["ms"] > 0 for r in res["rebuild"])
     text = gpu.report(res)
-    assert "Device: **cpu**" in text and "| device |" in text
+    assert "Device: **cpu**" in text and "| device |" in text and "target <= 5 ms for 32 clips" in text
 
 
 def test_a_section_is_shared_only_when_other_processes_used_the_cpu() -> None:
