@@ -3,7 +3,7 @@ every version's table, its paired tests, its data checks and make demo's own run
 
 from __future__ import annotations
 
-from ablation import COMPARISONS, DISTILLED, PLAIN
+from ablation import COMPARISONS, DISTILLED, PLAIN, VARIANTS
 from formatting import pct, table
 
 def _run_label(r: dict) -> str:
@@ -30,7 +30,8 @@ def ablation_section(res: dict) -> str:
         text += [f"**Pending**: no run has been trained yet on this machine. Run `{res['command']}` "
                  "(about 25 minutes per (data seed, seed) on 2 CPU cores; a finished `make demo` of that "
                  "draw is reused and costs only the extra students), then `python benchmarks/run.py --report`.", ""]
-    variants = res.get("variants") or ["no_distill"]
+    trained = [v for v, (row, _, _) in VARIANTS.items() if any(row in r["top1"] for r in runs)]
+    variants = trained or res.get("variants") or ["no_distill"]  # the students these runs have
     text += ["Each run is one (data seed, training seed) in `make demo DATA_SEED=<d> SEED=<s>`'s folders: the "
              "synthetic data set generated with `--seed <d>` (`data/synthetic[-d<d>]`, with its TV-L1 flow) and "
              "make demo's chain (teacher, cache, plain P = `experiments/pstream.yaml`, distilled P = "
