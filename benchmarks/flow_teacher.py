@@ -30,11 +30,19 @@ from ip_tsn.evaluation.scores import load_aligned  # noqa: E402
 from ip_tsn.evaluation.stats import accuracy_ci, mean_ci, paired_difference  # noqa: E402
 
 
+def _fail(message: str) -> None:
+    """One line naming the problem, exit status 2 (nothing written)."""
+    print(f"flow_teacher.py: error: {message}", file=sys.stderr)
+    raise SystemExit(2)
+
+
 def _seed(run_root: Path) -> int:
-    for line in (run_root / "teacher" / "config.yaml").read_text().splitlines():
+    config = run_root / "teacher" / "config.yaml"
+    for line in (config.read_text().splitlines() if config.is_file() else []):
         if line.startswith("seed:"):
             return int(line.split(":", 1)[1])
-    raise SystemExit(f"{run_root}/teacher/config.yaml: no top-level seed")
+    _fail(f"{config}: missing, or no top-level seed")
+    return -1
 
 
 def compare(opencv: list[Path], torch_runs: list[Path]) -> dict:
@@ -43,7 +51,7 @@ def compare(opencv: list[Path], torch_runs: list[Path]) -> dict:
     for a, b in zip(opencv, torch_runs):
         seed = _seed(a)
         if _seed(b) != seed:
-            raise SystemExit(f"{a} and {b}: different seeds ({seed}, {_seed(b)})")
+            _fail(f"{a} and {b}: different seeds ({seed}, {_seed(b)})")
         ids, scores, labels = load_aligned({"opencv": a / "teacher" / "scores_test.npz",
                                             "torch": b / "teacher" / "scores_test.npz"})
         right = {k: scores[k].argmax(1) == labels for k in scores}
