@@ -28,7 +28,7 @@ import torch
 from .modalities import x_channels
 from .packed_p import AUG_CROP, AUG_VIEW, CELL, PACKED, QUARTER, unpack_batch
 from .preprocess import Preprocess
-from .transforms import apply_view, crop, eval_views, hflip, normalize, resize, resize_short
+from .transforms import apply_view, eval_views, hflip, normalize, resize, resize_short
 
 TAB = 32  # OpenCV's INTER_TAB_SIZE: remap's coordinate steps per pixel (its float-map table path)
 _CHANNELS = {"mv": slice(0, 2), "residual": slice(2, 5), "p": slice(0, 5)}
@@ -111,16 +111,6 @@ def rebuild(frame: torch.Tensor, root: torch.Tensor, chain: torch.Tensor, l1: to
     res = frame.permute(0, 3, 1, 2).to(torch.int16) - pred.to(torch.int16)
     return torch.cat([out, res.float()], dim=1)
 
-def _views(x: torch.Tensor, aug: Sequence[int], pre: Preprocess, xch: tuple[int, ...]) -> torch.Tensor:
-    """The sample's crop(s) of normalised (K, C, H, W) frames, as the dataset draws them."""
-    mode, top, left, ch, cw, flipped, view = (int(a) for a in aug)
-    if mode == AUG_VIEW:
-        return apply_view(x, view, pre.crop_size, pre.train_views, pre.flip, xch)  # type: ignore[arg-type]
-    if mode == AUG_CROP:
-        x = resize(crop(x, top, left, ch, cw), pre.crop_size, pre.crop_size)
-        return hflip(x, xch) if flipped else x
-    return eval_views(x, pre.crop_size, pre.test_crops, xch, pre.flip)
-
 def _front_pad(chain: torch.Tensor, depth: int) -> torch.Tensor:
     """(K, D, ...) -> (K, depth, ...), zero steps first."""
     missing = depth - chain.shape[1]
@@ -129,8 +119,10 @@ def _front_pad(chain: torch.Tensor, depth: int) -> torch.Tensor:
     return torch.cat([chain.new_zeros(chain.shape[0], missing, *chain.shape[2:]), chain], dim=1)
 
 def _batched_views(x: torch.Tensor, augs: list[list[int]], pre: Preprocess, xch: tuple[int, ...]) -> list[torch.Tensor]:
-    """:func:`_views` of S samples at once: ``x`` (S, K, C, H, W) -> each sample's views, with one
-    set of ops per kind of view (the test views; each fixed view id; each crop size), not per sample."""
+    """The views of S samples, as the dataset draws them (``aug``: the test views, a fixed training
+    view or a TSN crop, resized, mirrored if drawn so): ``x`` (S, K, C, H, W) normalised frames ->
+    each sample's (N, C, crop, crop), one set of ops per kind of view (the test views; each fixed
+    view id; each crop size), not per sample."""
     n, k = x.shape[:2]
     out: list[Any] = [None] * n
     evals = [i for i, a in enumerate(augs) if a[0] not in (AUG_VIEW, AUG_CROP)]
@@ -192,7 +184,7 @@ def packed_inputs(packed: Sequence[dict[str, torch.Tensor]], pre: Preprocess) ->
             k = packed[b]["frame"].shape[0]
             x = x_all[start : start + k]
             start += k
-            out[b] = _views(x, packed[b]["aug"].tolist(), pre, xch).contiguous()
+            out[b] = _batched_views(x[None], [packed[b]["aug"].tolist()], pre, xch)[0].contiguous()
     return out
 
 def reconstruct_batch(batch: dict[str, Any], pre: Preprocess) -> dict[str, Any]:
