@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -33,7 +34,8 @@ def tiny(tmp_path_factory):
     generate_synthetic(data, **TINY_CONFIG, progress=False)
     subprocess.run([sys.executable, str(ROOT / "data_prep" / "extract_flow.py"), str(data), "--method", "dis", "--videos", "source",
                     "--workers", "1", "--no-progress"], check=True, capture_output=True, timeout=300)
-    return base, FAST + [f"data.root={data}", f"run_root={base / 'runs'}"]
+    yield base, FAST + [f"data.root={data}", f"run_root={base / 'runs'}"]
+    shutil.rmtree(base, ignore_errors=True)  # GBs of checkpoints: gone once the module is done
 
 
 def run(*args: str) -> None:

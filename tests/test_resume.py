@@ -7,6 +7,7 @@ from __future__ import annotations
 import csv
 import os
 import signal
+import shutil
 import subprocess
 import sys
 import time
@@ -32,7 +33,8 @@ def tiny(tmp_path_factory) -> tuple[Path, list[str]]:
     """A tiny synthetic dataset and the common overrides pointing at it (``run_root`` per test)."""
     base = tmp_path_factory.mktemp("resume")
     generate_synthetic(base / "synthetic", **TINY_CONFIG, progress=False)
-    return base, [*FAST, f"data.root={base / 'synthetic'}"]
+    yield base, [*FAST, f"data.root={base / 'synthetic'}"]
+    shutil.rmtree(base, ignore_errors=True)  # GBs of checkpoints: gone once the module is done
 
 
 def _epoch(path: Path) -> int:
