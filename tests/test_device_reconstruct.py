@@ -169,7 +169,9 @@ def test_plans_name_the_chain_and_the_l1_anchor(videos):
     assert any(plan_frame(h, i, True) is None for i in late)  # several reference pictures: CPU path
     packed = pack_frames(v, np.array([b, p_last]), True)
     assert packed is not None and packed["chain"].dtype == np.int16 and packed["frame"].dtype == np.uint8
-    assert packed["use_l1"].tolist() == [True, False] and packed["chain"].shape[:2] == (2, len(chain.anchors) + 1)
+    depths = [len(plan.anchors) + 1, len(chain.anchors) + 1]
+    assert packed["use_l1"].tolist() == [True, False] and packed["depths"].tolist() == depths
+    assert packed["chain"].shape[:2] == (sum(depths), 2) and packed["l1"].shape[0] == 1  # L1 arrays: the B-frame's only
     v.close()
     h.close()
 

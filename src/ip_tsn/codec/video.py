@@ -28,7 +28,7 @@ import av
 import numpy as np
 
 from .errors import VideoError
-from .frames import park, scaled, to_rgb
+from .frames import park, scaled, to_rgb, yuv420_planes
 from .index import VideoIndex, get_index, motion_vectors_exported, open_video_stream, remember_motion
 from .motion import FACTORS
 from .reconstruct import GopMotion, l0_candidates, l1_anchor, representation_of
@@ -226,6 +226,21 @@ class CompressedVideo:
             gop = self._decode_gop(g, {indices[k] for k in members})
             for k in members:
                 out[k] = gop.vectors.get(indices[k])
+        return out
+
+    def planes(self, indices: Sequence[int]) -> list[tuple[int, np.ndarray, np.ndarray, np.ndarray] | None]:
+        """The decoded 4:2:0 planes of frames ``indices`` (display order), before any conversion:
+        per frame ``(colorspace, Y, U, V)`` (``frames.yuv420_planes``), or None where the frame is
+        not yuv420p or is decoded at a reduced size (``factor`` > 1: its pictures are RGB already).
+        Each GOP is decoded once; the frames stay for later :meth:`load` calls."""
+        indices = [int(i) for i in indices]
+        gops = [self.gop_of(i) for i in indices]
+        out: list = [None] * len(indices)
+        for g in sorted(set(gops)):
+            members = [k for k, gk in enumerate(gops) if gk == g]
+            gop = self._decode_gop(g, {indices[k] for k in members})
+            for k in members:
+                out[k] = yuv420_planes(gop.frames[indices[k]]) if self.factor == 1 else None
         return out
 
     def iter_frames(self) -> Iterator[np.ndarray]:

@@ -12,11 +12,18 @@ interpolates with OpenCV's ``remap``, whose arithmetic is repeated here:
   fused multiply-adds per row and one between rows in float32 (emulated in float64, exact before
   the one rounding to float32), rounded half to even.
 
-A packed sample (``sample["packed"]``) holds ``frame`` / ``root`` (K, H, W, 3) uint8, ``chain``
-(K, D, 2, Hc, Wc) int16 quarter pixels, ``l1`` / ``nxt`` (K, 2, Hc, Wc) int16, ``only_l1`` (K, Hc,
+A packed sample (``sample["packed"]``) holds ``frame`` / ``root`` (flat uint8 picture windows,
+4:2:0 planes or RGB, described by ``pict`` (12,) int64: ``packed_p.PICT``), ``chain``
+(sum of depths, 2, Hc, Wc) int16 quarter pixels (the K chains one after another) with ``depths`` (K,),
+``l1`` / ``nxt`` (L, 2, Hc, Wc) int16 and ``only_l1`` (L, Hc,
 Wc) bool, ``use_l1`` (K,) bool and ``aug`` (7,) int64: ``(mode, top, left, height, width, flipped,
 view)``, mode ``packed_p.AUG_EVAL`` (the test views), ``AUG_CROP`` (a TSN multi-scale crop, resized,
 mirrored if ``flipped``) or ``AUG_VIEW`` (fixed training view ``view``).
+
+The pictures are put back on full-size (K, H, W, 3) canvases, zero outside their windows: the
+frame's window holds all the view reads and the root's all the motion reaches, so every pixel the
+view depends on is the CPU path's. 4:2:0 windows become RGB through ``codec.frames``'s table of
+FFmpeg's own conversion (one gather), so the pictures are the CPU path's bit for bit.
 """
 
 from __future__ import annotations
@@ -26,7 +33,8 @@ from typing import Any, Sequence
 import torch
 
 from .modalities import x_channels
-from .packed_p import AUG_CROP, AUG_VIEW, CELL, PACKED, QUARTER, unpack_batch
+from ..codec.frames import yuv420_rgb_table
+from .packed_p import AUG_CROP, AUG_VIEW, CELL, PACKED, QUARTER, YUV420, unpack_batch
 from .preprocess import Preprocess
 from .transforms import apply_view, eval_views, hflip, normalize, resize, resize_short
 
@@ -94,29 +102,78 @@ def _cell_mask(mask: torch.Tensor, height: int, width: int) -> torch.Tensor:
     return mask.repeat_interleave(CELL, -2).repeat_interleave(CELL, -1)[..., :height, :width]
 
 def rebuild(frame: torch.Tensor, root: torch.Tensor, chain: torch.Tensor, l1: torch.Tensor,
-            only_l1: torch.Tensor, nxt: torch.Tensor, use_l1: torch.Tensor) -> torch.Tensor:
+            only_l1: torch.Tensor, nxt: torch.Tensor, sel: torch.Tensor) -> torch.Tensor:
     """Motion and residual of N packed frames: (N, 5, H, W) float32, channels (dx, dy) in pixels
-    then the int16-valued residual (frame minus the root warped by the motion)."""
+    then the int16-valued residual (frame minus the root warped by the motion). ``frame`` / ``root``
+    (N, H, W, 3) uint8, ``chain`` (N, D, 2, Hc, Wc) front-padded; ``l1`` / ``nxt`` (L, 2, Hc, Wc) and
+    ``only_l1`` (L, Hc, Wc) belong to the frames ``sel`` (L,) that trace L1-only cells."""
     n, h, w, _ = frame.shape
     acc = torch.zeros(n, 2, h, w, dtype=torch.float32, device=frame.device)
     for step in range(chain.shape[1] - 1):  # the anchors back to the root (zero steps keep zero)
         acc = compose(cell_motion(chain[:, step], h, w), acc)
     out = compose(cell_motion(chain[:, -1], h, w), acc)
-    if bool(use_l1.any()):
-        sel = torch.nonzero(use_l1).squeeze(1)
-        through = compose(cell_motion(l1[sel], h, w), compose(cell_motion(nxt[sel], h, w), acc[sel]))
-        mask = _cell_mask(only_l1[sel], h, w).unsqueeze(1)
+    if len(sel):
+        through = compose(cell_motion(l1, h, w), compose(cell_motion(nxt, h, w), acc[sel]))
+        mask = _cell_mask(only_l1, h, w).unsqueeze(1)
         out[sel] = torch.where(mask, through, out[sel])
     pred = warp_pictures(root.permute(0, 3, 1, 2), out)
     res = frame.permute(0, 3, 1, 2).to(torch.int16) - pred.to(torch.int16)
     return torch.cat([out, res.float()], dim=1)
 
-def _front_pad(chain: torch.Tensor, depth: int) -> torch.Tensor:
-    """(K, D, ...) -> (K, depth, ...), zero steps first."""
-    missing = depth - chain.shape[1]
-    if missing == 0:
-        return chain
-    return torch.cat([chain.new_zeros(chain.shape[0], missing, *chain.shape[2:]), chain], dim=1)
+_TABLES: dict[tuple[str, int], torch.Tensor] = {}
+
+
+def _rgb_table(colorspace: int, device: torch.device) -> torch.Tensor:
+    """(2**24, 3) uint8 on ``device``: row ``Y << 16 | U << 8 | V`` is that pixel's RGB."""
+    key = (str(device), colorspace)
+    if key not in _TABLES:
+        _TABLES[key] = torch.from_numpy(yuv420_rgb_table(colorspace)).reshape(-1, 3).to(device)
+    return _TABLES[key]
+
+
+def canvases(flat: list[torch.Tensor], picts: list[list[int]], ks: list[int], which: str) -> torch.Tensor:
+    """S samples' ``frame`` or ``root`` (``which``) windows -> (sum K, H, W, 3) uint8 RGB pictures,
+    zero outside the windows; one set of ops for all (the samples share H and W)."""
+    buf = torch.cat(flat)
+    device, h, w = buf.device, picts[0][2], picts[0][3]
+    at = 4 if which == "frame" else 8
+    rows, base = [], 0
+    for f, pict, k in zip(flat, picts, ks):
+        y0, x0, bh, bw = pict[at : at + 4]
+        size = len(f) // k  # one picture's bytes
+        rows += [[pict[0], pict[1], base + j * size, y0, x0, bh, bw, (bh + 1) // 2, (bw + 1) // 2]  # even y0, x0
+                 for j in range(k)]
+        base += len(f)
+    out = torch.zeros(len(rows), h, w, 3, dtype=torch.uint8, device=device)
+    for fmt, space in sorted({(r[0], r[1]) for r in rows}):
+        sel = [i for i, r in enumerate(rows) if (r[0], r[1]) == (fmt, space)]
+        t = torch.tensor([rows[i] for i in sel], dtype=torch.int64, device=device)[:, 2:, None, None]
+        start, y0, x0, bh, bw, ch, cw = t.unbind(1)  # each (P, 1, 1)
+        ys = torch.arange(h, device=device)[None, :, None] - y0
+        xs = torch.arange(w, device=device)[None, None, :] - x0
+        inside = (ys >= 0) & (ys < bh) & (xs >= 0) & (xs < bw)  # (P, H, W)
+        ys, xs = ys.clamp(min=0), xs.clamp(min=0)
+        if fmt == YUV420:
+            luma = torch.where(inside, start + ys * bw + xs, 0)
+            u_at = torch.where(inside, start + bh * bw + (ys // 2) * cw + xs // 2, 0)
+            y, u, v = buf[luma].long(), buf[u_at].long(), buf[u_at + ch * cw].long()
+            rgb = _rgb_table(space, device)[(y << 16) | (u << 8) | v]
+        else:
+            at3 = torch.where(inside, start + (ys * bw + xs) * 3, 0).unsqueeze(-1)
+            rgb = buf[at3 + torch.arange(3, device=device)]
+        out[sel] = torch.where(inside.unsqueeze(-1), rgb, 0)
+    return out
+
+
+def padded_chains(chain: torch.Tensor, depths: list[int]) -> torch.Tensor:
+    """K chains one after another (sum of ``depths``, 2, Hc, Wc) -> (K, D, 2, Hc, Wc), D the longest,
+    the shorter ones front-padded with zero steps (a zero step composes to nothing)."""
+    deepest = max(depths)
+    rows = [k * deepest + deepest - d + j for k, d in enumerate(depths) for j in range(d)]
+    out = chain.new_zeros(len(depths) * deepest, *chain.shape[1:])
+    out[torch.tensor(rows, device=chain.device)] = chain
+    return out.view(len(depths), deepest, *chain.shape[1:])
+
 
 def _batched_views(x: torch.Tensor, augs: list[list[int]], pre: Preprocess, xch: tuple[int, ...]) -> list[torch.Tensor]:
     """The views of S samples, as the dataset draws them (``aug``: the test views, a fixed training
@@ -158,33 +215,35 @@ def packed_inputs(packed: Sequence[dict[str, torch.Tensor]], pre: Preprocess) ->
     """The network input (N, C, crop, crop) float32 of each packed sample, rebuilt together
     (samples of one frame size at once; their views too where they have the same K)."""
     out: list[Any] = [None] * len(packed)
+    picts = torch.stack([p["pict"] for p in packed]).tolist()  # one sync, not one per sample
+    augs = torch.stack([p["aug"] for p in packed]).tolist()
     groups: dict[tuple[int, int], list[int]] = {}
-    for b, p in enumerate(packed):
-        groups.setdefault(tuple(p["frame"].shape[1:3]), []).append(b)
+    for b, pict in enumerate(picts):
+        groups.setdefault((pict[2], pict[3]), []).append(b)
     xch = x_channels(pre.modality, pre.flow_length)
     for members in groups.values():
-        depth = max(packed[b]["chain"].shape[1] for b in members)
-        cat = {key: torch.cat([packed[b][key] for b in members]) for key in ("frame", "root", "l1", "only_l1",
+        ks = [len(packed[b]["use_l1"]) for b in members]
+        cat = {key: torch.cat([packed[b][key] for b in members]) for key in ("chain", "depths", "l1", "only_l1",
                                                                              "nxt", "use_l1")}
-        chain = torch.cat([_front_pad(packed[b]["chain"], depth) for b in members])
-        raw = rebuild(cat["frame"], cat["root"], chain, cat["l1"], cat["only_l1"], cat["nxt"], cat["use_l1"])
+        depths, use_l1 = cat["depths"].tolist(), cat["use_l1"].tolist()
+        frame, root = (canvases([packed[b][key] for b in members], [picts[b] for b in members], ks, key)
+                       for key in ("frame", "root"))
+        sel = torch.tensor([i for i, u in enumerate(use_l1) if u], dtype=torch.int64, device=frame.device)
+        raw = rebuild(frame, root, padded_chains(cat["chain"], depths), cat["l1"], cat["only_l1"], cat["nxt"], sel)
         x_all = normalize(raw, "p")[:, _CHANNELS[pre.modality]]
         if pre.scale_size:
             x_all = resize_short(x_all, pre.scale_size)
-        ks = {packed[b]["frame"].shape[0] for b in members}
-        if len(ks) == 1:  # one K: every view of the group in a fixed number of ops
-            k = ks.pop()
-            views = _batched_views(x_all.view(len(members), k, *x_all.shape[1:]),
-                                   [packed[b]["aug"].tolist() for b in members], pre, xch)
+        if len(set(ks)) == 1:  # one K: every view of the group in a fixed number of ops
+            k = ks[0]
+            views = _batched_views(x_all.view(len(members), k, *x_all.shape[1:]), [augs[b] for b in members], pre, xch)
             for b, x in zip(members, views):
                 out[b] = x.contiguous()
             continue
         start = 0
-        for b in members:
-            k = packed[b]["frame"].shape[0]
+        for b, k in zip(members, ks):
             x = x_all[start : start + k]
             start += k
-            out[b] = _batched_views(x[None], [packed[b]["aug"].tolist()], pre, xch)[0].contiguous()
+            out[b] = _batched_views(x[None], [augs[b]], pre, xch)[0].contiguous()
     return out
 
 def reconstruct_batch(batch: dict[str, Any], pre: Preprocess) -> dict[str, Any]:

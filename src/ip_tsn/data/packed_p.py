@@ -3,12 +3,20 @@
 For each sampled frame ``i`` (display order) with its *root* picture ``r`` (the GOP's I-frame when
 accumulating, else ``i``'s own reference) the worker only demuxes and decodes, and delivers:
 
-- ``frame`` / ``root``: the decoded pictures of ``i`` and ``r``, (H, W, 3) uint8 RGB;
+- ``frame`` / ``root``: the decoded pictures of ``i`` and ``r``, only the part the sample's view
+  reads (``frame``: the view's box mapped back to the source, :func:`source_window`; ``root``: that
+  box widened by how far the frame's motion can reach), flat uint8: per picture the Y, U and V
+  windows of the decoder's own 4:2:0 planes (1.5 bytes a pixel; the device turns them into the
+  CPU path's RGB through FFmpeg's measured table, ``codec.frames.yuv420_rgb_table``), or RGB
+  windows (3 bytes a pixel) where the frames are not yuv420p; ``pict`` (12,) int64 says which
+  (:data:`PICT`);
 - ``chain``: the L0 block vectors of the anchors that lead from ``r`` to ``i`` (oldest first, ``i``
-  last), painted on the 8x8 cell grid in quarter pixels, (D, 2, Hc, Wc) int16 (Hc = ceil(H / 8));
-- for a B-frame whose L1-only blocks are traced through the next anchor ``n`` (a P-frame with the
-  same reference): ``l1`` (2, Hc, Wc) int16 (its L1 vectors), ``only_l1`` (Hc, Wc) bool (cells with
-  an L1 and no L0 vector), ``nxt`` (2, Hc, Wc) int16 (``n``'s L0 vectors) and ``use_l1`` True.
+  last), painted on the 8x8 cell grid in quarter pixels, the K frames' chains one after another,
+  (sum of depths, 2, Hc, Wc) int16 (Hc = ceil(H / 8)), ``depths`` (K,) int16 their lengths;
+- for the L B-frames whose L1-only blocks are traced through the next anchor ``n`` (a P-frame with
+  the same reference; ``use_l1`` (K,) bool says which): ``l1`` (L, 2, Hc, Wc) int16 (their L1
+  vectors), ``only_l1`` (L, Hc, Wc) bool (cells with an L1 and no L0 vector) and ``nxt`` (L, 2, Hc,
+  Wc) int16 (``n``'s L0 vectors).
 
 No dense or float field is built here: ``device_reconstruct`` turns these into the motion and the
 residual ``CompressedVideo.load`` gives, bit for bit. The cell painting is codec's own rule
@@ -22,18 +30,25 @@ videos decoded at a reduced size (``CompressedVideo.factor`` > 1: huge inputs).
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
+from typing import Sequence
 
 import numpy as np
 
 from ..codec import CompressedVideo
 from ..codec.motion import paint_block_cells
 from ..codec.reconstruct import l0_candidates, l1_anchor
+from .transforms import view_boxes
 
 CELL = 8  # FFmpeg's motion blocks are 8 or 16 px, on the 8-px grid
 QUARTER = 4  # cell vectors are stored in quarter pixels
 AUG_EVAL, AUG_CROP, AUG_VIEW = 0, 1, 2  # a packed sample's augmentation: test views, TSN crop, fixed view
 PACKED = "packed"  # the sample / batch key of packed inputs (a batch: a list, None where a worker took the CPU path)
+RGB, YUV420 = 0, 1  # how a packed sample's pictures are stored
+#: A packed sample's ``pict``: the pictures' format and colorspace tag, the decoded size, and the
+#: ``frame`` and ``root`` windows (top, left, height, width; even top / left, in source pixels).
+PICT = ("format", "colorspace", "h", "w", "fy", "fx", "fh", "fw", "ry", "rx", "rh", "rw")
 
 
 @dataclass(frozen=True)
@@ -114,57 +129,174 @@ def _vectors(video: CompressedVideo, j: int, found: dict[int, np.ndarray | None]
     return v
 
 
-def pack_frames(video: CompressedVideo, index: np.ndarray, accumulate: bool) -> dict[str, np.ndarray] | None:
-    """The packed inputs of frames ``index`` (K,) (module docstring), chains front-padded with zero
-    steps to one length D; None if any frame needs the CPU path. Decodes each GOP once."""
+def _span(start: int, size: int, source: int, scaled: int) -> tuple[int, int]:
+    """Source rows (or columns) ``[lo, hi)`` that rows ``[start, start + size)`` of a bilinear
+    resize (align_corners False, 2 taps) from ``source`` to ``scaled`` read, with 1 px of slack."""
+    if source == scaled:
+        return start, start + size
+    s = source / scaled
+    lo = math.floor(max(0.0, (start + 0.5) * s - 0.5)) - 1
+    hi = math.floor(max(0.0, (start + size - 0.5) * s - 0.5)) + 3  # the second tap, exclusive end, slack
+    return max(0, lo), min(source, hi)
+
+
+def _even(lo: int, hi: int, size: int) -> tuple[int, int]:
+    """``[lo, hi)`` widened to an even start and an even end (or the edge): whole 4:2:0 chroma samples."""
+    return lo - lo % 2, min(size, hi + hi % 2)
+
+
+def source_window(aug: Sequence[int], height: int, width: int, scaled: tuple[int, int], crop_size: int,
+                  train_views: int | None, flip: bool) -> tuple[int, int, int, int]:
+    """The part ``(top, left, h, w)`` of a ``height`` x ``width`` source frame that a sample's view
+    reads, once resized to ``scaled`` (H', W'): a TSN crop's box or a fixed view's box mapped back
+    through the resize (even-aligned); the whole frame for the test views."""
+    if aug[0] == AUG_VIEW:
+        top, left, h, w = view_boxes(*scaled, crop_size, train_views)[aug[6] // 2 if flip else aug[6]]  # type: ignore[arg-type]
+    elif aug[0] == AUG_CROP:
+        top, left, h, w = (int(a) for a in aug[1:5])
+    else:
+        return 0, 0, height, width
+    y0, y1 = _even(*_span(top, h, height, scaled[0]), height)
+    x0, x1 = _even(*_span(left, w, width, scaled[1]), width)
+    return y0, x0, y1 - y0, x1 - x0
+
+
+def _compose_bounds(cells: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per-cell bounds of ``mv(p) + ref(p + mv(p))`` (``device_reconstruct.compose``) from per-cell
+    bounds ``lo`` / ``hi`` (2, Hc, Wc) pixels of ``ref``, ``cells`` (2, Hc, Wc) quarter pixels: the
+    8 pixels of cell c along an axis, moved by its quarter-pixel vector (exact on remap's 1/32 grid),
+    and their second bilinear tap span 9 pixels from floor(8 c + mv): the 2x2 cells from
+    floor((8 c + mv) / 8) (clamped: replicated border). A bilinear sample lies within the bounds
+    of what it mixes."""
+    hc, wc = cells.shape[1:]
+    mv = cells.astype(np.float64) / QUARTER
+    y0 = np.floor((np.arange(hc)[:, None] * CELL + mv[1]) / CELL).astype(np.int64)
+    x0 = np.floor((np.arange(wc)[None, :] * CELL + mv[0]) / CELL).astype(np.int64)
+    low, high = np.full_like(mv, np.inf), np.full_like(mv, -np.inf)
+    for dy in range(2):
+        yy = np.clip(y0 + dy, 0, hc - 1)
+        for dx in range(2):
+            xx = np.clip(x0 + dx, 0, wc - 1)
+            low, high = np.minimum(low, lo[:, yy, xx]), np.maximum(high, hi[:, yy, xx])
+    return mv + low, mv + high
+
+
+def motion_bounds(chain: np.ndarray, l1: np.ndarray | None, nxt: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
+    """Per-cell bounds ``(lo, hi)`` (2, Hc, Wc) pixels of one packed frame's rebuilt motion: its
+    ``chain`` (D, 2, Hc, Wc) of steps (and, given, the L1 path through ``l1`` and ``nxt``)
+    composed as ``device_reconstruct.rebuild`` composes them."""
+    lo = hi = np.zeros((2, *chain.shape[2:]))
+    for step in chain[:-1]:
+        lo, hi = _compose_bounds(step, lo, hi)
+    out_lo, out_hi = _compose_bounds(chain[-1], lo, hi)
+    if l1 is not None and nxt is not None:
+        t_lo, t_hi = _compose_bounds(l1, *_compose_bounds(nxt, lo, hi))
+        out_lo, out_hi = np.minimum(out_lo, t_lo), np.maximum(out_hi, t_hi)
+    return out_lo, out_hi
+
+
+def root_window(bounds: list[tuple[np.ndarray, np.ndarray]], window: tuple[int, int, int, int], height: int,
+                width: int) -> tuple[int, int, int, int]:
+    """The part of the root pictures that warping the frames' ``window`` reads: each pixel p of the
+    window's cells reads p + mv(p) and the next pixel (``warp_pictures``), mv within the cell's
+    ``bounds`` (one (lo, hi) per frame, :func:`motion_bounds`), plus 1 px of slack; even-aligned."""
+    fy, fx, fh, fw = window
+    cy, cx = slice(fy // CELL, -(-(fy + fh) // CELL)), slice(fx // CELL, -(-(fx + fw) // CELL))
+    lo = np.min([b[0][:, cy, cx].min(axis=(1, 2)) for b in bounds], axis=0)  # (dx, dy)
+    hi = np.max([b[1][:, cy, cx].max(axis=(1, 2)) for b in bounds], axis=0)
+    y0 = max(0, math.floor(cy.start * CELL + lo[1]) - 1)
+    y1 = min(height, math.floor(min(height, cy.stop * CELL) - 1 + hi[1]) + 3)
+    x0 = max(0, math.floor(cx.start * CELL + lo[0]) - 1)
+    x1 = min(width, math.floor(min(width, cx.stop * CELL) - 1 + hi[0]) + 3)
+    y0, y1 = _even(min(y0, height - 1), max(y1, y0 + 1), height)
+    x0, x1 = _even(min(x0, width - 1), max(x1, x0 + 1), width)
+    return y0, x0, y1 - y0, x1 - x0
+
+
+def _pictures(video: CompressedVideo, pairs: list[tuple[int, int]], found: dict[int, tuple | None],
+              boxes: tuple[tuple[int, int, int, int], tuple[int, int, int, int]]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``(frame, root, pict)`` of K (frame, root) ``pairs``: the frames' and the roots' ``boxes``
+    (top, left, h, w), flat (module docstring); 4:2:0 where every picture's planes are in ``found``
+    (``CompressedVideo.planes``) with one colorspace tag, else RGB."""
+    planes = [found[j] for pair in pairs for j in pair]
+    spaces = {p[0] for p in planes if p is not None}
+    yuv = all(p is not None for p in planes) and len(spaces) == 1
+    h, w = planes[0][1].shape if yuv else video.load(pairs[0][0], "rgb").shape[:2]  # type: ignore[index]
+    parts: list[list[np.ndarray]] = [[], []]
+    for which, (y, x, bh, bw) in enumerate(boxes):
+        for pair in pairs:
+            if yuv:
+                _, py, pu, pv = found[pair[which]]  # type: ignore[misc]
+                parts[which] += [py[y : y + bh, x : x + bw].ravel(),
+                                 pu[y // 2 : (y + bh + 1) // 2, x // 2 : (x + bw + 1) // 2].ravel(),
+                                 pv[y // 2 : (y + bh + 1) // 2, x // 2 : (x + bw + 1) // 2].ravel()]
+            else:
+                parts[which].append(video.load(pair[which], "rgb")[y : y + bh, x : x + bw].ravel())
+    pict = np.array([YUV420 if yuv else RGB, spaces.pop() if yuv else 0, h, w, *boxes[0], *boxes[1]], np.int64)
+    return np.concatenate(parts[0]), np.concatenate(parts[1]), pict
+
+
+def pack_frames(video: CompressedVideo, index: np.ndarray, accumulate: bool,
+                window: tuple[int, int, int, int] | None = None) -> dict[str, np.ndarray] | None:
+    """The packed inputs of frames ``index`` (K,) (module docstring), pictures cut to ``window``
+    (``(top, left, h, w)`` of the source frame, :func:`source_window`; None: whole); None if any
+    frame needs the CPU path. Decodes each GOP once."""
     if video.factor > 1:
         return None
     plans = [plan_frame(video, int(i), accumulate) for i in index]
     if any(p is None for p in plans):
         return None
     h, w = video.height, video.width
-    hc, wc = -(-h // CELL), -(-w // CELL)
     k_count = len(plans)
-    depth = max(len(p.anchors) + 1 for p in plans)  # type: ignore[union-attr]
-    out = {"frame": np.empty((k_count, h, w, 3), np.uint8), "root": np.empty((k_count, h, w, 3), np.uint8),
-           "chain": np.zeros((k_count, depth, 2, hc, wc), np.int16), "l1": np.zeros((k_count, 2, hc, wc), np.int16),
-           "only_l1": np.zeros((k_count, hc, wc), bool), "nxt": np.zeros((k_count, 2, hc, wc), np.int16),
-           "use_l1": np.zeros(k_count, bool)}
+    chains: list = [None] * k_count
+    l1s: dict[int, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
     gops = [video.gop_of(p.frame) for p in plans]  # type: ignore[union-attr]
+    planes: dict[int, tuple | None] = {}
     for g in sorted(set(gops)):  # GOP by GOP: the video's GOP cache then decodes each once
         members = [k for k, gk in enumerate(gops) if gk == g]
         wanted = sorted({j for k in members for j in (*plans[k].anchors, plans[k].frame,  # type: ignore[union-attr]
                                                        *([plans[k].nxt] if plans[k].nxt is not None else []))})
         found = dict(zip(wanted, video.block_vectors(wanted)))
+        pictures = sorted({j for k in members for j in (plans[k].frame, plans[k].root)})  # type: ignore[union-attr]
+        planes.update(zip(pictures, video.planes(pictures)))  # while the GOP is decoded
         for k in members:
             p = plans[k]
             assert p is not None
             steps = [paint_cells(_vectors(video, j, found), h, w, -1) for j in (*p.anchors, p.frame)]
             if any(s is None for s in steps):
                 return None
-            for s, step in enumerate(steps, depth - len(steps)):
-                out["chain"][k, s] = step[0]  # type: ignore[index]
+            chains[k] = np.stack([step[0] for step in steps])  # type: ignore[index]
             if p.nxt is not None:
                 l1 = paint_cells(_vectors(video, p.frame, found), h, w, +1)
                 nxt = paint_cells(_vectors(video, p.nxt, found), h, w, -1)
                 if l1 is None or nxt is None:
                     return None
-                out["l1"][k], out["nxt"][k] = l1[0], nxt[0]
-                out["only_l1"][k] = l1[1] & ~steps[-1][1]  # type: ignore[index]
-                out["use_l1"][k] = True
-            out["frame"][k] = video.load(p.frame, "rgb")
-            out["root"][k] = video.load(p.root, "rgb")
+                l1s[k] = (l1[0], nxt[0], l1[1] & ~steps[-1][1])  # type: ignore[index]
+    used = sorted(l1s)
+    hc, wc = chains[0].shape[2:]
+    out = {"chain": np.concatenate(chains), "depths": np.array([len(c) for c in chains], np.int16),
+           "l1": np.array([l1s[k][0] for k in used], np.int16).reshape(-1, 2, hc, wc),
+           "nxt": np.array([l1s[k][1] for k in used], np.int16).reshape(-1, 2, hc, wc),
+           "only_l1": np.array([l1s[k][2] for k in used], bool).reshape(-1, hc, wc),
+           "use_l1": np.array([k in l1s for k in range(k_count)], bool)}
+    window = window or (0, 0, h, w)
+    bounds = [motion_bounds(chains[k], *(l1s[k][:2] if k in l1s else (None, None))) for k in range(k_count)]
+    pairs = [(p.frame, p.root) for p in plans]  # type: ignore[union-attr]
+    boxes = (window, root_window(bounds, window, h, w))
+    out["frame"], out["root"], out["pict"] = _pictures(video, pairs, planes, boxes)
     return out
 
 
 # ------------------------------------------------------------------- a batch in a handful of tensors
 #: A compact packed batch (what :func:`pack_batch` returns, under the batch's ``packed`` key): the
 #: packed samples' arrays flattened into one buffer per dtype, whatever the batch size (issue 20).
-#: ``pictures`` uint8 (every sample's ``frame`` then ``root``), ``vectors`` int16 (``chain``, ``l1``,
-#: ``nxt``), ``masks`` bool (``only_l1``, ``use_l1``), ``meta`` int64 (S, 9) per packed sample
-#: (``META``), ``aug`` int64 (S, 7), ``slot`` int64 (B,): the packed sample of each batch item, -1
-#: where the worker took the CPU path (that item's ``input`` is in the batch's ``input`` list).
-META = ("k", "h", "w", "depth", "hc", "wc", "pictures", "vectors", "masks")  # the last three: offsets
+#: ``pictures`` uint8 (every sample's ``frame`` then ``root``), ``vectors`` int16 (``chain``,
+#: ``depths``, ``l1``, ``nxt``), ``masks`` bool (``only_l1``, ``use_l1``), ``meta`` int64 (S, 22)
+#: per packed sample (``META``: sizes, the sample's ``pict``, buffer offsets), ``aug`` int64 (S, 7),
+#: ``slot`` int64 (B,): the packed sample of each batch item, -1 where the worker took the CPU path
+#: (that item's ``input`` is in the batch's ``input`` list).
+META = ("k", "steps", "l1", "hc", "wc", "frame_n", "root_n", *PICT, "pictures", "vectors", "masks")
+_PICT_AT = slice(7, 7 + len(PICT))
 
 
 def pack_batch(packed: list[dict | None]) -> dict:
@@ -176,12 +308,12 @@ def pack_batch(packed: list[dict | None]) -> dict:
     pictures, vectors, masks, meta = [], [], [], []
     offsets = [0, 0, 0]
     for p in present:
-        k, depth, _, hc, wc = p["chain"].shape
-        h, w = p["frame"].shape[1:3]
-        meta.append([k, h, w, depth, hc, wc, *offsets])
-        pic = [p["frame"].reshape(-1), p["root"].reshape(-1)]
-        vec = [p["chain"].reshape(-1), p["l1"].reshape(-1), p["nxt"].reshape(-1)]
-        msk = [p["only_l1"].reshape(-1), p["use_l1"].reshape(-1)]
+        steps, _, hc, wc = p["chain"].shape
+        meta.append([len(p["use_l1"]), steps, len(p["l1"]), hc, wc, len(p["frame"]), len(p["root"]),
+                     *p["pict"].tolist(), *offsets])
+        pic = [p["frame"], p["root"]]
+        vec = [p["chain"].reshape(-1), p["depths"], p["l1"].reshape(-1), p["nxt"].reshape(-1)]
+        msk = [p["only_l1"].reshape(-1), p["use_l1"]]
         pictures += pic
         vectors += vec
         masks += msk
@@ -201,19 +333,20 @@ def pack_batch(packed: list[dict | None]) -> dict:
 def unpack_batch(batch: dict) -> list[dict | None]:
     """:func:`pack_batch`'s inverse, on whatever device the batch is: per batch item its packed
     dict (views into the buffers, no copy) or None."""
-    meta = batch["meta"].tolist()
+    rows = batch["meta"].tolist()
+    pic, vec, msk = batch["pictures"], batch["vectors"], batch["masks"]
     samples = []
-    for k, h, w, depth, hc, wc, po, vo, mo in meta:
-        n, cells = k * h * w * 3, k * 2 * hc * wc
-        pic, vec, msk = batch["pictures"], batch["vectors"], batch["masks"]
-        chain_n = k * depth * 2 * hc * wc
+    for s, (k, steps, n_l1, hc, wc, frame_n, root_n, *rest) in enumerate(rows):
+        po, vo, mo = rest[len(PICT):]
+        cells = 2 * hc * wc
+        at = [vo, vo + steps * cells, vo + steps * cells + k, vo + (steps + n_l1) * cells + k]
         samples.append({
-            "frame": pic[po : po + n].view(k, h, w, 3), "root": pic[po + n : po + 2 * n].view(k, h, w, 3),
-            "chain": vec[vo : vo + chain_n].view(k, depth, 2, hc, wc),
-            "l1": vec[vo + chain_n : vo + chain_n + cells].view(k, 2, hc, wc),
-            "nxt": vec[vo + chain_n + cells : vo + chain_n + 2 * cells].view(k, 2, hc, wc),
-            "only_l1": msk[mo : mo + k * hc * wc].view(k, hc, wc),
-            "use_l1": msk[mo + k * hc * wc : mo + k * hc * wc + k],
+            "frame": pic[po : po + frame_n], "root": pic[po + frame_n : po + frame_n + root_n],
+            "pict": batch["meta"][s, _PICT_AT],
+            "chain": vec[at[0] : at[1]].view(steps, 2, hc, wc), "depths": vec[at[1] : at[2]],
+            "l1": vec[at[2] : at[3]].view(n_l1, 2, hc, wc), "nxt": vec[at[3] : at[3] + n_l1 * cells].view(n_l1, 2, hc, wc),
+            "only_l1": msk[mo : mo + n_l1 * hc * wc].view(n_l1, hc, wc),
+            "use_l1": msk[mo + n_l1 * hc * wc : mo + n_l1 * hc * wc + k],
         })
     aug = batch["aug"]
     return [None if s < 0 else {**samples[s], "aug": aug[s]} for s in batch["slot"].tolist()]

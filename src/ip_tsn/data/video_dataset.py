@@ -32,7 +32,7 @@ from ..codec import CompressedVideo, VideoError
 from .datasets import VideoRecord
 from .frame_reader import FrameReader
 from .modalities import x_channels
-from .packed_p import AUG_CROP, AUG_EVAL, AUG_VIEW, PACKED, pack_frames
+from .packed_p import AUG_CROP, AUG_EVAL, AUG_VIEW, PACKED, pack_frames, source_window
 from .preprocess import Preprocess, check_reconstruct
 from .sampling import segment_indices
 from .transforms import (all_views, apply_view, center_view, check_crops, crop_view, eval_views,
@@ -231,18 +231,19 @@ class StreamDataset(Dataset):
         try:
             index = reader.positions(
                 record, src, lambda n, valid: segment_indices(n, self.num_segments, self.train, rng, valid), allowed)
+            size = short_side_size(src.height, src.width, reader.scale_size)  # type: ignore[union-attr]
+            aug = self._draw(rng, size)  # after the positions, as in _sample
+            window = source_window(aug, src.height, src.width, size, self.crop_size, self.train_views, self.flip)  # type: ignore[union-attr]
             try:
-                packed = pack_frames(src, index, reader.accumulate)  # type: ignore[arg-type]
+                packed = pack_frames(src, index, reader.accumulate, window)  # type: ignore[arg-type]
             except VideoError:
                 raise
             except Exception as e:  # anything else from the decoder: still name the video
                 raise VideoError(src.path, f"packing {self.modality} frames {index.tolist()} failed: {e!r}") from e
             if packed is None:
                 x = reader.resized(normalize(reader.frames(src, index), self.modality), src)
-            size = short_side_size(src.height, src.width, reader.scale_size)  # type: ignore[union-attr]
         finally:
             src.close()  # type: ignore[union-attr]
-        aug = self._draw(rng, size)
         sample = {"label": record.label, "video_id": record.path, "frame_index": torch.from_numpy(index),
                   "view": self._view(aug)}
         if x is not None:
