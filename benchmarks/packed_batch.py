@@ -74,7 +74,8 @@ def report(res: dict) -> str:
              f"({res['packed_clips']} of {res['batch']} clips packed).", ""]
     rows = [[k, f(v / 1e6), f(v / res["batch"] / 1e6)] for k, v in res["by_buffer"].items()]
     lines.append(table(["buffer", "MB per batch", "MB per clip"], rows))
-    lines += ["", "The pictures dominate: each clip ships its K decoded frames and their root I-frames whole "
-                  "(RGB, 340x256); shipping only what the view and the motion reach, in the decoder's YUV 4:2:0, "
-                  "is the open part of issue 20's item 1."]
+    lines += ["", "Each clip ships its K decoded frames cut to what the view reads and their root I-frames cut to "
+                  "what the motion can reach (per-cell bounds of the composed chain), as the decoder's YUV 4:2:0 "
+                  "planes (RGB on the device through FFmpeg's measured conversion table); chains ragged, L1 arrays "
+                  "only for frames that trace them."]
     return "\n".join(lines) + "\n"
