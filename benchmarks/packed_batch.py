@@ -62,7 +62,7 @@ def targets(res: dict) -> list[list[str]]:
              f"{n} tensors ({res['packed_tensors']} packed buffers; before: {res['tensors_per_clip_before']} per clip)",
              "**met**" if n <= MAX_TENSORS else "**missed**"],
             [f"a packed batch carries at most {MAX_MB_PER_CLIP} MB per clip (340x256, crop 224, K = 3)",
-             f"{f(mb)} MB per clip (full decoded pictures, RGB)", "**met**" if mb <= MAX_MB_PER_CLIP else "**missed**"]]
+             f"{f(mb)} MB per clip (pictures cut to the view and the motion's reach, 4:2:0; vectors int8)", "**met**" if mb <= MAX_MB_PER_CLIP else "**missed**"]]
 
 
 def report(res: dict) -> str:
@@ -77,5 +77,6 @@ def report(res: dict) -> str:
     lines += ["", "Each clip ships its K decoded frames cut to what the view reads and their root I-frames cut to "
                   "what the motion can reach (per-cell bounds of the composed chain), as the decoder's YUV 4:2:0 "
                   "planes (RGB on the device through FFmpeg's measured conversion table); chains ragged, L1 arrays "
-                  "only for frames that trace them."]
+                  "only for frames that trace them; block vectors as int8 quarter pixels (`vectors`), or int16 "
+                  "(`vectors_wide`) for a clip with a vector beyond 127 quarter pixels (32 px a step)."]
     return "\n".join(lines) + "\n"

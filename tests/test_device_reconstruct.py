@@ -125,9 +125,9 @@ def test_h264_multi_reference_falls_back_and_still_equals(videos, name, device):
 
 
 def test_a_packed_batch_is_a_handful_of_tensors(videos):
-    """Issue 20: a collated packed batch holds the same arrays in 6 buffers whatever its size
-    (before: 8 tensors per clip), items the worker took the CPU path for are marked, and unpacking
-    gives each sample's arrays back exactly."""
+    """Issue 20: a collated packed batch holds the same arrays in 7 buffers whatever its size
+    (before: 8 tensors per clip), vectors as int8 but for a sample with a vector beyond it, items the
+    worker took the CPU path for are marked, and unpacking gives each sample's arrays back exactly."""
     def tensors(x) -> int:
         if isinstance(x, torch.Tensor):
             return 1
@@ -142,15 +142,23 @@ def test_a_packed_batch_is_a_handful_of_tensors(videos):
     samples = [dev[i % 2] for i in range(32)]
     samples[5] = cpu[0]  # a CPU-path item in the middle
     assert all(PACKED in x for i, x in enumerate(samples) if i != 5)
+    fast = samples[7] = {**samples[7], PACKED: dict(samples[7][PACKED])}
+    fast[PACKED]["chain"] = fast[PACKED]["chain"].clone()
+    fast[PACKED]["chain"][-1, 0, 0, 0] = -129  # one vector beyond int8 (32 px a step): this sample ships int16
     batch = collate_packed(samples)
-    assert tensors(batch) <= 16 and tensors(batch[PACKED]) == 6  # label, frame_index, view, the 6 buffers, 1 input
+    assert tensors(batch) <= 16 and tensors(batch[PACKED]) == 7  # label, frame_index, view, the 7 buffers, 1 input
     assert batch[PACKED]["slot"].tolist() == [*range(5), -1, *range(5, 31)]
+    wide = batch[PACKED]["meta"][:, -1].tolist()
+    assert wide == [int(i == 6) for i in range(31)]  # packed sample 6 is batch item 7
+    assert batch[PACKED]["vectors"].dtype == torch.int8 and len(batch[PACKED]["vectors_wide"]) == sum(
+        t.numel() for k, t in fast[PACKED].items() if k in ("chain", "depths", "l1", "nxt"))
     back = unpack_batch(batch[PACKED])
     assert back[5] is None and batch["input"][5] is samples[5]["input"]
     for i, x in enumerate(samples):
         if i != 5:
             assert back[i].keys() == x[PACKED].keys()
-            assert all(torch.equal(back[i][k], x[PACKED][k]) for k in x[PACKED]), i
+            assert all(torch.equal(back[i][k].to(x[PACKED][k].dtype), x[PACKED][k]) for k in x[PACKED]), i
+    assert back[7]["chain"][-1, 0, 0, 0] == -129 and back[7]["chain"].dtype == torch.int16
 
 
 def test_plans_name_the_chain_and_the_l1_anchor(videos):

@@ -109,7 +109,7 @@ def collate(samples: list[dict[str, Any]]) -> dict[str, Any]:
 
 def collate_packed(samples: list[dict[str, Any]]) -> dict[str, Any]:
     """:func:`collate` for ``reconstruct="device"``: the packed samples in one compact packed batch
-    (``packed_p.pack_batch``: 6 tensors whatever the batch size), ``input`` a per-sample list (None
+    (``packed_p.pack_batch``: 7 tensors whatever the batch size), ``input`` a per-sample list (None
     where a sample is packed), rebuilt into ``input`` (B, N, C, H, W) on the device by
     :meth:`VideoDataModule.on_after_batch_transfer`."""
     if not any(PACKED in s for s in samples):

@@ -14,7 +14,7 @@ interpolates with OpenCV's ``remap``, whose arithmetic is repeated here:
 
 A packed sample (``sample["packed"]``) holds ``frame`` / ``root`` (flat uint8 picture windows,
 4:2:0 planes or RGB, described by ``pict`` (12,) int64: ``packed_p.PICT``), ``chain``
-(sum of depths, 2, Hc, Wc) int16 quarter pixels (the K chains one after another) with ``depths`` (K,),
+(sum of depths, 2, Hc, Wc) int16 quarter pixels (int8 out of a compact batch, :func:`.packed_p.pack_batch`; the K chains one after another) with ``depths`` (K,),
 ``l1`` / ``nxt`` (L, 2, Hc, Wc) int16 and ``only_l1`` (L, Hc,
 Wc) bool, ``use_l1`` (K,) bool and ``aug`` (7,) int64: ``(mode, top, left, height, width, flipped,
 view)``, mode ``packed_p.AUG_EVAL`` (the test views), ``AUG_CROP`` (a TSN multi-scale crop, resized,
