@@ -33,6 +33,7 @@ accuracies mean nothing.
     python benchmarks/ablation.py --seeds 0,1,2 --data-seeds 0,1   # ~25 min per run on 2 CPU cores
     python benchmarks/ablation.py --seeds 0 --data-seeds 0 --quick
     python benchmarks/ablation.py --collect                         # report the runs already finished
+    python benchmarks/ablation.py --add spatial_only --versions 6   # a variant beside the stored runs
 """
 
 from __future__ import annotations
@@ -48,7 +49,7 @@ from typing import Any
 
 import numpy as np
 
-from common import REPO, WORK_DIR, loadavg, log, machine, save_section
+from common import REPO, WORK_DIR, load_section, loadavg, log, machine, save_section
 
 from ip_tsn.evaluation.scores import load_scores  # common put src/ on sys.path
 from ip_tsn.evaluation.stats import accuracy_ci, mean_ci, paired_difference
@@ -364,6 +365,62 @@ def run(quick: bool = False, seeds: list[int] | None = None, train: bool = True,
             "more_data": None if quick else more_data(main)}
 
 
+def _test_correct(scores: Path) -> tuple[list[str], list[int]]:
+    """A stream's test videos (sorted, as ``ip-tsn fuse`` aligns them) and per-video correctness."""
+    table = load_scores(scores)
+    order = np.argsort(np.array(table.video_ids))
+    right = np.asarray(table.scores).argmax(axis=1) == np.asarray(table.labels)
+    return [table.video_ids[i] for i in order], [int(c) for c in right[order]]
+
+
+def add_variant(variant: str, versions: tuple[int, ...], seeds: list[int] | None = None,
+                data_seeds: list[int] | None = None) -> dict:
+    """Train ``variant`` beside the runs stored in ``benchmarks/results/ablation.json`` whose run
+    folders are gone (a new checkout): per stored run of ``versions`` that lacks the row, its data
+    (regenerated from its seed), its teacher (fit and test again: the variant's online teacher) and
+    the variant, then the row's per-video correctness added to the stored run and every summary
+    recomputed. The rest of the run is not retrained: the variant pairs with the stored plain P on the
+    same test videos (checked: the same ids and labels, else ``RuntimeError``). Each added row is
+    recorded in the run's ``added`` with the date and how many test videos the retrained teacher
+    classifies as the stored one did (training is deterministic on one machine; another CPU may differ)."""
+    saved = load_section("ablation")
+    if not saved or not saved.get("seeds"):
+        raise RuntimeError("benchmarks/results/ablation.json holds no runs to add a variant to")
+    row, config, name = VARIANTS[variant]
+    teacher_config, teacher_name = CHAIN[TEACHER]
+    for entry in saved["seeds"]:
+        version, d, s = entry.get("version", 7), entry["data_seed"], entry["seed"]
+        if version not in versions or (seeds is not None and s not in seeds) or \
+                (data_seeds is not None and d not in data_seeds) or row in entry["correct"]:
+            continue
+        start = time.perf_counter()
+        data = ensure_data(d, False, version)
+        root = run_root(d, s, False, version)
+        over = [f"seed={s}", f"run_root={root}", f"data.root={data}", "logger.wandb=false"]
+        _fit_and_test(teacher_config, teacher_name, root, over)
+        ids, teacher = _test_correct(root / teacher_name / "scores_test.npz")
+        if ids != entry["video_ids"]:
+            raise RuntimeError(f"{data}: its test videos differ from the stored run v{version} d{d} s{s}'s")
+        _fit_and_test(config, name, root, over)
+        ids, correct = _test_correct(root / name / "scores_test.npz")
+        entry["correct"][row], entry["top1"][row] = correct, float(np.mean(correct))
+        agree = int(np.sum(np.asarray(teacher) == np.asarray(entry["correct"][TEACHER])))
+        entry.setdefault("added", {})[row] = {
+            "date": time.strftime("%Y-%m-%d"), "minutes": (time.perf_counter() - start) / 60,
+            "teacher_top1": float(np.mean(teacher)), "teacher_same_videos": agree, "videos": len(ids)}
+        log(f"ablation: v{version} d{d} s{s} {row} {100 * np.mean(correct):.1f}; retrained teacher "
+            f"{100 * np.mean(teacher):.1f} (stored {100 * entry['top1'][TEACHER]:.1f}, "
+            f"{agree}/{len(ids)} videos alike)")
+        save_section("ablation", saved)  # after each run: an interruption keeps what is done
+    done = saved["seeds"]
+    for version in {r.get("version", 7) for r in done}:
+        runs = [r for r in done if r.get("version", 7) == version]
+        saved["by_version"][str(version)] = {"summary": summarize(runs), "paired": paired_tests(runs)}
+    main = [r for r in done if r.get("version", 7) == 7]
+    saved.update(summary=summarize(main), paired=paired_tests(main))
+    return saved
+
+
 def _int_list(text: str) -> list[int]:
     try:
         return [int(s) for s in text.split(",") if s.strip()]
@@ -389,6 +446,9 @@ def main(argv=None) -> int:
                         help="comma-separated data seeds (default 0,1; --quick: 0)")
     parser.add_argument("--quick", action="store_true", help="tiny data, 1 epoch: checks the wiring only")
     parser.add_argument("--collect", action="store_true", help="train nothing: report the runs already finished")
+    parser.add_argument("--add", choices=list(VARIANTS), default=None,
+                        help="train this variant beside the runs stored in benchmarks/results/ablation.json "
+                             "(their run folders gone: data and teacher are rebuilt, the rest is not retrained)")
     parser.add_argument("--versions", type=_int_list, default=list(VERSIONS),
                         help="synthetic benchmark versions, comma-separated (default 7,6: make demo's and the control)")
     parser.add_argument("--variants", type=_variants, default=DEFAULT_VARIANTS,
@@ -396,6 +456,13 @@ def main(argv=None) -> int:
                              f"'all' or 'none' (default {','.join(DEFAULT_VARIANTS)})")
     args = parser.parse_args(argv)
     start, info = time.perf_counter(), machine()
+    if args.add:
+        result = add_variant(args.add, tuple(args.versions), args.seeds, args.data_seeds)
+        save_section("ablation", result)
+        row = VARIANTS[args.add][0]
+        for version, part in result["by_version"].items():
+            print(f"v{version} {row}: {part['summary'][row]['values']}")
+        return 0
     result = run(args.quick, args.seeds, train=not args.collect, data_seeds=args.data_seeds, variants=args.variants,
                  versions=tuple(args.versions))
     info["loadavg_end"] = loadavg()

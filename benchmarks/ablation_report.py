@@ -53,6 +53,7 @@ def ablation_section(res: dict) -> str:
                                               " (the negative control: the student reads a noisy copy of the "
                                               "teacher's variable)"), ""]
         text += ablation_table(part["summary"], vruns) + [""]
+        text += ablation_added(vruns)
         text += ablation_paired(part.get("paired") or {}, vruns)
         text += ablation_checks(vruns)
     more = res.get("more_data")
@@ -73,6 +74,24 @@ def ablation_section(res: dict) -> str:
         text += ["![ablation](ablation.png)", ""]
     text += ablation_demo(res.get("demo"), runs)
     return "\n".join(text)
+
+
+def ablation_added(runs: list[dict]) -> list[str]:
+    """Rows trained later beside stored runs whose folders were gone (``ablation.py --add``): when,
+    and how closely the retrained teacher (the variant's online teacher) matches the stored one."""
+    rows = sorted({row for r in runs for row in r.get("added", {})})
+    out = []
+    for row in rows:
+        have = [r for r in runs if row in r.get("added", {})]
+        same = ", ".join(f"{_run_label(r)} {r['added'][row]['teacher_same_videos']}/{r['added'][row]['videos']}"
+                         for r in have)
+        dates = sorted({r["added"][row]["date"] for r in have})
+        out += [f"*{row}* was trained on {', '.join(dates)} beside the stored runs (`python benchmarks/ablation.py "
+                f"--add`): their run folders were gone, so each run's data set was generated again from its seed and "
+                f"its teacher trained again with its seed (the variant's online teacher); the rest of the run was not "
+                f"retrained, and the row pairs with the stored plain P on the same test videos (checked by id). Test "
+                f"videos the retrained teacher classifies as the stored teacher did: {same}.", ""]
+    return out
 
 
 def ablation_side_by_side(by_version: dict, runs: list[dict]) -> list[str]:
