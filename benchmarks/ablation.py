@@ -380,7 +380,7 @@ def add_variant(variant: str, versions: tuple[int, ...], seeds: list[int] | None
     (regenerated from its seed), its teacher (fit and test again: the variant's online teacher) and
     the variant, then the row's per-video correctness added to the stored run and every summary
     recomputed. The rest of the run is not retrained: the variant pairs with the stored plain P on the
-    same test videos (checked: the same ids and labels, else ``RuntimeError``). Each added row is
+    same test videos (checked: the same ids, else ``RuntimeError``). Each added row is
     recorded in the run's ``added`` with the date and how many test videos the retrained teacher
     classifies as the stored one did (training is deterministic on one machine; another CPU may differ)."""
     saved = load_section("ablation")
