@@ -142,6 +142,43 @@ def compose(mv: np.ndarray, ref_mv: np.ndarray, maps: tuple[np.ndarray, np.ndarr
     return mv + _sample(np.ascontiguousarray(ref_mv), mv, maps)
 
 
+def compose_choice(mv: np.ndarray, fields: list[np.ndarray | None], maps: tuple[np.ndarray, np.ndarray],
+                   choice: np.ndarray) -> np.ndarray:
+    """:func:`compose` of ``mv`` with a different ``fields[k]`` at each pixel: (H, W, 2) float32,
+    ``compose(mv, fields[choice[y, x]], maps)`` at ``(y, x)``, bit for bit, in one remap.
+
+    ``fields``: (H, W, 2) float32 each, None for a zero field; ``choice`` (H, W) uint8. The fields
+    are stacked as tiles, each with :data:`_PAD` rows replicated above and below, and each pixel's
+    row coordinate moved into its tile; rows beyond a tile's picture are moved into that padding
+    keeping their fraction, where they read what ``BORDER_REPLICATE`` reads (OpenCV quantises
+    coordinates to 1/32 px, and ``mv`` of block vectors is exact in 1/32 px, so the shift is exact).
+    """
+    h, w = mv.shape[:2]
+    tile = h + 2 * _PAD
+    stack = np.empty((len(fields) * tile, w, 2), np.float32)
+    for k, f in enumerate(fields):
+        if f is None:
+            stack[k * tile : (k + 1) * tile] = 0
+        else:
+            stack[k * tile + _PAD : k * tile + _PAD + h] = f
+            stack[k * tile : k * tile + _PAD] = f[:1]
+            stack[k * tile + _PAD + h : (k + 1) * tile] = f[-1:]
+    map_y = maps[1]
+    rows = choice.astype(np.float32)
+    rows *= tile
+    rows += map_y + _PAD
+    outside = (map_y < -1) | (map_y >= h)
+    if outside.any():  # rows beyond the picture: into the tile's padding, keeping their fraction
+        y = map_y[outside]
+        frac = y - np.floor(y)
+        rows[outside] += np.where(y < -1, frac - _PAD, frac + h) - y
+    sampled = cv2.remap(stack, maps[0], rows, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+    return mv + sampled
+
+
+_PAD = 2  # rows of replicated border around each tile of compose_choice: a bilinear tap reaches 1
+
+
 def residual(frame: np.ndarray, prediction: np.ndarray) -> np.ndarray:
     """(H, W, 3) int16 ``frame - prediction`` of two uint8 images."""
     return frame.astype(np.int16) - prediction.astype(np.int16)
