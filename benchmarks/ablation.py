@@ -51,7 +51,8 @@ import numpy as np
 
 from common import REPO, WORK_DIR, load_section, loadavg, log, machine, save_section
 
-from ip_tsn.evaluation.scores import load_scores  # common put src/ on sys.path
+from ip_tsn.evaluation.fusion import correct_of  # common put src/ on sys.path
+from ip_tsn.evaluation.scores import load_aligned
 from ip_tsn.evaluation.stats import accuracy_ci, mean_ci, paired_difference
 from ip_tsn.atomic import write_text_atomic
 
@@ -318,12 +319,11 @@ def more_data(runs: list[dict]) -> dict | None:
         path = RUNS_DIR / f"synthetic-{MORE_DATA}x-s{r['seed']}" / "split1" / "pstream" / "scores_test.npz"
         if r.get("version", 7) != 7 or r["data_seed"] != 0 or not path.is_file():
             continue
-        table = load_scores(path)
-        where = {v: i for i, v in enumerate(table.video_ids)}
-        if set(where) != set(r["video_ids"]):
+        ids, correct = _test_correct(path)
+        if ids != sorted(r["video_ids"]):
             raise ValueError(f"{path}: other test videos than {r['run_root']}")
-        order = [where[v] for v in r["video_ids"]]
-        right = (table.scores.argmax(1) == table.labels)[order].astype(float)
+        where = {v: i for i, v in enumerate(ids)}
+        right = np.asarray(correct, float)[[where[v] for v in r["video_ids"]]]
         rows.append({"seed": r["seed"], "top1": accuracy_ci(right), "plain": 100.0 * r["top1"][PLAIN],
                      "distilled": 100.0 * r["top1"][DISTILLED]})
         for b in diffs:
@@ -353,24 +353,28 @@ def run(quick: bool = False, seeds: list[int] | None = None, train: bool = True,
     else:
         done = [r for r in collect(quick) if r["seed"] in seeds and r["data_seed"] in data_seeds
                 and r.get("version", 7) in versions]
-    by_version = {}
-    for version in versions:
-        runs = [r for r in done if r.get("version", 7) == version]
-        if runs:
-            by_version[str(version)] = {"summary": summarize(runs), "paired": paired_tests(runs)}
     main = [r for r in done if r.get("version", 7) == 7]
-    return {"quick": quick, "seeds_requested": seeds, "data_seeds_requested": data_seeds,
-            "seeds": done, "summary": summarize(main), "paired": paired_tests(main), "by_version": by_version,
-            "variants": list(variants), "demo": demo_results(), "command": COMMAND,
+    return {"quick": quick, "seeds_requested": seeds, "data_seeds_requested": data_seeds, "seeds": done,
+            **summaries(done), "variants": list(variants), "demo": demo_results(), "command": COMMAND,
             "more_data": None if quick else more_data(main)}
 
 
+def summaries(done: list[dict]) -> dict:
+    """``by_version`` (each version's ``summary`` and ``paired``) and version 7's (make demo's)
+    ``summary`` and ``paired`` of the runs ``done``."""
+    by_version = {}
+    for version in sorted({r.get("version", 7) for r in done}):
+        runs = [r for r in done if r.get("version", 7) == version]
+        by_version[str(version)] = {"summary": summarize(runs), "paired": paired_tests(runs)}
+    main = [r for r in done if r.get("version", 7) == 7]
+    return {"by_version": by_version, "summary": summarize(main), "paired": paired_tests(main)}
+
+
 def _test_correct(scores: Path) -> tuple[list[str], list[int]]:
-    """A stream's test videos (sorted, as ``ip-tsn fuse`` aligns them) and per-video correctness."""
-    table = load_scores(scores)
-    order = np.argsort(np.array(table.video_ids))
-    right = np.asarray(table.scores).argmax(axis=1) == np.asarray(table.labels)
-    return [table.video_ids[i] for i in order], [int(c) for c in right[order]]
+    """A stream's test videos (sorted) and per-video correctness, by the helpers ``ip-tsn fuse``
+    uses (``load_aligned``, ``correct_of``)."""
+    ids, aligned, labels = load_aligned({"stream": scores})
+    return ids, [int(c) for c in correct_of(aligned["stream"], labels)]
 
 
 def add_variant(variant: str, versions: tuple[int, ...], seeds: list[int] | None = None,
@@ -412,12 +416,7 @@ def add_variant(variant: str, versions: tuple[int, ...], seeds: list[int] | None
             f"{100 * np.mean(teacher):.1f} (stored {100 * entry['top1'][TEACHER]:.1f}, "
             f"{agree}/{len(ids)} videos alike)")
         save_section("ablation", saved)  # after each run: an interruption keeps what is done
-    done = saved["seeds"]
-    for version in {r.get("version", 7) for r in done}:
-        runs = [r for r in done if r.get("version", 7) == version]
-        saved["by_version"][str(version)] = {"summary": summarize(runs), "paired": paired_tests(runs)}
-    main = [r for r in done if r.get("version", 7) == 7]
-    saved.update(summary=summarize(main), paired=paired_tests(main))
+    saved.update(summaries(saved["seeds"]))
     return saved
 
 
