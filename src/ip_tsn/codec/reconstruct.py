@@ -49,7 +49,9 @@ class GopMotion:
     Keys are display indices. ``vectors``: FFmpeg's ``MOTION_VECTORS`` side data of each decoded
     frame (structured array, None for none); ``rgb(j)``: (H, W, 3) uint8 RGB of decoded frame
     ``j``; ``own`` / ``acc``: (H, W, 2) float32 motion into the frame's reference / into the GOP's
-    I-frame ``start``; ``grey``: (H, W) uint8 luma of the pictures :meth:`luma` has made; ``busy``: frames whose accumulated motion is being computed (recursion).
+    I-frame ``start``; ``grey``: (H, W) uint8 luma of the pictures :meth:`luma` has made;
+    ``choice``: per frame its cells' reference choice among :func:`l0_candidates`
+    (:func:`l0_choice`); ``busy``: frames whose accumulated motion is being computed (recursion).
     ``factor``: the pictures are 1 / ``factor`` of the video's size (H = ceil(height / factor)),
     and so are the motion fields, in those pictures' pixels.
     """
@@ -63,6 +65,7 @@ class GopMotion:
     acc: dict[int, np.ndarray] = field(default_factory=dict)
     busy: set[int] = field(default_factory=set)
     grey: dict[int, np.ndarray] = field(default_factory=dict)
+    choice: dict[int, np.ndarray] = field(default_factory=dict)
 
     def luma(self, j: int) -> np.ndarray:
         """(H, W) uint8 luma of decoded frame ``j`` (OpenCV's RGB -> grey), what the reference
@@ -181,12 +184,35 @@ def chain(gop: GopMotion, j: int, mv: np.ndarray, candidates: list[int]) -> np.n
     maps = sampling_maps(mv)  # one set of sampling maps for every warp by mv
     if len(candidates) == 1:
         return mv.copy() if chained[0] is None else compose(mv, chained[0], maps)
-    cell = CELL // gop.factor  # the 8x8 cells of the source, in the decoded pictures' pixels
-    choice = best_reference(gop.luma(j), [warp(gop.luma(c), mv, maps) for c in candidates], cell)
+    choice = cell_choice(gop, j, mv, candidates, maps)
+    if candidates == l0_candidates(gop.index, j, g):
+        gop.choice[j] = choice  # what l0_choice hands the device path
+    cell = CELL // gop.factor
     h, w = mv.shape[:2]
     per_pixel = cv2.resize(choice, (choice.shape[1] * cell, choice.shape[0] * cell),
                            interpolation=cv2.INTER_NEAREST)[:h, :w]
     return compose_choice(mv, chained, maps, per_pixel)  # the I-frame's field is zero: None
+
+
+def cell_choice(gop: GopMotion, j: int, mv: np.ndarray, candidates: list[int],
+                maps: tuple[np.ndarray, np.ndarray] | None = None) -> np.ndarray:
+    """(ceil(H / cell), ceil(W / cell)) uint8: per cell, the index into ``candidates`` that frame
+    ``j``'s motion ``mv`` (H, W, 2) predicts from (:func:`best_reference` on luma)."""
+    maps = sampling_maps(mv) if maps is None else maps
+    return best_reference(gop.luma(j), [warp(gop.luma(c), mv, maps) for c in candidates], CELL // gop.factor)
+
+
+def l0_choice(gop: GopMotion, j: int) -> np.ndarray | None:
+    """Frame ``j``'s per-cell choice among :func:`l0_candidates` when accumulating (as
+    :func:`chain` makes it; (Hc, Wc) uint8 indices, Hc = ceil(H / 8) at full size), or None where
+    it has a single candidate."""
+    candidates = l0_candidates(gop.index, j, gop.start)
+    if len(candidates) < 2:
+        return None
+    if j not in gop.choice:
+        mv, _ = dense_motion(gop.vectors.get(j), gop.height, gop.width, -1, gop.factor)
+        gop.choice[j] = cell_choice(gop, j, mv, candidates)
+    return gop.choice[j]
 
 
 def best_reference(frame: np.ndarray, predictions: list[np.ndarray], cell: int = CELL) -> np.ndarray:

@@ -31,7 +31,7 @@ from .errors import VideoError
 from .frames import park, scaled, to_rgb, yuv420_planes
 from .index import VideoIndex, get_index, motion_vectors_exported, open_video_stream, remember_motion
 from .motion import FACTORS
-from .reconstruct import GopMotion, l0_candidates, l1_anchor, representation_of
+from .reconstruct import GopMotion, l0_candidates, l0_choice, l1_anchor, representation_of
 
 REPRESENTATIONS = ("iframe", "mv", "residual", "rgb")
 
@@ -241,6 +241,25 @@ class CompressedVideo:
             gop = self._decode_gop(g, {indices[k] for k in members})
             for k in members:
                 out[k] = yuv420_planes(gop.frames[indices[k]]) if self.factor == 1 else None
+        return out
+
+    def reference_choices(self, indices: Sequence[int]) -> list[np.ndarray | None]:
+        """Per frame of ``indices``: the reference picture each 8x8 cell of its L0 motion is chained
+        through when accumulating, (ceil(H / 8), ceil(W / 8)) uint8 indices into its candidates
+        (``reconstruct.l0_candidates``, the default reference first), or None where it has one
+        candidate: the choice :meth:`load` makes (``reconstruct.l0_choice``), for the device path."""
+        indices = [int(i) for i in indices]
+        gops = [self.gop_of(i) for i in indices]
+        out: list = [None] * len(indices)
+        for g in sorted(set(gops)):
+            members = [k for k, gk in enumerate(gops) if gk == g]
+            need = {j for k in members for j in (indices[k], *l0_candidates(self.index, indices[k], g))
+                    if j is not None}
+            gop = self._decode_gop(g, need)
+            motion = self._motion(gop, g)
+            for k in members:
+                if self.frame_types[indices[k]] != "I":
+                    out[k] = l0_choice(motion, indices[k])
         return out
 
     def iter_frames(self) -> Iterator[np.ndarray]:

@@ -15,6 +15,8 @@ interpolates with OpenCV's ``remap``, whose arithmetic is repeated here:
 A packed sample (``sample["packed"]``) holds ``frame`` / ``root`` (flat uint8 picture windows,
 4:2:0 planes or RGB, described by ``pict`` (12,) int64: ``packed_p.PICT``), ``chain``
 (sum of depths, 2, Hc, Wc) int16 quarter pixels (int8 out of a compact batch, :func:`.packed_p.pack_batch`; the K chains one after another) with ``depths`` (K,),
+``choice`` (sum of depths, Hc, Wc) / ``nxt_choice`` (L, Hc, Wc) (H.264's per-cell reference choice, the
+step before that each cell composes through, 0 the nearest; empty where there is none),
 ``l1`` / ``nxt`` (L, 2, Hc, Wc) int16 and ``only_l1`` (L, Hc,
 Wc) bool, ``use_l1`` (K,) bool and ``aug`` (7,) int64: ``(mode, top, left, height, width, flipped,
 view)``, mode ``packed_p.AUG_EVAL`` (the test views), ``AUG_CROP`` (a TSN multi-scale crop, resized,
@@ -34,6 +36,7 @@ import torch
 
 from .modalities import x_channels
 from ..codec.frames import yuv420_rgb_table
+from ..codec.reconstruct import MAX_REFERENCES
 from .packed_p import AUG_CROP, AUG_VIEW, CELL, PACKED, QUARTER, YUV420, unpack_batch
 from .preprocess import Preprocess
 from .transforms import apply_view, eval_views, hflip, normalize, resize, resize_short
@@ -47,16 +50,25 @@ def _grid(height: int, width: int, device: torch.device) -> tuple[torch.Tensor, 
                             torch.arange(width, dtype=torch.float32, device=device), indexing="ij")
     return xs, ys
 
-def _gather(image: torch.Tensor, ys: torch.Tensor, xs: torch.Tensor) -> torch.Tensor:
-    """``image[n, :, ys[n], xs[n]]``: (N, C, H, W), indices (N, H', W') int64 -> (N, C, H', W')."""
+def _gather(image: torch.Tensor, ys: torch.Tensor, xs: torch.Tensor, base: torch.Tensor | int = 0) -> torch.Tensor:
+    """``image[n, :, ys[n], xs[n]]``: (N, C, H, W), indices (N, H', W') int64 -> (N, C, H', W');
+    ``base`` (N, H', W') is added to each flat index (the tile of a stack of fields)."""
     n, c, h, w = image.shape
-    flat = (ys * w + xs).reshape(n, 1, -1).expand(n, c, -1)
-    return image.reshape(n, c, h * w).gather(2, flat).reshape(n, c, *ys.shape[1:])
+    flat = (base + ys * w + xs).reshape(n, 1, -1).expand(n, c, -1)
+    return image.reshape(n, c, -1).gather(2, flat).reshape(n, c, *ys.shape[1:])
 
-def sample_field(field: torch.Tensor, map_x: torch.Tensor, map_y: torch.Tensor) -> torch.Tensor:
+def sample_field(field: torch.Tensor, map_x: torch.Tensor, map_y: torch.Tensor,
+                 which: torch.Tensor | None = None) -> torch.Tensor:
     """OpenCV ``remap`` (bilinear, replicated border) of a float field at (N, H, W) float32
-    coordinates: (N, C, H, W) float32 -> (N, C, H, W) float32, as ``codec.motion`` computes it."""
-    h, w = field.shape[-2:]
+    coordinates: (N, C, H, W) float32 -> (N, C, H, W) float32, as ``codec.motion`` computes it.
+    With ``which`` (N, H, W) int64, ``field`` is a stack (N, M, C, H, W) and each pixel samples
+    field ``which`` of it (``codec.motion.compose_choice``)."""
+    base: torch.Tensor | int = 0
+    if which is not None:
+        n, m, c, hh, ww = field.shape
+        field = field.transpose(1, 2).reshape(n, c, m * hh, ww)  # tiles one under another
+        base = which * (hh * ww)
+    h, w = field.shape[-2:] if which is None else (hh, ww)
     t1 = torch.arange(TAB, dtype=torch.float32, device=field.device) * (1.0 / TAB)
     t0 = 1 - t1
     qx, qy = torch.round(map_x * TAB).long(), torch.round(map_y * TAB).long()
@@ -64,14 +76,16 @@ def sample_field(field: torch.Tensor, map_x: torch.Tensor, map_y: torch.Tensor) 
     x0, x1, y0, y1 = ix.clamp(0, w - 1), (ix + 1).clamp(0, w - 1), iy.clamp(0, h - 1), (iy + 1).clamp(0, h - 1)
     w00, w01 = (t0[fy] * t0[fx]).unsqueeze(1), (t0[fy] * t1[fx]).unsqueeze(1)
     w10, w11 = (t1[fy] * t0[fx]).unsqueeze(1), (t1[fy] * t1[fx]).unsqueeze(1)
-    out = _gather(field, y0, x0) * w00 + _gather(field, y0, x1) * w01
-    out = out + _gather(field, y1, x0) * w10
-    return out + _gather(field, y1, x1) * w11
+    out = _gather(field, y0, x0, base) * w00 + _gather(field, y0, x1, base) * w01
+    out = out + _gather(field, y1, x0, base) * w10
+    return out + _gather(field, y1, x1, base) * w11
 
-def compose(mv: torch.Tensor, ref_mv: torch.Tensor) -> torch.Tensor:
-    """``mv(p) + ref_mv(p + mv(p))``: (N, 2, H, W) float32 each (``codec.motion.compose``)."""
+def compose(mv: torch.Tensor, ref_mv: torch.Tensor, which: torch.Tensor | None = None) -> torch.Tensor:
+    """``mv(p) + ref_mv(p + mv(p))``: (N, 2, H, W) float32 each (``codec.motion.compose``); with
+    ``which`` (N, H, W) int64, ``ref_mv`` (N, M, 2, H, W) and pixel p composes through
+    ``ref_mv[:, which[p]]`` (``codec.motion.compose_choice``)."""
     xs, ys = _grid(*mv.shape[-2:], mv.device)
-    return mv + sample_field(ref_mv, xs + mv[:, 0], ys + mv[:, 1])
+    return mv + sample_field(ref_mv, xs + mv[:, 0], ys + mv[:, 1], which)
 
 def _fma(a: torch.Tensor, b: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
     """float32 ``a * b + c`` rounded once (the product and sum are exact in float64 here)."""
@@ -101,19 +115,33 @@ def cell_motion(cells: torch.Tensor, height: int, width: int) -> torch.Tensor:
 def _cell_mask(mask: torch.Tensor, height: int, width: int) -> torch.Tensor:
     return mask.repeat_interleave(CELL, -2).repeat_interleave(CELL, -1)[..., :height, :width]
 
+def _through(mv: torch.Tensor, ring: list[torch.Tensor], choice: torch.Tensor | None) -> torch.Tensor:
+    """``mv`` (N, 2, H, W) composed through the field of ``ring`` (the steps before, nearest first)
+    that ``choice`` (N, Hc, Wc) names per cell, or through the nearest (``choice`` None)."""
+    if choice is None:
+        return compose(mv, ring[0])
+    h, w = mv.shape[-2:]
+    return compose(mv, torch.stack(ring, 1), _cell_mask(choice.long(), h, w))
+
 def rebuild(frame: torch.Tensor, root: torch.Tensor, chain: torch.Tensor, l1: torch.Tensor,
-            only_l1: torch.Tensor, nxt: torch.Tensor, sel: torch.Tensor) -> torch.Tensor:
+            only_l1: torch.Tensor, nxt: torch.Tensor, sel: torch.Tensor, choice: torch.Tensor | None = None,
+            nxt_choice: torch.Tensor | None = None) -> torch.Tensor:
     """Motion and residual of N packed frames: (N, 5, H, W) float32, channels (dx, dy) in pixels
     then the int16-valued residual (frame minus the root warped by the motion). ``frame`` / ``root``
     (N, H, W, 3) uint8, ``chain`` (N, D, 2, Hc, Wc) front-padded; ``l1`` / ``nxt`` (L, 2, Hc, Wc) and
-    ``only_l1`` (L, Hc, Wc) belong to the frames ``sel`` (L,) that trace L1-only cells."""
+    ``only_l1`` (L, Hc, Wc) belong to the frames ``sel`` (L,) that trace L1-only cells. With H.264's
+    several reference pictures, ``choice`` (N, D, Hc, Wc) names per cell the step before (0 the
+    nearest, up to ``MAX_REFERENCES`` - 1; the root's motion is zero) each step composes through,
+    and ``nxt_choice`` (L, Hc, Wc) the same for ``nxt``; None: always the nearest."""
     n, h, w, _ = frame.shape
-    acc = torch.zeros(n, 2, h, w, dtype=torch.float32, device=frame.device)
+    ring = [torch.zeros(n, 2, h, w, dtype=torch.float32, device=frame.device)] * MAX_REFERENCES
     for step in range(chain.shape[1] - 1):  # the anchors back to the root (zero steps keep zero)
-        acc = compose(cell_motion(chain[:, step], h, w), acc)
-    out = compose(cell_motion(chain[:, -1], h, w), acc)
+        made = _through(cell_motion(chain[:, step], h, w), ring, None if choice is None else choice[:, step])
+        ring = [made, *ring[:-1]]
+    out = _through(cell_motion(chain[:, -1], h, w), ring, None if choice is None else choice[:, -1])
     if len(sel):
-        through = compose(cell_motion(l1, h, w), compose(cell_motion(nxt, h, w), acc[sel]))
+        via = _through(cell_motion(nxt, h, w), [r[sel] for r in ring], nxt_choice)
+        through = compose(cell_motion(l1, h, w), via)
         mask = _cell_mask(only_l1, h, w).unsqueeze(1)
         out[sel] = torch.where(mask, through, out[sel])
     pred = warp_pictures(root.permute(0, 3, 1, 2), out)
@@ -211,6 +239,18 @@ def _batched_views(x: torch.Tensor, augs: list[list[int]], pre: Preprocess, xch:
     return out
 
 
+def _choices(samples: Sequence[dict[str, torch.Tensor]]) -> tuple[torch.Tensor | None, torch.Tensor | None]:
+    """The samples' reference choices one after another: ``choice`` (sum of depths, Hc, Wc) and
+    ``nxt_choice`` (L, Hc, Wc), zero (the nearest step) for samples that ship none; (None, None)
+    when no sample ships any."""
+    if not any(len(p.get("choice", ())) for p in samples):
+        return None, None
+    def own(p: dict, key: str, rows: int) -> torch.Tensor:
+        return p[key] if len(p[key]) else p["chain"].new_zeros(rows, *p["chain"].shape[2:])
+    return (torch.cat([own(p, "choice", len(p["chain"])) for p in samples]),
+            torch.cat([own(p, "nxt_choice", len(p["nxt"])) for p in samples]))
+
+
 def packed_inputs(packed: Sequence[dict[str, torch.Tensor]], pre: Preprocess) -> list[torch.Tensor]:
     """The network input (N, C, crop, crop) float32 of each packed sample, rebuilt together
     (samples of one frame size at once; their views too where they have the same K)."""
@@ -229,7 +269,9 @@ def packed_inputs(packed: Sequence[dict[str, torch.Tensor]], pre: Preprocess) ->
         frame, root = (canvases([packed[b][key] for b in members], [picts[b] for b in members], ks, key)
                        for key in ("frame", "root"))
         sel = torch.tensor([i for i, u in enumerate(use_l1) if u], dtype=torch.int64, device=frame.device)
-        raw = rebuild(frame, root, padded_chains(cat["chain"], depths), cat["l1"], cat["only_l1"], cat["nxt"], sel)
+        choice, nxt_choice = _choices([packed[b] for b in members])
+        raw = rebuild(frame, root, padded_chains(cat["chain"], depths), cat["l1"], cat["only_l1"], cat["nxt"], sel,
+                      None if choice is None else padded_chains(choice, depths), nxt_choice)
         x_all = normalize(raw, "p")[:, _CHANNELS[pre.modality]]
         if pre.scale_size:
             x_all = resize_short(x_all, pre.scale_size)

@@ -16,16 +16,21 @@ accumulating, else ``i``'s own reference) the worker only demuxes and decodes, a
 - for the L B-frames whose L1-only blocks are traced through the next anchor ``n`` (a P-frame with
   the same reference; ``use_l1`` (K,) bool says which): ``l1`` (L, 2, Hc, Wc) int16 (their L1
   vectors), ``only_l1`` (L, Hc, Wc) bool (cells with an L1 and no L0 vector) and ``nxt`` (L, 2, Hc,
-  Wc) int16 (``n``'s L0 vectors).
+  Wc) int16 (``n``'s L0 vectors);
+- H.264 with several reference pictures (accumulating): ``choice`` (sum of depths, Hc, Wc) int16,
+  per chain step and cell the step before it that the cell is chained through (0: the nearest, up
+  to ``MAX_REFERENCES`` - 1; the root counts as a step), the choice codec makes
+  (``CompressedVideo.reference_choices``), and ``nxt_choice`` (L, Hc, Wc) the same for each ``n``;
+  both empty (0 rows) for a sample without such choices.
 
 No dense or float field is built here: ``device_reconstruct`` turns these into the motion and the
 residual ``CompressedVideo.load`` gives, bit for bit. The cell painting is codec's own rule
 (``codec/motion.py``'s ``paint_block_cells``: a block's vector on every cell it covers, intra cells
 zero, later blocks over earlier ones). What the device path cannot reproduce makes :func:`plan_frame` return None, and the
-sample takes the CPU path: H.264 frames whose motion, when accumulated, picks among several
-reference pictures per 8x8 cell by matching (FFmpeg does not export the reference index), B-frames
-traced through a reference B-frame, unaligned blocks and motion scales other than 1, 2 or 4, and
-videos decoded at a reduced size (``CompressedVideo.factor`` > 1: huge inputs).
+sample takes the CPU path: accumulated H.264 frames one of whose steps may pick a reference picture
+that is not a step before it (a reference B-frame of a B-pyramid), B-frames traced through a
+reference B-frame, unaligned blocks and motion scales other than 1, 2 or 4, and videos decoded at a
+reduced size (``CompressedVideo.factor`` > 1: huge inputs).
 """
 
 from __future__ import annotations
@@ -38,7 +43,7 @@ import numpy as np
 
 from ..codec import CompressedVideo
 from ..codec.motion import paint_block_cells
-from ..codec.reconstruct import l0_candidates, l1_anchor
+from ..codec.reconstruct import MAX_REFERENCES, l0_candidates, l1_anchor
 from .transforms import view_boxes
 
 CELL = 8  # FFmpeg's motion blocks are 8 or 16 px, on the 8-px grid
@@ -54,18 +59,25 @@ PICT = ("format", "colorspace", "h", "w", "fy", "fx", "fh", "fw", "ry", "rx", "r
 @dataclass(frozen=True)
 class FramePlan:
     """How frame ``frame`` is rebuilt: L0 motion chained through ``anchors`` (oldest first) back to
-    ``root``; with ``nxt``, its L1-only cells through the next anchor ``nxt``."""
+    ``root``; with ``nxt``, its L1-only cells through the next anchor ``nxt``. ``multi``: some step
+    (or ``nxt``) picks per cell among the steps before it (H.264's several reference pictures)."""
 
     frame: int
     root: int
     anchors: tuple[int, ...]
     nxt: int | None
+    multi: bool = False
 
 
-def _single_reference(video: CompressedVideo, j: int, g: int) -> bool:
-    """Whether frame ``j``'s accumulated L0 motion has one candidate reference picture (codec's
-    rule, :func:`~ip_tsn.codec.reconstruct.l0_candidates`)."""
-    return len(l0_candidates(video.index, j, g)) == 1
+def _chains_through(video: CompressedVideo, j: int, before: list[int], g: int) -> int | None:
+    """How many candidates frame ``j``'s accumulated L0 motion picks among (codec's rule,
+    :func:`~ip_tsn.codec.reconstruct.l0_candidates`), or None unless they are the last steps of
+    ``before`` (the root and anchors before ``j``, oldest first), nearest first: then candidate k is
+    the step k + 1 back, which the device's rebuild keeps."""
+    candidates = l0_candidates(video.index, j, g)
+    if len(candidates) > len(before) or candidates != before[::-1][: len(candidates)]:
+        return None
+    return len(candidates)
 
 
 def plan_frame(video: CompressedVideo, i: int, accumulate: bool) -> FramePlan | None:
@@ -76,25 +88,29 @@ def plan_frame(video: CompressedVideo, i: int, accumulate: bool) -> FramePlan | 
         return None
     g = video.gop_of(i)
     anchors: list[int] = []
+    counts: list[int | None] = []
     if accumulate:
-        if not _single_reference(video, i, g):
-            return None
         k = ref
         while k != g:
-            if types[k] != "P" or not _single_reference(video, k, g):
+            if types[k] != "P":
                 return None
             anchors.append(k)
             nk = idx.reference_of(k)
             if nk is None or nk < g:
                 return None
             k = nk
+        anchors.reverse()
+        steps = [g, *anchors, i]
+        counts = [_chains_through(video, j, steps[:t], g) for t, j in enumerate(steps) if t > 0]
     nxt = l1_anchor(video.index, i, accumulate)
     if nxt is not None:
         if types[nxt] != "P" or idx.reference_of(nxt) != ref:
             return None
-        if accumulate and not _single_reference(video, nxt, g):
-            return None
-    return FramePlan(i, g if accumulate else ref, tuple(reversed(anchors)), nxt)
+        if accumulate:
+            counts.append(_chains_through(video, nxt, [g, *anchors], g))
+    if any(c is None for c in counts):
+        return None
+    return FramePlan(i, g if accumulate else ref, tuple(anchors), nxt, any(c > 1 for c in counts))  # type: ignore[operator]
 
 
 def paint_cells(vectors: np.ndarray | None, height: int, width: int,
@@ -181,16 +197,31 @@ def _compose_bounds(cells: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> tuple[
     return mv + low, mv + high
 
 
-def motion_bounds(chain: np.ndarray, l1: np.ndarray | None, nxt: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
+def _through_bounds(cells: np.ndarray, ring: list[tuple[np.ndarray, np.ndarray]],
+                    choice: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`_compose_bounds` of a step composed through ``ring[choice]`` per cell (``ring``: the
+    bounds of the steps before it, nearest first; ``choice`` (Hc, Wc) or None: the nearest)."""
+    if choice is None or not choice.any():
+        return _compose_bounds(cells, *ring[0])
+    each = [_compose_bounds(cells, *ring[k]) for k in range(int(choice.max()) + 1)]
+    pick = choice.astype(np.int64)[None, None]  # (1, 1, Hc, Wc) into (K, 2, Hc, Wc)
+    return tuple(np.take_along_axis(np.stack([b[i] for b in each]), np.broadcast_to(pick, (1, *each[0][i].shape)),
+                                    0)[0] for i in range(2))  # type: ignore[return-value]
+
+
+def motion_bounds(chain: np.ndarray, l1: np.ndarray | None, nxt: np.ndarray | None,
+                  choice: np.ndarray | None = None, nxt_choice: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Per-cell bounds ``(lo, hi)`` (2, Hc, Wc) pixels of one packed frame's rebuilt motion: its
     ``chain`` (D, 2, Hc, Wc) of steps (and, given, the L1 path through ``l1`` and ``nxt``)
-    composed as ``device_reconstruct.rebuild`` composes them."""
-    lo = hi = np.zeros((2, *chain.shape[2:]))
-    for step in chain[:-1]:
-        lo, hi = _compose_bounds(step, lo, hi)
-    out_lo, out_hi = _compose_bounds(chain[-1], lo, hi)
+    composed as ``device_reconstruct.rebuild`` composes them, each step (and ``nxt``) through the
+    step its ``choice`` (D, Hc, Wc) (``nxt_choice`` (Hc, Wc)) names per cell, given."""
+    zero = np.zeros((2, *chain.shape[2:]))
+    ring = [(zero, zero)] * MAX_REFERENCES  # the steps before, nearest first (the root's motion is zero)
+    for t, step in enumerate(chain[:-1]):
+        ring = [_through_bounds(step, ring, None if choice is None else choice[t]), *ring[:-1]]
+    out_lo, out_hi = _through_bounds(chain[-1], ring, None if choice is None else choice[-1])
     if l1 is not None and nxt is not None:
-        t_lo, t_hi = _compose_bounds(l1, *_compose_bounds(nxt, lo, hi))
+        t_lo, t_hi = _compose_bounds(l1, *_through_bounds(nxt, ring, nxt_choice))
         out_lo, out_hi = np.minimum(out_lo, t_lo), np.maximum(out_hi, t_hi)
     return out_lo, out_hi
 
@@ -274,13 +305,26 @@ def pack_frames(video: CompressedVideo, index: np.ndarray, accumulate: bool,
                 l1s[k] = (l1[0], nxt[0], l1[1] & ~steps[-1][1])  # type: ignore[index]
     used = sorted(l1s)
     hc, wc = chains[0].shape[2:]
+    multi = any(p.multi for p in plans)  # type: ignore[union-attr]
+    choices, nxt_choices = [np.zeros((0, hc, wc), np.int16)] * k_count, {}
+    if multi:  # every step's choice among the steps before it (zero: the nearest, one candidate)
+        for k, p in enumerate(plans):
+            assert p is not None
+            made = video.reference_choices([*p.anchors, p.frame, *([p.nxt] if p.nxt is not None else [])])
+            made = [np.zeros((hc, wc), np.int16) if c is None else c.astype(np.int16) for c in made]
+            choices[k] = np.stack(made[: len(p.anchors) + 1])
+            if p.nxt is not None:
+                nxt_choices[k] = made[-1]
     out = {"chain": np.concatenate(chains), "depths": np.array([len(c) for c in chains], np.int16),
            "l1": np.array([l1s[k][0] for k in used], np.int16).reshape(-1, 2, hc, wc),
            "nxt": np.array([l1s[k][1] for k in used], np.int16).reshape(-1, 2, hc, wc),
            "only_l1": np.array([l1s[k][2] for k in used], bool).reshape(-1, hc, wc),
-           "use_l1": np.array([k in l1s for k in range(k_count)], bool)}
+           "use_l1": np.array([k in l1s for k in range(k_count)], bool),
+           "choice": np.concatenate(choices),
+           "nxt_choice": np.array([nxt_choices[k] for k in used] if multi else [], np.int16).reshape(-1, hc, wc)}
     window = window or (0, 0, h, w)
-    bounds = [motion_bounds(chains[k], *(l1s[k][:2] if k in l1s else (None, None))) for k in range(k_count)]
+    bounds = [motion_bounds(chains[k], *(l1s[k][:2] if k in l1s else (None, None)),
+                            choices[k] if multi else None, nxt_choices.get(k)) for k in range(k_count)]
     pairs = [(p.frame, p.root) for p in plans]  # type: ignore[union-attr]
     boxes = (window, root_window(bounds, window, h, w))
     out["frame"], out["root"], out["pict"] = _pictures(video, pairs, planes, boxes)
@@ -291,13 +335,14 @@ def pack_frames(video: CompressedVideo, index: np.ndarray, accumulate: bool,
 #: A compact packed batch (what :func:`pack_batch` returns, under the batch's ``packed`` key): the
 #: packed samples' arrays flattened into one buffer per dtype, whatever the batch size (issue 20).
 #: ``pictures`` uint8 (every sample's ``frame`` then ``root``), ``vectors`` int8 (``chain``,
-#: ``depths``, ``l1``, ``nxt`` of the samples whose quarter-pixel vectors all fit in int8, i.e. move
+#: ``depths``, ``l1``, ``nxt``, ``choice``, ``nxt_choice`` of the samples whose quarter-pixel vectors all fit in int8, i.e. move
 #: less than 32 px a step: nearly all), ``vectors_wide`` int16 (the same of the others), ``masks``
-#: bool (``only_l1``, ``use_l1``), ``meta`` int64 (S, 23) per packed sample (``META``: sizes, the
-#: sample's ``pict``, buffer offsets, ``wide``: its vectors are in ``vectors_wide``), ``aug`` int64 (S, 7),
+#: bool (``only_l1``, ``use_l1``), ``meta`` int64 (S, 24) per packed sample (``META``: sizes, the
+#: sample's ``pict``, buffer offsets, ``wide``: its vectors are in ``vectors_wide``, ``multi``: it
+#: ships reference choices), ``aug`` int64 (S, 7),
 #: ``slot`` int64 (B,): the packed sample of each batch item, -1 where the worker took the CPU path
 #: (that item's ``input`` is in the batch's ``input`` list).
-META = ("k", "steps", "l1", "hc", "wc", "frame_n", "root_n", *PICT, "pictures", "vectors", "masks", "wide")
+META = ("k", "steps", "l1", "hc", "wc", "frame_n", "root_n", *PICT, "pictures", "vectors", "masks", "wide", "multi")
 _INT8 = (-128, 127)
 _PICT_AT = slice(7, 7 + len(PICT))
 
@@ -312,10 +357,11 @@ def pack_batch(packed: list[dict | None]) -> dict:
     offsets = [0, [0, 0], 0]  # pictures, vectors (narrow, wide), masks
     for p in present:
         steps, _, hc, wc = p["chain"].shape
-        vec = torch.cat([p["chain"].reshape(-1), p["depths"], p["l1"].reshape(-1), p["nxt"].reshape(-1)])
+        vec = torch.cat([p["chain"].reshape(-1), p["depths"], p["l1"].reshape(-1), p["nxt"].reshape(-1),
+                         p["choice"].reshape(-1), p["nxt_choice"].reshape(-1)])
         wide = int(bool(len(vec)) and not (_INT8[0] <= int(vec.min()) and int(vec.max()) <= _INT8[1]))
         meta.append([len(p["use_l1"]), steps, len(p["l1"]), hc, wc, len(p["frame"]), len(p["root"]),
-                     *p["pict"].tolist(), offsets[0], offsets[1][wide], offsets[2], wide])
+                     *p["pict"].tolist(), offsets[0], offsets[1][wide], offsets[2], wide, int(len(p["choice"]) > 0)])
         pic = [p["frame"], p["root"]]
         msk = [p["only_l1"].reshape(-1), p["use_l1"]]
         pictures += pic
@@ -343,15 +389,19 @@ def unpack_batch(batch: dict) -> list[dict | None]:
     pic, msk, buffers = batch["pictures"], batch["masks"], (batch["vectors"], batch["vectors_wide"])
     samples = []
     for s, (k, steps, n_l1, hc, wc, frame_n, root_n, *rest) in enumerate(rows):
-        po, vo, mo, wide = rest[len(PICT):]
+        po, vo, mo, wide, multi = rest[len(PICT):]
         vec = buffers[wide]
         cells = 2 * hc * wc
-        at = [vo, vo + steps * cells, vo + steps * cells + k, vo + (steps + n_l1) * cells + k]
+        at = [vo, vo + steps * cells, vo + steps * cells + k, vo + (steps + n_l1) * cells + k,
+              vo + (steps + 2 * n_l1) * cells + k]
+        n_choice, n_nxt = (steps, n_l1) if multi else (0, 0)
         samples.append({
             "frame": pic[po : po + frame_n], "root": pic[po + frame_n : po + frame_n + root_n],
             "pict": batch["meta"][s, _PICT_AT],
             "chain": vec[at[0] : at[1]].view(steps, 2, hc, wc), "depths": vec[at[1] : at[2]],
-            "l1": vec[at[2] : at[3]].view(n_l1, 2, hc, wc), "nxt": vec[at[3] : at[3] + n_l1 * cells].view(n_l1, 2, hc, wc),
+            "l1": vec[at[2] : at[3]].view(n_l1, 2, hc, wc), "nxt": vec[at[3] : at[4]].view(n_l1, 2, hc, wc),
+            "choice": vec[at[4] : at[4] + n_choice * hc * wc].view(n_choice, hc, wc),
+            "nxt_choice": vec[at[4] + n_choice * hc * wc : at[4] + (n_choice + n_nxt) * hc * wc].view(n_nxt, hc, wc),
             "only_l1": msk[mo : mo + n_l1 * hc * wc].view(n_l1, hc, wc),
             "use_l1": msk[mo + n_l1 * hc * wc : mo + n_l1 * hc * wc + k],
         })
