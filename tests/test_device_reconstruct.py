@@ -22,8 +22,7 @@ from ip_tsn.codec.motion import warp as cpu_warp
 from ip_tsn.config import ConfigError
 from ip_tsn.data.datamodule import VideoDataModule, collate_packed
 from ip_tsn.data.datasets import VideoRecord
-from ip_tsn.data.device_reconstruct import (_choices, canvases, cell_motion, compose, padded_chains, rebuild,
-                                           reconstruct_batch, warp_pictures)
+from ip_tsn.data.device_reconstruct import cell_motion, compose, rebuild_packed, reconstruct_batch, warp_pictures
 from ip_tsn.data.packed_p import META, PACKED, pack_frames, paint_cells, plan_frame, unpack_batch
 from ip_tsn.data.preprocess import Preprocess
 from ip_tsn.data.video_dataset import StreamDataset
@@ -135,17 +134,11 @@ def test_h264_multi_reference_rebuilds_bit_for_bit(videos, name, device):
     assert packed is not None and packed["choice"].shape == (packed["chain"].shape[0], *packed["chain"].shape[2:])
     assert packed["choice"].max() >= 1  # a farther reference picture is chosen somewhere
     t = {k: torch.from_numpy(a).to(device) for k, a in packed.items()}
-    depths = t["depths"].tolist()
-    pict = t["pict"].tolist()
-    frame, root = (canvases([t[key]], [pict], [len(picks)], key) for key in ("frame", "root"))
-    sel = torch.nonzero(t["use_l1"]).flatten()
-    choice, nxt_choice = _choices([t])
-    raw = rebuild(frame, root, padded_chains(t["chain"], depths), t["l1"], t["only_l1"], t["nxt"], sel,
-                  padded_chains(choice, depths), nxt_choice).cpu().numpy()
+    raw = rebuild_packed([t]).cpu().numpy()
     for k, i in enumerate(picks):
         np.testing.assert_array_equal(raw[k, :2].transpose(1, 2, 0), v.load(i, "mv"), err_msg=f"{name} {i}")
         np.testing.assert_array_equal(raw[k, 2:].transpose(1, 2, 0), v.load(i, "residual"), err_msg=f"{name} {i}")
-    without = rebuild(frame, root, padded_chains(t["chain"], depths), t["l1"], t["only_l1"], t["nxt"], sel).cpu()
+    without = rebuild_packed([{**t, "choice": t["choice"][:0], "nxt_choice": t["nxt_choice"][:0]}]).cpu()
     assert not torch.equal(without[:, :2], torch.from_numpy(raw[:, :2]))  # the choices matter
     v.close()
 

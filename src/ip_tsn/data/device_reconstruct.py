@@ -251,6 +251,22 @@ def _choices(samples: Sequence[dict[str, torch.Tensor]]) -> tuple[torch.Tensor |
             torch.cat([own(p, "nxt_choice", len(p["nxt"])) for p in samples]))
 
 
+def rebuild_packed(samples: Sequence[dict[str, torch.Tensor]], picts: list[list[int]] | None = None) -> torch.Tensor:
+    """The motion and residual of packed samples of one frame size, all their frames at once:
+    (sum of K, 5, H, W) float32 (:func:`rebuild`), equal to ``CompressedVideo.load``'s ``mv`` and
+    ``residual`` bit for bit inside each sample's frame window. ``picts``: their ``pict`` as lists,
+    if already read (one device sync for a batch)."""
+    picts = [p["pict"].tolist() for p in samples] if picts is None else picts
+    ks = [len(p["use_l1"]) for p in samples]
+    cat = {key: torch.cat([p[key] for p in samples]) for key in ("chain", "depths", "l1", "only_l1", "nxt", "use_l1")}
+    depths, use_l1 = cat["depths"].tolist(), cat["use_l1"].tolist()
+    frame, root = (canvases([p[key] for p in samples], picts, ks, key) for key in ("frame", "root"))
+    sel = torch.tensor([i for i, u in enumerate(use_l1) if u], dtype=torch.int64, device=frame.device)
+    choice, nxt_choice = _choices(samples)
+    return rebuild(frame, root, padded_chains(cat["chain"], depths), cat["l1"], cat["only_l1"], cat["nxt"], sel,
+                   None if choice is None else padded_chains(choice, depths), nxt_choice)
+
+
 def packed_inputs(packed: Sequence[dict[str, torch.Tensor]], pre: Preprocess) -> list[torch.Tensor]:
     """The network input (N, C, crop, crop) float32 of each packed sample, rebuilt together
     (samples of one frame size at once; their views too where they have the same K)."""
@@ -263,15 +279,7 @@ def packed_inputs(packed: Sequence[dict[str, torch.Tensor]], pre: Preprocess) ->
     xch = x_channels(pre.modality, pre.flow_length)
     for members in groups.values():
         ks = [len(packed[b]["use_l1"]) for b in members]
-        cat = {key: torch.cat([packed[b][key] for b in members]) for key in ("chain", "depths", "l1", "only_l1",
-                                                                             "nxt", "use_l1")}
-        depths, use_l1 = cat["depths"].tolist(), cat["use_l1"].tolist()
-        frame, root = (canvases([packed[b][key] for b in members], [picts[b] for b in members], ks, key)
-                       for key in ("frame", "root"))
-        sel = torch.tensor([i for i, u in enumerate(use_l1) if u], dtype=torch.int64, device=frame.device)
-        choice, nxt_choice = _choices([packed[b] for b in members])
-        raw = rebuild(frame, root, padded_chains(cat["chain"], depths), cat["l1"], cat["only_l1"], cat["nxt"], sel,
-                      None if choice is None else padded_chains(choice, depths), nxt_choice)
+        raw = rebuild_packed([packed[b] for b in members], [picts[b] for b in members])
         x_all = normalize(raw, "p")[:, _CHANNELS[pre.modality]]
         if pre.scale_size:
             x_all = resize_short(x_all, pre.scale_size)
