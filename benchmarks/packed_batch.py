@@ -13,13 +13,16 @@ from __future__ import annotations
 
 import time
 
+import numpy as np
 import torch
 
 import media
 from common import WORK_DIR, log, set_threads
 from formatting import f, table
+from ip_tsn.codec import CompressedVideo
 from ip_tsn.data.datamodule import collate_packed
-from ip_tsn.data.packed_p import PACKED
+from ip_tsn.data.device_reconstruct import rebuild_packed
+from ip_tsn.data.packed_p import PACKED, pack_frames, plan_frame
 from worker_cost import _dataset
 
 BATCH, MAX_TENSORS, MAX_MB_PER_CLIP = 32, 16, 0.6
@@ -53,7 +56,40 @@ def run(quick: bool = False) -> dict:
            "size": "340x256", "crop": 224, "segments": 3,
            "by_buffer": {k: int(v.numel() * v.element_size()) for k, v in batch[PACKED].items()}}
     log(f"packed batch: {out['tensors']} tensors, {out['packed_bytes'] / BATCH / 1e6:.2f} MB per clip")
+    out["h264"] = h264_rows(quick)
     return out
+
+
+def h264_rows(quick: bool = False, picks: int = 3) -> list[dict]:
+    """Per H.264 sample as it is (issue 20.3): the share of its accumulated P/B frames the device
+    path plans (all; those that pick among several reference pictures), and on ``picks`` planned
+    multi-reference frames (the shallowest chains, so a CPU run stays short) the largest difference
+    between the device rebuild (on this CPU, torch) and ``CompressedVideo.load``, with the bytes
+    the reference choices add to what the frames ship."""
+    rows = []
+    for name, path in sorted(media.real_as_is().items()):
+        v = CompressedVideo(path)
+        inter = [i for i in range(v.num_frames) if v.frame_types[i] != "I"]
+        plans = {i: plan_frame(v, i, True) for i in inter}
+        planned = [i for i in inter if plans[i] is not None]
+        multi = [i for i in planned if plans[i].multi]  # type: ignore[union-attr]
+        row = {"video": name, "size": f"{v.width}x{v.height}", "frames": len(inter), "planned": len(planned),
+               "multi": len(multi), "checked": 0, "max_diff": None, "choice_bytes": None, "bytes": None}
+        chosen = sorted(multi, key=lambda i: len(plans[i].anchors))[: 1 if quick else picks]  # type: ignore[union-attr]
+        if chosen:
+            packed = pack_frames(v, np.array(chosen), True)
+            assert packed is not None
+            raw = rebuild_packed([{k: torch.from_numpy(a) for k, a in packed.items()}]).numpy()
+            diff = max(max(np.abs(raw[k, :2].transpose(1, 2, 0) - v.load(i, "mv")).max(),
+                           np.abs(raw[k, 2:].transpose(1, 2, 0) - v.load(i, "residual")).max())
+                       for k, i in enumerate(chosen))
+            row.update(checked=len(chosen), max_diff=float(diff),  # bytes as the worker packs them (int16)
+                       choice_bytes=int(packed["choice"].nbytes + packed["nxt_choice"].nbytes),
+                       bytes=int(sum(a.nbytes for a in packed.values())))
+        v.close()
+        log(f"packed h264: {name}: {len(planned)}/{len(inter)} planned, {len(multi)} with choices")
+        rows.append(row)
+    return rows
 
 
 def targets(res: dict) -> list[list[str]]:
@@ -79,4 +115,18 @@ def report(res: dict) -> str:
                   "planes (RGB on the device through FFmpeg's measured conversion table); chains ragged, L1 arrays "
                   "only for frames that trace them; block vectors as int8 quarter pixels (`vectors`), or int16 "
                   "(`vectors_wide`) for a clip with a vector beyond 127 quarter pixels (32 px a step)."]
+    if res.get("h264"):
+        lines += ["", "**H.264 as it is** (issue 20.3): accumulated motion that picks among several reference "
+                      "pictures per 8x8 cell is rebuilt on the device from the worker's per-cell choices "
+                      "(`CompressedVideo.reference_choices`); a frame one of whose candidates is a reference "
+                      "B-frame (a B-pyramid) takes the CPU path. *planned*: accumulated P/B frames the device "
+                      "path rebuilds; *with choices*: those among them that ship reference choices; *max |diff|*: "
+                      "the device rebuild (torch, this CPU) against `CompressedVideo.load` (motion and residual) on "
+                      "the planned frames with choices that have the shortest chains; *choices*: the bytes they add "
+                      "to those frames' packed arrays, as the worker packs them (int16; int8 in a batch).", ""]
+        rows = [[r["video"], r["size"], f"{r['planned']} / {r['frames']}", str(r["multi"]),
+                 "" if r["max_diff"] is None else f"{r['max_diff']:.1e} ({r['checked']} frames)",
+                 "" if r["bytes"] is None else f"{f(r['choice_bytes'] / 1e3)} of {f(r['bytes'] / 1e3)} kB"]
+                for r in res["h264"]]
+        lines.append(table(["video", "size", "planned", "with choices", "max |diff|", "choices"], rows))
     return "\n".join(lines) + "\n"
