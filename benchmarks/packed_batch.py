@@ -128,5 +128,5 @@ def report(res: dict) -> str:
                  "" if r["max_diff"] is None else f"{r['max_diff']:.1e} ({r['checked']} frames)",
                  "" if r["bytes"] is None else f"{f(r['choice_bytes'] / 1e3)} of {f(r['bytes'] / 1e3)} kB"]
                 for r in res["h264"]]
-        lines.append(table(["video", "size", "planned", "with choices", "max |diff|", "choices"], rows))
+        lines.append(table(["video", "size", "planned", "with choices", "max \\|diff\\|", "choices"], rows))
     return "\n".join(lines) + "\n"

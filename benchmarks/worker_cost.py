@@ -172,7 +172,7 @@ def report(res: dict) -> str:
             extra = [f(rows["device_part_on_cpu_ms"]), f"{rows['max_abs_diff']:.1e}"] if path == "device" else ["", ""]
             body.append([loader, path, f(r["median_ms"]), f(r["mean_ms"]), f(r["max_ms"]),
                          f"{r['packed']}/{s['clips']}", *extra])
-    text += [table(["loader", "path", "median CPU ms", "mean", "max", "packed", "device part here, ms", "max |diff|"],
+    text += [table(["loader", "path", "median CPU ms", "mean", "max", "packed", "device part here, ms", "max \\|diff\\|"],
                    body, left=2), ""]
     for loader, rows in res.get("loaders", {}).items():
         if "teacher_equal" in rows:
