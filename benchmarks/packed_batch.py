@@ -105,7 +105,7 @@ def report(res: dict) -> str:
     lines = ["## 2c. A packed batch of the device path (issue 20)", "",
              f"One collated batch of {res['batch']} P training clips ({res['size']} MPEG-4, K = {res['segments']}, crop "
              f"{res['crop']}, `data.reconstruct=device`), as the workers hand it to the main process "
-             f"(`collate_packed`: the packed clips' arrays in one buffer per dtype, `packed_p.pack_batch`): "
+             f"(`collate_packed`: the packed clips' arrays in one buffer per dtype, `packed_batch.pack_batch`): "
              f"{res['tensors']} tensors in all, {f(res['bytes'] / 1e6)} MB, collated in {f(res['collate_ms'])} ms of CPU "
              f"({res['packed_clips']} of {res['batch']} clips packed).", ""]
     rows = [[k, f(v / 1e6), f(v / res["batch"] / 1e6)] for k, v in res["by_buffer"].items()]

@@ -23,7 +23,8 @@ from ip_tsn.config import ConfigError
 from ip_tsn.data.datamodule import VideoDataModule, collate_packed
 from ip_tsn.data.datasets import VideoRecord
 from ip_tsn.data.device_reconstruct import cell_motion, compose, rebuild_packed, reconstruct_batch, warp_pictures
-from ip_tsn.data.packed_p import META, PACKED, pack_frames, paint_cells, plan_frame, unpack_batch
+from ip_tsn.data.packed_batch import META, unpack_batch
+from ip_tsn.data.packed_p import PACKED, pack_frames, paint_cells, plan_frame
 from ip_tsn.data.preprocess import Preprocess
 from ip_tsn.data.video_dataset import StreamDataset
 from ip_tsn.lit import StreamClassifier

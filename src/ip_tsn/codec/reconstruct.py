@@ -178,6 +178,7 @@ def chain(gop: GopMotion, j: int, mv: np.ndarray, candidates: list[int]) -> np.n
     :func:`best_reference`) chained on to the GOP's I-frame. Candidates whose accumulated motion
     is being computed are left out (the first one is kept if that leaves none)."""
     g = gop.start
+    given = len(candidates)
     candidates = [c for c in candidates if c not in gop.busy] or candidates[:1]
     # every candidate's accumulated motion first, in order (what is memoised depends on the order)
     chained = [None if c == g else accumulated_motion(gop, c) for c in candidates]
@@ -185,8 +186,8 @@ def chain(gop: GopMotion, j: int, mv: np.ndarray, candidates: list[int]) -> np.n
     if len(candidates) == 1:
         return mv.copy() if chained[0] is None else compose(mv, chained[0], maps)
     choice = cell_choice(gop, j, mv, candidates, maps)
-    if candidates == l0_candidates(gop.index, j, g):
-        gop.choice[j] = choice  # what l0_choice hands the device path
+    if len(candidates) == given:  # none left out: the choice l0_choice hands the device path
+        gop.choice[j] = choice
     cell = CELL // gop.factor
     h, w = mv.shape[:2]
     per_pixel = cv2.resize(choice, (choice.shape[1] * cell, choice.shape[0] * cell),

@@ -38,7 +38,8 @@ from ip_tsn.settings import from_mapping, plain
 
 from .datasets import VideoRecord, load_classes, load_split, video_dir
 from .device_reconstruct import reconstruct_batch
-from .packed_p import PACKED, pack_batch
+from .packed_batch import pack_batch
+from .packed_p import PACKED
 from .preprocess import Preprocess
 from .settings import DataSettings
 from .teacher_cache import TeacherCache
@@ -109,7 +110,7 @@ def collate(samples: list[dict[str, Any]]) -> dict[str, Any]:
 
 def collate_packed(samples: list[dict[str, Any]]) -> dict[str, Any]:
     """:func:`collate` for ``reconstruct="device"``: the packed samples in one compact packed batch
-    (``packed_p.pack_batch``: 7 tensors whatever the batch size), ``input`` a per-sample list (None
+    (``packed_batch.pack_batch``: 7 tensors whatever the batch size), ``input`` a per-sample list (None
     where a sample is packed), rebuilt into ``input`` (B, N, C, H, W) on the device by
     :meth:`VideoDataModule.on_after_batch_transfer`."""
     if not any(PACKED in s for s in samples):

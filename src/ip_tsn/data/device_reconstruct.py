@@ -14,7 +14,7 @@ interpolates with OpenCV's ``remap``, whose arithmetic is repeated here:
 
 A packed sample (``sample["packed"]``) holds ``frame`` / ``root`` (flat uint8 picture windows,
 4:2:0 planes or RGB, described by ``pict`` (12,) int64: ``packed_p.PICT``), ``chain``
-(sum of depths, 2, Hc, Wc) int16 quarter pixels (int8 out of a compact batch, :func:`.packed_p.pack_batch`; the K chains one after another) with ``depths`` (K,),
+(sum of depths, 2, Hc, Wc) int16 quarter pixels (int8 out of a compact batch, :func:`.packed_batch.pack_batch`; the K chains one after another) with ``depths`` (K,),
 ``choice`` (sum of depths, Hc, Wc) / ``nxt_choice`` (L, Hc, Wc) (H.264's per-cell reference choice, the
 step before that each cell composes through, 0 the nearest; empty where there is none),
 ``l1`` / ``nxt`` (L, 2, Hc, Wc) int16 and ``only_l1`` (L, Hc,
@@ -37,7 +37,8 @@ import torch
 from .modalities import x_channels
 from ..codec.frames import yuv420_rgb_table
 from ..codec.reconstruct import MAX_REFERENCES
-from .packed_p import AUG_CROP, AUG_VIEW, CELL, PACKED, QUARTER, YUV420, unpack_batch
+from .packed_batch import unpack_batch
+from .packed_p import AUG_CROP, AUG_VIEW, CELL, PACKED, QUARTER, YUV420
 from .preprocess import Preprocess
 from .transforms import apply_view, eval_views, hflip, normalize, resize, resize_short
 
@@ -297,7 +298,7 @@ def packed_inputs(packed: Sequence[dict[str, torch.Tensor]], pre: Preprocess) ->
     return out
 
 def reconstruct_batch(batch: dict[str, Any], pre: Preprocess) -> dict[str, Any]:
-    """A collated batch with ``packed`` (a compact packed batch, ``packed_p.pack_batch``; items the
+    """A collated batch with ``packed`` (a compact packed batch, ``packed_batch.pack_batch``; items the
     worker took the CPU path for have their result in ``input``) -> the same batch with ``input``
     (B, N, C, crop, crop)."""
     packed = batch.pop(PACKED, None)
