@@ -306,3 +306,41 @@ def test_block_vectors_are_ffmpegs_own(clips):
             assert vec is not None and len(vec) > 0
             dx = (vec["src_x"] - vec["dst_x"]).astype(float)
             assert np.median(dx) == -SHIFT
+
+
+def test_decoded_frames_are_freed_without_the_garbage_collector(samples):
+    """Reading a frame's vectors leaves no reference cycle (PyAV's ``frame.side_data`` makes one),
+    so a dropped GOP's decoded frames are freed at once, not at the next full collection: a
+    DataLoader worker evicting GOPs kept thousands of them before."""
+    import gc
+
+    gc.collect()
+    gc.disable()
+    try:
+        v = CompressedVideo(samples["carphone_pristine.mp4"])
+        mv = v.load_many(range(0, 40), "mv")
+        vectors = v.block_vectors([5])
+        v.close()
+        del v
+        gc.set_debug(gc.DEBUG_SAVEALL)
+        gc.collect()
+        kept = sorted({type(o).__name__ for o in gc.garbage if "av." in type(o).__module__})
+    finally:
+        gc.set_debug(0)
+        gc.garbage.clear()
+        gc.enable()
+    assert len(vectors[0]) > 0 and np.abs(mv[20]).max() > 0
+    assert kept == []
+
+
+def test_loaded_motion_is_the_memo_read_only(samples):
+    """``load(..., "mv")`` hands out the memoised field without a copy, read-only, so a caller
+    cannot change what later loads (and the residual) read."""
+    v = CompressedVideo(samples["bikes.mp4"])
+    mv = v.load(9, "mv")
+    assert not mv.flags.writeable and np.abs(mv).max() > 0
+    with pytest.raises(ValueError):
+        mv += 1
+    again = v.load(9, "mv")
+    np.testing.assert_array_equal(again, mv)
+    assert np.shares_memory(again, mv)

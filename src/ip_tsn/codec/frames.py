@@ -8,6 +8,7 @@ import os
 
 import av
 import numpy as np
+from av.sidedata.sidedata import SideDataContainer
 from av.video.reformatter import Interpolation, VideoReformatter
 
 # A forked child (a DataLoader worker) must never free the parent's decoder state: FFmpeg's worker
@@ -17,6 +18,17 @@ from av.video.reformatter import Interpolation, VideoReformatter
 _INHERITED: list = []
 os.register_at_fork(before=gc.collect)
 _REFORMATTER: dict[int, VideoReformatter] = {}  # per process: one swscale context for every frame
+
+
+def block_vectors_of(frame: av.VideoFrame) -> np.ndarray | None:
+    """FFmpeg's ``MOTION_VECTORS`` side data of a decoded frame as a structured array, or None.
+
+    Read through a container of our own rather than ``frame.side_data``: PyAV keeps that one on the
+    frame, and the container refers back to the frame, so every frame read that way is a reference
+    cycle that only a full garbage collection frees; a DataLoader worker evicting GOPs piled up
+    thousands of decoded frames that way (hundreds of MB)."""
+    data = SideDataContainer(frame).get("MOTION_VECTORS")
+    return None if data is None else data.to_ndarray()
 
 
 def _reformatter() -> VideoReformatter:

@@ -36,6 +36,7 @@ import numpy as np
 
 from .bitstream import Mpeg4Pictures, picture_info_parser
 from .errors import VideoError
+from .frames import block_vectors_of
 
 AVFMT_NOTIMESTAMPS = 0x0080  # libavformat: the format has no timestamps (raw elementary streams)
 IMAGE_FORMATS = ("image2", "png_pipe", "jpeg_pipe", "bmp_pipe", "tiff_pipe", "webp_pipe", "gif")
@@ -388,7 +389,7 @@ def motion_vectors_exported(path: str, probe: bool = True) -> Optional[tuple[boo
                         kind = int(frame.pict_type)  # 0: NONE (the decoder does not say), 1: I
                         if kind > 1 or (kind == 0 and not frame.key_frame):
                             inter += 1
-                            found = frame.side_data.get("MOTION_VECTORS") is not None
+                            found = block_vectors_of(frame) is not None
                         if found or inter >= PROBE_INTER_FRAMES or decoded >= PROBE_MAX_FRAMES:
                             break
                     else:

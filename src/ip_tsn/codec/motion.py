@@ -36,13 +36,9 @@ def dense_motion(vectors: np.ndarray | None, height: int, width: int, source: in
         ``mv`` (H, W, 2) float32 (in the painted grid's pixels) and ``covered`` (H, W) bool (pixels
         that have a vector).
     """
-    mv = np.zeros((height, width, 2), np.float32)
-    covered = np.zeros((height, width), bool)
-    if vectors is None or len(vectors) == 0:
-        return mv, covered
-    v = vectors[np.sign(vectors["source"]) == source]
-    if len(v) == 0:
-        return mv, covered
+    v = None if vectors is None else vectors[np.sign(vectors["source"]) == source]
+    if v is None or len(v) == 0:
+        return np.zeros((height, width, 2), np.float32), np.zeros((height, width), bool)
     if factor not in FACTORS:
         raise ValueError(f"factor must be one of {FACTORS}, got {factor}")
     scale = v["motion_scale"].astype(np.float32) * factor
@@ -51,14 +47,20 @@ def dense_motion(vectors: np.ndarray | None, height: int, width: int, source: in
     x0 = v["dst_x"].astype(np.int64) - v["w"].astype(np.int64) // 2
     y0 = v["dst_y"].astype(np.int64) - v["h"].astype(np.int64) // 2
     bw, bh = v["w"].astype(np.int64), v["h"].astype(np.int64)
-    if np.all(x0 % 8 == 0) and np.all(y0 % 8 == 0) and np.all(bw % 8 == 0) and np.all(bh % 8 == 0):
-        _paint_cells(mv, covered, x0 // 8, y0 // 8, bw // 8, bh // 8, vx, vy, 8 // factor)
-    else:  # unaligned blocks (not seen from FFmpeg's exporters): paint block by block
-        for i in range(len(v)):
-            ys = slice(max(y0[i] // factor, 0), max(-(-(y0[i] + bh[i]) // factor), 0))
-            xs = slice(max(x0[i] // factor, 0), max(-(-(x0[i] + bw[i]) // factor), 0))
-            mv[ys, xs] = (vx[i], vy[i])
-            covered[ys, xs] = True
+    if not (x0 % 8 == 0).all() or not (y0 % 8 == 0).all() or not (bw % 8 == 0).all() or not (bh % 8 == 0).all():
+        return _paint_blocks(x0, y0, bw, bh, vx, vy, height, width, factor)
+    return _paint_cells(x0 // 8, y0 // 8, bw // 8, bh // 8, vx, vy, height, width, 8 // factor)
+
+
+def _paint_blocks(x0, y0, bw, bh, vx, vy, height: int, width: int, factor: int) -> tuple[np.ndarray, np.ndarray]:
+    """Blocks not aligned on 8x8 cells (not seen from FFmpeg's exporters): painted one by one."""
+    mv = np.zeros((height, width, 2), np.float32)
+    covered = np.zeros((height, width), bool)
+    for i in range(len(vx)):
+        ys = slice(max(y0[i] // factor, 0), max(-(-(y0[i] + bh[i]) // factor), 0))
+        xs = slice(max(x0[i] // factor, 0), max(-(-(x0[i] + bw[i]) // factor), 0))
+        mv[ys, xs] = (vx[i], vy[i])
+        covered[ys, xs] = True
     return mv, covered
 
 
@@ -70,27 +72,36 @@ def paint_block_cells(values: np.ndarray, cx: np.ndarray, cy: np.ndarray, cw: np
     values' dtype, has (gh, gw) bool)`` on a grid one cell larger than the picture on each side
     (gh = ceil(height / 8) + 2); blocks reaching past it are clipped onto its border."""
     gh, gw = -(-height // 8) + 2, -(-width // 8) + 2
-    cells = np.zeros((gh, gw, 2), values.dtype)
-    has = np.zeros((gh, gw), bool)
-    for dy in range(int(ch.max()) if len(ch) else 0):
-        for dx in range(int(cw.max()) if len(cw) else 0):
-            sel = (dy < ch) & (dx < cw)
-            ys = np.clip(cy[sel] + dy, 0, gh - 1)
-            xs = np.clip(cx[sel] + dx, 0, gw - 1)
-            cells[ys, xs, 0] = values[sel, 0]
-            cells[ys, xs, 1] = values[sel, 1]
-            has[ys, xs] = True
-    return cells, has
+    cells = np.zeros((gh * gw, 2), values.dtype)
+    has = np.zeros(gh * gw, bool)
+    count = (cw * ch).astype(np.int64)
+    if len(count) and count.min() > 0:
+        block = np.repeat(np.arange(len(count)), count)  # each painted cell's block, blocks in order
+        k = np.arange(len(block)) - np.repeat(np.cumsum(count) - count, count)  # its place in the block
+        w = cw[block]
+        ys = np.clip(cy[block] + k // w, 0, gh - 1)
+        xs = np.clip(cx[block] + k % w, 0, gw - 1)
+        at = ys * gw + xs
+        cells[at] = values[block]  # a repeated cell keeps the last block's value
+        has[at] = True
+    elif len(count):  # blocks of no cells paint nothing
+        keep = count > 0
+        return paint_block_cells(values[keep], cx[keep], cy[keep], cw[keep], ch[keep], height, width)
+    return cells.reshape(gh, gw, 2), has.reshape(gh, gw)
 
 
-def _paint_cells(mv, covered, cx, cy, cw, ch, vx, vy, cell: int = 8) -> None:
-    """Vectorised painting on the 8x8 cell grid (:func:`paint_block_cells`), then upsampling to
-    pixels, ``cell`` pixels per cell side (8 at full size)."""
-    height, width = covered.shape
+def _paint_cells(cx, cy, cw, ch, vx, vy, height: int, width: int, cell: int = 8) -> tuple[np.ndarray, np.ndarray]:
+    """Vectorised painting on the 8x8 cell grid (:func:`paint_block_cells`), then nearest-neighbour
+    upsampling to (height, width) pixels, ``cell`` pixels per cell side (8 at full size)."""
     cells, has = paint_block_cells(np.stack([vx, vy], axis=1), cx, cy, cw, ch, height * (8 // cell),
                                    width * (8 // cell))
-    mv[:] = np.repeat(np.repeat(cells, cell, axis=0), cell, axis=1)[:height, :width]
-    covered[:] = np.repeat(np.repeat(has, cell, axis=0), cell, axis=1)[:height, :width]
+    hc, wc = -(-height // cell), -(-width // cell)
+    size = (wc * cell, hc * cell)  # upsampling by a whole factor: every pixel gets its cell's value
+    mv = cv2.resize(cells[:hc, :wc], size, interpolation=cv2.INTER_NEAREST)
+    covered = cv2.resize(has[:hc, :wc].view(np.uint8), size, interpolation=cv2.INTER_NEAREST).view(bool)
+    if size != (width, height):
+        mv, covered = np.ascontiguousarray(mv[:height, :width]), np.ascontiguousarray(covered[:height, :width])
+    return mv, covered
 
 
 @lru_cache(maxsize=16)
@@ -181,4 +192,4 @@ _PAD = 2  # rows of replicated border around each tile of compose_choice: a bili
 
 def residual(frame: np.ndarray, prediction: np.ndarray) -> np.ndarray:
     """(H, W, 3) int16 ``frame - prediction`` of two uint8 images."""
-    return frame.astype(np.int16) - prediction.astype(np.int16)
+    return cv2.subtract(frame, prediction, dtype=cv2.CV_16S).reshape(frame.shape)

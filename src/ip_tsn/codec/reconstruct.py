@@ -260,5 +260,9 @@ def representation_of(gop: GopMotion, i: int, representation: str, accumulate: b
     ref = g if accumulate else gop.index.reference_of(i)
     mv = accumulated_motion(gop, i) if accumulate else own_motion(gop, i)
     if representation == "mv":
-        return mv * gop.factor if gop.factor > 1 else mv.copy()
+        if gop.factor > 1:
+            return mv * gop.factor
+        view = mv.view()  # the memoised field itself, not a copy: read-only, so it stays what it is
+        view.flags.writeable = False
+        return view
     return residual(gop.rgb(i), warp(gop.rgb(ref), mv))

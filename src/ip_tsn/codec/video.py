@@ -28,7 +28,7 @@ import av
 import numpy as np
 
 from .errors import VideoError
-from .frames import park, scaled, to_rgb, yuv420_planes
+from .frames import block_vectors_of, park, scaled, to_rgb, yuv420_planes
 from .index import VideoIndex, get_index, motion_vectors_exported, open_video_stream, remember_motion
 from .motion import FACTORS
 from .reconstruct import GopMotion, l0_candidates, l0_choice, l1_anchor, representation_of
@@ -187,6 +187,7 @@ class CompressedVideo:
             (``accumulate=True``) or into the previous anchor frame;
             ``"residual"``: (H, W, 3) int16, the frame minus ``warp(reference, mv)``;
             ``"rgb"``: (H, W, 3) uint8 RGB of the decoded frame itself.
+            ``"mv"`` at full size is the memoised field itself, read-only (copy it to change it).
         """
         return self.load_many([index], representation, accumulate)[0]
 
@@ -381,8 +382,7 @@ class CompressedVideo:
                 for frame in packet.decode():
                     j = display.get(frame.pts)
                     if j is not None and g <= j <= last:  # keep what was decoded anyway: later loads reuse it
-                        sd = frame.side_data.get("MOTION_VECTORS")
-                        gop.vectors[j] = sd.to_ndarray() if sd is not None else None
+                        gop.vectors[j] = block_vectors_of(frame)
                         gop.frames[j] = scaled(frame, *size) if f > 1 else frame
                 if need <= gop.frames.keys():
                     break
