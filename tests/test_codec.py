@@ -344,3 +344,29 @@ def test_loaded_motion_is_the_memo_read_only(samples):
     again = v.load(9, "mv")
     np.testing.assert_array_equal(again, mv)
     assert np.shares_memory(again, mv)
+
+
+def test_h264_candidates_are_decoded_before_the_frame(samples):
+    """In a B-pyramid (bikes.mp4, x264's default) a P-frame is decoded before the reference
+    B-frames shown just before it, so they are never among its candidate reference pictures; and
+    so a frame's accumulated motion no longer depends on which frame was asked for first."""
+    from ip_tsn.codec.reconstruct import l0_candidates
+
+    path = samples["bikes.mp4"]
+    v = CompressedVideo(path)
+    idx = v.index
+    assert idx.decode is not None and len(set(idx.decode.tolist())) == idx.num_frames
+    checked = 0
+    for j in range(1, 60):
+        if idx.frame_types[j] == "I":
+            continue
+        candidates = l0_candidates(idx, j, v.gop_of(j))
+        assert all(idx.decode[k] < idx.decode[j] for k in candidates), (j, candidates)
+        skipped = [k for k in range(v.gop_of(j), j) if idx.reference[k] and idx.decode[k] > idx.decode[j]]
+        checked += idx.frame_types[j] == "P" and bool(skipped)
+    assert checked >= 5  # P-frames with a reference B-frame shown before them, left out
+    assert idx.frame_types[4] == "P" and l0_candidates(idx, 4, 0) == [0]
+    first = CompressedVideo(path).load(8, "mv")
+    other = CompressedVideo(path)
+    other.load(6, "mv")  # a reference B-frame traced through frame 8 first
+    np.testing.assert_array_equal(other.load(8, "mv"), first)

@@ -64,6 +64,9 @@ class VideoIndex:
     # from, which the reader writes into each packet's pts before decoding
     order: str = "pts"
     seek_ts: Optional[np.ndarray] = None  # (N,) int64 timestamps to seek to (None: decode from the start)
+    # (N,) int64: each frame's place in decode order (the ordinal of the packet it decodes from; None:
+    # not known). A picture can only refer to pictures decoded before it (``decoded_before``).
+    decode: Optional[np.ndarray] = None
 
     @property
     def num_frames(self) -> int:
@@ -101,6 +104,11 @@ class VideoIndex:
         if kind == "B":
             return self.anchor_before(i)
         return max(self.frame_types.rfind("I", 0, i), self.frame_types.rfind("P", 0, i))
+
+    def decoded_before(self, k: int, j: int) -> bool:
+        """Frame ``k`` is decoded before frame ``j`` (so ``j`` may refer to it); True where the
+        decode order is not known."""
+        return self.decode is None or bool(self.decode[k] < self.decode[j])
 
     def anchor_after(self, i: int) -> Optional[int]:
         """Display index of the nearest reference picture after frame ``i``, or None."""
@@ -261,6 +269,7 @@ def _pts_index(meta: dict, pictures: list, packets: _Packets, pts: list[int], or
         truncated=truncated,
         order="pts",
         seek_ts=np.asarray(pts, dtype=np.int64)[order],
+        decode=np.asarray([pictures[i][0] for i in order], dtype=np.int64),
     )
 
 
@@ -284,6 +293,7 @@ def _finish_output_index(meta: dict, shown: list[tuple[int, str, bool, bool]], p
         truncated=truncated,
         order=how,
         seek_ts=None if seek is None else np.asarray([seek[k] for k, *_ in shown], dtype=np.int64),
+        decode=np.asarray([k for k, *_ in shown], dtype=np.int64),
     )
 
 

@@ -12,7 +12,10 @@ has one motion field relative to one reference frame, and accumulation chains fi
 anchor back to the GOP's I-frame (CoViAR's accumulation, at sub-pixel precision).
 
 Multiple references (H.264). When accumulating, a frame's L0 vectors may point into any of the
-``MAX_REFERENCES`` nearest reference pictures of the GOP (:func:`l0_candidates`); each 8x8 cell
+``MAX_REFERENCES`` nearest reference pictures of the GOP decoded before it (:func:`l0_candidates`;
+in a B-pyramid a P-frame is decoded before the reference B-frames shown before it, so with the
+decode order known no two frames' motions depend on each other and nothing depends on the order
+frames are asked for); each 8x8 cell
 takes the candidate whose motion-compensated prediction matches the decoded frame's luma best
 (:func:`best_reference`; luma rather than RGB: half the warping, and on the sample videos the same
 choice on 96-99% of cells), ties going to the default reference (``VideoIndex.reference_of``).
@@ -111,15 +114,17 @@ def l0_candidates(index: VideoIndex, j: int, g: int) -> list[int]:
     """Pictures frame ``j``'s L0 vectors may point into, the default (``reference_of``) first.
 
     H.264 allows several reference pictures per list and FFmpeg does not export which one a
-    block used: the ``MAX_REFERENCES`` nearest reference pictures of the GOP (I-frame ``g``) are
-    candidates. Other codecs have a single reference.
+    block used: the ``MAX_REFERENCES`` nearest reference pictures of the GOP (I-frame ``g``) before
+    ``j`` that are decoded before it are candidates (in a B-pyramid a P-frame is decoded before the
+    reference B-frames shown before it, so it cannot refer to them). Other codecs have a single
+    reference.
     """
     first = index.reference_of(j)
     if index.codec != "h264" or first is None:
         return [first]
     refs: list[int] = []
     for k in range(j - 1, g - 1, -1):  # nearest first
-        if index.reference[k]:
+        if index.reference[k] and index.decoded_before(k, j):
             refs.append(k)
             if len(refs) == MAX_REFERENCES:
                 break
@@ -176,7 +181,8 @@ def accumulated_motion(gop: GopMotion, j: int) -> np.ndarray:
 def chain(gop: GopMotion, j: int, mv: np.ndarray, candidates: list[int]) -> np.ndarray:
     """(H, W, 2) ``mv`` of frame ``j`` (into one of ``candidates``, chosen per 8x8 cell by
     :func:`best_reference`) chained on to the GOP's I-frame. Candidates whose accumulated motion
-    is being computed are left out (the first one is kept if that leaves none)."""
+    is being computed are left out (the first one is kept if that leaves none): only where the
+    index does not know the decode order can a candidate be one (``VideoIndex.decoded_before``)."""
     g = gop.start
     given = len(candidates)
     candidates = [c for c in candidates if c not in gop.busy] or candidates[:1]
