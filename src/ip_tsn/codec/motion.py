@@ -47,7 +47,7 @@ def dense_motion(vectors: np.ndarray | None, height: int, width: int, source: in
     x0 = v["dst_x"].astype(np.int64) - v["w"].astype(np.int64) // 2
     y0 = v["dst_y"].astype(np.int64) - v["h"].astype(np.int64) // 2
     bw, bh = v["w"].astype(np.int64), v["h"].astype(np.int64)
-    if not (x0 % 8 == 0).all() or not (y0 % 8 == 0).all() or not (bw % 8 == 0).all() or not (bh % 8 == 0).all():
+    if (np.concatenate([x0, y0, bw, bh]) % 8).any():
         return _paint_blocks(x0, y0, bw, bh, vx, vy, height, width, factor)
     return _paint_cells(x0 // 8, y0 // 8, bw // 8, bh // 8, vx, vy, height, width, 8 // factor)
 
@@ -74,19 +74,13 @@ def paint_block_cells(values: np.ndarray, cx: np.ndarray, cy: np.ndarray, cw: np
     gh, gw = -(-height // 8) + 2, -(-width // 8) + 2
     cells = np.zeros((gh * gw, 2), values.dtype)
     has = np.zeros(gh * gw, bool)
-    count = (cw * ch).astype(np.int64)
-    if len(count) and count.min() > 0:
-        block = np.repeat(np.arange(len(count)), count)  # each painted cell's block, blocks in order
-        k = np.arange(len(block)) - np.repeat(np.cumsum(count) - count, count)  # its place in the block
-        w = cw[block]
-        ys = np.clip(cy[block] + k // w, 0, gh - 1)
-        xs = np.clip(cx[block] + k % w, 0, gw - 1)
-        at = ys * gw + xs
-        cells[at] = values[block]  # a repeated cell keeps the last block's value
-        has[at] = True
-    elif len(count):  # blocks of no cells paint nothing
-        keep = count > 0
-        return paint_block_cells(values[keep], cx[keep], cy[keep], cw[keep], ch[keep], height, width)
+    count = (cw * ch).astype(np.int64)  # blocks of no cells paint nothing
+    block = np.repeat(np.arange(len(count)), count)  # each painted cell's block, blocks in order
+    k = np.arange(len(block)) - np.repeat(np.cumsum(count) - count, count)  # its place in the block
+    w = cw[block]
+    at = np.clip(cy[block] + k // w, 0, gh - 1) * gw + np.clip(cx[block] + k % w, 0, gw - 1)
+    cells[at] = values[block]  # a repeated cell keeps the last block's value
+    has[at] = True
     return cells.reshape(gh, gw, 2), has.reshape(gh, gw)
 
 
