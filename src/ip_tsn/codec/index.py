@@ -25,7 +25,6 @@ positions are unknown) before decoding, and FFmpeg hands that value on to the fr
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass, field
 from fractions import Fraction
 from functools import cached_property
@@ -36,10 +35,9 @@ import numpy as np
 
 from .bitstream import Mpeg4Pictures, picture_info_parser
 from .errors import VideoError
-from .frames import block_vectors_of
+from .streams import file_key, open_video_stream
 
 AVFMT_NOTIMESTAMPS = 0x0080  # libavformat: the format has no timestamps (raw elementary streams)
-IMAGE_FORMATS = ("image2", "png_pipe", "jpeg_pipe", "bmp_pipe", "tiff_pipe", "webp_pipe", "gif")
 # codecs whose display order follows from picture types in decode order (at most one held anchor)
 STRUCTURAL_CODECS = ("mpeg4", "mpeg1video", "mpeg2video")
 _PICT_TYPES = {1: "I", 2: "P", 3: "B", 4: "P", 5: "I", 6: "P", 7: "B"}  # AVPictureType: S->P, SI->I, SP->P, BI->B
@@ -114,34 +112,6 @@ class VideoIndex:
         """Display index of the nearest reference picture after frame ``i``, or None."""
         after = np.flatnonzero(self.reference[i + 1 :])
         return int(after[0]) + i + 1 if len(after) else None
-
-
-def _open(path: str) -> av.container.InputContainer:
-    if os.path.isdir(path):
-        raise VideoError(path, "is a directory, not a video file")
-    if not os.path.exists(path):
-        raise VideoError(path, "file not found")
-    if os.path.getsize(path) == 0:
-        raise VideoError(path, "empty file (0 bytes)")
-    try:
-        return av.open(path, metadata_errors="ignore")
-    except av.FFmpegError as e:
-        raise VideoError(path, f"not a readable video (corrupt or truncated): {e}") from None
-    except OSError as e:
-        raise VideoError(path, f"cannot be opened: {e.strerror or e}") from None
-
-
-def open_video_stream(path: str) -> tuple[av.container.InputContainer, av.video.stream.VideoStream]:
-    """Open ``path`` and return its container and first video stream, or raise VideoError."""
-    container = _open(path)
-    if container.format.name in IMAGE_FORMATS or container.format.name.endswith("_pipe"):
-        container.close()
-        raise VideoError(path, f"an image ({container.format.name}), not a video")
-    if not container.streams.video:
-        kinds = sorted({s.type for s in container.streams}) or ["no"]
-        container.close()
-        raise VideoError(path, f"no video stream (has {', '.join(kinds)} streams only)")
-    return container, container.streams.video[0]
 
 
 def _fallback_types(decode_pts: list[int], keyframes: list[bool]) -> list[str]:
@@ -345,15 +315,6 @@ def clear_index_cache() -> None:
     _CACHE.clear()
 
 
-def file_key(path: str) -> tuple[str, int, int]:
-    """(absolute path, size, mtime): what the per-process memos of a file are keyed on."""
-    try:
-        st = os.stat(path)
-    except OSError:
-        raise VideoError(path, "file not found") from None
-    return os.path.abspath(path), st.st_size, st.st_mtime_ns
-
-
 def get_index(path: str) -> VideoIndex:
     """:func:`build_index`, memoised per process on (path, size, mtime)."""
     key = file_key(path)
@@ -362,50 +323,3 @@ def get_index(path: str) -> VideoIndex:
             _CACHE.clear()
         _CACHE[key] = build_index(path)
     return _CACHE[key]
-
-
-# ------------------------------------------------------------- does the decoder export vectors?
-PROBE_INTER_FRAMES = 12  # inter-coded frames decoded (at most) to learn whether vectors come out
-PROBE_MAX_FRAMES = 300  # frames decoded (at most) while looking for them
-_MOTION: dict[tuple[str, int, int], tuple[bool, int]] = {}  # per file: (vectors found, inter frames seen)
-
-
-def remember_motion(path: str, found: bool, inter: int) -> None:
-    """Record what decoding ``path`` showed: vectors ``found`` on its ``inter`` inter-coded frames."""
-    if len(_MOTION) > 4096:
-        _MOTION.clear()
-    _MOTION[file_key(path)] = (found, inter)
-
-
-def motion_vectors_exported(path: str, probe: bool = True) -> Optional[tuple[bool, int]]:
-    """Does FFmpeg's decoder export motion vectors (``MOTION_VECTORS`` side data) for ``path``?
-
-    Decided by decoding, not by codec name: from the start until an inter-coded frame carries
-    vectors, or ``PROBE_INTER_FRAMES`` of them did not. Returns (found, inter-coded frames seen),
-    memoised per process on (path, size, mtime); None if not known and ``probe`` is False.
-    """
-    key = file_key(path)
-    if key not in _MOTION:
-        if not probe:
-            return None
-        found, inter, decoded = False, 0, 0
-        container, stream = open_video_stream(path)
-        stream.codec_context.options = {"flags2": "+export_mvs"}
-        with container:
-            try:
-                for packet in container.demux(stream):
-                    for frame in packet.decode():
-                        decoded += 1
-                        kind = int(frame.pict_type)  # 0: NONE (the decoder does not say), 1: I
-                        if kind > 1 or (kind == 0 and not frame.key_frame):
-                            inter += 1
-                            found = block_vectors_of(frame) is not None
-                        if found or inter >= PROBE_INTER_FRAMES or decoded >= PROBE_MAX_FRAMES:
-                            break
-                    else:
-                        continue
-                    break
-            except av.FFmpegError:
-                pass
-        remember_motion(path, found, inter)
-    return _MOTION[key]

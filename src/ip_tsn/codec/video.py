@@ -29,9 +29,11 @@ import numpy as np
 
 from .errors import VideoError
 from .frames import block_vectors_of, park, scaled, to_rgb, yuv420_planes
-from .index import VideoIndex, get_index, motion_vectors_exported, open_video_stream, remember_motion
+from .index import VideoIndex, get_index
 from .motion import FACTORS
 from .reconstruct import GopMotion, l0_candidates, l0_choice, l1_anchor, representation_of
+from .streams import open_video_stream
+from .vector_probe import motion_vectors_exported, remember_motion
 
 REPRESENTATIONS = ("iframe", "mv", "residual", "rgb")
 

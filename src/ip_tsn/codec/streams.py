@@ -1,0 +1,49 @@
+"""Opening a video file: its first video stream, or one clear :class:`VideoError` (missing, empty,
+a directory, an image, audio only, unreadable); and the key the per-process memos of a file use."""
+
+from __future__ import annotations
+
+import os
+
+import av
+
+from .errors import VideoError
+
+IMAGE_FORMATS = ("image2", "png_pipe", "jpeg_pipe", "bmp_pipe", "tiff_pipe", "webp_pipe", "gif")
+
+
+def _open(path: str) -> av.container.InputContainer:
+    if os.path.isdir(path):
+        raise VideoError(path, "is a directory, not a video file")
+    if not os.path.exists(path):
+        raise VideoError(path, "file not found")
+    if os.path.getsize(path) == 0:
+        raise VideoError(path, "empty file (0 bytes)")
+    try:
+        return av.open(path, metadata_errors="ignore")
+    except av.FFmpegError as e:
+        raise VideoError(path, f"not a readable video (corrupt or truncated): {e}") from None
+    except OSError as e:
+        raise VideoError(path, f"cannot be opened: {e.strerror or e}") from None
+
+
+def open_video_stream(path: str) -> tuple[av.container.InputContainer, av.video.stream.VideoStream]:
+    """Open ``path`` and return its container and first video stream, or raise VideoError."""
+    container = _open(path)
+    if container.format.name in IMAGE_FORMATS or container.format.name.endswith("_pipe"):
+        container.close()
+        raise VideoError(path, f"an image ({container.format.name}), not a video")
+    if not container.streams.video:
+        kinds = sorted({s.type for s in container.streams}) or ["no"]
+        container.close()
+        raise VideoError(path, f"no video stream (has {', '.join(kinds)} streams only)")
+    return container, container.streams.video[0]
+
+
+def file_key(path: str) -> tuple[str, int, int]:
+    """(absolute path, size, mtime): what the per-process memos of a file are keyed on."""
+    try:
+        st = os.stat(path)
+    except OSError:
+        raise VideoError(path, "file not found") from None
+    return os.path.abspath(path), st.st_size, st.st_mtime_ns
