@@ -370,3 +370,39 @@ def test_h264_candidates_are_decoded_before_the_frame(samples):
     other = CompressedVideo(path)
     other.load(6, "mv")  # a reference B-frame traced through frame 8 first
     np.testing.assert_array_equal(other.load(8, "mv"), first)
+
+
+def test_a_frame_depends_only_on_frames_decoded_before_it(samples, tmp_path):
+    """Every picture a frame's motion is built from (its L0 candidates, the next anchor its
+    L1-only blocks are traced through) is decoded before it, on the B-frame samples and an x264
+    B-pyramid in an elementary-stream-like container; and an L1 anchor that would be decoded
+    after the frame (an index made to say so) is not traced through, so no two frames' motions
+    can depend on each other."""
+    import dataclasses
+
+    from ip_tsn.codec.reconstruct import l0_candidates, l1_anchor
+
+    pyramid = encode(tmp_path / "pyramid.ts", moving_frames(30, 64, 96, dx=3, dy=1), codec="libx264", gop=15,
+                     bframes=3, options={"x264-params": "b-pyramid=normal:ref=4:bframes=3:b-adapt=0:threads=1"})
+    traced = 0
+    for path in (samples["bikes.mp4"], samples["carphone_pristine.mp4"], pyramid):
+        idx = CompressedVideo(path).index
+        for j in range(idx.num_frames):
+            if idx.frame_types[j] == "I":
+                continue
+            g = max(i for i in idx.gop_starts if i <= j)
+            needs = [k for k in l0_candidates(idx, j, g) if k is not None]
+            for accumulate in (True, False):
+                nxt = l1_anchor(idx, j, accumulate)
+                needs += [] if nxt is None else [nxt]
+                traced += nxt is not None
+            assert all(idx.decode[k] < idx.decode[j] for k in needs), (path.name, j, needs)
+    assert traced > 50
+    idx = CompressedVideo(samples["bikes.mp4"]).index
+    j = idx.frame_types.index("B")
+    nxt = l1_anchor(idx, j, True)
+    assert nxt is not None
+    late = idx.decode.copy()
+    late[nxt] = idx.decode.max() + 1  # the anchor after j said to be decoded after every frame
+    assert l1_anchor(dataclasses.replace(idx, decode=late), j, True) is None
+    assert l1_anchor(dataclasses.replace(idx, decode=late), j, False) is None

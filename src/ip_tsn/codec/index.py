@@ -57,14 +57,14 @@ class VideoIndex:
     frame_types: str  # "I" / "P" / "B" per frame
     reference: np.ndarray  # (N,) bool: a reference picture (an anchor other frames predict from)
     truncated: bool  # demuxing stopped on an error: the index holds the packets read before it
+    # (N,) int64: each frame's place in decode order (the ordinal of the packet it decodes from). A
+    # picture can only refer to pictures decoded before it (``decoded_before``).
+    decode: np.ndarray
     # "pts": ``pts`` are the presentation timestamps; "pos" / "count": the decoder's output order,
     # ``pts`` holds the byte position / number (from the start) of the packet each frame decodes
     # from, which the reader writes into each packet's pts before decoding
     order: str = "pts"
     seek_ts: Optional[np.ndarray] = None  # (N,) int64 timestamps to seek to (None: decode from the start)
-    # (N,) int64: each frame's place in decode order (the ordinal of the packet it decodes from; None:
-    # not known). A picture can only refer to pictures decoded before it (``decoded_before``).
-    decode: Optional[np.ndarray] = None
 
     @property
     def num_frames(self) -> int:
@@ -104,9 +104,8 @@ class VideoIndex:
         return max(self.frame_types.rfind("I", 0, i), self.frame_types.rfind("P", 0, i))
 
     def decoded_before(self, k: int, j: int) -> bool:
-        """Frame ``k`` is decoded before frame ``j`` (so ``j`` may refer to it); True where the
-        decode order is not known."""
-        return self.decode is None or bool(self.decode[k] < self.decode[j])
+        """Frame ``k`` is decoded before frame ``j`` (so ``j`` may refer to it)."""
+        return bool(self.decode[k] < self.decode[j])
 
     def anchor_after(self, i: int) -> Optional[int]:
         """Display index of the nearest reference picture after frame ``i``, or None."""

@@ -11,11 +11,14 @@ is not an I-frame; else (intra blocks, L1 into the next GOP's I-frame) zero moti
 has one motion field relative to one reference frame, and accumulation chains fields anchor by
 anchor back to the GOP's I-frame (CoViAR's accumulation, at sub-pixel precision).
 
+Decode order. A picture can only predict from pictures decoded before it, so a frame's motion is
+built only from frames decoded before it (its L0 candidates, :func:`l0_candidates`, and the next
+anchor its L1-only blocks are traced through, :func:`l1_anchor`). No two frames' motions depend on
+each other, the recursion ends, and nothing depends on the order frames are asked for.
+
 Multiple references (H.264). When accumulating, a frame's L0 vectors may point into any of the
 ``MAX_REFERENCES`` nearest reference pictures of the GOP decoded before it (:func:`l0_candidates`;
-in a B-pyramid a P-frame is decoded before the reference B-frames shown before it, so with the
-decode order known no two frames' motions depend on each other and nothing depends on the order
-frames are asked for); each 8x8 cell
+in a B-pyramid a P-frame is decoded before the reference B-frames shown before it); each 8x8 cell
 takes the candidate whose motion-compensated prediction matches the decoded frame's luma best
 (:func:`best_reference`; luma rather than RGB: half the warping, and on the sample videos the same
 choice on 96-99% of cells), ties going to the default reference (``VideoIndex.reference_of``).
@@ -54,7 +57,7 @@ class GopMotion:
     ``j``; ``own`` / ``acc``: (H, W, 2) float32 motion into the frame's reference / into the GOP's
     I-frame ``start``; ``grey``: (H, W) uint8 luma of the pictures :meth:`luma` has made;
     ``choice``: per frame its cells' reference choice among :func:`l0_candidates`
-    (:func:`l0_choice`); ``busy``: frames whose accumulated motion is being computed (recursion).
+    (:func:`l0_choice`).
     ``factor``: the pictures are 1 / ``factor`` of the video's size (H = ceil(height / factor)),
     and so are the motion fields, in those pictures' pixels.
     """
@@ -66,7 +69,6 @@ class GopMotion:
     factor: int = 1
     own: dict[int, np.ndarray] = field(default_factory=dict)
     acc: dict[int, np.ndarray] = field(default_factory=dict)
-    busy: set[int] = field(default_factory=set)
     grey: dict[int, np.ndarray] = field(default_factory=dict)
     choice: dict[int, np.ndarray] = field(default_factory=dict)
 
@@ -90,23 +92,18 @@ class GopMotion:
 def l1_anchor(index: VideoIndex, j: int, accumulate: bool = False) -> int | None:
     """The next reference picture a B-frame's L1-only blocks are traced through, or None.
 
-    It must not be an I-frame (no motion to trace through). Per frame (``accumulate=False``)
-    its own reference must be the B-frame's reference, so that the two motions compose; when
-    accumulating, both sides are traced to the I-frame, so any anchor whose chain does not
-    pass through frame ``j`` itself will do.
+    It must be decoded before ``j`` (else ``j``'s L1 vectors cannot point into it) and not be an
+    I-frame (no motion to trace through). Per frame (``accumulate=False``) its own reference must
+    be the B-frame's reference, so that the two motions compose; when accumulating, both sides are
+    traced to the I-frame, so any such anchor will do.
     """
     if index.frame_types[j] != "B":
         return None
     nxt = index.anchor_after(j)
-    if nxt is None or index.frame_types[nxt] == "I":
+    if nxt is None or index.frame_types[nxt] == "I" or not index.decoded_before(nxt, j):
         return None
-    if not accumulate:
-        return nxt if index.reference_of(nxt) == index.reference_of(j) else None
-    k = nxt
-    while k is not None:
-        if k == j:
-            return None
-        k = index.reference_of(k)
+    if not accumulate and index.reference_of(nxt) != index.reference_of(j):
+        return None
     return nxt
 
 
@@ -163,37 +160,30 @@ def accumulated_motion(gop: GopMotion, j: int) -> np.ndarray:
     if j in gop.acc:
         return gop.acc[j]
     h, w, f, g = gop.height, gop.width, gop.factor, gop.start
-    gop.busy.add(j)
     vectors = gop.vectors.get(j)
     mv0, has_l0 = dense_motion(vectors, h, w, -1, f)
     acc = chain(gop, j, mv0, l0_candidates(gop.index, j, g))
     nxt = l1_anchor(gop.index, j, accumulate=True)
-    if nxt is not None and nxt not in gop.busy:
+    if nxt is not None:
         mv1, has_l1 = dense_motion(vectors, h, w, +1, f)
         only_l1 = has_l1 & ~has_l0
         if only_l1.any():
             cv2.copyTo(chain(gop, j, mv1, [nxt]), only_l1.view(np.uint8), acc)
-    gop.busy.discard(j)
     gop.acc[j] = acc
     return acc
 
 
 def chain(gop: GopMotion, j: int, mv: np.ndarray, candidates: list[int]) -> np.ndarray:
     """(H, W, 2) ``mv`` of frame ``j`` (into one of ``candidates``, chosen per 8x8 cell by
-    :func:`best_reference`) chained on to the GOP's I-frame. Candidates whose accumulated motion
-    is being computed are left out (the first one is kept if that leaves none): only where the
-    index does not know the decode order can a candidate be one (``VideoIndex.decoded_before``)."""
+    :func:`best_reference`) chained on to the GOP's I-frame."""
     g = gop.start
-    given = len(candidates)
-    candidates = [c for c in candidates if c not in gop.busy] or candidates[:1]
     # every candidate's accumulated motion first, in order (what is memoised depends on the order)
     chained = [None if c == g else accumulated_motion(gop, c) for c in candidates]
     maps = sampling_maps(mv)  # one set of sampling maps for every warp by mv
     if len(candidates) == 1:
         return mv.copy() if chained[0] is None else compose(mv, chained[0], maps)
     choice = cell_choice(gop, j, mv, candidates, maps)
-    if len(candidates) == given:  # none left out: the choice l0_choice hands the device path
-        gop.choice[j] = choice
+    gop.choice[j] = choice  # several candidates are L0's: the choice l0_choice hands the device path
     cell = CELL // gop.factor
     h, w = mv.shape[:2]
     per_pixel = cv2.resize(choice, (choice.shape[1] * cell, choice.shape[0] * cell),
