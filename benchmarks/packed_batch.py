@@ -62,10 +62,11 @@ def run(quick: bool = False) -> dict:
 
 def h264_rows(quick: bool = False, picks: int = 3) -> list[dict]:
     """Per H.264 sample as it is (issue 20.3): the share of its accumulated P/B frames the device
-    path plans (all; those that pick among several reference pictures), and on ``picks`` planned
-    multi-reference frames (the shallowest chains, so a CPU run stays short) the largest difference
-    between the device rebuild (on this CPU, torch) and ``CompressedVideo.load``, with the bytes
-    the reference choices add to what the frames ship."""
+    path plans (all; those that pick among several reference pictures; those built through a
+    reference B-frame of a B-pyramid), and on up to ``picks`` planned frames of each of the last two
+    kinds (the fewest steps, so a CPU run stays short) the largest difference between the device
+    rebuild (on this CPU, torch) and ``CompressedVideo.load``, with the bytes the reference
+    choices (and each step's candidates) add to what the frames ship."""
     rows = []
     for name, path in sorted(media.real_as_is().items()):
         v = CompressedVideo(path)
@@ -73,9 +74,12 @@ def h264_rows(quick: bool = False, picks: int = 3) -> list[dict]:
         plans = {i: plan_frame(v, i, True) for i in inter}
         planned = [i for i in inter if plans[i] is not None]
         multi = [i for i in planned if plans[i].multi]  # type: ignore[union-attr]
+        pyramid = [i for i in planned if any(v.frame_types[j] == "B" for j in plans[i].steps[:-1])]  # type: ignore[union-attr]
         row = {"video": name, "size": f"{v.width}x{v.height}", "frames": len(inter), "planned": len(planned),
-               "multi": len(multi), "checked": 0, "max_diff": None, "choice_bytes": None, "bytes": None}
-        chosen = sorted(multi, key=lambda i: len(plans[i].anchors))[: 1 if quick else picks]  # type: ignore[union-attr]
+               "multi": len(multi), "pyramid": len(pyramid), "checked": 0, "max_diff": None, "choice_bytes": None,
+               "bytes": None}
+        fewest = lambda frames: sorted(frames, key=lambda i: len(plans[i].steps))[: 1 if quick else picks]  # type: ignore[union-attr]  # noqa: E731
+        chosen = sorted(set(fewest(multi)) | set(fewest(pyramid)))
         if chosen:
             packed = pack_frames(v, np.array(chosen), True)
             assert packed is not None
@@ -84,10 +88,11 @@ def h264_rows(quick: bool = False, picks: int = 3) -> list[dict]:
                            np.abs(raw[k, 2:].transpose(1, 2, 0) - v.load(i, "residual")).max())
                        for k, i in enumerate(chosen))
             row.update(checked=len(chosen), max_diff=float(diff),  # bytes as the worker packs them (int16)
-                       choice_bytes=int(packed["choice"].nbytes + packed["nxt_choice"].nbytes),
+                       choice_bytes=int(packed["choice"].nbytes + packed["sources"].nbytes),
                        bytes=int(sum(a.nbytes for a in packed.values())))
         v.close()
-        log(f"packed h264: {name}: {len(planned)}/{len(inter)} planned, {len(multi)} with choices")
+        log(f"packed h264: {name}: {len(planned)}/{len(inter)} planned, {len(multi)} with choices, "
+            f"{len(pyramid)} through reference B-frames")
         rows.append(row)
     return rows
 
@@ -116,17 +121,21 @@ def report(res: dict) -> str:
                   "only for frames that trace them; block vectors as int8 quarter pixels (`vectors`), or int16 "
                   "(`vectors_wide`) for a clip with a vector beyond 127 quarter pixels (32 px a step)."]
     if res.get("h264"):
-        lines += ["", "**H.264 as it is** (issue 20.3): accumulated motion that picks among several reference "
-                      "pictures per 8x8 cell is rebuilt on the device from the worker's per-cell choices "
-                      "(`CompressedVideo.reference_choices`); a frame one of whose candidates is a reference "
-                      "B-frame (a B-pyramid) takes the CPU path. *planned*: accumulated P/B frames the device "
-                      "path rebuilds; *with choices*: those among them that ship reference choices; *max |diff|*: "
-                      "the device rebuild (torch, this CPU) against `CompressedVideo.load` (motion and residual) on "
-                      "the planned frames with choices that have the shortest chains; *choices*: the bytes they add "
-                      "to those frames' packed arrays, as the worker packs them (int16; int8 in a batch).", ""]
-        rows = [[r["video"], r["size"], f"{r['planned']} / {r['frames']}", str(r["multi"]),
+        lines += ["", "**H.264 as it is** (issue 20.3): a frame's plan holds every picture its accumulated motion "
+                      "is built from, as steps in decode order (`packed_p.plan_frame`): the P-frames back to the "
+                      "I-frame and, in a B-pyramid, the reference B-frames a P-frame may pick per cell or a "
+                      "B-frame's L1-only cells go through; motion that picks among several reference pictures per "
+                      "8x8 cell is rebuilt on the device from the worker's per-cell choices "
+                      "(`CompressedVideo.reference_choices`). *planned*: accumulated P/B frames the device path "
+                      "rebuilds; *with choices*: those among them that ship reference choices; *via reference "
+                      "B*: those built through a reference B-frame; *max |diff|*: the device rebuild (torch, this "
+                      "CPU) against `CompressedVideo.load` (motion and residual) on the planned frames of the last "
+                      "two kinds with the fewest steps; *choices*: the bytes the choices and each step's candidates "
+                      "add to those frames' packed arrays, as the worker packs them (int16; int8 in a batch).", ""]
+        rows = [[r["video"], r["size"], f"{r['planned']} / {r['frames']}", str(r["multi"]), str(r.get("pyramid", "")),
                  "" if r["max_diff"] is None else f"{r['max_diff']:.1e} ({r['checked']} frames)",
                  "" if r["bytes"] is None else f"{f(r['choice_bytes'] / 1e3)} of {f(r['bytes'] / 1e3)} kB"]
                 for r in res["h264"]]
-        lines.append(table(["video", "size", "planned", "with choices", "max \\|diff\\|", "choices"], rows))
+        lines.append(table(["video", "size", "planned", "with choices", "via reference B", "max \\|diff\\|", "choices"],
+                           rows))
     return "\n".join(lines) + "\n"

@@ -139,7 +139,7 @@ def test_h264_multi_reference_rebuilds_bit_for_bit(videos, name, device):
     for k, i in enumerate(picks):
         np.testing.assert_array_equal(raw[k, :2].transpose(1, 2, 0), v.load(i, "mv"), err_msg=f"{name} {i}")
         np.testing.assert_array_equal(raw[k, 2:].transpose(1, 2, 0), v.load(i, "residual"), err_msg=f"{name} {i}")
-    without = rebuild_packed([{**t, "choice": t["choice"][:0], "nxt_choice": t["nxt_choice"][:0]}]).cpu()
+    without = rebuild_packed([{**t, "choice": t["choice"][:0]}]).cpu()
     assert not torch.equal(without[:, :2], torch.from_numpy(raw[:, :2]))  # the choices matter
     v.close()
 
@@ -147,16 +147,41 @@ def test_h264_multi_reference_rebuilds_bit_for_bit(videos, name, device):
 @pytest.mark.parametrize("device", DEVICES)
 @pytest.mark.parametrize("name", ["h264_b", "h264_refs", "carphone"])
 def test_h264_device_path_equals_cpu_path(videos, name, device):
-    """Training draws of H.264 (several reference pictures, B-frames) through the loaders: the device
-    path packs accumulated frames that choose among reference pictures and equals the CPU path;
-    where a reference B-frame (a B-pyramid) is among the candidates, the worker takes the CPU path
-    and the batch still equals it. Per-frame motion (``accumulate=False``) has no such choice and
-    is rebuilt on the device, B-frames included."""
+    """Training draws of H.264 (several reference pictures, B-frames, x264's default B-pyramid in
+    h264_b and carphone) through the loaders: the device path packs every accumulated frame,
+    reference B-frames among the candidates included, and equals the CPU path; so does per-frame
+    motion (``accumulate=False``), B-frames included."""
     size = {"crop_size": 96, "scale_size": 112} if name == "carphone" else {}
-    packed, fallback = _compare(videos[name], _pre(**size), True, device, draws=4)
-    assert packed >= 2 if name == "h264_refs" else fallback >= 1  # carphone: a reference B-frame among the candidates after frame 12
-    own = _compare(videos[name], _pre(accumulate=False, **size), True, device, draws=3)
-    assert own[0] >= 1
+    assert _compare(videos[name], _pre(**size), True, device, draws=4) == (4, 0)
+    assert _compare(videos[name], _pre(accumulate=False, **size), True, device, draws=3) == (3, 0)
+
+
+@pytest.mark.parametrize("device", DEVICES)
+def test_b_pyramid_rebuilds_bit_for_bit(device):
+    """Issue 20.3: in x264's B-pyramid (bikes.mp4) a frame's motion is built from reference B-frames
+    too (a P-frame picks per cell among earlier P- and reference B-frames; a B-frame's L1-only cells
+    go through a reference B-frame): the plan holds every such picture as a step, in decode order,
+    and the device rebuild equals ``CompressedVideo.load`` bit for bit, accumulated and per frame."""
+    v = CompressedVideo(sample_videos()["bikes.mp4"])
+    idx, types = v.index, v.frame_types
+    pyramid = [i for i in range(4, 40) if types[i] != "I" and plan_frame(v, i, True) is not None
+               and any(types[j] == "B" and j != i for j in plan_frame(v, i, True).steps)]
+    assert {"P", "B"} <= {types[i] for i in pyramid}  # P- and B-frames built from reference B-frames
+    for i in pyramid:
+        plan = plan_frame(v, i, True)
+        assert plan.steps[-1] == i and list(plan.steps) == sorted(plan.steps, key=lambda j: idx.decode[j])
+    picks = [i for i in pyramid if types[i] == "P"][:2] + [i for i in pyramid if types[i] == "B"][:2]
+    for accumulate in (True, False):
+        packed = pack_frames(v, np.array(picks), accumulate)
+        assert packed is not None
+        assert (packed["l1_back"] >= 0).any()  # some step traces its L1-only cells through a later anchor
+        t = {k: torch.from_numpy(a).to(device) for k, a in packed.items()}
+        raw = rebuild_packed([t]).cpu().numpy()
+        for k, i in enumerate(picks):
+            for c, rep in ((slice(0, 2), "mv"), (slice(2, 5), "residual")):
+                np.testing.assert_array_equal(raw[k, c].transpose(1, 2, 0), v.load(i, rep, accumulate=accumulate),
+                                              err_msg=f"bikes {i} {rep} accumulate={accumulate}")
+    v.close()
 
 
 def test_a_packed_batch_is_a_handful_of_tensors(videos):
@@ -192,7 +217,7 @@ def test_a_packed_batch_is_a_handful_of_tensors(videos):
     assert batch[PACKED]["meta"][:, META.index("multi")].tolist() == [int(i == 8) for i in range(31)]
     assert len(samples[9][PACKED]["choice"]) == len(samples[9][PACKED]["chain"])
     assert batch[PACKED]["vectors"].dtype == torch.int8 and len(batch[PACKED]["vectors_wide"]) == sum(
-        t.numel() for k, t in fast[PACKED].items() if k in ("chain", "depths", "l1", "nxt", "choice", "nxt_choice"))
+        t.numel() for k, t in fast[PACKED].items() if k in ("chain", "depths", "sources", "l1_back", "l1", "choice"))
     back = unpack_batch(batch[PACKED])
     assert back[5] is None and batch["input"][5] is samples[5]["input"]
     for i, x in enumerate(samples):
@@ -202,30 +227,35 @@ def test_a_packed_batch_is_a_handful_of_tensors(videos):
     assert back[7]["chain"][-1, 0, 0, 0] == -129 and back[7]["chain"].dtype == torch.int16
 
 
-def test_plans_name_the_chain_and_the_l1_anchor(videos):
+def test_plans_name_the_steps_and_the_l1_anchor(videos):
     v = CompressedVideo(videos["mpeg4_b"])
     types = v.frame_types
-    b = types.index("B", 1)
+    b = types.index("B", types.index("P"))  # a B-frame between two P-frames
+    nxt = types.index("P", b)
     plan = plan_frame(v, b, True)
-    assert plan is not None and plan.root == 0 and plan.nxt == types.index("P", b)
+    assert plan is not None and plan.root == 0 and plan.steps[-2:] == (nxt, b)  # the next anchor is decoded first
+    assert plan.sources[-1] == (1,) and plan.l1[-1] == 0  # L0 through the anchor before it, L1 through the next
     p_last = types.rindex("P", 0, 12)
     chain = plan_frame(v, p_last, True)
-    assert chain is not None and chain.anchors == tuple(k for k in range(1, p_last) if types[k] == "P")
+    assert chain is not None and chain.steps == tuple(k for k in range(1, p_last + 1) if types[k] == "P")
+    assert chain.sources == ((-1,), *((0,),) * (len(chain.steps) - 1)) and set(chain.l1) == {-1}
     own = plan_frame(v, p_last, False)
-    assert own is not None and own.anchors == () and own.root == v.index.reference_of(p_last)
+    assert own is not None and own.steps == (p_last,) and own.root == v.index.reference_of(p_last)
     h = CompressedVideo(videos["h264_b"])
     late = [i for i in range(h.num_frames) if h.frame_types[i] != "I" and i % 12 > 8]
-    assert any(plan_frame(h, i, True) is None for i in late)  # a reference B-frame among the candidates: CPU path
+    plans = [plan_frame(h, i, True) for i in late]
+    assert all(p is not None for p in plans)  # reference B-frames among the candidates: planned, as steps
+    assert any(h.frame_types[j] == "B" and j != p.frame for p in plans for j in p.steps)
     r = CompressedVideo(videos["h264_refs"])
     late = [i for i in range(r.num_frames) if r.frame_types[i] != "I" and i % 12 > 8]
-    assert all(plan_frame(r, i, True) is not None for i in late)  # several reference pictures: planned
     assert all(plan_frame(r, i, True).multi for i in late) and not plan_frame(v, p_last, True).multi
     r.close()
     packed = pack_frames(v, np.array([b, p_last]), True)
     assert packed is not None and packed["chain"].dtype == np.int16 and packed["frame"].dtype == np.uint8
-    depths = [len(plan.anchors) + 1, len(chain.anchors) + 1]
-    assert packed["use_l1"].tolist() == [True, False] and packed["depths"].tolist() == depths
-    assert packed["chain"].shape[:2] == (sum(depths), 2) and packed["l1"].shape[0] == 1  # L1 arrays: the B-frame's only
+    depths = [len(plan.steps), len(chain.steps)]
+    assert packed["depths"].tolist() == depths and packed["chain"].shape[:2] == (sum(depths), 2)
+    assert packed["l1_back"].tolist() == list(plan.l1) + list(chain.l1) and packed["l1"].shape[0] == 1  # the B-frame's only
+    assert packed["sources"][:, 0].tolist() == [s[0] for s in plan.sources + chain.sources]
     v.close()
     h.close()
 

@@ -13,12 +13,14 @@ interpolates with OpenCV's ``remap``, whose arithmetic is repeated here:
   the one rounding to float32), rounded half to even.
 
 A packed sample (``sample["packed"]``) holds ``frame`` / ``root`` (flat uint8 picture windows,
-4:2:0 planes or RGB, described by ``pict`` (12,) int64: ``packed_p.PICT``), ``chain``
-(sum of depths, 2, Hc, Wc) int16 quarter pixels (int8 out of a compact batch, :func:`.packed_batch.pack_batch`; the K chains one after another) with ``depths`` (K,),
-``choice`` (sum of depths, Hc, Wc) / ``nxt_choice`` (L, Hc, Wc) (H.264's per-cell reference choice, the
-step before that each cell composes through, 0 the nearest; empty where there is none),
-``l1`` / ``nxt`` (L, 2, Hc, Wc) int16 and ``only_l1`` (L, Hc,
-Wc) bool, ``use_l1`` (K,) bool and ``aug`` (7,) int64: ``(mode, top, left, height, width, flipped,
+4:2:0 planes or RGB, described by ``pict`` (12,) int64: ``packed_p.PICT``), each frame's steps
+(every picture its motion is built from, in decode order, the frame last): ``chain`` (sum of
+depths, 2, Hc, Wc) int16 quarter pixels (int8 out of a compact batch, :func:`.packed_batch.pack_batch`)
+with ``depths`` (K,), ``sources`` (sum of depths, M) where each step's candidate reference pictures
+are in steps back (-1: the root), ``choice`` (sum of depths, Hc, Wc) (H.264's per-cell reference
+choice among them; empty where there is none), ``l1_back`` (sum of depths,) (a B-frame step's next
+anchor in steps back, -1 for none) with ``l1`` (L, 2, Hc, Wc) int16 and ``only_l1`` (L, Hc, Wc) bool
+for the steps that have one (:mod:`.packed_p`); and ``aug`` (7,) int64: ``(mode, top, left, height, width, flipped,
 view)``, mode ``packed_p.AUG_EVAL`` (the test views), ``AUG_CROP`` (a TSN multi-scale crop, resized,
 mirrored if ``flipped``) or ``AUG_VIEW`` (fixed training view ``view``).
 
@@ -36,7 +38,6 @@ import torch
 
 from .modalities import x_channels
 from ..codec.frames import yuv420_rgb_table
-from ..codec.reconstruct import MAX_REFERENCES
 from .packed_batch import unpack_batch
 from .packed_p import AUG_CROP, AUG_VIEW, CELL, PACKED, QUARTER, YUV420
 from .preprocess import Preprocess
@@ -62,12 +63,12 @@ def sample_field(field: torch.Tensor, map_x: torch.Tensor, map_y: torch.Tensor,
                  which: torch.Tensor | None = None) -> torch.Tensor:
     """OpenCV ``remap`` (bilinear, replicated border) of a float field at (N, H, W) float32
     coordinates: (N, C, H, W) float32 -> (N, C, H, W) float32, as ``codec.motion`` computes it.
-    With ``which`` (N, H, W) int64, ``field`` is a stack (N, M, C, H, W) and each pixel samples
+    With ``which`` (N, H, W) int64, ``field`` is a stack (N, C, M, H, W) and each pixel samples
     field ``which`` of it (``codec.motion.compose_choice``)."""
     base: torch.Tensor | int = 0
     if which is not None:
-        n, m, c, hh, ww = field.shape
-        field = field.transpose(1, 2).reshape(n, c, m * hh, ww)  # tiles one under another
+        n, c, m, hh, ww = field.shape
+        field = field.reshape(n, c, m * hh, ww)  # tiles one under another (a view)
         base = which * (hh * ww)
     h, w = field.shape[-2:] if which is None else (hh, ww)
     t1 = torch.arange(TAB, dtype=torch.float32, device=field.device) * (1.0 / TAB)
@@ -83,8 +84,8 @@ def sample_field(field: torch.Tensor, map_x: torch.Tensor, map_y: torch.Tensor,
 
 def compose(mv: torch.Tensor, ref_mv: torch.Tensor, which: torch.Tensor | None = None) -> torch.Tensor:
     """``mv(p) + ref_mv(p + mv(p))``: (N, 2, H, W) float32 each (``codec.motion.compose``); with
-    ``which`` (N, H, W) int64, ``ref_mv`` (N, M, 2, H, W) and pixel p composes through
-    ``ref_mv[:, which[p]]`` (``codec.motion.compose_choice``)."""
+    ``which`` (N, H, W) int64, ``ref_mv`` (N, 2, M, H, W) and pixel p composes through
+    ``ref_mv[:, :, which[p]]`` (``codec.motion.compose_choice``)."""
     xs, ys = _grid(*mv.shape[-2:], mv.device)
     return mv + sample_field(ref_mv, xs + mv[:, 0], ys + mv[:, 1], which)
 
@@ -116,38 +117,52 @@ def cell_motion(cells: torch.Tensor, height: int, width: int) -> torch.Tensor:
 def _cell_mask(mask: torch.Tensor, height: int, width: int) -> torch.Tensor:
     return mask.repeat_interleave(CELL, -2).repeat_interleave(CELL, -1)[..., :height, :width]
 
-def _through(mv: torch.Tensor, ring: list[torch.Tensor], choice: torch.Tensor | None) -> torch.Tensor:
-    """``mv`` (N, 2, H, W) composed through the field of ``ring`` (the steps before, nearest first)
-    that ``choice`` (N, Hc, Wc) names per cell, or through the nearest (``choice`` None)."""
-    if choice is None:
-        return compose(mv, ring[0])
-    h, w = mv.shape[-2:]
-    return compose(mv, torch.stack(ring, 1), _cell_mask(choice.long(), h, w))
-
-def rebuild(frame: torch.Tensor, root: torch.Tensor, chain: torch.Tensor, l1: torch.Tensor,
-            only_l1: torch.Tensor, nxt: torch.Tensor, sel: torch.Tensor, choice: torch.Tensor | None = None,
-            nxt_choice: torch.Tensor | None = None) -> torch.Tensor:
+def rebuild(frame: torch.Tensor, root: torch.Tensor, chain: torch.Tensor, sources: torch.Tensor,
+            l1_back: list[list[int]], l1: torch.Tensor, only_l1: torch.Tensor,
+            choice: torch.Tensor | None = None, host_sources: list | None = None) -> torch.Tensor:
     """Motion and residual of N packed frames: (N, 5, H, W) float32, channels (dx, dy) in pixels
     then the int16-valued residual (frame minus the root warped by the motion). ``frame`` / ``root``
-    (N, H, W, 3) uint8, ``chain`` (N, D, 2, Hc, Wc) front-padded; ``l1`` / ``nxt`` (L, 2, Hc, Wc) and
-    ``only_l1`` (L, Hc, Wc) belong to the frames ``sel`` (L,) that trace L1-only cells. With H.264's
-    several reference pictures, ``choice`` (N, D, Hc, Wc) names per cell the step before (0 the
-    nearest, up to ``MAX_REFERENCES`` - 1; the root's motion is zero) each step composes through,
-    and ``nxt_choice`` (L, Hc, Wc) the same for ``nxt``; None: always the nearest."""
+    (N, H, W, 3) uint8; ``chain`` (N, D, 2, Hc, Wc) each frame's steps, front-padded (a padded step's
+    motion is zero); ``sources`` (N, D, M) int64 where each step's candidates are, in steps back (0
+    the step before, -1 the root: zero motion; ``host_sources``: the same as lists, if at hand);
+    ``choice`` (N, D, Hc, Wc) the candidate each cell composes through (None: the first);
+    ``l1_back`` per frame and step (host lists, unpadded) how many steps back the anchor its
+    L1-only cells are traced through is (-1: none), those steps' L1 vectors ``l1`` (L, 2, Hc, Wc)
+    and cells ``only_l1`` (L, Hc, Wc) in frame then step order."""
     n, h, w, _ = frame.shape
-    ring = [torch.zeros(n, 2, h, w, dtype=torch.float32, device=frame.device)] * MAX_REFERENCES
-    for step in range(chain.shape[1] - 1):  # the anchors back to the root (zero steps keep zero)
-        made = _through(cell_motion(chain[:, step], h, w), ring, None if choice is None else choice[:, step])
-        ring = [made, *ring[:-1]]
-    out = _through(cell_motion(chain[:, -1], h, w), ring, None if choice is None else choice[:, -1])
-    if len(sel):
-        via = _through(cell_motion(nxt, h, w), [r[sel] for r in ring], nxt_choice)
-        through = compose(cell_motion(l1, h, w), via)
-        mask = _cell_mask(only_l1, h, w).unsqueeze(1)
-        out[sel] = torch.where(mask, through, out[sel])
-    pred = warp_pictures(root.permute(0, 3, 1, 2), out)
+    depth, device = chain.shape[1], frame.device
+    host = sources.tolist() if host_sources is None else host_sources  # (N, D, M)
+    reach = 1 + max(0, *(b for f in host for s in f for b in s), *(b for f in l1_back for b in f))
+    zero = reach  # the ring's last field stays zero: the root's motion
+    ring = torch.zeros(n, 2, reach + 1, h, w, dtype=torch.float32, device=device)  # step t's motion in t % reach
+    first = [[s[0] for s in f] for f in host]  # (N, D): each step's first candidate
+    traced = [[-1] * (depth - len(f)) + list(f) for f in l1_back]  # front-padded as the steps are
+    rows, row = [], 0
+    for f in traced:
+        rows.append([(row := row + 1) - 1 if b >= 0 else -1 for b in f])
+    made = ring[:, :, zero]
+    for t in range(depth):
+        mv = cell_motion(chain[:, t], h, w)
+        slots = {zero if f[t] < 0 else (t - 1 - f[t]) % reach for f in first}
+        if choice is None and len(slots) == 1:  # every frame's step reads one field: no stack
+            made = compose(mv, ring[:, :, slots.pop()])
+        else:
+            cells = chain.shape[-2] * chain.shape[-1]
+            back = (sources[:, t, :1].expand(-1, cells) if choice is None
+                    else sources[:, t].gather(1, choice[:, t].flatten(1).long()))  # (N, cells)
+            slot = torch.where(back < 0, zero, (t - 1 - back) % reach).view(n, *chain.shape[-2:])
+            made = compose(mv, ring, _cell_mask(slot, h, w))
+        sel = [k for k in range(n) if traced[k][t] >= 0]
+        if sel:  # B-frame steps: L1-only cells through their next anchor's motion
+            nslot = torch.tensor([(t - 1 - traced[k][t]) % reach for k in sel], device=device)
+            idx = torch.tensor([rows[k][t] for k in sel], dtype=torch.int64, device=device)
+            at = torch.tensor(sel, dtype=torch.int64, device=device)
+            through = compose(cell_motion(l1[idx], h, w), ring[at, :, nslot])
+            made[at] = torch.where(_cell_mask(only_l1[idx], h, w).unsqueeze(1), through, made[at])
+        ring[:, :, t % reach] = made
+    pred = warp_pictures(root.permute(0, 3, 1, 2), made)
     res = frame.permute(0, 3, 1, 2).to(torch.int16) - pred.to(torch.int16)
-    return torch.cat([out, res.float()], dim=1)
+    return torch.cat([made, res.float()], dim=1)
 
 _TABLES: dict[tuple[str, int], torch.Tensor] = {}
 
@@ -194,12 +209,13 @@ def canvases(flat: list[torch.Tensor], picts: list[list[int]], ks: list[int], wh
     return out
 
 
-def padded_chains(chain: torch.Tensor, depths: list[int]) -> torch.Tensor:
-    """K chains one after another (sum of ``depths``, 2, Hc, Wc) -> (K, D, 2, Hc, Wc), D the longest,
-    the shorter ones front-padded with zero steps (a zero step composes to nothing)."""
+def padded_chains(chain: torch.Tensor, depths: list[int], fill: int = 0) -> torch.Tensor:
+    """K frames' steps one after another (sum of ``depths``, ...) -> (K, D, ...), D the deepest, the
+    shorter ones front-padded with ``fill`` (zero vectors: a step that composes to nothing; -1
+    sources: the root)."""
     deepest = max(depths)
     rows = [k * deepest + deepest - d + j for k, d in enumerate(depths) for j in range(d)]
-    out = chain.new_zeros(len(depths) * deepest, *chain.shape[1:])
+    out = chain.new_full((len(depths) * deepest, *chain.shape[1:]), fill)
     out[torch.tensor(rows, device=chain.device)] = chain
     return out.view(len(depths), deepest, *chain.shape[1:])
 
@@ -240,16 +256,13 @@ def _batched_views(x: torch.Tensor, augs: list[list[int]], pre: Preprocess, xch:
     return out
 
 
-def _choices(samples: Sequence[dict[str, torch.Tensor]]) -> tuple[torch.Tensor | None, torch.Tensor | None]:
-    """The samples' reference choices one after another: ``choice`` (sum of depths, Hc, Wc) and
-    ``nxt_choice`` (L, Hc, Wc), zero (the nearest step) for samples that ship none; (None, None)
-    when no sample ships any."""
+def _choices(samples: Sequence[dict[str, torch.Tensor]]) -> torch.Tensor | None:
+    """The samples' reference choices one after another (sum of depths, Hc, Wc), zero (the first
+    candidate) for samples that ship none; None when no sample ships any."""
     if not any(len(p.get("choice", ())) for p in samples):
-        return None, None
-    def own(p: dict, key: str, rows: int) -> torch.Tensor:
-        return p[key] if len(p[key]) else p["chain"].new_zeros(rows, *p["chain"].shape[2:])
-    return (torch.cat([own(p, "choice", len(p["chain"])) for p in samples]),
-            torch.cat([own(p, "nxt_choice", len(p["nxt"])) for p in samples]))
+        return None
+    return torch.cat([p["choice"] if len(p["choice"]) else p["chain"].new_zeros(len(p["chain"]), *p["chain"].shape[2:])
+                      for p in samples])
 
 
 def rebuild_packed(samples: Sequence[dict[str, torch.Tensor]], picts: list[list[int]] | None = None) -> torch.Tensor:
@@ -258,14 +271,20 @@ def rebuild_packed(samples: Sequence[dict[str, torch.Tensor]], picts: list[list[
     ``residual`` bit for bit inside each sample's frame window. ``picts``: their ``pict`` as lists,
     if already read (one device sync for a batch)."""
     picts = [p["pict"].tolist() for p in samples] if picts is None else picts
-    ks = [len(p["use_l1"]) for p in samples]
-    cat = {key: torch.cat([p[key] for p in samples]) for key in ("chain", "depths", "l1", "only_l1", "nxt", "use_l1")}
-    depths, use_l1 = cat["depths"].tolist(), cat["use_l1"].tolist()
+    ks = [len(p["depths"]) for p in samples]
+    cat = {key: torch.cat([p[key] for p in samples]) for key in ("chain", "depths", "sources", "l1_back", "l1", "only_l1")}
+    small = torch.cat([cat["depths"].long(), cat["l1_back"].long(), cat["sources"].long().flatten()]).tolist()  # one sync
+    k_all, steps, refs = len(cat["depths"]), len(cat["l1_back"]), cat["sources"].shape[1]
+    depths, flat, src = small[:k_all], small[k_all : k_all + steps], small[k_all + steps :]
+    starts = [sum(depths[:k]) for k in range(len(depths))]
+    l1_back = [flat[a : a + d] for a, d in zip(starts, depths)]
+    deepest = max(depths)
+    host = [[[-1] * refs] * (deepest - d) + [src[(a + j) * refs : (a + j + 1) * refs] for j in range(d)]
+            for a, d in zip(starts, depths)]
     frame, root = (canvases([p[key] for p in samples], picts, ks, key) for key in ("frame", "root"))
-    sel = torch.tensor([i for i, u in enumerate(use_l1) if u], dtype=torch.int64, device=frame.device)
-    choice, nxt_choice = _choices(samples)
-    return rebuild(frame, root, padded_chains(cat["chain"], depths), cat["l1"], cat["only_l1"], cat["nxt"], sel,
-                   None if choice is None else padded_chains(choice, depths), nxt_choice)
+    choice = _choices(samples)
+    return rebuild(frame, root, padded_chains(cat["chain"], depths), padded_chains(cat["sources"].long(), depths, -1),
+                   l1_back, cat["l1"], cat["only_l1"], None if choice is None else padded_chains(choice, depths), host)
 
 
 def packed_inputs(packed: Sequence[dict[str, torch.Tensor]], pre: Preprocess) -> list[torch.Tensor]:
@@ -279,7 +298,7 @@ def packed_inputs(packed: Sequence[dict[str, torch.Tensor]], pre: Preprocess) ->
         groups.setdefault((pict[2], pict[3]), []).append(b)
     xch = x_channels(pre.modality, pre.flow_length)
     for members in groups.values():
-        ks = [len(packed[b]["use_l1"]) for b in members]
+        ks = [len(packed[b]["depths"]) for b in members]
         raw = rebuild_packed([packed[b] for b in members], [picts[b] for b in members])
         x_all = normalize(raw, "p")[:, _CHANNELS[pre.modality]]
         if pre.scale_size:

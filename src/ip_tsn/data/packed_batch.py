@@ -9,16 +9,16 @@ from .packed_p import PICT
 #: A compact packed batch (what :func:`pack_batch` returns, under the batch's ``packed`` key): the
 #: packed samples' arrays flattened into one buffer per dtype, whatever the batch size (issue 20).
 #: ``pictures`` uint8 (every sample's ``frame`` then ``root``), ``vectors`` int8 (``chain``,
-#: ``depths``, ``l1``, ``nxt``, ``choice``, ``nxt_choice`` of the samples whose quarter-pixel vectors all fit in int8, i.e. move
+#: ``depths``, ``sources``, ``l1_back``, ``l1``, ``choice`` of the samples whose quarter-pixel vectors all fit in int8, i.e. move
 #: less than 32 px a step: nearly all), ``vectors_wide`` int16 (the same of the others), ``masks``
-#: bool (``only_l1``, ``use_l1``), ``meta`` int64 (S, 24) per packed sample (``META``: sizes, the
+#: bool (``only_l1``), ``meta`` int64 (S, 25) per packed sample (``META``: sizes, the
 #: sample's ``pict``, buffer offsets, ``wide``: its vectors are in ``vectors_wide``, ``multi``: it
 #: ships reference choices), ``aug`` int64 (S, 7),
 #: ``slot`` int64 (B,): the packed sample of each batch item, -1 where the worker took the CPU path
 #: (that item's ``input`` is in the batch's ``input`` list).
-META = ("k", "steps", "l1", "hc", "wc", "frame_n", "root_n", *PICT, "pictures", "vectors", "masks", "wide", "multi")
+META = ("k", "steps", "refs", "l1", "hc", "wc", "frame_n", "root_n", *PICT, "pictures", "vectors", "masks", "wide", "multi")
 _INT8 = (-128, 127)
-_PICT_AT = slice(7, 7 + len(PICT))
+_PICT_AT = slice(8, 8 + len(PICT))
 
 
 def pack_batch(packed: list[dict | None]) -> dict:
@@ -31,13 +31,13 @@ def pack_batch(packed: list[dict | None]) -> dict:
     offsets = [0, [0, 0], 0]  # pictures, vectors (narrow, wide), masks
     for p in present:
         steps, _, hc, wc = p["chain"].shape
-        vec = torch.cat([p["chain"].reshape(-1), p["depths"], p["l1"].reshape(-1), p["nxt"].reshape(-1),
-                         p["choice"].reshape(-1), p["nxt_choice"].reshape(-1)])
+        vec = torch.cat([p["chain"].reshape(-1), p["depths"], p["sources"].reshape(-1), p["l1_back"],
+                         p["l1"].reshape(-1), p["choice"].reshape(-1)])
         wide = int(bool(len(vec)) and not (_INT8[0] <= int(vec.min()) and int(vec.max()) <= _INT8[1]))
-        meta.append([len(p["use_l1"]), steps, len(p["l1"]), hc, wc, len(p["frame"]), len(p["root"]),
+        meta.append([len(p["depths"]), steps, p["sources"].shape[1], len(p["l1"]), hc, wc, len(p["frame"]), len(p["root"]),
                      *p["pict"].tolist(), offsets[0], offsets[1][wide], offsets[2], wide, int(len(p["choice"]) > 0)])
         pic = [p["frame"], p["root"]]
-        msk = [p["only_l1"].reshape(-1), p["use_l1"]]
+        msk = [p["only_l1"].reshape(-1)]
         pictures += pic
         vectors[wide].append(vec)
         masks += msk
@@ -62,22 +62,19 @@ def unpack_batch(batch: dict) -> list[dict | None]:
     rows = batch["meta"].tolist()
     pic, msk, buffers = batch["pictures"], batch["masks"], (batch["vectors"], batch["vectors_wide"])
     samples = []
-    for s, (k, steps, n_l1, hc, wc, frame_n, root_n, *rest) in enumerate(rows):
+    for s, (k, steps, refs, n_l1, hc, wc, frame_n, root_n, *rest) in enumerate(rows):
         po, vo, mo, wide, multi = rest[len(PICT):]
         vec = buffers[wide]
-        cells = 2 * hc * wc
-        at = [vo, vo + steps * cells, vo + steps * cells + k, vo + (steps + n_l1) * cells + k,
-              vo + (steps + 2 * n_l1) * cells + k]
-        n_choice, n_nxt = (steps, n_l1) if multi else (0, 0)
-        samples.append({
-            "frame": pic[po : po + frame_n], "root": pic[po + frame_n : po + frame_n + root_n],
-            "pict": batch["meta"][s, _PICT_AT],
-            "chain": vec[at[0] : at[1]].view(steps, 2, hc, wc), "depths": vec[at[1] : at[2]],
-            "l1": vec[at[2] : at[3]].view(n_l1, 2, hc, wc), "nxt": vec[at[3] : at[4]].view(n_l1, 2, hc, wc),
-            "choice": vec[at[4] : at[4] + n_choice * hc * wc].view(n_choice, hc, wc),
-            "nxt_choice": vec[at[4] + n_choice * hc * wc : at[4] + (n_choice + n_nxt) * hc * wc].view(n_nxt, hc, wc),
-            "only_l1": msk[mo : mo + n_l1 * hc * wc].view(n_l1, hc, wc),
-            "use_l1": msk[mo + n_l1 * hc * wc : mo + n_l1 * hc * wc + k],
-        })
+        cells = hc * wc
+        sizes = [("chain", steps * 2 * cells, (steps, 2, hc, wc)), ("depths", k, (k,)),
+                 ("sources", steps * refs, (steps, refs)), ("l1_back", steps, (steps,)),
+                 ("l1", n_l1 * 2 * cells, (n_l1, 2, hc, wc)),
+                 ("choice", (steps if multi else 0) * cells, (steps if multi else 0, hc, wc))]
+        sample = {"frame": pic[po : po + frame_n], "root": pic[po + frame_n : po + frame_n + root_n],
+                  "pict": batch["meta"][s, _PICT_AT], "only_l1": msk[mo : mo + n_l1 * cells].view(n_l1, hc, wc)}
+        for key, size, shape in sizes:
+            sample[key] = vec[vo : vo + size].view(shape)
+            vo += size
+        samples.append(sample)
     aug = batch["aug"]
     return [None if s < 0 else {**samples[s], "aug": aug[s]} for s in batch["slot"].tolist()]

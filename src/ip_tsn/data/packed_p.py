@@ -10,27 +10,29 @@ accumulating, else ``i``'s own reference) the worker only demuxes and decodes, a
   CPU path's RGB through FFmpeg's measured table, ``codec.frames.yuv420_rgb_table``), or RGB
   windows (3 bytes a pixel) where the frames are not yuv420p; ``pict`` (12,) int64 says which
   (:data:`PICT`);
-- ``chain``: the L0 block vectors of the anchors that lead from ``r`` to ``i`` (oldest first, ``i``
-  last), painted on the 8x8 cell grid in quarter pixels, the K frames' chains one after another,
-  (sum of depths, 2, Hc, Wc) int16 (Hc = ceil(H / 8)), ``depths`` (K,) int16 their lengths;
-- for the L B-frames whose L1-only blocks are traced through the next anchor ``n`` (a P-frame with
-  the same reference; ``use_l1`` (K,) bool says which): ``l1`` (L, 2, Hc, Wc) int16 (their L1
-  vectors), ``only_l1`` (L, Hc, Wc) bool (cells with an L1 and no L0 vector) and ``nxt`` (L, 2, Hc,
-  Wc) int16 (``n``'s L0 vectors);
-- H.264 with several reference pictures (accumulating): ``choice`` (sum of depths, Hc, Wc) int16,
-  per chain step and cell the step before it that the cell is chained through (0: the nearest, up
-  to ``MAX_REFERENCES`` - 1; the root counts as a step), the choice codec makes
-  (``CompressedVideo.reference_choices``), and ``nxt_choice`` (L, Hc, Wc) the same for each ``n``;
-  both empty (0 rows) for a sample without such choices.
+- ``chain``: per frame its *steps*, every picture its motion is built from (the anchors that lead
+  from ``r`` to ``i``; in an H.264 B-pyramid the reference B-frames too; a B-frame's next anchor),
+  in decode order with ``i`` last (:func:`plan_frame`), their L0 block vectors painted on the 8x8
+  cell grid in quarter pixels, the K frames' steps one after another, (S, 2, Hc, Wc) int16
+  (S = sum of depths, Hc = ceil(H / 8)), ``depths`` (K,) int16 the frames' step counts;
+- ``sources`` (S, ``MAX_REFERENCES``) int16: per step, where each of its candidate reference pictures
+  (``codec.reconstruct.l0_candidates``, the default first) is, as a number of steps back (0: the
+  step just before; -1: the root, zero motion); a single candidate is repeated;
+- ``choice`` (S, Hc, Wc) int16: per step and cell the candidate it is chained through (H.264's
+  several reference pictures, the choice codec makes: ``CompressedVideo.reference_choices``);
+  empty (0 rows) for a sample without such choices (every cell: the first candidate);
+- ``l1_back`` (S,) int16: for a B-frame step whose L1-only blocks are traced through its next
+  anchor (``codec.reconstruct.l1_anchor``, itself a step), how many steps back that anchor is, -1
+  for none; for the L steps that have one, ``l1`` (L, 2, Hc, Wc) int16 (their L1 vectors) and
+  ``only_l1`` (L, Hc, Wc) bool (cells with an L1 and no L0 vector).
 
 No dense or float field is built here: ``device_reconstruct`` turns these into the motion and the
 residual ``CompressedVideo.load`` gives, bit for bit. The cell painting is codec's own rule
 (``codec/motion.py``'s ``paint_block_cells``: a block's vector on every cell it covers, intra cells
-zero, later blocks over earlier ones). What the device path cannot reproduce makes :func:`plan_frame` return None, and the
-sample takes the CPU path: accumulated H.264 frames one of whose steps may pick a reference picture
-that is not a step before it (a reference B-frame of a B-pyramid), B-frames traced through a
-reference B-frame, unaligned blocks and motion scales other than 1, 2 or 4, and videos decoded at a
-reduced size (``CompressedVideo.factor`` > 1: huge inputs).
+zero, later blocks over earlier ones). What the device path cannot reproduce makes :func:`plan_frame`
+or :func:`pack_frames` return None, and the sample takes the CPU path: a candidate outside the GOP,
+a step reading more than ``MAX_REACH`` steps back, unaligned blocks and motion scales other than 1,
+2 or 4, and videos decoded at a reduced size (``CompressedVideo.factor`` > 1: huge inputs).
 """
 
 from __future__ import annotations
@@ -47,6 +49,7 @@ from ..codec.reconstruct import MAX_REFERENCES, l0_candidates, l1_anchor
 from .transforms import view_boxes
 
 CELL = 8  # FFmpeg's motion blocks are 8 or 16 px, on the 8-px grid
+MAX_REACH = 8  # the farthest a step may read back (the device keeps that many motion fields per frame)
 QUARTER = 4  # cell vectors are stored in quarter pixels
 AUG_EVAL, AUG_CROP, AUG_VIEW = 0, 1, 2  # a packed sample's augmentation: test views, TSN crop, fixed view
 PACKED = "packed"  # the sample / batch key of packed inputs (a batch: a list, None where a worker took the CPU path)
@@ -58,59 +61,55 @@ PICT = ("format", "colorspace", "h", "w", "fy", "fx", "fh", "fw", "ry", "rx", "r
 
 @dataclass(frozen=True)
 class FramePlan:
-    """How frame ``frame`` is rebuilt: L0 motion chained through ``anchors`` (oldest first) back to
-    ``root``; with ``nxt``, its L1-only cells through the next anchor ``nxt``. ``multi``: some step
-    (or ``nxt``) picks per cell among the steps before it (H.264's several reference pictures)."""
+    """How frame ``frame`` is rebuilt: the motion of each picture of ``steps`` (every picture the
+    frame's motion is built from, in decode order, ``frame`` last; the ``root``'s motion is zero),
+    each step's L0 vectors composed through one of its candidates, ``sources`` (per step, how many
+    steps back each candidate is: 0 the step just before, -1 the root), and, where ``l1[t]`` >= 0,
+    its L1-only cells through the step that many steps back (a B-frame's next anchor). ``multi``:
+    some step picks per cell among several candidates (H.264's several reference pictures)."""
 
     frame: int
     root: int
-    anchors: tuple[int, ...]
-    nxt: int | None
+    steps: tuple[int, ...]
+    sources: tuple[tuple[int, ...], ...]
+    l1: tuple[int, ...]
     multi: bool = False
 
-
-def _chains_through(video: CompressedVideo, j: int, before: list[int], g: int) -> int | None:
-    """How many candidates frame ``j``'s accumulated L0 motion picks among (codec's rule,
-    :func:`~ip_tsn.codec.reconstruct.l0_candidates`), or None unless they are the last steps of
-    ``before`` (the root and anchors before ``j``, oldest first), nearest first: then candidate k is
-    the step k + 1 back, which the device's rebuild keeps."""
-    candidates = l0_candidates(video.index, j, g)
-    if len(candidates) > len(before) or candidates != before[::-1][: len(candidates)]:
-        return None
-    return len(candidates)
+    @property
+    def reach(self) -> int:
+        """How many steps back the rebuild must keep: 1 + the farthest step a step reads."""
+        return 1 + max(0, *(b for s in self.sources for b in s), *self.l1)
 
 
 def plan_frame(video: CompressedVideo, i: int, accumulate: bool) -> FramePlan | None:
-    """The reconstruction plan of P/B-frame ``i``, or None where only the CPU path reproduces it."""
-    idx, types = video.index, video.frame_types
+    """The reconstruction plan of P/B-frame ``i`` (codec's rule: :func:`~ip_tsn.codec.reconstruct.l0_candidates`
+    and :func:`~ip_tsn.codec.reconstruct.l1_anchor`), or None where only the CPU path reproduces
+    it (a candidate outside the GOP, or more than ``MAX_REACH`` steps back)."""
+    idx = video.index
     ref = idx.reference_of(i)
     if ref is None:
         return None
     g = video.gop_of(i)
-    anchors: list[int] = []
-    counts: list[int | None] = []
-    if accumulate:
-        k = ref
-        while k != g:
-            if types[k] != "P":
-                return None
-            anchors.append(k)
-            nk = idx.reference_of(k)
-            if nk is None or nk < g:
-                return None
-            k = nk
-        anchors.reverse()
-        steps = [g, *anchors, i]
-        counts = [_chains_through(video, j, steps[:t], g) for t, j in enumerate(steps) if t > 0]
-    nxt = l1_anchor(video.index, i, accumulate)
-    if nxt is not None:
-        if types[nxt] != "P" or idx.reference_of(nxt) != ref:
+    root = g if accumulate else ref
+    needs: dict[int, tuple[list[int], int | None]] = {}
+    todo = [i]
+    while todo:  # every picture the frame's motion is built from (each is decoded before what needs it)
+        j = todo.pop()
+        if j in needs:
+            continue
+        l0 = l0_candidates(idx, j, g) if accumulate else [idx.reference_of(j)]
+        nxt = l1_anchor(idx, j, accumulate)
+        if any(k is None or (accumulate and k < g) or (k != root and idx.frame_types[k] == "I") for k in l0):
             return None
-        if accumulate:
-            counts.append(_chains_through(video, nxt, [g, *anchors], g))
-    if any(c is None for c in counts):
-        return None
-    return FramePlan(i, g if accumulate else ref, tuple(anchors), nxt, any(c > 1 for c in counts))  # type: ignore[operator]
+        needs[j] = (l0, nxt)  # type: ignore[assignment]
+        todo += [k for k in (*l0, *([nxt] if nxt is not None else [])) if k != root and k not in needs]
+    steps = sorted(needs, key=lambda j: int(idx.decode[j]))
+    at = {j: t for t, j in enumerate(steps)}
+    back = lambda t, k: -1 if k == root else t - 1 - at[k]  # noqa: E731
+    sources = tuple(tuple(back(t, k) for k in needs[j][0]) for t, j in enumerate(steps))
+    l1 = tuple(-1 if needs[j][1] is None else back(t, needs[j][1]) for t, j in enumerate(steps))
+    plan = FramePlan(i, root, tuple(steps), sources, l1, any(len(s) > 1 for s in sources))
+    return plan if plan.reach <= MAX_REACH and steps[-1] == i else None
 
 
 def paint_cells(vectors: np.ndarray | None, height: int, width: int,
@@ -197,31 +196,34 @@ def _compose_bounds(cells: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> tuple[
     return mv + low, mv + high
 
 
-def _through_bounds(cells: np.ndarray, ring: list[tuple[np.ndarray, np.ndarray]],
+def _through_bounds(cells: np.ndarray, sources: list[tuple[np.ndarray, np.ndarray]],
                     choice: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
-    """:func:`_compose_bounds` of a step composed through ``ring[choice]`` per cell (``ring``: the
-    bounds of the steps before it, nearest first; ``choice`` (Hc, Wc) or None: the nearest)."""
+    """:func:`_compose_bounds` of a step composed through ``sources[choice]`` per cell (``sources``:
+    the bounds of its candidates; ``choice`` (Hc, Wc) or None: the first)."""
     if choice is None or not choice.any():
-        return _compose_bounds(cells, *ring[0])
-    each = [_compose_bounds(cells, *ring[k]) for k in range(int(choice.max()) + 1)]
+        return _compose_bounds(cells, *sources[0])
+    each = [_compose_bounds(cells, *sources[k]) for k in range(int(choice.max()) + 1)]
     return (np.choose(choice, [b[0] for b in each]), np.choose(choice, [b[1] for b in each]))
 
 
-def motion_bounds(chain: np.ndarray, l1: np.ndarray | None, nxt: np.ndarray | None,
-                  choice: np.ndarray | None = None, nxt_choice: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+def motion_bounds(chain: np.ndarray, sources: np.ndarray, l1_back: np.ndarray, l1: np.ndarray,
+                  choice: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Per-cell bounds ``(lo, hi)`` (2, Hc, Wc) pixels of one packed frame's rebuilt motion: its
-    ``chain`` (D, 2, Hc, Wc) of steps (and, given, the L1 path through ``l1`` and ``nxt``)
-    composed as ``device_reconstruct.rebuild`` composes them, each step (and ``nxt``) through the
-    step its ``choice`` (D, Hc, Wc) (``nxt_choice`` (Hc, Wc)) names per cell, given."""
+    steps ``chain`` (D, 2, Hc, Wc) composed as ``device_reconstruct.rebuild`` composes them, each
+    through the candidate (``sources`` (D, M) steps back, -1 the root) its ``choice`` (D, Hc, Wc)
+    names per cell (None: the first), and where ``l1_back`` (D,) >= 0 its L1 cells (the next
+    rows of ``l1`` (L, 2, Hc, Wc)) through the step that many back."""
     zero = np.zeros((2, *chain.shape[2:]))
-    ring = [(zero, zero)] * MAX_REFERENCES  # the steps before, nearest first (the root's motion is zero)
-    for t, step in enumerate(chain[:-1]):
-        ring = [_through_bounds(step, ring, None if choice is None else choice[t]), *ring[:-1]]
-    out_lo, out_hi = _through_bounds(chain[-1], ring, None if choice is None else choice[-1])
-    if l1 is not None and nxt is not None:
-        t_lo, t_hi = _compose_bounds(l1, *_through_bounds(nxt, ring, nxt_choice))
-        out_lo, out_hi = np.minimum(out_lo, t_lo), np.maximum(out_hi, t_hi)
-    return out_lo, out_hi
+    made: list[tuple[np.ndarray, np.ndarray]] = []
+    rows = iter(l1)
+    for t, step in enumerate(chain):
+        field = lambda b: (zero, zero) if b < 0 else made[t - 1 - b]  # noqa: E731
+        lo, hi = _through_bounds(step, [field(int(b)) for b in sources[t]], None if choice is None else choice[t])
+        if l1_back[t] >= 0:
+            t_lo, t_hi = _compose_bounds(next(rows), *field(int(l1_back[t])))
+            lo, hi = np.minimum(lo, t_lo), np.maximum(hi, t_hi)
+        made.append((lo, hi))
+    return made[-1]
 
 
 def root_window(bounds: list[tuple[np.ndarray, np.ndarray]], window: tuple[int, int, int, int], height: int,
@@ -278,51 +280,47 @@ def pack_frames(video: CompressedVideo, index: np.ndarray, accumulate: bool,
     h, w = video.height, video.width
     k_count = len(plans)
     chains: list = [None] * k_count
-    l1s: dict[int, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
+    l1s: list = [[] for _ in range(k_count)]
     gops = [video.gop_of(p.frame) for p in plans]  # type: ignore[union-attr]
     planes: dict[int, tuple | None] = {}
     for g in sorted(set(gops)):  # GOP by GOP: the video's GOP cache then decodes each once
         members = [k for k, gk in enumerate(gops) if gk == g]
-        wanted = sorted({j for k in members for j in (*plans[k].anchors, plans[k].frame,  # type: ignore[union-attr]
-                                                       *([plans[k].nxt] if plans[k].nxt is not None else []))})
+        wanted = sorted({j for k in members for j in plans[k].steps})  # type: ignore[union-attr]
         found = dict(zip(wanted, video.block_vectors(wanted)))
         pictures = sorted({j for k in members for j in (plans[k].frame, plans[k].root)})  # type: ignore[union-attr]
         planes.update(zip(pictures, video.planes(pictures)))  # while the GOP is decoded
         for k in members:
             p = plans[k]
             assert p is not None
-            steps = [paint_cells(_vectors(video, j, found), h, w, -1) for j in (*p.anchors, p.frame)]
+            steps = [paint_cells(_vectors(video, j, found), h, w, -1) for j in p.steps]
             if any(s is None for s in steps):
                 return None
             chains[k] = np.stack([step[0] for step in steps])  # type: ignore[index]
-            if p.nxt is not None:
-                l1 = paint_cells(_vectors(video, p.frame, found), h, w, +1)
-                nxt = paint_cells(_vectors(video, p.nxt, found), h, w, -1)
-                if l1 is None or nxt is None:
-                    return None
-                l1s[k] = (l1[0], nxt[0], l1[1] & ~steps[-1][1])  # type: ignore[index]
-    used = sorted(l1s)
+            for t, j in enumerate(p.steps):
+                if p.l1[t] >= 0:
+                    l1 = paint_cells(_vectors(video, j, found), h, w, +1)
+                    if l1 is None:
+                        return None
+                    l1s[k].append((l1[0], l1[1] & ~steps[t][1]))  # type: ignore[index]
     hc, wc = chains[0].shape[2:]
+    sources = [np.array([[*s, *(s[:1] * (MAX_REFERENCES - len(s)))] for s in p.sources], np.int16)  # type: ignore[union-attr]
+               for p in plans]
+    l1_back = [np.array(p.l1, np.int16) for p in plans]  # type: ignore[union-attr]
     multi = any(p.multi for p in plans)  # type: ignore[union-attr]
-    choices, nxt_choices = [np.zeros((0, hc, wc), np.int16)] * k_count, {}
-    if multi:  # every step's choice among the steps before it (zero: the nearest, one candidate)
+    choices = [None] * k_count
+    if multi:  # each step's choice among its candidates (zero: the first, a single candidate)
         for k, p in enumerate(plans):
-            assert p is not None
-            made = video.reference_choices([*p.anchors, p.frame, *([p.nxt] if p.nxt is not None else [])])
-            made = [np.zeros((hc, wc), np.int16) if c is None else c.astype(np.int16) for c in made]
-            choices[k] = np.stack(made[: len(p.anchors) + 1])
-            if p.nxt is not None:
-                nxt_choices[k] = made[-1]
+            made = video.reference_choices(p.steps) if p.multi else [None] * len(p.steps)  # type: ignore[union-attr]
+            choices[k] = np.stack([np.zeros((hc, wc), np.int16) if c is None else c.astype(np.int16) for c in made])
+    rows = [r for k in range(k_count) for r in l1s[k]]
     out = {"chain": np.concatenate(chains), "depths": np.array([len(c) for c in chains], np.int16),
-           "l1": np.array([l1s[k][0] for k in used], np.int16).reshape(-1, 2, hc, wc),
-           "nxt": np.array([l1s[k][1] for k in used], np.int16).reshape(-1, 2, hc, wc),
-           "only_l1": np.array([l1s[k][2] for k in used], bool).reshape(-1, hc, wc),
-           "use_l1": np.array([k in l1s for k in range(k_count)], bool),
-           "choice": np.concatenate(choices),
-           "nxt_choice": np.array([nxt_choices[k] for k in used] if multi else [], np.int16).reshape(-1, hc, wc)}
+           "sources": np.concatenate(sources), "l1_back": np.concatenate(l1_back),
+           "l1": np.array([r[0] for r in rows], np.int16).reshape(-1, 2, hc, wc),
+           "only_l1": np.array([r[1] for r in rows], bool).reshape(-1, hc, wc),
+           "choice": np.concatenate(choices) if multi else np.zeros((0, hc, wc), np.int16)}
     window = window or (0, 0, h, w)
-    bounds = [motion_bounds(chains[k], *(l1s[k][:2] if k in l1s else (None, None)),
-                            choices[k] if multi else None, nxt_choices.get(k)) for k in range(k_count)]
+    bounds = [motion_bounds(chains[k], sources[k], l1_back[k], np.array([r[0] for r in l1s[k]]).reshape(-1, 2, hc, wc),
+                            choices[k]) for k in range(k_count)]
     pairs = [(p.frame, p.root) for p in plans]  # type: ignore[union-attr]
     boxes = (window, root_window(bounds, window, h, w))
     out["frame"], out["root"], out["pict"] = _pictures(video, pairs, planes, boxes)

@@ -14,9 +14,9 @@ Preprocessing is ``ip-tsn test``'s, read from each checkpoint's (or ``fusion.jso
 Where the P-stream's input is rebuilt: ``reconstruct="auto"`` (default) rebuilds the motion and
 residual on the predictor's device when that is CUDA (the CPU decodes and hands over pictures and
 block vectors, ``data.packed_p``; ``data.device_reconstruct`` does the rest), on the CPU otherwise;
-``"cpu"`` / ``"device"`` force one. Both give the same inputs (to 1e-4, tested); accumulated H.264
-frames whose candidate reference pictures include a reference B-frame take the CPU path either way
-(``data.packed_p.plan_frame``). Each stream reports its choice.
+``"cpu"`` / ``"device"`` force one. Both give the same inputs (to 1e-4, tested); a frame the device
+path cannot rebuild (``data.packed_p.plan_frame``) takes the CPU path either way. Each stream
+reports its choice.
 
 Timing per video (ms): ``decode``: the I-frame streams' input (opening and indexing the file,
 decoding the I-frames, preprocessing); ``motion_residual``: the P-stream's input (decoding its GOPs,
