@@ -140,12 +140,16 @@ def rebuild(frame: torch.Tensor, root: torch.Tensor, chain: torch.Tensor, source
     rows, row = [], 0
     for f in traced:
         rows.append([(row := row + 1) - 1 if b >= 0 else -1 for b in f])
+    pads = [depth - len(f) for f in l1_back]
     made = ring[:, :, zero]
     for t in range(depth):
         mv = cell_motion(chain[:, t], h, w)
-        slots = {zero if f[t] < 0 else (t - 1 - f[t]) % reach for f in first}
-        if choice is None and len(slots) == 1:  # every frame's step reads one field: no stack
-            made = compose(mv, ring[:, :, slots.pop()])
+        # where each frame's step reads; a padded step, or a first step reading the root, reads zero
+        # from any slot (every slot of that frame is still zero)
+        slots = {zero if f[t] < 0 else (t - 1 - f[t]) % reach for f, pad in zip(first, pads)
+                 if t > pad or (t == pad and f[t] >= 0)}
+        if choice is None and len(slots) <= 1:  # every frame's step reads one field: no stack
+            made = compose(mv, ring[:, :, slots.pop() if slots else zero])
         else:
             cells = chain.shape[-2] * chain.shape[-1]
             back = (sources[:, t, :1].expand(-1, cells) if choice is None
