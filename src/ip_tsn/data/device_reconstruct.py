@@ -32,6 +32,7 @@ FFmpeg's own conversion (one gather), so the pictures are the CPU path's bit for
 
 from __future__ import annotations
 
+import itertools
 from typing import Any, Sequence
 
 import torch
@@ -136,12 +137,10 @@ def rebuild(frame: torch.Tensor, root: torch.Tensor, chain: torch.Tensor, source
     zero = reach  # the ring's last field stays zero: the root's motion
     ring = torch.zeros(n, 2, reach + 1, h, w, dtype=torch.float32, device=device)  # step t's motion in t % reach
     first = [[s[0] for s in f] for f in host]  # (N, D): each step's first candidate
-    traced = [[-1] * (depth - len(f)) + list(f) for f in l1_back]  # front-padded as the steps are
-    rows, row = [], 0
-    for f in traced:
-        rows.append([(row := row + 1) - 1 if b >= 0 else -1 for b in f])
     pads = [depth - len(f) for f in l1_back]
-    made = ring[:, :, zero]
+    traced = [[-1] * pad + list(f) for pad, f in zip(pads, l1_back)]  # front-padded as the steps are
+    number = itertools.count()
+    rows = [[next(number) if b >= 0 else -1 for b in f] for f in traced]  # each traced step's row of l1
     for t in range(depth):
         mv = cell_motion(chain[:, t], h, w)
         # where each frame's step reads; a padded step, or a first step reading the root, reads zero
