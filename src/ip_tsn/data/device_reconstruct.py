@@ -118,21 +118,20 @@ def cell_motion(cells: torch.Tensor, height: int, width: int) -> torch.Tensor:
 def _cell_mask(mask: torch.Tensor, height: int, width: int) -> torch.Tensor:
     return mask.repeat_interleave(CELL, -2).repeat_interleave(CELL, -1)[..., :height, :width]
 
-def rebuild(frame: torch.Tensor, root: torch.Tensor, chain: torch.Tensor, sources: torch.Tensor,
+def rebuild(frame: torch.Tensor, root: torch.Tensor, chain: torch.Tensor, sources: torch.Tensor, host: list,
             l1_back: list[list[int]], l1: torch.Tensor, only_l1: torch.Tensor,
-            choice: torch.Tensor | None = None, host_sources: list | None = None) -> torch.Tensor:
+            choice: torch.Tensor | None = None) -> torch.Tensor:
     """Motion and residual of N packed frames: (N, 5, H, W) float32, channels (dx, dy) in pixels
     then the int16-valued residual (frame minus the root warped by the motion). ``frame`` / ``root``
     (N, H, W, 3) uint8; ``chain`` (N, D, 2, Hc, Wc) each frame's steps, front-padded (a padded step's
     motion is zero); ``sources`` (N, D, M) int64 where each step's candidates are, in steps back (0
-    the step before, -1 the root: zero motion; ``host_sources``: the same as lists, if at hand);
+    the step before, -1 the root: zero motion; ``host``: the same as lists);
     ``choice`` (N, D, Hc, Wc) the candidate each cell composes through (None: the first);
     ``l1_back`` per frame and step (host lists, unpadded) how many steps back the anchor its
     L1-only cells are traced through is (-1: none), those steps' L1 vectors ``l1`` (L, 2, Hc, Wc)
     and cells ``only_l1`` (L, Hc, Wc) in frame then step order."""
     n, h, w, _ = frame.shape
     depth, device = chain.shape[1], frame.device
-    host = sources.tolist() if host_sources is None else host_sources  # (N, D, M)
     reach = 1 + max(0, *(b for f in host for s in f for b in s), *(b for f in l1_back for b in f))
     zero = reach  # the ring's last field stays zero: the root's motion
     ring = torch.zeros(n, 2, reach + 1, h, w, dtype=torch.float32, device=device)  # step t's motion in t % reach
@@ -287,7 +286,7 @@ def rebuild_packed(samples: Sequence[dict[str, torch.Tensor]], picts: list[list[
     frame, root = (canvases([p[key] for p in samples], picts, ks, key) for key in ("frame", "root"))
     choice = _choices(samples)
     return rebuild(frame, root, padded_chains(cat["chain"], depths), padded_chains(cat["sources"].long(), depths, -1),
-                   l1_back, cat["l1"], cat["only_l1"], None if choice is None else padded_chains(choice, depths), host)
+                   host, l1_back, cat["l1"], cat["only_l1"], None if choice is None else padded_chains(choice, depths))
 
 
 def packed_inputs(packed: Sequence[dict[str, torch.Tensor]], pre: Preprocess) -> list[torch.Tensor]:
