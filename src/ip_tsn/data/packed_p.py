@@ -289,16 +289,23 @@ def pack_frames(video: CompressedVideo, index: np.ndarray, accumulate: bool,
         found = dict(zip(wanted, video.block_vectors(wanted)))
         pictures = sorted({j for k in members for j in (plans[k].frame, plans[k].root)})  # type: ignore[union-attr]
         planes.update(zip(pictures, video.planes(pictures)))  # while the GOP is decoded
+        painted: dict[tuple[int, int], tuple[np.ndarray, np.ndarray] | None] = {}  # the frames share steps
+
+        def paint(j: int, source: int) -> tuple[np.ndarray, np.ndarray] | None:
+            if (j, source) not in painted:
+                painted[j, source] = paint_cells(_vectors(video, j, found), h, w, source)
+            return painted[j, source]
+
         for k in members:
             p = plans[k]
             assert p is not None
-            steps = [paint_cells(_vectors(video, j, found), h, w, -1) for j in p.steps]
+            steps = [paint(j, -1) for j in p.steps]
             if any(s is None for s in steps):
                 return None
             chains[k] = np.stack([step[0] for step in steps])  # type: ignore[index]
             for t, j in enumerate(p.steps):
                 if p.l1[t] >= 0:
-                    l1 = paint_cells(_vectors(video, j, found), h, w, +1)
+                    l1 = paint(j, +1)
                     if l1 is None:
                         return None
                     l1s[k].append((l1[0], l1[1] & ~steps[t][1]))  # type: ignore[index]
