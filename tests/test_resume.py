@@ -14,12 +14,16 @@ import time
 from pathlib import Path
 
 import pytest
+import pytorch_lightning as pl
 import torch
+from pytorch_lightning.callbacks import Checkpoint
 
 from processes import default_sigint
 
 from ip_tsn.cli import main
 from ip_tsn.data.synthetic import TINY_CONFIG, generate_synthetic
+from ip_tsn.lit.callbacks import SaveLastEveryEpoch
+from ip_tsn.stages.loggers import ResumableCSVLogger
 
 ROOT = Path(__file__).resolve().parents[1]
 ISTREAM = str(ROOT / "experiments" / "istream.yaml")
@@ -106,6 +110,53 @@ def test_sigkill_mid_training_resumes_from_the_saved_epoch(tiny):
     kept = [r for r in rows if r["epoch"] and int(r["epoch"]) <= saved]
     assert [{k: v for k, v in r.items() if v} for r in kept] == [{k: v for k, v in r.items() if v} for r in before]
     assert _epoch(last) == 3 and (run_dir / "fit.json").is_file()
+
+
+class _Line(pl.LightningModule):
+    """A one-weight regression, logging its loss per step and per epoch as the classifier does."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.w = torch.nn.Linear(1, 1)
+
+    def training_step(self, batch, batch_idx):
+        x, y = batch
+        loss = torch.nn.functional.mse_loss(self.w(x), y)
+        self.log("train/loss", loss, on_step=True, on_epoch=True, batch_size=len(x))
+        return loss
+
+    def configure_optimizers(self):
+        return torch.optim.SGD(self.parameters(), lr=0.1)
+
+
+class _ReadCsvWhenLastIsWritten(Checkpoint):
+    """Runs right after :class:`SaveLastEveryEpoch` (checkpoint callbacks keep their order): the
+    epochs with a ``train/loss_epoch`` row in ``metrics.csv`` at the moment ``last.ckpt`` holds an
+    epoch, which is what a SIGKILL there would leave."""
+
+    def __init__(self, run_dir: Path) -> None:
+        self.run_dir, self.seen = run_dir, []
+
+    def on_train_epoch_end(self, trainer, pl_module) -> None:
+        self.seen.append((_epoch(self.run_dir / "last.ckpt"), _epochs_with(_rows(self.run_dir), "train/loss_epoch")))
+
+
+def test_the_csv_holds_an_epochs_training_row_before_last_ckpt_holds_the_epoch(tmp_path):
+    """Lightning logs an epoch's ``train/*_epoch`` row after the epoch-end hooks, i.e. after
+    ``last.ckpt`` was written: a kill between the two lost the row for good (CI, 2026-12-05:
+    ``[0, 1, 3]`` after a resume). The row is written first, once, at Lightning's step."""
+    x = torch.linspace(-1, 1, 32).unsqueeze(1)
+    data = torch.utils.data.DataLoader(torch.utils.data.TensorDataset(x, 3 * x), batch_size=8)
+    probe = _ReadCsvWhenLastIsWritten(tmp_path)
+    trainer = pl.Trainer(max_epochs=3, accelerator="cpu", logger=ResumableCSVLogger(str(tmp_path), name="logs", version=""),
+                         callbacks=[SaveLastEveryEpoch(tmp_path / "last.ckpt"), probe], enable_progress_bar=False,
+                         enable_model_summary=False, default_root_dir=str(tmp_path))
+    trainer.fit(_Line(), data)
+    assert probe.seen == [(0, [0]), (1, [0, 1]), (2, [0, 1, 2])]
+    rows = _rows(tmp_path)
+    assert _epochs_with(rows, "train/loss_epoch") == [0, 1, 2]  # once each: Lightning's own call logged nothing more
+    assert [int(r["step"]) for r in rows if r.get("train/loss_epoch")] == [3, 7, 11]  # each epoch's last step, as Lightning logs it
+    assert trainer.callback_metrics["train/loss_epoch"] == pytest.approx(float(rows[-1]["train/loss_epoch"]))
 
 
 def test_sigint_says_how_to_resume_and_exits_130(tiny):

@@ -50,8 +50,9 @@ class AtomicCheckpointIO(TorchCheckpointIO):
 
 class SaveLastEveryEpoch(Checkpoint):
     """Rewrite ``path`` (``last.ckpt``) at the end of every training epoch, after the best-checkpoint
-    callback (so its state is current), whatever the monitor; the loggers are flushed first and at
-    each epoch start, so the CSV log holds the epochs the checkpoint has."""
+    callback (so its state is current), whatever the monitor. The epoch's training row is logged
+    and the loggers flushed first, so the CSV log holds every epoch the checkpoint has, whenever
+    the run is killed."""
 
     def __init__(self, path: str | os.PathLike) -> None:
         self.path = str(path)
@@ -60,9 +61,25 @@ class SaveLastEveryEpoch(Checkpoint):
         _flush_loggers(trainer)
 
     def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        _log_train_epoch_now(trainer)
         _flush_loggers(trainer)
         trainer.save_checkpoint(self.path, weights_only=False)
 
+
+
+def _log_train_epoch_now(trainer: pl.Trainer) -> None:
+    """Hand the epoch's training metrics (``train/*_epoch``) to the loggers now. Lightning does it
+    only after the epoch-end hooks, so a kill between this checkpoint and that row lost the row for
+    good (the resumed run starts at the next epoch). Same call, same step as Lightning's; its own
+    call then finds the results reset and logs nothing. The callback and progress-bar values are
+    read first, which keeps them for later callbacks and the bar."""
+    _ = trainer.callback_metrics, trainer.progress_bar_metrics
+    loop = trainer.fit_loop.epoch_loop
+    loop._batches_that_stepped -= 1  # as Lightning's fit loop does: the epoch row shares its last step
+    try:
+        trainer._logger_connector.update_train_epoch_metrics()
+    finally:
+        loop._batches_that_stepped += 1
 
 
 def _flush_loggers(trainer: pl.Trainer) -> None:
