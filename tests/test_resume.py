@@ -159,6 +159,27 @@ def test_the_csv_holds_an_epochs_training_row_before_last_ckpt_holds_the_epoch(t
     assert trainer.callback_metrics["train/loss_epoch"] == pytest.approx(float(rows[-1]["train/loss_epoch"]))
 
 
+def test_metrics_csv_is_replaced_whole_never_written_in_place(tmp_path):
+    """Every save of metrics.csv goes through a temporary file renamed over it (Lightning appends
+    in place and rewrites the file in place when a column is added: a kill mid-write left a cut
+    row or a cut file). The file a reader holds open stays whole; the new one has every row."""
+    logger = ResumableCSVLogger(str(tmp_path), name="logs", version="")
+    path = tmp_path / "logs" / "metrics.csv"
+    logger.log_metrics({"train/loss_step": 1.5}, step=0)
+    logger.save()
+    with open(path, "rb") as held:
+        first = held.read()
+        logger.log_metrics({"train/loss_step": 0.5}, step=1)
+        logger.save()  # a row appended
+        logger.log_metrics({"val/top1": 0.25, "epoch": 0}, step=1)
+        logger.save()  # new columns: the header rewritten
+        held.seek(0)
+        assert held.read() == first == b"step,train/loss_step\r\n0,1.5\r\n"
+        assert os.fstat(held.fileno()).st_ino != path.stat().st_ino
+    assert path.read_bytes() == b"epoch,step,train/loss_step,val/top1\r\n,0,1.5,\r\n,1,0.5,\r\n0,1,,0.25\r\n"
+    assert sorted(p.name for p in path.parent.iterdir()) == ["metrics.csv"]
+
+
 def test_sigint_says_how_to_resume_and_exits_130(tiny):
     base, common = tiny
     run_dir = base / "interrupted" / "istream"

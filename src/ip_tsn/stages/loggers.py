@@ -48,8 +48,9 @@ def kept_metric_rows(path: Path, epoch: int, global_step: int) -> tuple[list[str
 
 
 class _KeepingWriter(ExperimentWriter):
-    """Lightning's CSV writer, which deletes an existing ``metrics.csv``, keeping (atomically
-    rewritten) the rows of the epochs a resumed checkpoint holds instead; new rows are appended."""
+    """Lightning's CSV writer, which deletes an existing ``metrics.csv``, keeping the rows of the
+    epochs a resumed checkpoint holds instead; new rows are added as Lightning adds them (a column
+    first logged later rewrites the header), every write atomic (:meth:`save`)."""
 
     def __init__(self, log_dir: str, resume: tuple[int, int] | None) -> None:
         self._resume = resume
@@ -62,12 +63,32 @@ class _KeepingWriter(ExperimentWriter):
         if not rows:
             Path(self.metrics_file_path).unlink(missing_ok=True)
             return
-        text = io.StringIO()
-        writer = csv.DictWriter(text, fieldnames=header, lineterminator="\n")
-        writer.writeheader()
-        writer.writerows(rows)
-        write_text_atomic(self.metrics_file_path, text.getvalue())
+        write_text_atomic(self.metrics_file_path, _csv_text(header, rows))
         self.metrics_keys = header
+
+    def save(self) -> None:
+        """What Lightning's ``save`` writes (the rows so far, then the new ones, under the sorted
+        columns), through a temporary file renamed over ``metrics.csv``: Lightning appends in place
+        and rewrites the whole file when a column is added, so a kill mid-write left a cut row or
+        a cut file; here it leaves the previous file whole."""
+        if not self.metrics:
+            return
+        self._record_new_keys()
+        rows: list[dict[str, Any]] = []
+        if os.path.isfile(self.metrics_file_path):
+            with open(self.metrics_file_path, newline="") as f:
+                rows = list(csv.DictReader(f))
+        write_text_atomic(self.metrics_file_path, _csv_text(self.metrics_keys, [*rows, *self.metrics]))
+        self.metrics = []
+
+
+def _csv_text(header: list[str], rows: list[dict[str, Any]]) -> str:
+    """``header`` and ``rows`` as Lightning's CSV writer writes them (``csv`` defaults)."""
+    text = io.StringIO(newline="")
+    writer = csv.DictWriter(text, fieldnames=header)
+    writer.writeheader()
+    writer.writerows(rows)
+    return text.getvalue()
 
 
 class ResumableCSVLogger(CSVLogger):
