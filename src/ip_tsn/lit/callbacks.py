@@ -57,9 +57,6 @@ class SaveLastEveryEpoch(Checkpoint):
     def __init__(self, path: str | os.PathLike) -> None:
         self.path = str(path)
 
-    def on_train_epoch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        _flush_loggers(trainer)
-
     def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         _log_train_epoch_now(trainer)
         _flush_loggers(trainer)

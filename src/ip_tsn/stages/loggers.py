@@ -50,10 +50,12 @@ def kept_metric_rows(path: Path, epoch: int, global_step: int) -> tuple[list[str
 class _KeepingWriter(ExperimentWriter):
     """Lightning's CSV writer, which deletes an existing ``metrics.csv``, keeping the rows of the
     epochs a resumed checkpoint holds instead; new rows are added as Lightning adds them (a column
-    first logged later rewrites the header), every write atomic (:meth:`save`)."""
+    first logged later rewrites the header), every write atomic (:meth:`save`). ``written``: the
+    rows in the file, kept so that a save does not read it back."""
 
     def __init__(self, log_dir: str, resume: tuple[int, int] | None) -> None:
         self._resume = resume
+        self.written: list[dict[str, Any]] = []
         super().__init__(log_dir)
 
     def _check_log_dir_exists(self) -> None:
@@ -64,7 +66,7 @@ class _KeepingWriter(ExperimentWriter):
             Path(self.metrics_file_path).unlink(missing_ok=True)
             return
         write_text_atomic(self.metrics_file_path, _csv_text(header, rows))
-        self.metrics_keys = header
+        self.metrics_keys, self.written = header, rows
 
     def save(self) -> None:
         """What Lightning's ``save`` writes (the rows so far, then the new ones, under the sorted
@@ -74,11 +76,8 @@ class _KeepingWriter(ExperimentWriter):
         if not self.metrics:
             return
         self._record_new_keys()
-        rows: list[dict[str, Any]] = []
-        if os.path.isfile(self.metrics_file_path):
-            with open(self.metrics_file_path, newline="") as f:
-                rows = list(csv.DictReader(f))
-        write_text_atomic(self.metrics_file_path, _csv_text(self.metrics_keys, [*rows, *self.metrics]))
+        self.written += self.metrics
+        write_text_atomic(self.metrics_file_path, _csv_text(self.metrics_keys, self.written))
         self.metrics = []
 
 
