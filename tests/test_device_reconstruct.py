@@ -24,7 +24,7 @@ from ip_tsn.data.datamodule import VideoDataModule, collate_packed
 from ip_tsn.data.datasets import VideoRecord
 from ip_tsn.data.device_reconstruct import cell_motion, compose, rebuild_packed, reconstruct_batch, warp_pictures
 from ip_tsn.data.packed_batch import META, unpack_batch
-from ip_tsn.data.packed_p import PACKED, pack_frames, paint_cells, plan_frame
+from ip_tsn.data.packed_p import PACKED, motion_bounds, pack_frames, paint_cells, plan_frame
 from ip_tsn.data.preprocess import Preprocess
 from ip_tsn.data.video_dataset import StreamDataset
 from ip_tsn.lit import StreamClassifier
@@ -258,6 +258,43 @@ def test_plans_name_the_steps_and_the_l1_anchor(videos):
     assert packed["sources"][:, 0].tolist() == [s[0] for s in plan.sources + chain.sources]
     v.close()
     h.close()
+
+
+@pytest.mark.parametrize("name", ["mpeg4_b", "h264_refs", "carphone", "bikes"])
+def test_motion_bounds_hold_the_rebuilt_motion_and_frames_share_their_steps(videos, name):
+    """The per-cell bounds that cut the root picture (``motion_bounds``) hold every pixel's rebuilt
+    motion (``CompressedVideo.load``), through several reference pictures per cell and L1 cells
+    alike; frames of one GOP packed together compute the steps they share once, and the shared
+    bounds equal each frame's own (bikes.mp4: shared reference B-frames with L1 cells)."""
+    v = CompressedVideo(sample_videos()["bikes.mp4"] if name == "bikes" else videos[name])
+    gop = [i for i in range(1, v.num_frames) if v.gop_of(i) == 0 and v.frame_types[i] != "I"]
+    planned = [i for i in gop if plan_frame(v, i, True) is not None]
+    frames = sorted({next(i for i in planned if v.frame_types[i] == "B"), *planned[-2:]})  # a B-frame, the last two
+    packed = pack_frames(v, np.array(frames), True)
+    assert packed is not None and len(frames) == 3
+    plans = [plan_frame(v, i, True) for i in frames]
+    cut = np.cumsum([0, *packed["depths"].tolist()])
+    rows = np.cumsum([0, *[int((packed["l1_back"][a:b] >= 0).sum()) for a, b in zip(cut, cut[1:])]])
+    hc, wc = packed["chain"].shape[2:]
+    shared: dict = {}
+    for k, i in enumerate(frames):
+        part = slice(cut[k], cut[k + 1])
+        args = (packed["chain"][part], packed["sources"][part], packed["l1_back"][part],
+                packed["l1"][rows[k]:rows[k + 1]], packed["choice"][part] if len(packed["choice"]) else None)
+        lo, hi = motion_bounds(*args)
+        together = motion_bounds(*args, plans[k].steps, shared)
+        np.testing.assert_array_equal(together[0], lo)
+        np.testing.assert_array_equal(together[1], hi)
+        mv = v.load(i, "mv").transpose(2, 0, 1)  # (2, H, W) (dx, dy)
+        mv = np.pad(mv, ((0, 0), (0, hc * 8 - v.height), (0, wc * 8 - v.width)), mode="edge")
+        cells = mv.reshape(2, hc, 8, wc, 8)
+        assert (lo <= cells.min(axis=(2, 4))).all() and (hi >= cells.max(axis=(2, 4))).all(), (name, i)
+    assert len(shared) == len({j for p in plans for j in p.steps}) < sum(len(p.steps) for p in plans)
+    if name != "mpeg4_b":
+        assert packed["choice"].max() >= 1  # several reference pictures per cell
+    else:
+        assert (packed["l1_back"] >= 0).any()  # L1 cells through the next anchor
+    v.close()
 
 
 @pytest.mark.parametrize("name", ["mpeg4_b", "h264_b", "carphone"])

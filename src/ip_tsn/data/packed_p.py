@@ -176,53 +176,84 @@ def source_window(aug: Sequence[int], height: int, width: int, scaled: tuple[int
     return y0, x0, y1 - y0, x1 - x0
 
 
-def _compose_bounds(cells: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Per-cell bounds of ``mv(p) + ref(p + mv(p))`` (``device_reconstruct.compose``) from per-cell
-    bounds ``lo`` / ``hi`` (2, Hc, Wc) pixels of ``ref``, ``cells`` (2, Hc, Wc) quarter pixels: the
-    8 pixels of cell c along an axis, moved by its quarter-pixel vector (exact on remap's 1/32 grid),
-    and their second bilinear tap span 9 pixels from floor(8 c + mv): the 2x2 cells from
-    floor((8 c + mv) / 8) (clamped: replicated border). A bilinear sample lies within the bounds
-    of what it mixes."""
+def _pair(a: np.ndarray, op: np.ufunc) -> np.ndarray:
+    """``op`` (min or max) of ``a`` (2, Hc, Wc) over every 2x2 block of cells, (2, Hc + 1, Wc + 1):
+    entry (r, s) over rows {r - 1, r} x columns {s - 1, s}, clamped to the grid (replicated border)."""
+    h, w = a.shape[1:]
+    rows = np.empty((2, h + 1, w))
+    rows[:, 0], rows[:, h] = a[:, 0], a[:, h - 1]
+    op(a[:, :-1], a[:, 1:], out=rows[:, 1:h])
+    out = np.empty((2, h + 1, w + 1))
+    out[:, :, 0], out[:, :, w] = rows[:, :, 0], rows[:, :, w - 1]
+    op(rows[:, :, :-1], rows[:, :, 1:], out=out[:, :, 1:w])
+    return out
+
+
+def _pair_bounds(lo: np.ndarray, hi: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Bounds ``lo`` / ``hi`` (2, Hc, Wc) of a field over every 2x2 block of cells (:func:`_pair`),
+    so that :func:`_compose_bounds` reads one entry per cell."""
+    return _pair(lo, np.minimum), _pair(hi, np.maximum)
+
+
+def _compose_bounds(cells: np.ndarray, pairs: list[tuple[np.ndarray, np.ndarray]],
+                    choice: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Per-cell bounds of ``mv(p) + ref(p + mv(p))`` (``device_reconstruct.compose``), ``ref`` per
+    cell the candidate ``choice`` (Hc, Wc) names (None: the first) among ``pairs`` (each
+    candidate's :func:`_pair_bounds`), ``cells`` (2, Hc, Wc) quarter pixels: the 8 pixels of cell
+    c along an axis, moved by its quarter-pixel vector (exact on remap's 1/32 grid), and their
+    second bilinear tap span 9 pixels from floor(8 c + mv): the 2x2 cells from floor((8 c + mv) / 8)
+    (clamped: replicated border). A bilinear sample lies within the bounds of what it mixes."""
     hc, wc = cells.shape[1:]
-    mv = cells.astype(np.float64) / QUARTER
-    y0 = np.floor((np.arange(hc)[:, None] * CELL + mv[1]) / CELL).astype(np.int64)
-    x0 = np.floor((np.arange(wc)[None, :] * CELL + mv[0]) / CELL).astype(np.int64)
-    low, high = np.full_like(mv, np.inf), np.full_like(mv, -np.inf)
-    for dy in range(2):
-        yy = np.clip(y0 + dy, 0, hc - 1)
-        for dx in range(2):
-            xx = np.clip(x0 + dx, 0, wc - 1)
-            low, high = np.minimum(low, lo[:, yy, xx]), np.maximum(high, hi[:, yy, xx])
-    return mv + low, mv + high
-
-
-def _through_bounds(cells: np.ndarray, sources: list[tuple[np.ndarray, np.ndarray]],
-                    choice: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
-    """:func:`_compose_bounds` of a step composed through ``sources[choice]`` per cell (``sources``:
-    the bounds of its candidates; ``choice`` (Hc, Wc) or None: the first)."""
-    if choice is None or not choice.any():
-        return _compose_bounds(cells, *sources[0])
-    each = [_compose_bounds(cells, *sources[k]) for k in range(int(choice.max()) + 1)]
-    return (np.choose(choice, [b[0] for b in each]), np.choose(choice, [b[1] for b in each]))
+    q, unit = cells.astype(np.int32), CELL * QUARTER  # floor((8 c + q / 4) / 8) = (32 c + q) // 32
+    r = np.minimum(np.maximum((np.arange(hc, dtype=np.int32)[:, None] * unit + q[1]) // unit, -1), hc - 1) + 1
+    s = np.minimum(np.maximum((np.arange(wc, dtype=np.int32)[None, :] * unit + q[0]) // unit, -1), wc - 1) + 1
+    at = r * (wc + 1) + s  # flat index into a (Hc + 1, Wc + 1) plane; np.take: faster than two index arrays
+    mv = q / QUARTER
+    if choice is None or len(pairs) == 1:
+        return (mv + pairs[0][0].reshape(2, -1).take(at, axis=1), mv + pairs[0][1].reshape(2, -1).take(at, axis=1))
+    plane = (hc + 1) * (wc + 1)
+    at = (choice.astype(np.intp) * 2 + np.arange(2)[:, None, None]) * plane + at  # (2, Hc, Wc) into (M, 2, plane)
+    return (mv + np.stack([p[0] for p in pairs]).take(at), mv + np.stack([p[1] for p in pairs]).take(at))
 
 
 def motion_bounds(chain: np.ndarray, sources: np.ndarray, l1_back: np.ndarray, l1: np.ndarray,
-                  choice: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+                  choice: np.ndarray | None = None, steps: Sequence[int] | None = None,
+                  shared: dict | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Per-cell bounds ``(lo, hi)`` (2, Hc, Wc) pixels of one packed frame's rebuilt motion: its
     steps ``chain`` (D, 2, Hc, Wc) composed as ``device_reconstruct.rebuild`` composes them, each
     through the candidate (``sources`` (D, M) steps back, -1 the root) its ``choice`` (D, Hc, Wc)
     names per cell (None: the first), and where ``l1_back`` (D,) >= 0 its L1 cells (the next
-    rows of ``l1`` (L, 2, Hc, Wc)) through the step that many back."""
-    zero = np.zeros((2, *chain.shape[2:]))
+    rows of ``l1`` (L, 2, Hc, Wc)) through the step that many back. ``steps`` (D,) and ``shared``:
+    the steps' pictures and a dict kept across the frames of one root, whose bounds they share."""
+    root = (np.zeros((2, chain.shape[2] + 1, chain.shape[3] + 1)),) * 2  # zero motion
     made: list[tuple[np.ndarray, np.ndarray]] = []
-    rows = iter(l1)
+    paired: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+    shared = {} if shared is None or steps is None else shared
+
+    def pairs(t: int, b: int) -> tuple[np.ndarray, np.ndarray]:  # the 2x2 bounds of the field b steps back
+        if b < 0:
+            return root
+        if t - 1 - b not in paired:
+            paired[t - 1 - b] = _pair_bounds(*made[t - 1 - b])
+        return paired[t - 1 - b]
+
+    rows = 0
     for t, step in enumerate(chain):
-        field = lambda b: (zero, zero) if b < 0 else made[t - 1 - b]  # noqa: E731
-        lo, hi = _through_bounds(step, [field(int(b)) for b in sources[t]], None if choice is None else choice[t])
+        key = None if steps is None else int(steps[t])
+        if key is not None and key in shared:
+            made.append(shared[key])
+            rows += int(l1_back[t] >= 0)
+            continue
+        picked = None if choice is None or not choice[t].any() else choice[t]
+        count = 1 if picked is None else int(picked.max()) + 1
+        lo, hi = _compose_bounds(step, [pairs(t, int(b)) for b in sources[t][:count]], picked)
         if l1_back[t] >= 0:
-            t_lo, t_hi = _compose_bounds(next(rows), *field(int(l1_back[t])))
+            t_lo, t_hi = _compose_bounds(l1[rows], [pairs(t, int(l1_back[t]))])
             lo, hi = np.minimum(lo, t_lo), np.maximum(hi, t_hi)
+            rows += 1
         made.append((lo, hi))
+        if key is not None:
+            shared[key] = made[-1]
     return made[-1]
 
 
@@ -326,8 +357,10 @@ def pack_frames(video: CompressedVideo, index: np.ndarray, accumulate: bool,
            "only_l1": np.array([r[1] for r in rows], bool).reshape(-1, hc, wc),
            "choice": np.concatenate(choices) if multi else np.zeros((0, hc, wc), np.int16)}
     window = window or (0, 0, h, w)
+    shared: dict[int, dict] = {}  # per root: the bounds of the steps its frames share
     bounds = [motion_bounds(chains[k], sources[k], l1_back[k], np.array([r[0] for r in l1s[k]]).reshape(-1, 2, hc, wc),
-                            choices[k]) for k in range(k_count)]
+                            choices[k], plans[k].steps, shared.setdefault(plans[k].root, {}))  # type: ignore[union-attr]
+              for k in range(k_count)]
     pairs = [(p.frame, p.root) for p in plans]  # type: ignore[union-attr]
     boxes = (window, root_window(bounds, window, h, w))
     out["frame"], out["root"], out["pict"] = _pictures(video, pairs, planes, boxes)
