@@ -24,7 +24,7 @@ from ip_tsn.data.datamodule import VideoDataModule, collate_packed
 from ip_tsn.data.datasets import VideoRecord
 from ip_tsn.data.device_reconstruct import cell_motion, compose, rebuild_packed, reconstruct_batch, warp_pictures
 from ip_tsn.data.packed_batch import META, unpack_batch
-from ip_tsn.data.packed_p import PACKED, motion_bounds, pack_frames, paint_cells, plan_frame
+from ip_tsn.data.packed_p import PACKED, motion_bounds, pack_frames, paint_cells, paint_pictures, plan_frame
 from ip_tsn.data.preprocess import Preprocess
 from ip_tsn.data.video_dataset import StreamDataset
 from ip_tsn.lit import StreamClassifier
@@ -310,6 +310,21 @@ def test_cells_paint_codecs_dense_motion(videos, name):
             mask = np.kron(has, np.ones((8, 8), bool))[: v.height, : v.width]
             np.testing.assert_array_equal(mask, covered)
     assert any(paint_cells(b, v.height, v.width, +1)[1].any() for b in v.block_vectors(frames))  # L1 seen
+    for source in (-1, +1):
+        vectors = v.block_vectors(frames)
+        bad = next(n for n, b in enumerate(vectors) if n and b is not None and (np.sign(b["source"]) == source).any())
+        moved = vectors[bad].copy()
+        moved["dst_x"][np.flatnonzero(np.sign(moved["source"]) == source)[0]] += 4  # off the 8-px grid
+        vectors[bad] = moved  # that picture takes the CPU path, not its neighbours
+        many = paint_pictures([None, *vectors], v.height, v.width, source)  # one pass for all the pictures
+        assert many[1 + bad] is None and not many[0][1].any() and not many[0][0].any()
+        assert sum(m is not None for m in many) == len(vectors)
+        for one, vec in zip(many[1:], vectors):
+            alone = paint_cells(vec, v.height, v.width, source)
+            assert (one is None) == (alone is None)
+            if one is not None:
+                np.testing.assert_array_equal(one[0], alone[0])
+                np.testing.assert_array_equal(one[1], alone[1])
     v.close()
 
 

@@ -65,23 +65,30 @@ def _paint_blocks(x0, y0, bw, bh, vx, vy, height: int, width: int, factor: int) 
 
 
 def paint_block_cells(values: np.ndarray, cx: np.ndarray, cy: np.ndarray, cw: np.ndarray, ch: np.ndarray,
-                      height: int, width: int) -> tuple[np.ndarray, np.ndarray]:
+                      height: int, width: int, picture: np.ndarray | None = None,
+                      count: int = 1) -> tuple[np.ndarray, np.ndarray]:
     """The one cell-painting rule (also the device path's, ``data/packed_p.py``): each block's
     value (N, 2) on every 8x8 cell it covers (cell origin ``cx``, ``cy``, size ``cw`` x ``ch`` cells),
     later blocks over earlier ones, cells with no block zero. Returns ``(cells (gh, gw, 2) of
     values' dtype, has (gh, gw) bool)`` on a grid one cell larger than the picture on each side
-    (gh = ceil(height / 8) + 2); blocks reaching past it are clipped onto its border."""
+    (gh = ceil(height / 8) + 2); blocks reaching past it are clipped onto its border. ``picture``
+    (N,) and ``count``: the blocks of ``count`` pictures at once, each block on its picture's grid;
+    then (count, gh, gw, 2) and (count, gh, gw)."""
     gh, gw = -(-height // 8) + 2, -(-width // 8) + 2
-    cells = np.zeros((gh * gw, 2), values.dtype)
-    has = np.zeros(gh * gw, bool)
-    count = (cw * ch).astype(np.int64)  # blocks of no cells paint nothing
-    block = np.repeat(np.arange(len(count)), count)  # each painted cell's block, blocks in order
-    k = np.arange(len(block)) - np.repeat(np.cumsum(count) - count, count)  # its place in the block
+    cells = np.zeros((count * gh * gw, 2), values.dtype)
+    has = np.zeros(count * gh * gw, bool)
+    size = (cw * ch).astype(np.int64)  # blocks of no cells paint nothing
+    block = np.repeat(np.arange(len(size)), size)  # each painted cell's block, blocks in order
+    k = np.arange(len(block)) - np.repeat(np.cumsum(size) - size, size)  # its place in the block
     w = cw[block]
     at = np.clip(cy[block] + k // w, 0, gh - 1) * gw + np.clip(cx[block] + k % w, 0, gw - 1)
+    if picture is not None:
+        at += picture[block].astype(np.int64) * (gh * gw)
     cells[at] = values[block]  # a repeated cell keeps the last block's value
     has[at] = True
-    return cells.reshape(gh, gw, 2), has.reshape(gh, gw)
+    if picture is None:
+        return cells.reshape(gh, gw, 2), has.reshape(gh, gw)
+    return cells.reshape(count, gh, gw, 2), has.reshape(count, gh, gw)
 
 
 def _paint_cells(cx, cy, cw, ch, vx, vy, height: int, width: int, cell: int = 8) -> tuple[np.ndarray, np.ndarray]:

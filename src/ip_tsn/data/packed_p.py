@@ -51,6 +51,7 @@ from .transforms import view_boxes
 CELL = 8  # FFmpeg's motion blocks are 8 or 16 px, on the 8-px grid
 MAX_REACH = 8  # the farthest a step may read back (the device keeps that many motion fields per frame)
 QUARTER = 4  # cell vectors are stored in quarter pixels
+INT16_MAX = int(np.iinfo(np.int16).max)
 AUG_EVAL, AUG_CROP, AUG_VIEW = 0, 1, 2  # a packed sample's augmentation: test views, TSN crop, fixed view
 PACKED = "packed"  # the sample / batch key of packed inputs (a batch: a list, None where a worker took the CPU path)
 RGB, YUV420 = 0, 1  # how a packed sample's pictures are stored
@@ -117,24 +118,38 @@ def paint_cells(vectors: np.ndarray | None, height: int, width: int,
     """FFmpeg block vectors of list ``source`` (-1 L0, +1 L1) on the 8x8 cell grid: ``(cells (2,
     Hc, Wc) int16 quarter pixels (dx, dy), covered (Hc, Wc) bool)``, or None (unaligned blocks,
     a motion scale other than 1, 2, 4, or a vector beyond int16)."""
+    return paint_pictures([vectors], height, width, source)[0]
+
+
+def paint_pictures(vectors: Sequence[np.ndarray | None], height: int, width: int,
+                   source: int) -> list[tuple[np.ndarray, np.ndarray] | None]:
+    """:func:`paint_cells` of several pictures' vectors in one pass (one set of array operations,
+    however many pictures): per picture its cells and coverage, or None."""
     hc, wc = -(-height // CELL), -(-width // CELL)
-    cells, has = np.zeros((hc + 2, wc + 2, 2), np.int32), np.zeros((hc + 2, wc + 2), bool)
-    v = None if vectors is None or len(vectors) == 0 else vectors[np.sign(vectors["source"]) == source]
-    if v is not None and len(v):
+    parts = [(n, v) for n, v in enumerate(vectors) if v is not None and len(v)]
+    cells = np.zeros((len(vectors), 2, hc, wc), np.int16)
+    has = np.zeros((len(vectors), hc, wc), bool)
+    bad = np.zeros(len(vectors), bool)
+    if parts:
+        v = np.concatenate([p[1] for p in parts])
+        picture = np.repeat([p[0] for p in parts], [len(p[1]) for p in parts])
+        keep = np.sign(v["source"]) == source
+        v, picture = v[keep], picture[keep]
         scale = v["motion_scale"].astype(np.int64)
-        if np.any((scale != 1) & (scale != 2) & (scale != 4)):
-            return None
+        wrong = (scale != 1) & (scale != 2) & (scale != 4)
+        scale[wrong] = 1
         qx = v["motion_x"].astype(np.int64) * (QUARTER // scale)
         qy = v["motion_y"].astype(np.int64) * (QUARTER // scale)
-        if max(np.abs(qx).max(), np.abs(qy).max()) > np.iinfo(np.int16).max:
-            return None
         bw, bh = v["w"].astype(np.int64), v["h"].astype(np.int64)
         x0, y0 = v["dst_x"].astype(np.int64) - bw // 2, v["dst_y"].astype(np.int64) - bh // 2
-        if np.any(x0 % CELL) or np.any(y0 % CELL) or np.any(bw % CELL) or np.any(bh % CELL):
-            return None
-        cells, has = paint_block_cells(np.stack([qx, qy], axis=1).astype(np.int32), x0 // CELL, y0 // CELL,
-                                       bw // CELL, bh // CELL, height, width)
-    return np.ascontiguousarray(cells[:hc, :wc].transpose(2, 0, 1)).astype(np.int16), has[:hc, :wc]
+        wrong |= (np.abs(qx) > INT16_MAX) | (np.abs(qy) > INT16_MAX) | (((x0 | y0 | bw | bh) & (CELL - 1)) != 0)
+        bad[picture[wrong]] = True  # unaligned blocks, an odd motion scale, a vector beyond int16
+        painted, covered = paint_block_cells(np.stack([qx, qy], axis=1).astype(np.int32), x0 // CELL, y0 // CELL,
+                                             bw // CELL, bh // CELL, height, width, picture, len(vectors))
+        cells = painted[:, :hc, :wc].transpose(0, 3, 1, 2).astype(np.int16)
+        has = covered[:, :hc, :wc]
+    return [None if bad[n] else (np.ascontiguousarray(cells[n]), np.ascontiguousarray(has[n]))
+            for n in range(len(vectors))]
 
 
 def _vectors(video: CompressedVideo, j: int, found: dict[int, np.ndarray | None]) -> np.ndarray | None:
@@ -320,26 +335,17 @@ def pack_frames(video: CompressedVideo, index: np.ndarray, accumulate: bool,
         found = dict(zip(wanted, video.block_vectors(wanted)))
         pictures = sorted({j for k in members for j in (plans[k].frame, plans[k].root)})  # type: ignore[union-attr]
         planes.update(zip(pictures, video.planes(pictures)))  # while the GOP is decoded
-        painted: dict[tuple[int, int], tuple[np.ndarray, np.ndarray] | None] = {}  # the frames share steps
-
-        def paint(j: int, source: int) -> tuple[np.ndarray, np.ndarray] | None:
-            if (j, source) not in painted:
-                painted[j, source] = paint_cells(_vectors(video, j, found), h, w, source)
-            return painted[j, source]
-
+        # every step of the GOP's frames painted once, in one pass per list (the frames share steps)
+        l0 = dict(zip(wanted, paint_pictures([_vectors(video, j, found) for j in wanted], h, w, -1)))
+        traced = sorted({j for k in members for j, b in zip(plans[k].steps, plans[k].l1) if b >= 0})  # type: ignore[union-attr]
+        l1 = dict(zip(traced, paint_pictures([found[j] for j in traced], h, w, +1)))
+        if any(x is None for x in (*l0.values(), *l1.values())):
+            return None
         for k in members:
             p = plans[k]
             assert p is not None
-            steps = [paint(j, -1) for j in p.steps]
-            if any(s is None for s in steps):
-                return None
-            chains[k] = np.stack([step[0] for step in steps])  # type: ignore[index]
-            for t, j in enumerate(p.steps):
-                if p.l1[t] >= 0:
-                    l1 = paint(j, +1)
-                    if l1 is None:
-                        return None
-                    l1s[k].append((l1[0], l1[1] & ~steps[t][1]))  # type: ignore[index]
+            chains[k] = np.stack([l0[j][0] for j in p.steps])  # type: ignore[index]
+            l1s[k] = [(l1[j][0], l1[j][1] & ~l0[j][1]) for j, b in zip(p.steps, p.l1) if b >= 0]  # type: ignore[index]
     hc, wc = chains[0].shape[2:]
     sources = [np.array([[*s, *(s[:1] * (MAX_REFERENCES - len(s)))] for s in p.sources], np.int16)  # type: ignore[union-attr]
                for p in plans]
