@@ -137,6 +137,7 @@ def machine() -> dict[str, Any]:
         "cpu": cpu_model(), "cores": os.cpu_count(), "memory_gib": memory_gib(), "gpu": gpu,
         "python": platform.python_version(), "platform": platform.platform(),
         "torch": torch.__version__, "torch_threads": torch.get_num_threads(),
+        "cpu_capability": torch.backends.cpu.get_cpu_capability(),  # the CPU kernels torch picked: numerics differ
         "av": av.__version__, "ffmpeg": ".".join(map(str, av.library_versions.get("libavcodec", ()))),
         "cv2": cv2.__version__, "numpy": numpy.__version__, "motion_vector_extractor": mvx,
         "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),

@@ -48,6 +48,16 @@ def ran_alone(results: dict) -> bool:
     return bool(timed) and not any(shared(r["machine"]) for r in timed)
 
 
+def _capability(results: dict) -> str:
+    """The CPU kernels torch used (``torch.backends.cpu.get_cpu_capability``: AVX2, AVX512, ...), which
+    change training's floating-point path, so a seeded run's numbers hold on one kind only."""
+    caps = {r["machine"].get("cpu_capability") for r in results.values() if r}
+    found = sorted(c for c in caps if c)
+    if not found:
+        return "not recorded"
+    return " / ".join(found) + (" (sections run before this row was added, 2026-12-06, did not record it)" if None in caps else "")
+
+
 def machine_section(results: dict) -> str:
     """The machine, library versions and, per section, when it ran and the load around it."""
     m = next((r["machine"] for r in results.values() if r), None)
@@ -56,6 +66,7 @@ def machine_section(results: dict) -> str:
     gpu = m.get("gpu") or "none visible to the benchmarks (`torch.cuda.is_available()` was false): every GPU row below is *not measured*"
     rows = [["CPU", m["cpu"]], ["cores", m["cores"]], ["memory", f"{m['memory_gib']} GiB"], ["GPU", gpu],
             ["OS", m["platform"]], ["Python", m["python"]], ["torch", m["torch"]],
+            ["torch CPU kernels", _capability(results)],
             ["PyAV (libavcodec)", f"{m['av']} ({m['ffmpeg']})"], ["OpenCV", m["cv2"]], ["numpy", m["numpy"]],
             ["motion-vector-extractor", m.get("motion_vector_extractor") or "not installed"]]
     runs = []
