@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from ip_tsn.data.datasets import VideoRecord, load_classes, load_split, video_dir
+from ip_tsn.data.split_files import SplitError
 
 UCF_CLASSES = ["ApplyEyeMakeup", "Mum's Dance (slow)", "Yo Yo"]
 
@@ -104,6 +105,28 @@ def test_missing_split_file_names_path_and_layout(ucf, tmp_path):
         load_split("kinetics", tmp_path / "nothing", 1, "train")
     with pytest.raises(ValueError, match="subset"):
         load_split("ucf101", ucf, 1, "validation")
+
+
+def test_unusable_split_files_are_refused_by_name(ucf):
+    """An empty list, a list none of whose videos is there, a test video also listed for training and
+    a label that is not a number: one SplitError naming the file; an empty carved val is allowed."""
+    lists = ucf / "ucfTrainTestlist"
+    train, test = (lists / "trainlist01.txt").read_text(), (lists / "testlist01.txt").read_text()
+    assert load_split("ucf101", ucf, 1, "val", val_fraction=0) == []  # no validation: a choice
+    (lists / "testlist01.txt").write_text(test + train.splitlines()[5].rsplit(maxsplit=1)[0] + "\n")
+    with pytest.raises(SplitError, match=r"testlist01.txt:13: 1 of the 13 test videos of split 1 are also listed for "
+                                         r"training.*v_ApplyEyeMakeup_g05_c02.avi"):
+        load_split("ucf101", ucf, 1, "test")
+    (lists / "testlist01.txt").write_text("\n\n")
+    with pytest.raises(SplitError, match=r"ucfTrainTestlist: split 1 lists no test video"):
+        load_split("ucf101", ucf, 1, "test")
+    (lists / "trainlist01.txt").write_text(train.replace(" 1\n", " one\n", 1))
+    with pytest.raises(SplitError, match=r"trainlist01.txt:1: label 'one' after '.*_g03_c01.avi' is not a number"):
+        load_split("ucf101", ucf, 1, "train")
+    (lists / "trainlist01.txt").write_text(train)
+    with pytest.raises(SplitError, match=r"none of the 48 videos listed for trainval \(split 1\) is there "
+                                         r"\(e.g. ApplyEyeMakeup/v_ApplyEyeMakeup_g03_c01.mp4\)"):
+        load_split("ucf101", ucf, 1, "trainval", ext=".mp4")
 
 
 def test_reencoded_copies_via_video_root_and_ext(ucf, tmp_path, tiny_video_bytes):

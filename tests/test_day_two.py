@@ -184,6 +184,32 @@ def test_hevc_in_a_p_stream_split_is_named_before_training(hevc_data, tiny_strea
         assert main(["fit", str(EXPERIMENTS / "pstream.yaml"), *args, "data.skip_bad_videos=true"]) == 0
 
 
+def test_test_refuses_a_bad_list_before_scoring_any_subset(tiny_streams, tmp_path, capsys):
+    """`ip-tsn test` (val, then test) on a copy whose test list is missing, then shares a video with
+    the training list: one line naming the file, exit 2, and no subset scored (val comes first)."""
+    root, run_root = tmp_path / "data", tmp_path / "runs"
+    shutil.copytree(tiny_streams["root"], root)
+    shutil.copytree(tiny_streams["runs"] / "istream", run_root / "istream")
+    for scored in (run_root / "istream").glob("scores_*.npz"):  # other tests may have scored the original
+        scored.unlink()
+    args = [*tiny_streams["common"], f"data.root={root}", f"run_root={run_root}"]
+    testlist = root / "splits" / "testlist01.txt"
+    text = testlist.read_text()
+    testlist.unlink()
+    capsys.readouterr()
+    assert main(["test", str(EXPERIMENTS / "istream.yaml"), *args]) == 2
+    assert _one_line(capsys, "test").startswith(f"data: {testlist}: split file not found")
+    first_train = (root / "splits" / "trainlist01.txt").read_text().split()[0]
+    testlist.write_text(text + f"{first_train}\n")
+    assert main(["test", str(EXPERIMENTS / "istream.yaml"), *args]) == 2
+    line = _one_line(capsys, "test")
+    assert f"testlist01.txt:{len(text.splitlines()) + 1}: 1 of the" in line and first_train in line
+    assert not list((run_root / "istream").glob("scores_*.npz"))
+    testlist.write_text(text)
+    assert main(["test", str(EXPERIMENTS / "istream.yaml"), *args]) == 0
+    assert sorted(p.name for p in (run_root / "istream").glob("scores_*.npz")) == ["scores_test.npz", "scores_val.npz"]
+
+
 def test_check_videos_full_decodes_and_probes(hevc_data):
     root, hevc = hevc_data
     script = Path(__file__).resolve().parents[1] / "data_prep" / "check_videos.py"

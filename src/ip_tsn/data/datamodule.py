@@ -185,6 +185,14 @@ class VideoDataModule(pl.LightningDataModule):
         return load_split(self.dataset, self.root, self.split, subset, val_fraction=hp.val_fraction, seed=hp.seed,
                           video_root=hp.video_root, ext=hp.ext, class_list=hp.class_list)
 
+    def subsets_of(self, stage: str | None) -> list[str]:
+        """The subsets :meth:`setup` reads for ``stage`` (``fit``, ``validate``, ``test``, ``predict``;
+        None: all of them)."""
+        hp = self.hparams
+        wanted = {"fit": ["train", "val"], "validate": ["val"], "test": [hp.test_subset],
+                  "predict": [hp.predict_subset]}
+        return list(dict.fromkeys(s for st, subsets in wanted.items() if stage in (None, st) for s in subsets))
+
     def check_videos(self, subsets: list[str]) -> None:
         """Check every video of ``subsets`` once (:func:`~.video_dataset.check_records`): raise
         ONE ``BadVideosError`` naming the bad ones, or with ``skip_bad_videos`` drop them, warning once."""
@@ -251,9 +259,7 @@ class VideoDataModule(pl.LightningDataModule):
         """Build the datasets ``stage`` needs (``fit``, ``validate``, ``test``, ``predict``; None: all),
         after checking all their videos at once (:meth:`check_videos`)."""
         hp = self.hparams
-        wanted = {"fit": ["train", "val"], "validate": ["val"], "test": [hp.test_subset],
-                  "predict": [hp.predict_subset]}
-        self.check_videos([s for st, subsets in wanted.items() if stage in (None, st) for s in subsets])
+        self.check_videos(self.subsets_of(stage))
         if stage in (None, "fit"):
             self.datasets["train"] = self._stream("train", True, self.num_segments)
         if stage in (None, "fit", "validate"):

@@ -6,7 +6,9 @@ Subsets: ``train``, ``val``, ``trainval`` (= official train list) and ``test``. 
 ``val_fraction`` of UCF101's groups ``gXX`` (the same groups for every class, so a group never sits
 on both sides), else of each class's videos. ``video_root`` / ``ext`` read re-encoded copies
 (same relative paths, e.g. ``.mp4``). Videos listed but absent are skipped with ONE warning giving
-their count; duplicate lines are dropped with a warning.
+their count; duplicate lines are dropped with a warning. Refused with :class:`SplitError` (one line
+on the command line): a train, trainval or test subset that lists no video, a subset none of whose
+listed videos is there, and a test (or listed val) video that a training list also holds.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from .layouts import LAYOUTS
-from .split_files import Entry
+from .split_files import Entry, SplitError
 
 DATASETS = tuple(LAYOUTS)
 SUBSETS = ("train", "val", "trainval", "test")
@@ -66,7 +68,7 @@ def _dedup(entries: list[Entry]) -> list[Entry]:
         if prev is e:
             continue
         if prev.label != e.label:
-            raise ValueError(f"{e.where}: {e.path!r} listed as {e.class_name!r} but as {prev.class_name!r} "
+            raise SplitError(f"{e.where}: {e.path!r} listed as {e.class_name!r} but as {prev.class_name!r} "
                              f"at {prev.where}")
         repeats.append(e)
     if repeats:
@@ -123,11 +125,32 @@ def load_split(dataset: str, root: str | os.PathLike, split: int = 1, subset: st
         if subset != "trainval":
             train, val = _carve(entries, val_fraction, seed, layout.group)
             entries = train if subset == "train" else val
+    where = root / layout.split_dir
+    if not entries and subset != "val":  # an empty val is a choice (val_fraction=0); the others are not
+        raise SplitError(f"{where}: split {split} lists no {subset} video (expected layout: {layout.description})")
+    if subset == "test" or (subset == "val" and layout.val_list):  # the lists it must not share a video with
+        seen = ["train", "val"] if subset == "test" and layout.val_list else ["train"]
+        _refuse_leaks(entries, subset, [e for w in seen for e in layout.official(root, vdir, split, w, class_list)],
+                      where, split)
     records = [VideoRecord(e.path if ext is None else os.path.splitext(e.path)[0] + ext, e.label, e.class_name)
                for e in entries]
     present = [r for r in records if (vdir / r.path).is_file()]
     if len(present) < len(records):
         absent = next(r.path for r in records if not (vdir / r.path).is_file())
+        if not present:
+            raise SplitError(f"{vdir}: none of the {len(records)} videos listed for {subset} (split {split}) is "
+                             f"there (e.g. {absent}); check data.root / data.video_root / data.ext")
         warnings.warn(f"{dataset} {subset} split {split}: {len(records) - len(present)} of {len(records)} listed "
                       f"videos are missing under {vdir} (e.g. {absent}); skipped", stacklevel=2)
     return present
+
+
+def _refuse_leaks(entries: list[Entry], subset: str, train: list[Entry], where: Path, split: int) -> None:
+    """``SplitError`` when a video of ``subset`` (test, or a listed val) is also in ``train`` (the
+    training list, and a listed val for test): its scores would measure memory, not recognition."""
+    trained = {e.path for e in train}
+    shared = [e for e in entries if e.path in trained]
+    if shared:
+        raise SplitError(f"{shared[0].where}: {len(shared)} of the {len(entries)} {subset} videos of split {split} "
+                         f"are also listed for training or validation (e.g. {shared[0].path}); a {subset} video "
+                         f"must not be trained on or chosen with (split files under {where})")

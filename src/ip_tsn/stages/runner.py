@@ -59,10 +59,11 @@ def one_line(section: str, cfg: DictConfig) -> Iterator[None]:
         raise ConfigError(f"{section}: {text} (the {cfg.get('stage')} config)") from None
 
 
-def build_datamodule(cfg: DictConfig, lists: bool = True, **overrides: Any) -> VideoDataModule:
+def build_datamodule(cfg: DictConfig, stage: str | None = "fit", **overrides: Any) -> VideoDataModule:
     """``VideoDataModule`` from ``cfg.data`` (the dataset) updated by ``cfg.datamodule`` (the stage);
-    its values and its dataset's class file (and, with ``lists``, its training list) checked now: a
-    missing root or split file is one line. ``fuse`` needs the class names only."""
+    its values, its dataset's class file and the lists of the subsets Lightning's ``stage`` reads
+    (``fit``, ``test``, ``predict``; None: the class file only, all ``fuse`` needs) checked now,
+    before any trainer exists: a missing root, a bad split file or an empty subset is one line."""
     kwargs = {**to_container(cfg.data), **to_container(cfg.get("datamodule")), **overrides}
     name = kwargs.pop("name", None)
     root = Path(str(kwargs.get("root")))
@@ -72,7 +73,9 @@ def build_datamodule(cfg: DictConfig, lists: bool = True, **overrides: Any) -> V
     with one_line("data", cfg), warnings.catch_warnings():
         warnings.simplefilter("ignore")  # missing videos are reported once, by setup()
         dm = VideoDataModule(**kwargs)
-        dm.records("train") if lists else dm.class_names  # read now: a missing file is named before any work
+        for subset in dm.subsets_of(stage) if stage else []:  # read now: a bad file is named before any work
+            dm.records(subset)
+        dm.class_names
     return dm
 
 
@@ -248,7 +251,7 @@ def cache(cfg: DictConfig) -> Path:
     settings = filled(cfg.cache, CacheConfig)
     out_dir = Path(settings.dir)
     teacher_ckpt = cfg.teacher.checkpoint
-    dm = build_datamodule(cfg, grid_stride=settings.grid_stride, predict_subset=settings.subset,
+    dm = build_datamodule(cfg, "predict", grid_stride=settings.grid_stride, predict_subset=settings.subset,
                           cache_positions=settings.positions)
     model = load_module(teacher_ckpt, "teacher.checkpoint", modality="flow")
     model.predict_mode = "frames"  # type: ignore[assignment]
@@ -314,8 +317,10 @@ def test(cfg: DictConfig, checkpoint: str | None = None, subsets: tuple[str, ...
     checkpoint = checkpoint or str(run_dir / "checkpoints" / "best.ckpt")
     model = load_module(checkpoint, f"the {cfg.get('stage')} config", **expected_kind(cfg))
     metrics = {}
-    for subset in subsets:
-        dm = build_datamodule(cfg, test_subset=subset)
+    dms = {subset: build_datamodule(cfg, "test", test_subset=subset) for subset in subsets}
+    for dm in dms.values():  # every list and video of every subset checked before any is scored
+        dm.check_videos(dm.subsets_of("test"))
+    for subset, dm in dms.items():
         scores = run_dir / f"scores_{subset}.npz"
         trainer = build_trainer(cfg, run_dir, [SaveTestScores(scores)])
         (result,) = trainer.test(model, datamodule=dm, verbose=False)
@@ -347,7 +352,7 @@ def fuse(cfg: DictConfig) -> dict:
     if left_out:
         print(f"fuse: left out (no scores): {', '.join(f'{n} ({runs[n]})' for n in left_out)}")
     runs = {name: run for name, run in runs.items() if name in scored}
-    dm = build_datamodule(cfg, lists=False)
+    dm = build_datamodule(cfg, None)
     baseline = cfg.fuse.get("baseline_fused")
     baseline = tuple(baseline) if baseline and all(n in scored for n in baseline) else None
     roles = Roles(baseline_fused=baseline, **{k: cfg.fuse.get(k) if cfg.fuse.get(k) in scored else None
