@@ -233,8 +233,10 @@ def test_empty_file(tmp_path):
 def test_corrupt_file(tmp_path):
     path = tmp_path / "junk.mp4"
     path.write_bytes(np.random.default_rng(0).bytes(5000))
-    with pytest.raises(VideoError, match="junk.mp4"):
+    with pytest.raises(VideoError, match="junk.mp4") as e:
         CompressedVideo(path).load(0, "iframe")
+    # FFmpeg's reason once, the path once: no errno number, no second copy of the path
+    assert str(e.value) == f"{path}: not a readable video (corrupt or truncated): Invalid data found when processing input"
 
 
 def test_audio_only(tmp_path):

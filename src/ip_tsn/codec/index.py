@@ -34,7 +34,7 @@ import av
 import numpy as np
 
 from .bitstream import Mpeg4Pictures, picture_info_parser
-from .errors import VideoError
+from .errors import VideoError, ffmpeg_reason
 from .streams import file_key, open_video_stream
 
 AVFMT_NOTIMESTAMPS = 0x0080  # libavformat: the format has no timestamps (raw elementary streams)
@@ -197,7 +197,7 @@ def build_index(path: str) -> VideoIndex:
             width, height = stream.codec_context.width, stream.codec_context.height
             rate = stream.average_rate or stream.guessed_rate or Fraction(0)
     except av.FFmpegError as e:
-        raise VideoError(path, f"could not be read: {e}") from None
+        raise VideoError(path, f"could not be read: {ffmpeg_reason(e)}") from None
     if not pictures:
         raise VideoError(path, "no video frames (empty or corrupt stream)")
     meta = dict(path=path, codec=codec, width=int(width), height=int(height), fps=float(rate))

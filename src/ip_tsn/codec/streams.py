@@ -7,7 +7,7 @@ import os
 
 import av
 
-from .errors import VideoError
+from .errors import VideoError, ffmpeg_reason
 
 IMAGE_FORMATS = ("image2", "png_pipe", "jpeg_pipe", "bmp_pipe", "tiff_pipe", "webp_pipe", "gif")
 
@@ -22,7 +22,7 @@ def _open(path: str) -> av.container.InputContainer:
     try:
         return av.open(path, metadata_errors="ignore")
     except av.FFmpegError as e:
-        raise VideoError(path, f"not a readable video (corrupt or truncated): {e}") from None
+        raise VideoError(path, f"not a readable video (corrupt or truncated): {ffmpeg_reason(e)}") from None
     except OSError as e:
         raise VideoError(path, f"cannot be opened: {e.strerror or e}") from None
 

@@ -27,7 +27,7 @@ from typing import Iterator, Sequence
 import av
 import numpy as np
 
-from .errors import VideoError
+from .errors import VideoError, ffmpeg_reason
 from .frames import block_vectors_of, park, scaled, to_rgb, yuv420_planes
 from .index import VideoIndex, get_index
 from .motion import FACTORS
@@ -274,7 +274,7 @@ class CompressedVideo:
                     for frame in packet.decode():
                         yield to_rgb(frame)
             except av.FFmpegError as e:
-                raise VideoError(self.path, f"decoding failed: {e}") from None
+                raise VideoError(self.path, f"decoding failed: {ffmpeg_reason(e)}") from None
 
     def close(self) -> None:
         if self._pid != os.getpid():
