@@ -32,6 +32,7 @@ import av
 
 from ip_tsn.codec.encode import add_video_stream
 from ip_tsn.codec.errors import VideoError
+from ip_tsn.codec.streams import open_video_stream
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from _common import add_common_args, atomic_output, find_files, parallel_map, parse_shard, run_main, \
@@ -72,19 +73,8 @@ def reencode_video(src: str, dst: str, size=(340, 256), gop: int = 12, qscale: i
     "done (note)"; raises ``VideoError`` naming ``src`` for inputs that cannot be read."""
     if os.path.exists(dst) and not overwrite:
         return "skipped"
-    if not os.path.isfile(src):
-        raise VideoError(src, "no such file")
-    if os.path.getsize(src) == 0:
-        raise VideoError(src, "empty file (0 bytes)")
-    try:
-        inp = av.open(src)
-    except av.FFmpegError as e:
-        raise VideoError(src, f"cannot open as a video ({e})") from None
+    inp, ist = open_video_stream(src)  # the package's one opener: missing, empty, corrupt, image, audio only
     with inp:
-        if not inp.streams.video:
-            kinds = sorted({st.type for st in inp.streams}) or ["no"]
-            raise VideoError(src, f"no video stream (has {', '.join(kinds)} streams only)")
-        ist = inp.streams.video[0]
         ist.thread_type = "AUTO"
         rate = frame_rate(ist)
         expected = expected_frames(ist, inp, rate)

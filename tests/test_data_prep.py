@@ -159,7 +159,8 @@ def test_reencode_tree_bad_inputs_and_resume(sources, tmp_path):
     code, log = run("reencode.py", sources, out, "--size", "64x48", "--workers", "2")
     assert code == 1, log
     assert "5 total, 2 done, 0 skipped (already there), 3 failed" in log
-    for bad, why in [("corrupt.mp4", "cannot open"), ("empty.avi", "empty"), ("sound.mp4", "no video")]:
+    for bad, why in [("corrupt.mp4", "not a readable video (corrupt or truncated)"), ("empty.avi", "empty"),
+                     ("sound.mp4", "no video")]:
         assert any(bad in line and why in line for line in log.splitlines() if "FAILED" in line), log
     assert "Traceback" not in log and "note" not in log  # good inputs are not "damaged"
     outputs = sorted(os.path.relpath(p, out) for p in glob.glob(str(out / "**" / "*"), recursive=True)
