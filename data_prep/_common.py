@@ -11,7 +11,9 @@ a raised exception becomes a per-item failure (file + message) instead of stoppi
 
 Workers exit when the script dies, even by SIGKILL (``PR_SET_PDEATHSIG`` on Linux, and a thread
 watching the parent everywhere), and ignore Ctrl-C: the script's ``main`` run through
-:func:`run_main` stops them, prints one line (what was done, how to resume) and exits 130.
+:func:`run_main` stops them, prints one line (what was done, how to resume) and exits 130. A bad
+input that stops the whole run (a split file, a folder that is not the layout) is one line naming
+it, exit status 2.
 """
 
 from __future__ import annotations
@@ -31,6 +33,8 @@ from dataclasses import dataclass
 from typing import Callable, Iterable, Iterator, Sequence
 
 from ip_tsn.atomic import atomic_path
+from ip_tsn.codec.errors import VideoError
+from ip_tsn.data.split_files import SplitError
 
 TMP_MARK = ".tmp-"  # temp outputs: ".<final name>.tmp-<pid>" (ip_tsn.atomic.temp_name)
 
@@ -159,9 +163,13 @@ def _interrupted(desc: str, results: dict, total: int) -> Interrupted:
 
 
 def run_main(main: Callable[[], int]) -> int:
-    """``main()``'s exit status; Ctrl-C: one line on stderr instead of a traceback, status 130."""
+    """``main()``'s exit status; Ctrl-C: one line on stderr instead of a traceback, status 130; a
+    bad split file or input that stops the run (``SplitError``, ``VideoError``): one line, status 2."""
     try:
         return main()
+    except (SplitError, VideoError) as e:
+        print(f"{os.path.basename(sys.argv[0])}: error: {e}", file=sys.stderr)
+        return 2
     except Interrupted as e:
         print(e, file=sys.stderr)
     except KeyboardInterrupt:

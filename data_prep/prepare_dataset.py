@@ -37,7 +37,7 @@ from ip_tsn.codec import CompressedVideo, VideoError  # noqa: E402
 from ip_tsn.codec.flow import METHODS, load_flow  # noqa: E402
 from ip_tsn.data.datasets import load_split, video_dir  # noqa: E402
 from ip_tsn.data.layouts import LAYOUTS  # noqa: E402
-from ip_tsn.data.split_files import find_kinetics_csv  # noqa: E402
+from ip_tsn.data.split_files import SplitError, find_kinetics_csv  # noqa: E402
 
 PREPARED = tuple(name for name, layout in LAYOUTS.items() if layout.downloaded)  # layouts.py describes each
 
@@ -47,7 +47,7 @@ def copy_split_files(dataset: str, root: str, out: str, class_list: str | None =
     ``class_list`` becomes Kinetics' ``annotations/classes.txt``. Returns the files written."""
     src_dir, dst_dir = os.path.join(root, LAYOUTS[dataset].split_dir), os.path.join(out, LAYOUTS[dataset].split_dir)
     if not os.path.isdir(src_dir):
-        raise SystemExit(f"{src_dir}: no such folder; expected layout: {LAYOUTS[dataset].description}")
+        raise SplitError(f"{src_dir}: no such folder; expected layout: {LAYOUTS[dataset].description}")
     pairs = [(os.path.join(src_dir, n), os.path.join(dst_dir, n)) for n in sorted(os.listdir(src_dir))
              if os.path.isfile(os.path.join(src_dir, n))]
     if class_list is not None:
@@ -70,7 +70,7 @@ def listed_videos(dataset: str, root: str, class_list: str | None = None,
                 for subset in ("trainval", "test"):
                     paths.update(r.path for r in load_split(dataset, root, split, subset, class_list=class_list,
                                                             video_root=video_root, ext=ext))
-            except ValueError:
+            except SplitError:  # splits 2 and 3 may be left out; split 1 must be there
                 if split == 1:
                     raise
     return sorted(paths), [str(w.message) for w in caught if "missing" in str(w.message)]
@@ -151,12 +151,12 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("--out must differ from the downloaded folder")
     flow_method = None if args.flow_method == "none" else args.flow_method
 
-    copy_split_files(args.dataset, root, out, args.class_list)
     if args.dataset == "kinetics":
         for which in ("train", "validate"):
             used = find_kinetics_csv(Path(root) / LAYOUTS["kinetics"].split_dir, which, LAYOUTS["kinetics"].description)
             print(f"kinetics {which} annotations: {used}")
-    rels, missing = listed_videos(args.dataset, root, args.class_list)
+    rels, missing = listed_videos(args.dataset, root, args.class_list)  # split files read before anything is written
+    copy_split_files(args.dataset, root, out, args.class_list)
     for message in missing:
         print(f"warning: {message}")
     index, count = args.shard or parse_shard(None)

@@ -69,6 +69,34 @@ def _ucf_tree(root: Path, clips: dict[str, bytes]) -> Path:
     return bad
 
 
+def test_a_bad_download_is_one_line_and_nothing_written(tmp_path, clips, capsys):
+    """A malformed classInd.txt, a test list sharing a video with the training list, a download
+    without its split folder: one line naming the file, exit status 2, no --out folder."""
+    download, out = tmp_path / "ucf101", tmp_path / "prepared"
+    _ucf_tree(download, clips)
+    lists = download / "ucfTrainTestlist"
+
+    def prepare() -> str:
+        capsys.readouterr()
+        assert prepare_dataset.run_main(lambda: prepare_dataset.main(["ucf101", str(download), "--out", str(out),
+                                                                      *FAST])) == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and ": error: " in err[0] and not out.exists(), err  # prog: sys.argv[0]
+        return err[0]
+
+    (lists / "classInd.txt").write_text("1 ApplyLipstick\nYo Yo\n")
+    assert f"{lists / 'classInd.txt'}:2: expected '<id> <class name>', got 'Yo Yo'" in prepare()
+    (lists / "classInd.txt").write_text("1 ApplyLipstick\n2 Yo Yo\n")
+    with open(lists / "testlist01.txt", "a") as f:
+        f.write("Yo Yo/v_YoYo_g02_c01.avi\n")  # a training video
+    assert f"{lists / 'testlist01.txt'}:3: 1 of the 3 test videos of split 1 are also listed for training" in prepare()
+    (lists / "testlist01.txt").rename(tmp_path / "kept.txt")
+    for name in os.listdir(lists):
+        (lists / name).unlink()
+    lists.rmdir()
+    assert f"{lists / 'classInd.txt'}: split file not found; expected layout: " in prepare()
+
+
 def test_ucf101_shards_check_resume_and_failure_report(tmp_path, clips, capsys):
     download, out = tmp_path / "ucf101", tmp_path / "prepared"
     bad = _ucf_tree(download, clips)
@@ -91,8 +119,8 @@ def test_ucf101_shards_check_resume_and_failure_report(tmp_path, clips, capsys):
 
     code, text = _prepare(capsys, "ucf101", str(download), "--out", str(out))  # resume: all skipped
     assert code == 1 and "0 done, 6 skipped (already there), 1 failed" in text
-    assert "FAILED Yo Yo/v_YoYo_g03_c02.avi: cannot open as a video" in text  # the why, with the path
-    assert "FAILED Yo Yo/v_YoYo_g03_c02.avi: not prepared: cannot open as a video" in text and str(bad) in text
+    assert "FAILED Yo Yo/v_YoYo_g03_c02.avi: not a readable video (corrupt or truncated)" in text  # the why
+    assert "FAILED Yo Yo/v_YoYo_g03_c02.avi: not prepared: not a readable video (corrupt" in text
     bad.write_bytes(clips["avi"])
     code, text = _prepare(capsys, "ucf101", str(download), "--out", str(out))
     assert code == 0 and "1 done, 6 skipped" in text and "7 total, 7 done, 0 skipped (already there), 0 failed" in text
