@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 import torch
 
+from ip_tsn.evaluation.scores import ScoresError
 from ip_tsn.evaluation import (ScoreTable, evaluate, fuse_scores, load_aligned, load_scores,
                                run_fusion, save_scores, search_fusion_weights)
 from ip_tsn.evaluation.fusion import distance_to_uniform, equal_weights, fuse_equal
@@ -83,8 +84,30 @@ def test_score_files_roundtrip_and_misaligned(tmp_path: Path) -> None:
     np.testing.assert_array_equal(scores["I"], onehot_scores([0, 1]))
     short = ScoreTable(["v/1.mp4"], onehot_scores([0]), np.array([0]))
     save_scores(tmp_path / "short.npz", short)
-    with pytest.raises(ValueError, match="short.npz.*v/2.mp4"):
+    with pytest.raises(ScoresError, match=r"short.npz: 1 video\(s\) missing from stream 'R', e.g. \['v/2.mp4'\]: "
+                                          r"the streams were scored on different video lists"):
         load_aligned({"I": tmp_path / "i.npz", "R": tmp_path / "short.npz"})
+    relabelled = ScoreTable(["v/1.mp4", "v/2.mp4"], onehot_scores([0, 0]), np.array([0, 0]))
+    save_scores(tmp_path / "relabelled.npz", relabelled)
+    with pytest.raises(ScoresError, match=r"relabelled.npz: labels of stream 'R' disagree"):
+        load_aligned({"I": tmp_path / "i.npz", "R": tmp_path / "relabelled.npz"})
+
+
+def test_unreadable_score_files_are_named(tmp_path: Path) -> None:
+    """Empty, truncated, foreign (.npz without the keys) and absent score files: ScoresError naming
+    the file and what to do, not numpy's or zipfile's own exception."""
+    save_scores(tmp_path / "good.npz", ScoreTable(["v/1.mp4"], onehot_scores([0]), np.array([0])))
+    data = (tmp_path / "good.npz").read_bytes()
+    (tmp_path / "empty.npz").write_bytes(b"")
+    (tmp_path / "cut.npz").write_bytes(data[: len(data) // 2])
+    np.savez(tmp_path / "foreign.npz", logits=np.zeros(3))
+    for name, problem in [("empty", "not a readable score file (empty file); write it again with `ip-tsn test`"),
+                          ("cut", "not a readable score file (File is not a zip file); write it again with `ip-tsn test`"),
+                          ("foreign", "not a score file (it lacks video_ids, scores or labels); write it with `ip-tsn test`"),
+                          ("absent", "no such score file; write it with `ip-tsn test`")]:
+        with pytest.raises(ScoresError) as e:
+            load_scores(tmp_path / f"{name}.npz")
+        assert str(e.value) == f"{tmp_path / name}.npz: {problem}"
 
 
 def test_run_fusion_end_to_end(tmp_path: Path) -> None:
@@ -272,6 +295,12 @@ def test_experiment_fuse_with_the_default_config(tmp_path: Path) -> None:
     assert out["checks"]["oracle"]["value"] == pytest.approx(
         100 * oracle_top1(VAL["P"], LABELS, [GROUPS[c] for c in FOUR]))
     assert "## Data checks (validation split)" in Path(out["markdown"]).read_text()
+    from ip_tsn.cli import main
+
+    before = (runs / "fusion" / "results.json").read_bytes()
+    (runs / "pstream" / "scores_test.npz").write_bytes(test["P"].read_bytes()[:200])  # a killed copy
+    assert main(["fuse", str(REPO / "experiments" / "fuse.yaml"), *over]) == 2  # one line, nothing rewritten
+    assert (runs / "fusion" / "results.json").read_bytes() == before
 
 
 # ------------------------------------- benchmarks/ablation.py: collecting runs, pooled paired tests

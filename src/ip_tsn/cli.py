@@ -73,8 +73,10 @@ def _user_errors(command: str) -> tuple[type[BaseException], ...]:
     from .codec.errors import VideoError
     from .data.split_files import SplitError
     from .data.teacher_cache import StaleCacheError
+    from .evaluation.scores import ScoresError
 
-    return (ConfigError, VideoError, SplitError, StaleCacheError, FileNotFoundError, *_USER_ERRORS.get(command, ()))
+    return (ConfigError, VideoError, SplitError, StaleCacheError, ScoresError, FileNotFoundError,
+            *_USER_ERRORS.get(command, ()))
 
 
 def _positive(text: str) -> int:

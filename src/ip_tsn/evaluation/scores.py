@@ -1,18 +1,25 @@
 """Per-video score files of one stream, and aligning streams by video id.
 
 On disk: ``<stream>.npz`` (``np.savez``, no pickles) with ``video_ids`` (N,) unicode,
-``scores`` (N, C) float32 softmax probabilities, ``labels`` (N,) int64.
+``scores`` (N, C) float32 softmax probabilities, ``labels`` (N,) int64. A file that cannot be read
+or streams that cannot be aligned raise :class:`ScoresError` (one line on the command line).
 """
 
 from __future__ import annotations
 
 import os
+import zipfile
 from collections.abc import Mapping
 from typing import NamedTuple
 
 import numpy as np
 
 from ip_tsn.atomic import atomic_path
+
+
+class ScoresError(ValueError):
+    """A score file that cannot be read (empty, truncated, not written by :func:`save_scores`), or
+    streams whose scores cover different videos or labels; the message starts with the file."""
 
 
 class ScoreTable(NamedTuple):
@@ -35,10 +42,23 @@ def save_scores(path: str | os.PathLike, table: ScoreTable) -> None:
 
 
 def load_scores(path: str | os.PathLike) -> ScoreTable:
-    """Read a score file written by :func:`save_scores`."""
-    with np.load(path, allow_pickle=False) as data:
-        return ScoreTable([str(v) for v in data["video_ids"]], data["scores"].astype(np.float32),
-                          data["labels"].astype(np.int64))
+    """Read a score file written by :func:`save_scores`; :class:`ScoresError` naming it otherwise."""
+    if not os.path.isfile(path):
+        raise ScoresError(f"{path}: no such score file; write it with `ip-tsn test`")
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            table = ScoreTable([str(v) for v in data["video_ids"]], data["scores"].astype(np.float32),
+                               data["labels"].astype(np.int64))
+    except KeyError:
+        raise ScoresError(f"{path}: not a score file (it lacks video_ids, scores or labels); write it with "
+                          "`ip-tsn test`") from None
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as e:
+        why = "empty file" if os.path.getsize(path) == 0 else (str(e).splitlines() or [type(e).__name__])[0]
+        raise ScoresError(f"{path}: not a readable score file ({why}); write it again with `ip-tsn test`") from None
+    if not (len(table.video_ids) == len(table.scores) == len(table.labels)) or table.scores.ndim != 2:
+        raise ScoresError(f"{path}: video_ids, scores and labels do not match in shape; write it again with "
+                          "`ip-tsn test`")
+    return table
 
 
 def align_scores(
@@ -46,7 +66,7 @@ def align_scores(
 ) -> tuple[list[str], dict[str, np.ndarray], np.ndarray]:
     """Align streams by video id: ``(video_ids (sorted union), {stream: (N, C)}, labels (N,))``.
 
-    Raises ``ValueError`` naming the stream's source (its file, from ``sources``) when a video
+    Raises :class:`ScoresError` naming the stream's source (its file, from ``sources``) when a video
     is missing from it or its labels disagree with the first stream's.
     """
     sources = dict(sources or {})
@@ -58,15 +78,17 @@ def align_scores(
         pos = {v: i for i, v in enumerate(table.video_ids)}
         missing = [v for v in ids if v not in pos]
         if missing:
-            raise ValueError(f"{where}: {len(missing)} video(s) missing from stream {name!r}, "
-                             f"e.g. {missing[:3]}")
+            raise ScoresError(f"{where}: {len(missing)} video(s) missing from stream {name!r}, e.g. "
+                              f"{missing[:3]}: the streams were scored on different video lists; score them "
+                              "again with `ip-tsn test` on the same data")
         order = np.array([pos[v] for v in ids], dtype=np.int64)
         aligned[name] = np.asarray(table.scores)[order]
         stream_labels = np.asarray(table.labels)[order]
         if labels is None:
             labels = stream_labels
         elif not np.array_equal(labels, stream_labels):
-            raise ValueError(f"{where}: labels of stream {name!r} disagree with other streams")
+            raise ScoresError(f"{where}: labels of stream {name!r} disagree with other streams (another "
+                              "class list?); score them again with `ip-tsn test` on the same data")
     return ids, aligned, labels if labels is not None else np.zeros(0, np.int64)
 
 
