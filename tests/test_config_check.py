@@ -98,6 +98,15 @@ OVERRIDE = r"\(command-line override of \S*experiments/student.yaml\)"
     ("checkpoint.mode=highest", r"^checkpoint.mode=highest: unknown value .*; choose from min, max$"),
     ("trainer.logger=false", r"^trainer.logger: set by ip-tsn itself .*; use logger.csv / logger.wandb$"),
     ("model=3", r"^model: expected a mapping, got 3 "),
+    # values out of range: refused by the settings themselves, before any data is read
+    ("model.optim.lr=0", r"^model.optim.lr must be > 0, got 0 \(in \S*student.yaml as composed\)$"),
+    ("model.optim.optimizer=sgdd", r"^model.optim.optimizer must be one of sgd, adam, adamw, got 'sgdd' "),
+    ("model.optim.schedule=cosin", r"^model.optim.schedule must be one of cosine, step, constant, got 'cosin' "),
+    ("model.optim.weight_decay=-0.1", r"^model.optim.weight_decay must be >= 0, got -0.1 "),
+    ("distill.temperature=0", r"^distill.temperature must be > 0, got 0 "),  # was NaN losses, trained on
+    ("distill.imitation=1.5", r"^distill.imitation \(lambda\) must be in \[0, 1\], got 1.5 "),
+    ("trainer.max_epochs=-1", r"^trainer.max_epochs=-1 trains without end, but the learning-rate schedule spans"),
+    ("trainer.max_epochs=0", r"^trainer.max_epochs=0: nothing to train \(the student config\)$"),
 ])
 def test_typos_give_one_line_and_exit_2(override, message, capsys, tmp_path):
     """Refused before anything runs: no run folder is made."""
@@ -106,6 +115,23 @@ def test_typos_give_one_line_and_exit_2(override, message, capsys, tmp_path):
     assert code == 2 and len(err.splitlines()) == 1 and err.startswith("ip-tsn fit: error: "), err
     assert re.search(message, err.removeprefix("ip-tsn fit: error: ")), err
     assert not (tmp_path / "runs").exists()
+
+
+def test_a_file_that_is_no_stage_config_is_one_line(tmp_path, capsys):
+    """Broken YAML (with its line and column), a binary file, an empty file and a stage file without
+    base.yaml: one line naming the file, exit 2, not omegaconf's or PyYAML's traceback."""
+    cases = {"broken.yaml": ("data: [\n", "not valid YAML at line 2, column 1: did not find expected node content"),
+             "binary.yaml": (b"\xff\xfe\x00\x81", "not a text file (a config is UTF-8 YAML)"),
+             "empty.yaml": ("", "no stage, seed, run_dir, trainer: a stage config names its stage and starts from "
+                                "experiments/base.yaml"),
+             "nobase.yaml": ("stage: pstream\nmodule: classifier\n", "no seed, run_dir, trainer: a stage config")}
+    for name, (text, problem) in cases.items():
+        path = tmp_path / name
+        path.write_bytes(text if isinstance(text, bytes) else text.encode())
+        capsys.readouterr()
+        assert main(["fit", str(path)]) == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and err[0].startswith(f"ip-tsn fit: error: {path}: {problem}"), err
 
 
 def test_a_typo_in_a_file_names_the_file(tmp_path):

@@ -21,6 +21,7 @@ import os
 from pathlib import Path
 from typing import NamedTuple, Sequence
 
+import yaml
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
 from ip_tsn.atomic import write_text_atomic
@@ -47,7 +48,14 @@ class Source(NamedTuple):
 def _load(path: Path) -> DictConfig:
     if not path.is_file():
         raise ConfigError(f"{path}: config file not found")
-    cfg = OmegaConf.load(path)
+    try:
+        cfg = OmegaConf.load(path)
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        at = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
+        raise ConfigError(f"{path}: not valid YAML{at}: {getattr(e, 'problem', None) or e}") from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"{path}: not a text file (a config is UTF-8 YAML)") from None
     if not isinstance(cfg, DictConfig):
         raise ConfigError(f"{path}: a config file must hold a mapping")
     return cfg

@@ -42,8 +42,8 @@ class DistillationModule(StreamClassifier):
                  **classifier: Any) -> None:
         """The distillation's own arguments (``distill.*``, :class:`~.model_settings.DistillSettings`)
         and, by keyword, :class:`StreamClassifier`'s (``net``, ``optim``, ``model.*``)."""
-        if not 0.0 <= imitation <= 1.0:
-            raise ValueError(f"imitation (lambda) must be in [0, 1], got {imitation}")
+        DistillSettings(imitation=imitation, temperature=temperature, feat_weight=feat_weight,  # checks the values
+                        spatial_weight=spatial_weight)
         super().__init__(num_classes, in_channels, num_segments, **classifier)
         d_student = self.model.feature_dim
         d_teacher = teacher_feature_dim or d_student

@@ -19,7 +19,19 @@ from ip_tsn.models.settings import NetSettings
 from ip_tsn.settings import from_mapping, plain, setting
 
 __all__ = ["NetSettings", "OptimSettings", "ClassifierSettings", "DistillSettings", "settings_from", "plain",
-           "nest_flat_hparams", "NET_KEYS", "OPTIM_KEYS"]
+           "nest_flat_hparams", "NET_KEYS", "OPTIM_KEYS", "OPTIMIZERS", "SCHEDULES"]
+
+
+OPTIMIZERS = ("sgd", "adam", "adamw")  # lit.optim.build_optimizer's
+SCHEDULES = ("cosine", "step", "constant")  # lit.optim.lr_factor's
+
+
+def _at_least(settings: Any, low: float, names: tuple[str, ...], strict: bool = False) -> None:
+    """``ValueError`` for the first of ``names`` below ``low`` (``strict``: not above it)."""
+    for name in names:
+        value = getattr(settings, name)
+        if value < low or (strict and value == low):
+            raise ValueError(f"{name} must be {'>' if strict else '>='} {low}, got {value}")
 
 
 @dataclass(frozen=True)
@@ -38,6 +50,16 @@ class OptimSettings:
     warmup_epochs: float = setting(1.0, "linear warmup (epochs)")
     lr_steps: tuple[float, ...] = setting((), "step schedule: epochs at which the rate drops")
     lr_gamma: float = setting(0.1, "step schedule: factor of each drop")
+
+    def __post_init__(self) -> None:
+        if self.optimizer not in OPTIMIZERS:
+            raise ValueError(f"optimizer must be one of {', '.join(OPTIMIZERS)}, got {self.optimizer!r}")
+        if self.schedule not in SCHEDULES:
+            raise ValueError(f"schedule must be one of {', '.join(SCHEDULES)}, got {self.schedule!r}")
+        _at_least(self, 0, ("lr", "adam_eps", "lr_gamma"), strict=True)
+        _at_least(self, 0, ("weight_decay", "momentum", "backbone_lr_mult", "first_conv_lr_mult", "warmup_epochs"))
+        if self.momentum >= 1:
+            raise ValueError(f"momentum must be < 1, got {self.momentum}")
 
 
 @dataclass(frozen=True)
@@ -66,6 +88,12 @@ class DistillSettings:
     spatial_layer: str = setting("layer4", "the backbone module whose output map the spatial term matches (layer1-layer4 "
                                            "of a ResNet)")
     online_teacher: bool = setting(False, "run the teacher on each batch's flow instead of reading the cache")
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.imitation <= 1.0:
+            raise ValueError(f"imitation (lambda) must be in [0, 1], got {self.imitation}")
+        _at_least(self, 0, ("temperature",), strict=True)
+        _at_least(self, 0, ("feat_weight", "spatial_weight"))
 
 
 settings_from = from_mapping  # the groups above from a mapping (ip_tsn.settings)

@@ -10,6 +10,8 @@ from typing import Any
 import torch
 from torch.optim.lr_scheduler import LambdaLR
 
+from ip_tsn.lit.model_settings import OPTIMIZERS, SCHEDULES
+
 
 def split_weight_decay(groups: list[dict], weight_decay: float) -> list[dict]:
     """Split each ``{"name", "params", "lr_mult"}`` group into a decayed part (weights, ndim > 1)
@@ -50,7 +52,7 @@ def build_optimizer(
         return torch.optim.Adam(param_groups, lr=lr, eps=adam_eps)
     if name == "adamw":
         return torch.optim.AdamW(param_groups, lr=lr, eps=adam_eps)
-    raise ValueError(f"unknown optimizer {name!r}; choose sgd, adam or adamw")
+    raise ValueError(f"unknown optimizer {name!r}; choose {', '.join(OPTIMIZERS)}")
 
 
 def lr_factor(
@@ -75,7 +77,7 @@ def lr_factor(
         return warm * gamma ** sum(step >= m for m in milestones)
     if schedule == "constant":
         return warm
-    raise ValueError(f"unknown schedule {schedule!r}; choose cosine, step or constant")
+    raise ValueError(f"unknown schedule {schedule!r}; choose {', '.join(SCHEDULES)}")
 
 
 def build_scheduler(optimizer: torch.optim.Optimizer, total_steps: int,

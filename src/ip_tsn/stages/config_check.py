@@ -29,6 +29,8 @@ from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import ConfigKeyError, OmegaConfBaseException
 
 from ip_tsn.config import ConfigError, Source, config_sources, load_config
+from ip_tsn.lit.model_settings import DistillSettings, OptimSettings
+from ip_tsn.settings import from_mapping
 from ip_tsn.stages.config_schema import OPEN, STAGES, DatasetFile, StageConfig, TrainerConfig
 
 #: Trainer arguments the runner passes itself (``build_trainer``)
@@ -36,6 +38,10 @@ RUNNER_TRAINER_ARGS = {"default_root_dir": "set run_dir instead", "callbacks": "
                        "logger": "use logger.csv / logger.wandb", "plugins": "not configurable"}
 _ABSENT = object()
 STAGE_SECTIONS = ("all", *STAGES)  # the sections of a dataset file's `stages`
+
+
+REQUIRED = ("stage", "seed", "run_dir", "trainer")  # what every command reads of a composed config
+VALUE_GROUPS = (("model.optim", OptimSettings), ("distill", DistillSettings))  # settings that check their values
 
 
 def check_config(cfg: DictConfig, path: str | os.PathLike, overrides: Sequence[str] = (),
@@ -55,8 +61,20 @@ def check_config(cfg: DictConfig, path: str | os.PathLike, overrides: Sequence[s
         if isinstance(piece.get("data"), str):  # the dataset's name
             piece = OmegaConf.masked_copy(piece, [k for k in piece if k != "data"])
         _check(piece, StageConfig, label)
+    missing = [key for key in REQUIRED if key not in cfg]
+    if missing:
+        raise ConfigError(f"{path}: no {', '.join(missing)}: a stage config names its stage and starts from "
+                          f"experiments/base.yaml (`_base_: base.yaml`, or `_base_: pstream.yaml` and the like), "
+                          "which sets the run's folder, seed and trainer")
     _check(cfg, StageConfig, f"in {path} as composed and resolved")
     check_reconstruct_value(cfg, str(path))
+    for section, settings in VALUE_GROUPS:  # values out of range, before any data or model is touched
+        given = OmegaConf.select(cfg, section)
+        if given is not None:
+            try:
+                from_mapping(settings, OmegaConf.to_container(given), section)
+            except ValueError as e:
+                raise ConfigError(f"{section}.{e} (in {path} as composed)") from None
 
 
 def load_checked(path: str | os.PathLike, overrides: Sequence[str] = ()) -> DictConfig:

@@ -135,12 +135,25 @@ def resume_hint(cfg: DictConfig) -> str:
     return f"no epoch finished, nothing to resume ({last} not written)"
 
 
+def _check_length(cfg: DictConfig) -> None:
+    """One line for a run of no length (``trainer.max_epochs`` or ``max_steps`` 0) or of no end
+    (``max_epochs=-1`` without ``max_steps``): the learning-rate schedule spans the run's steps."""
+    epochs, steps = cfg.trainer.get("max_epochs"), cfg.trainer.get("max_steps", -1)
+    for key, value in (("max_epochs", epochs), ("max_steps", steps)):
+        if value == 0:
+            raise ConfigError(f"trainer.{key}=0: nothing to train (the {cfg.get('stage')} config)")
+    if epochs == -1 and steps in (None, -1):
+        raise ConfigError(f"trainer.max_epochs=-1 trains without end, but the learning-rate schedule spans the run: "
+                          f"set trainer.max_epochs or trainer.max_steps (the {cfg.get('stage')} config)")
+
+
 def fit(cfg: DictConfig) -> Path:
     """Train the stage's model; returns the best checkpoint's path."""
     run_dir = Path(cfg.run_dir)
     if (run_dir / "fit.json").is_file() and not cfg.get("ckpt_path") and not cfg.get("overwrite"):
         raise ConfigError(f"{run_dir} holds a finished run ({run_dir / 'fit.json'}); pass ckpt_path=last to resume "
                           "it, overwrite=true to replace it, or another run_root / name")
+    _check_length(cfg)
     ckpt_path, resume = resume_checkpoint(cfg)
     pl.seed_everything(cfg.seed, workers=True)
     online = cfg.get("module") == "distill" and _online_teacher(cfg)
