@@ -107,6 +107,8 @@ OVERRIDE = r"\(command-line override of \S*experiments/student.yaml\)"
     ("distill.imitation=1.5", r"^distill.imitation \(lambda\) must be in \[0, 1\], got 1.5 "),
     ("trainer.max_epochs=-1", r"^trainer.max_epochs=-1 trains without end, but the learning-rate schedule spans"),
     ("trainer.max_epochs=0", r"^trainer.max_epochs=0: nothing to train \(the student config\)$"),
+    ("model.label_smoothing=2", r"^model.label_smoothing must be in \[0, 1\), got 2 "),  # was a RuntimeError in training
+    ("model.predict_mode=clips", r"^model.predict_mode must be one of video, frames, got 'clips' "),
 ])
 def test_typos_give_one_line_and_exit_2(override, message, capsys, tmp_path):
     """Refused before anything runs: no run folder is made."""

@@ -335,6 +335,9 @@ def test_preprocess_stores_reconstruct_and_refuses_bad_values():
         Preprocess(modality="p", reconstruct="gpu")
     with pytest.raises(ValueError, match="modality 'rgb' has nothing to rebuild"):
         Preprocess(modality="rgb", reconstruct="device")
+    for views in (0, 4):  # was numpy's "high <= 0" from a worker, naming a video
+        with pytest.raises(ValueError, match=rf"^train_views must be 1, 3 or 5 \(or null: random crops\), got {views}$"):
+            Preprocess(modality="p", train_views=views)
     with pytest.raises(ConfigError, match=r"^data\.reconstruct=gpu \(in x\.yaml\): reconstruct must be one of"):
         check_reconstruct_value(OmegaConf.create({"data": {"reconstruct": "gpu"}}), "x.yaml")
     with pytest.raises(ConfigError, match=r"modality 'iframe'"):

@@ -69,10 +69,11 @@ class Preprocess:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
         if self.scale_size is not None and self.scale_size < self.crop_size:
             raise ValueError(f"scale_size ({self.scale_size}) must be >= crop_size ({self.crop_size}), or null")
-        from .transforms import check_crops  # OpenCV and torch: loaded when a Preprocess is made, not to read its fields
+        from .transforms import check_crops, check_views  # OpenCV and torch: loaded when a Preprocess is made
 
         check_modality(self.modality)
         check_crops(self.test_crops, self.flip)
+        check_views(self.train_views)
         check_reconstruct(self.reconstruct, self.modality)
 
     @property

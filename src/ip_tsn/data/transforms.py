@@ -231,6 +231,16 @@ def to_tensor(x: np.ndarray) -> torch.Tensor:
 
 
 # -- a fixed set of training views (teacher and student see the same one) ------------------------
+VIEW_SETS = (1, 3, 5)  # the view sets view_boxes draws
+
+
+def check_views(num_views: int | None) -> None:
+    """``ValueError`` unless ``num_views`` (``data.train_views``) is None or one of :data:`VIEW_SETS`."""
+    if num_views is not None and num_views not in VIEW_SETS:
+        raise ValueError(f"train_views must be {', '.join(map(str, VIEW_SETS[:-1]))} or {VIEW_SETS[-1]} (or null: "
+                         f"random crops), got {num_views}")
+
+
 def view_boxes(height: int, width: int, crop_size: int, num_views: int) -> list[tuple[int, int, int, int]]:
     """The ``num_views`` fixed crop windows ``(top, left, size, size)`` of a ``height`` x ``width``
     frame: 1 = the centre, 3 = start / centre / end of the longer side, 5 = the 4 corners and the
@@ -242,8 +252,7 @@ def view_boxes(height: int, width: int, crop_size: int, num_views: int) -> list[
     spots = {1: [(0.5, 0.5)],
              3: [(0.5, f) for f in (0.0, 0.5, 1.0)] if width >= height else [(f, 0.5) for f in (0.0, 0.5, 1.0)],
              5: [(0.0, 0.0), (0.0, 1.0), (1.0, 0.0), (1.0, 1.0), (0.5, 0.5)]}
-    if num_views not in spots:
-        raise ValueError(f"num_views must be 1, 3 or 5, got {num_views}")
+    check_views(num_views)
     return [(round(fy * a), round(fx * b), crop_size, crop_size) for a, b in spots[num_views]]
 
 

@@ -69,6 +69,7 @@ class StreamClassifier(pl.LightningModule):
         ``optim``: :class:`~ip_tsn.lit.model_settings.OptimSettings` keys (``model.optim``); missing
         keys take their defaults, and the hyperparameters store both groups complete."""
         super().__init__()
+        ClassifierSettings(label_smoothing, predict_mode, frames_chunk, compile)  # checks the values
         self.net_settings: NetSettings = settings_from(NetSettings, net, "model.net")
         self.optim_settings: OptimSettings = settings_from(OptimSettings, optim, "model.optim")
         self.save_hyperparameters()

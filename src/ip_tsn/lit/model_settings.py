@@ -24,6 +24,7 @@ __all__ = ["NetSettings", "OptimSettings", "ClassifierSettings", "DistillSetting
 
 OPTIMIZERS = ("sgd", "adam", "adamw")  # lit.optim.build_optimizer's
 SCHEDULES = ("cosine", "step", "constant")  # lit.optim.lr_factor's
+PREDICT_MODES = ("video", "frames")  # StreamClassifier.predict_step's
 
 
 def _at_least(settings: Any, low: float, names: tuple[str, ...], strict: bool = False) -> None:
@@ -70,6 +71,13 @@ class ClassifierSettings:
     predict_mode: str = setting("video", "predict: video (consensus per sample) or frames (every grid position)")
     frames_chunk: int = setting(64, "frames per forward pass in frames mode")
     compile: str | None = setting(None, "torch.compile the network with this backend (inductor: the usual; null: eager)")
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.label_smoothing < 1.0:
+            raise ValueError(f"label_smoothing must be in [0, 1), got {self.label_smoothing}")
+        if self.predict_mode not in PREDICT_MODES:
+            raise ValueError(f"predict_mode must be one of {', '.join(PREDICT_MODES)}, got {self.predict_mode!r}")
+        _at_least(self, 1, ("frames_chunk",))
 
 
 @dataclass(frozen=True)

@@ -29,7 +29,7 @@ from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import ConfigKeyError, OmegaConfBaseException
 
 from ip_tsn.config import ConfigError, Source, config_sources, load_config
-from ip_tsn.lit.model_settings import DistillSettings, OptimSettings
+from ip_tsn.lit.model_settings import ClassifierSettings, DistillSettings, OptimSettings
 from ip_tsn.settings import from_mapping
 from ip_tsn.stages.config_schema import OPEN, STAGES, DatasetFile, StageConfig, TrainerConfig
 
@@ -41,7 +41,8 @@ STAGE_SECTIONS = ("all", *STAGES)  # the sections of a dataset file's `stages`
 
 
 REQUIRED = ("stage", "seed", "run_dir", "trainer")  # what every command reads of a composed config
-VALUE_GROUPS = (("model.optim", OptimSettings), ("distill", DistillSettings))  # settings that check their values
+VALUE_GROUPS = (("model", ClassifierSettings), ("model.optim", OptimSettings),  # settings that check their values
+                ("distill", DistillSettings))
 
 
 def check_config(cfg: DictConfig, path: str | os.PathLike, overrides: Sequence[str] = (),
@@ -71,8 +72,9 @@ def check_config(cfg: DictConfig, path: str | os.PathLike, overrides: Sequence[s
     for section, settings in VALUE_GROUPS:  # values out of range, before any data or model is touched
         given = OmegaConf.select(cfg, section)
         if given is not None:
+            own = {f.name for f in dataclasses.fields(settings)}  # `model` also holds net and optim
             try:
-                from_mapping(settings, OmegaConf.to_container(given), section)
+                from_mapping(settings, {k: v for k, v in OmegaConf.to_container(given).items() if k in own}, section)
             except ValueError as e:
                 raise ConfigError(f"{section}.{e} (in {path} as composed)") from None
 
