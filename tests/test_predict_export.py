@@ -74,6 +74,13 @@ def test_predict_hevc_names_codec_and_reencode_command(tiny_streams, tmp_path, c
 
 def test_predict_device(tiny_streams, capsys):
     carphone = str(sample_videos()["carphone_pristine.mp4"])
+    for device in ("tpu", "cuda:x"):  # was torch's list of every device type it knows
+        capsys.readouterr()
+        assert main(["predict", carphone, *_streams(tiny_streams), "--device", device]) == 2
+        assert capsys.readouterr().err.strip() == f"ip-tsn predict: error: --device {device}: expected auto, cpu, cuda or cuda:N"
+    assert main(["predict", carphone, *_streams(tiny_streams), "--classes", "nothere.txt"]) == 2  # was [Errno 2]
+    assert capsys.readouterr().err.strip() == ("ip-tsn predict: error: nothere.txt: class file not found (classInd.txt, "
+                                               "or one class name per line)")
     if not torch.cuda.is_available():
         assert main(["predict", carphone, *_streams(tiny_streams), "--device", "cuda"]) == 2
         assert "no CUDA device" in capsys.readouterr().err

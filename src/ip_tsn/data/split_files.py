@@ -174,6 +174,8 @@ def read_class_list(path: Path, known: set[str]) -> list[str]:
 
 def read_class_file(path: str | os.PathLike) -> list[str]:
     """Class names from ``classInd.txt`` (``1 Name``) or a file with one name per line."""
+    if not os.path.isfile(path):
+        raise SplitError(f"{path}: class file not found (classInd.txt, or one class name per line)")
     lines = [ln.strip() for ln in open(path, encoding="utf-8-sig") if ln.strip()]
     numbered = all(ln.split(maxsplit=1)[0].isdigit() and " " in ln for ln in lines)
     return [ln.split(maxsplit=1)[1] for ln in lines] if numbered and lines else lines

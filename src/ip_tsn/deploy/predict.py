@@ -26,6 +26,7 @@ synchronised); ``network``: forward passes and fusion.
 
 from __future__ import annotations
 
+import re
 import time
 import warnings
 from collections.abc import Sequence
@@ -110,6 +111,8 @@ def resolve_device(name: str = "auto") -> torch.device:
     """``auto`` (CUDA when visible, else CPU), ``cpu`` or ``cuda[:i]``."""
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name != "cpu" and not re.fullmatch(r"cuda(:\d+)?", name):
+        raise ValueError(f"--device {name}: expected auto, cpu, cuda or cuda:N")
     if name.startswith("cuda") and not torch.cuda.is_available():
         raise ValueError(f"--device {name}: no CUDA device is visible (use --device cpu)")
     return torch.device(name)
