@@ -122,6 +122,13 @@ def test_export_matches_the_checkpoints(tiny_streams, tmp_path, capsys):
     fusion = json.loads((out / "fusion.json").read_text())
     assert [(s["name"], s["weight"]) for s in fusion["streams"]] == [("I-stream", 2.0), ("P-stream", 1.0)]
     assert fusion["streams"][1]["preprocess"]["modality"] == "p" and len(fusion["class_names"]) == 12
+    before = (out / "fusion.json").read_bytes()  # a second export into the same folder: refused, then --overwrite
+    capsys.readouterr()
+    assert main(["export", *_streams(tiny_streams), "--weights", "1,1", "--out", str(out), "--no-onnx"]) == 2
+    assert capsys.readouterr().err.strip() == (f"ip-tsn export: error: {out} holds an export ({out / 'fusion.json'}); "
+                                               "pass --overwrite to replace it, or another --out")
+    assert (out / "fusion.json").read_bytes() == before
+    assert main(["export", *_streams(tiny_streams), "--weights", "2,1", "--out", str(out), "--overwrite"]) == 0
 
     onnxruntime = None  # ONNX needs the `export` extra (onnx to write, onnxruntime to run)
     if importlib.util.find_spec("onnx") and importlib.util.find_spec("onnxruntime"):

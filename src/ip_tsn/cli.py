@@ -44,6 +44,7 @@ def _parser() -> argparse.ArgumentParser:
     export = sub.add_parser("export", help="TorchScript + ONNX of the stream networks, fusion.json")
     export.add_argument("--out", required=True, help="output folder")
     export.add_argument("--no-onnx", dest="onnx", action="store_false", help="TorchScript only")
+    export.add_argument("--overwrite", action="store_true", help="replace the export already in --out")
     for p in (predict, export):
         p.add_argument("--model", help="folder or model.json of `ip-tsn fuse` (predict: or an export folder)")
         p.add_argument("--istream", help="I-stream checkpoint")
@@ -174,7 +175,7 @@ def _predict_or_export(args: argparse.Namespace) -> int:
     if args.command == "export":
         from .deploy.export import export_model
 
-        report = export_model(predictor, args.out, onnx=args.onnx)
+        report = export_model(predictor, args.out, onnx=args.onnx, overwrite=args.overwrite)
         for name, rep in report["streams"].items():
             files = ", ".join(str(rep[k]) for k in ("torchscript", "onnx") if rep[k])
             diffs = ", ".join(f"{k} {v:.1e}" for k, v in rep["max_abs_diff"].items())

@@ -86,10 +86,14 @@ def export_stream(stream: Stream, out_dir: Path, onnx: bool = True, atol: float 
 
 
 def export_model(predictor: FusedPredictor, out_dir: str | os.PathLike, onnx: bool = True,
-                 atol: float = 1e-4) -> dict[str, Any]:
+                 atol: float = 1e-4, overwrite: bool = False) -> dict[str, Any]:
     """Export every stream of ``predictor`` (loaded from checkpoints, any device) to ``out_dir``
-    and write ``fusion.json``. Returns ``{"fusion": path, "streams": {name: export_stream(...)}}``."""
+    and write ``fusion.json``; an export already there (its ``fusion.json``) is replaced only with
+    ``overwrite``. Returns ``{"fusion": path, "streams": {name: export_stream(...)}}``."""
     out = Path(out_dir)
+    if (out / "fusion.json").is_file() and not overwrite:
+        raise ValueError(f"{out} holds an export ({out / 'fusion.json'}); pass --overwrite to replace it, or "
+                         "another --out")
     out.mkdir(parents=True, exist_ok=True)
     reports, entries = {}, []
     for stream in predictor.streams:
