@@ -91,3 +91,20 @@ def test_missing_checkpoint_and_folder_are_named(tiny_streams, video, tmp_path, 
     assert _one_error_line(capsys, "predict").endswith(f"{tmp_path / 'nope.ckpt'}: checkpoint file not found")
     assert main(["predict", video, "--istream", str(tmp_path)]) == 2
     assert _one_error_line(capsys, "predict").endswith(f"{tmp_path}: not a checkpoint file (a folder?)")
+
+
+def test_resuming_another_network_is_one_line(tiny_streams, tmp_path, capsys):
+    """`fit ckpt_path=X` where X holds another network than the config builds (here: a ResNet-34 or
+    a small stem where ResNet-18 with the ImageNet stem was trained): one line, nothing written,
+    instead of Lightning's state_dict traceback from inside fit."""
+    istream, common = tiny_streams["istream"], tiny_streams["common"]
+    for change, first in (("model.net.arch=resnet34", "only here"),
+                          ("model.net.stem=small", "model.backbone.net.conv1.weight is [64, 3, 7, 7] there, [64, 3, 3, 3] here")):
+        capsys.readouterr()
+        code = main(["fit", str(EXPERIMENTS / "istream.yaml"), *common, f"run_root={tmp_path}", f"ckpt_path={istream}",
+                     "model.net.pretrained=false", change])
+        line = _one_error_line(capsys, "fit")
+        assert code == 2 and line.startswith(f"ip-tsn fit: error: ckpt_path={istream}: holds another network than this "
+                                             "config builds ("), line
+        assert first in line and line.endswith("resume with the settings it was trained with (the run's config.yaml)")
+        assert not (tmp_path / "istream").exists()

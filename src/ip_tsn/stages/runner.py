@@ -135,6 +135,27 @@ def resume_hint(cfg: DictConfig) -> str:
     return f"no epoch finished, nothing to resume ({last} not written)"
 
 
+def _check_resume_fits(model: pl.LightningModule, ckpt_path: str) -> None:
+    """One line, before anything is written, when the checkpoint to resume holds another network
+    than the config builds (another arch, class count, input channels, head): Lightning's strict
+    loading would stop inside ``fit`` with a traceback listing every tensor."""
+    saved = read_checkpoint(ckpt_path)["state_dict"]
+    own = model.state_dict()
+    shapes = {k: (tuple(saved[k].shape), tuple(v.shape)) for k, v in own.items() if k in saved
+              and tuple(saved[k].shape) != tuple(v.shape)}
+    absent, extra = [k for k in own if k not in saved], [k for k in saved if k not in own]
+    if not (shapes or absent or extra):
+        return
+    if shapes:
+        key, (was, now) = next(iter(shapes.items()))
+        first = f"{key} is {list(was)} there, {list(now)} here"
+    else:
+        first = f"{(absent or extra)[0]} only {'here' if absent else 'there'}"
+    raise ConfigError(f"ckpt_path={ckpt_path}: holds another network than this config builds ({len(shapes)} tensor(s) "
+                      f"of other shapes, {len(absent) + len(extra)} not in both; {first}); resume with the settings "
+                      "it was trained with (the run's config.yaml)")
+
+
 def _check_length(cfg: DictConfig) -> None:
     """One line for a run of no length (``trainer.max_epochs`` or ``max_steps`` 0) or of no end
     (``max_epochs=-1`` without ``max_steps``): the learning-rate schedule spans the run's steps."""
@@ -164,6 +185,8 @@ def fit(cfg: DictConfig) -> Path:
     if cfg.get("module") == "distill" and not online:
         _check_cache(cfg, dm)
     model = build_module(cfg, dm)  # weights it cannot load stop here, before anything is written
+    if ckpt_path:
+        _check_resume_fits(model, ckpt_path)
     if online:
         teacher = load_module(cfg.teacher.checkpoint, "teacher.checkpoint", modality="flow")
         model.set_teacher(teacher)  # type: ignore[operator]
