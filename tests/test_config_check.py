@@ -109,6 +109,8 @@ OVERRIDE = r"\(command-line override of \S*experiments/student.yaml\)"
     ("trainer.max_epochs=0", r"^trainer.max_epochs=0: nothing to train \(the student config\)$"),
     ("model.label_smoothing=2", r"^model.label_smoothing must be in \[0, 1\), got 2 "),  # was a RuntimeError in training
     ("model.predict_mode=clips", r"^model.predict_mode must be one of video, frames, got 'clips' "),
+    ("cache.dtype=int8", r"^cache.dtype=int8: unknown value .*; choose from float16, float32$"),  # was a traceback
+    ("cache.positions=pp", r"^cache.positions=pp: unknown value .*; did you mean p\?$"),
 ])
 def test_typos_give_one_line_and_exit_2(override, message, capsys, tmp_path):
     """Refused before anything runs: no run folder is made."""

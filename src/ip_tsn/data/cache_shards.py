@@ -17,7 +17,7 @@ import torch
 
 from ip_tsn.atomic import atomic_path, write_json_atomic
 
-from .teacher_cache import CACHE_FORMAT, CACHE_VERSION, MANIFEST, PARTS, sha256_file, shard_file
+from .teacher_cache import CACHE_DTYPES, CACHE_FORMAT, CACHE_VERSION, MANIFEST, PARTS, sha256_file, shard_file
 
 
 # -- writing ---------------------------------------------------------------------------------------
@@ -32,8 +32,8 @@ class ShardWriter:
     and writes ``shard-<rank>.index.json`` last. ``features=False``: a logits-only cache."""
 
     def __init__(self, root: str | os.PathLike, rank: int, dtype: str, features: bool = True) -> None:
-        if dtype not in ("float16", "float32"):
-            raise ValueError(f"dtype must be float16 or float32, not {dtype!r}")
+        if dtype not in CACHE_DTYPES:
+            raise ValueError(f"dtype must be one of {', '.join(CACHE_DTYPES)}, not {dtype!r}")
         self.root, self.rank, self.name = Path(root), rank, f"shard-{rank}"
         self.dtype, self.features = np.dtype(dtype), features
         shard_file(self.root, self.name, "index.json").unlink(missing_ok=True)

@@ -44,6 +44,7 @@ if TYPE_CHECKING:  # only an annotation: reading a cache needs no torch
 
 CACHE_FORMAT = "ip-tsn-teacher-cache"
 CACHE_VERSION = 3  # 3: flow stacks padded at the start (every P-frame has a row)
+CACHE_DTYPES = ("float16", "float32")  # storage types of logits and features (cache.dtype)
 MANIFEST = "manifest.json"
 PARTS = ("logits.bin", "features.bin", "frames.bin")
 

@@ -18,7 +18,7 @@ import pytorch_lightning as pl
 from pytorch_lightning.callbacks import BasePredictionWriter
 
 from ip_tsn.data.cache_shards import ShardWriter, write_manifest
-from ip_tsn.data.teacher_cache import MANIFEST
+from ip_tsn.data.teacher_cache import CACHE_DTYPES, MANIFEST
 
 
 class TeacherCacheWriter(BasePredictionWriter):
@@ -36,8 +36,8 @@ class TeacherCacheWriter(BasePredictionWriter):
                  views: Mapping[str, Any] | None = None, flow_length: int = 5,
                  config: Mapping[str, Any] | None = None, dtype: str = "float16", features: bool = True) -> None:
         super().__init__(write_interval="batch")
-        if dtype not in ("float16", "float32"):
-            raise ValueError(f"dtype must be float16 or float32, not {dtype!r}")
+        if dtype not in CACHE_DTYPES:
+            raise ValueError(f"dtype must be one of {', '.join(CACHE_DTYPES)}, not {dtype!r}")
         self.out_dir = Path(out_dir)
         self.teacher_checkpoint = str(teacher_checkpoint) if teacher_checkpoint else None
         self.dataset = {k: str(v) if isinstance(v, os.PathLike) else v for k, v in (dataset or {}).items()}

@@ -22,8 +22,11 @@ from typing import Any, Dict, List, Literal, Optional, Union
 
 from omegaconf import MISSING, DictConfig, OmegaConf
 
+from ip_tsn.data.datasets import SUBSETS
+from ip_tsn.data.modalities import MODALITIES
 from ip_tsn.data.preprocess import Preprocess
 from ip_tsn.data.settings import DataSettings
+from ip_tsn.data.teacher_cache import CACHE_DTYPES
 from ip_tsn.lit.model_settings import ClassifierSettings, DistillSettings, NetSettings, OptimSettings
 from ip_tsn.settings import schema, setting
 
@@ -110,9 +113,9 @@ class CacheConfig:
 
     dir: str = MISSING
     grid_stride: int = MISSING
-    positions: str = setting("p", "the modality whose positions the cache holds (those the P student samples)")
-    subset: str = setting("trainval", "the videos the teacher runs over (train rows for the student, val rows for the targets report)")
-    dtype: str = setting("float16", "storage type of logits and features")
+    positions: Literal[MODALITIES] = setting("p", "the modality whose positions the cache holds (those the P student samples)")  # type: ignore[valid-type]
+    subset: Literal[SUBSETS] = setting("trainval", "the videos the teacher runs over (train rows for the student, val rows for the targets report)")  # type: ignore[valid-type]
+    dtype: Literal[CACHE_DTYPES] = setting("float16", "storage type of logits and features")  # type: ignore[valid-type]
     features: bool = setting(True, "store features too (false: logits only, the lever for Kinetics-size caches)")
 
 
