@@ -33,14 +33,12 @@ import av
 from ip_tsn.codec.encode import add_video_stream
 from ip_tsn.codec.errors import VideoError
 from ip_tsn.codec.streams import open_video_stream
+from ip_tsn.data.split_files import VIDEO_EXTENSIONS
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from _common import add_common_args, atomic_output, find_files, parallel_map, parse_shard, run_main, \
     shard, summarize, Result  # noqa: E402
 
-VIDEO_EXTENSIONS = (".avi", ".mp4", ".mkv", ".mov", ".webm", ".mpg", ".mpeg", ".m4v", ".flv",
-                    ".wmv", ".3gp", ".3g2", ".ogv", ".ts", ".mts", ".m2ts", ".vob", ".asf", ".divx",
-                    ".f4v", ".mxf", ".dv", ".qt", ".rm", ".rmvb", ".y4m", ".h264", ".hevc")
 # containers that usually hold audio only but may hold video: scanned and reported like videos
 MEDIA_EXTENSIONS = VIDEO_EXTENSIONS + (".m4a", ".mka", ".ogg", ".oga", ".opus", ".mp3", ".aac", ".wav",
                                        ".flac", ".wma")

@@ -14,12 +14,14 @@ from dataclasses import dataclass
 from pathlib import Path
 
 
+VIDEO_EXTENSIONS = (".avi", ".mp4", ".mkv", ".mov", ".webm", ".mpg", ".mpeg", ".m4v", ".flv",
+                    ".wmv", ".3gp", ".3g2", ".ogv", ".ts", ".mts", ".m2ts", ".vob", ".asf", ".divx",
+                    ".f4v", ".mxf", ".dv", ".qt", ".rm", ".rmvb", ".y4m", ".h264", ".hevc")  # file names taken as videos
+
+
 class SplitError(ValueError):
     """A split or annotation file that cannot be used (missing, malformed, empty, leaking test
     videos into training); the message starts with the file or folder and says why."""
-
-
-VIDEO_EXTENSIONS = (".avi", ".mp4", ".mkv", ".webm", ".mov", ".mpg", ".mpeg", ".m4v", ".flv", ".3gp", ".ts")
 
 
 @dataclass(frozen=True)
