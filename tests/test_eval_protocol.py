@@ -13,7 +13,7 @@ import torch
 
 from ip_tsn.cli import main
 from ip_tsn.config import load_config
-from ip_tsn.stages.runner import build_datamodule
+from ip_tsn.stages.build import build_datamodule
 from ip_tsn.deploy.fused_model import read_fused_model
 from ip_tsn.evaluation.class_report import confusion_matrix
 from ip_tsn.evaluation.scores import load_scores

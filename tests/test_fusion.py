@@ -272,7 +272,7 @@ DEMO = {"teacher": "T", "pstream": "P", "student": "D", "istream": "I"}  # run f
 
 def test_experiment_fuse_with_the_default_config(tmp_path: Path) -> None:
     from ip_tsn.config import load_config
-    from ip_tsn.stages.runner import fuse
+    from ip_tsn.stages.fuse_stage import fuse
 
     root, runs = tmp_path / "data", tmp_path / "runs"
     (root / "splits").mkdir(parents=True)

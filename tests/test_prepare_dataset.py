@@ -18,7 +18,7 @@ from ip_tsn.codec import CompressedVideo
 from ip_tsn.codec.flow import load_flow
 from ip_tsn.config import load_config
 from ip_tsn.data.datasets import load_classes, load_split
-from ip_tsn.stages.runner import build_datamodule
+from ip_tsn.stages.build import build_datamodule
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "data_prep"))

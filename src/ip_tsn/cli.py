@@ -120,7 +120,7 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
     args = _parse(argv)
     _quiet()
-    cfg, runner = None, None
+    cfg, fit_stage = None, None
     try:
         if args.command in ("predict", "export"):
             return _predict_or_export(args)
@@ -138,19 +138,20 @@ def main(argv: list[str] | None = None) -> int:
 
             print(OmegaConf.to_yaml(complete(cfg), resolve=True), end="")
             return 0
-        from .stages import runner  # the heavy imports, once the config is known good
+        from .stages import cache_stage, eval_stage, fit_stage, fuse_stage  # the heavy imports, once the config is good
+
         if args.command == "fit":
-            print(f"best checkpoint: {runner.fit(cfg)}")
+            print(f"best checkpoint: {fit_stage.fit(cfg)}")
         elif args.command == "cache":
-            print(f"teacher cache: {runner.cache(cfg)}")
+            print(f"teacher cache: {cache_stage.cache(cfg)}")
         elif args.command == "test":
-            metrics = runner.test(cfg, args.checkpoint, tuple(args.subsets.split(",")))
+            metrics = eval_stage.test(cfg, args.checkpoint, tuple(args.subsets.split(",")))
             for subset, values in metrics.items():
                 print(subset + ": " + ", ".join(f"{k} {v:.4f}" for k, v in sorted(values.items())))
         elif args.command == "fuse" and cfg.fuse.get("splits"):
-            print(open(runner.fuse_splits(args.config, args.overrides, list(cfg.fuse.splits))["markdown"]).read())
+            print(open(fuse_stage.fuse_splits(args.config, args.overrides, list(cfg.fuse.splits))["markdown"]).read())
         elif args.command == "fuse":
-            result = runner.fuse(cfg)
+            result = fuse_stage.fuse(cfg)
             print(open(result["markdown"]).read() if "markdown" in result else result)
     except Exception as e:
         if not isinstance(e, _user_errors(args.command)):
@@ -158,7 +159,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"ip-tsn {args.command}: error: {e}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:  # Ctrl-C: one line and the shell's status for SIGINT, no fit.json
-        hint = f"; {runner.resume_hint(cfg)}" if args.command == "fit" and runner and cfg is not None else ""
+        hint = f"; {fit_stage.resume_hint(cfg)}" if args.command == "fit" and fit_stage and cfg is not None else ""
         print(f"ip-tsn {args.command}: interrupted{hint}", file=sys.stderr)
         return INTERRUPTED
     return 0

@@ -1,6 +1,8 @@
 """The stage runner: one run of a stage (``fit``, ``cache``, ``test``, ``fuse``) from its config.
 
-- ``runner.py``: builds the DataModule, the LightningModule and the Trainer of a config and runs it;
+- ``build.py``: the DataModule, the LightningModule and the Trainer a config describes;
+- ``fit_stage.py``, ``cache_stage.py``, ``eval_stage.py`` (``test``), ``fuse_stage.py``: one file per
+  command, each running its stage from a config;
 - ``loggers.py``: the run's CSV (resumable) and W&B loggers;
 - ``config_schema.py``: the dataclass schema of a stage config (``OmegaConf.structured``);
 - ``config_check.py``: every piece of a config checked against it before anything runs.

@@ -1,0 +1,93 @@
+"""What every stage builds from its config: the DataModule (``cfg.data`` updated by
+``cfg.datamodule``), the LightningModule (``cfg.module``, ``cfg.model``, ``cfg.distill``) and the
+Trainer (``cfg.trainer``), each value a library refuses turned into one :class:`ConfigError` line.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import warnings
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytorch_lightning as pl
+from lightning_fabric.utilities.exceptions import MisconfigurationException
+from omegaconf import DictConfig
+
+from ip_tsn.config import ConfigError, to_container
+from ip_tsn.data.datamodule import VideoDataModule
+from ip_tsn.data.teacher_cache import TeacherCache
+from ip_tsn.lit.callbacks import AtomicCheckpointIO
+from ip_tsn.lit.modules import MODULES
+from ip_tsn.stages.config_schema import DistillConfig, filled
+
+
+@contextlib.contextmanager
+def one_line(section: str, cfg: DictConfig) -> Iterator[None]:
+    """A value the package, torchvision or Lightning refuses while a run is set up (before anything
+    is written) becomes one :class:`ConfigError` line naming the config section and the stage file."""
+    try:
+        yield
+    except ConfigError:
+        raise
+    except (ValueError, TypeError, MisconfigurationException) as e:
+        text = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise ConfigError(f"{section}: {text} (the {cfg.get('stage')} config)") from None
+
+
+def build_datamodule(cfg: DictConfig, stage: str | None = "fit", **overrides: Any) -> VideoDataModule:
+    """``VideoDataModule`` from ``cfg.data`` (the dataset) updated by ``cfg.datamodule`` (the stage);
+    its values, its dataset's class file and the lists of the subsets Lightning's ``stage`` reads
+    (``fit``, ``test``, ``predict``; None: the class file only, all ``fuse`` needs) checked now,
+    before any trainer exists: a missing root, a bad split file or an empty subset is one line."""
+    kwargs = {**to_container(cfg.data), **to_container(cfg.get("datamodule")), **overrides}
+    name = kwargs.pop("name", None)
+    root = Path(str(kwargs.get("root")))
+    if not root.is_dir():
+        raise ConfigError(f"data.root={root}: no such folder (data={name}); prepare it (README, \"Real datasets\": "
+                          f"make data DATASET=... ROOT=...) or point data.root at it")
+    with one_line("data", cfg), warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # missing videos are reported once, by setup()
+        dm = VideoDataModule(**kwargs)
+        for subset in dm.subsets_of(stage) if stage else []:  # read now: a bad file is named before any work
+            dm.records(subset)
+        dm.class_names
+    return dm
+
+
+def build_module(cfg: DictConfig, dm: VideoDataModule) -> pl.LightningModule:
+    kind = cfg.get("module", "classifier")
+    if kind not in MODULES:
+        raise ValueError(f"module={kind!r}: choose from {sorted(MODULES)}")
+    kwargs = {**to_container(cfg.model), "num_classes": dm.num_classes, "in_channels": dm.num_channels,
+              "num_segments": dm.num_segments}
+    if kind == "distill":
+        distill = to_container(cfg.get("distill"))
+        distill.pop("online_teacher", None)  # the runner's, not the module's
+        kwargs.update(distill)
+        if dm.teacher_cache is not None and not online_teacher(cfg):
+            kwargs["teacher_feature_dim"] = TeacherCache(dm.teacher_cache).feature_dim or None
+    with one_line("model", cfg):
+        return MODULES[kind](**kwargs)
+
+
+def online_teacher(cfg: DictConfig) -> bool:
+    """``distill.online_teacher`` (its default where the config leaves it out)."""
+    return bool(filled(cfg.get("distill"), DistillConfig).online_teacher)
+
+
+def build_trainer(cfg: DictConfig, run_dir: Path, callbacks: list, loggers: list | bool = False) -> pl.Trainer:
+    kwargs = to_container(cfg.trainer)
+    with one_line("trainer", cfg):
+        return pl.Trainer(default_root_dir=str(run_dir), callbacks=callbacks, logger=loggers,
+                          plugins=[AtomicCheckpointIO()], **kwargs)
+
+
+def expected_kind(cfg: DictConfig) -> dict[str, str | None]:
+    """The ``stage`` and ``modality`` a checkpoint of ``cfg``'s stage records."""
+    modality = (cfg.get("datamodule") or {}).get("modality") or cfg.data.get("modality")
+    return {"stage": cfg.get("stage"), "modality": modality}
+
+
+__all__ = ["one_line", "build_datamodule", "build_module", "online_teacher", "build_trainer", "expected_kind"]

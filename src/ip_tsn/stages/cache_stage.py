@@ -1,0 +1,119 @@
+"""``ip-tsn cache``: the trained teacher run over the student's positions and views, written as the
+teacher cache (format: :mod:`ip_tsn.data.teacher_cache`) with its target report
+(``targets.json``); and the student's check that a cache is the one its config asks for.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+from omegaconf import DictConfig
+
+from ip_tsn.atomic import write_json_atomic
+from ip_tsn.config import ConfigError, to_container
+from ip_tsn.data.cache_size import size_report
+from ip_tsn.data.datamodule import VideoDataModule
+from ip_tsn.data.teacher_cache import TeacherCache, sha256_file
+from ip_tsn.data.transforms import num_view_ids
+from ip_tsn.evaluation.targets import target_stats
+from ip_tsn.lit.cache_writer import TeacherCacheWriter
+from ip_tsn.lit.modules import load_module
+from ip_tsn.stages.build import build_datamodule, build_trainer
+from ip_tsn.stages.config_schema import CacheConfig, DistillConfig, filled
+
+
+def cache(cfg: DictConfig) -> Path:
+    """Run the trained teacher over every train/val video, at the student's positions (P-frames
+    at which a flow stack ends, every ``grid_stride``-th) and in every view of the training view
+    set; write the teacher cache (format: :mod:`ip_tsn.data.teacher_cache`)."""
+    settings = filled(cfg.cache, CacheConfig)
+    out_dir = Path(settings.dir)
+    teacher_ckpt = cfg.teacher.checkpoint
+    dm = build_datamodule(cfg, "predict", grid_stride=settings.grid_stride, predict_subset=settings.subset,
+                          cache_positions=settings.positions)
+    model = load_module(teacher_ckpt, "teacher.checkpoint", modality="flow")
+    model.predict_mode = "frames"  # type: ignore[assignment]
+    writer = TeacherCacheWriter(out_dir, teacher_checkpoint=teacher_ckpt,
+                                dataset={**_dataset_key(cfg), "subset": settings.subset},
+                                grid_stride=int(settings.grid_stride), views=_views_key(dm),
+                                flow_length=int(dm.preprocess.flow_length), config=to_container(cfg),
+                                dtype=settings.dtype, features=bool(settings.features))
+    trainer = build_trainer(cfg, out_dir, [writer])
+    trainer.predict(model, datamodule=dm, return_predictions=False)
+    if trainer.is_global_zero:
+        print(size_report(TeacherCache(out_dir).manifest))
+        report = write_target_report(cfg, dm, out_dir)
+        for subset, st in report.items():
+            idle = (f", idle rows {st['idle_entropy']:.2f} nats ({st['idle_entropy_ratio']:.2f} ln C)"
+                    if "idle_entropy" in st else "")
+            noact = f", {st['no_active_pct']:.1f}% of training draws with no active segment" if "no_active_pct" in st else ""
+            print(f"teacher targets on {subset} rows: top-1 {st['top1']:.1f}%, entropy {st['entropy']:.2f} nats "
+                  f"(max {st['max_entropy']:.2f}){idle}{noact}")
+    return out_dir / "manifest.json"
+
+
+TARGETS_FILE = "targets.json"
+
+
+def write_target_report(cfg: DictConfig, dm: VideoDataModule, out_dir: Path) -> dict:
+    """``<cache>/targets.json``: the teacher's top-1 and entropy on the cached rows per subset
+    (:func:`ip_tsn.evaluation.targets.target_stats`), with the idle-row and no-active-draw figures
+    where ``<data.root>/actions.json`` says when each video acts."""
+    from ip_tsn.codec import CompressedVideo
+
+    cache = TeacherCache(out_dir)
+    subset = filled(cfg.cache, CacheConfig).subset
+    subsets = ["train", "val"] if subset == "trainval" else [str(subset)]
+    rows, gops = {}, {}
+    for subset in subsets:
+        for r in dm.records(subset):
+            if r.path not in cache.videos:
+                continue
+            rows[r.path] = {"subset": subset, "label": r.label, "frames": cache.frames(r.path),
+                            "logits": cache.video_logits(r.path)}
+    actions = Path(cfg.data.root) / "actions.json"
+    windows = json.loads(actions.read_text()) if actions.is_file() else None
+    if windows is not None:
+        for vid in rows:
+            video = CompressedVideo(Path(dm.video_root) / vid)
+            try:
+                gops[vid] = video.gop_starts
+            finally:
+                video.close()
+    temperature = filled(cfg.get("distill"), DistillConfig).temperature
+    report = target_stats(rows, cache.num_classes, float(temperature), windows,
+                          int(dm.preprocess.flow_length), gops or None, int(cfg.data.num_segments))
+    write_json_atomic(out_dir / TARGETS_FILE, report)
+    return report
+
+
+def check_cache(cfg: DictConfig, dm: VideoDataModule) -> None:
+    """The student refuses a cache from another teacher checkpoint, dataset, view set, flow window
+    or grid, and a cache whose files do not match their checksums."""
+    cache = TeacherCache(dm.teacher_cache)
+    expected = {"teacher_sha256": sha256_file(cfg.teacher.checkpoint)} if cfg.get("teacher") else {}
+    expected["dataset"] = _dataset_key(cfg)
+    expected["views"] = _views_key(dm)
+    expected["flow_length"] = int(dm.preprocess.flow_length)
+    expected["grid_stride"] = int(dm.hparams.grid_stride)
+    cache.check(expected)
+    cache.verify()
+
+
+def _views_key(dm: VideoDataModule) -> dict:
+    pre = dm.preprocess
+    if pre.train_views is None:
+        raise ConfigError("the teacher cache and the student need data.train_views (1, 3 or 5): the fixed views "
+                          "the student's augmentation draws from and the cache holds")
+    return {"num_views": int(pre.train_views), "flip": bool(pre.flip), "crop_size": int(pre.crop_size),
+            "scale_size": pre.scale_size, "num_ids": num_view_ids(int(pre.train_views), bool(pre.flip))}
+
+
+def _dataset_key(cfg: DictConfig) -> dict:
+    # the real path: the same data set reached through a symlink is not another data set
+    return {"name": cfg.data.dataset, "root": os.path.realpath(cfg.data.root), "split": int(cfg.data.split)}
+
+
+__all__ = ["cache", "check_cache", "write_target_report", "TARGETS_FILE"]

@@ -1,0 +1,172 @@
+"""``ip-tsn fit``: train a stage's network from its config.
+
+Stages (``cfg.stage``): ``teacher`` (flow), ``istream`` (I-frames), ``pstream`` (motion vectors +
+residuals, no distillation), ``student`` (the distilled P-stream). Every run lives in
+``cfg.run_dir`` (derived from the config, so every DDP rank agrees on it): the resolved
+``config.yaml``, ``checkpoints/{best,last}.ckpt``, CSV and W&B logs, and ``fit.json`` (written
+last). ``last.ckpt`` is rewritten (atomically) after every epoch; ``ckpt_path=last`` resumes from it
+and keeps the rows of ``logs/metrics.csv`` of the epochs it holds (:mod:`ip_tsn.stages.loggers`).
+"""
+
+from __future__ import annotations
+
+import shutil
+import signal
+from pathlib import Path
+
+import pytorch_lightning as pl
+from omegaconf import DictConfig
+from pytorch_lightning.callbacks import LearningRateMonitor, ModelCheckpoint
+
+from ip_tsn.atomic import atomic_path, write_json_atomic
+from ip_tsn.config import ConfigError, save_config
+from ip_tsn.lit.callbacks import SaveLastEveryEpoch, SaveStreamInfo, ValidateLastEpoch
+from ip_tsn.lit.checkpoint_info import read_checkpoint
+from ip_tsn.lit.modules import load_module
+from ip_tsn.stages.build import build_datamodule, build_module, build_trainer, expected_kind, online_teacher
+from ip_tsn.stages.cache_stage import check_cache
+from ip_tsn.stages.config_schema import DistillConfig, filled
+from ip_tsn.stages.loggers import build_loggers
+
+
+def resume_checkpoint(cfg: DictConfig) -> tuple[str | None, tuple[int, int] | None]:
+    """``cfg.ckpt_path`` resolved (``last``: ``<run_dir>/checkpoints/last.ckpt`` if it exists, else
+    None: a fresh start), checked readable and of this stage (:func:`read_checkpoint`), and its
+    ``(epoch, global_step)``."""
+    ckpt_path = cfg.get("ckpt_path")
+    if ckpt_path == "last":
+        last = Path(cfg.run_dir) / "checkpoints" / "last.ckpt"
+        ckpt_path = str(last) if last.is_file() else None
+    if not ckpt_path:
+        return None, None
+    raw = read_checkpoint(ckpt_path, f"ckpt_path of the {cfg.get('stage')} config", **expected_kind(cfg))
+    return str(ckpt_path), (int(raw.get("epoch", 0)), int(raw.get("global_step", 0)))
+
+
+def resume_hint(cfg: DictConfig) -> str:
+    """What to do after an interrupted ``fit`` of ``cfg``."""
+    last = Path(cfg.run_dir) / "checkpoints" / "last.ckpt"
+    if last.is_file():
+        return f"resume with ckpt_path=last ({last})"
+    return f"no epoch finished, nothing to resume ({last} not written)"
+
+
+def _check_resume_fits(model: pl.LightningModule, ckpt_path: str) -> None:
+    """One line, before anything is written, when the checkpoint to resume holds another network
+    than the config builds (another arch, class count, input channels, head): Lightning's strict
+    loading would stop inside ``fit`` with a traceback listing every tensor."""
+    saved = read_checkpoint(ckpt_path)["state_dict"]
+    own = model.state_dict()
+    shapes = {k: (tuple(saved[k].shape), tuple(v.shape)) for k, v in own.items() if k in saved
+              and tuple(saved[k].shape) != tuple(v.shape)}
+    absent, extra = [k for k in own if k not in saved], [k for k in saved if k not in own]
+    if not (shapes or absent or extra):
+        return
+    if shapes:
+        key, (was, now) = next(iter(shapes.items()))
+        first = f"{key} is {list(was)} there, {list(now)} here"
+    else:
+        first = f"{(absent or extra)[0]} only {'here' if absent else 'there'}"
+    raise ConfigError(f"ckpt_path={ckpt_path}: holds another network than this config builds ({len(shapes)} tensor(s) "
+                      f"of other shapes, {len(absent) + len(extra)} not in both; {first}); resume with the settings "
+                      "it was trained with (the run's config.yaml)")
+
+
+def _check_length(cfg: DictConfig) -> None:
+    """One line for a run of no length (``trainer.max_epochs`` or ``max_steps`` 0) or of no end
+    (``max_epochs=-1`` without ``max_steps``): the learning-rate schedule spans the run's steps."""
+    epochs, steps = cfg.trainer.get("max_epochs"), cfg.trainer.get("max_steps", -1)
+    for key, value in (("max_epochs", epochs), ("max_steps", steps)):
+        if value == 0:
+            raise ConfigError(f"trainer.{key}=0: nothing to train (the {cfg.get('stage')} config)")
+    if epochs == -1 and steps in (None, -1):
+        raise ConfigError(f"trainer.max_epochs=-1 trains without end, but the learning-rate schedule spans the run: "
+                          f"set trainer.max_epochs or trainer.max_steps (the {cfg.get('stage')} config)")
+
+
+def fit(cfg: DictConfig) -> Path:
+    """Train the stage's model; returns the best checkpoint's path."""
+    run_dir = Path(cfg.run_dir)
+    if (run_dir / "fit.json").is_file() and not cfg.get("ckpt_path") and not cfg.get("overwrite"):
+        raise ConfigError(f"{run_dir} holds a finished run ({run_dir / 'fit.json'}); pass ckpt_path=last to resume "
+                          "it, overwrite=true to replace it, or another run_root / name")
+    _check_length(cfg)
+    ckpt_path, resume = resume_checkpoint(cfg)
+    pl.seed_everything(cfg.seed, workers=True)
+    online = cfg.get("module") == "distill" and online_teacher(cfg)
+    if cfg.get("module") == "distill" and not online and filled(cfg.get("distill"), DistillConfig).spatial_weight:
+        raise ConfigError("distill.spatial_weight > 0 needs distill.online_teacher=true (feature maps are not cached: "
+                          "at ResNet-18's layer4, 10 views, ~75x the re-encoded videos of Kinetics-400)")
+    dm = build_datamodule(cfg, **({"teacher_input": True, "teacher_cache": None} if online else {}))
+    if cfg.get("module") == "distill" and not online:
+        check_cache(cfg, dm)
+    model = build_module(cfg, dm)  # weights it cannot load stop here, before anything is written
+    if ckpt_path:
+        _check_resume_fits(model, ckpt_path)
+    if online:
+        teacher = load_module(cfg.teacher.checkpoint, "teacher.checkpoint", modality="flow")
+        model.set_teacher(teacher)  # type: ignore[operator]
+    ckpt_dir = run_dir / "checkpoints"
+    # monitor null: best.ckpt is a copy of the final epoch's last.ckpt, made when fit ends (no selection
+    # on a noisy validation set, whatever the validation schedule); else the best validated epoch.
+    # last.ckpt: every epoch, written after best.ckpt (checkpoint callbacks keep their order)
+    checkpoint = None if cfg.checkpoint.monitor is None else ModelCheckpoint(
+        dirpath=str(ckpt_dir), filename="best", monitor=cfg.checkpoint.monitor, mode=cfg.checkpoint.mode,
+        save_last=False, enable_version_counter=False)
+    loggers = build_loggers(cfg, run_dir, resume)
+    callbacks = [ValidateLastEpoch(), *([checkpoint] if checkpoint else []), SaveLastEveryEpoch(ckpt_dir / "last.ckpt"),
+                 SaveStreamInfo(dm.class_names, cfg.get("stage"), dm.preprocess), *([LearningRateMonitor("epoch")] if loggers else [])]
+    trainer = build_trainer(cfg, run_dir, callbacks, loggers)
+    failed = run_dir / FAILED
+    if trainer.is_global_zero:
+        failed.unlink(missing_ok=True)
+        save_config(cfg, run_dir / "config.yaml")
+    last = ckpt_dir / "last.ckpt"
+    try:
+        trainer.fit(model, datamodule=dm, ckpt_path=ckpt_path, weights_only=True)
+    except SystemExit:  # Lightning turns Ctrl-C into exit(1) after its shutdown
+        if not trainer.interrupted:
+            raise
+        signal.signal(signal.SIGINT, signal.default_int_handler)  # Lightning left it ignored
+        raise KeyboardInterrupt from None
+    except Exception as e:  # the folder says so: not a run in progress
+        _mark_failed(trainer, failed, last, f"{type(e).__name__}: {e}")
+        raise
+    if not last.is_file() and not trainer.interrupted:  # e.g. DDP with fewer training batches than ranks
+        batches, world = trainer.num_training_batches, trainer.world_size
+        batches = batches if batches != float("inf") else 0  # Lightning's "not run"
+        why = (f"no training step ran: {batches} training batches per process ({world} process(es), batch_size "
+               f"{dm.batch_size}, an incomplete last batch dropped); use a smaller data.batch_size or fewer devices")
+        _mark_failed(trainer, failed, last, why)
+        raise ConfigError(f"{run_dir}: {why}")
+    best = ckpt_dir / "best.ckpt" if checkpoint is None else Path(checkpoint.best_model_path or last)
+    if trainer.is_global_zero and not trainer.interrupted:  # the Makefile's target: written last
+        if checkpoint is None:
+            with atomic_path(best) as tmp:
+                shutil.copyfile(last, tmp)
+        score = None if checkpoint is None else checkpoint.best_model_score
+        write_json_atomic(run_dir / "fit.json", {"best_checkpoint": str(best), "monitor": cfg.checkpoint.monitor,
+                                                 "best_score": None if score is None else float(score),
+                                                 "epochs": trainer.current_epoch,
+                                                 "val_top1": _metric(trainer, "val/top1"),  # the final epoch's
+                                                 "skipped_videos": dict(dm.skipped),  # skip_bad_videos: read around
+                                                 "weights_from": getattr(model, "weights_from", None)})
+    return best
+
+
+FAILED = "failed.json"  # in a run folder whose fit failed before its first checkpoint
+
+
+def _mark_failed(trainer: pl.Trainer, failed: Path, last: Path, why: str) -> None:
+    """A fit that failed before its first checkpoint leaves its folder marked ``failed.json`` (the
+    error, the epoch), so it never looks like a run in progress; the next fit there removes it."""
+    if trainer.is_global_zero and not last.is_file():
+        write_json_atomic(failed, {"error": why.splitlines()[0] if why else "", "epoch": trainer.current_epoch})
+
+
+def _metric(trainer: pl.Trainer, key: str) -> float | None:
+    value = trainer.callback_metrics.get(key)
+    return None if value is None else float(value)
+
+
+__all__ = ["fit", "resume_checkpoint", "resume_hint", "FAILED"]

@@ -1,0 +1,82 @@
+"""``ip-tsn fuse``: late fusion of trained streams' test scores (weights searched on val), its
+report and the fused model's ``model.json``; and the same over several splits.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from omegaconf import DictConfig
+
+from ip_tsn.config import ConfigError, load_config, to_container
+from ip_tsn.deploy.fused_model import StreamEntry, write_fused_model
+from ip_tsn.evaluation.checks import Roles
+from ip_tsn.evaluation.fusion_run import run_fusion
+from ip_tsn.evaluation.splits import write_splits_report
+from ip_tsn.lit.checkpoint_info import checkpoint_preprocess, read_checkpoint
+from ip_tsn.stages.build import build_datamodule
+
+
+def fuse(cfg: DictConfig) -> dict:
+    """Late fusion of the streams in ``cfg.fuse.streams`` (weights searched on val): the report
+    (``results.{md,json}``, ``confusion.png``: every stream, the fusion, the same at 1:1 and
+    ``fuse.baseline_fused``, with bootstrap CIs, paired differences and the data checks on val)
+    and ``model.json`` (the fused streams' best checkpoints and weights, for ``ip-tsn predict`` /
+    ``ip-tsn export``) in ``cfg.fuse.out_dir``."""
+    runs = to_container(cfg.fuse.streams)
+    fused = list(cfg.fuse.fused)
+    scored = {name for name, run in runs.items() if (Path(run) / "scores_test.npz").is_file()}
+    for name in fused:
+        if name not in runs:
+            raise ConfigError(f"fuse.fused: {name!r} is not one of fuse.streams ({', '.join(runs)})")
+        if name not in scored:
+            raise ConfigError(f"fuse.fused: {name!r} has no scores ({Path(runs[name]) / 'scores_test.npz'}); "
+                              f"train and test it, or fuse others: fuse.fused=[{','.join(sorted(scored))}]")
+    left_out = sorted(set(runs) - scored)  # reported streams without scores: any subset fuses
+    if left_out:
+        print(f"fuse: left out (no scores): {', '.join(f'{n} ({runs[n]})' for n in left_out)}")
+    runs = {name: run for name, run in runs.items() if name in scored}
+    dm = build_datamodule(cfg, None)
+    baseline = cfg.fuse.get("baseline_fused")
+    baseline = tuple(baseline) if baseline and all(n in scored for n in baseline) else None
+    roles = Roles(baseline_fused=baseline, **{k: cfg.fuse.get(k) if cfg.fuse.get(k) in scored else None
+                                              for k in ("distilled", "plain", "teacher", "appearance")})
+    val = {name: Path(run) / "scores_val.npz" for name, run in runs.items()}
+    needed = {*fused, *(roles.baseline_fused or ())}
+    val = {name: p for name, p in val.items() if name in needed or p.is_file()}
+    tst = {name: Path(run) / "scores_test.npz" for name, run in runs.items()}
+    result = run_fusion(val, tst, cfg.fuse.out_dir, dm.class_names, fused=fused, roles=roles,
+                        groups=cfg.fuse.get("groups"), thresholds=to_container(cfg.fuse.get("checks")),
+                        targets=cfg.fuse.get("targets"))
+    entries = [_fused_entry(name, float(w), Path(runs[name]) / "checkpoints" / "best.ckpt")
+               for name, w in result["weights"].items()]
+    write_fused_model(Path(cfg.fuse.out_dir) / "model.json", entries, dm.class_names)
+    return {**result, "markdown": str(Path(cfg.fuse.out_dir) / "results.md")}
+
+
+def _fused_entry(name: str, weight: float, checkpoint: Path) -> StreamEntry:
+    """A ``model.json`` stream: its checkpoint, weight and (when the checkpoint is there) a copy of
+    the checkpoint's preprocessing."""
+    preprocess = None
+    if checkpoint.is_file():
+        preprocess = checkpoint_preprocess(read_checkpoint(checkpoint), str(checkpoint)).to_dict()
+    return StreamEntry(name, weight, checkpoint=str(checkpoint), preprocess=preprocess)
+
+
+def fuse_splits(config: str | os.PathLike, overrides: list[str], splits: list[int]) -> dict:
+    """:func:`fuse` on each of ``splits`` (the config composed again with ``data.split=k``, so
+    ``run_root`` follows the split), then a table of each split and the mean in
+    ``fuse.splits_dir`` (default ``<run_root of the first split>/../<name>_splits``)."""
+    cfgs = {k: load_config(config, [*overrides, f"data.split={k}", "fuse.splits=null"]) for k in splits}
+    roots = {str(Path(c.run_root).resolve()) for c in cfgs.values()}
+    if len(roots) < len(cfgs):
+        raise ConfigError(f"{config}: run_root ({cfgs[splits[0]].run_root}) does not depend on data.split; "
+                          "splits would overwrite each other (use run_root=.../split${data.split})")
+    per_split = {k: fuse(c) for k, c in cfgs.items()}
+    first = cfgs[splits[0]]
+    out_dir = first.fuse.get("splits_dir") or Path(first.run_root).parent / f"{first.name}_splits"
+    return write_splits_report(per_split, out_dir)
+
+
+__all__ = ["fuse", "fuse_splits"]
