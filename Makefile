@@ -95,7 +95,7 @@ $(RUNS)/teacher/fit.json: $(FLOW) experiments/teacher.yaml $(CFG_DEPS)
 	$(IPTSN) fit experiments/teacher.yaml $(SEEDS) $(REFIT) $(ARGS)
 
 $(RUNS)/teacher_cache/manifest.json: $(RUNS)/teacher/fit.json experiments/cache.yaml
-	$(IPTSN) cache experiments/cache.yaml $(SEEDS) $(ARGS)
+	$(IPTSN) cache experiments/cache.yaml $(SEEDS) $(REFIT) $(ARGS)
 
 $(RUNS)/student/fit.json: $(RUNS)/teacher_cache/manifest.json experiments/student.yaml experiments/pstream.yaml
 	$(IPTSN) fit experiments/student.yaml $(SEEDS) $(REFIT) $(ARGS)

@@ -137,8 +137,10 @@ def _cli(args: list[str], env: dict | None = None, timeout: int = 400) -> subpro
     return proc
 
 
-def test_ddp_two_cpu_processes_train_and_cache(tiny):
-    """Teacher training and cache writing under DDP (2 processes, gloo): every video cached once."""
+def test_ddp_two_cpu_processes_train_and_cache(tiny, capsys):
+    """Teacher training and cache writing under DDP (2 processes, gloo): every video cached once.
+    The finished cache is then kept from a second ``cache`` (one line, exit 2) and from an
+    ``overwrite=true`` whose teacher does not load; a working ``overwrite=true`` replaces it."""
     base, common = tiny
     ddp = ["trainer.devices=2", "trainer.strategy=ddp", "trainer.accelerator=cpu", f"run_root={base / 'ddp'}"]
     _cli(["fit", str(ROOT / "experiments/teacher.yaml"), *common, *ddp])
@@ -149,6 +151,19 @@ def test_ddp_two_cpu_processes_train_and_cache(tiny):
     assert manifest["num_videos"] == len(manifest["videos"]) == 36  # trainval: 12 classes x (2 train + 1 val)
     rows = sum(s["num_rows"] for s in manifest["shards"])
     assert sum(v["count"] for v in manifest["videos"].values()) * manifest["num_views"] == rows
+
+    path, cache = base / "ddp/teacher_cache/manifest.json", ["cache", str(ROOT / "experiments/cache.yaml"), *common,
+                                                              f"run_root={base / 'ddp'}", "cache.subset=val"]
+    before = path.read_bytes()
+    capsys.readouterr()
+    assert main(cache) == 2
+    assert f"{path.parent} holds a finished teacher cache ({path}); pass overwrite=true" in capsys.readouterr().err
+    assert main([*cache, "overwrite=true", f"teacher.checkpoint={base / 'nope.ckpt'}"]) == 2
+    assert "nope.ckpt" in capsys.readouterr().err and path.read_bytes() == before  # the old cache kept whole
+    _cli([*cache, *ddp, "overwrite=true"])  # each process passes the check; the new manifest is the only one
+    replaced = TeacherCache(path.parent)
+    assert replaced.manifest["num_videos"] == 12 and len(replaced.manifest["shards"]) == 2  # val only
+    replaced.verify()
 
 
 def test_wandb_sweep_trial_runs_offline(tiny):

@@ -15,7 +15,7 @@ from ip_tsn.atomic import write_json_atomic
 from ip_tsn.config import ConfigError, to_container
 from ip_tsn.data.cache_size import size_report
 from ip_tsn.data.datamodule import VideoDataModule
-from ip_tsn.data.teacher_cache import TeacherCache, sha256_file
+from ip_tsn.data.teacher_cache import MANIFEST, TeacherCache, sha256_file
 from ip_tsn.data.transforms import num_view_ids
 from ip_tsn.evaluation.targets import target_stats
 from ip_tsn.lit.cache_writer import TeacherCacheWriter
@@ -27,9 +27,16 @@ from ip_tsn.stages.config_schema import CacheConfig, DistillConfig, filled
 def cache(cfg: DictConfig) -> Path:
     """Run the trained teacher over every train/val video, at the student's positions (P-frames
     at which a flow stack ends, every ``grid_stride``-th) and in every view of the training view
-    set; write the teacher cache (format: :mod:`ip_tsn.data.teacher_cache`)."""
+    set; write the teacher cache (format: :mod:`ip_tsn.data.teacher_cache`). A finished cache
+    (its ``manifest.json``) is replaced only with ``overwrite=true``; its manifest is removed once the
+    data and the teacher have loaded, so a run that stops halfway leaves an unfinished cache, never an
+    old manifest over new shards."""
     settings = filled(cfg.cache, CacheConfig)
     out_dir = Path(settings.dir)
+    manifest = out_dir / MANIFEST
+    if manifest.is_file() and not cfg.get("overwrite"):
+        raise ConfigError(f"{out_dir} holds a finished teacher cache ({manifest}); pass overwrite=true to replace "
+                          "it, or another cache.dir")
     teacher_ckpt = cfg.teacher.checkpoint
     dm = build_datamodule(cfg, "predict", grid_stride=settings.grid_stride, predict_subset=settings.subset,
                           cache_positions=settings.positions)
@@ -41,6 +48,9 @@ def cache(cfg: DictConfig) -> Path:
                                 flow_length=int(dm.preprocess.flow_length), config=to_container(cfg),
                                 dtype=settings.dtype, features=bool(settings.features))
     trainer = build_trainer(cfg, out_dir, [writer])
+    # overwrite: the old manifest goes only once data and teacher have loaded; every DDP rank does this
+    # (rank 0 starts the others inside predict, before anything is written)
+    manifest.unlink(missing_ok=True)
     trainer.predict(model, datamodule=dm, return_predictions=False)
     if trainer.is_global_zero:
         print(size_report(TeacherCache(out_dir).manifest))
