@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from ip_tsn.evaluation.scores import ScoresError
+from ip_tsn.evaluation.scores import ScoresError, checkpoint_name
 from ip_tsn.evaluation import (ScoreTable, evaluate, fuse_scores, load_aligned, load_scores,
                                run_fusion, save_scores, search_fusion_weights)
 from ip_tsn.evaluation.fusion import distance_to_uniform, equal_weights, fuse_equal
@@ -91,6 +91,23 @@ def test_score_files_roundtrip_and_misaligned(tmp_path: Path) -> None:
     save_scores(tmp_path / "relabelled.npz", relabelled)
     with pytest.raises(ScoresError, match=r"relabelled.npz: labels of stream 'R' disagree"):
         load_aligned({"I": tmp_path / "i.npz", "R": tmp_path / "relabelled.npz"})
+
+
+def test_score_files_name_the_checkpoint_that_made_them(tmp_path: Path) -> None:
+    """Inside the run folder a checkpoint is named relative to it (the folder may move; symlinks
+    resolved), outside it by its absolute path; files of older versions name none."""
+    run = tmp_path / "run"
+    (run / "checkpoints").mkdir(parents=True)
+    (tmp_path / "link").symlink_to(run)
+    assert checkpoint_name(tmp_path / "link/checkpoints/last.ckpt", run) == "checkpoints/last.ckpt"
+    assert checkpoint_name(tmp_path / "elsewhere.ckpt", run) == str(tmp_path.resolve() / "elsewhere.ckpt")
+    table = ScoreTable(["v/1.mp4"], onehot_scores([0]), np.array([0]))
+    save_scores(run / "named.npz", table._replace(checkpoint="checkpoints/last.ckpt"))
+    assert load_scores(run / "named.npz").checkpoint == "checkpoints/last.ckpt"
+    save_scores(run / "unnamed.npz", table)
+    with np.load(run / "unnamed.npz") as data:
+        assert sorted(data.files) == ["labels", "scores", "video_ids"]  # the format of older versions
+    assert load_scores(run / "unnamed.npz").checkpoint is None
 
 
 def test_unreadable_score_files_are_named(tmp_path: Path) -> None:

@@ -101,6 +101,43 @@ def test_student_refuses_a_stale_cache(tiny, capsys):
     assert code == 2 and "teacher_cache" in err and "teacher_sha256" in err
 
 
+def test_scores_name_their_checkpoint_and_fuse_follows_them(tiny, capsys):
+    """A run's scores name the checkpoint that made them: scoring another checkpoint into the run is
+    one line, exit 2, the scores kept, unless overwrite=true; fuse refuses a stream whose val and test
+    scores name two checkpoints, and its model.json holds the one the scores name."""
+    base, common = tiny
+    runs = base / "runs"
+    run_dir = runs / "istream"
+    if not (run_dir / "scores_val.npz").is_file() or not (runs / "fusion/model.json").is_file():
+        pytest.skip("needs the pipeline test's scores")
+    scores = run_dir / "scores_test.npz"
+    assert load_scores(scores).checkpoint == "checkpoints/best.ckpt"
+    test = ["test", str(ROOT / "experiments/istream.yaml"), *common, "--checkpoint", str(run_dir / "checkpoints/last.ckpt")]
+    before = scores.read_bytes()
+    capsys.readouterr()
+    assert main([*test, "--subsets", "test"]) == 2
+    assert (f"{scores}: holds the scores of checkpoints/best.ckpt, not of checkpoints/last.ckpt; pass overwrite=true"
+            in capsys.readouterr().err) and scores.read_bytes() == before
+    run(*test, "--subsets", "test", "overwrite=true")
+    assert load_scores(scores).checkpoint == "checkpoints/last.ckpt"
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    assert (metrics["val"]["checkpoint"], metrics["test"]["checkpoint"]) == ("checkpoints/best.ckpt", "checkpoints/last.ckpt")
+
+    results = (runs / "fusion/results.json").read_bytes()
+    fuse = ["fuse", str(ROOT / "experiments/fuse.yaml"), *common]
+    capsys.readouterr()
+    assert main(fuse) == 2
+    err = capsys.readouterr().err
+    assert f"{scores}: the scores of checkpoints/last.ckpt, but {run_dir / 'scores_val.npz'} holds those of " \
+           "checkpoints/best.ckpt: stream 'I-stream' was scored by two checkpoints" in err, err
+    assert (runs / "fusion/results.json").read_bytes() == results
+    run(*test, "--subsets", "val", "overwrite=true")
+    run(*fuse)
+    entries = {s["name"]: s for s in json.loads((runs / "fusion/model.json").read_text())["streams"]}
+    assert entries["I-stream"]["checkpoint"] == "../istream/checkpoints/last.ckpt"
+    assert entries["P-stream distilled"]["checkpoint"] == "../student/checkpoints/best.ckpt"
+
+
 def test_spatial_term_trains_with_the_online_teacher_only(tiny, capsys):
     """``ablations/spatial_only.yaml`` (issue 19, item 3): the layer4 maps of the online teacher on the
     student's exact views; without the online teacher it is one line, exit 2, nothing written."""

@@ -1,7 +1,9 @@
 """Per-video score files of one stream, and aligning streams by video id.
 
 On disk: ``<stream>.npz`` (``np.savez``, no pickles) with ``video_ids`` (N,) unicode,
-``scores`` (N, C) float32 softmax probabilities, ``labels`` (N,) int64. A file that cannot be read
+``scores`` (N, C) float32 softmax probabilities, ``labels`` (N,) int64 and, where known,
+``checkpoint`` () unicode: the checkpoint that scored them, relative to the run folder when it lies
+inside it (``checkpoints/best.ckpt``), absolute otherwise. A file that cannot be read
 or streams that cannot be aligned raise :class:`ScoresError` (one line on the command line).
 """
 
@@ -10,6 +12,7 @@ from __future__ import annotations
 import os
 import zipfile
 from collections.abc import Mapping
+from pathlib import Path
 from typing import NamedTuple
 
 import numpy as np
@@ -23,11 +26,13 @@ class ScoresError(ValueError):
 
 
 class ScoreTable(NamedTuple):
-    """Scores of one stream: ``video_ids`` (N), ``scores`` (N, C), ``labels`` (N,)."""
+    """Scores of one stream: ``video_ids`` (N), ``scores`` (N, C), ``labels`` (N,), and the
+    ``checkpoint`` that scored them (None: not recorded)."""
 
     video_ids: list[str]
     scores: np.ndarray
     labels: np.ndarray
+    checkpoint: str | None = None
 
 
 def save_scores(path: str | os.PathLike, table: ScoreTable) -> None:
@@ -37,8 +42,15 @@ def save_scores(path: str | os.PathLike, table: ScoreTable) -> None:
     if not (len(table.video_ids) == len(scores) == len(labels)):
         raise ValueError(f"{path}: video_ids, scores and labels differ in length")
     with atomic_path(path) as tmp, open(tmp, "wb") as f:
-        np.savez(f, video_ids=np.array(table.video_ids, dtype=np.str_), scores=scores,
-                 labels=labels)
+        extra = {} if table.checkpoint is None else {"checkpoint": np.array(table.checkpoint, dtype=np.str_)}
+        np.savez(f, video_ids=np.array(table.video_ids, dtype=np.str_), scores=scores, labels=labels, **extra)
+
+
+def checkpoint_name(checkpoint: str | os.PathLike, run_dir: str | os.PathLike) -> str:
+    """How a score file names the checkpoint that scored it: relative to ``run_dir`` when it lies
+    inside it (the run folder may move), else its absolute path; symlinks resolved."""
+    path, root = Path(os.path.realpath(checkpoint)), Path(os.path.realpath(run_dir))
+    return str(path.relative_to(root)) if path.is_relative_to(root) else str(path)
 
 
 def load_scores(path: str | os.PathLike) -> ScoreTable:
@@ -47,8 +59,9 @@ def load_scores(path: str | os.PathLike) -> ScoreTable:
         raise ScoresError(f"{path}: no such score file; write it with `ip-tsn test`")
     try:
         with np.load(path, allow_pickle=False) as data:
+            checkpoint = str(data["checkpoint"]) if "checkpoint" in data.files else None
             table = ScoreTable([str(v) for v in data["video_ids"]], data["scores"].astype(np.float32),
-                               data["labels"].astype(np.int64))
+                               data["labels"].astype(np.int64), checkpoint)
     except KeyError:
         raise ScoresError(f"{path}: not a score file (it lacks video_ids, scores or labels); write it with "
                           "`ip-tsn test`") from None

@@ -3,12 +3,15 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 from omegaconf import DictConfig
 
 from ip_tsn.atomic import write_json_atomic
+from ip_tsn.config import ConfigError
 from ip_tsn.evaluation.class_report import write_class_report
+from ip_tsn.evaluation.scores import ScoresError, checkpoint_name, load_scores
 from ip_tsn.lit.modules import load_module
 from ip_tsn.lit.scores import SaveTestScores
 from ip_tsn.stages.build import build_datamodule, build_trainer, expected_kind
@@ -16,10 +19,16 @@ from ip_tsn.stages.build import build_datamodule, build_trainer, expected_kind
 
 def test(cfg: DictConfig, checkpoint: str | None = None, subsets: tuple[str, ...] = ("val", "test")) -> dict:
     """TSN test protocol on ``subsets`` (``data.test_segments`` x ``data.test_crops``: 1, 3 or 10):
-    per-video scores ``scores_<subset>.npz``, ``metrics.json``, ``per_class_<subset>.csv`` and
-    ``confusion_<subset>.png`` in the run directory."""
+    per-video scores ``scores_<subset>.npz`` (naming the checkpoint that made them),
+    ``metrics.json`` (per subset, with that checkpoint), ``per_class_<subset>.csv`` and
+    ``confusion_<subset>.png`` in the run directory. Scores of another checkpoint already there are
+    replaced only with ``overwrite=true``."""
     run_dir = Path(cfg.run_dir)
     checkpoint = checkpoint or str(run_dir / "checkpoints" / "best.ckpt")
+    name = checkpoint_name(checkpoint, run_dir)
+    if not cfg.get("overwrite"):
+        for subset in subsets:
+            _check_same_checkpoint(run_dir / f"scores_{subset}.npz", name)
     model = load_module(checkpoint, f"the {cfg.get('stage')} config", **expected_kind(cfg))
     metrics = {}
     dms = {subset: build_datamodule(cfg, "test", test_subset=subset) for subset in subsets}
@@ -27,15 +36,36 @@ def test(cfg: DictConfig, checkpoint: str | None = None, subsets: tuple[str, ...
         dm.check_videos(dm.subsets_of("test"))
     for subset, dm in dms.items():
         scores = run_dir / f"scores_{subset}.npz"
-        trainer = build_trainer(cfg, run_dir, [SaveTestScores(scores)])
+        trainer = build_trainer(cfg, run_dir, [SaveTestScores(scores, name)])
         (result,) = trainer.test(model, datamodule=dm, verbose=False)
         metrics[subset] = {k.split("/", 1)[1]: float(v) for k, v in result.items()}
         if trainer.is_global_zero:
             table = model.test_scores()
             write_class_report(run_dir, subset, table.scores, table.labels, dm.class_names)
-    if trainer.is_global_zero:
-        write_json_atomic(run_dir / "metrics.json", metrics)
+    if trainer.is_global_zero:  # the subsets scored earlier stay, each naming its checkpoint
+        written = {subset: {**values, "checkpoint": name} for subset, values in metrics.items()}
+        write_json_atomic(run_dir / "metrics.json", {**_earlier_metrics(run_dir / "metrics.json"), **written})
     return metrics
+
+
+def _check_same_checkpoint(scores: Path, name: str) -> None:
+    """One line when ``scores`` holds the scores of another checkpoint than ``name`` (a run's
+    scores, its fusion and its ``model.json`` must name one checkpoint)."""
+    try:
+        earlier = load_scores(scores).checkpoint if scores.is_file() else None
+    except ScoresError:
+        return  # a broken file is written again
+    if earlier is not None and earlier != name:
+        raise ConfigError(f"{scores}: holds the scores of {earlier}, not of {name}; pass overwrite=true to replace "
+                          "them, or run_dir=<another folder> to keep both")
+
+
+def _earlier_metrics(path: Path) -> dict:
+    try:
+        earlier = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return {}
+    return earlier if isinstance(earlier, dict) else {}
 
 
 __all__ = ["test"]

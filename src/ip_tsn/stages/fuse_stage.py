@@ -1,5 +1,6 @@
 """``ip-tsn fuse``: late fusion of trained streams' test scores (weights searched on val), its
-report and the fused model's ``model.json``; and the same over several splits.
+report and the fused model's ``model.json`` (each stream's checkpoint: the one its scores name);
+and the same over several splits.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from ip_tsn.config import ConfigError, load_config, to_container
 from ip_tsn.deploy.fused_model import StreamEntry, write_fused_model
 from ip_tsn.evaluation.checks import Roles
 from ip_tsn.evaluation.fusion_run import run_fusion
+from ip_tsn.evaluation.scores import ScoresError, load_scores
 from ip_tsn.evaluation.splits import write_splits_report
 from ip_tsn.lit.checkpoint_info import checkpoint_preprocess, read_checkpoint
 from ip_tsn.stages.build import build_datamodule
@@ -22,8 +24,9 @@ def fuse(cfg: DictConfig) -> dict:
     """Late fusion of the streams in ``cfg.fuse.streams`` (weights searched on val): the report
     (``results.{md,json}``, ``confusion.png``: every stream, the fusion, the same at 1:1 and
     ``fuse.baseline_fused``, with bootstrap CIs, paired differences and the data checks on val)
-    and ``model.json`` (the fused streams' best checkpoints and weights, for ``ip-tsn predict`` /
-    ``ip-tsn export``) in ``cfg.fuse.out_dir``."""
+    and ``model.json`` (the fused streams' checkpoints, those their scores name, and weights, for
+    ``ip-tsn predict`` / ``ip-tsn export``) in ``cfg.fuse.out_dir``. A stream whose val and test
+    scores name two checkpoints is refused before anything is written."""
     runs = to_container(cfg.fuse.streams)
     fused = list(cfg.fuse.fused)
     scored = {name for name, run in runs.items() if (Path(run) / "scores_test.npz").is_file()}
@@ -46,13 +49,26 @@ def fuse(cfg: DictConfig) -> dict:
     needed = {*fused, *(roles.baseline_fused or ())}
     val = {name: p for name, p in val.items() if name in needed or p.is_file()}
     tst = {name: Path(run) / "scores_test.npz" for name, run in runs.items()}
+    scored_by = {name: _scored_by(name, Path(run), [p for p in (val.get(name), tst[name]) if p])
+                 for name, run in runs.items()}  # before anything is written
     result = run_fusion(val, tst, cfg.fuse.out_dir, dm.class_names, fused=fused, roles=roles,
                         groups=cfg.fuse.get("groups"), thresholds=to_container(cfg.fuse.get("checks")),
                         targets=cfg.fuse.get("targets"))
-    entries = [_fused_entry(name, float(w), Path(runs[name]) / "checkpoints" / "best.ckpt")
-               for name, w in result["weights"].items()]
+    entries = [_fused_entry(name, float(w), scored_by[name]) for name, w in result["weights"].items()]
     write_fused_model(Path(cfg.fuse.out_dir) / "model.json", entries, dm.class_names)
     return {**result, "markdown": str(Path(cfg.fuse.out_dir) / "results.md")}
+
+
+def _scored_by(name: str, run_dir: Path, paths: list[Path]) -> Path:
+    """The checkpoint that scored stream ``name``'s score files ``paths``, which must all name the
+    same one; the run's ``checkpoints/best.ckpt`` where they do not say (files of older versions)."""
+    named = {path: load_scores(path).checkpoint for path in paths if path.is_file()}
+    said = {path: c for path, c in named.items() if c is not None}
+    if len(set(said.values())) > 1:
+        (one, a), (other, b) = list(said.items())[:2]
+        raise ScoresError(f"{other}: the scores of {b}, but {one} holds those of {a}: stream {name!r} was scored by "
+                          "two checkpoints; score its subsets with one (ip-tsn test --checkpoint ...)")
+    return run_dir / (next(iter(said.values())) if said else "checkpoints/best.ckpt")
 
 
 def _fused_entry(name: str, weight: float, checkpoint: Path) -> StreamEntry:
