@@ -21,6 +21,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import glob
+import json
 import os
 import signal
 import sys
@@ -32,7 +33,7 @@ from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from typing import Callable, Iterable, Iterator, Sequence
 
-from ip_tsn.atomic import atomic_path
+from ip_tsn.atomic import atomic_path, write_json_atomic
 from ip_tsn.codec.errors import VideoError
 from ip_tsn.data.split_files import SplitError
 
@@ -111,6 +112,48 @@ def atomic_output(path: str) -> Iterator[str]:
         yield os.fspath(tmp)
 
 
+# ----------------------------------------------------------------- one set of settings per folder
+SETTINGS_FILE = "settings.json"
+
+
+class SettingsError(ValueError):
+    """An output folder that holds outputs made with other settings (one line, exit status 2)."""
+
+
+def claim_folder(folder: str, settings: dict, what: str, extension: str) -> None:
+    """Record in ``<folder>/settings.json`` the ``settings`` its outputs (``what``: files ending
+    in ``extension``) are made with, or check them against those recorded there.
+
+    A rerun skips the outputs that exist (resume), so a run with other settings would leave a
+    folder of two kinds without a word; it raises :class:`SettingsError` instead, naming the folder
+    and every setting that differs, before anything is written. ``--overwrite`` recomputes outputs
+    with the recorded settings, never with others: a folder holds one kind. Outputs written before
+    settings were recorded (older versions) are taken as made with ``settings``, said in one line.
+    Shards started together agree: each writes the same file, atomically."""
+    settings = json.loads(json.dumps(settings))  # as it reads back: tuples are lists
+    path = os.path.join(folder, SETTINGS_FILE)
+    if os.path.isfile(path):
+        try:
+            with open(path) as f:
+                recorded = json.load(f)
+        except (OSError, ValueError) as e:
+            raise SettingsError(f"{path}: not readable ({(str(e).splitlines() or [type(e).__name__])[0]}); remove it "
+                                f"if {folder} holds {what} made with {settings}") from None
+        if recorded != settings:
+            keys = sorted(set(recorded) | set(settings)) if isinstance(recorded, dict) else []
+            differ = "; ".join(f"{k}: {recorded.get(k)!r} there, {settings.get(k)!r} asked" for k in keys
+                               if recorded.get(k) != settings.get(k)) or f"{recorded!r} there"
+            raise SettingsError(f"{folder}: holds {what} made with other settings ({differ}); rerun with the "
+                                f"recorded settings to resume, or remove {folder} to start again with these")
+        return
+    older = len(find_files(folder, (extension,))) if os.path.isdir(folder) else 0
+    if older:
+        print(f"{folder}: {older} {what} from before settings were recorded, taken as made with {settings} "
+              f"(recorded in {SETTINGS_FILE})", file=sys.stderr)
+    os.makedirs(folder, exist_ok=True)
+    write_json_atomic(path, settings)
+
+
 # --------------------------------------------------------------------------------------- running
 PR_SET_PDEATHSIG = 1  # linux/prctl.h
 PARENT_POLL_S = 0.5
@@ -164,10 +207,11 @@ def _interrupted(desc: str, results: dict, total: int) -> Interrupted:
 
 def run_main(main: Callable[[], int]) -> int:
     """``main()``'s exit status; Ctrl-C: one line on stderr instead of a traceback, status 130; a
-    bad split file or input that stops the run (``SplitError``, ``VideoError``): one line, status 2."""
+    bad split file, input or output folder that stops the run (``SplitError``, ``VideoError``,
+    ``SettingsError``): one line, status 2."""
     try:
         return main()
-    except (SplitError, VideoError) as e:
+    except (SplitError, VideoError, SettingsError) as e:
         print(f"{os.path.basename(sys.argv[0])}: error: {e}", file=sys.stderr)
         return 2
     except Interrupted as e:

@@ -27,8 +27,8 @@ import sys
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from _common import add_common_args, find_files, parallel_map, parse_shard, remove_stale_temps, run_main, \
-    shard, summarize  # noqa: E402
+from _common import add_common_args, claim_folder, find_files, parallel_map, parse_shard, remove_stale_temps, \
+    run_main, shard, summarize  # noqa: E402
 
 from reencode import expected_frames, frame_rate  # noqa: E402
 
@@ -44,6 +44,16 @@ def parse_size(text: str) -> tuple[int, int]:
     if width < 1 or height < 1:
         raise argparse.ArgumentTypeError(f"--size {text}: width and height must be positive")
     return width, height
+
+
+def flow_settings(method: str, bound: float = 20.0, size: tuple[int, int] | None = None, videos: str = "videos",
+                  params: str | None = None) -> dict:
+    """What the files of ``<root>/flow`` are made with, recorded in its ``settings.json``
+    (``_common.claim_folder``): a rerun with others is refused instead of mixing two kinds of flow.
+    ``flow``: the method, or for ``tvl1-torch`` the OpenCV method whose parameters it runs (the same
+    TV-L1, benchmarks/RESULTS.md section 7), so a GPU run may finish a folder a CPU run began."""
+    return {"flow": params or "tvl1" if method == "tvl1-torch" else method, "bound": float(bound),
+            "size": list(size) if size else None, "videos": videos}
 
 
 def flow_path(root: str, rel: str) -> str:
@@ -237,9 +247,9 @@ def main(argv=None) -> int:
     videos = shard(find_files(videos_dir, (args.ext,)), *(args.shard or parse_shard(None)))
     if args.method != "tvl1-torch" and args.params != "tvl1":
         parser.error("--params is for --method tvl1-torch (the OpenCV methods are named by --method)")
+    if args.method == "tvl1-torch" and args.batch < 1:
+        parser.error("--batch must be >= 1")
     if args.method == "tvl1-torch":
-        if args.batch < 1:
-            parser.error("--batch must be >= 1")
         import torch
 
         try:
@@ -248,6 +258,9 @@ def main(argv=None) -> int:
             parser.error(f"--device {args.device}: {e}")
         if device.type == "cuda" and not torch.cuda.is_available():
             parser.error(f"--device {args.device}: no CUDA device is visible (use --device cpu)")
+    claim_folder(os.path.join(root, "flow"), flow_settings(args.method, args.bound, args.size, args.videos, args.params),
+                 "flow files", ".npy")  # the arguments checked: a refused run records nothing
+    if args.method == "tvl1-torch":
         return summarize(extract_torch(videos, root, args), "flow (tvl1-torch)")
     threads = args.threads if args.threads is not None else (1 if args.workers > 1 else -1)
     fn = functools.partial(extract_one, root=root, method=args.method, bound=args.bound,

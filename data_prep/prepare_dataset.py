@@ -28,10 +28,10 @@ import warnings
 from pathlib import Path
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from _common import Result, add_common_args, atomic_output, parallel_map, parse_shard, run_main, shard, \
+from _common import Result, add_common_args, atomic_output, claim_folder, parallel_map, parse_shard, run_main, shard, \
     summarize  # noqa: E402
-from extract_flow import _init_worker, extract_one, flow_path  # noqa: E402
-from reencode import parse_size, reencode_video  # noqa: E402
+from extract_flow import _init_worker, extract_one, flow_path, flow_settings  # noqa: E402
+from reencode import encode_settings, parse_size, reencode_video  # noqa: E402
 
 from ip_tsn.codec import CompressedVideo, VideoError  # noqa: E402
 from ip_tsn.codec.flow import METHODS, load_flow  # noqa: E402
@@ -156,6 +156,11 @@ def main(argv: list[str] | None = None) -> int:
             used = find_kinetics_csv(Path(root) / LAYOUTS["kinetics"].split_dir, which, LAYOUTS["kinetics"].description)
             print(f"kinetics {which} annotations: {used}")
     rels, missing = listed_videos(args.dataset, root, args.class_list)  # split files read before anything is written
+    if not args.check:  # the copy's videos and flow: one set of settings each, as reencode.py / extract_flow.py
+        claim_folder(os.path.join(out, "videos"), encode_settings(args.size, args.gop, args.qscale), "re-encoded videos",
+                     ".mp4")
+        if flow_method is not None:
+            claim_folder(os.path.join(out, "flow"), flow_settings(flow_method, size=args.flow_size), "flow files", ".npy")
     copy_split_files(args.dataset, root, out, args.class_list)
     for message in missing:
         print(f"warning: {message}")

@@ -36,7 +36,7 @@ from ip_tsn.codec.streams import open_video_stream
 from ip_tsn.data.split_files import VIDEO_EXTENSIONS
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from _common import add_common_args, atomic_output, find_files, parallel_map, parse_shard, run_main, \
+from _common import add_common_args, atomic_output, claim_folder, find_files, parallel_map, parse_shard, run_main, \
     shard, summarize, Result  # noqa: E402
 
 # containers that usually hold audio only but may hold video: scanned and reported like videos
@@ -63,6 +63,12 @@ def frame_rate(stream) -> Fraction:
     if not 1 <= rate <= 240:
         rate = Fraction(25)
     return 1 / (1 / rate).limit_denominator(65535)
+
+
+def encode_settings(size: tuple[int, int] = (340, 256), gop: int = 12, qscale: int = 2) -> dict:
+    """What the videos of an output folder are encoded with, recorded in its ``settings.json``
+    (``_common.claim_folder``): a rerun with others is refused instead of mixing two encodings."""
+    return {"codec": "mpeg4", "size": list(size), "gop": int(gop), "qscale": int(qscale)}
 
 
 def reencode_video(src: str, dst: str, size=(340, 256), gop: int = 12, qscale: int = 2,
@@ -215,6 +221,7 @@ def main(argv=None) -> int:
     clashing = {r.item for r in clashes}
     todo = [src for src in videos if src not in clashing]
 
+    claim_folder(output_root, encode_settings(args.size, args.gop, args.qscale), "re-encoded videos", ".mp4")
     fn = functools.partial(_one, input_root=input_root, output_root=output_root, size=args.size,
                            gop=args.gop, qscale=args.qscale, overwrite=args.overwrite)
     results = parallel_map(fn, todo, workers=args.workers, desc="reencode",

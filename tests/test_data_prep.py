@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import glob
+import json
 import os
+import shutil
 import subprocess
 import sys
 
@@ -164,8 +166,9 @@ def test_reencode_tree_bad_inputs_and_resume(sources, tmp_path):
         assert any(bad in line and why in line for line in log.splitlines() if "FAILED" in line), log
     assert "Traceback" not in log and "note" not in log  # good inputs are not "damaged"
     outputs = sorted(os.path.relpath(p, out) for p in glob.glob(str(out / "**" / "*"), recursive=True)
-                     if os.path.isfile(p))
+                     if os.path.isfile(p) and p != str(out / "settings.json"))
     assert outputs == ["ClassA/a.mp4", "ClassB/b.mp4"]
+    assert json.loads((out / "settings.json").read_text()) == {"codec": "mpeg4", "size": [64, 48], "gop": 12, "qscale": 2}
     assert probe(sources / "ClassB" / "b.mkv")[3].count("B") > 0  # the input had B-frames
     for name in outputs:
         codec, w, h, types = probe(out / name)
@@ -176,6 +179,12 @@ def test_reencode_tree_bad_inputs_and_resume(sources, tmp_path):
     mtimes = {n: os.stat(out / n).st_mtime_ns for n in outputs}
     code, log = run("reencode.py", sources, "--output", out, "--size", "64x48", "--workers", "1")
     assert code == 1 and "2 skipped" in log and "0 done" in log
+    assert {n: os.stat(out / n).st_mtime_ns for n in outputs} == mtimes
+    code, log = run("reencode.py", sources, out, "--size", "32x24", "--gop", "6")  # another encoding: not into this tree
+    assert code == 2 and log.strip().splitlines() == [
+        f"reencode.py: error: {out}: holds re-encoded videos made with other settings (gop: 12 there, 6 asked; size: "
+        f"[64, 48] there, [32, 24] asked); rerun with the recorded settings to resume, or remove {out} to start again "
+        "with these"], log
     assert {n: os.stat(out / n).st_mtime_ns for n in outputs} == mtimes
     assert temps(out) == []
 
@@ -217,14 +226,27 @@ def test_extract_flow_dataset(tmp_path):
     assert np.median(motion[..., 0]) == pytest.approx(2.0, abs=0.5)
     assert np.median(motion[..., 1]) == pytest.approx(-1.0, abs=0.5)
     assert load_flow(root / "flow" / "Walk" / "w2.npy").shape == (12, 64, 64, 2)
+    settings = root / "flow" / "settings.json"
+    assert json.loads(settings.read_text()) == {"flow": "dis", "bound": 20.0, "size": None, "videos": "videos"}
     mtime = os.stat(root / "flow" / "Walk" / "w1.npy").st_mtime_ns
     (root / "videos" / "Run" / "broken.mp4").unlink()
-    code, log = run("extract_flow.py", root, "--workers", "1", "--size", "32x32",
-                    "--shard", "0/1")
-    assert code == 0 and "2 skipped" in log, log
+    for overwrite in ([], ["--overwrite"]):  # other settings never mix with the flow there, --overwrite or not
+        code, log = run("extract_flow.py", root, "--workers", "1", "--size", "32x32", "--shard", "0/1", *overwrite)
+        assert code == 2 and log.strip().splitlines() == [
+            f"extract_flow.py: error: {root / 'flow'}: holds flow files made with other settings (flow: 'dis' there, "
+            f"'tvl1' asked; size: None there, [32, 32] asked); rerun with the recorded settings to resume, or remove "
+            f"{root / 'flow'} to start again with these"], log
+    code, log = run("extract_flow.py", root, "--method", "dis", "--workers", "1", "--shard", "0/1")
+    assert code == 0 and "2 skipped" in log, log  # the recorded settings resume
     assert os.stat(root / "flow" / "Walk" / "w1.npy").st_mtime_ns == mtime
-    code, log = run("extract_flow.py", root, "--workers", "1", "--size", "32x32", "--overwrite")
+    shutil.rmtree(root / "flow")
+    code, log = run("extract_flow.py", root, "--workers", "1", "--size", "32x32")
     assert code == 0 and "2 done" in log, log
+    settings.unlink()  # a folder of an older version: its files are taken as made with the settings asked
+    code, log = run("extract_flow.py", root, "--workers", "1", "--size", "32x32")
+    assert code == 0 and "2 skipped" in log and f"{root / 'flow'}: 2 flow files from before settings were recorded, " \
+        "taken as made with {'flow': 'tvl1', 'bound': 20.0, 'size': [32, 32], 'videos': 'videos'}" in log
+    assert json.loads(settings.read_text())["size"] == [32, 32]
     tvl1 = load_flow(root / "flow" / "Walk" / "w1.npy")
     assert tvl1.shape == (23, 32, 32, 2)
     assert np.median(dequantize_flow(tvl1[:, 4:-4, 4:-4, 0])) == pytest.approx(1.0, abs=0.5)

@@ -22,6 +22,7 @@ from ip_tsn.stages.build import build_datamodule
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "data_prep"))
+import extract_flow  # noqa: E402
 import prepare_dataset  # noqa: E402
 
 FAST = ["--workers", "1", "--no-progress", "--size", "64x48", "--flow-method", "dis"]
@@ -124,6 +125,17 @@ def test_ucf101_shards_check_resume_and_failure_report(tmp_path, clips, capsys):
     bad.write_bytes(clips["avi"])
     code, text = _prepare(capsys, "ucf101", str(download), "--out", str(out))
     assert code == 0 and "1 done, 6 skipped" in text and "7 total, 7 done, 0 skipped (already there), 0 failed" in text
+
+    # the copy's videos and flow each hold one set of settings: another is one line, nothing written
+    capsys.readouterr()
+    assert prepare_dataset.run_main(lambda: prepare_dataset.main(["ucf101", str(download), "--out", str(out),
+                                                                  *FAST[:-1], "tvl1"])) == 2
+    assert capsys.readouterr().err.strip().splitlines() == [
+        f"{Path(sys.argv[0]).name}: error: {out / 'flow'}: holds flow files made with other settings (flow: 'dis' "
+        f"there, 'tvl1' asked); rerun with the recorded settings to resume, or remove {out / 'flow'} to start again "
+        "with these"]
+    assert extract_flow.main([str(out), "--method", "dis", "--workers", "1", "--no-progress"]) == 0  # the same record
+    assert "7 total, 0 done, 7 skipped" in capsys.readouterr().out
 
     overrides = ["data=ucf101", f"data.root={out}", "data.num_workers=0"]  # experiments/data/ucf101.yaml
     dm = build_datamodule(load_config(ROOT / "experiments/istream.yaml", overrides))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -80,13 +81,19 @@ def test_extract_flow_tvl1_torch_writes_the_teacher_layout(tmp_path):
     assert ours["A/one.npy"].shape == (7, 48, 64, 2) and ours["B/two.npy"].shape == (5, 48, 64, 2)
     again = subprocess.run(cmd + ["--method", "tvl1-torch", "--device", "cpu"], capture_output=True, text=True)
     assert "2 skipped" in again.stdout
+    cv_run = subprocess.run(cmd + ["--method", "tvl1"], capture_output=True, text=True)  # the same TV-L1: it resumes
+    assert cv_run.returncode == 0 and "2 skipped" in cv_run.stdout, cv_run.stderr
     cv_run = subprocess.run(cmd + ["--method", "tvl1", "--overwrite"], capture_output=True, text=True)
     assert cv_run.returncode == 0, cv_run.stderr
     for n, q in ours.items():
         ref = np.array(load_flow(tmp_path / "src/flow" / n)).astype(int)
         assert np.median(np.abs(q.astype(int) - ref)) <= 1 and np.mean(np.abs(q.astype(int) - ref) <= 2) > 0.95
     # --params tvl1-tiny: the synthetic default's parameters (make demo's flow), against OpenCV's tvl1-tiny;
-    # through torch.compile (--compile), as on a GPU
+    # through torch.compile (--compile), as on a GPU. Another flow: never into the tvl1 folder (its settings.json)
+    refused = subprocess.run(cmd + ["--method", "tvl1-torch", "--params", "tvl1-tiny", "--device", "cpu", "--overwrite"],
+                             capture_output=True, text=True)
+    assert refused.returncode == 2 and "flow: 'tvl1' there, 'tvl1-tiny' asked" in refused.stderr, refused.stderr
+    shutil.rmtree(tmp_path / "src/flow")
     tiny = subprocess.run(cmd + ["--method", "tvl1-torch", "--params", "tvl1-tiny", "--device", "cpu", "--overwrite",
                                  "--compile"], capture_output=True, text=True)
     assert tiny.returncode == 0, tiny.stderr
