@@ -10,6 +10,7 @@ import av
 import numpy as np
 import pytest
 
+from ip_tsn.codec.flow import save_flow
 from ip_tsn.data.synthetic import TINY_CONFIG, encode_video, generate_synthetic, groups, video_rng
 from ip_tsn.data.synthetic_render import CLASSES, SCENES, arms_clockwise, class_parts, render_video
 
@@ -144,10 +145,20 @@ def test_rerun_skips_existing_and_checks_settings(tiny, tmp_path):
     with pytest.raises(ValueError, match="multiples of 16"):
         generate_synthetic(tmp_path, size=(60, 64), progress=False)
     # overwrite with fewer videos: re-encodes and drops the videos no split lists any more
+    # and the flow of the dropped videos; with other settings, all the flow (data_prep would keep it as done)
     small = tmp_path / "small"
     generate_synthetic(small, seed=0, **dict(TINY, videos_per_class={"train": 2}))
+    flows = [small / "flow" / rel.relative_to(small / "videos").with_suffix(".npy")
+             for rel in sorted((small / "videos").rglob("*.mp4"))]
+    for flow in flows:  # as extract_flow.py writes them
+        flow.parent.mkdir(parents=True, exist_ok=True)
+        save_flow(flow, np.zeros((1, 4, 4, 2), np.uint8))
     summary = generate_synthetic(small, seed=0, overwrite=True, **ONE_EACH)
     assert summary["written"] == len(CLASSES) == len(list((small / "videos").rglob("*.mp4")))
+    kept = sorted(p.name for p in (small / "flow").rglob("*.npy"))
+    assert summary["flow_removed"] == len(CLASSES) and kept == sorted(p.name for p in flows if "_000" in p.name)
+    summary = generate_synthetic(small, seed=1, overwrite=True, **ONE_EACH)
+    assert summary["flow_removed"] == len(CLASSES) and not (small / "flow").exists()
 
 
 def test_motion_vectors_show_the_body_motion(tmp_path):

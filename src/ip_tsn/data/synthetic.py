@@ -132,6 +132,7 @@ from __future__ import annotations
 import json
 import multiprocessing
 import os
+import shutil
 import time
 from collections.abc import Mapping
 from concurrent.futures import ProcessPoolExecutor
@@ -226,8 +227,10 @@ def generate_synthetic(root: str | os.PathLike, *, videos_per_class: Mapping[str
     192 val, 312 test videos); ``size`` is (H, W), multiples of 16. ``workers > 1`` uses a spawn
     process pool (call it from a script with an ``if __name__ == "__main__"`` guard). Existing
     videos are kept (resumable) unless ``overwrite``; the settings other than the counts must then
-    match ``<root>/synthetic.json``. Summary keys: root, classes, videos (split -> count), written,
-    skipped, seconds, and the settings.
+    match ``<root>/synthetic.json``. ``overwrite`` with other settings removes ``<root>/flow`` (the
+    flow of the videos it replaces; ``data_prep/extract_flow.py`` would keep it, as finished), and
+    with the same ones the flow of the videos it drops. Summary keys: root, classes, videos (split ->
+    count), written, skipped, seconds, flow_removed (files), and the settings.
     """
     start = time.perf_counter()
     counts = dict(DEFAULT_COUNTS if videos_per_class is None else videos_per_class)
@@ -244,7 +247,8 @@ def generate_synthetic(root: str | os.PathLike, *, videos_per_class: Mapping[str
                 "qscale": qscale, "gop_size": GOP_SIZE, "codec": "mpeg4", "classes": list(CLASSES),
                 "groups": groups()}
     meta = root / "synthetic.json"
-    if meta.exists() and not overwrite and json.loads(meta.read_text()) != settings:
+    same = meta.exists() and json.loads(meta.read_text()) == settings
+    if meta.exists() and not overwrite and not same:
         raise ValueError(f"{root}: existing dataset was made with other settings ({meta}); "
                          f"pass overwrite=True (--overwrite) to regenerate it")
     (root / "splits").mkdir(parents=True, exist_ok=True)
@@ -261,10 +265,17 @@ def generate_synthetic(root: str | os.PathLike, *, videos_per_class: Mapping[str
                 wanted.add(path)
                 if overwrite or not path.exists():
                     jobs.append((str(path), name, split, i, seed, num_frames, tuple(size), fps, qscale, version))
+    flow_removed = 0
+    if overwrite and not same and (root / "flow").is_dir():  # flow of other videos: gone with them
+        flow_removed = sum(1 for _ in (root / "flow").rglob("*.npy"))
+        shutil.rmtree(root / "flow")
     if overwrite:  # drop videos of an earlier run (other classes or counts) so videos/ matches the lists
         for old in (root / "videos").glob("*/v_*.mp4"):
             if old not in wanted:
                 old.unlink()
+                flow = root / "flow" / old.parent.name / (old.stem + ".npy")
+                flow_removed += flow.is_file()
+                flow.unlink(missing_ok=True)
         for old in (root / "source").glob("*/v_*.mp4"):
             if old.parents[2] / "videos" / old.parent.name / old.name not in wanted:
                 old.unlink()
@@ -287,4 +298,4 @@ def generate_synthetic(root: str | os.PathLike, *, videos_per_class: Mapping[str
         write_text_atomic(root / "splits" / f"{split}list01.txt", "".join(lists[split]))
     return {"root": str(root), "classes": list(CLASSES), "videos": {s: len(v) for s, v in lists.items()},
             "written": len(jobs), "skipped": len(wanted) - len(jobs),
-            "seconds": round(time.perf_counter() - start, 3), **settings}
+            "seconds": round(time.perf_counter() - start, 3), "flow_removed": flow_removed, **settings}
