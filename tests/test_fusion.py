@@ -102,12 +102,13 @@ def test_score_files_name_the_checkpoint_that_made_them(tmp_path: Path) -> None:
     assert checkpoint_name(tmp_path / "link/checkpoints/last.ckpt", run) == "checkpoints/last.ckpt"
     assert checkpoint_name(tmp_path / "elsewhere.ckpt", run) == str(tmp_path.resolve() / "elsewhere.ckpt")
     table = ScoreTable(["v/1.mp4"], onehot_scores([0]), np.array([0]))
-    save_scores(run / "named.npz", table._replace(checkpoint="checkpoints/last.ckpt"))
-    assert load_scores(run / "named.npz").checkpoint == "checkpoints/last.ckpt"
+    save_scores(run / "named.npz", table._replace(checkpoint="checkpoints/last.ckpt", checkpoint_sha256="ab12"))
+    named = load_scores(run / "named.npz")
+    assert (named.checkpoint, named.checkpoint_sha256) == ("checkpoints/last.ckpt", "ab12")
     save_scores(run / "unnamed.npz", table)
     with np.load(run / "unnamed.npz") as data:
         assert sorted(data.files) == ["labels", "scores", "video_ids"]  # the format of older versions
-    assert load_scores(run / "unnamed.npz").checkpoint is None
+    assert load_scores(run / "unnamed.npz")[3:] == (None, None)
 
 
 def test_unreadable_score_files_are_named(tmp_path: Path) -> None:

@@ -104,7 +104,8 @@ def test_student_refuses_a_stale_cache(tiny, capsys):
 def test_scores_name_their_checkpoint_and_fuse_follows_them(tiny, capsys):
     """A run's scores name the checkpoint that made them: scoring another checkpoint into the run is
     one line, exit 2, the scores kept, unless overwrite=true; fuse refuses a stream whose val and test
-    scores name two checkpoints, and its model.json holds the one the scores name."""
+    scores name two checkpoints or one written again since, and its model.json holds the one the
+    scores name."""
     base, common = tiny
     runs = base / "runs"
     run_dir = runs / "istream"
@@ -136,6 +137,10 @@ def test_scores_name_their_checkpoint_and_fuse_follows_them(tiny, capsys):
     entries = {s["name"]: s for s in json.loads((runs / "fusion/model.json").read_text())["streams"]}
     assert entries["I-stream"]["checkpoint"] == "../istream/checkpoints/last.ckpt"
     assert entries["P-stream distilled"]["checkpoint"] == "../student/checkpoints/best.ckpt"
+    shutil.copyfile(runs / "pstream/checkpoints/best.ckpt", run_dir / "checkpoints/last.ckpt")  # new bytes, as a training
+    assert main(fuse) == 2
+    assert f"{run_dir / 'scores_val.npz'}: scored by an earlier {run_dir / 'checkpoints/last.ckpt'} (it was written again" in \
+        capsys.readouterr().err
 
 
 def test_spatial_term_trains_with_the_online_teacher_only(tiny, capsys):

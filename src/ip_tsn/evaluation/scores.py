@@ -3,8 +3,9 @@
 On disk: ``<stream>.npz`` (``np.savez``, no pickles) with ``video_ids`` (N,) unicode,
 ``scores`` (N, C) float32 softmax probabilities, ``labels`` (N,) int64 and, where known,
 ``checkpoint`` () unicode: the checkpoint that scored them, relative to the run folder when it lies
-inside it (``checkpoints/best.ckpt``), absolute otherwise. A file that cannot be read
-or streams that cannot be aligned raise :class:`ScoresError` (one line on the command line).
+inside it (``checkpoints/best.ckpt``), absolute otherwise, and ``checkpoint_sha256`` () unicode,
+its bytes' hash then (so a checkpoint a new training wrote since is told apart). A file that cannot
+be read or streams that cannot be aligned raise :class:`ScoresError` (one line on the command line).
 """
 
 from __future__ import annotations
@@ -27,12 +28,13 @@ class ScoresError(ValueError):
 
 class ScoreTable(NamedTuple):
     """Scores of one stream: ``video_ids`` (N), ``scores`` (N, C), ``labels`` (N,), and the
-    ``checkpoint`` that scored them (None: not recorded)."""
+    ``checkpoint`` that scored them and its ``checkpoint_sha256`` (None: not recorded)."""
 
     video_ids: list[str]
     scores: np.ndarray
     labels: np.ndarray
     checkpoint: str | None = None
+    checkpoint_sha256: str | None = None
 
 
 def save_scores(path: str | os.PathLike, table: ScoreTable) -> None:
@@ -42,7 +44,8 @@ def save_scores(path: str | os.PathLike, table: ScoreTable) -> None:
     if not (len(table.video_ids) == len(scores) == len(labels)):
         raise ValueError(f"{path}: video_ids, scores and labels differ in length")
     with atomic_path(path) as tmp, open(tmp, "wb") as f:
-        extra = {} if table.checkpoint is None else {"checkpoint": np.array(table.checkpoint, dtype=np.str_)}
+        named = {"checkpoint": table.checkpoint, "checkpoint_sha256": table.checkpoint_sha256}
+        extra = {key: np.array(value, dtype=np.str_) for key, value in named.items() if value is not None}
         np.savez(f, video_ids=np.array(table.video_ids, dtype=np.str_), scores=scores, labels=labels, **extra)
 
 
@@ -59,9 +62,9 @@ def load_scores(path: str | os.PathLike) -> ScoreTable:
         raise ScoresError(f"{path}: no such score file; write it with `ip-tsn test`")
     try:
         with np.load(path, allow_pickle=False) as data:
-            checkpoint = str(data["checkpoint"]) if "checkpoint" in data.files else None
+            named = [str(data[key]) if key in data.files else None for key in ("checkpoint", "checkpoint_sha256")]
             table = ScoreTable([str(v) for v in data["video_ids"]], data["scores"].astype(np.float32),
-                               data["labels"].astype(np.int64), checkpoint)
+                               data["labels"].astype(np.int64), *named)
     except KeyError:
         raise ScoresError(f"{path}: not a score file (it lacks video_ids, scores or labels); write it with "
                           "`ip-tsn test`") from None

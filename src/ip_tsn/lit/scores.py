@@ -14,11 +14,12 @@ from ip_tsn.evaluation.scores import save_scores
 class SaveTestScores(Callback):
     """After ``trainer.test``, rank 0 saves ``pl_module.test_scores()`` (already gathered from
     every rank) to ``path`` with :func:`save_scores`, naming the ``checkpoint`` that scored them
-    (:func:`ip_tsn.evaluation.scores.checkpoint_name`)."""
+    (:func:`ip_tsn.evaluation.scores.checkpoint_name`) and its ``sha256``."""
 
-    def __init__(self, path: str | os.PathLike, checkpoint: str | None = None) -> None:
-        self.path, self.checkpoint = path, checkpoint
+    def __init__(self, path: str | os.PathLike, checkpoint: str | None = None, sha256: str | None = None) -> None:
+        self.path, self.checkpoint, self.sha256 = path, checkpoint, sha256
 
     def on_test_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         if trainer.is_global_zero:
-            save_scores(self.path, pl_module.test_scores()._replace(checkpoint=self.checkpoint))
+            table = pl_module.test_scores()._replace(checkpoint=self.checkpoint, checkpoint_sha256=self.sha256)
+            save_scores(self.path, table)

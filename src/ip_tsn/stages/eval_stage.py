@@ -11,6 +11,7 @@ from omegaconf import DictConfig
 from ip_tsn.atomic import write_json_atomic
 from ip_tsn.config import ConfigError
 from ip_tsn.evaluation.class_report import write_class_report
+from ip_tsn.data.teacher_cache import sha256_file
 from ip_tsn.evaluation.scores import ScoresError, checkpoint_name, load_scores
 from ip_tsn.lit.modules import load_module
 from ip_tsn.lit.scores import SaveTestScores
@@ -30,13 +31,14 @@ def test(cfg: DictConfig, checkpoint: str | None = None, subsets: tuple[str, ...
         for subset in subsets:
             _check_same_checkpoint(run_dir / f"scores_{subset}.npz", name)
     model = load_module(checkpoint, f"the {cfg.get('stage')} config", **expected_kind(cfg))
+    sha256 = sha256_file(checkpoint)
     metrics = {}
     dms = {subset: build_datamodule(cfg, "test", test_subset=subset) for subset in subsets}
     for dm in dms.values():  # every list and video of every subset checked before any is scored
         dm.check_videos(dm.subsets_of("test"))
     for subset, dm in dms.items():
         scores = run_dir / f"scores_{subset}.npz"
-        trainer = build_trainer(cfg, run_dir, [SaveTestScores(scores, name)])
+        trainer = build_trainer(cfg, run_dir, [SaveTestScores(scores, name, sha256)])
         (result,) = trainer.test(model, datamodule=dm, verbose=False)
         metrics[subset] = {k.split("/", 1)[1]: float(v) for k, v in result.items()}
         if trainer.is_global_zero:

@@ -11,6 +11,7 @@ from pathlib import Path
 from omegaconf import DictConfig
 
 from ip_tsn.config import ConfigError, load_config, to_container
+from ip_tsn.data.teacher_cache import sha256_file
 from ip_tsn.deploy.fused_model import StreamEntry, write_fused_model
 from ip_tsn.evaluation.checks import Roles
 from ip_tsn.evaluation.fusion_run import run_fusion
@@ -61,14 +62,22 @@ def fuse(cfg: DictConfig) -> dict:
 
 def _scored_by(name: str, run_dir: Path, paths: list[Path]) -> Path:
     """The checkpoint that scored stream ``name``'s score files ``paths``, which must all name the
-    same one; the run's ``checkpoints/best.ckpt`` where they do not say (files of older versions)."""
-    named = {path: load_scores(path).checkpoint for path in paths if path.is_file()}
-    said = {path: c for path, c in named.items() if c is not None}
+    same one, still as it was then (its SHA-256); the run's ``checkpoints/best.ckpt`` where they do
+    not say (files of older versions)."""
+    tables = {path: load_scores(path) for path in paths if path.is_file()}
+    said = {path: t.checkpoint for path, t in tables.items() if t.checkpoint is not None}
     if len(set(said.values())) > 1:
         (one, a), (other, b) = list(said.items())[:2]
         raise ScoresError(f"{other}: the scores of {b}, but {one} holds those of {a}: stream {name!r} was scored by "
                           "two checkpoints; score its subsets with one (ip-tsn test --checkpoint ...)")
-    return run_dir / (next(iter(said.values())) if said else "checkpoints/best.ckpt")
+    checkpoint = run_dir / (next(iter(said.values())) if said else "checkpoints/best.ckpt")
+    hashes = {path: t.checkpoint_sha256 for path, t in tables.items() if t.checkpoint_sha256 is not None}
+    now = sha256_file(checkpoint) if hashes and checkpoint.is_file() else None
+    for path, sha in hashes.items():
+        if now is not None and sha != now:
+            raise ScoresError(f"{path}: scored by an earlier {checkpoint} (it was written again since: a new "
+                              "training or a resumed one); score it again with ip-tsn test")
+    return checkpoint
 
 
 def _fused_entry(name: str, weight: float, checkpoint: Path) -> StreamEntry:
