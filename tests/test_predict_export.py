@@ -16,7 +16,9 @@ from ip_tsn.cli import main
 from ip_tsn.data.datasets import VideoRecord
 from ip_tsn.data.packed_p import PACKED
 from ip_tsn.data.video_dataset import StreamDataset
+from ip_tsn.deploy.export import export_model
 from ip_tsn.deploy.fused_model import StreamEntry, write_fused_model
+from ip_tsn.deploy.predict import FusedPredictor
 from ip_tsn.lit.modules import load_module
 
 TIMING = {"decode", "motion_residual", "network", "total"}
@@ -128,7 +130,13 @@ def test_export_matches_the_checkpoints(tiny_streams, tmp_path, capsys):
     assert capsys.readouterr().err.strip() == (f"ip-tsn export: error: {out} holds an export ({out / 'fusion.json'}); "
                                                "pass --overwrite to replace it, or another --out")
     assert (out / "fusion.json").read_bytes() == before
+    predictor = FusedPredictor.load(istream=str(tiny_streams["istream"]), pstream=str(tiny_streams["pstream"]),
+                                    device="cpu", reconstruct="cpu")
+    with pytest.raises(RuntimeError, match="exported network differs from the checkpoint"):
+        export_model(predictor, out, onnx=False, atol=-1.0, overwrite=True)  # its check refuses it
+    assert not (out / "fusion.json").exists()  # never the old file naming the rewritten networks
     assert main(["export", *_streams(tiny_streams), "--weights", "2,1", "--out", str(out), "--overwrite"]) == 0
+    assert not [p.name for p in out.iterdir() if ".tmp-" in p.name]  # every file written under a temporary name
 
     onnxruntime = None  # ONNX needs the `export` extra (onnx to write, onnxruntime to run)
     if importlib.util.find_spec("onnx") and importlib.util.find_spec("onnxruntime"):

@@ -20,6 +20,7 @@ from typing import Any
 
 import torch
 
+from ip_tsn.atomic import atomic_path
 from ip_tsn.deploy.fused_model import StreamEntry, write_fused_model
 from ip_tsn.deploy.predict import FusedPredictor, Stream
 
@@ -41,9 +42,10 @@ def example_input(stream: Stream, batch: int = 1, segments: int = 3, seed: int =
 def _export_onnx(network: torch.nn.Module, example: torch.Tensor, path: Path) -> None:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # the TorchScript-based exporter's deprecation notice
-        torch.onnx.export(network, (example,), str(path), dynamo=False, opset_version=OPSET,
-                          input_names=["input"], output_names=["logits"],
-                          dynamic_axes={"input": {0: "batch", 1: "segments"}, "logits": {0: "batch"}})
+        with atomic_path(path) as tmp:  # an export cut short leaves no half file under the name
+            torch.onnx.export(network, (example,), str(tmp), dynamo=False, opset_version=OPSET,
+                              input_names=["input"], output_names=["logits"],
+                              dynamic_axes={"input": {0: "batch", 1: "segments"}, "logits": {0: "batch"}})
 
 
 def _onnx_run(path: Path, x: torch.Tensor) -> torch.Tensor | None:
@@ -64,7 +66,8 @@ def export_stream(stream: Stream, out_dir: Path, onnx: bool = True, atol: float 
     files: dict[str, Any] = {"torchscript": out_dir / f"{slug(stream.name)}.pt", "onnx": None}
     with torch.no_grad(), warnings.catch_warnings():
         warnings.simplefilter("ignore", FutureWarning)  # TorchScript's deprecation notice
-        torch.jit.trace(network, example, check_trace=False).save(str(files["torchscript"]))
+        with atomic_path(files["torchscript"]) as tmp:
+            torch.jit.trace(network, example, check_trace=False).save(str(tmp))
         reference = network(check)
         outputs = {"torchscript": torch.jit.load(str(files["torchscript"]))(check)}
     errors: dict[str, str] = {}
@@ -88,13 +91,16 @@ def export_stream(stream: Stream, out_dir: Path, onnx: bool = True, atol: float 
 def export_model(predictor: FusedPredictor, out_dir: str | os.PathLike, onnx: bool = True,
                  atol: float = 1e-4, overwrite: bool = False) -> dict[str, Any]:
     """Export every stream of ``predictor`` (loaded from checkpoints, any device) to ``out_dir``
-    and write ``fusion.json``; an export already there (its ``fusion.json``) is replaced only with
-    ``overwrite``. Returns ``{"fusion": path, "streams": {name: export_stream(...)}}``."""
+    and write ``fusion.json``, last; an export already there (its ``fusion.json``) is replaced only
+    with ``overwrite``, which removes that ``fusion.json`` first: an export cut short or refused
+    by its check leaves no ``fusion.json`` naming files it rewrote. Returns ``{"fusion": path,
+    "streams": {name: export_stream(...)}}``."""
     out = Path(out_dir)
     if (out / "fusion.json").is_file() and not overwrite:
         raise ValueError(f"{out} holds an export ({out / 'fusion.json'}); pass --overwrite to replace it, or "
                          "another --out")
     out.mkdir(parents=True, exist_ok=True)
+    (out / "fusion.json").unlink(missing_ok=True)
     reports, entries = {}, []
     for stream in predictor.streams:
         if stream.checkpoint is None:
