@@ -115,6 +115,17 @@ def test_fuse_any_subset_of_streams(tiny_streams, tmp_path, capsys):
     assert set(results["weights"]) == {"I-stream", "P-stream"}
     code = main(["fuse", str(EXPERIMENTS / "fuse.yaml"), *common])  # the default fuses the student
     assert code == 2 and _one_line(capsys, "fuse").startswith("fuse.fused: 'P-stream distilled' has no scores")
+    for fused in ("[]", "[I-stream,I-stream]"):  # nothing to fuse, or a stream twice: one line, not a traceback
+        code = main(["fuse", str(EXPERIMENTS / "fuse.yaml"), *common, f"fuse.fused={fused}"])
+        assert code == 2 and _one_line(capsys, "fuse").startswith("fuse.fused=[")
+    assert json.loads((runs / "fusion" / "results.json").read_text()) == results  # nothing rewritten
+    # --subsets named twice score once; another modality's checkpoint is named as such, not as other scores
+    capsys.readouterr()
+    assert main(["test", str(EXPERIMENTS / "istream.yaml"), *common, "--subsets", "val,val"]) == 0
+    assert capsys.readouterr().out.count("val: ") == 1
+    pstream = str(runs / "pstream" / "checkpoints" / "best.ckpt")
+    assert main(["test", str(EXPERIMENTS / "istream.yaml"), *common, "--checkpoint", pstream]) == 2
+    assert "a pstream checkpoint (modality 'p'), but the istream config expects" in _one_line(capsys, "test")
 
 
 def test_print_config_shows_every_setting_and_runs_nothing(tmp_path, capsys):

@@ -26,11 +26,12 @@ def test(cfg: DictConfig, checkpoint: str | None = None, subsets: tuple[str, ...
     replaced only with ``overwrite=true``."""
     run_dir = Path(cfg.run_dir)
     checkpoint = checkpoint or str(run_dir / "checkpoints" / "best.ckpt")
+    subsets = tuple(dict.fromkeys(subsets))  # each once
+    model = load_module(checkpoint, f"the {cfg.get('stage')} config", **expected_kind(cfg))
     name = checkpoint_name(checkpoint, run_dir)
     if not cfg.get("overwrite"):
         for subset in subsets:
             _check_same_checkpoint(run_dir / f"scores_{subset}.npz", name)
-    model = load_module(checkpoint, f"the {cfg.get('stage')} config", **expected_kind(cfg))
     sha256 = sha256_file(checkpoint)
     metrics = {}
     dms = {subset: build_datamodule(cfg, "test", test_subset=subset) for subset in subsets}

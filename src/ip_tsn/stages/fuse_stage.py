@@ -31,6 +31,8 @@ def fuse(cfg: DictConfig) -> dict:
     runs = to_container(cfg.fuse.streams)
     fused = list(cfg.fuse.fused)
     scored = {name for name, run in runs.items() if (Path(run) / "scores_test.npz").is_file()}
+    if not fused or len(set(fused)) < len(fused):
+        raise ConfigError(f"fuse.fused={fused}: name each stream to fuse once, from fuse.streams ({', '.join(runs)})")
     for name in fused:
         if name not in runs:
             raise ConfigError(f"fuse.fused: {name!r} is not one of fuse.streams ({', '.join(runs)})")
