@@ -128,6 +128,25 @@ def test_fuse_any_subset_of_streams(tiny_streams, tmp_path, capsys):
     assert "a pstream checkpoint (modality 'p'), but the istream config expects" in _one_line(capsys, "test")
 
 
+def test_an_output_folder_that_is_a_file_is_one_line(tiny_streams, tmp_path, capsys):
+    """Where a command would write into a folder that is a file (or lies under one), one line
+    naming the setting and the file, exit status 2, nothing written (was a traceback from mkdir)."""
+    common, afile = tiny_streams["common"], tmp_path / "afile"
+    afile.write_text("a file")
+    istream = str(tiny_streams["istream"])
+    for command, args, setting in [
+            ("fit", ["fit", str(EXPERIMENTS / "istream.yaml"), *common, f"run_root={afile}"], f"run_dir={afile}/istream"),
+            ("cache", ["cache", str(EXPERIMENTS / "cache.yaml"), *common, f"cache.dir={afile}"], f"cache.dir={afile}"),
+            ("test", ["test", str(EXPERIMENTS / "istream.yaml"), *common, f"run_dir={afile}", "--checkpoint", istream],
+             f"run_dir={afile}"),
+            ("fuse", ["fuse", str(EXPERIMENTS / "fuse.yaml"), *common, f"fuse.out_dir={afile}/fusion"],
+             f"fuse.out_dir={afile}/fusion"),
+            ("export", ["export", "--istream", istream, "--out", str(afile), "--no-onnx"], f"--out={afile}")]:
+        assert main(args) == 2, command
+        assert _one_line(capsys, command) == f"{setting}: {afile} is a file, not a folder"
+    assert afile.read_text() == "a file"
+
+
 def test_print_config_shows_every_setting_and_runs_nothing(tmp_path, capsys):
     code = main(["fit", str(EXPERIMENTS / "student.yaml"), "--print-config", f"run_root={tmp_path}",
                  "model.optim.lr=0.01"])

@@ -12,6 +12,24 @@ from pathlib import Path
 from typing import Any
 
 
+class OutputError(ValueError):
+    """An output folder that cannot be written: one line naming the setting, the folder and why."""
+
+
+def check_output_dir(path: str | os.PathLike, setting: str) -> Path:
+    """``path``, checked as a folder to write into before any work, making nothing: where it or its
+    first existing parent is a file or not writable, :class:`OutputError` naming ``setting``."""
+    path = Path(path)
+    there = path.absolute()
+    while not there.exists() and there != there.parent:
+        there = there.parent
+    if not there.is_dir():
+        raise OutputError(f"{setting}={path}: {there} is a file, not a folder")
+    if not os.access(there, os.W_OK | os.X_OK):
+        raise OutputError(f"{setting}={path}: {there} is not writable")
+    return path
+
+
 def temp_name(path: str | os.PathLike) -> Path:
     """The temporary name used for ``path``: ``.<name>.tmp-<pid>`` in the same folder (kept
     suffix-free of ``path``'s extension so muxers that guess the format need ``format=``)."""

@@ -71,12 +71,13 @@ _USER_ERRORS = {"predict": (ValueError, RuntimeError), "export": (ValueError, Ru
 
 def _user_errors(command: str) -> tuple[type[BaseException], ...]:
     """The errors ``command`` prints as one line (exit 2); imported when one happens."""
+    from .atomic import OutputError
     from .codec.errors import VideoError
     from .data.split_files import SplitError
     from .data.teacher_cache import StaleCacheError
     from .evaluation.scores import ScoresError
 
-    return (ConfigError, VideoError, SplitError, StaleCacheError, ScoresError, FileNotFoundError,
+    return (ConfigError, VideoError, SplitError, StaleCacheError, ScoresError, OutputError, FileNotFoundError,
             *_USER_ERRORS.get(command, ()))
 
 

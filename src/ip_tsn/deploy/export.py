@@ -20,7 +20,7 @@ from typing import Any
 
 import torch
 
-from ip_tsn.atomic import atomic_path
+from ip_tsn.atomic import atomic_path, check_output_dir
 from ip_tsn.deploy.fused_model import StreamEntry, write_fused_model
 from ip_tsn.deploy.predict import FusedPredictor, Stream
 
@@ -95,7 +95,7 @@ def export_model(predictor: FusedPredictor, out_dir: str | os.PathLike, onnx: bo
     with ``overwrite``, which removes that ``fusion.json`` first: an export cut short or refused
     by its check leaves no ``fusion.json`` naming files it rewrote. Returns ``{"fusion": path,
     "streams": {name: export_stream(...)}}``."""
-    out = Path(out_dir)
+    out = check_output_dir(out_dir, "--out")
     if (out / "fusion.json").is_file() and not overwrite:
         raise ValueError(f"{out} holds an export ({out / 'fusion.json'}); pass --overwrite to replace it, or "
                          "another --out")

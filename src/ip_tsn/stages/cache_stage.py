@@ -11,7 +11,7 @@ from pathlib import Path
 
 from omegaconf import DictConfig
 
-from ip_tsn.atomic import write_json_atomic
+from ip_tsn.atomic import check_output_dir, write_json_atomic
 from ip_tsn.config import ConfigError, to_container
 from ip_tsn.data.cache_size import size_report
 from ip_tsn.data.datamodule import VideoDataModule
@@ -32,7 +32,7 @@ def cache(cfg: DictConfig) -> Path:
     data and the teacher have loaded, so a run that stops halfway leaves an unfinished cache, never an
     old manifest over new shards."""
     settings = filled(cfg.cache, CacheConfig)
-    out_dir = Path(settings.dir)
+    out_dir = check_output_dir(settings.dir, "cache.dir")
     manifest = out_dir / MANIFEST
     if manifest.is_file() and not cfg.get("overwrite"):
         raise ConfigError(f"{out_dir} holds a finished teacher cache ({manifest}); pass overwrite=true to replace "

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from omegaconf import DictConfig
 
-from ip_tsn.atomic import write_json_atomic
+from ip_tsn.atomic import check_output_dir, write_json_atomic
 from ip_tsn.config import ConfigError
 from ip_tsn.evaluation.class_report import write_class_report
 from ip_tsn.data.teacher_cache import sha256_file
@@ -24,7 +24,7 @@ def test(cfg: DictConfig, checkpoint: str | None = None, subsets: tuple[str, ...
     ``metrics.json`` (per subset, with that checkpoint), ``per_class_<subset>.csv`` and
     ``confusion_<subset>.png`` in the run directory. Scores of another checkpoint already there are
     replaced only with ``overwrite=true``."""
-    run_dir = Path(cfg.run_dir)
+    run_dir = check_output_dir(cfg.run_dir, "run_dir")
     checkpoint = checkpoint or str(run_dir / "checkpoints" / "best.ckpt")
     subsets = tuple(dict.fromkeys(subsets))  # each once
     model = load_module(checkpoint, f"the {cfg.get('stage')} config", **expected_kind(cfg))

@@ -18,7 +18,7 @@ import pytorch_lightning as pl
 from omegaconf import DictConfig
 from pytorch_lightning.callbacks import LearningRateMonitor, ModelCheckpoint
 
-from ip_tsn.atomic import atomic_path, write_json_atomic
+from ip_tsn.atomic import atomic_path, check_output_dir, write_json_atomic
 from ip_tsn.config import ConfigError, save_config
 from ip_tsn.lit.callbacks import SaveLastEveryEpoch, SaveStreamInfo, ValidateLastEpoch
 from ip_tsn.lit.checkpoint_info import read_checkpoint
@@ -86,7 +86,7 @@ def _check_length(cfg: DictConfig) -> None:
 
 def fit(cfg: DictConfig) -> Path:
     """Train the stage's model; returns the best checkpoint's path."""
-    run_dir = Path(cfg.run_dir)
+    run_dir = check_output_dir(cfg.run_dir, "run_dir")
     if (run_dir / "fit.json").is_file() and not cfg.get("ckpt_path") and not cfg.get("overwrite"):
         raise ConfigError(f"{run_dir} holds a finished run ({run_dir / 'fit.json'}); pass ckpt_path=last to resume "
                           "it, overwrite=true to replace it, or another run_root / name")

@@ -10,6 +10,7 @@ from pathlib import Path
 
 from omegaconf import DictConfig
 
+from ip_tsn.atomic import check_output_dir
 from ip_tsn.config import ConfigError, load_config, to_container
 from ip_tsn.data.teacher_cache import sha256_file
 from ip_tsn.deploy.fused_model import StreamEntry, write_fused_model
@@ -28,6 +29,7 @@ def fuse(cfg: DictConfig) -> dict:
     and ``model.json`` (the fused streams' checkpoints, those their scores name, and weights, for
     ``ip-tsn predict`` / ``ip-tsn export``) in ``cfg.fuse.out_dir``. A stream whose val and test
     scores name two checkpoints is refused before anything is written."""
+    check_output_dir(cfg.fuse.out_dir, "fuse.out_dir")
     runs = to_container(cfg.fuse.streams)
     fused = list(cfg.fuse.fused)
     scored = {name for name, run in runs.items() if (Path(run) / "scores_test.npz").is_file()}
@@ -100,9 +102,10 @@ def fuse_splits(config: str | os.PathLike, overrides: list[str], splits: list[in
     if len(roots) < len(cfgs):
         raise ConfigError(f"{config}: run_root ({cfgs[splits[0]].run_root}) does not depend on data.split; "
                           "splits would overwrite each other (use run_root=.../split${data.split})")
-    per_split = {k: fuse(c) for k, c in cfgs.items()}
     first = cfgs[splits[0]]
-    out_dir = first.fuse.get("splits_dir") or Path(first.run_root).parent / f"{first.name}_splits"
+    out_dir = check_output_dir(first.fuse.get("splits_dir") or Path(first.run_root).parent / f"{first.name}_splits",
+                               "fuse.splits_dir")
+    per_split = {k: fuse(c) for k, c in cfgs.items()}
     return write_splits_report(per_split, out_dir)
 
 
