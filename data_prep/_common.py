@@ -33,7 +33,7 @@ from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from typing import Callable, Iterable, Iterator, Sequence
 
-from ip_tsn.atomic import atomic_path, write_json_atomic
+from ip_tsn.atomic import OutputError, atomic_path, check_output_dir, write_json_atomic
 from ip_tsn.codec.errors import VideoError
 from ip_tsn.data.split_files import SplitError
 
@@ -131,6 +131,7 @@ def claim_folder(folder: str, settings: dict, what: str, extension: str) -> None
     settings were recorded (older versions) are taken as made with ``settings``, said in one line.
     Shards started together agree: each writes the same file, atomically."""
     settings = json.loads(json.dumps(settings))  # as it reads back: tuples are lists
+    check_output_dir(folder, "output folder")
     path = os.path.join(folder, SETTINGS_FILE)
     if os.path.isfile(path):
         try:
@@ -208,10 +209,10 @@ def _interrupted(desc: str, results: dict, total: int) -> Interrupted:
 def run_main(main: Callable[[], int]) -> int:
     """``main()``'s exit status; Ctrl-C: one line on stderr instead of a traceback, status 130; a
     bad split file, input or output folder that stops the run (``SplitError``, ``VideoError``,
-    ``SettingsError``): one line, status 2."""
+    ``SettingsError``, ``OutputError``): one line, status 2."""
     try:
         return main()
-    except (SplitError, VideoError, SettingsError) as e:
+    except (SplitError, VideoError, SettingsError, OutputError) as e:
         print(f"{os.path.basename(sys.argv[0])}: error: {e}", file=sys.stderr)
         return 2
     except Interrupted as e:

@@ -187,6 +187,10 @@ def test_reencode_tree_bad_inputs_and_resume(sources, tmp_path):
         "with these"], log
     assert {n: os.stat(out / n).st_mtime_ns for n in outputs} == mtimes
     assert temps(out) == []
+    (tmp_path / "afile").write_text("")  # an output folder under a file: one line (was a traceback from makedirs)
+    code, log = run("reencode.py", sources, tmp_path / "afile" / "out")
+    assert code == 2 and log.strip().splitlines() == [
+        f"reencode.py: error: output folder={tmp_path / 'afile' / 'out'}: {tmp_path / 'afile'} is a file, not a folder"]
 
 
 def test_reencode_list_shards_and_default_size(sources, tmp_path):

@@ -144,6 +144,9 @@ def test_rerun_skips_existing_and_checks_settings(tiny, tmp_path):
         generate_synthetic(root, seed=1, **TINY)
     with pytest.raises(ValueError, match="multiples of 16"):
         generate_synthetic(tmp_path, size=(60, 64), progress=False)
+    (tmp_path / "afile").write_text("")
+    with pytest.raises(ValueError, match=r"root=\S*afile/x: \S*afile is a file, not a folder"):
+        generate_synthetic(tmp_path / "afile" / "x", progress=False)
     # overwrite with fewer videos: re-encodes and drops the videos no split lists any more
     # and the flow of the dropped videos; with other settings, all the flow (data_prep would keep it as done)
     small = tmp_path / "small"

@@ -142,7 +142,7 @@ import cv2
 import numpy as np
 from tqdm.auto import tqdm
 
-from ip_tsn.atomic import write_text_atomic
+from ip_tsn.atomic import check_output_dir, write_text_atomic
 from ip_tsn.codec.encode import encode_video as _encode
 
 from .synthetic_render import ACTION_FRAMES, CLASSES, GOP_SIZE, VERSIONS, class_parts, render_video  # the drawing
@@ -241,7 +241,7 @@ def generate_synthetic(root: str | os.PathLike, *, videos_per_class: Mapping[str
     if size[0] % 16 or size[1] % 16 or num_frames < 2 or seed < 0 or not 1 <= qscale <= 31:
         raise ValueError(f"need size multiples of 16, num_frames >= 2, seed >= 0 and qscale in 1..31; "
                          f"got size={size}, num_frames={num_frames}, seed={seed}, qscale={qscale}")
-    root = Path(root)
+    root = check_output_dir(root, "root")
     v7 = {"action_frames": ACTION_FRAMES, "revision": 2} if version == 7 else {}
     settings = {"version": version, **v7, "seed": seed, "source_qscale": SOURCE_QSCALE, "num_frames": num_frames, "size": list(size), "fps": fps,
                 "qscale": qscale, "gop_size": GOP_SIZE, "codec": "mpeg4", "classes": list(CLASSES),
