@@ -12,10 +12,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import pytorch_lightning as pl
 import torch
 import torchvision
 import yaml
 
+import ip_tsn
 from ip_tsn.cli import main
 
 EXPERIMENTS = Path(__file__).resolve().parents[1] / "experiments"
@@ -78,6 +80,11 @@ def test_every_fit_validates_its_last_epoch(tiny_streams):
     fit = json.loads((tiny_streams["runs"] / "istream" / "fit.json").read_text())
     assert fit["val_top1"] is not None and 0.0 <= fit["val_top1"] <= 1.0
     assert fit["weights_from"] == "random"  # the synthetic config: pretrained false
+    head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=EXPERIMENTS.parent, capture_output=True, text=True)
+    env = fit["environment"]  # what made the run: the same seeds give other numbers on another CPU kind
+    assert env["git_commit"] == (head.stdout.strip() if head.returncode == 0 else None)
+    assert (env["torch"], env["lightning"]) == (torch.__version__, pl.__version__)
+    assert env["cpu_capability"] == torch.backends.cpu.get_cpu_capability() and env["ip_tsn"] == ip_tsn.__version__
     header, *rows = (tiny_streams["runs"] / "istream" / "logs" / "metrics.csv").read_text().splitlines()
     column = header.split(",").index("val/top1")
     assert any(row.split(",")[column] for row in rows)

@@ -4,6 +4,7 @@
 - ``fit_stage.py``, ``cache_stage.py``, ``eval_stage.py`` (``test``), ``fuse_stage.py``: one file per
   command, each running its stage from a config;
 - ``loggers.py``: the run's CSV (resumable) and W&B loggers;
+- ``provenance.py``: what made a run (versions, git commit, CPU kind), for its ``fit.json``;
 - ``config_schema.py``: the dataclass schema of a stage config (``OmegaConf.structured``);
 - ``config_check.py``: every piece of a config checked against it before anything runs.
 

@@ -4,7 +4,7 @@ Stages (``cfg.stage``): ``teacher`` (flow), ``istream`` (I-frames), ``pstream`` 
 residuals, no distillation), ``student`` (the distilled P-stream). Every run lives in
 ``cfg.run_dir`` (derived from the config, so every DDP rank agrees on it): the resolved
 ``config.yaml``, ``checkpoints/{best,last}.ckpt``, CSV and W&B logs, and ``fit.json`` (written
-last). ``last.ckpt`` is rewritten (atomically) after every epoch; ``ckpt_path=last`` resumes from it
+last; with the run's ``environment``, :mod:`ip_tsn.stages.provenance`). ``last.ckpt`` is rewritten (atomically) after every epoch; ``ckpt_path=last`` resumes from it
 and keeps the rows of ``logs/metrics.csv`` of the epochs it holds (:mod:`ip_tsn.stages.loggers`).
 """
 
@@ -27,6 +27,7 @@ from ip_tsn.stages.build import build_datamodule, build_module, build_trainer, e
 from ip_tsn.stages.cache_stage import check_cache
 from ip_tsn.stages.config_schema import DistillConfig, filled
 from ip_tsn.stages.loggers import build_loggers
+from ip_tsn.stages.provenance import environment
 
 
 def resume_checkpoint(cfg: DictConfig) -> tuple[str | None, tuple[int, int] | None]:
@@ -150,7 +151,8 @@ def fit(cfg: DictConfig) -> Path:
                                                  "epochs": trainer.current_epoch,
                                                  "val_top1": _metric(trainer, "val/top1"),  # the final epoch's
                                                  "skipped_videos": dict(dm.skipped),  # skip_bad_videos: read around
-                                                 "weights_from": getattr(model, "weights_from", None)})
+                                                 "weights_from": getattr(model, "weights_from", None),
+                                                 "environment": environment()})
     return best
 
 
