@@ -14,7 +14,7 @@ from ip_tsn.evaluation import (ScoreTable, evaluate, fuse_scores, load_aligned, 
                                run_fusion, save_scores, search_fusion_weights)
 from ip_tsn.evaluation.fusion import distance_to_uniform, equal_weights, fuse_equal
 from ip_tsn.evaluation.checks import Roles, data_checks, load_groups, oracle_top1
-from ip_tsn.evaluation.report import BASELINE, EQUAL, FUSION
+from ip_tsn.evaluation.report import BASELINE, EQUAL, FUSION, provenance_markdown
 from ip_tsn.evaluation.stats import accuracy_ci
 
 CLASSES = ["a", "b", "c"]
@@ -109,6 +109,18 @@ def test_score_files_name_the_checkpoint_that_made_them(tmp_path: Path) -> None:
     with np.load(run / "unnamed.npz") as data:
         assert sorted(data.files) == ["labels", "scores", "video_ids"]  # the format of older versions
     assert load_scores(run / "unnamed.npz")[3:] == (None, None)
+
+
+def test_the_report_says_what_trained_the_streams() -> None:
+    env = {"ip_tsn": "0.1.0", "git_commit": "0123456789abcdef", "git_dirty": False, "cpu_capability": "AVX2",
+           "cuda_device": None, "torch": "2.14.1"}
+    assert provenance_markdown({"I": env, "P": dict(env)}) == [
+        "Trained by: 0123456789, AVX2 CPU, torch 2.14.1 (every stream)."]
+    other = {**env, "cpu_capability": "AVX512", "git_dirty": True, "cuda_device": "NVIDIA H200"}
+    assert provenance_markdown({"I": env, "P": other, "T": None}) == [
+        "Trained by (the streams differ): I: 0123456789, AVX2 CPU, torch 2.14.1; P: 0123456789 with uncommitted "
+        "changes, AVX512 CPU, NVIDIA H200, torch 2.14.1; T: not recorded."]
+    assert provenance_markdown({}) == []
 
 
 def test_unreadable_score_files_are_named(tmp_path: Path) -> None:

@@ -87,6 +87,10 @@ def test_teacher_cache_student_fusion(tiny, capsys):
     assert results["checks"]["no_active"]["value"] is not None  # from the cache's targets.json
     assert results["checks"]["oracle"]["value"] is not None  # groups read from synthetic.json
     assert (runs / "fusion/confusion.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    envs = results["provenance"]  # what trained each stream, from its fit.json: one machine and commit here
+    assert set(envs) == {"teacher (flow)", "P-stream", "P-stream distilled", "I-stream"}
+    assert all(e["torch"] == torch.__version__ for e in envs.values()) and len({e["git_commit"] for e in envs.values()}) == 1
+    assert "\nTrained by: " in table and "(every stream)." in table
 
 
 def test_student_refuses_a_stale_cache(tiny, capsys):

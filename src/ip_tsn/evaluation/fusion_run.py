@@ -38,12 +38,14 @@ def run_fusion(
     groups: str | os.PathLike | Mapping[str, str] | None = None,
     thresholds: Mapping[str, float] | None = None,
     targets: str | os.PathLike | Mapping[str, Any] | None = None,
+    provenance: Mapping[str, Mapping[str, Any] | None] | None = None,
 ) -> dict[str, Any]:
     """The fusion stage: search the weights of the ``fused`` streams (default: all) and of
     ``roles.baseline_fused`` on the validation score files ``{stream: .npz}``, run the
     :func:`data_checks` on them (``groups``: a JSON file for :func:`load_groups`, or the mapping),
     evaluate every stream of ``test_paths`` and the fusions on the test score files, write the
-    report. Returns the :func:`build_report` payload."""
+    report (``provenance``: each stream's training environment, for its last lines). Returns the
+    :func:`build_report` payload."""
     roles = roles or Roles()
     fused = list(fused) if fused is not None else list(test_paths)
     _check_names(fused, roles, val_paths, test_paths)
@@ -58,6 +60,6 @@ def run_fusion(
     ids, test_scores, test_labels = load_aligned(test_paths)
     rows = fusion_rows(test_scores, fused, weights, baseline)
     report = build_report(ids, rows, test_labels, class_names, fused, roles, weights, baseline,
-                          checks, len(val_labels))
+                          checks, len(val_labels), provenance)
     write_report(report, out_dir, test_labels, rows[FUSION])
     return report

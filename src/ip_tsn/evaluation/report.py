@@ -135,14 +135,35 @@ def _weights_line(title: str, weights: Mapping[str, float] | None) -> list[str]:
     return [f"{title}: " + ", ".join(f"{s} {w:g}" for s, w in weights.items())] if weights else []
 
 
+def provenance_markdown(provenance: Mapping[str, Mapping[str, Any] | None]) -> list[str]:
+    """One line on what trained the streams (their ``fit.json`` ``environment``): the commit and
+    CPU kind they share, or each stream's where they differ (the same seeds train differently on
+    another CPU kind)."""
+    def where(env: Mapping[str, Any] | None) -> str:
+        if not env:
+            return "not recorded"
+        commit = (env.get("git_commit") or "")[:10] or f"ip-tsn {env.get('ip_tsn')}"
+        return (f"{commit}{' with uncommitted changes' if env.get('git_dirty') else ''}, "
+                f"{env.get('cpu_capability')} CPU{', ' + env['cuda_device'] if env.get('cuda_device') else ''}, "
+                f"torch {env.get('torch')}")
+
+    if not provenance:
+        return []
+    each = {name: where(env) for name, env in provenance.items()}
+    if len(set(each.values())) == 1:
+        return [f"Trained by: {next(iter(each.values()))} (every stream)."]
+    return ["Trained by (the streams differ): " + "; ".join(f"{name}: {w}" for name, w in each.items()) + "."]
+
+
 def results_markdown(report: Mapping[str, Any]) -> str:
     """``results.md`` of a :func:`build_report` payload: data checks, streams, paired
-    differences, fusion weights, how the CIs were computed."""
+    differences, fusion weights, what trained the streams, how the CIs were computed."""
     parts = [["# Results"], checks_markdown(report["checks"]),
              streams_markdown(report["streams"], report["num_videos"]),
              paired_markdown(report["paired"]),
              _weights_line("Fusion weights (searched on val)", report["weights"])
              + _weights_line(f"{BASELINE} weights (searched on val)", report.get("baseline_weights")),
+             provenance_markdown(report.get("provenance") or {}),
              [CI_NOTE]]
     return "\n\n".join("\n".join(p) for p in parts if p) + "\n"
 
@@ -151,10 +172,12 @@ def results_markdown(report: Mapping[str, Any]) -> str:
 def build_report(video_ids: Sequence[str], rows: Mapping[str, np.ndarray], labels: np.ndarray,
                  class_names: Sequence[str], fused: Sequence[str], roles: Roles,
                  weights: Mapping[str, float], baseline_weights: Mapping[str, float] | None,
-                 checks: Mapping[str, Any], num_val_videos: int) -> dict[str, Any]:
+                 checks: Mapping[str, Any], num_val_videos: int,
+                 provenance: Mapping[str, Mapping[str, Any] | None] | None = None) -> dict[str, Any]:
     """The ``results.json`` payload from the test ``rows`` ``{row: scores (N, C)}`` (streams and
     fusions, :func:`fusion_rows`) and ``labels`` (N,). Percent / percentage points, except
-    ``"results"`` (fractions, the per-row metrics older readers and ``fuse_splits`` use)."""
+    ``"results"`` (fractions, the per-row metrics older readers and ``fuse_splits`` use).
+    ``provenance``: each stream's training ``environment`` (its ``fit.json``; None: not recorded)."""
     correct = {r: correct_of(s, labels) for r, s in rows.items()}
     streams = {r: stream_metrics(s, labels, class_names) for r, s in rows.items()}
     top1 = {r: m["top1"] for r, m in streams.items()}
@@ -172,6 +195,7 @@ def build_report(video_ids: Sequence[str], rows: Mapping[str, np.ndarray], label
         "per_video": {"video_ids": list(video_ids), "labels": [int(x) for x in labels],
                       "correct": {r: c.astype(int).tolist() for r, c in correct.items()}},
         "results": {r: evaluate(s, labels, class_names) for r, s in rows.items()},
+        "provenance": dict(provenance or {}),
     }
 
 

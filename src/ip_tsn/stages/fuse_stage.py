@@ -5,6 +5,7 @@ and the same over several splits.
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 
@@ -58,7 +59,8 @@ def fuse(cfg: DictConfig) -> dict:
                  for name, run in runs.items()}  # before anything is written
     result = run_fusion(val, tst, cfg.fuse.out_dir, dm.class_names, fused=fused, roles=roles,
                         groups=cfg.fuse.get("groups"), thresholds=to_container(cfg.fuse.get("checks")),
-                        targets=cfg.fuse.get("targets"))
+                        targets=cfg.fuse.get("targets"),
+                        provenance={name: _environment(Path(run)) for name, run in runs.items()})
     entries = [_fused_entry(name, float(w), scored_by[name]) for name, w in result["weights"].items()]
     write_fused_model(Path(cfg.fuse.out_dir) / "model.json", entries, dm.class_names)
     return {**result, "markdown": str(Path(cfg.fuse.out_dir) / "results.md")}
@@ -82,6 +84,15 @@ def _scored_by(name: str, run_dir: Path, paths: list[Path]) -> Path:
             raise ScoresError(f"{path}: scored by an earlier {checkpoint} (it was written again since: a new "
                               "training or a resumed one); score it again with ip-tsn test")
     return checkpoint
+
+
+def _environment(run_dir: Path) -> dict | None:
+    """The ``environment`` a run's ``fit.json`` records, or None (not there, or an older run)."""
+    try:
+        env = json.loads((run_dir / "fit.json").read_text()).get("environment")
+    except (OSError, ValueError, AttributeError):
+        return None
+    return env if isinstance(env, dict) else None
 
 
 def _fused_entry(name: str, weight: float, checkpoint: Path) -> StreamEntry:
