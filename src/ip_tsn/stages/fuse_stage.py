@@ -29,7 +29,8 @@ def fuse(cfg: DictConfig) -> dict:
     ``fuse.baseline_fused``, with bootstrap CIs, paired differences and the data checks on val)
     and ``model.json`` (the fused streams' checkpoints, those their scores name, and weights, for
     ``ip-tsn predict`` / ``ip-tsn export``) in ``cfg.fuse.out_dir``. A stream whose val and test
-    scores name two checkpoints is refused before anything is written."""
+    scores name two checkpoints, or one written again since, is refused before anything is written;
+    the report says what trained each stream (its ``fit.json`` ``environment``)."""
     check_output_dir(cfg.fuse.out_dir, "fuse.out_dir")
     runs = to_container(cfg.fuse.streams)
     fused = list(cfg.fuse.fused)
