@@ -141,10 +141,13 @@ def test_scores_name_their_checkpoint_and_fuse_follows_them(tiny, capsys):
     entries = {s["name"]: s for s in json.loads((runs / "fusion/model.json").read_text())["streams"]}
     assert entries["I-stream"]["checkpoint"] == "../istream/checkpoints/last.ckpt"
     assert entries["P-stream distilled"]["checkpoint"] == "../student/checkpoints/best.ckpt"
+    assert entries["I-stream"]["checkpoint_sha256"] == load_scores(scores).checkpoint_sha256
     shutil.copyfile(runs / "pstream/checkpoints/best.ckpt", run_dir / "checkpoints/last.ckpt")  # new bytes, as a training
     assert main(fuse) == 2
     assert f"{run_dir / 'scores_val.npz'}: scored by an earlier {run_dir / 'checkpoints/last.ckpt'} (it was written again" in \
         capsys.readouterr().err
+    assert main(["predict", str(scores), "--model", str(runs / "fusion")]) == 2  # nor predicts with the new network
+    assert "stream 'I-stream' was fused from the scores of an earlier" in capsys.readouterr().err
 
 
 def test_spatial_term_trains_with_the_online_teacher_only(tiny, capsys):

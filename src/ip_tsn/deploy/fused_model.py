@@ -6,12 +6,15 @@ preprocessing). Both have one schema::
 
     {"format": "ip-tsn-fused-model", "class_names": [...] | null,
      "streams": [{"name": "I-stream", "weight": 2.0, "checkpoint": "../istream/checkpoints/best.ckpt",
-                  "torchscript": null, "onnx": null, "preprocess": null | {...}}, ...]}
+                  "torchscript": null, "onnx": null, "preprocess": null | {...},
+                  "checkpoint_sha256": null | "..."}, ...]}
 
 ``preprocess`` is the stream's :meth:`ip_tsn.data.preprocess.Preprocess.to_dict` (``model.json``: a
 copy of its checkpoint's; a checkpoint, when given, is what predict reads); reading the file checks
 it with :meth:`~ip_tsn.data.preprocess.Preprocess.from_dict`. File paths are stored relative to the
-JSON file's folder (the tree can move) and read back as absolute paths.
+JSON file's folder (the tree can move) and read back as absolute paths. ``checkpoint_sha256``
+(``model.json``): the checkpoint's hash when its scores were made, from which the weights were
+searched; a checkpoint written again since (a new training) is refused on reading.
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ from typing import Any
 
 from ip_tsn.atomic import write_json_atomic
 from ip_tsn.data.preprocess import Preprocess
+from ip_tsn.data.teacher_cache import sha256_file
 
 FORMAT = "ip-tsn-fused-model"
 FILE_KEYS = ("checkpoint", "torchscript", "onnx")
@@ -41,6 +45,7 @@ class StreamEntry:
     torchscript: str | None = None
     onnx: str | None = None
     preprocess: dict[str, Any] | None = field(default=None, hash=False)
+    checkpoint_sha256: str | None = None
 
 
 @dataclass(frozen=True)
@@ -93,5 +98,10 @@ def read_fused_model(path: str | os.PathLike) -> FusedSpec:
             raise ValueError(f"{path}: stream {entry.name!r} names no network file ({FILE_KEYS})")
         if entry.preprocess is not None:
             Preprocess.from_dict(entry.preprocess, f"{path}: stream {entry.name!r}")
-        streams.append(_relocate(entry, lambda p: os.path.normpath(folder / p)))
+        entry = _relocate(entry, lambda p: os.path.normpath(folder / p))
+        if entry.checkpoint_sha256 and os.path.isfile(entry.checkpoint or "") and \
+                sha256_file(entry.checkpoint) != entry.checkpoint_sha256:
+            raise ValueError(f"{path}: stream {entry.name!r} was fused from the scores of an earlier {entry.checkpoint} "
+                             "(it was written again since: a new training); test it and run ip-tsn fuse again")
+        streams.append(entry)
     return FusedSpec(streams, data.get("class_names"), str(path))

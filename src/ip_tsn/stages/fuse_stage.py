@@ -62,15 +62,15 @@ def fuse(cfg: DictConfig) -> dict:
                         groups=cfg.fuse.get("groups"), thresholds=to_container(cfg.fuse.get("checks")),
                         targets=cfg.fuse.get("targets"),
                         provenance={name: _environment(Path(run)) for name, run in runs.items()})
-    entries = [_fused_entry(name, float(w), scored_by[name]) for name, w in result["weights"].items()]
+    entries = [_fused_entry(name, float(w), *scored_by[name]) for name, w in result["weights"].items()]
     write_fused_model(Path(cfg.fuse.out_dir) / "model.json", entries, dm.class_names)
     return {**result, "markdown": str(Path(cfg.fuse.out_dir) / "results.md")}
 
 
-def _scored_by(name: str, run_dir: Path, paths: list[Path]) -> Path:
+def _scored_by(name: str, run_dir: Path, paths: list[Path]) -> tuple[Path, str | None]:
     """The checkpoint that scored stream ``name``'s score files ``paths``, which must all name the
-    same one, still as it was then (its SHA-256); the run's ``checkpoints/best.ckpt`` where they do
-    not say (files of older versions)."""
+    same one, still as it was then, and its SHA-256; the run's ``checkpoints/best.ckpt`` (and None)
+    where they do not say (files of older versions)."""
     tables = {path: load_scores(path) for path in paths if path.is_file()}
     said = {path: t.checkpoint for path, t in tables.items() if t.checkpoint is not None}
     if len(set(said.values())) > 1:
@@ -84,7 +84,7 @@ def _scored_by(name: str, run_dir: Path, paths: list[Path]) -> Path:
         if now is not None and sha != now:
             raise ScoresError(f"{path}: scored by an earlier {checkpoint} (it was written again since: a new "
                               "training or a resumed one); score it again with ip-tsn test")
-    return checkpoint
+    return checkpoint, next(iter(hashes.values()), None)
 
 
 def _environment(run_dir: Path) -> dict | None:
@@ -96,13 +96,13 @@ def _environment(run_dir: Path) -> dict | None:
     return env if isinstance(env, dict) else None
 
 
-def _fused_entry(name: str, weight: float, checkpoint: Path) -> StreamEntry:
-    """A ``model.json`` stream: its checkpoint, weight and (when the checkpoint is there) a copy of
-    the checkpoint's preprocessing."""
+def _fused_entry(name: str, weight: float, checkpoint: Path, sha256: str | None) -> StreamEntry:
+    """A ``model.json`` stream: its checkpoint (and the hash it had when scored), weight and (when
+    the checkpoint is there) a copy of the checkpoint's preprocessing."""
     preprocess = None
     if checkpoint.is_file():
         preprocess = checkpoint_preprocess(read_checkpoint(checkpoint), str(checkpoint)).to_dict()
-    return StreamEntry(name, weight, checkpoint=str(checkpoint), preprocess=preprocess)
+    return StreamEntry(name, weight, checkpoint=str(checkpoint), preprocess=preprocess, checkpoint_sha256=sha256)
 
 
 def fuse_splits(config: str | os.PathLike, overrides: list[str], splits: list[int]) -> dict:
