@@ -151,8 +151,7 @@ def claim_folder(folder: str, settings: dict, what: str, extension: str) -> None
     if older:
         print(f"{folder}: {older} {what} from before settings were recorded, taken as made with {settings} "
               f"(recorded in {SETTINGS_FILE})", file=sys.stderr)
-    os.makedirs(folder, exist_ok=True)
-    write_json_atomic(path, settings)
+    write_json_atomic(path, settings)  # makes the folder
 
 
 # --------------------------------------------------------------------------------------- running

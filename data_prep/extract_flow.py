@@ -52,7 +52,7 @@ def flow_settings(method: str, bound: float = 20.0, size: tuple[int, int] | None
     (``_common.claim_folder``): a rerun with others is refused instead of mixing two kinds of flow.
     ``flow``: the method, or for ``tvl1-torch`` the OpenCV method whose parameters it runs (the same
     TV-L1, benchmarks/RESULTS.md section 7), so a GPU run may finish a folder a CPU run began."""
-    return {"flow": params or "tvl1" if method == "tvl1-torch" else method, "bound": float(bound),
+    return {"flow": (params or "tvl1") if method == "tvl1-torch" else method, "bound": float(bound),
             "size": list(size) if size else None, "videos": videos}
 
 
@@ -247,9 +247,9 @@ def main(argv=None) -> int:
     videos = shard(find_files(videos_dir, (args.ext,)), *(args.shard or parse_shard(None)))
     if args.method != "tvl1-torch" and args.params != "tvl1":
         parser.error("--params is for --method tvl1-torch (the OpenCV methods are named by --method)")
-    if args.method == "tvl1-torch" and args.batch < 1:
-        parser.error("--batch must be >= 1")
     if args.method == "tvl1-torch":
+        if args.batch < 1:
+            parser.error("--batch must be >= 1")
         import torch
 
         try:
