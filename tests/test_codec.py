@@ -170,6 +170,39 @@ def test_compose_choice_equals_each_candidates_compose(samples):
             np.testing.assert_array_equal(got[choice == k], want[choice == k])
 
 
+def test_warps_through_four_channels_equal_opencvs_remap(samples):
+    """warp of an RGB picture (remapped as RGBA) and warp_planes (up to four luma pictures as the
+    channels of one) give OpenCV's remap of the picture as it is and of each plane alone, bit for
+    bit: real pictures and block vectors of bikes.mp4, also pushed past the picture's edges; 1 to 5
+    planes (one remap, a padded one, and a second group)."""
+    import cv2
+    from ip_tsn.codec.motion import dense_motion, sampling_maps, warp_planes
+
+    v = CompressedVideo(samples["bikes.mp4"])
+    p = [i for i in range(1, 40) if v.frame_types[i] == "P"]
+    own, _ = dense_motion(v.block_vectors([p[0]])[0], v.index.height, v.index.width, -1)
+    pictures = [v.load(i, "rgb") for i in p[:5]]
+    lumas = [cv2.cvtColor(x, cv2.COLOR_RGB2GRAY) for x in pictures]
+    h = own.shape[0]
+    for shift in (0.0, -(h + 9.25), 37.5):
+        mv = own + np.float32([shift / 3, shift])
+        maps = sampling_maps(mv)
+
+        def remap(image):
+            return cv2.remap(image, maps[0], maps[1], cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+
+        want = remap(pictures[0])
+        assert np.abs(want.astype(int) - pictures[0]).mean() > 1  # the motion moves the picture
+        np.testing.assert_array_equal(warp(pictures[0], mv), want)
+        np.testing.assert_array_equal(warp(pictures[0], mv, maps), want)
+        for n in (1, 2, 3, 4, 5):
+            got = warp_planes(lumas[:n], mv, maps)
+            assert len(got) == n
+            for plane, luma in zip(got, lumas):
+                assert plane.shape == luma.shape and plane.dtype == np.uint8
+                np.testing.assert_array_equal(plane, remap(luma))
+
+
 def test_reference_choice_matches_on_luma(samples):
     """best_reference takes the luma the reconstruction passes: per 8x8 cell, the candidate whose
     prediction is the frame wins over a shifted one, and ties go to the first."""

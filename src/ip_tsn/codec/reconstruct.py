@@ -42,7 +42,7 @@ import cv2
 import numpy as np
 
 from .index import VideoIndex
-from .motion import compose, compose_choice, dense_motion, residual, sampling_maps, warp
+from .motion import compose, compose_choice, dense_motion, residual, sampling_maps, warp, warp_planes
 
 MAX_REFERENCES = 3  # H.264 reference pictures tried per 8x8 cell when accumulating
 CELL = 8  # side of the cells the reference choice is made on (FFmpeg's smallest exported block)
@@ -196,7 +196,8 @@ def cell_choice(gop: GopMotion, j: int, mv: np.ndarray, candidates: list[int],
     """(ceil(H / cell), ceil(W / cell)) uint8: per cell, the index into ``candidates`` that frame
     ``j``'s motion ``mv`` (H, W, 2) predicts from (:func:`best_reference` on luma)."""
     maps = sampling_maps(mv) if maps is None else maps
-    return best_reference(gop.luma(j), [warp(gop.luma(c), mv, maps) for c in candidates], CELL // gop.factor)
+    predictions = warp_planes([gop.luma(c) for c in candidates], mv, maps)
+    return best_reference(gop.luma(j), predictions, CELL // gop.factor)
 
 
 def l0_choice(gop: GopMotion, j: int) -> np.ndarray | None:
