@@ -14,8 +14,9 @@ import torch
 from tiny_data import GridDataset, SignDataset
 from torch.utils.data import DataLoader
 
+from ip_tsn.atomic import sha256_file
 from ip_tsn.data.cache_size import cache_bytes
-from ip_tsn.data.teacher_cache import StaleCacheError, TeacherCache, sha256_file
+from ip_tsn.data.teacher_cache import StaleCacheError, TeacherCache
 from ip_tsn.data.teacher_targets import TeacherTargets
 from ip_tsn.lit import StreamClassifier, TeacherCacheWriter
 

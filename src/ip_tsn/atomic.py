@@ -1,9 +1,12 @@
 """Atomic file writes, the one helper every writer uses: write a temporary file in the target's
 folder, then rename it over the target (``os.replace``), so a reader sees the old file or the new
-one, never half of one. This module imports nothing from the package (it sits at the bottom)."""
+one, never half of one. Also the one file hash (:func:`sha256_file`) that results record of the
+files they came from (checkpoints, cache shards). This module imports nothing from the package
+(it sits at the bottom)."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 from collections.abc import Iterator
@@ -67,3 +70,12 @@ def write_text_atomic(path: str | os.PathLike, text: str) -> None:
 def write_json_atomic(path: str | os.PathLike, obj: Any) -> None:
     """Write ``obj`` as indented JSON to ``path`` atomically."""
     write_text_atomic(path, json.dumps(obj, indent=2, sort_keys=True) + "\n")
+
+
+def sha256_file(path: str | os.PathLike, block: int = 1 << 20) -> str:
+    """Hex SHA-256 of a file's bytes."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(block), b""):
+            digest.update(chunk)
+    return digest.hexdigest()

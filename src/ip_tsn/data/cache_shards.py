@@ -15,9 +15,9 @@ from typing import Any, BinaryIO
 import numpy as np
 import torch
 
-from ip_tsn.atomic import atomic_path, write_json_atomic
+from ip_tsn.atomic import atomic_path, sha256_file, write_json_atomic
 
-from .teacher_cache import CACHE_DTYPES, CACHE_FORMAT, CACHE_VERSION, MANIFEST, PARTS, sha256_file, shard_file
+from .teacher_cache import CACHE_DTYPES, CACHE_FORMAT, CACHE_VERSION, MANIFEST, PARTS, shard_file
 
 
 # -- writing ---------------------------------------------------------------------------------------

@@ -30,7 +30,6 @@ sizes and checksums of every file, verified on opening), ``num_videos`` and ``vi
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 from collections.abc import Mapping
@@ -38,6 +37,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
+
+from ip_tsn.atomic import sha256_file
 
 if TYPE_CHECKING:  # only an annotation: reading a cache needs no torch
     import torch
@@ -51,15 +52,6 @@ PARTS = ("logits.bin", "features.bin", "frames.bin")
 
 class StaleCacheError(ValueError):
     """The teacher cache is missing, broken or does not match what the caller expects."""
-
-
-def sha256_file(path: str | os.PathLike, block: int = 1 << 20) -> str:
-    """Hex SHA-256 of a file's bytes."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(block), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def shard_file(root: str | os.PathLike, shard: str, part: str) -> Path:

@@ -26,9 +26,8 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from ip_tsn.atomic import write_json_atomic
+from ip_tsn.atomic import sha256_file, write_json_atomic
 from ip_tsn.data.preprocess import Preprocess
-from ip_tsn.data.teacher_cache import sha256_file
 
 FORMAT = "ip-tsn-fused-model"
 FILE_KEYS = ("checkpoint", "torchscript", "onnx")

@@ -11,11 +11,11 @@ from pathlib import Path
 
 from omegaconf import DictConfig
 
-from ip_tsn.atomic import check_output_dir, write_json_atomic
+from ip_tsn.atomic import check_output_dir, sha256_file, write_json_atomic
 from ip_tsn.config import ConfigError, to_container
 from ip_tsn.data.cache_size import size_report
 from ip_tsn.data.datamodule import VideoDataModule
-from ip_tsn.data.teacher_cache import MANIFEST, TeacherCache, sha256_file
+from ip_tsn.data.teacher_cache import MANIFEST, TeacherCache
 from ip_tsn.data.transforms import num_view_ids
 from ip_tsn.evaluation.targets import target_stats
 from ip_tsn.lit.cache_writer import TeacherCacheWriter

@@ -8,9 +8,8 @@ from pathlib import Path
 
 from omegaconf import DictConfig
 
-from ip_tsn.atomic import check_output_dir, write_json_atomic
+from ip_tsn.atomic import check_output_dir, sha256_file, write_json_atomic
 from ip_tsn.config import ConfigError
-from ip_tsn.data.teacher_cache import sha256_file
 from ip_tsn.evaluation.class_report import write_class_report
 from ip_tsn.evaluation.scores import ScoresError, checkpoint_name, load_scores
 from ip_tsn.lit.modules import load_module

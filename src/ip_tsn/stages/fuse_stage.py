@@ -11,9 +11,8 @@ from pathlib import Path
 
 from omegaconf import DictConfig
 
-from ip_tsn.atomic import check_output_dir
+from ip_tsn.atomic import check_output_dir, sha256_file
 from ip_tsn.config import ConfigError, load_config, to_container
-from ip_tsn.data.teacher_cache import sha256_file
 from ip_tsn.deploy.fused_model import StreamEntry, write_fused_model
 from ip_tsn.evaluation.checks import Roles
 from ip_tsn.evaluation.fusion_run import run_fusion
