@@ -33,7 +33,6 @@ import pstats
 import time
 from pathlib import Path
 
-import cv2
 import numpy as np
 
 import media

@@ -21,7 +21,7 @@ import preprocess
 import worker_cost
 from ablation_report import ablation_section
 from common import SHARED, output_dir, shared
-from formatting import f, pct, table
+from formatting import pct, table
 from ip_tsn.atomic import write_text_atomic
 
 # section name: its writer, in the order of RESULTS.md

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 
-import av
 import cv2
 import numpy as np
 from pathlib import Path

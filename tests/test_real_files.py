@@ -15,7 +15,6 @@ for what cannot be read (item 9).
 
 from __future__ import annotations
 
-from fractions import Fraction
 from pathlib import Path
 
 import av
