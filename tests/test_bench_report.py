@@ -68,7 +68,7 @@ def test_coviar_networks_take_their_channels_and_time_each_network() -> None:
 
 
 def test_report_assembles_the_committed_results(tmp_path: Path, monkeypatch) -> None:
-    common, report = bench("common"), bench("report")
+    common, report, f = bench("common"), bench("report"), bench("formatting").f
     monkeypatch.setitem(common.OUTPUT, "dir", tmp_path)
     monkeypatch.setitem(common.OUTPUT, "results", REPO / "benchmarks" / "results")
     results = {name: common.load_section(name) for name in ("preprocess", "loader", "networks", "ablation")}
@@ -78,9 +78,9 @@ def test_report_assembles_the_committed_results(tmp_path: Path, monkeypatch) -> 
     assert "## 2. Loaders" in heads and "## 3. Networks and end-to-end latency" in heads
     pre = results["preprocess"]
     ratio = np.median([r["ratio_cpu"]["tvl1"] for r in pre["rows"] if "340x256" in r["group"]])
-    assert f"median {report.f(float(ratio))}x" in text  # the target's figure is the JSON's, not typed in
+    assert f"median {f(float(ratio))}x" in text  # the target's figure is the JSON's, not typed in
     lat = results["networks"]["latency"][0]
-    assert f"IP TSN is **{report.f(lat['speedup'])}x** faster end to end" in text
+    assert f"IP TSN is **{f(lat['speedup'])}x** faster end to end" in text
     json.dumps(results)
 
 
