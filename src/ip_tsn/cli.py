@@ -1,7 +1,7 @@
 """The `ip-tsn` command: one entry point for every stage.
 
     ip-tsn fit   experiments/teacher.yaml [key=value ...]   # train a stream (teacher, istream, pstream, student)
-    ip-tsn fit   experiments/student.yaml --print-config    # the composed, checked config; nothing runs
+    ip-tsn fit   experiments/student.yaml --print-config    # the composed config, keys and types checked; nothing runs
     ip-tsn cache experiments/cache.yaml   [key=value ...]   # teacher logits/features for the student
     ip-tsn test  experiments/student.yaml [--checkpoint CKPT] [key=value ...]  # TSN test protocol, scores
     ip-tsn fuse  experiments/fuse.yaml    [key=value ...]   # late fusion, results table + confusion PNG
@@ -35,7 +35,9 @@ def _parser() -> argparse.ArgumentParser:
         p.add_argument("config", help="experiments/<stage>.yaml")
         p.add_argument("overrides", nargs="*", help="key=value (OmegaConf dot-list)")
         p.add_argument("--print-config", action="store_true",
-                       help="print the composed, checked config, every setting with its value, and stop")
+                       help="print the composed config, every setting with its value, and stop (keys and types "
+                            "are checked here; ranges such as data.num_segments>=1 when a run sets up, "
+                            "before it writes anything)")
         if name == "test":
             p.add_argument("--checkpoint", help="default: <run_dir>/checkpoints/best.ckpt")
             p.add_argument("--subsets", default="val,test", help="comma-separated (default val,test)")
