@@ -234,6 +234,10 @@ def test_test_refuses_a_bad_list_before_scoring_any_subset(tiny_streams, tmp_pat
     text = testlist.read_text()
     testlist.unlink()
     capsys.readouterr()
+    for subsets, named in (("val,tset", "'tset'"), (",", "''")):  # a typo in --subsets: named before any work
+        assert main(["test", str(EXPERIMENTS / "istream.yaml"), *args, "--subsets", subsets]) == 2
+        assert _one_line(capsys, "test") == (f"--subsets {subsets.strip(',')}: {named} is not a subset; choose from "
+                                             "train, val, trainval, test (comma-separated)")
     assert main(["test", str(EXPERIMENTS / "istream.yaml"), *args]) == 2
     assert _one_line(capsys, "test").startswith(f"data: {testlist}: split file not found")
     first_train = (root / "splits" / "trainlist01.txt").read_text().split()[0]

@@ -40,7 +40,8 @@ def _parser() -> argparse.ArgumentParser:
                             "before it writes anything)")
         if name == "test":
             p.add_argument("--checkpoint", help="default: <run_dir>/checkpoints/best.ckpt")
-            p.add_argument("--subsets", default="val,test", help="comma-separated (default val,test)")
+            p.add_argument("--subsets", default="val,test",
+                           help="comma-separated, of train, val, trainval, test (default val,test)")
     predict = sub.add_parser("predict", help="fused I+P prediction on any video (no optical flow)")
     predict.add_argument("videos", nargs="+", help="video files (H.264, MPEG-4, ...; HEVC: re-encode first)")
     export = sub.add_parser("export", help="TorchScript + ONNX of the stream networks, fusion.json")

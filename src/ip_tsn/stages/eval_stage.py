@@ -10,6 +10,7 @@ from omegaconf import DictConfig
 
 from ip_tsn.atomic import check_output_dir, sha256_file, write_json_atomic
 from ip_tsn.config import ConfigError
+from ip_tsn.data.datasets import SUBSETS
 from ip_tsn.evaluation.class_report import write_class_report
 from ip_tsn.evaluation.scores import ScoresError, checkpoint_name, load_scores
 from ip_tsn.lit.modules import load_module
@@ -23,9 +24,13 @@ def test(cfg: DictConfig, checkpoint: str | None = None, subsets: tuple[str, ...
     ``metrics.json`` (per subset, with that checkpoint), ``per_class_<subset>.csv`` and
     ``confusion_<subset>.png`` in the run directory. Scores of another checkpoint already there are
     replaced only with ``overwrite=true``."""
+    subsets = tuple(dict.fromkeys(subsets))  # each once
+    unknown = [s for s in subsets if s not in SUBSETS]
+    if unknown or not subsets:
+        raise ConfigError(f"--subsets {','.join(subsets)}: {unknown[0] if unknown else ''!r} is not a subset; "
+                          f"choose from {', '.join(SUBSETS)} (comma-separated)")
     run_dir = check_output_dir(cfg.run_dir, "run_dir")
     checkpoint = checkpoint or str(run_dir / "checkpoints" / "best.ckpt")
-    subsets = tuple(dict.fromkeys(subsets))  # each once
     model = load_module(checkpoint, f"the {cfg.get('stage')} config", **expected_kind(cfg))
     name = checkpoint_name(checkpoint, run_dir)
     if not cfg.get("overwrite"):
