@@ -64,13 +64,31 @@ def test_every_experiment_file_composes_and_checks(dataset):
 
 
 def test_the_check_changes_nothing():
-    """The schema only checks: the config that runs is the composed one, value for value."""
+    """The schema only checks: the config that runs is the composed one, value for value (but for a
+    number given where the schema declares a string, next test)."""
     over = ["data=ucf101", "distill.temperature=3", "trainer.devices=2"]
     checked = load_checked(EXPERIMENTS / "student.yaml", over)
     assert checked == load_config(EXPERIMENTS / "student.yaml", over)
     assert checked.distill.temperature == 3 and isinstance(checked.distill.temperature, int)
     assert "momentum" not in checked.model  # the model's defaults stay in the code
     assert checked.data.val_fraction == 0.1 and checked.data.batch_size == 32  # data: every setting, for ${data.*}
+
+
+def test_a_number_given_for_a_path_or_name_is_that_string(tmp_path, capsys):
+    """``fuse.out_dir=2026`` is the folder "2026" (``Path`` refuses the int OmegaConf parses): every
+    string the schema declares reaches the run as a string; numbers stay numbers elsewhere and in
+    the open ``trainer``. ``ip-tsn fuse`` with
+    ``fuse.groups=3`` was a TypeError traceback; it is the missing groups file "3"."""
+    cfg = load_checked(EXPERIMENTS / "fuse.yaml", ["run_root=2026", "name=7", "fuse.groups=3", "fuse.targets=1.5",
+                                                   "fuse.streams.mine=12", "seed=5", "trainer.devices=2"])
+    assert (cfg.run_root, cfg.name, cfg.fuse.groups, cfg.fuse.targets, cfg.fuse.streams.mine) == \
+        ("2026", "7", "3", "1.5", "12")
+    assert cfg.seed == 5 and cfg.trainer.devices == 2  # int where the schema says int; trainer: open
+    assert cfg.fuse.out_dir == "2026/7"  # ${run_root}/${name}, resolved from the strings
+    assert all(isinstance(x, str) for x in (cfg.run_root, cfg.fuse.groups))
+    assert load_checked(EXPERIMENTS / "fuse.yaml", ["fuse.groups=null"]).fuse.groups is None
+    cfg = load_checked(EXPERIMENTS / "fuse.yaml", ["fuse.streams.2=runs/x", "fuse.fused=[2,I-stream]", "fuse.splits=[1,2]"])
+    assert list(cfg.fuse.fused) == ["2", "I-stream"] and list(cfg.fuse.splits) == [1, 2]  # names; split numbers
 
 
 OVERRIDE = r"\(command-line override of \S*experiments/student.yaml\)"

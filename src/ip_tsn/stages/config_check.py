@@ -24,7 +24,7 @@ from pathlib import Path
 from collections.abc import Sequence
 from typing import Any
 
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig, ListConfig, OmegaConf
 from omegaconf.errors import ConfigKeyError, OmegaConfBaseException
 
 from ip_tsn.config import ConfigError, Source, config_sources, load_config
@@ -66,7 +66,7 @@ def check_config(cfg: DictConfig, path: str | os.PathLike, overrides: Sequence[s
         raise ConfigError(f"{path}: no {', '.join(missing)}: a stage config names its stage and starts from "
                           f"experiments/base.yaml (`_base_: base.yaml`, or `_base_: pstream.yaml` and the like), "
                           "which sets the run's folder, seed and trainer")
-    _check(cfg, StageConfig, f"in {path} as composed and resolved")
+    _as_declared(cfg, _check(cfg, StageConfig, f"in {path} as composed and resolved"))
     check_reconstruct_value(cfg, str(path))
     for section, settings in VALUE_GROUPS:  # values out of range, before any data or model is touched
         given = OmegaConf.select(cfg, section)
@@ -100,10 +100,11 @@ def _schema(schema: type) -> DictConfig:
     return cfg
 
 
-def _check(piece: DictConfig, schema: type, label: str, prefix: str = "") -> None:
-    """Merge ``piece`` (its keys shown after ``prefix``) into ``schema``; check its trainer keys."""
+def _check(piece: DictConfig, schema: type, label: str, prefix: str = "") -> DictConfig:
+    """Merge ``piece`` (its keys shown after ``prefix``) into ``schema``; check its trainer keys.
+    Returns the merged config (values converted to the schema's types)."""
     try:
-        OmegaConf.merge(_schema(schema), piece)
+        merged = OmegaConf.merge(_schema(schema), piece)
     except OmegaConfBaseException as e:
         raise ConfigError(_message(e, piece, schema, label, prefix)) from None
     trainer = piece.get("trainer") if schema is StageConfig else None
@@ -115,6 +116,25 @@ def _check(piece: DictConfig, schema: type, label: str, prefix: str = "") -> Non
             if key not in known:
                 raise ConfigError(_unknown_text(f"{prefix}trainer.{key}", label,
                                                 [f"{prefix}trainer.{k}" for k in sorted(known)]))
+    return merged
+
+
+def _as_declared(cfg: DictConfig, merged: DictConfig) -> None:
+    """Give ``cfg`` the string the schema declares where a number or boolean was given for a path
+    or a name (``fuse.out_dir=2026`` is the folder "2026", not the int 2026 that ``Path`` refuses):
+    the value OmegaConf converted while merging (``merged``). Interpolations are left as they are."""
+    for key in list(cfg.keys()):
+        if OmegaConf.is_interpolation(cfg, key) or key not in merged or OmegaConf.is_interpolation(merged, key):
+            continue
+        value, typed = cfg[key], merged[key]
+        if isinstance(value, DictConfig) and isinstance(typed, DictConfig):
+            _as_declared(value, typed)
+        elif isinstance(typed, str) and isinstance(value, (bool, int, float)):
+            cfg[key] = typed
+        elif isinstance(value, ListConfig) and isinstance(typed, ListConfig) and len(value) == len(typed):
+            for i, (v, t) in enumerate(zip(value, typed)):  # fuse.fused=[1,I-stream]: names
+                if isinstance(t, str) and isinstance(v, (bool, int, float)):
+                    value[i] = t
 
 
 @functools.lru_cache(maxsize=None)
