@@ -102,7 +102,10 @@ def run(quick: bool = False) -> dict:
     """Both loaders, both paths: CPU ms per clip in the worker, the paths' largest input difference,
     the device part's cost on this CPU, and the device-path worker's profile."""
     set_threads(1)
-    root = media.make_dataset(WORK_DIR / "data" / "coviar340", media.SIZE_340, 36, 1 if quick else 2)
+    # the loaders read the teacher cache, never the flow: --quick (and its test) skips computing it;
+    # the full run shares the loader section's set, flow included
+    root = media.make_dataset(WORK_DIR / "data" / ("coviar340-noflow" if quick else "coviar340"), media.SIZE_340, 36,
+                              1 if quick else 2, with_flow=not quick)
     cache = media.fake_teacher_cache(root / "teacher_cache", root, len(media.CLASSES))
     clips = 12 if quick else 120
     out: dict = {"settings": {**SETTINGS, "clips": clips, "size": "340x256", "target_ms": TARGET_MS}, "loaders": {}}
