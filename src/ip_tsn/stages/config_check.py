@@ -9,7 +9,8 @@ known key or the expected type::
     stage=istrem: unknown value (from the command line ...); did you mean istream?
 
 ``trainer`` is open (any ``pytorch_lightning.Trainer`` argument), but its key names are checked
-against the Trainer's signature, and the ones ``ip-tsn`` sets itself are refused.
+against the Trainer's signature, and the ones ``ip-tsn`` sets itself are refused. The one change the
+check makes: a number or boolean given where the schema declares a string becomes that string.
 """
 
 from __future__ import annotations
