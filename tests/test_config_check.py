@@ -74,11 +74,11 @@ def test_the_check_changes_nothing():
     assert checked.data.val_fraction == 0.1 and checked.data.batch_size == 32  # data: every setting, for ${data.*}
 
 
-def test_a_number_given_for_a_path_or_name_is_that_string(tmp_path, capsys):
+def test_a_number_given_for_a_path_or_name_is_that_string():
     """``fuse.out_dir=2026`` is the folder "2026" (``Path`` refuses the int OmegaConf parses): every
     string the schema declares reaches the run as a string; numbers stay numbers elsewhere and in
-    the open ``trainer``. ``ip-tsn fuse`` with
-    ``fuse.groups=3`` was a TypeError traceback; it is the missing groups file "3"."""
+    the open ``trainer``. ``ip-tsn fuse`` with ``fuse.groups=3`` was a TypeError traceback; it is
+    the missing groups file "3"."""
     cfg = load_checked(EXPERIMENTS / "fuse.yaml", ["run_root=2026", "name=7", "fuse.groups=3", "fuse.targets=1.5",
                                                    "fuse.streams.mine=12", "seed=5", "trainer.devices=2"])
     assert (cfg.run_root, cfg.name, cfg.fuse.groups, cfg.fuse.targets, cfg.fuse.streams.mine) == \
