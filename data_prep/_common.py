@@ -120,15 +120,17 @@ class SettingsError(ValueError):
     """An output folder that holds outputs made with other settings (one line, exit status 2)."""
 
 
-def claim_folder(folder: str, settings: dict, what: str, extension: str) -> None:
+def claim_folder(folder: str, settings: dict, what: str, extension: str, overwrite: bool = False) -> None:
     """Record in ``<folder>/settings.json`` the ``settings`` its outputs (``what``: files ending
     in ``extension``) are made with, or check them against those recorded there.
 
     A rerun skips the outputs that exist (resume), so a run with other settings would leave a
     folder of two kinds without a word; it raises :class:`SettingsError` instead, naming the folder
     and every setting that differs, before anything is written. ``--overwrite`` recomputes outputs
-    with the recorded settings, never with others: a folder holds one kind. Outputs written before
-    settings were recorded (older versions) are taken as made with ``settings``, said in one line.
+    with the recorded settings, never with others: a folder holds one kind. Outputs there with no
+    record (an older version's, or the record was removed) are never taken on trust, since nothing
+    in them says how they were made: the run is refused, naming the record that would adopt them,
+    unless ``overwrite`` (the caller's ``--overwrite``: they are recomputed with ``settings``).
     Shards started together agree: each writes the same file, atomically."""
     settings = json.loads(json.dumps(settings))  # as it reads back: tuples are lists
     check_output_dir(folder, "output folder")
@@ -147,10 +149,11 @@ def claim_folder(folder: str, settings: dict, what: str, extension: str) -> None
             raise SettingsError(f"{folder}: holds {what} made with other settings ({differ}); rerun with the "
                                 f"recorded settings to resume, or remove {folder} to start again with these")
         return
-    older = len(find_files(folder, (extension,))) if os.path.isdir(folder) else 0
+    older = len(find_files(folder, (extension,))) if os.path.isdir(folder) and not overwrite else 0
     if older:
-        print(f"{folder}: {older} {what} from before settings were recorded, taken as made with {settings} "
-              f"(recorded in {SETTINGS_FILE})", file=sys.stderr)
+        raise SettingsError(f"{folder}: holds {older} {what} and no {SETTINGS_FILE} saying how they were made; if "
+                            f"they were made with these settings, write {json.dumps(settings)} to {path} to resume, "
+                            f"else pass --overwrite to remake them with these settings")
     write_json_atomic(path, settings)  # makes the folder
 
 

@@ -259,7 +259,7 @@ def main(argv=None) -> int:
         if device.type == "cuda" and not torch.cuda.is_available():
             parser.error(f"--device {args.device}: no CUDA device is visible (use --device cpu)")
     claim_folder(os.path.join(root, "flow"), flow_settings(args.method, args.bound, args.size, args.videos, args.params),
-                 "flow files", ".npy")  # the arguments checked: a refused run records nothing
+                 "flow files", ".npy", args.overwrite)  # the arguments checked: a refused run records nothing
     if args.method == "tvl1-torch":
         return summarize(extract_torch(videos, root, args), "flow (tvl1-torch)")
     threads = args.threads if args.threads is not None else (1 if args.workers > 1 else -1)

@@ -158,9 +158,10 @@ def main(argv: list[str] | None = None) -> int:
     rels, missing = listed_videos(args.dataset, root, args.class_list)  # split files read before anything is written
     if not args.check:  # the copy's videos and flow: one set of settings each, as reencode.py / extract_flow.py
         claim_folder(os.path.join(out, "videos"), encode_settings(args.size, args.gop, args.qscale), "re-encoded videos",
-                     ".mp4")
+                     ".mp4", args.overwrite)
         if flow_method is not None:
-            claim_folder(os.path.join(out, "flow"), flow_settings(flow_method, size=args.flow_size), "flow files", ".npy")
+            claim_folder(os.path.join(out, "flow"), flow_settings(flow_method, size=args.flow_size), "flow files", ".npy",
+                         args.overwrite)
     copy_split_files(args.dataset, root, out, args.class_list)
     for message in missing:
         print(f"warning: {message}")

@@ -221,7 +221,8 @@ def main(argv=None) -> int:
     clashing = {r.item for r in clashes}
     todo = [src for src in videos if src not in clashing]
 
-    claim_folder(output_root, encode_settings(args.size, args.gop, args.qscale), "re-encoded videos", ".mp4")
+    claim_folder(output_root, encode_settings(args.size, args.gop, args.qscale), "re-encoded videos", ".mp4",
+                 args.overwrite)
     fn = functools.partial(_one, input_root=input_root, output_root=output_root, size=args.size,
                            gop=args.gop, qscale=args.qscale, overwrite=args.overwrite)
     results = parallel_map(fn, todo, workers=args.workers, desc="reencode",

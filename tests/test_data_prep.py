@@ -245,11 +245,22 @@ def test_extract_flow_dataset(tmp_path):
     shutil.rmtree(root / "flow")
     code, log = run("extract_flow.py", root, "--workers", "1", "--size", "32x32")
     assert code == 0 and "2 done" in log, log
-    settings.unlink()  # a folder of an older version: its files are taken as made with the settings asked
+    mtime32 = os.stat(root / "flow" / "Walk" / "w1.npy").st_mtime_ns
+    recorded = settings.read_text()
+    settings.unlink()  # files with no record (an older version's): never taken as made with the settings asked
     code, log = run("extract_flow.py", root, "--workers", "1", "--size", "32x32")
-    assert code == 0 and "2 skipped" in log and f"{root / 'flow'}: 2 flow files from before settings were recorded, " \
-        "taken as made with {'flow': 'tvl1', 'bound': 20.0, 'size': [32, 32], 'videos': 'videos'}" in log
-    assert json.loads(settings.read_text())["size"] == [32, 32]
+    asked = '{"flow": "tvl1", "bound": 20.0, "size": [32, 32], "videos": "videos"}'
+    assert code == 2 and log.strip().splitlines() == [
+        f"extract_flow.py: error: {root / 'flow'}: holds 2 flow files and no settings.json saying how they were "
+        f"made; if they were made with these settings, write {asked} to {settings} to resume, else pass "
+        "--overwrite to remake them with these settings"], log
+    assert not settings.exists() and os.stat(root / "flow" / "Walk" / "w1.npy").st_mtime_ns == mtime32
+    settings.write_text(asked)  # as the line says: the run resumes
+    code, log = run("extract_flow.py", root, "--workers", "1", "--size", "32x32")
+    assert code == 0 and "2 skipped" in log and json.loads(settings.read_text()) == json.loads(recorded), log
+    settings.unlink()
+    code, log = run("extract_flow.py", root, "--workers", "1", "--size", "32x32", "--overwrite")
+    assert code == 0 and "2 done" in log and json.loads(settings.read_text()) == json.loads(recorded), log
     tvl1 = load_flow(root / "flow" / "Walk" / "w1.npy")
     assert tvl1.shape == (23, 32, 32, 2)
     assert np.median(dequantize_flow(tvl1[:, 4:-4, 4:-4, 0])) == pytest.approx(1.0, abs=0.5)
