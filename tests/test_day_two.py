@@ -317,8 +317,13 @@ def test_a_fit_that_ran_no_step_is_one_line_and_marked_failed(tiny_streams, tmp_
 def test_ddp_with_fewer_batches_than_ranks_is_one_line(tiny_streams, tmp_path):
     """Two DDP processes on the CPU, 12 training videos each and batch_size 16 (the incomplete
     batch dropped): no step runs; one line says why, exit 2, the run folder marked failed.json, no
-    traceback and no "best checkpoint"."""
-    args = [a for a in tiny_streams["common"] if not a.startswith("data.batch_size=")]
+    traceback and no "best checkpoint". The training list also names a video that is not there:
+    the package's warning is one line too (``ip-tsn fit: warning: ...``), not Python's two."""
+    root = tmp_path / "data"
+    shutil.copytree(tiny_streams["root"], root)
+    with open(root / "splits" / "trainlist01.txt", "a") as f:
+        f.write("PoolJump/v_PoolJump_gone.mp4 3\n")
+    args = [a for a in tiny_streams["common"] if not a.startswith("data.batch_size=")] + [f"data.root={root}"]
     cmd = [sys.executable, "-m", "ip_tsn.cli", "fit", str(EXPERIMENTS / "istream.yaml"), *args, f"run_root={tmp_path}",
            "data.batch_size=16", "trainer.devices=2", "trainer.strategy=ddp", "trainer.accelerator=cpu"]
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
@@ -326,6 +331,10 @@ def test_ddp_with_fewer_batches_than_ranks_is_one_line(tiny_streams, tmp_path):
     assert proc.returncode == 2 and err, proc.stderr[-2000:]
     assert "no training step ran: 0 training batches per process (2 process(es), batch_size 16" in err[-1]
     assert "Traceback" not in proc.stderr and "best checkpoint" not in proc.stdout
+    warned = [line for line in proc.stderr.splitlines() if "v_PoolJump_gone.mp4" in line]
+    assert warned and set(warned) == {f"ip-tsn fit: warning: synthetic train split 1: 1 of 25 listed videos are "
+                                      f"missing under {root / 'videos'} (e.g. PoolJump/v_PoolJump_gone.mp4); skipped"}
+    assert "UserWarning" not in proc.stderr
     assert (tmp_path / "istream" / "failed.json").is_file() and not (tmp_path / "istream" / "fit.json").exists()
 
 

@@ -19,8 +19,10 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import sys
 import warnings
+from typing import Callable
 
 from .config import ConfigError
 
@@ -104,7 +106,8 @@ def _floats(text: str) -> list[float]:
 def _quiet() -> None:
     """Hide the warnings that only restate our choices (small CPU runs, few workers)."""
     for pattern in (".*does not have many workers.*", ".*GPU available but not used.*",
-                    ".*number of training batches.*", ".*is an invalid version and will not be supported.*"):
+                    ".*number of training batches.*", ".*is an invalid version and will not be supported.*",
+                    r".*isinstance\(treespec, LeafSpec\)` is deprecated.*"):  # Lightning's own, with torch 2.14
         warnings.filterwarnings("ignore", message=pattern)
     logging.getLogger("pytorch_lightning.utilities.rank_zero").setLevel(logging.WARNING)
 
@@ -121,9 +124,34 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
     return args
 
 
+def _one_line_warnings(command: str) -> Callable[..., str]:
+    """A ``warnings.formatwarning`` that shows the package's own warnings (missing or left-out
+    videos, duplicate split lines, a random init) as one line each, ``ip-tsn <command>: warning:
+    ...``, as errors are; others as Python formats them. A formatter, not a ``showwarning``, so that
+    whoever records warnings (``pytest.warns``, a notebook) still gets them."""
+    default, package = warnings.formatwarning, os.path.dirname(os.path.abspath(__file__)) + os.sep
+
+    def one_line(message, category, filename, lineno, line=None) -> str:
+        if not os.path.abspath(str(filename)).startswith(package):
+            return default(message, category, filename, lineno, line)
+        return f"ip-tsn {command}: warning: {message}\n"
+
+    return one_line
+
+
 def main(argv: list[str] | None = None) -> int:
     args = _parse(argv)
-    _quiet()
+    formatter = warnings.formatwarning
+    with warnings.catch_warnings():  # what follows changes no warning setting of a caller (tests, notebooks)
+        _quiet()
+        warnings.formatwarning = _one_line_warnings(args.command)
+        try:
+            return _run(args)
+        finally:
+            warnings.formatwarning = formatter  # catch_warnings does not restore this one
+
+
+def _run(args: argparse.Namespace) -> int:
     cfg, fit_stage = None, None
     try:
         if args.command in ("predict", "export"):
