@@ -240,6 +240,7 @@ def test_wandb_sweep_trial_runs_offline(tiny):
     saved = yaml.safe_load((base / "runs/sweep_trial/config.yaml").read_text())
     assert saved["distill"]["temperature"] == 2 and saved["model"]["optim"]["lr"] == 0.003
     assert list((base / "runs/sweep_trial/wandb").glob("offline-run-*")), "no offline W&B run written"
+    assert "anonymous" not in proc.stderr  # wandb's warning on the deprecated setting Lightning passes
 
 
 def test_a_training_beside_another_gives_the_same_weights(tiny):

@@ -118,9 +118,12 @@ def build_loggers(cfg: DictConfig, run_dir: Path, resume: tuple[int, int] | None
         from pytorch_lightning.loggers import WandbLogger
 
         os.environ.setdefault("WANDB_SILENT", "true")
-        loggers.append(WandbLogger(project=settings.wandb_project, name=cfg.run_name,
-                                   group=cfg.get("wandb_group"), save_dir=str(run_dir), mode=wandb_mode(cfg),
-                                   config=to_container(cfg)))
+        wandb_logger = WandbLogger(project=settings.wandb_project, name=cfg.run_name, group=cfg.get("wandb_group"),
+                                   save_dir=str(run_dir), mode=wandb_mode(cfg), config=to_container(cfg))
+        # Lightning always passes wandb's deprecated `anonymous` (None), which makes wandb warn on every
+        # run that it has no effect: leave it out of the init arguments
+        getattr(wandb_logger, "_wandb_init", {}).pop("anonymous", None)
+        loggers.append(wandb_logger)
     if settings.tensorboard:
         try:
             from pytorch_lightning.loggers import TensorBoardLogger
