@@ -74,6 +74,21 @@ def test_the_check_changes_nothing():
     assert checked.data.val_fraction == 0.1 and checked.data.batch_size == 32  # data: every setting, for ${data.*}
 
 
+def test_a_data_override_sets_what_a_stage_file_sets_under_datamodule():
+    """A stage's data settings (``datamodule:`` in the stage file and in a dataset file's
+    ``stages.<stage>``) are merged into ``data``, so ``data.X=`` on the command line sets X (the
+    student's ``data.teacher_cache=`` was silently ignored in favour of the stage file's) and the
+    composed config holds each setting once; ``datamodule.X=`` still works."""
+    student = load_checked(EXPERIMENTS / "student.yaml", ["run_root=r"])
+    assert (student.data.modality, student.data.teacher_cache, len(student.datamodule)) == ("p", "r/teacher_cache", 0)
+    given = load_checked(EXPERIMENTS / "student.yaml", ["run_root=r", "data.teacher_cache=elsewhere/cache"])
+    assert given.data.teacher_cache == "elsewhere/cache" and len(given.datamodule) == 0
+    for over, views in (([], 5), (["data.train_views=2"], 2), (["datamodule.train_views=3"], 3)):
+        cfg = load_checked(EXPERIMENTS / "pstream.yaml", ["data=ucf101", *over])  # ucf101.yaml: stages.pstream.datamodule
+        assert (cfg.data.train_views, cfg.data.modality, len(cfg.datamodule)) == (views, "p", 0)
+    assert load_checked(EXPERIMENTS / "istream.yaml", ["data=ucf101"]).data.train_views is None
+
+
 def test_a_number_given_for_a_path_or_name_is_that_string():
     """``fuse.out_dir=2026`` is the folder "2026" (``Path`` refuses the int OmegaConf parses): every
     string the schema declares reaches the run as a string; numbers stay numbers elsewhere and in

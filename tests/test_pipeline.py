@@ -48,7 +48,7 @@ def test_teacher_cache_student_fusion(tiny, capsys):
     run("fit", str(ROOT / "experiments/teacher.yaml"), *common)
     assert (runs / "teacher/checkpoints/best.ckpt").is_file() and (runs / "teacher/checkpoints/last.ckpt").is_file()
     saved = yaml.safe_load((runs / "teacher/config.yaml").read_text())
-    assert saved["datamodule"]["modality"] == "flow" and saved["run_dir"] == str(runs / "teacher")
+    assert saved["data"]["modality"] == "flow" and saved["run_dir"] == str(runs / "teacher")
 
     run("cache", str(ROOT / "experiments/cache.yaml"), *common)
     cache = TeacherCache(runs / "teacher_cache")

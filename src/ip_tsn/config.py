@@ -6,7 +6,9 @@
 2. the dataset file ``experiments/data/<data>.yaml``, where ``<data>`` is the stage file's
    ``data`` key or a ``data=<name>`` override: its ``data`` section becomes ``cfg.data`` and its
    ``stages.<stage>`` section is merged over the whole config (per-dataset settings of a stage);
-3. the remaining ``key=value`` overrides (OmegaConf dot-list; W&B sweeps pass these), last.
+   the stage's data settings (``datamodule``) are then merged into ``data``;
+3. the remaining ``key=value`` overrides (OmegaConf dot-list; W&B sweeps pass these), last: a
+   ``data.X=`` override sets X even where the stage file sets it under ``datamodule``.
 
 :func:`config_sources` gives the same pieces one by one, each with where it came from, for the
 config check (:mod:`ip_tsn.stages.config_check`) to name the file of a bad key.
@@ -108,6 +110,17 @@ def data_defaults() -> DictConfig:
     return OmegaConf.create({**defaults(DataSettings), **defaults(Preprocess)})
 
 
+def _fold_datamodule(cfg: DictConfig) -> None:
+    """Merge the stage's data settings (its files' ``datamodule`` section, and a dataset file's
+    ``stages.<stage>.datamodule``) into ``data``, leaving ``datamodule`` empty: ``data`` is the one
+    place a data setting has in the composed config, so a ``data.X=`` override sets X whatever
+    the stage file says, and ``--print-config`` shows each setting once."""
+    stage = cfg.get("datamodule")
+    if isinstance(stage, DictConfig) and len(stage):
+        cfg.data = OmegaConf.merge(cfg.get("data") or OmegaConf.create(), stage)
+        cfg.datamodule = OmegaConf.create()
+
+
 def load_config(path: str | os.PathLike, overrides: Sequence[str] = (),
                 sources: Sequence[Source] | None = None) -> DictConfig:
     """Compose the config of one run (see the module docstring); interpolations resolved. The
@@ -128,10 +141,12 @@ def load_config(path: str | os.PathLike, overrides: Sequence[str] = (),
             if stage_cfg is not None:
                 cfg = OmegaConf.merge(cfg, stage_cfg)
         cfg.data.name = dataset[0].name
+    _fold_datamodule(cfg)  # before the overrides: `data.X=` on the command line wins over a stage's X
     try:
         for source in sources:
             if source.kind == "overrides":
                 cfg = OmegaConf.merge(cfg, source.cfg)
+        _fold_datamodule(cfg)  # a `datamodule.X=` override too
         OmegaConf.resolve(cfg)
     except Exception as e:  # omegaconf's errors name the key; add the file
         raise ConfigError(f"{path}: {e}") from None

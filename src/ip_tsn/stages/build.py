@@ -37,7 +37,8 @@ def one_line(section: str, cfg: DictConfig) -> Iterator[None]:
 
 
 def build_datamodule(cfg: DictConfig, stage: str | None = "fit", **overrides: Any) -> VideoDataModule:
-    """``VideoDataModule`` from ``cfg.data`` (the dataset) updated by ``cfg.datamodule`` (the stage);
+    """``VideoDataModule`` from ``cfg.data`` (``load_config`` has merged the stage's ``datamodule``
+    into it; one still set, in a config built by hand, updates it);
     its values, its dataset's class file and the lists of the subsets Lightning's ``stage`` reads
     (``fit``, ``test``, ``predict``; None: the class file only, all ``fuse`` needs) checked now,
     before any trainer exists: a missing root, a bad split file or an empty subset is one line."""

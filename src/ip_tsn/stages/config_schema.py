@@ -35,7 +35,8 @@ MODULES = ("classifier", "distill")
 #: sections that take keys the schema does not list (struct mode off; their fields keep their types)
 OPEN = ("trainer",)
 
-#: ``data`` (the dataset file's) and ``datamodule`` (the stage's): ``VideoDataModule``'s arguments
+#: ``data`` (the dataset file's) and ``datamodule`` (a stage file's, merged into ``data`` when the config is
+#: composed): ``VideoDataModule``'s arguments
 DataConfig = schema("DataConfig", DataSettings, Preprocess, extra=(
     ("name", Optional[str], setting(None, "the dataset file's name (set by load_config)")),))
 #: ``model.net``: the TSN network
