@@ -89,6 +89,26 @@ def test_a_data_override_sets_what_a_stage_file_sets_under_datamodule():
     assert load_checked(EXPERIMENTS / "istream.yaml", ["data=ucf101"]).data.train_views is None
 
 
+def test_a_data_section_in_a_stage_file_is_whole_or_refused(tmp_path):
+    """In a stage file ``data:`` names the dataset file; a mapping there is the whole data config.
+    A mapping that names no dataset, or one a dataset file would replace, was silently dropped or
+    an interpolation error in three lines: now one line pointing at ``datamodule:``. A whole one
+    gets every default (``${data.split}`` resolves); a bad interpolation is one line naming its key."""
+    part, whole = tmp_path / "part.yaml", tmp_path / "whole.yaml"
+    part.write_text(f"_base_: {EXPERIMENTS / 'pstream.yaml'}\ndata: {{num_segments: 5}}\n")
+    whole.write_text(f"_base_: {EXPERIMENTS / 'pstream.yaml'}\ndata: {{dataset: synthetic, root: d, num_segments: 5}}\n")
+    with pytest.raises(ConfigError, match=rf"^{part}: a data: section in a stage file is the whole data config, and it "
+                                          r"names no dataset; set a stage's data settings under datamodule: "):
+        load_checked(part)
+    with pytest.raises(ConfigError, match=r"the dataset file data=ucf101 replaces it; set a stage's data settings"):
+        load_checked(part, ["data=ucf101"])
+    cfg = load_checked(whole)
+    assert (cfg.data.num_segments, cfg.data.split, cfg.data.modality, cfg.run_root) == (5, 1, "p", "runs/synthetic/split1")
+    with pytest.raises(ConfigError) as e:
+        load_checked(EXPERIMENTS / "pstream.yaml", ["run_root=${nope.x}"])
+    assert str(e.value).endswith("pstream.yaml: Interpolation key 'nope.x' not found (in run_root)") and "\n" not in str(e.value)
+
+
 def test_a_number_given_for_a_path_or_name_is_that_string():
     """``fuse.out_dir=2026`` is the folder "2026" (``Path`` refuses the int OmegaConf parses): every
     string the schema declares reaches the run as a string; numbers stay numbers elsewhere and in

@@ -4,7 +4,10 @@
 
 1. the stage file, merged over the files its ``_base_`` key lists (paths relative to it);
 2. the dataset file ``experiments/data/<data>.yaml``, where ``<data>`` is the stage file's
-   ``data`` key or a ``data=<name>`` override: its ``data`` section becomes ``cfg.data`` and its
+   ``data`` key or a ``data=<name>`` override (a ``data:`` mapping in a stage file instead is the
+   whole data config, with no dataset file; one without ``dataset``, or with a dataset file
+   chosen, is refused: a stage's data settings go under ``datamodule``): its ``data`` section
+   becomes ``cfg.data`` (under every data setting's default) and its
    ``stages.<stage>`` section is merged over the whole config (per-dataset settings of a stage);
    the stage's data settings (``datamodule``) are then merged into ``data``;
 3. the remaining ``key=value`` overrides (OmegaConf dot-list; W&B sweeps pass these), last: a
@@ -141,6 +144,8 @@ def load_config(path: str | os.PathLike, overrides: Sequence[str] = (),
             if stage_cfg is not None:
                 cfg = OmegaConf.merge(cfg, stage_cfg)
         cfg.data.name = dataset[0].name
+    elif isinstance(cfg.get("data"), DictConfig):  # a stage file's whole data section, no dataset file
+        cfg.data = OmegaConf.merge(data_defaults(), cfg.data)
     _fold_datamodule(cfg)  # before the overrides: `data.X=` on the command line wins over a stage's X
     try:
         for source in sources:
@@ -148,8 +153,10 @@ def load_config(path: str | os.PathLike, overrides: Sequence[str] = (),
                 cfg = OmegaConf.merge(cfg, source.cfg)
         _fold_datamodule(cfg)  # a `datamodule.X=` override too
         OmegaConf.resolve(cfg)
-    except Exception as e:  # omegaconf's errors name the key; add the file
-        raise ConfigError(f"{path}: {e}") from None
+    except Exception as e:  # omegaconf's errors name the key; add the file (one line: its message's first)
+        key = getattr(e, "full_key", None)
+        raise ConfigError(f"{path}: {(str(e).splitlines() or [type(e).__name__])[0]}"
+                          + (f" (in {key})" if key else "")) from None
     return cfg
 
 
@@ -173,11 +180,16 @@ def config_sources(path: str | os.PathLike, overrides: Sequence[str] = ()) -> li
     path = Path(path)
     sources = _file_sources(path)
     data_override, rest = _split_overrides(overrides)
-    stage_data = None
+    stage_data, mapping = None, None
     for source in sources:
         if "data" in source.cfg:
             stage_data = source.cfg.data
+            mapping = source.where if isinstance(stage_data, DictConfig) else None
     data_name = data_override if data_override is not None else stage_data
+    if mapping and (isinstance(data_name, str) or "dataset" not in stage_data):  # it would be lost, or is not whole
+        why = f"the dataset file data={data_name} replaces it" if isinstance(data_name, str) else "it names no dataset"
+        raise ConfigError(f"{mapping}: a data: section in a stage file is the whole data config, and {why}; set a "
+                          "stage's data settings under datamodule: (merged into data)")
     if isinstance(data_name, str):
         data_file = _data_file(data_name, path)
         sources.append(Source("dataset", _shown(data_file), _read(data_file), data_name))
