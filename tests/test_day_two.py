@@ -19,6 +19,7 @@ import yaml
 
 import ip_tsn
 from ip_tsn.cli import main
+from ip_tsn.evaluation.scores import load_scores
 
 EXPERIMENTS = Path(__file__).resolve().parents[1] / "experiments"
 
@@ -133,6 +134,40 @@ def test_fuse_any_subset_of_streams(tiny_streams, tmp_path, capsys):
     pstream = str(runs / "pstream" / "checkpoints" / "best.ckpt")
     assert main(["test", str(EXPERIMENTS / "istream.yaml"), *common, "--checkpoint", pstream]) == 2
     assert "a pstream checkpoint (modality 'p'), but the istream config expects" in _one_line(capsys, "test")
+
+
+def test_scores_record_their_protocol_and_are_not_replaced_by_another(tiny_streams, tmp_path, capsys):
+    """Scores record the test protocol (metrics.json too). Scoring the same checkpoint again under
+    another one is one line, exit 2, the file kept, unless overwrite=true (the same one reruns);
+    fuse refuses a stream whose val and test scores were made under two protocols."""
+    runs = tmp_path / "runs"
+    for stage in ("istream", "pstream"):
+        shutil.copytree(tiny_streams["runs"] / stage, runs / stage)
+    common = [*tiny_streams["common"], f"run_root={runs}"]
+    for stage in ("istream", "pstream"):
+        assert main(["test", str(EXPERIMENTS / f"{stage}.yaml"), *common]) == 0
+    scores = runs / "istream" / "scores_test.npz"
+    recorded = json.loads(load_scores(scores).protocol)
+    assert recorded["test_segments"] == 3 and recorded["crop_size"] == 32 and recorded["test_crops"] == 1
+    assert json.loads((runs / "istream" / "metrics.json").read_text())["test"]["protocol"] == recorded
+    before = scores.read_bytes()
+    test = ["test", str(EXPERIMENTS / "istream.yaml"), *common, "--subsets", "test"]
+    capsys.readouterr()
+    assert main([*test, "data.test_segments=2"]) == 2
+    assert _one_line(capsys, "test") == (f"{scores}: holds the scores of checkpoints/best.ckpt under another test "
+                                         "protocol (test_segments: 3 there, 2 asked); pass overwrite=true to replace "
+                                         "them, or run_dir=<another folder> to keep both")
+    assert scores.read_bytes() == before
+    assert main(test) == 0  # the same protocol: scored again
+    assert main([*test, "data.test_segments=2", "overwrite=true"]) == 0
+    assert json.loads(load_scores(scores).protocol)["test_segments"] == 2
+    capsys.readouterr()
+    assert main(["fuse", str(EXPERIMENTS / "fuse.yaml"), *common, "fuse.fused=[I-stream,P-stream]"]) == 2
+    assert _one_line(capsys, "fuse") == (
+        f"{scores}: scored under another test protocol than {runs / 'istream' / 'scores_val.npz'} (test_segments: 3 in "
+        "scores_val.npz, 2 here): the subsets of stream 'I-stream' were scored two ways, and fusion weights found on "
+        "one would meet the other; score them with one (ip-tsn test)")
+    assert not (runs / "fusion").exists()
 
 
 def test_an_output_folder_that_is_a_file_is_one_line(tiny_streams, tmp_path, capsys):

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from ip_tsn.evaluation.scores import ScoresError, checkpoint_name
+from ip_tsn.evaluation.scores import ScoresError, checkpoint_name, protocol_difference, protocol_text
 from ip_tsn.evaluation import (ScoreTable, evaluate, fuse_scores, load_aligned, load_scores,
                                run_fusion, save_scores, search_fusion_weights)
 from ip_tsn.evaluation.fusion import distance_to_uniform, equal_weights, fuse_equal
@@ -102,13 +102,17 @@ def test_score_files_name_the_checkpoint_that_made_them(tmp_path: Path) -> None:
     assert checkpoint_name(tmp_path / "link/checkpoints/last.ckpt", run) == "checkpoints/last.ckpt"
     assert checkpoint_name(tmp_path / "elsewhere.ckpt", run) == str(tmp_path.resolve() / "elsewhere.ckpt")
     table = ScoreTable(["v/1.mp4"], onehot_scores([0]), np.array([0]))
-    save_scores(run / "named.npz", table._replace(checkpoint="checkpoints/last.ckpt", checkpoint_sha256="ab12"))
+    protocol = protocol_text({"test_segments": 25, "test_crops": 10})
+    save_scores(run / "named.npz", table._replace(checkpoint="checkpoints/last.ckpt", checkpoint_sha256="ab12",
+                                                  protocol=protocol))
     named = load_scores(run / "named.npz")
-    assert (named.checkpoint, named.checkpoint_sha256) == ("checkpoints/last.ckpt", "ab12")
+    assert (named.checkpoint, named.checkpoint_sha256, named.protocol) == ("checkpoints/last.ckpt", "ab12", protocol)
+    assert protocol_difference(protocol, protocol_text({"test_segments": 3, "test_crops": 10})) == \
+        "test_segments: 25 there, 3 asked"
     save_scores(run / "unnamed.npz", table)
     with np.load(run / "unnamed.npz") as data:
         assert sorted(data.files) == ["labels", "scores", "video_ids"]  # the format of older versions
-    assert load_scores(run / "unnamed.npz")[3:] == (None, None)
+    assert load_scores(run / "unnamed.npz")[3:] == (None, None, None)
 
 
 def test_the_report_says_what_trained_the_streams() -> None:

@@ -4,12 +4,15 @@ On disk: ``<stream>.npz`` (``np.savez``, no pickles) with ``video_ids`` (N,) uni
 ``scores`` (N, C) float32 softmax probabilities, ``labels`` (N,) int64 and, where known,
 ``checkpoint`` () unicode: the checkpoint that scored them, relative to the run folder when it lies
 inside it (``checkpoints/best.ckpt``), absolute otherwise, and ``checkpoint_sha256`` () unicode,
-its bytes' hash then (so a checkpoint a new training wrote since is told apart). A file that cannot
+its bytes' hash then (so a checkpoint a new training wrote since is told apart), and ``protocol`` ()
+unicode, the test protocol they were scored under (JSON: ``test_segments``, ``test_crops``, ...;
+:func:`protocol_text`). A file that cannot
 be read or streams that cannot be aligned raise :class:`ScoresError` (one line on the command line).
 """
 
 from __future__ import annotations
 
+import json
 import os
 import zipfile
 from collections.abc import Mapping
@@ -28,13 +31,30 @@ class ScoresError(ValueError):
 
 class ScoreTable(NamedTuple):
     """Scores of one stream: ``video_ids`` (N), ``scores`` (N, C), ``labels`` (N,), and the
-    ``checkpoint`` that scored them and its ``checkpoint_sha256`` (None: not recorded)."""
+    ``checkpoint`` that scored them, its ``checkpoint_sha256`` and the test ``protocol`` (JSON text;
+    None: not recorded)."""
 
     video_ids: list[str]
     scores: np.ndarray
     labels: np.ndarray
     checkpoint: str | None = None
     checkpoint_sha256: str | None = None
+    protocol: str | None = None
+
+
+NAMED = ("checkpoint", "checkpoint_sha256", "protocol")  # what a score file says of how it was made
+
+
+def protocol_text(settings: Mapping) -> str:
+    """A test protocol (settings that change a checkpoint's test scores) as a score file records it."""
+    return json.dumps(dict(settings), sort_keys=True)
+
+
+def protocol_difference(recorded: str, asked: str, first: str = "there", second: str = "asked") -> str:
+    """``"test_segments: 5 there, 3 asked; ..."``: the settings two protocols (:func:`protocol_text`) differ in."""
+    a, b = json.loads(recorded), json.loads(asked)
+    return "; ".join(f"{k}: {a.get(k)!r} {first}, {b.get(k)!r} {second}" for k in sorted(set(a) | set(b))
+                     if a.get(k) != b.get(k))
 
 
 def save_scores(path: str | os.PathLike, table: ScoreTable) -> None:
@@ -44,7 +64,7 @@ def save_scores(path: str | os.PathLike, table: ScoreTable) -> None:
     if not (len(table.video_ids) == len(scores) == len(labels)):
         raise ValueError(f"{path}: video_ids, scores and labels differ in length")
     with atomic_path(path) as tmp, open(tmp, "wb") as f:
-        named = {"checkpoint": table.checkpoint, "checkpoint_sha256": table.checkpoint_sha256}
+        named = {key: getattr(table, key) for key in NAMED}
         extra = {key: np.array(value, dtype=np.str_) for key, value in named.items() if value is not None}
         np.savez(f, video_ids=np.array(table.video_ids, dtype=np.str_), scores=scores, labels=labels, **extra)
 
@@ -62,7 +82,7 @@ def load_scores(path: str | os.PathLike) -> ScoreTable:
         raise ScoresError(f"{path}: no such score file; write it with `ip-tsn test`")
     try:
         with np.load(path, allow_pickle=False) as data:
-            named = [str(data[key]) if key in data.files else None for key in ("checkpoint", "checkpoint_sha256")]
+            named = [str(data[key]) if key in data.files else None for key in NAMED]
             table = ScoreTable([str(v) for v in data["video_ids"]], data["scores"].astype(np.float32),
                                data["labels"].astype(np.int64), *named)
     except KeyError:

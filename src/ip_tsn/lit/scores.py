@@ -14,12 +14,15 @@ from ip_tsn.evaluation.scores import save_scores
 class SaveTestScores(Callback):
     """After ``trainer.test``, rank 0 saves ``pl_module.test_scores()`` (already gathered from
     every rank) to ``path`` with :func:`save_scores`, naming the ``checkpoint`` that scored them
-    (:func:`ip_tsn.evaluation.scores.checkpoint_name`) and its ``sha256``."""
+    (:func:`ip_tsn.evaluation.scores.checkpoint_name`), its ``sha256`` and the test ``protocol``
+    (:func:`ip_tsn.evaluation.scores.protocol_text`)."""
 
-    def __init__(self, path: str | os.PathLike, checkpoint: str | None = None, sha256: str | None = None) -> None:
-        self.path, self.checkpoint, self.sha256 = path, checkpoint, sha256
+    def __init__(self, path: str | os.PathLike, checkpoint: str | None = None, sha256: str | None = None,
+                 protocol: str | None = None) -> None:
+        self.path, self.checkpoint, self.sha256, self.protocol = path, checkpoint, sha256, protocol
 
     def on_test_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         if trainer.is_global_zero:
-            table = pl_module.test_scores()._replace(checkpoint=self.checkpoint, checkpoint_sha256=self.sha256)
+            table = pl_module.test_scores()._replace(checkpoint=self.checkpoint, checkpoint_sha256=self.sha256,
+                                                     protocol=self.protocol)
             save_scores(self.path, table)

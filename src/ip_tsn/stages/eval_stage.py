@@ -12,18 +12,23 @@ from ip_tsn.atomic import check_output_dir, sha256_file, write_json_atomic
 from ip_tsn.config import ConfigError
 from ip_tsn.data.datasets import SUBSETS
 from ip_tsn.evaluation.class_report import write_class_report
-from ip_tsn.evaluation.scores import ScoresError, checkpoint_name, load_scores
+from ip_tsn.evaluation.scores import ScoresError, checkpoint_name, load_scores, protocol_difference, protocol_text
 from ip_tsn.lit.modules import load_module
 from ip_tsn.lit.scores import SaveTestScores
 from ip_tsn.stages.build import build_datamodule, build_trainer, expected_kind
+
+
+#: the data settings that change a checkpoint's test scores, recorded with them
+PROTOCOL = ("test_segments", "test_crops", "crop_size", "scale_size", "decode_downscale", "accumulate", "flow_length")
 
 
 def test(cfg: DictConfig, checkpoint: str | None = None, subsets: tuple[str, ...] = ("val", "test")) -> dict:
     """TSN test protocol on ``subsets`` (``data.test_segments`` x ``data.test_crops``: 1, 3 or 10):
     per-video scores ``scores_<subset>.npz`` (naming the checkpoint that made them),
     ``metrics.json`` (per subset, with that checkpoint), ``per_class_<subset>.csv`` and
-    ``confusion_<subset>.png`` in the run directory. Scores of another checkpoint already there are
-    replaced only with ``overwrite=true``."""
+    ``confusion_<subset>.png`` in the run directory. Scores of another checkpoint, or of this one
+    under another protocol (:data:`PROTOCOL`, recorded with them), already there are replaced only
+    with ``overwrite=true``."""
     subsets = tuple(dict.fromkeys(subsets))  # each once
     unknown = [s for s in subsets if s not in SUBSETS]
     if unknown or not subsets:
@@ -33,38 +38,45 @@ def test(cfg: DictConfig, checkpoint: str | None = None, subsets: tuple[str, ...
     checkpoint = checkpoint or str(run_dir / "checkpoints" / "best.ckpt")
     model = load_module(checkpoint, f"the {cfg.get('stage')} config", **expected_kind(cfg))
     name = checkpoint_name(checkpoint, run_dir)
+    dms = {subset: build_datamodule(cfg, "test", test_subset=subset) for subset in subsets}
+    protocol = protocol_text({k: getattr(next(iter(dms.values())).preprocess, k) for k in PROTOCOL})
     if not cfg.get("overwrite"):
         for subset in subsets:
-            _check_same_checkpoint(run_dir / f"scores_{subset}.npz", name)
+            _check_same_scores(run_dir / f"scores_{subset}.npz", name, protocol)
     sha256 = sha256_file(checkpoint)
     metrics = {}
-    dms = {subset: build_datamodule(cfg, "test", test_subset=subset) for subset in subsets}
     for dm in dms.values():  # every list and video of every subset checked before any is scored
         dm.check_videos(dm.subsets_of("test"))
     for subset, dm in dms.items():
         scores = run_dir / f"scores_{subset}.npz"
-        trainer = build_trainer(cfg, run_dir, [SaveTestScores(scores, name, sha256)])
+        trainer = build_trainer(cfg, run_dir, [SaveTestScores(scores, name, sha256, protocol)])
         (result,) = trainer.test(model, datamodule=dm, verbose=False)
         metrics[subset] = {k.split("/", 1)[1]: float(v) for k, v in result.items()}
         if trainer.is_global_zero:
             table = model.test_scores()
             write_class_report(run_dir, subset, table.scores, table.labels, dm.class_names)
     if trainer.is_global_zero:  # the subsets scored earlier stay, each naming its checkpoint
-        written = {subset: {**values, "checkpoint": name} for subset, values in metrics.items()}
+        written = {subset: {**values, "checkpoint": name, "protocol": json.loads(protocol)}
+                   for subset, values in metrics.items()}
         write_json_atomic(run_dir / "metrics.json", {**_earlier_metrics(run_dir / "metrics.json"), **written})
     return metrics
 
 
-def _check_same_checkpoint(scores: Path, name: str) -> None:
+def _check_same_scores(scores: Path, name: str, protocol: str) -> None:
     """One line when ``scores`` holds the scores of another checkpoint than ``name`` (a run's
-    scores, its fusion and its ``model.json`` must name one checkpoint)."""
+    scores, its fusion and its ``model.json`` must name one checkpoint), or of this one under
+    another test ``protocol`` (a result is not replaced by another without ``overwrite=true``)."""
     try:
-        earlier = load_scores(scores).checkpoint if scores.is_file() else None
+        earlier = load_scores(scores) if scores.is_file() else None
     except ScoresError:
         return  # a broken file is written again
-    if earlier is not None and earlier != name:
-        raise ConfigError(f"{scores}: holds the scores of {earlier}, not of {name}; pass overwrite=true to replace "
-                          "them, or run_dir=<another folder> to keep both")
+    if earlier is not None and earlier.checkpoint is not None and earlier.checkpoint != name:
+        raise ConfigError(f"{scores}: holds the scores of {earlier.checkpoint}, not of {name}; pass overwrite=true to "
+                          "replace them, or run_dir=<another folder> to keep both")
+    if earlier is not None and earlier.protocol is not None and earlier.protocol != protocol:
+        raise ConfigError(f"{scores}: holds the scores of {name} under another test protocol "
+                          f"({protocol_difference(earlier.protocol, protocol)}); pass overwrite=true to replace them, "
+                          "or run_dir=<another folder> to keep both")
 
 
 def _earlier_metrics(path: Path) -> dict:

@@ -16,7 +16,7 @@ from ip_tsn.config import ConfigError, load_config, to_container
 from ip_tsn.deploy.fused_model import StreamEntry, write_fused_model
 from ip_tsn.evaluation.checks import Roles
 from ip_tsn.evaluation.fusion_run import run_fusion
-from ip_tsn.evaluation.scores import ScoresError, load_scores
+from ip_tsn.evaluation.scores import ScoresError, load_scores, protocol_difference
 from ip_tsn.evaluation.splits import write_splits_report
 from ip_tsn.lit.checkpoint_info import checkpoint_preprocess, read_checkpoint
 from ip_tsn.stages.build import build_datamodule
@@ -28,7 +28,8 @@ def fuse(cfg: DictConfig) -> dict:
     ``fuse.baseline_fused``, with bootstrap CIs, paired differences and the data checks on val)
     and ``model.json`` (the fused streams' checkpoints, those their scores name, and weights, for
     ``ip-tsn predict`` / ``ip-tsn export``) in ``cfg.fuse.out_dir``. A stream whose val and test
-    scores name two checkpoints, or one written again since, is refused before anything is written;
+    scores name two checkpoints, or one written again since, or two test protocols, is refused before
+    anything is written;
     the report says what trained each stream (its ``fit.json`` ``environment``)."""
     check_output_dir(cfg.fuse.out_dir, "fuse.out_dir")
     runs = to_container(cfg.fuse.streams)
@@ -76,6 +77,13 @@ def _scored_by(name: str, run_dir: Path, paths: list[Path]) -> tuple[Path, str |
         (one, a), (other, b) = list(said.items())[:2]
         raise ScoresError(f"{other}: the scores of {b}, but {one} holds those of {a}: stream {name!r} was scored by "
                           "two checkpoints; score its subsets with one (ip-tsn test --checkpoint ...)")
+    protocols = {path: t.protocol for path, t in tables.items() if t.protocol is not None}
+    if len(set(protocols.values())) > 1:  # weights searched on val scores would meet test scores of another kind
+        (one, a), (other, b) = list(protocols.items())[:2]
+        differ = protocol_difference(a, b, f"in {one.name}", "here")
+        raise ScoresError(f"{other}: scored under another test protocol than {one} ({differ}): the subsets of "
+                          f"stream {name!r} were scored two ways, and fusion weights found on one would meet the "
+                          "other; score them with one (ip-tsn test)")
     checkpoint = run_dir / (next(iter(said.values())) if said else "checkpoints/best.ckpt")
     hashes = {path: t.checkpoint_sha256 for path, t in tables.items() if t.checkpoint_sha256 is not None}
     now = sha256_file(checkpoint) if hashes and checkpoint.is_file() else None
