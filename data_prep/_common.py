@@ -131,10 +131,12 @@ def claim_folder(folder: str, settings: dict, what: str, extension: str, overwri
     record (an older version's, or the record was removed) are never taken on trust, since nothing
     in them says how they were made: the run is refused, naming the record that would adopt them,
     unless ``overwrite`` (the caller's ``--overwrite``: they are recomputed with ``settings``).
-    Shards started together agree: each writes the same file, atomically."""
+    Shards started together agree: each writes the same file, atomically, before any output (so a
+    shard that counts another's first outputs finds its record too: outputs are counted first)."""
     settings = json.loads(json.dumps(settings))  # as it reads back: tuples are lists
     check_output_dir(folder, "output folder")
     path = os.path.join(folder, SETTINGS_FILE)
+    older = len(find_files(folder, (extension,))) if os.path.isdir(folder) and not overwrite else 0
     if os.path.isfile(path):
         try:
             with open(path) as f:
@@ -149,7 +151,6 @@ def claim_folder(folder: str, settings: dict, what: str, extension: str, overwri
             raise SettingsError(f"{folder}: holds {what} made with other settings ({differ}); rerun with the "
                                 f"recorded settings to resume, or remove {folder} to start again with these")
         return
-    older = len(find_files(folder, (extension,))) if os.path.isdir(folder) and not overwrite else 0
     if older:
         raise SettingsError(f"{folder}: holds {older} {what} and no {SETTINGS_FILE} saying how they were made; if "
                             f"they were made with these settings, write {json.dumps(settings)} to {path} to resume, "
