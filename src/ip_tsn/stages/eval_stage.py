@@ -24,8 +24,8 @@ PROTOCOL = ("test_segments", "test_crops", "crop_size", "scale_size", "decode_do
 
 def test(cfg: DictConfig, checkpoint: str | None = None, subsets: tuple[str, ...] = ("val", "test")) -> dict:
     """TSN test protocol on ``subsets`` (``data.test_segments`` x ``data.test_crops``: 1, 3 or 10):
-    per-video scores ``scores_<subset>.npz`` (naming the checkpoint that made them),
-    ``metrics.json`` (per subset, with that checkpoint), ``per_class_<subset>.csv`` and
+    per-video scores ``scores_<subset>.npz`` (naming the checkpoint that made them and the protocol),
+    ``metrics.json`` (per subset, with that checkpoint and protocol), ``per_class_<subset>.csv`` and
     ``confusion_<subset>.png`` in the run directory. Scores of another checkpoint, or of this one
     under another protocol (:data:`PROTOCOL`, recorded with them), already there are replaced only
     with ``overwrite=true``."""
