@@ -101,13 +101,13 @@ def test_a_video_failing_in_a_worker_is_one_line_naming_it(broken, tmp_path, cap
     video = broken / "videos" / "PoolWalkRight" / "v_PoolWalkRight_train_001.mp4"
     ds = StreamDataset([VideoRecord(video.relative_to(broken / "videos").as_posix(), 0, "x")],
                        broken / "videos", "iframe", 3, False, crop_size=72, scale_size=None)
-    with pytest.raises(WorkerVideoError, match=r"v_PoolWalkRight_train_001.mp4: cannot crop 72x72 from frames of 64x64"):
+    with pytest.raises(WorkerVideoError, match=r"v_PoolWalkRight_train_001.mp4: cannot crop 72x72 from frames of 64x64 \(width"):
         ds[0]
     from torch.utils.data import DataLoader
 
     with pytest.raises(WorkerVideoError) as caught:
         next(iter(DataLoader(ds, batch_size=1, num_workers=1)))
-    assert caught.value.path == str(video) and caught.value.problem.startswith("cannot crop 72x72 from frames of 64x64")
+    assert caught.value.path == str(video) and caught.value.problem.startswith("cannot crop 72x72 from frames of 64x64 (width")
     assert "\n" not in str(caught.value) and "Traceback" not in str(caught.value)
 
 

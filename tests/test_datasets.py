@@ -260,8 +260,8 @@ def test_video_smaller_than_the_crop_names_the_file(tmp_path, tiny_video_bytes):
     _put(tmp_path / "videos" / "Walk" / "small.mp4", tiny_video_bytes("mpeg4"))
     ds = StreamDataset([VideoRecord("Walk/small.mp4", 0, "Walk")], tmp_path / "videos", "rgb", 3, False,
                        crop_size=64, scale_size=None)
-    with pytest.raises(VideoError, match=r"videos/Walk/small.mp4: cannot crop 64x64 from frames of 48x64"):
+    with pytest.raises(VideoError, match=r"videos/Walk/small.mp4: cannot crop 64x64 from frames of 64x48 \(width x height\)"):
         ds[0]
-    with pytest.raises(VideoError, match=r"videos/Walk/small.mp4: cannot crop 64x64 from frames of 48x64") as caught:
+    with pytest.raises(VideoError, match=r"videos/Walk/small.mp4: cannot crop 64x64 from frames of 64x48 \(width x height\)") as caught:
         next(iter(DataLoader(ds, batch_size=1, num_workers=1)))
     assert "\n" not in str(caught.value) and "DataLoader worker" not in str(caught.value)

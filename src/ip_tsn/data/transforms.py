@@ -175,7 +175,7 @@ def _window(x: Frames, size: int, fy: float, fx: float) -> Frames:
     """A ``size`` x ``size`` window at fractional position (fy, fx) of the free space."""
     h, w = _size(x)
     if h < size or w < size:
-        raise ValueError(f"cannot crop {size}x{size} from frames of {h}x{w}: set scale_size >= crop_size")
+        raise ValueError(f"cannot crop {size}x{size} from frames of {w}x{h} (width x height): set scale_size >= crop_size")
     return crop(x, round((h - size) * fy), round((w - size) * fx), size, size)
 
 
@@ -247,7 +247,7 @@ def view_boxes(height: int, width: int, crop_size: int, num_views: int) -> list[
     centre (TSN's corner crops). The distilled stream's augmentation draws from these, and the
     teacher cache holds the teacher's outputs on each of them."""
     if height < crop_size or width < crop_size:
-        raise ValueError(f"cannot crop {crop_size}x{crop_size} from frames of {height}x{width}")
+        raise ValueError(f"cannot crop {crop_size}x{crop_size} from frames of {width}x{height} (width x height)")
     fy, fx = height - crop_size, width - crop_size
     spots = {1: [(0.5, 0.5)],
              3: [(0.5, f) for f in (0.0, 0.5, 1.0)] if width >= height else [(f, 0.5) for f in (0.0, 0.5, 1.0)],
