@@ -66,7 +66,7 @@ def encode_video(frames: np.ndarray, path: str | os.PathLike, *, codec: str = "m
         raise ValueError(f"{path}: expected (T, H, W, 3) uint8 RGB frames, got {frames.shape} {frames.dtype}")
     _, height, width, _ = frames.shape
     if codec in ("mpeg4", "mpeg2video", "mpeg1video") and (height % 2 or width % 2):
-        raise ValueError(f"{path}: frame size {height}x{width} must be even for yuv420p")
+        raise ValueError(f"{path}: frame size {width}x{height} (width x height) must be even for yuv420p")
     path = Path(path)
     fmt = container_format or {".mp4": "mp4", ".avi": "avi", ".mkv": "matroska", ".mov": "mov",
                                ".m4v": "mp4"}.get(path.suffix.lower())

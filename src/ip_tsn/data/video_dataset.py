@@ -80,7 +80,7 @@ def check_record(reader: FrameReader, record: VideoRecord, crop_size: int | None
             src.require_motion()  # probes its first P/B-frames: HEVC, VP9, AV1 export no vectors
         h, w = src.shape[1:3] if isinstance(src, np.ndarray) else (src.height, src.width)
         if crop_size and not reader.scale_size and min(h, w) < crop_size:
-            return f"frames of {h}x{w} are smaller than the {crop_size}x{crop_size} crop"
+            return f"frames of {w}x{h} (width x height) are smaller than the {crop_size}x{crop_size} crop"
     except VideoError as e:
         return e.problem
     except Exception as e:  # noqa: BLE001 - any read error is a reason to report
