@@ -127,6 +127,11 @@ def test_fuse_any_subset_of_streams(tiny_streams, tmp_path, capsys):
         code = main(["fuse", str(EXPERIMENTS / "fuse.yaml"), *common, f"fuse.fused={fused}"])
         assert code == 2 and _one_line(capsys, "fuse").startswith("fuse.fused=[")
     assert json.loads((runs / "fusion" / "results.json").read_text()) == results  # nothing rewritten
+    none = tmp_path / "none"  # no stream scored there: no list of others to fuse is suggested
+    code = main(["fuse", str(EXPERIMENTS / "fuse.yaml"), *tiny_streams["common"], f"run_root={none}"])
+    assert code == 2 and _one_line(capsys, "fuse") == (
+        f"fuse.fused: 'I-stream' has no scores ({none / 'istream' / 'scores_test.npz'}); train and test it "
+        "(no stream of fuse.streams has scores there)")
     # --subsets named twice score once; another modality's checkpoint is named as such, not as other scores
     capsys.readouterr()
     assert main(["test", str(EXPERIMENTS / "istream.yaml"), *common, "--subsets", "val,val"]) == 0

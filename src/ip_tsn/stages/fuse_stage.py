@@ -41,8 +41,10 @@ def fuse(cfg: DictConfig) -> dict:
         if name not in runs:
             raise ConfigError(f"fuse.fused: {name!r} is not one of fuse.streams ({', '.join(runs)})")
         if name not in scored:
+            others = f", or fuse others: fuse.fused=[{','.join(sorted(scored))}]" if scored else \
+                " (no stream of fuse.streams has scores there)"
             raise ConfigError(f"fuse.fused: {name!r} has no scores ({Path(runs[name]) / 'scores_test.npz'}); "
-                              f"train and test it, or fuse others: fuse.fused=[{','.join(sorted(scored))}]")
+                              f"train and test it{others}")
     left_out = sorted(set(runs) - scored)  # reported streams without scores: any subset fuses
     if left_out:
         print(f"fuse: left out (no scores): {', '.join(f'{n} ({runs[n]})' for n in left_out)}")
