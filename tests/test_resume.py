@@ -112,6 +112,17 @@ def test_sigkill_mid_training_resumes_from_the_saved_epoch(tiny):
     assert _epoch(last) == 3 and (run_dir / "fit.json").is_file()
 
 
+def test_last_with_nothing_to_resume_says_it_starts_fresh(tiny, capsys):
+    """``ckpt_path=last`` (as a requeued SLURM job passes every time) where no last.ckpt exists yet
+    trains from epoch 0 and says so, naming the file it looked for (a mistyped run_root shows)."""
+    base, common = tiny
+    last = base / "fresh" / "istream" / "checkpoints" / "last.ckpt"
+    capsys.readouterr()
+    assert main(["fit", ISTREAM, *common, "trainer.max_epochs=1", f"run_root={base / 'fresh'}", "ckpt_path=last"]) == 0
+    assert f"ckpt_path=last: no {last} yet; training starts at epoch 0" in capsys.readouterr().out
+    assert _epoch(last) == 0
+
+
 class _Line(pl.LightningModule):
     """A one-weight regression, logging its loss per step and per epoch as the classifier does."""
 

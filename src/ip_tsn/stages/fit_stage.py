@@ -93,6 +93,9 @@ def fit(cfg: DictConfig) -> Path:
                           "it, overwrite=true to replace it, or another run_root / name")
     _check_length(cfg)
     ckpt_path, resume = resume_checkpoint(cfg)
+    if cfg.get("ckpt_path") == "last" and ckpt_path is None:  # a fresh start, said (a mistyped run_root shows)
+        pl.utilities.rank_zero_only(print)(f"ckpt_path=last: no {run_dir / 'checkpoints' / 'last.ckpt'} yet; "
+                                           "training starts at epoch 0")
     pl.seed_everything(cfg.seed, workers=True)
     online = cfg.get("module") == "distill" and online_teacher(cfg)
     if cfg.get("module") == "distill" and not online and filled(cfg.get("distill"), DistillConfig).spatial_weight:
