@@ -187,14 +187,16 @@ def _cli(args: list[str], env: dict | None = None, timeout: int = 400) -> subpro
 
 
 def test_ddp_two_cpu_processes_train_and_cache(tiny, capsys):
-    """Teacher training and cache writing under DDP (2 processes, gloo): every video cached once.
+    """Teacher training and cache writing under DDP (2 processes, gloo): every video cached once,
+    each command's result printed once.
     A finished cache (here one process's) is kept from a second ``cache`` (one line, exit 2) and
     from an ``overwrite=true`` whose teacher does not load; a working ``overwrite=true`` under DDP
     replaces it (each process passes the check; the new manifest is the only one)."""
     base, common = tiny
     ddp = ["trainer.devices=2", "trainer.strategy=ddp", "trainer.accelerator=cpu", f"run_root={base / 'ddp'}"]
-    _cli(["fit", str(ROOT / "experiments/teacher.yaml"), *common, *ddp])
+    fitted = _cli(["fit", str(ROOT / "experiments/teacher.yaml"), *common, *ddp])
     assert (base / "ddp/teacher/checkpoints/last.ckpt").is_file()
+    assert fitted.stdout.count("best checkpoint: ") == 1  # the result once, from rank zero
 
     path, cache = base / "ddp/teacher_cache/manifest.json", ["cache", str(ROOT / "experiments/cache.yaml"), *common,
                                                               f"run_root={base / 'ddp'}", "cache.subset=val"]
@@ -206,7 +208,7 @@ def test_ddp_two_cpu_processes_train_and_cache(tiny, capsys):
     assert f"{path.parent} holds a finished teacher cache ({path}); pass overwrite=true" in capsys.readouterr().err
     assert main([*cache, "overwrite=true", f"teacher.checkpoint={base / 'nope.ckpt'}"]) == 2
     assert "nope.ckpt" in capsys.readouterr().err and path.read_bytes() == before  # the old cache kept whole
-    _cli([*cache, *ddp, "overwrite=true", "cache.subset=trainval"])
+    assert _cli([*cache, *ddp, "overwrite=true", "cache.subset=trainval"]).stdout.count(f"teacher cache: {path}") == 1
     manifest = json.loads(path.read_text())
     assert len(manifest["shards"]) == 2  # one per process: the one-process cache is gone
     assert manifest["num_videos"] == len(manifest["videos"]) == 36  # trainval: 12 classes x (2 train + 1 val)

@@ -173,13 +173,13 @@ def _run(args: argparse.Namespace) -> int:
         from .stages import cache_stage, eval_stage, fit_stage, fuse_stage  # the heavy imports, once the config is good
 
         if args.command == "fit":
-            print(f"best checkpoint: {fit_stage.fit(cfg)}")
+            _say(f"best checkpoint: {fit_stage.fit(cfg)}")
         elif args.command == "cache":
-            print(f"teacher cache: {cache_stage.cache(cfg)}")
+            _say(f"teacher cache: {cache_stage.cache(cfg)}")
         elif args.command == "test":
             metrics = eval_stage.test(cfg, args.checkpoint, tuple(args.subsets.split(",")))
             for subset, values in metrics.items():
-                print(subset + ": " + ", ".join(f"{k} {v:.4f}" for k, v in sorted(values.items())))
+                _say(subset + ": " + ", ".join(f"{k} {v:.4f}" for k, v in sorted(values.items())))
         elif args.command == "fuse" and cfg.fuse.get("splits"):
             print(open(fuse_stage.fuse_splits(args.config, args.overrides, list(cfg.fuse.splits))["markdown"]).read())
         elif args.command == "fuse":
@@ -195,6 +195,15 @@ def _run(args: argparse.Namespace) -> int:
         print(f"ip-tsn {args.command}: interrupted{hint}", file=sys.stderr)
         return INTERRUPTED
     return 0
+
+
+def _say(result: str) -> None:
+    """Print a command's result once: on the global rank zero of a DDP job (every rank runs the
+    command), as Lightning knows it from the launcher's or SLURM's environment."""
+    from pytorch_lightning.utilities import rank_zero_only
+
+    if getattr(rank_zero_only, "rank", 0) == 0:
+        print(result)
 
 
 def _predict_or_export(args: argparse.Namespace) -> int:
