@@ -45,8 +45,8 @@ def main(argv: list[str] | None = None) -> dict:
             args.root, videos_per_class=counts, num_frames=args.frames or preset["num_frames"],
             size=size, fps=args.fps, seed=args.seed, qscale=args.qscale, workers=args.workers,
             overwrite=args.overwrite, progress=not args.quiet, version=args.version)
-    except ValueError as err:
-        p.error(str(err))
+    except ValueError as err:  # the message names what is wrong: one line, no usage
+        p.exit(2, f"{p.prog}: error: {err}\n")
     print(json.dumps(summary))
     return summary
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 import av
@@ -140,8 +142,15 @@ def test_rerun_skips_existing_and_checks_settings(tiny, tmp_path):
     summary = generate_synthetic(root, seed=0, **TINY)
     assert summary["written"] == 0 and summary["skipped"] == len(videos)
     assert [p.stat().st_mtime_ns for p in videos] == before
-    with pytest.raises(ValueError, match="overwrite"):
+    with pytest.raises(ValueError, match=r"holds a synthetic dataset made with other settings \(seed: 0 there, 1 "
+                                         r"asked; \S*synthetic.json\); pass --overwrite"):
         generate_synthetic(root, seed=1, **TINY)
+    script = Path(__file__).resolve().parents[1] / "data_prep" / "make_synthetic.py"
+    proc = subprocess.run([sys.executable, str(script), "--root", str(root), "--tiny", "--seed", "1", "--quiet"],
+                          capture_output=True, text=True)
+    assert proc.returncode == 2 and proc.stderr.strip().splitlines() == [
+        f"make_synthetic.py: error: {root}: holds a synthetic dataset made with other settings (seed: 0 there, 1 "
+        f"asked; {root / 'synthetic.json'}); pass --overwrite (overwrite=True) to regenerate it, or another root"]
     with pytest.raises(ValueError, match="multiples of 16"):
         generate_synthetic(tmp_path, size=(60, 64), progress=False)
     (tmp_path / "afile").write_text("")

@@ -247,10 +247,12 @@ def generate_synthetic(root: str | os.PathLike, *, videos_per_class: Mapping[str
                 "qscale": qscale, "gop_size": GOP_SIZE, "codec": "mpeg4", "classes": list(CLASSES),
                 "groups": groups()}
     meta = root / "synthetic.json"
-    same = meta.exists() and json.loads(meta.read_text()) == settings
-    if meta.exists() and not overwrite and not same:
-        raise ValueError(f"{root}: existing dataset was made with other settings ({meta}); "
-                         f"pass overwrite=True (--overwrite) to regenerate it")
+    recorded = json.loads(meta.read_text()) if meta.exists() else None
+    if recorded is not None and not overwrite and recorded != settings:
+        differ = "; ".join(f"{k}: {recorded.get(k)!r} there, {settings[k]!r} asked" for k in settings
+                           if recorded.get(k) != settings[k])
+        raise ValueError(f"{root}: holds a synthetic dataset made with other settings ({differ}; {meta}); "
+                         "pass --overwrite (overwrite=True) to regenerate it, or another root")
     (root / "splits").mkdir(parents=True, exist_ok=True)
     jobs, lists, wanted, windows = [], {s: [] for s in SPLITS}, set(), {}
     for ci, name in enumerate(CLASSES):
@@ -266,7 +268,7 @@ def generate_synthetic(root: str | os.PathLike, *, videos_per_class: Mapping[str
                 if overwrite or not path.exists():
                     jobs.append((str(path), name, split, i, seed, num_frames, tuple(size), fps, qscale, version))
     flow_removed = 0
-    if overwrite and not same and (root / "flow").is_dir():  # flow of other videos: gone with them
+    if overwrite and recorded != settings and (root / "flow").is_dir():  # flow of other videos: gone with them
         flow_removed = sum(1 for _ in (root / "flow").rglob("*.npy"))
         shutil.rmtree(root / "flow")
     if overwrite:  # drop videos of an earlier run (other classes or counts) so videos/ matches the lists
