@@ -202,6 +202,9 @@ def test_print_config_shows_every_setting_and_runs_nothing(tmp_path, capsys):
     assert cfg["model"]["optim"]["lr"] == 0.01 and cfg["model"]["optim"]["backbone_lr_mult"] == 1.0
     assert cfg["distill"]["temperature"] == 2.0 and cfg["model"]["net"]["weights"] is None
     assert cfg["data"]["val_fraction"] == 0.1 and cfg["logger"]["wandb_project"] == "ip-tsn"
+    # each data setting once, in data: the stage's own (modality, teacher_cache) merged in, no datamodule section
+    assert cfg["data"]["modality"] == "p" and cfg["data"]["teacher_cache"] == f"{tmp_path}/teacher_cache"
+    assert "datamodule" not in cfg
 
 
 @pytest.mark.parametrize("override, message", [

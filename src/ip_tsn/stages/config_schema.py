@@ -214,4 +214,6 @@ def complete(cfg: DictConfig) -> DictConfig:
         out.distill = filled(cfg.get("distill"), DistillConfig)
     if cfg.get("stage") == "cache":
         out.cache = filled(cfg.get("cache"), CacheConfig)
+    if "datamodule" in out and not out.datamodule:  # merged into data when composed: each setting shown once
+        del out["datamodule"]
     return out
