@@ -14,7 +14,7 @@ from ip_tsn.evaluation import (ScoreTable, evaluate, fuse_scores, load_aligned, 
                                run_fusion, save_scores, search_fusion_weights)
 from ip_tsn.evaluation.fusion import distance_to_uniform, equal_weights, fuse_equal
 from ip_tsn.evaluation.checks import Roles, data_checks, load_groups, oracle_top1
-from ip_tsn.evaluation.report import BASELINE, EQUAL, FUSION, provenance_markdown
+from ip_tsn.evaluation.report import BASELINE, EQUAL, FUSION, protocol_markdown, provenance_markdown
 from ip_tsn.evaluation.stats import accuracy_ci
 
 CLASSES = ["a", "b", "c"]
@@ -127,6 +127,17 @@ def test_the_report_says_what_trained_the_streams() -> None:
     assert provenance_markdown({}) == []
 
 
+def test_the_report_says_the_test_protocol() -> None:
+    tsn = {"test_segments": 25, "test_crops": 10, "crop_size": 224, "scale_size": 256}
+    assert protocol_markdown({"I": tsn, "P": dict(tsn)}) == [
+        "Test protocol: 25 segments x 10 crops of 224 px (shorter side 256) (every stream)."]
+    one = {**tsn, "test_segments": 10, "test_crops": 1, "scale_size": None}
+    assert protocol_markdown({"I": tsn, "P": one, "T": None}) == [
+        "Test protocol (the streams differ): I: 25 segments x 10 crops of 224 px (shorter side 256); P: 10 segments "
+        "x 1 crop of 224 px (as decoded); T: not recorded."]
+    assert protocol_markdown({}) == []
+
+
 def test_unreadable_score_files_are_named(tmp_path: Path) -> None:
     """Empty, truncated, foreign (.npz without the keys) and absent score files: ScoresError naming
     the file and what to do, not numpy's or zipfile's own exception."""
@@ -152,11 +163,15 @@ def test_run_fusion_end_to_end(tmp_path: Path) -> None:
     streams["P"][2] = [0.4, 0.3, 0.3]
     for split in ("val", "test"):
         for name, s in streams.items():
-            save_scores(tmp_path / f"{split}_{name}.npz", ScoreTable(ids, s, labels))
+            save_scores(tmp_path / f"{split}_{name}.npz", ScoreTable(ids, s, labels, protocol=protocol_text(
+                {"test_segments": 3, "test_crops": 1, "crop_size": 32, "scale_size": None})))
     out = run_fusion({n: tmp_path / f"val_{n}.npz" for n in streams},
                      {n: tmp_path / f"test_{n}.npz" for n in streams}, tmp_path / "out",
                      CLASSES, grid=[0.0, 1.0])
     assert out["weights"] == {"I": 1.0, "P": 1.0}
+    assert out["protocols"]["I"]["test_segments"] == 3
+    assert "\nTest protocol: 3 segments x 1 crop of 32 px (as decoded) (every stream).\n" in \
+        (tmp_path / "out" / "results.md").read_text()
     assert out["results"]["I"]["top1"] == pytest.approx(5 / 6)  # fractions, as fuse_splits reads
     assert out["results"]["fusion"]["top1"] == 1.0
     assert out["streams"]["I"]["top1"] == pytest.approx(500 / 6)  # percent

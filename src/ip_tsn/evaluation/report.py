@@ -155,15 +155,35 @@ def provenance_markdown(provenance: Mapping[str, Mapping[str, Any] | None]) -> l
     return ["Trained by (the streams differ): " + "; ".join(f"{name}: {w}" for name, w in each.items()) + "."]
 
 
+def protocol_markdown(protocols: Mapping[str, Mapping[str, Any] | None]) -> list[str]:
+    """One line on the test protocol of the streams' test scores (recorded in their score files):
+    segments x crops at what size, the same for every stream or each stream's where they differ."""
+    def what(p: Mapping[str, Any] | None) -> str:
+        if not p:
+            return "not recorded"
+        crops = p.get("test_crops")
+        scale = "as decoded" if p.get("scale_size") is None else f"shorter side {p.get('scale_size')}"
+        return (f"{p.get('test_segments')} segments x {crops} crop{'s' if crops != 1 else ''} of "
+                f"{p.get('crop_size')} px ({scale})")
+
+    if not protocols:
+        return []
+    each = {name: what(p) for name, p in protocols.items()}
+    if len(set(each.values())) == 1:
+        return [f"Test protocol: {next(iter(each.values()))} (every stream)."]
+    return ["Test protocol (the streams differ): " + "; ".join(f"{name}: {w}" for name, w in each.items()) + "."]
+
+
 def results_markdown(report: Mapping[str, Any]) -> str:
     """``results.md`` of a :func:`build_report` payload: data checks, streams, paired
-    differences, fusion weights, what trained the streams, how the CIs were computed."""
+    differences, fusion weights, the test protocol, what trained the streams, how the CIs were
+    computed."""
     parts = [["# Results"], checks_markdown(report["checks"]),
              streams_markdown(report["streams"], report["num_videos"]),
              paired_markdown(report["paired"]),
              _weights_line("Fusion weights (searched on val)", report["weights"])
              + _weights_line(f"{BASELINE} weights (searched on val)", report.get("baseline_weights")),
-             provenance_markdown(report.get("provenance") or {}),
+             protocol_markdown(report.get("protocols") or {}) + provenance_markdown(report.get("provenance") or {}),
              [CI_NOTE]]
     return "\n\n".join("\n".join(p) for p in parts if p) + "\n"
 
@@ -173,11 +193,13 @@ def build_report(video_ids: Sequence[str], rows: Mapping[str, np.ndarray], label
                  class_names: Sequence[str], fused: Sequence[str], roles: Roles,
                  weights: Mapping[str, float], baseline_weights: Mapping[str, float] | None,
                  checks: Mapping[str, Any], num_val_videos: int,
-                 provenance: Mapping[str, Mapping[str, Any] | None] | None = None) -> dict[str, Any]:
+                 provenance: Mapping[str, Mapping[str, Any] | None] | None = None,
+                 protocols: Mapping[str, Mapping[str, Any] | None] | None = None) -> dict[str, Any]:
     """The ``results.json`` payload from the test ``rows`` ``{row: scores (N, C)}`` (streams and
     fusions, :func:`fusion_rows`) and ``labels`` (N,). Percent / percentage points, except
     ``"results"`` (fractions, the per-row metrics older readers and ``fuse_splits`` use).
-    ``provenance``: each stream's training ``environment`` (its ``fit.json``; None: not recorded)."""
+    ``provenance``: each stream's training ``environment`` (its ``fit.json``; None: not recorded);
+    ``protocols``: each stream's test protocol (its test score file's; None: not recorded)."""
     correct = {r: correct_of(s, labels) for r, s in rows.items()}
     streams = {r: stream_metrics(s, labels, class_names) for r, s in rows.items()}
     top1 = {r: m["top1"] for r, m in streams.items()}
@@ -196,6 +218,7 @@ def build_report(video_ids: Sequence[str], rows: Mapping[str, np.ndarray], label
                       "correct": {r: c.astype(int).tolist() for r, c in correct.items()}},
         "results": {r: evaluate(s, labels, class_names) for r, s in rows.items()},
         "provenance": dict(provenance or {}),
+        "protocols": dict(protocols or {}),
     }
 
 
