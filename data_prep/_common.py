@@ -152,7 +152,7 @@ def claim_folder(folder: str, settings: dict, what: str, extension: str, overwri
                                 f"recorded settings to resume, or remove {folder} to start again with these")
         return
     if older:
-        raise SettingsError(f"{folder}: holds {older} {what} and no {SETTINGS_FILE} saying how they were made; if "
+        raise SettingsError(f"{folder}: holds {what} ({older}) and no {SETTINGS_FILE} saying how they were made; if "
                             f"they were made with these settings, write {json.dumps(settings)} to {path} to resume, "
                             f"else pass --overwrite to remake them with these settings")
     write_json_atomic(path, settings)  # makes the folder

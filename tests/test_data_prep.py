@@ -251,7 +251,7 @@ def test_extract_flow_dataset(tmp_path):
     code, log = run("extract_flow.py", root, "--workers", "1", "--size", "32x32")
     asked = '{"flow": "tvl1", "bound": 20.0, "size": [32, 32], "videos": "videos"}'
     assert code == 2 and log.strip().splitlines() == [
-        f"extract_flow.py: error: {root / 'flow'}: holds 2 flow files and no settings.json saying how they were "
+        f"extract_flow.py: error: {root / 'flow'}: holds flow files (2) and no settings.json saying how they were "
         f"made; if they were made with these settings, write {asked} to {settings} to resume, else pass "
         "--overwrite to remake them with these settings"], log
     assert not settings.exists() and os.stat(root / "flow" / "Walk" / "w1.npy").st_mtime_ns == mtime32
