@@ -161,9 +161,9 @@ def protocol_markdown(protocols: Mapping[str, Mapping[str, Any] | None]) -> list
     def what(p: Mapping[str, Any] | None) -> str:
         if not p:
             return "not recorded"
-        crops = p.get("test_crops")
+        segments, crops = p.get("test_segments"), p.get("test_crops")
         scale = "as decoded" if p.get("scale_size") is None else f"shorter side {p.get('scale_size')}"
-        return (f"{p.get('test_segments')} segments x {crops} crop{'s' if crops != 1 else ''} of "
+        return (f"{segments} segment{'s' if segments != 1 else ''} x {crops} crop{'s' if crops != 1 else ''} of "
                 f"{p.get('crop_size')} px ({scale})")
 
     if not protocols:
