@@ -36,6 +36,7 @@ from typing import Callable, Iterable, Iterator, Sequence
 from ip_tsn.atomic import OutputError, atomic_path, check_output_dir, write_json_atomic
 from ip_tsn.codec.errors import VideoError
 from ip_tsn.data.split_files import SplitError
+from ip_tsn.settings import differences
 
 TMP_MARK = ".tmp-"  # temp outputs: ".<final name>.tmp-<pid>" (ip_tsn.atomic.temp_name)
 
@@ -132,30 +133,29 @@ def claim_folder(folder: str, settings: dict, what: str, extension: str, overwri
     in them says how they were made: the run is refused, naming the record that would adopt them,
     unless ``overwrite`` (the caller's ``--overwrite``: they are recomputed with ``settings``).
     Shards started together agree: each writes the same file, atomically, before any output (so a
-    shard that counts another's first outputs finds its record too: outputs are counted first)."""
+    shard that counts another's first outputs finds its record too: it looks for it after counting)."""
     settings = json.loads(json.dumps(settings))  # as it reads back: tuples are lists
     check_output_dir(folder, "output folder")
     path = os.path.join(folder, SETTINGS_FILE)
-    older = len(find_files(folder, (extension,))) if os.path.isdir(folder) and not overwrite else 0
-    if os.path.isfile(path):
-        try:
-            with open(path) as f:
-                recorded = json.load(f)
-        except (OSError, ValueError) as e:
-            raise SettingsError(f"{path}: not readable ({(str(e).splitlines() or [type(e).__name__])[0]}); remove it "
-                                f"if {folder} holds {what} made with {settings}") from None
-        if recorded != settings:
-            keys = sorted(set(recorded) | set(settings)) if isinstance(recorded, dict) else []
-            differ = "; ".join(f"{k}: {recorded.get(k)!r} there, {settings.get(k)!r} asked" for k in keys
-                               if recorded.get(k) != settings.get(k)) or f"{recorded!r} there"
-            raise SettingsError(f"{folder}: holds {what} made with other settings ({differ}); rerun with the "
-                                f"recorded settings to resume, or remove {folder} to start again with these")
+    counted = not os.path.isfile(path) and os.path.isdir(folder) and not overwrite
+    older = len(find_files(folder, (extension,))) if counted else 0
+    if not os.path.isfile(path):  # looked for after counting: a shard started together records before its outputs
+        if older:
+            raise SettingsError(f"{folder}: holds {what} ({older}) and no {SETTINGS_FILE} saying how they were made; "
+                                f"if they were made with these settings, write {json.dumps(settings)} to {path} to "
+                                "resume, else pass --overwrite to remake them with these settings")
+        write_json_atomic(path, settings)  # makes the folder
         return
-    if older:
-        raise SettingsError(f"{folder}: holds {what} ({older}) and no {SETTINGS_FILE} saying how they were made; if "
-                            f"they were made with these settings, write {json.dumps(settings)} to {path} to resume, "
-                            f"else pass --overwrite to remake them with these settings")
-    write_json_atomic(path, settings)  # makes the folder
+    try:
+        with open(path) as f:
+            recorded = json.load(f)
+    except (OSError, ValueError) as e:
+        raise SettingsError(f"{path}: not readable ({(str(e).splitlines() or [type(e).__name__])[0]}); remove it "
+                            f"if {folder} holds {what} made with {settings}") from None
+    if recorded != settings:
+        differ = differences(recorded, settings) if isinstance(recorded, dict) else f"{recorded!r} there"
+        raise SettingsError(f"{folder}: holds {what} made with other settings ({differ}); rerun with the "
+                            f"recorded settings to resume, or remove {folder} to start again with these")
 
 
 # --------------------------------------------------------------------------------------- running

@@ -106,15 +106,22 @@ def test_each_sweep_trial_gets_its_own_run(tiny_streams, tmp_path, monkeypatch):
     assert not (tmp_path / "istream").exists()
 
 
-def test_fuse_any_subset_of_streams(tiny_streams, tmp_path, capsys):
-    """I and plain P only (no teacher, no student): the fusion runs; streams without scores are
-    named once and left out; a fused stream without scores is one line."""
+def _scored_copy(tiny_streams, tmp_path) -> tuple[Path, list[str]]:
+    """The I- and P-stream runs copied to ``<tmp_path>/runs`` and scored there (val and test):
+    that run_root and the overrides that point at it."""
     runs = tmp_path / "runs"
     for stage in ("istream", "pstream"):
         shutil.copytree(tiny_streams["runs"] / stage, runs / stage)
     common = [*tiny_streams["common"], f"run_root={runs}"]
     for stage in ("istream", "pstream"):
         assert main(["test", str(EXPERIMENTS / f"{stage}.yaml"), *common]) == 0
+    return runs, common
+
+
+def test_fuse_any_subset_of_streams(tiny_streams, tmp_path, capsys):
+    """I and plain P only (no teacher, no student): the fusion runs; streams without scores are
+    named once and left out; a fused stream without scores is one line."""
+    runs, common = _scored_copy(tiny_streams, tmp_path)
     capsys.readouterr()
     code = main(["fuse", str(EXPERIMENTS / "fuse.yaml"), *common, "fuse.fused=[I-stream,P-stream]"])
     out = capsys.readouterr().out
@@ -145,12 +152,7 @@ def test_scores_record_their_protocol_and_are_not_replaced_by_another(tiny_strea
     """Scores record the test protocol (metrics.json too). Scoring the same checkpoint again under
     another one is one line, exit 2, the file kept, unless overwrite=true (the same one reruns);
     fuse refuses a stream whose val and test scores were made under two protocols."""
-    runs = tmp_path / "runs"
-    for stage in ("istream", "pstream"):
-        shutil.copytree(tiny_streams["runs"] / stage, runs / stage)
-    common = [*tiny_streams["common"], f"run_root={runs}"]
-    for stage in ("istream", "pstream"):
-        assert main(["test", str(EXPERIMENTS / f"{stage}.yaml"), *common]) == 0
+    runs, common = _scored_copy(tiny_streams, tmp_path)
     scores = runs / "istream" / "scores_test.npz"
     recorded = json.loads(load_scores(scores).protocol)
     assert recorded["test_segments"] == 3 and recorded["crop_size"] == 32 and recorded["test_crops"] == 1

@@ -26,6 +26,14 @@ def setting(default: Any, doc: str) -> Any:
     return dataclasses.field(default=default, metadata={DOC: doc})
 
 
+def differences(recorded: Mapping[str, Any], asked: Mapping[str, Any], first: str = "there",
+                second: str = "asked") -> str:
+    """``"seed: 0 there, 1 asked; ..."``: the settings in which what a file records differs from
+    what a run asks (keys of either, sorted), for the one-line refusals that name them."""
+    return "; ".join(f"{k}: {recorded.get(k)!r} {first}, {asked.get(k)!r} {second}"
+                     for k in sorted(set(recorded) | set(asked)) if recorded.get(k) != asked.get(k))
+
+
 def types_of(cls: type) -> dict[str, Any]:
     """Field name -> its resolved annotation."""
     hints = typing.get_type_hints(cls)

@@ -144,6 +144,7 @@ from tqdm.auto import tqdm
 
 from ip_tsn.atomic import check_output_dir, write_text_atomic
 from ip_tsn.codec.encode import encode_video as _encode
+from ip_tsn.settings import differences
 
 from .synthetic_render import ACTION_FRAMES, CLASSES, GOP_SIZE, VERSIONS, class_parts, render_video  # the drawing
 
@@ -249,9 +250,8 @@ def generate_synthetic(root: str | os.PathLike, *, videos_per_class: Mapping[str
     meta = root / "synthetic.json"
     recorded = json.loads(meta.read_text()) if meta.exists() else None
     if recorded is not None and not overwrite and recorded != settings:
-        differ = "; ".join(f"{k}: {recorded.get(k)!r} there, {settings[k]!r} asked" for k in settings
-                           if recorded.get(k) != settings[k])
-        raise ValueError(f"{root}: holds a synthetic dataset made with other settings ({differ}; {meta}); "
+        raise ValueError(f"{root}: holds a synthetic dataset made with other settings "
+                         f"({differences(recorded, settings)}; {meta}); "
                          "pass --overwrite (overwrite=True) to regenerate it, or another root")
     (root / "splits").mkdir(parents=True, exist_ok=True)
     jobs, lists, wanted, windows = [], {s: [] for s in SPLITS}, set(), {}

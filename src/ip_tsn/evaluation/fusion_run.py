@@ -12,7 +12,7 @@ from typing import Any
 from ip_tsn.evaluation.checks import Roles, data_checks, load_groups
 from ip_tsn.evaluation.fusion import DEFAULT_GRID, search_fusion_weights
 from ip_tsn.evaluation.report import FUSION, build_report, fusion_rows, write_report
-from ip_tsn.evaluation.scores import load_aligned, load_scores
+from ip_tsn.evaluation.scores import align_scores, load_aligned, load_scores
 
 
 def _check_names(fused: Sequence[str], roles: Roles, val_paths: Mapping[str, Any],
@@ -25,12 +25,6 @@ def _check_names(fused: Sequence[str], roles: Roles, val_paths: Mapping[str, Any
     if unknown:
         raise ValueError(f"stream(s) {unknown} have no score files; streams: {sorted(test_paths)}")
 
-
-
-def _protocol(path: str | os.PathLike) -> dict[str, Any] | None:
-    """The test protocol a score file records (None: an older file's, not recorded)."""
-    text = load_scores(path).protocol
-    return json.loads(text) if text else None
 
 
 def run_fusion(
@@ -63,8 +57,9 @@ def run_fusion(
     if targets is not None and not isinstance(targets, Mapping):
         targets = json.loads(Path(targets).read_text()) if Path(targets).is_file() else None
     checks = data_checks(val_scores, val_labels, class_names, roles, mapping, note, thresholds, targets)
-    ids, test_scores, test_labels = load_aligned(test_paths)
-    protocols = {name: _protocol(path) for name, path in test_paths.items()}
+    tables = {name: load_scores(path) for name, path in test_paths.items()}  # read once: scores and protocols
+    ids, test_scores, test_labels = align_scores(tables, {name: str(p) for name, p in test_paths.items()})
+    protocols = {name: json.loads(t.protocol) if t.protocol else None for name, t in tables.items()}
     rows = fusion_rows(test_scores, fused, weights, baseline)
     report = build_report(ids, rows, test_labels, class_names, fused, roles, weights, baseline,
                           checks, len(val_labels), provenance, protocols)

@@ -147,12 +147,16 @@ def provenance_markdown(provenance: Mapping[str, Mapping[str, Any] | None]) -> l
                 f"{env.get('cpu_capability')} CPU{', ' + env['cuda_device'] if env.get('cuda_device') else ''}, "
                 f"torch {env.get('torch')}")
 
-    if not provenance:
+    return _per_stream_line("Trained by", {name: where(env) for name, env in provenance.items()})
+
+
+def _per_stream_line(title: str, each: Mapping[str, str]) -> list[str]:
+    """``each`` stream's description in one line: once when every stream's is the same."""
+    if not each:
         return []
-    each = {name: where(env) for name, env in provenance.items()}
     if len(set(each.values())) == 1:
-        return [f"Trained by: {next(iter(each.values()))} (every stream)."]
-    return ["Trained by (the streams differ): " + "; ".join(f"{name}: {w}" for name, w in each.items()) + "."]
+        return [f"{title}: {next(iter(each.values()))} (every stream)."]
+    return [f"{title} (the streams differ): " + "; ".join(f"{name}: {w}" for name, w in each.items()) + "."]
 
 
 def protocol_markdown(protocols: Mapping[str, Mapping[str, Any] | None]) -> list[str]:
@@ -166,12 +170,7 @@ def protocol_markdown(protocols: Mapping[str, Mapping[str, Any] | None]) -> list
         return (f"{segments} segment{'s' if segments != 1 else ''} x {crops} crop{'s' if crops != 1 else ''} of "
                 f"{p.get('crop_size')} px ({scale})")
 
-    if not protocols:
-        return []
-    each = {name: what(p) for name, p in protocols.items()}
-    if len(set(each.values())) == 1:
-        return [f"Test protocol: {next(iter(each.values()))} (every stream)."]
-    return ["Test protocol (the streams differ): " + "; ".join(f"{name}: {w}" for name, w in each.items()) + "."]
+    return _per_stream_line("Test protocol", {name: what(p) for name, p in protocols.items()})
 
 
 def results_markdown(report: Mapping[str, Any]) -> str:

@@ -22,6 +22,7 @@ from typing import NamedTuple
 import numpy as np
 
 from ip_tsn.atomic import atomic_path
+from ip_tsn.settings import differences
 
 
 class ScoresError(ValueError):
@@ -52,9 +53,7 @@ def protocol_text(settings: Mapping) -> str:
 
 def protocol_difference(recorded: str, asked: str, first: str = "there", second: str = "asked") -> str:
     """``"test_segments: 5 there, 3 asked; ..."``: the settings two protocols (:func:`protocol_text`) differ in."""
-    a, b = json.loads(recorded), json.loads(asked)
-    return "; ".join(f"{k}: {a.get(k)!r} {first}, {b.get(k)!r} {second}" for k in sorted(set(a) | set(b))
-                     if a.get(k) != b.get(k))
+    return differences(json.loads(recorded), json.loads(asked), first, second)
 
 
 def save_scores(path: str | os.PathLike, table: ScoreTable) -> None:
