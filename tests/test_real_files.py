@@ -350,6 +350,20 @@ def test_real_cinepak_has_no_motion_vectors():
         v.load(10, "residual")
 
 
+def test_intra_only_inter_frames_are_not_blamed_on_the_codec(tmp_path):
+    """H.264 of noise: P-frames whose every block is intra-coded carry no vectors. The refusal says
+    so, not that FFmpeg exports none for H.264 (which it does, and re-encoding would not change)."""
+    noise = np.random.default_rng(0).integers(0, 256, (30, 16, 16, 3), dtype=np.uint8)
+    path = encode(tmp_path / "noise.mp4", noise, codec="libx264", gop=30)
+    v = CompressedVideo(path)
+    assert "P" in v.frame_types
+    with pytest.raises(VideoError) as e:
+        v.load(5, "mv")
+    msg = str(e.value)
+    assert msg.startswith(f"{path}: no motion vectors on its first 12 inter-coded frames: every block is intra-coded")
+    assert "FFmpeg exports them for 'h264'" in msg and "reencode" not in msg
+
+
 # ----------------------------------------------------------------------- item 9: clear errors
 @pytest.mark.parametrize("name", ["folder", "clip.mp4"])
 def test_directory_is_named_as_such(tmp_path, name):

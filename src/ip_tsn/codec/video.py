@@ -55,6 +55,12 @@ def _rgb_of(frames: dict, rgb: dict, j: int) -> np.ndarray:
     return rgb[j]
 
 
+# codecs whose FFmpeg decoder exports motion vectors (h264.c and mpegvideo's exporter): used only
+# to word the error when a file's first inter-coded frames carry none
+EXPORTS_VECTORS = frozenset({"h264", "mpeg4", "mpeg1video", "mpeg2video", "h263", "h263p", "msmpeg4v1",
+                             "msmpeg4v2", "msmpeg4v3", "msmpeg4", "wmv1", "wmv2", "flv1"})
+
+
 class CompressedVideo:
     """Random access to the compressed-domain representations of one video.
 
@@ -142,6 +148,13 @@ class CompressedVideo:
         fix = f"re-encode it first: python data_prep/reencode.py {self.path} --output DIR"
         self._require_inter_frames()
         found, inter = motion_vectors_exported(self.path)
+        if not found and inter > 0 and self.codec in EXPORTS_VECTORS:
+            raise VideoError(
+                self.path,
+                f"no motion vectors on its first {inter} inter-coded frames: every block is intra-coded "
+                f"(content the encoder could not predict, such as noise), though FFmpeg exports them for "
+                f"'{self.codec}'",
+            )
         if not found and inter > 0:
             raise VideoError(
                 self.path,
