@@ -167,6 +167,7 @@ def test_predict_video_smaller_than_crop_is_named_and_scale_size_reads_it(tiny_s
     assert main(["predict", str(small), *_streams(tiny_streams)]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and str(small) in err[0] and "cannot crop 32x32 from frames of 48x16 (width x height)" in err[0]
+    assert err[0].endswith(": pass --scale-size 32 or more")  # the flag predict has, not the config key
 
     result = _predict_json(capsys, str(small), *_streams(tiny_streams), "--scale-size", "32")[0]
     assert result["streams"]["I-stream"]["inputs"] == [3, 3, 32, 32]

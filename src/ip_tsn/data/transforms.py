@@ -31,6 +31,7 @@ IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 MV_BOUND = 20.0
 TSN_SCALES = (1.0, 0.875, 0.75, 0.66)
+CROP_FIX = "set data.scale_size >= crop_size"  # how a frame smaller than the crop is read (predict words it its way)
 
 
 def _is_tensor(x: Frames) -> bool:
@@ -175,7 +176,7 @@ def _window(x: Frames, size: int, fy: float, fx: float) -> Frames:
     """A ``size`` x ``size`` window at fractional position (fy, fx) of the free space."""
     h, w = _size(x)
     if h < size or w < size:
-        raise ValueError(f"cannot crop {size}x{size} from frames of {w}x{h} (width x height): set scale_size >= crop_size")
+        raise ValueError(f"cannot crop {size}x{size} from frames of {w}x{h} (width x height): {CROP_FIX}")
     return crop(x, round((h - size) * fy), round((w - size) * fx), size, size)
 
 

@@ -37,12 +37,13 @@ from typing import Any
 import torch
 from torch import nn
 
-from ip_tsn.codec import CompressedVideo
+from ip_tsn.codec import CompressedVideo, VideoError
 from ip_tsn.data.datasets import VideoRecord
 from ip_tsn.data.device_reconstruct import packed_inputs
 from ip_tsn.data.packed_p import PACKED
 from ip_tsn.data.preprocess import DEVICE_MODALITIES, Preprocess
 from ip_tsn.data.split_files import read_class_file
+from ip_tsn.data.transforms import CROP_FIX
 from ip_tsn.data.video_dataset import StreamDataset
 from ip_tsn.deploy.fused_model import StreamEntry, read_fused_model
 from ip_tsn.evaluation.fusion import fuse_probabilities
@@ -89,7 +90,12 @@ class Stream:
         ds = StreamDataset([VideoRecord(path.name, -1, "")], path.parent, num_segments=p.test_segments,
                            train=False, test_crops=p.test_crops, flip=p.flip, reconstruct=p.reconstruct,
                            **p.reader_kwargs())
-        sample = ds[0]
+        try:
+            sample = ds[0]
+        except VideoError as e:
+            if not e.problem.endswith(CROP_FIX):
+                raise
+            raise VideoError(e.path, e.problem.replace(CROP_FIX, f"pass --scale-size {p.crop_size} or more")) from None
         if PACKED in sample:
             packed = {k: v.to(device) for k, v in sample[PACKED].items()}
             return packed_inputs([packed], p)[0]
