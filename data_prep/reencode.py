@@ -94,9 +94,10 @@ def reencode_video(src: str, dst: str, size=(340, 256), gop: int = 12, qscale: i
                 ost.codec_context.sample_aspect_ratio = Fraction(1, 1)
                 count, bad_packets = 0, 0
                 time_base = 1 / rate
-                packets = 0
+                packets, hidden = 0, 0  # hidden: frames an mp4/mov edit list hides (the decoder drops them)
                 for packet in inp.demux(ist):
-                    packets += packet.size > 0
+                    packets += packet.size > 0 and not packet.is_discard
+                    hidden += packet.size > 0 and packet.is_discard
                     try:
                         frames = packet.decode()
                     except av.FFmpegError:
@@ -120,11 +121,12 @@ def reencode_video(src: str, dst: str, size=(340, 256), gop: int = 12, qscale: i
                 except Exception:
                     if finished:
                         raise
+    expected -= hidden if expected else 0
     if bad_packets or count < packets or count < expected - 1:  # damage can be silent
         return (f"done, with warnings: {count} frames decoded from {packets} packets"
                 + (f" ({bad_packets} undecodable)" if bad_packets else "")
                 + (f", the container says ~{expected} frames" if count < expected - 1 else ""))
-    return "done"
+    return f"done ({hidden} frames its edit list hides left out, as a player does)" if hidden else "done"
 
 
 def expected_frames(stream, container, rate: Fraction) -> int:

@@ -13,8 +13,9 @@ import av
 import numpy as np
 import pytest
 
-from videos import moving_frames
+from videos import decode_all, encode_cut, moving_frames
 
+from ip_tsn.codec import CompressedVideo, VideoError
 from ip_tsn.codec.flow import dequantize_flow, load_flow
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -285,6 +286,21 @@ def test_reencode_audio_only_m4a_file_and_folder(tmp_path):
     assert code == 1 and "2 total, 1 done, 0 skipped (already there), 1 failed" in log, log
     assert any("talk.m4a" in line and "no video stream" in line for line in log.splitlines() if "FAILED" in line)
     assert os.path.isfile(tmp_path / "tree" / "ClassA" / "a.mp4")
+
+
+def test_reencode_is_the_fix_for_an_edit_list_cut(tmp_path):
+    """A cut inside a GOP (edit list hiding the I-frame of shown frames) is refused by the reader,
+    whose message names reencode.py; that gives the 25 frames a player shows, readable, noted."""
+    cut = encode_cut(tmp_path / "cut.mp4", moving_frames(30, 48, 64), lead=5)
+    with pytest.raises(VideoError, match="data_prep/reencode.py"):
+        CompressedVideo(cut).num_frames
+    code, log = run("reencode.py", cut, "--output", tmp_path / "out", "--size", "64x48", "--workers", "1")
+    assert code == 0 and "note" in log and "done (5 frames its edit list hides left out, as a player does)" in log, log
+    assert "warnings" not in log
+    fixed = tmp_path / "out" / "cut.mp4"
+    v = CompressedVideo(fixed)
+    assert v.num_frames == 25 == len(decode_all(fixed)[0])
+    assert v.load(7, "residual").shape == (48, 64, 3)
 
 
 def test_extract_flow_notes_a_truncated_input(tmp_path):

@@ -23,7 +23,7 @@ import pytest
 
 from ip_tsn.codec import CompressedVideo, VideoError, warp
 from ip_tsn.codec.encode import encode_video
-from videos import decode_all, encode, moving_frames
+from videos import decode_all, encode, encode_cut, moving_frames
 
 SHIFT = 2  # pixels per frame, to the right
 OPENCV_DATA = Path("/usr/share/doc/opencv-doc/examples/data")  # Debian's opencv-doc
@@ -362,6 +362,32 @@ def test_intra_only_inter_frames_are_not_blamed_on_the_codec(tmp_path):
     msg = str(e.value)
     assert msg.startswith(f"{path}: no motion vectors on its first 12 inter-coded frames: every block is intra-coded")
     assert "FFmpeg exports them for 'h264'" in msg and "reencode" not in msg
+
+
+def test_an_edit_list_cut_at_a_key_frame_reads_what_a_player_shows(tmp_path):
+    """The first GOP hidden by the edit list: the index holds the 24 frames FFmpeg outputs, and
+    each rebuilds from its own GOP's I-frame exactly."""
+    path = encode_cut(tmp_path / "cut.mp4", moving_frames(36, 48, 64), lead=12)
+    frames, types = decode_all(path)
+    assert len(frames) == 24  # what a player shows
+    v = CompressedVideo(path)
+    assert v.num_frames == 24 and "".join(v.frame_types) == types
+    for i in (0, 5, 12, 23):
+        np.testing.assert_array_equal(v.load(i, "rgb"), frames[i])
+    assert_reconstructs(v, dict(enumerate(frames)), [1, 11, 13, 23])
+
+
+@pytest.mark.parametrize("codec, bframes", [("mpeg4", 0), ("libx264", 2)])
+def test_an_edit_list_hiding_the_i_frame_of_shown_frames_is_one_line(tmp_path, codec, bframes):
+    """A cut inside a GOP: the frames shown before the next I-frame are predicted from a hidden
+    one. Named as such, with the fix (re-encoding), not as a corrupt file."""
+    path = encode_cut(tmp_path / "cut.mp4", moving_frames(30, 48, 64), lead=5, codec=codec, bframes=bframes)
+    assert len(decode_all(path)[0]) == 25
+    with pytest.raises(VideoError) as e:
+        CompressedVideo(path).num_frames
+    assert str(e.value) == (f"{path}: its edit list hides the I-frame its first 7 shown frames are predicted "
+                            f"from (a cut made without re-encoding, e.g. ffmpeg -ss ... -c copy); "
+                            f"re-encode it: python data_prep/reencode.py {path} --output DIR")
 
 
 # ----------------------------------------------------------------------- item 9: clear errors

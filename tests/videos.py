@@ -76,3 +76,17 @@ def decode_all(path: Path) -> tuple[list[np.ndarray], str]:
     with av.open(str(path)) as c:
         frames = list(c.decode(video=0))
     return [f.to_ndarray(format="rgb24") for f in frames], "".join("?IPB"[int(f.pict_type)] for f in frames)
+
+
+def encode_cut(path: Path, frames: np.ndarray, lead: int, codec: str = "mpeg4", bframes: int = 0) -> Path:
+    """An mp4 whose first ``lead`` frames have negative timestamps: the muxer writes an edit list
+    that hides them, as a cut without re-encoding (``ffmpeg -ss ... -c copy``) does."""
+    with av.open(str(path), "w", format="mp4") as out:
+        stream = add_video_stream(out, frames.shape[2], frames.shape[1], codec=codec, fps=12, gop_size=12,
+                                  max_b_frames=bframes, qscale=3, four_mv=False)
+        for t, rgb in enumerate(frames):
+            frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(rgb), format="rgb24")
+            frame.pts, frame.time_base = t - lead, Fraction(1, 12)
+            out.mux(stream.encode(frame))
+        out.mux(stream.encode(None))
+    return path

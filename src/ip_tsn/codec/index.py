@@ -21,6 +21,12 @@ seek.) Otherwise:
 In both cases the reader recognises a decoded frame by the packet it came from: it sets each
 packet's pts to the packet's byte position in the file (or its number from the start when
 positions are unknown) before decoding, and FFmpeg hands that value on to the frame.
+
+Edit lists (mp4, mov). A cut made without re-encoding (``ffmpeg -ss ... -c copy``) keeps the
+packets from the I-frame before the cut and hides the frames before the cut point: FFmpeg's
+decoder drops them, and so does the index (:func:`_shown_run`), which holds the frames a player
+shows. Shown frames predicted from a hidden I-frame cannot be rebuilt from a GOP of the index:
+such a file is refused in one line naming the fix, ``data_prep/reencode.py``.
 """
 
 from __future__ import annotations
@@ -113,6 +119,30 @@ class VideoIndex:
         return int(after[0]) + i + 1 if len(after) else None
 
 
+def _shown_run(path: str, packets: list[int], keys: list[bool], hidden: list[bool]) -> tuple[int, int]:
+    """The frames an mp4/mov edit list shows: ``[start, stop)`` of display order, given each frame's
+    packet (display order), keyframe flag and the packets' ``hidden`` flags (FFmpeg's decoder
+    drops hidden frames). Frames it hides before and after are left out of the index; a hidden
+    I-frame that shown frames are predicted from, and hidden frames between shown ones, cannot
+    be represented: one clear error, whose fix is re-encoding (which decodes what is shown)."""
+    flags = [hidden[k] for k in packets]
+    if not any(flags):
+        return 0, len(flags)
+    fix = f"re-encode it: python data_prep/reencode.py {path} --output DIR"
+    if all(flags):
+        raise VideoError(path, f"its edit list hides every frame; {fix}")
+    start = flags.index(False)
+    stop = len(flags) - flags[::-1].index(False)
+    inside = sum(flags[start:stop])
+    if inside:
+        raise VideoError(path, f"its edit list hides {inside} frames between shown ones; {fix}")
+    if start and not keys[start]:
+        lead = next((j for j in range(start, stop) if keys[j]), stop) - start
+        raise VideoError(path, f"its edit list hides the I-frame its first {lead} shown frames are predicted "
+                               f"from (a cut made without re-encoding, e.g. ffmpeg -ss ... -c copy); {fix}")
+    return start, stop
+
+
 def _fallback_types(decode_pts: list[int], keyframes: list[bool]) -> list[str]:
     """I for keyframes; B for a frame shown before a frame decoded earlier; else P."""
     types, shown_max = [], None
@@ -150,6 +180,7 @@ class _Packets:
     dts: list = field(default_factory=list)
     key: list = field(default_factory=list)
     pos: list = field(default_factory=list)
+    hidden: list = field(default_factory=list)  # an mp4/mov edit list hides the packet's frame (FFmpeg's decoder drops it)
 
     def packet_keys(self) -> tuple[str, list[int]]:
         """How the reader numbers packets: by byte position if every packet has a distinct one."""
@@ -185,6 +216,7 @@ def build_index(path: str) -> VideoIndex:
                     packets.dts.append(packet.dts)
                     packets.key.append(bool(packet.is_keyframe))
                     packets.pos.append(packet.pos)
+                    packets.hidden.append(bool(packet.is_discard))
                     if mpeg4 is not None:
                         kind, own = mpeg4.feed(bytes(packet))
                         if kind is not None:
@@ -222,6 +254,8 @@ def _pts_index(meta: dict, pictures: list, packets: _Packets, pts: list[int], or
     fallback = _fallback_types(pts, keys)
     types = [t or f for (_, t, _, _), f in zip(pictures, fallback)]
     refs = [t != "B" if r is None else r for (_, _, r, _), t in zip(pictures, types)]
+    start, stop = _shown_run(path, [pictures[i][0] for i in order], [keys[i] for i in order], packets.hidden)
+    order = order[start:stop]
     if not keys[order[0]]:
         truncated = True  # leading frames without a key frame cannot be decoded: drop them
         first = next((j for j, i in enumerate(order) if keys[i]), None)
@@ -245,6 +279,8 @@ def _pts_index(meta: dict, pictures: list, packets: _Packets, pts: list[int], or
 def _finish_output_index(meta: dict, shown: list[tuple[int, str, bool, bool]], packets: _Packets,
                          truncated: bool) -> VideoIndex:
     """An index in the decoder's output order from ``(packet, type, reference, keyframe)`` per frame."""
+    start, stop = _shown_run(meta["path"], [k for k, *_ in shown], [key for *_, key in shown], packets.hidden)
+    shown = shown[start:stop]
     first = next((j for j, (_, t, _, _) in enumerate(shown) if t == "I"), None)
     if first is None:
         raise VideoError(meta["path"], "no key frame: the video cannot be decoded")
