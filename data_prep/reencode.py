@@ -121,7 +121,6 @@ def reencode_video(src: str, dst: str, size=(340, 256), gop: int = 12, qscale: i
                 except Exception:
                     if finished:
                         raise
-    expected -= hidden if expected else 0
     if bad_packets or count < packets or count < expected - 1:  # damage can be silent
         return (f"done, with warnings: {count} frames decoded from {packets} packets"
                 + (f" ({bad_packets} undecodable)" if bad_packets else "")
@@ -130,9 +129,13 @@ def reencode_video(src: str, dst: str, size=(340, 256), gop: int = 12, qscale: i
 
 
 def expected_frames(stream, container, rate: Fraction) -> int:
-    """The frame count the container claims (0 if it does not say)."""
+    """The frame count the container claims (0 if it does not say): its sample count, or in an
+    mp4 / mov its duration's where that is shorter (an edit list hides samples, and the duration
+    is what it shows; an AVI's duration is only what is left of a cut file)."""
     if stream.frames:
-        return int(stream.frames)
+        edited = "mov" in container.format.name.split(",") and stream.duration and stream.time_base
+        shown = round(stream.duration * stream.time_base * rate) if edited else 0
+        return min(int(stream.frames), shown) if shown > 0 else int(stream.frames)
     if stream.duration and stream.time_base:
         return round(stream.duration * stream.time_base * rate)
     if container.duration and len(container.streams) == 1:  # else audio may be longer

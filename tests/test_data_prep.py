@@ -303,6 +303,20 @@ def test_reencode_is_the_fix_for_an_edit_list_cut(tmp_path):
     assert v.load(7, "residual").shape == (48, 64, 3)
 
 
+def test_a_key_frame_cut_is_not_taken_for_a_truncated_file(tmp_path):
+    """An edit list hiding a whole GOP: the container's sample count (36) includes it, its duration
+    (24 frames) does not. Neither reencode nor extract_flow calls the 24 frames read damage."""
+    import extract_flow
+
+    cut = encode_cut(tmp_path / "cut.mp4", moving_frames(36, 48, 64), lead=12)
+    with av.open(str(cut)) as c:
+        assert c.streams.video[0].frames == 36
+    assert extract_flow.truncation_note(str(cut), 24) is None
+    assert extract_flow.truncation_note(str(cut), 20) == "truncated input: flow of the 20 frames read of the ~24 its container claims"
+    code, log = run("reencode.py", cut, "--output", tmp_path / "out", "--size", "64x48", "--workers", "1")
+    assert code == 0 and "1 done" in log and "warnings" not in log and "note" not in log, log
+
+
 def test_extract_flow_notes_a_truncated_input(tmp_path):
     """A cut AVI (UCF101 / HMDB51's container) still gives the flow of the frames read, and one
     note line naming it and how many frames were read; whole videos get no note."""
