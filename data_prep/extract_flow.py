@@ -66,14 +66,16 @@ def truncation_note(path: str, frames_read: int) -> str | None:
     stopped on a read error, or its container claims more frames."""
     import av
 
+    from ip_tsn.codec import VideoError
     from ip_tsn.codec.index import get_index
+    from ip_tsn.codec.streams import open_video_stream
 
     expected = 0
     try:
-        with av.open(path) as container:
-            stream = container.streams.video[0]
+        container, stream = open_video_stream(path)  # the stream the reader reads
+        with container:
             expected = expected_frames(stream, container, frame_rate(stream))
-    except (av.FFmpegError, IndexError, OSError):
+    except (av.FFmpegError, VideoError, OSError):
         pass
     if get_index(path).truncated or frames_read < expected - 1:
         claim = f" of the ~{expected} its container claims" if expected > frames_read else ""

@@ -335,6 +335,59 @@ def test_audio_only(tmp_path):
         CompressedVideo(path).num_frames
 
 
+def _with_cover(path, frames=None, rate=12):
+    """A file whose first video stream is a still 32x32 MJPEG picture (a cover or thumbnail), then
+    ``frames`` as MPEG-4 video, or AAC audio when ``frames`` is None (a song with its cover)."""
+    import av
+
+    fmt = "mp4" if str(path).endswith(".m4a") else None  # FFmpeg's m4a muxer refuses pictures; its reader takes them
+    with av.open(str(path), "w", format=fmt) as out:
+        cover = out.add_stream("mjpeg", rate=1)
+        cover.width, cover.height, cover.pix_fmt = 32, 32, "yuvj420p"
+        cover.disposition = av.stream.Disposition.attached_pic
+        other = out.add_stream("aac", rate=16000) if frames is None else out.add_stream("mpeg4", rate=rate)
+        if frames is not None:
+            other.width, other.height, other.pix_fmt = frames.shape[2], frames.shape[1], "yuv420p"
+        picture = av.VideoFrame.from_ndarray(np.full((32, 32, 3), 200, np.uint8), format="rgb24")
+        picture.pts = 0
+        out.mux(cover.encode(picture) + cover.encode(None))
+        for k in range(20 if frames is None else len(frames)):
+            if frames is None:
+                frame = av.AudioFrame.from_ndarray(np.zeros((1, 1024), np.float32), format="fltp", layout="mono")
+                frame.sample_rate, frame.pts = 16000, k * 1024
+            else:
+                frame = av.VideoFrame.from_ndarray(frames[k], format="rgb24")
+                frame.pts = k
+            out.mux(other.encode(frame))
+        out.mux(other.encode(None))
+    return path
+
+
+def test_a_cover_picture_before_the_video_is_not_read_as_the_video(tmp_path):
+    """An mkv whose first video track is a one-frame thumbnail: the video read is the moving one
+    (what players pick), in every representation."""
+    import av
+
+    frames = moving_frames(24, 48, 64)
+    path = _with_cover(tmp_path / "clip.mkv", frames)
+    with av.open(str(path)) as c:
+        assert [s.codec_context.name for s in c.streams.video] == ["mjpeg", "mpeg4"]
+        decoded = [f.to_ndarray(format="rgb24") for f in c.decode(c.streams.video[1])]
+    v = CompressedVideo(path)
+    assert (v.codec, v.width, v.height, v.num_frames) == ("mpeg4", 64, 48, 24)
+    np.testing.assert_array_equal(v.load(9, "rgb"), decoded[9])
+    i, mv, res = v.load(9, "iframe"), v.load(9, "mv"), v.load(9, "residual")
+    np.testing.assert_array_equal(warp(i, mv).astype(np.int16) + res, decoded[9])
+
+
+def test_a_song_with_its_cover_picture_has_no_video(tmp_path):
+    """AAC with a cover picture (an attached_pic stream) is audio, not a one-frame video."""
+    path = _with_cover(tmp_path / "song.m4a")
+    with pytest.raises(VideoError) as e:
+        CompressedVideo(path).num_frames
+    assert str(e.value) == f"{path}: no video stream (has audio streams and a cover picture only)"
+
+
 def test_image_only(tmp_path):
     import cv2
 

@@ -28,16 +28,24 @@ def _open(path: str) -> av.container.InputContainer:
 
 
 def open_video_stream(path: str) -> tuple[av.container.InputContainer, av.video.stream.VideoStream]:
-    """Open ``path`` and return its container and first video stream, or raise VideoError."""
+    """Open ``path`` and return its container and video stream, or raise VideoError.
+
+    The video stream is the one FFmpeg's players pick (``av_find_best_stream``: most frames,
+    then bit rate) among those that are not a still cover picture (``attached_pic``): a
+    thumbnail track stored before the video is not read as the video."""
     container = _open(path)
     if container.format.name in IMAGE_FORMATS or container.format.name.endswith("_pipe"):
         container.close()
         raise VideoError(path, f"an image ({container.format.name}), not a video")
-    if not container.streams.video:
+    moving = [s for s in container.streams.video if not s.disposition & av.stream.Disposition.attached_pic]
+    if not moving:
         kinds = sorted({s.type for s in container.streams}) or ["no"]
+        cover = " and a cover picture" if container.streams.video else ""
         container.close()
-        raise VideoError(path, f"no video stream (has {', '.join(kinds)} streams only)")
-    return container, container.streams.video[0]
+        raise VideoError(path, f"no video stream (has {', '.join(k for k in kinds if not cover or k != 'video') or 'no'} "
+                               f"streams{cover} only)")
+    best = container.streams.best("video")
+    return container, best if best in moving else moving[0]
 
 
 def file_key(path: str) -> tuple[str, int, int]:
