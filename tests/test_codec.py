@@ -388,6 +388,28 @@ def test_a_song_with_its_cover_picture_has_no_video(tmp_path):
     assert str(e.value) == f"{path}: no video stream (has audio streams and a cover picture only)"
 
 
+def test_a_frame_size_change_mid_stream_is_one_line(tmp_path):
+    """Two MPEG-TS clips of two sizes joined by concatenation (as captures and `cat` make them):
+    the first clip's frames read; any frame of the second is one line naming the change and the
+    fix, whether loaded or iterated, not an OpenCV assertion."""
+    first = encode(tmp_path / "a.ts", moving_frames(24, 64, 96), codec="libx264", gop=12)
+    second = encode(tmp_path / "b.ts", moving_frames(24, 48, 80, seed=1), codec="libx264", gop=12)
+    joined = tmp_path / "joined.ts"
+    joined.write_bytes(first.read_bytes() + second.read_bytes())
+    v = CompressedVideo(joined)
+    assert (v.width, v.height, v.num_frames) == (96, 64, 48)
+    assert v.load(5, "residual").shape == (64, 96, 3)
+    message = (f"{joined}: its frame size changes mid-stream (96x64, then 80x48 at frame 24); re-encode it to one "
+               f"size: python data_prep/reencode.py {joined} --output DIR")
+    for representation in ("rgb", "mv", "residual"):
+        with pytest.raises(VideoError) as e:
+            CompressedVideo(joined).load(30, representation)
+        assert str(e.value) == message
+    with pytest.raises(VideoError) as e:
+        list(CompressedVideo(joined).iter_frames())
+    assert str(e.value) == message
+
+
 def test_image_only(tmp_path):
     import cv2
 

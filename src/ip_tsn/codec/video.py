@@ -281,10 +281,14 @@ class CompressedVideo:
     def iter_frames(self) -> Iterator[np.ndarray]:
         """Every decoded frame, (H, W, 3) uint8 RGB, in display order."""
         container, stream = open_video_stream(self.path)
+        size, n = (self.index.width, self.index.height), 0
         with container:
             try:
                 for packet in container.demux(stream):
                     for frame in packet.decode():
+                        if (frame.width, frame.height) != size:
+                            raise self._size_change(frame, n)
+                        n += 1
                         yield to_rgb(frame)
             except av.FFmpegError as e:
                 raise VideoError(self.path, f"decoding failed: {ffmpeg_reason(e)}") from None
@@ -397,6 +401,8 @@ class CompressedVideo:
                 for frame in packet.decode():
                     j = display.get(frame.pts)
                     if j is not None and g <= j <= last:  # keep what was decoded anyway: later loads reuse it
+                        if (frame.width, frame.height) != (idx.width, idx.height):
+                            raise self._size_change(frame, j)
                         gop.vectors[j] = block_vectors_of(frame)
                         gop.frames[j] = scaled(frame, *size) if f > 1 else frame
                 if need <= gop.frames.keys():
@@ -404,6 +410,14 @@ class CompressedVideo:
         except av.FFmpegError:
             pass  # a corrupt packet: whatever decoded before it is kept; the caller checks
         return gop
+
+    def _size_change(self, frame: av.VideoFrame, j: int | None) -> VideoError:
+        """The one error for a stream whose pictures change size (a capture of an adaptive stream,
+        clips joined without re-encoding): motion, residual and flow need one size."""
+        at = "" if j is None else f" at frame {j}"
+        return VideoError(self.path, f"its frame size changes mid-stream ({self.index.width}x{self.index.height}, "
+                                     f"then {frame.width}x{frame.height}{at}); re-encode it to one size: "
+                                     f"python data_prep/reencode.py {self.path} --output DIR")
 
     # ------------------------------------------------------------ computing
     def _motion(self, gop: _Gop, g: int) -> GopMotion:
