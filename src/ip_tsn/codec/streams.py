@@ -37,15 +37,23 @@ def open_video_stream(path: str) -> tuple[av.container.InputContainer, av.video.
     if container.format.name in IMAGE_FORMATS or container.format.name.endswith("_pipe"):
         container.close()
         raise VideoError(path, f"an image ({container.format.name}), not a video")
-    moving = [s for s in container.streams.video if not s.disposition & av.stream.Disposition.attached_pic]
+    moving = [s for s in container.streams.video if not _is_cover(s)]
     if not moving:
         kinds = sorted({s.type for s in container.streams}) or ["no"]
         cover = " and a cover picture" if container.streams.video else ""
         container.close()
         raise VideoError(path, f"no video stream (has {', '.join(k for k in kinds if not cover or k != 'video') or 'no'} "
                                f"streams{cover} only)")
-    best = container.streams.best("video")
+    best = container.streams.best("video") if hasattr(container.streams, "best") else None
     return container, best if best in moving else moving[0]
+
+
+ATTACHED_PIC = 0x0400  # FFmpeg's AV_DISPOSITION_ATTACHED_PIC: a still picture (cover art), not a video
+
+
+def _is_cover(stream: av.stream.Stream) -> bool:
+    disposition = getattr(stream, "disposition", 0)  # an int, or an enum flag in newer PyAV
+    return bool(int(getattr(disposition, "value", disposition)) & ATTACHED_PIC)
 
 
 def file_key(path: str) -> tuple[str, int, int]:
