@@ -11,6 +11,8 @@ The input tree is mirrored under OUTPUT_ROOT with a .mp4 extension. PyAV equival
 every 12th frame is an I-frame (scene-cut I-frames off), the rest P-frames. Quality: a fixed
 quantizer ``--qscale`` (default 2). FFmpeg clips the quantizer to ``qmin``, default 2, so CoViAR's
 ``-q:v 1`` really encoded at qscale 2; ``--qscale 1`` is ~1.9x larger files for +0.8 dB.
+A video stored turned or mirrored (a phone's display matrix) is written as a player shows it,
+turned before scaling, as ffmpeg's autorotation does; the output has no display matrix.
 
 A list file holds one video per line (``Class/v_x.avi`` or ``Class/v_x.avi 12``: the first
 field), relative to ``--input-root`` (default: the list's folder) or absolute. Finished outputs
@@ -32,6 +34,7 @@ import av
 
 from ip_tsn.codec.encode import add_video_stream
 from ip_tsn.codec.errors import VideoError
+from ip_tsn.codec.orientation import describe, display_transform, orient
 from ip_tsn.codec.streams import open_video_stream
 from ip_tsn.data.split_files import VIDEO_EXTENSIONS
 
@@ -95,6 +98,7 @@ def reencode_video(src: str, dst: str, size=(340, 256), gop: int = 12, qscale: i
                 count, bad_packets = 0, 0
                 time_base = 1 / rate
                 packets, hidden = 0, 0  # hidden: frames an mp4/mov edit list hides (the decoder drops them)
+                turn = None
                 for packet in inp.demux(ist):
                     packets += packet.size > 0 and not packet.is_discard
                     hidden += packet.size > 0 and packet.is_discard
@@ -104,6 +108,11 @@ def reencode_video(src: str, dst: str, size=(340, 256), gop: int = 12, qscale: i
                         bad_packets += 1
                         continue
                     for frame in frames:
+                        if count == 0:
+                            turn = display_transform(frame)  # a phone's rotation metadata: shown as players do
+                        if turn is not None:
+                            frame = av.VideoFrame.from_ndarray(orient(frame.to_ndarray(format="rgb24"), turn),
+                                                               format="rgb24")
                         scaled = frame.reformat(width=size[0], height=size[1], format="yuv420p",
                                                 interpolation="BICUBIC")
                         scaled.pts, scaled.time_base = count, time_base
@@ -125,7 +134,9 @@ def reencode_video(src: str, dst: str, size=(340, 256), gop: int = 12, qscale: i
         return (f"done, with warnings: {count} frames decoded from {packets} packets"
                 + (f" ({bad_packets} undecodable)" if bad_packets else "")
                 + (f", the container says ~{expected} frames" if count < expected - 1 else ""))
-    return f"done ({hidden} frames its edit list hides left out, as a player does)" if hidden else "done"
+    notes = ([f"{hidden} frames its edit list hides left out, as a player does"] if hidden else []) + \
+        ([f"its display matrix {describe(turn)}: applied, as a player does"] if turn is not None else [])
+    return f"done ({'; '.join(notes)})" if notes else "done"
 
 
 def expected_frames(stream, container, rate: Fraction) -> int:

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from ip_tsn.codec import CompressedVideo, VideoError, warp
-from videos import decode_all, encode, moving_frames, sample_videos
+from videos import decode_all, encode, encode_turned, moving_frames, sample_videos
 
 SHIFT = 2  # pixels per frame, to the right: pixel x of frame t comes from x - 2 of frame t - 1
 
@@ -408,6 +408,53 @@ def test_a_frame_size_change_mid_stream_is_one_line(tmp_path):
     with pytest.raises(VideoError) as e:
         list(CompressedVideo(joined).iter_frames())
     assert str(e.value) == message
+
+
+@pytest.mark.parametrize("degrees, hflip, words", [
+    (-90, False, "turns it 90 degrees clockwise"),  # a phone held upright: its usual portrait video
+    (90, False, "turns it 90 degrees counter-clockwise"),
+    (180, False, "turns it 180 degrees"),
+    (0, True, "mirrors it left to right"),
+])
+def test_a_video_stored_turned_is_one_line(tmp_path, degrees, hflip, words):
+    """Rotation metadata (a display matrix, as phones write portrait video): the decoder's pictures,
+    vectors and residuals are stored sideways, so every read is one line naming the turn and the
+    fix, not a silently sideways video."""
+    path = encode_turned(tmp_path / "phone.mp4", moving_frames(16, 48, 64), degrees, hflip)
+    message = (f"{path}: its display matrix {words} (orientation metadata, as phones write it); motion vectors "
+               f"and residuals stay in the stored orientation, so it would be read as no player shows it; "
+               f"re-encode it as shown: python data_prep/reencode.py {path} --output DIR")
+    for representation in ("iframe", "rgb", "mv", "residual"):
+        with pytest.raises(VideoError) as e:
+            CompressedVideo(path).load(5, representation)
+        assert str(e.value) == message
+    with pytest.raises(VideoError) as e:
+        next(CompressedVideo(path).iter_frames())
+    assert str(e.value) == message
+    upright = encode_turned(tmp_path / "upright.mp4", moving_frames(16, 48, 64), 0)  # an identity matrix reads
+    assert CompressedVideo(upright).load(5, "residual").shape == (48, 64, 3)
+
+
+@pytest.mark.parametrize("degrees", [0, 90, 180, 270, -90])
+@pytest.mark.parametrize("hflip", [False, True])
+def test_orient_shows_the_picture_as_its_display_matrix_says(tmp_path, degrees, hflip):
+    """Every quarter turn and mirror PyAV writes (its `rotation` is counter-clockwise, the mirror
+    after it): `orient` of the stored picture is that picture turned, then mirrored."""
+    import av
+
+    from ip_tsn.codec.orientation import display_transform, orient
+
+    path = encode_turned(tmp_path / "t.mp4", moving_frames(2, 48, 64), degrees, hflip, codec="mpeg4")
+    with av.open(str(path)) as c:
+        frame = next(c.decode(video=0))
+    stored = frame.to_ndarray(format="rgb24")
+    expected = np.rot90(stored, degrees // 90)
+    expected = expected[:, ::-1] if hflip else expected
+    transform = display_transform(frame)
+    assert (transform is None) == (degrees % 360 == 0 and not hflip)
+    shown = stored if transform is None else orient(stored, transform)
+    assert shown.shape == expected.shape and shown.flags.c_contiguous
+    np.testing.assert_array_equal(shown, expected)
 
 
 def test_image_only(tmp_path):

@@ -303,6 +303,27 @@ def test_reencode_is_the_fix_for_an_edit_list_cut(tmp_path):
     assert v.load(7, "residual").shape == (48, 64, 3)
 
 
+def test_reencode_is_the_fix_for_a_video_stored_turned(tmp_path):
+    """A phone's portrait video (stored 64x48, its display matrix turning it 90 degrees clockwise) is
+    refused by the reader, whose message names reencode.py; that writes what a player shows (48x64,
+    the pictures turned), noted, and the result reads."""
+    from videos import encode_turned
+
+    stored = moving_frames(16, 48, 64)
+    phone = encode_turned(tmp_path / "phone.mp4", stored, -90)
+    with pytest.raises(VideoError, match="data_prep/reencode.py"):
+        CompressedVideo(phone).load(3, "mv")
+    code, log = run("reencode.py", phone, "--output", tmp_path / "out", "--size", "48x64", "--workers", "1")
+    assert code == 0 and "done (its display matrix turns it 90 degrees clockwise: applied, as a player does)" in log, log
+    fixed = CompressedVideo(tmp_path / "out" / "phone.mp4")
+    assert (fixed.width, fixed.height, fixed.num_frames) == (48, 64, 16)
+    decoded = decode_all(phone)[0][0].astype(int)  # the stored picture, as decoded
+    shown = fixed.load(0, "rgb").astype(int)
+    assert np.abs(shown - np.rot90(decoded, -1)).mean() < 12  # that picture turned clockwise, re-encoded (4.6)
+    assert np.abs(shown - np.rot90(decoded, 1)).mean() > 40  # not the other way round (76)
+    assert fixed.load(5, "residual").shape == (64, 48, 3)
+
+
 def test_a_key_frame_cut_is_not_taken_for_a_truncated_file(tmp_path):
     """An edit list hiding a whole GOP: the container's sample count (36) includes it, its duration
     (24 frames) does not. Neither reencode nor extract_flow calls the 24 frames read damage."""

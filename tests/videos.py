@@ -90,3 +90,20 @@ def encode_cut(path: Path, frames: np.ndarray, lead: int, codec: str = "mpeg4", 
             out.mux(stream.encode(frame))
         out.mux(stream.encode(None))
     return path
+
+
+def encode_turned(path: Path, frames: np.ndarray, degrees: int, hflip: bool = False, codec: str = "libx264") -> Path:
+    """An mp4 whose display matrix turns its pictures ``degrees`` counter-clockwise (then mirrors
+    them left to right if ``hflip``), as phones store portrait video: the stored pictures are
+    ``frames``, what a player shows is turned."""
+    with av.open(str(path), "w", format="mp4") as out:
+        stream = add_video_stream(out, frames.shape[2], frames.shape[1], codec=codec, fps=12, gop_size=12,
+                                  max_b_frames=0, qscale=3, four_mv=False,
+                                  options={"crf": "10"} if codec == "libx264" else None)
+        stream.set_display_rotation(degrees, hflip=hflip)
+        for t, rgb in enumerate(frames):
+            frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(rgb), format="rgb24")
+            frame.pts, frame.time_base = t, Fraction(1, 12)
+            out.mux(stream.encode(frame))
+        out.mux(stream.encode(None))
+    return path

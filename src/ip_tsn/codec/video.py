@@ -31,6 +31,7 @@ from .errors import VideoError, ffmpeg_reason
 from .frames import block_vectors_of, park, scaled, to_rgb, yuv420_planes
 from .index import VideoIndex, get_index
 from .motion import FACTORS
+from .orientation import describe, display_transform
 from .reconstruct import GopMotion, l0_candidates, l0_choice, l1_anchor, representation_of
 from .streams import open_video_stream
 from .vector_probe import motion_vectors_exported, remember_motion
@@ -288,6 +289,8 @@ class CompressedVideo:
                     for frame in packet.decode():
                         if (frame.width, frame.height) != size:
                             raise self._size_change(frame, n)
+                        if n == 0:
+                            self._check_orientation(frame)
                         n += 1
                         yield to_rgb(frame)
             except av.FFmpegError as e:
@@ -403,6 +406,8 @@ class CompressedVideo:
                     if j is not None and g <= j <= last:  # keep what was decoded anyway: later loads reuse it
                         if (frame.width, frame.height) != (idx.width, idx.height):
                             raise self._size_change(frame, j)
+                        if not gop.frames:
+                            self._check_orientation(frame)
                         gop.vectors[j] = block_vectors_of(frame)
                         gop.frames[j] = scaled(frame, *size) if f > 1 else frame
                 if need <= gop.frames.keys():
@@ -418,6 +423,16 @@ class CompressedVideo:
         return VideoError(self.path, f"its frame size changes mid-stream ({self.index.width}x{self.index.height}, "
                                      f"then {frame.width}x{frame.height}{at}); re-encode it to one size: "
                                      f"python data_prep/reencode.py {self.path} --output DIR")
+
+    def _check_orientation(self, frame: av.VideoFrame) -> None:
+        """One VideoError for a video stored turned or mirrored (a phone's rotation metadata):
+        its vectors and residuals are in the stored orientation, which no player shows."""
+        transform = display_transform(frame)
+        if transform is not None:
+            raise VideoError(self.path, f"its display matrix {describe(transform)} (orientation metadata, as "
+                                        f"phones write it); motion vectors and residuals stay in the stored "
+                                        f"orientation, so it would be read as no player shows it; re-encode it "
+                                        f"as shown: python data_prep/reencode.py {self.path} --output DIR")
 
     # ------------------------------------------------------------ computing
     def _motion(self, gop: _Gop, g: int) -> GopMotion:
