@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from ip_tsn.codec import CompressedVideo, VideoError, warp
-from videos import decode_all, encode, encode_turned, moving_frames, sample_videos
+from videos import decode_all, encode, encode_turned, moving_frames, own_prediction, sample_videos
 
 SHIFT = 2  # pixels per frame, to the right: pixel x of frame t comes from x - 2 of frame t - 1
 
@@ -81,9 +81,8 @@ def test_warp_plus_residual_is_the_frame(clips, name, accumulate):
         res = v.load(i, "residual", accumulate)
         assert mv.dtype == np.float32 and mv.shape == (64, 96, 2)
         assert res.dtype == np.int16 and res.shape == (64, 96, 3)
-        ref_index = v.index.reference_of(i)
-        ref = v.load(i, "iframe") if accumulate else v.load(i if ref_index is None else ref_index, "rgb")
-        np.testing.assert_array_equal(warp(ref, mv).astype(np.int16) + res, frames[i])
+        pred = warp(v.load(i, "iframe"), mv) if accumulate else own_prediction(v, i, mv, frames)
+        np.testing.assert_array_equal(pred.astype(np.int16) + res, frames[i])
         np.testing.assert_array_equal(v.load(i, "rgb"), frames[i])
 
 
@@ -135,7 +134,7 @@ def test_real_h264_with_b_frames(samples, name):
         for acc in (False, True):
             mv, res = v.load(i, "mv", acc), v.load(i, "residual", acc)
             ref = v.load(i, "iframe") if acc else frames[v.index.reference_of(i)]
-            pred = warp(ref, mv)
+            pred = warp(ref, mv) if acc else own_prediction(v, i, mv, frames)
             np.testing.assert_array_equal(pred.astype(np.int16) + res, frame)
             pred_err, ref_err = np.abs(pred - frame).mean(), np.abs(ref - frame).mean()
             errs.setdefault((types[i], acc), []).append((pred_err, ref_err))
@@ -144,6 +143,24 @@ def test_real_h264_with_b_frames(samples, name):
     for key, pairs in errs.items():
         pred_err, ref_err = np.mean(pairs, axis=0)
         assert pred_err < 0.9 * ref_err, (name, key, pred_err, ref_err)
+
+
+def test_per_frame_residual_takes_each_block_from_its_reference_picture(tmp_path):
+    """x264 as it is (3 reference pictures, B-pyramid) on a translating texture: per frame
+    (``accumulate=False``) a P-frame's blocks predict from older pictures too, and a B-frame's
+    L1-only blocks from a next anchor whose own reference is another picture. Before, the residual
+    took every pixel from ``reference_of(i)`` (mean |residual| up to 41 where the prediction is
+    near-perfect); now each pixel comes from the picture it points into (``own_sources``)."""
+    path = encode(tmp_path / "x264.mp4", moving_frames(30, 64, 96), codec="libx264", bframes=3)
+    v = CompressedVideo(path)
+    assert "B" in v.frame_types
+    inter = [i for i in range(v.num_frames) if v.frame_types[i] != "I"]
+    errors = [float(np.abs(r).mean()) for r in v.load_many(inter, "residual", accumulate=False)]
+    assert max(errors) < 8, dict(zip(inter, np.round(errors, 1)))
+    sources = v.own_sources(inter)
+    several = [i for i, s in zip(inter, sources) if s is not None]
+    assert several and all(s is None or s.shape == (64, 96) for s in sources)
+    assert any(v.frame_types[i] == "P" for i in several) and any(v.frame_types[i] == "B" for i in several)
 
 
 def test_compose_choice_equals_each_candidates_compose(samples):

@@ -23,7 +23,7 @@ import pytest
 
 from ip_tsn.codec import CompressedVideo, VideoError, warp
 from ip_tsn.codec.encode import encode_video
-from videos import decode_all, encode, encode_cut, moving_frames
+from videos import decode_all, encode, encode_cut, moving_frames, own_prediction
 
 SHIFT = 2  # pixels per frame, to the right
 OPENCV_DATA = Path("/usr/share/doc/opencv-doc/examples/data")  # Debian's opencv-doc
@@ -136,14 +136,24 @@ def assert_matches_decoder(path: Path, n: int = 30) -> tuple[CompressedVideo, li
     return v, frames, types
 
 
+class _Pictures:
+    """The reader's decoded frames by display index (``video.load(j, "rgb")``)."""
+
+    def __init__(self, video: CompressedVideo):
+        self.video = video
+
+    def __getitem__(self, j: int) -> np.ndarray:
+        return self.video.load(j, "rgb")
+
+
 def assert_reconstructs(v: CompressedVideo, frames: dict[int, np.ndarray], indices) -> None:
-    """``warp(reference, mv) + residual`` is the decoded frame, per frame and accumulated."""
+    """``warp(reference, mv) + residual`` is the decoded frame, accumulated and per frame (each
+    pixel from the picture it points into, ``own_sources``)."""
     for i in indices:
         for acc in (True, False):
             mv, res = v.load(i, "mv", acc), v.load(i, "residual", acc)
-            ref_index = v.index.reference_of(i)
-            ref = v.load(i, "iframe") if acc else v.load(i if ref_index is None else ref_index, "rgb")
-            np.testing.assert_array_equal(warp(ref, mv).astype(np.int16) + res, frames[i], err_msg=f"{i} {acc}")
+            pred = warp(v.load(i, "iframe"), mv) if acc else own_prediction(v, i, mv, _Pictures(v))
+            np.testing.assert_array_equal(pred.astype(np.int16) + res, frames[i], err_msg=f"{i} {acc}")
 
 
 def assert_recovers_shift(v: CompressedVideo, frames_checked: range) -> None:

@@ -107,3 +107,20 @@ def encode_turned(path: Path, frames: np.ndarray, degrees: int, hflip: bool = Fa
             out.mux(stream.encode(frame))
         out.mux(stream.encode(None))
     return path
+
+
+def own_prediction(video, i: int, mv: np.ndarray, frames) -> np.ndarray:
+    """(H, W, 3) uint8: frame ``i``'s prediction by its own motion ``mv`` (``accumulate=False``) from
+    the decoded ``frames`` (display index -> RGB), each pixel from the picture it points into
+    (``CompressedVideo.own_sources``)."""
+    from ip_tsn.codec import warp
+
+    ref = video.index.reference_of(i)
+    sources = video.own_sources([i])[0]
+    if sources is None:
+        return warp(frames[i if ref is None else ref], mv)
+    out = np.zeros(mv.shape[:2] + (3,), np.uint8)
+    for s in np.unique(sources):
+        mask = sources == s
+        out[mask] = warp(frames[int(s)], mv)[mask]
+    return out

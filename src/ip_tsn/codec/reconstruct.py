@@ -24,6 +24,10 @@ takes the candidate whose motion-compensated prediction matches the decoded fram
 choice on 96-99% of cells), ties going to the default reference (``VideoIndex.reference_of``).
 Each pixel is then composed through its cell's candidate in one remap of the candidates' fields
 stacked as tiles (``motion.compose_choice``, equal to composing through each candidate alone).
+Per frame (``accumulate=False``) the same choice says which picture each cell's vector points
+into, and the residual takes each pixel from that picture (:func:`own_sources`,
+:func:`own_prediction`); a B-frame's L1-only blocks whose next anchor refers to another picture
+keep their L1 vector into that anchor (:func:`l1_direct`).
 
 Motion fields are (H, W, 2) float32 in :mod:`ip_tsn.codec.motion`'s convention: ``mv[y, x] =
 (dx, dy)``, pixel ``(x, y)`` comes from ``(x + dx, y + dy)`` of the reference.
@@ -57,7 +61,8 @@ class GopMotion:
     ``j``; ``own`` / ``acc``: (H, W, 2) float32 motion into the frame's reference / into the GOP's
     I-frame ``start``; ``grey``: (H, W) uint8 luma of the pictures :meth:`luma` has made;
     ``choice``: per frame its cells' reference choice among :func:`l0_candidates`
-    (:func:`l0_choice`).
+    (:func:`l0_choice`); ``sources``: per frame the picture each pixel of its own motion points
+    into (:func:`own_sources`).
     ``factor``: the pictures are 1 / ``factor`` of the video's size (H = ceil(height / factor)),
     and so are the motion fields, in those pictures' pixels.
     """
@@ -71,6 +76,7 @@ class GopMotion:
     acc: dict[int, np.ndarray] = field(default_factory=dict)
     grey: dict[int, np.ndarray] = field(default_factory=dict)
     choice: dict[int, np.ndarray] = field(default_factory=dict)
+    sources: dict[int, np.ndarray | None] = field(default_factory=dict)
 
     def luma(self, j: int) -> np.ndarray:
         """(H, W) uint8 luma of decoded frame ``j`` (OpenCV's RGB -> grey), what the reference
@@ -107,6 +113,15 @@ def l1_anchor(index: VideoIndex, j: int, accumulate: bool = False) -> int | None
     return nxt
 
 
+def l1_direct(index: VideoIndex, j: int) -> int | None:
+    """The next anchor a B-frame's L1-only blocks point into where, per frame, their motion cannot
+    be traced on (that anchor's own reference is not the B-frame's: an H.264 B-pyramid), or None.
+    Their L1 vectors then stay as they are, into that anchor (:func:`own_motion`, :func:`own_sources`)."""
+    if l1_anchor(index, j) is not None or l1_anchor(index, j, accumulate=True) is None:
+        return None
+    return index.anchor_after(j)
+
+
 def l0_candidates(index: VideoIndex, j: int, g: int) -> list[int]:
     """Pictures frame ``j``'s L0 vectors may point into, the default (``reference_of``) first.
 
@@ -133,7 +148,9 @@ def own_motion(gop: GopMotion, j: int) -> np.ndarray:
     """(H, W, 2) motion of frame ``j`` into its reference frame (``VideoIndex.reference_of``).
 
     L0 blocks keep their vector; a B-frame's L1-only blocks are composed with the next anchor's
-    own motion (:func:`l1_anchor`); intra blocks get zero motion.
+    own motion (:func:`l1_anchor`), or keep their L1 vector where that cannot be traced on
+    (:func:`l1_direct`); intra blocks get zero motion. In H.264 a pixel's motion may point into
+    another reference picture than ``reference_of(j)``: :func:`own_sources` says which.
     """
     if j in gop.own:
         return gop.own[j]
@@ -141,13 +158,65 @@ def own_motion(gop: GopMotion, j: int) -> np.ndarray:
     vectors = gop.vectors.get(j)
     mv, has_l0 = dense_motion(vectors, h, w, -1, f)
     nxt = l1_anchor(gop.index, j)
-    if nxt is not None:
+    if nxt is not None or l1_direct(gop.index, j) is not None:
         mv1, has_l1 = dense_motion(vectors, h, w, +1, f)
         only_l1 = has_l1 & ~has_l0
         if only_l1.any():
-            cv2.copyTo(compose(mv1, own_motion(gop, nxt)), only_l1.view(np.uint8), mv)
+            cv2.copyTo(mv1 if nxt is None else compose(mv1, own_motion(gop, nxt)), only_l1.view(np.uint8), mv)
     gop.own[j] = mv
     return mv
+
+
+def own_sources(gop: GopMotion, j: int) -> np.ndarray | None:
+    """(H, W) int32: the display index of the picture each pixel of :func:`own_motion` of frame
+    ``j`` points into, or None where that is ``reference_of(j)`` for every pixel (one reference
+    picture: every codec but H.264, and H.264 frames whose cells all use the default).
+
+    H.264 cells with L0 vectors (and intra cells) take their :func:`l0_choice`; a B-frame's
+    L1-only pixels point where their L1 vector lands in the next anchor, into that pixel's picture,
+    or into the next anchor itself (:func:`l1_direct`).
+    """
+    if j in gop.sources:
+        return gop.sources[j]
+    idx, h, w = gop.index, gop.height, gop.width
+    ref, out = idx.reference_of(j), None
+    choice = l0_choice(gop, j)
+    if choice is not None and choice.any():
+        cell = CELL // gop.factor
+        picked = np.asarray(l0_candidates(idx, j, gop.start), np.int32)[choice]
+        out = np.ascontiguousarray(picked.repeat(cell, axis=0).repeat(cell, axis=1)[:h, :w])
+    nxt, direct = l1_anchor(idx, j), l1_direct(idx, j)
+    if nxt is not None or direct is not None:  # L1-only pixels, as own_motion builds them
+        landed = None if nxt is None else own_sources(gop, nxt)
+        vectors = gop.vectors.get(j)
+        mv1, has_l1 = dense_motion(vectors, h, w, +1, gop.factor)
+        only_l1 = has_l1 & ~dense_motion(vectors, h, w, -1, gop.factor)[1]
+        if only_l1.any() and (out is not None or landed is not None or direct is not None):
+            out = np.full((h, w), ref, np.int32) if out is None else out
+            if landed is None:
+                out[only_l1] = ref if direct is None else direct
+            else:
+                xs, ys = sampling_maps(mv1)
+                qx = np.clip(np.rint(xs[only_l1]), 0, w - 1).astype(np.intp)
+                qy = np.clip(np.rint(ys[only_l1]), 0, h - 1).astype(np.intp)
+                out[only_l1] = landed[qy, qx]
+    if out is not None and (out == ref).all():
+        out = None
+    gop.sources[j] = out
+    return out
+
+
+def own_prediction(gop: GopMotion, j: int) -> np.ndarray:
+    """(H, W, 3) uint8: frame ``j`` predicted by its own motion, each pixel from the picture it
+    points into (:func:`own_sources`; ``warp(rgb(reference_of(j)), own_motion)`` where one)."""
+    mv, sources = own_motion(gop, j), own_sources(gop, j)
+    if sources is None:
+        return warp(gop.rgb(gop.index.reference_of(j)), mv)
+    maps = sampling_maps(mv)
+    out = np.empty((gop.height, gop.width, 3), np.uint8)
+    for k in np.unique(sources):
+        cv2.copyTo(warp(gop.rgb(int(k)), mv, maps), (sources == k).view(np.uint8), out)
+    return out
 
 
 def accumulated_motion(gop: GopMotion, j: int) -> np.ndarray:
@@ -242,8 +311,9 @@ def representation_of(gop: GopMotion, i: int, representation: str, accumulate: b
 
     Returns ``"iframe"``: (H, W, 3) uint8 RGB of the GOP's I-frame; ``"rgb"``: (H, W, 3) uint8 of
     frame ``i``; ``"mv"``: (H, W, 2) float32 motion into the I-frame (``accumulate``) or into the
-    frame's reference, in the source's pixels (whatever ``gop.factor``); ``"residual"``: (H, W, 3)
-    int16 frame minus ``warp(reference, mv)``. An I-frame's ``mv`` and ``residual`` are zeros.
+    frame's reference (H.264: per pixel the picture :func:`own_sources` names), in the source's
+    pixels (whatever ``gop.factor``); ``"residual"``: (H, W, 3) int16 frame minus ``warp(reference,
+    mv)`` (per frame: :func:`own_prediction`). An I-frame's ``mv`` and ``residual`` are zeros.
     """
     g = gop.start
     if representation == "iframe":
@@ -254,7 +324,6 @@ def representation_of(gop: GopMotion, i: int, representation: str, accumulate: b
     if gop.index.frame_types[i] == "I":
         shape = (h, w, 2) if representation == "mv" else (h, w, 3)
         return np.zeros(shape, np.float32 if representation == "mv" else np.int16)
-    ref = g if accumulate else gop.index.reference_of(i)
     mv = accumulated_motion(gop, i) if accumulate else own_motion(gop, i)
     if representation == "mv":
         if gop.factor > 1:
@@ -262,4 +331,4 @@ def representation_of(gop: GopMotion, i: int, representation: str, accumulate: b
         view = mv.view()  # the memoised field itself, not a copy: read-only, so it stays what it is
         view.flags.writeable = False
         return view
-    return residual(gop.rgb(i), warp(gop.rgb(ref), mv))
+    return residual(gop.rgb(i), warp(gop.rgb(g), mv) if accumulate else own_prediction(gop, i))

@@ -32,7 +32,7 @@ from .frames import block_vectors_of, park, scaled, to_rgb, yuv420_planes
 from .index import VideoIndex, get_index
 from .motion import FACTORS
 from .orientation import describe, display_transform
-from .reconstruct import GopMotion, l0_candidates, l0_choice, l1_anchor, representation_of
+from .reconstruct import GopMotion, l0_candidates, l0_choice, l1_anchor, l1_direct, own_sources, representation_of
 from .streams import open_video_stream
 from .vector_probe import motion_vectors_exported, remember_motion
 
@@ -279,6 +279,21 @@ class CompressedVideo:
                     out[k] = l0_choice(motion, indices[k])
         return out
 
+    def own_sources(self, indices: Sequence[int]) -> list[np.ndarray | None]:
+        """Per frame of ``indices``: the display index of the picture each pixel of its own motion
+        (``load(i, "mv", accumulate=False)``) points into and its residual is taken from, (H, W)
+        int32, or None where that is ``index.reference_of(i)`` for every pixel (every codec but
+        H.264, which may predict each block from another reference picture; ``reconstruct.own_sources``).
+        None for I-frames."""
+        indices = [int(i) for i in indices]
+        out: list = [None] * len(indices)
+        for k, i in enumerate(indices):
+            if self.frame_types[i] != "I":
+                g = self.gop_of(i)
+                gop = self._decode_gop(g, self._needed([i], g, "residual", False))
+                out[k] = own_sources(self._motion(gop, g), i)
+        return out
+
     def iter_frames(self) -> Iterator[np.ndarray]:
         """Every decoded frame, (H, W, 3) uint8 RGB, in display order."""
         container, stream = open_video_stream(self.path)
@@ -331,8 +346,11 @@ class CompressedVideo:
                 ref = idx.reference_of(j)
                 if ref is not None and accumulate:
                     todo += l0_candidates(idx, j, g)  # the whole chain back to the I-frame
-                elif ref is not None and j == i:
-                    seen.add(ref)  # only its pixels, for the residual
+                elif ref is not None:  # only their pixels: the reference choice, the residual
+                    seen.update(l0_candidates(idx, j, g))
+                    direct = l1_direct(idx, j)
+                    if direct is not None:
+                        seen.add(direct)
                 nxt = l1_anchor(idx, j, accumulate)
                 if nxt is not None:
                     todo.append(nxt)

@@ -45,7 +45,7 @@ import numpy as np
 
 from ..codec import CompressedVideo
 from ..codec.motion import paint_block_cells
-from ..codec.reconstruct import MAX_REFERENCES, l0_candidates, l1_anchor
+from ..codec.reconstruct import MAX_REFERENCES, l0_candidates, l1_anchor, l1_direct
 from .transforms import view_boxes
 
 CELL = 8  # FFmpeg's motion blocks are 8 or 16 px, on the 8-px grid
@@ -85,7 +85,8 @@ class FramePlan:
 def plan_frame(video: CompressedVideo, i: int, accumulate: bool) -> FramePlan | None:
     """The reconstruction plan of P/B-frame ``i`` (codec's rule: :func:`~ip_tsn.codec.reconstruct.l0_candidates`
     and :func:`~ip_tsn.codec.reconstruct.l1_anchor`), or None where only the CPU path reproduces
-    it (a candidate outside the GOP, or more than ``MAX_REACH`` steps back)."""
+    it (a candidate outside the GOP, more than ``MAX_REACH`` steps back, or, per frame
+    (``accumulate=False``), H.264 pixels that may point into several pictures)."""
     idx = video.index
     ref = idx.reference_of(i)
     if ref is None:
@@ -98,7 +99,9 @@ def plan_frame(video: CompressedVideo, i: int, accumulate: bool) -> FramePlan | 
         j = todo.pop()
         if j in needs:
             continue
-        l0 = l0_candidates(idx, j, g) if accumulate else [idx.reference_of(j)]
+        l0 = l0_candidates(idx, j, g)
+        if not accumulate and (len(l0) > 1 or l1_direct(idx, j) is not None):
+            return None  # per frame, H.264's pixels point into several pictures (own_sources): the CPU path
         nxt = l1_anchor(idx, j, accumulate)
         if any(k is None or (accumulate and k < g) or (k != root and idx.frame_types[k] == "I") for k in l0):
             return None
