@@ -158,9 +158,9 @@ def assert_reconstructs(v: CompressedVideo, frames: dict[int, np.ndarray], indic
 
 def assert_recovers_shift(v: CompressedVideo, frames_checked: range) -> None:
     """Median motion of the P-frames on the right half (left: content entering, intra) is the true
-    shift, per frame and accumulated to the I-frame. (B-frames are left out: for MPEG-4's direct
-    mode FFmpeg exports the zero delta vector, not the derived one; the exact reconstruction above
-    covers them.)"""
+    shift, per frame and accumulated to the I-frame. (B-frames are left out: FFmpeg exports no
+    MPEG-4 B-frame vectors, the reader derives them as direct mode does, an estimate; the exact
+    reconstruction above covers them, test_codec their shift on a translation.)"""
     checked = 0
     for i in frames_checked:
         if v.frame_types[i] != "P":
@@ -324,7 +324,7 @@ def test_real_xvid_packed_trailer(name):
         np.testing.assert_array_equal(v.load(i, "rgb"), frames[i], err_msg=str(i))
     inter = [i for i in range(24, 33) if types[i] != "I"]
     assert_reconstructs(v, frames, inter)
-    for i in [i for i in inter if types[i] == "P"]:  # B: MPEG-4 direct mode exports zero deltas
+    for i in [i for i in inter if types[i] == "P"]:  # B: FFmpeg exports no MPEG-4 B vectors; derived, an estimate
         ref = frames[v.index.reference_of(i)]
         pred = warp(ref, v.load(i, "mv", accumulate=False))
         frame = frames[i].astype(np.int16)

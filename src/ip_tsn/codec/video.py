@@ -31,6 +31,7 @@ from .errors import VideoError, ffmpeg_reason
 from .frames import block_vectors_of, park, scaled, to_rgb, yuv420_planes
 from .index import VideoIndex, get_index
 from .motion import FACTORS
+from .mpeg4_direct import direct_vectors, exports_no_vectors
 from .orientation import describe, display_transform
 from .reconstruct import GopMotion, l0_candidates, l0_choice, l1_anchor, l1_direct, own_sources, representation_of
 from .streams import open_video_stream
@@ -402,7 +403,11 @@ class CompressedVideo:
         or (``order`` "pos" / "count") the byte position / number of their packet, written into
         each packet's pts here before decoding (see :mod:`ip_tsn.codec.index`).
         """
-        idx, gop, last = self.index, _Gop(), max(need)
+        idx, gop = self.index, _Gop()
+        if idx.codec == "mpeg4":  # an MPEG-4 B-frame's vectors are derived from its next anchor's: decode it too
+            need = need | {a for j in need if idx.frame_types[j] == "B" and (a := idx.anchor_after(j)) is not None
+                           and idx.frame_types[a] != "I"}
+        last = max(need)
         display, f = idx.display_of_pts, self.factor
         size = (-(-idx.width // f), -(-idx.height // f))
         by_pos, by_count = idx.order == "pos", idx.order == "count"
@@ -432,6 +437,8 @@ class CompressedVideo:
                     break
         except av.FFmpegError:
             pass  # a corrupt packet: whatever decoded before it is kept; the caller checks
+        if idx.codec == "mpeg4":
+            self._derive_b_vectors(gop)
         return gop
 
     def _size_change(self, frame: av.VideoFrame, j: int | None) -> VideoError:
@@ -441,6 +448,18 @@ class CompressedVideo:
         return VideoError(self.path, f"its frame size changes mid-stream ({self.index.width}x{self.index.height}, "
                                      f"then {frame.width}x{frame.height}{at}); re-encode it to one size: "
                                      f"python data_prep/reencode.py {self.path} --output DIR")
+
+    def _derive_b_vectors(self, gop: _Gop) -> None:
+        """MPEG-4 Part 2 B-frames, whose vectors FFmpeg exports as zeros: those direct mode derives
+        from the next anchor's (:mod:`ip_tsn.codec.mpeg4_direct`; ``_run_decoder`` decodes that
+        anchor with every B-frame it keeps, so the result does not depend on what was asked first)."""
+        idx = self.index
+        for j, vectors in gop.vectors.items():
+            ref, nxt = idx.reference_of(j), idx.anchor_after(j)
+            if (idx.frame_types[j] == "B" and vectors is not None and ref is not None and nxt is not None
+                    and gop.vectors.get(nxt) is not None and idx.frame_types[nxt] != "I"
+                    and exports_no_vectors(vectors)):
+                gop.vectors[j] = direct_vectors(vectors, gop.vectors[nxt], j - ref, nxt - ref, idx.height, idx.width)
 
     def _check_orientation(self, frame: av.VideoFrame) -> None:
         """One VideoError for a video stored turned or mirrored (a phone's rotation metadata):
