@@ -302,6 +302,20 @@ def test_raw_elementary_streams(tmp_path, frames30, codec, fmt, suffix):
     assert_reconstructs(v, dict(enumerate(frames)), range(0, 30, 3))
 
 
+@pytest.mark.parametrize("bframes", [2, 0])
+def test_h264_in_avi_is_read_in_display_order(tmp_path, frames30, bframes):
+    """H.264 with B-frames in an AVI (what some capture and editing tools write): AVI cannot store
+    reordering, so every packet's timestamp follows decoding order, and the index took that for
+    display order (its types, pictures and residuals were the wrong frames'). Timestamps in
+    decoding order beside B-pictures are not trusted now: the decoder's output order is recorded.
+    Without B-frames the timestamps are right and are used."""
+    path = encode(tmp_path / f"h264_b{bframes}.avi", frames30, codec="libx264", bframes=bframes)
+    v, frames, types = assert_matches_decoder(path)
+    assert ("B" in types) == (bframes > 0)
+    assert v.index.order == ("pts" if bframes == 0 else "pos")
+    assert_reconstructs(v, dict(enumerate(frames)), range(0, 30, 2))
+
+
 # ------------------------------------------------------------------- Debian opencv-doc samples
 def opencv_sample(name: str) -> Path:
     path = OPENCV_DATA / name

@@ -5,8 +5,10 @@ keyframes that decoding can start from, and how the reader recognises each decod
 
 Display order is the order in which FFmpeg's decoder outputs the frames (what any player shows).
 It is the packets' presentation-timestamp order when the timestamps can be trusted: every
-decoded picture's packet has one, no two are equal and, for the MPEG codecs whose picture types
-the packets tell (MPEG-1/2/4 Part 2), the timestamp order is the decoder's. (Raw elementary
+decoded picture's packet has one, no two are equal, for the MPEG codecs whose picture types
+the packets tell (MPEG-1/2/4 Part 2) the timestamp order is the decoder's, and for other codecs
+with B-pictures (H.264) it is not simply the decoding order (an AVI stores no reordering: its
+timestamps follow the chunks, so H.264 with B-frames in an AVI is decoded once, below). (Raw elementary
 streams, ``.m4v``, ``.h264``, ``.hevc``, have none: a parser invents them, differently after a
 seek.) Otherwise:
 
@@ -239,7 +241,12 @@ def build_index(path: str) -> VideoIndex:
     structural = codec in STRUCTURAL_CODECS and all(t is not None for _, t, _, _ in pictures)
     if usable:
         order = np.argsort(np.asarray(pts, dtype=np.int64), kind="stable")
-        if not structural or list(order) == _output_order([t for _, t, _, _ in pictures]):
+        kinds = [t for _, t, _, _ in pictures]
+        # timestamps in decoding order beside B-pictures: AVI's (it stores no reordering), not a display order
+        in_decoding_order = "B" in kinds and bool((order == np.arange(len(order))).all())
+        if structural and list(order) == _output_order(kinds):
+            return _pts_index(meta, pictures, packets, pts, order, truncated)
+        if not structural and not in_decoding_order:
             return _pts_index(meta, pictures, packets, pts, order, truncated)
     if structural:
         return _structural_index(meta, pictures, packets, truncated)
