@@ -15,6 +15,7 @@ for what cannot be read (item 9).
 
 from __future__ import annotations
 
+from fractions import Fraction
 from pathlib import Path
 
 import av
@@ -314,6 +315,26 @@ def test_h264_in_avi_is_read_in_display_order(tmp_path, frames30, bframes):
     assert ("B" in types) == (bframes > 0)
     assert v.index.order == ("pts" if bframes == 0 else "pos")
     assert_reconstructs(v, dict(enumerate(frames)), range(0, 30, 2))
+
+
+@pytest.mark.parametrize("codec,suffix", [("wmv2", ".avi"), ("flv1", ".flv")])
+def test_windows_media_and_flash_video(tmp_path, frames30, codec, suffix):
+    """WMV 8 in an AVI and Sorenson Spark in an FLV (old web video, msmpeg4's relatives): FFmpeg
+    exports their vectors, so frames, motion and residuals read as the decoder sees them."""
+    path = tmp_path / f"clip{suffix}"
+    with av.open(str(path), "w") as out:
+        stream = out.add_stream(codec, rate=12)
+        stream.width, stream.height, stream.pix_fmt = 96, 64, "yuv420p"
+        stream.codec_context.gop_size, stream.codec_context.qmin, stream.codec_context.qmax = 12, 2, 4
+        for t, rgb in enumerate(frames30):
+            frame = av.VideoFrame.from_ndarray(rgb, format="rgb24")
+            frame.pts, frame.time_base = t, Fraction(1, 12)
+            out.mux(stream.encode(frame))
+        out.mux(stream.encode(None))
+    v, frames, types = assert_matches_decoder(path)
+    assert types.count("I") == 3 and "B" not in types
+    assert_reconstructs(v, dict(enumerate(frames)), range(0, 30, 4))
+    assert_recovers_shift(v, range(24))
 
 
 # ------------------------------------------------------------------- Debian opencv-doc samples
