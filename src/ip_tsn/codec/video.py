@@ -235,7 +235,9 @@ class CompressedVideo:
         (FFmpeg's ``AVMotionVector`` fields: ``source``, ``w``, ``h``, ``src_x``, ``src_y``,
         ``dst_x``, ``dst_y``, ``motion_x``, ``motion_y``, ``motion_scale``, ...), or None for a frame
         without any (I-frames). No dense painting, no accumulation; each GOP is decoded once and
-        its decoded frames are kept for later :meth:`load` calls."""
+        its decoded frames are kept for later :meth:`load` calls. MPEG-4 Part 2 B-frames, whose
+        vectors FFmpeg exports as zeros, get 8x8 records with the vectors direct mode derives
+        (:mod:`ip_tsn.codec.mpeg4_direct`)."""
         indices = [int(i) for i in indices]
         gops = [self.gop_of(i) for i in indices]
         out: list[np.ndarray | None] = [None] * len(indices)
