@@ -317,6 +317,20 @@ def test_h264_in_avi_is_read_in_display_order(tmp_path, frames30, bframes):
     assert_reconstructs(v, dict(enumerate(frames)), range(0, 30, 2))
 
 
+def test_mpeg1_with_b_frames_in_avi_reads_its_first_gop_after_a_seek(tmp_path, frames30):
+    """MPEG-1 with B-frames in an AVI: FFmpeg's parser numbers the timestamps, and after a seek back
+    to the start it gave the first I-frame pts 1 instead of 0, so frame 0 asked after a later GOP
+    was "could not be decoded (truncated or corrupt video)". The reader now starts such a file
+    from a fresh open (once it has seen the renumbering)."""
+    path = encode(tmp_path / "m1.avi", frames30, codec="mpeg1video", bframes=2, fps=25)
+    v, frames, types = assert_matches_decoder(path)  # frame 0 after later GOPs
+    assert "B" in types
+    assert_reconstructs(v, dict(enumerate(frames)), range(0, 30, 3))
+    again = CompressedVideo(path)
+    again.load(20, "rgb")
+    np.testing.assert_array_equal(again.load(0, "rgb"), frames[0])
+
+
 @pytest.mark.parametrize("codec,suffix", [("wmv2", ".avi"), ("flv1", ".flv")])
 def test_windows_media_and_flash_video(tmp_path, frames30, codec, suffix):
     """WMV 8 in an AVI and Sorenson Spark in an FLV (old web video, msmpeg4's relatives): FFmpeg

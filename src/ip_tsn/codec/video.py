@@ -85,6 +85,7 @@ class CompressedVideo:
         self._stream = None
         self._index: VideoIndex | None = None
         self._gops: OrderedDict[int, _Gop] = OrderedDict()
+        self._fresh_start = False  # a seek to the start renumbers this file's timestamps: reopen instead
 
     def __getstate__(self) -> dict:
         return {"path": self.path, "_gop_cache_size": self._gop_cache_size, "min_side": self.min_side}
@@ -383,9 +384,10 @@ class CompressedVideo:
             after = idx.frame_types.find("I", g + 1)
             need = need | set(range(g, after if after > 0 else idx.num_frames))
         key = max(j for j in range(g + 1) if idx.keyframe[j])
-        gop = self._run_decoder(g, key, need)
-        if requested - gop.frames.keys() and key > 0:  # the seek landed wrong: decode from the start
-            gop = self._run_decoder(g, 0, need)
+        gop = self._run_decoder(g, key, need, fresh=self._fresh_start and key == 0)
+        if requested - gop.frames.keys():  # the seek landed wrong (or renumbered what it found): from a fresh start
+            gop = self._run_decoder(g, 0, need, fresh=True)
+            self._fresh_start |= key == 0 and not requested - gop.frames.keys()
         missing = sorted(requested - gop.frames.keys())
         if missing:
             raise VideoError(
@@ -398,8 +400,10 @@ class CompressedVideo:
             self._gops.popitem(last=False)
         return gop
 
-    def _run_decoder(self, g: int, key: int, need: set[int]) -> _Gop:
-        """Decode from key frame ``key`` until every frame in ``need`` is out (or the stream ends).
+    def _run_decoder(self, g: int, key: int, need: set[int], fresh: bool = False) -> _Gop:
+        """Decode from key frame ``key`` until every frame in ``need`` is out (or the stream ends);
+        ``fresh``: from a newly opened container, not a seek to its start (after a seek, a parser
+        may number timestamps afresh: MPEG-1 in an AVI gave its first I-frame pts 1 instead of 0).
 
         Decoded frames are matched to display indices by their pts: the container's timestamps,
         or (``order`` "pos" / "count") the byte position / number of their packet, written into
@@ -413,13 +417,14 @@ class CompressedVideo:
         display, f = idx.display_of_pts, self.factor
         size = (-(-idx.width // f), -(-idx.height // f))
         by_pos, by_count = idx.order == "pos", idx.order == "count"
-        seek = idx.seek_ts is not None and key > 0
+        seek = idx.seek_ts is not None and key > 0 and not fresh
         # from the start: timestamps that order nothing may not seek back either; reopen instead
-        container, stream = self._open(fresh=not seek and idx.order != "pts")
+        fresh = fresh or (not seek and idx.order != "pts")
+        container, stream = self._open(fresh=fresh)
         try:
             if seek:
                 container.seek(int(idx.seek_ts[key]), stream=stream, backward=True, any_frame=False)
-            elif idx.order == "pts":
+            elif not fresh:
                 container.seek(0, backward=True, stream=stream)
             count = 0
             for packet in container.demux(stream):
