@@ -317,6 +317,19 @@ def test_h264_in_avi_is_read_in_display_order(tmp_path, frames30, bframes):
     assert_reconstructs(v, dict(enumerate(frames)), range(0, 30, 2))
 
 
+@pytest.mark.parametrize("suffix", [".ts", ".mpg"])
+def test_mpeg4_with_b_frames_in_mpeg_ts_and_ps_seeks_to_its_i_frames(tmp_path, frames30, suffix):
+    """MPEG-4 Part 2 with B-frames in MPEG-TS / MPEG-PS: no packet is flagged a key frame there, and
+    a seek to an I-frame's timestamp landed on the P-frame after it (its decoding timestamp), so
+    the frames of that GOP were decoded without their references: pictures that are no frame of
+    the video, read without a word. A decode whose GOP I-frame does not come out now starts from
+    the key frame before (and keeps doing so for that file), then from the start."""
+    path = encode(tmp_path / f"b{suffix}", frames30, codec="mpeg4", bframes=2)
+    v, frames, types = assert_matches_decoder(path)  # seeks back and forth
+    assert "B" in types
+    assert_reconstructs(v, dict(enumerate(frames)), range(0, 30, 3))
+
+
 def test_mpeg1_with_b_frames_in_avi_reads_its_first_gop_after_a_seek(tmp_path, frames30):
     """MPEG-1 with B-frames in an AVI: FFmpeg's parser numbers the timestamps, and after a seek back
     to the start it gave the first I-frame pts 1 instead of 0, so frame 0 asked after a later GOP

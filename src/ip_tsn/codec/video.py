@@ -86,6 +86,7 @@ class CompressedVideo:
         self._index: VideoIndex | None = None
         self._gops: OrderedDict[int, _Gop] = OrderedDict()
         self._fresh_start = False  # a seek to the start renumbers this file's timestamps: reopen instead
+        self._seek_early = False  # seeks to a key frame land after it (no key-frame flags): seek one earlier
 
     def __getstate__(self) -> dict:
         return {"path": self.path, "_gop_cache_size": self._gop_cache_size, "min_side": self.min_side}
@@ -384,10 +385,18 @@ class CompressedVideo:
             after = idx.frame_types.find("I", g + 1)
             need = need | set(range(g, after if after > 0 else idx.num_frames))
         key = max(j for j in range(g + 1) if idx.keyframe[j])
+        if self._seek_early:
+            key = self._key_before(key)
+        # the GOP's I-frame too: without it out, the decoder started after it (a seek that landed late)
+        # and what it gave of the GOP was decoded without its references
+        want, need = requested | {g}, need | {g}
         gop = self._run_decoder(g, key, need, fresh=self._fresh_start and key == 0)
-        if requested - gop.frames.keys():  # the seek landed wrong (or renumbered what it found): from a fresh start
+        if want - gop.frames.keys() and key > 0:  # from the key frame before: a seek that lands late lands right
+            gop = self._run_decoder(g, self._key_before(key), need, fresh=self._fresh_start and self._key_before(key) == 0)
+            self._seek_early |= not want - gop.frames.keys()
+        if want - gop.frames.keys():  # the seek landed wrong (or renumbered what it found): from a fresh start
             gop = self._run_decoder(g, 0, need, fresh=True)
-            self._fresh_start |= key == 0 and not requested - gop.frames.keys()
+            self._fresh_start |= key == 0 and not want - gop.frames.keys()
         missing = sorted(requested - gop.frames.keys())
         if missing:
             raise VideoError(
@@ -399,6 +408,10 @@ class CompressedVideo:
         while len(self._gops) > self._gop_cache_size:
             self._gops.popitem(last=False)
         return gop
+
+    def _key_before(self, key: int) -> int:
+        """The key frame before key frame ``key`` (0 if none)."""
+        return max((j for j in range(key) if self.index.keyframe[j]), default=0)
 
     def _run_decoder(self, g: int, key: int, need: set[int], fresh: bool = False) -> _Gop:
         """Decode from key frame ``key`` until every frame in ``need`` is out (or the stream ends);
