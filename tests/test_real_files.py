@@ -344,6 +344,31 @@ def test_mpeg1_with_b_frames_in_avi_reads_its_first_gop_after_a_seek(tmp_path, f
     np.testing.assert_array_equal(again.load(0, "rgb"), frames[0])
 
 
+@pytest.mark.parametrize("codec,suffix", [("h263", ".avi"), ("h263", ".3gp"), ("h263p", ".avi")])
+def test_h263_picture_types_come_from_its_picture_headers(tmp_path, codec, suffix):
+    """H.263 (and H.263+) at sub-QCIF: in an AVI every packet is flagged a key frame, so the index
+    called all 30 frames I-frames and refused the video as having no motion vectors. The picture
+    type is now read from each picture header (PTYPE / PLUSPTYPE), as for MPEG-1/2/4."""
+    from ip_tsn.codec.bitstream import h263_picture_type
+
+    path = tmp_path / f"clip{suffix}"
+    with av.open(str(path), "w") as out:
+        stream = out.add_stream(codec, rate=Fraction(30000, 1001))
+        stream.width, stream.height, stream.pix_fmt = 128, 96, "yuv420p"
+        stream.codec_context.gop_size = 12
+        for t, rgb in enumerate(moving_frames(30, 96, 128, dx=SHIFT)):
+            frame = av.VideoFrame.from_ndarray(rgb, format="rgb24")
+            frame.pts, frame.time_base = t, Fraction(1001, 30000)
+            out.mux(stream.encode(frame))
+        out.mux(stream.encode(None))
+    with av.open(str(path)) as c:
+        packets = [p for p in c.demux(video=0) if p.size]
+    assert "".join(h263_picture_type(bytes(p)) for p in packets) == ("I" + "P" * 11) * 2 + "I" + "P" * 5
+    v, frames, types = assert_matches_decoder(path)
+    assert_reconstructs(v, dict(enumerate(frames)), range(0, 30, 4))
+    assert_recovers_shift(v, range(24))
+
+
 @pytest.mark.parametrize("codec,suffix", [("wmv2", ".avi"), ("flv1", ".flv")])
 def test_windows_media_and_flash_video(tmp_path, frames30, codec, suffix):
     """WMV 8 in an AVI and Sorenson Spark in an FLV (old web video, msmpeg4's relatives): FFmpeg

@@ -1,7 +1,8 @@
 """Picture types read from packet headers, without decoding.
 
 Only headers are parsed: the H.264 slice header (`slice_type`), the MPEG-4 Part 2 VOP header
-(`vop_coding_type`, `vop_coded`) and the MPEG-1/2 picture header (`picture_coding_type`). Codecs
+(`vop_coding_type`, `vop_coded`), the MPEG-1/2 picture header (`picture_coding_type`) and the
+H.263 picture header (PTYPE / PLUSPTYPE). Codecs
 without a parser here get ``None`` and the caller falls back to timestamps or to decoding (see
 :mod:`ip_tsn.codec.index`).
 
@@ -120,6 +121,35 @@ def mpeg2_picture_type(data: bytes) -> Optional[str]:
     if at < 0 or at + 5 >= len(data):
         return None
     return _MPEG2_PICTURE_TYPES.get(((data[at + 4] << 8 | data[at + 5]) >> 3) & 7)
+
+
+_H263_PLUS_TYPES = {0: "I", 1: "P", 2: "P", 3: "B", 4: "I", 5: "P"}  # MPPTYPE: I, P, improved PB, B, EI, EP
+
+
+def h263_picture_type(data: bytes) -> Optional[str]:
+    """Type of an H.263 picture (H.263+ PLUSPTYPE included) from its picture header: the picture
+    start code (22 bits), TR (8), PTYPE: ``1 0``, three flags, the source format (3) and, for
+    H.263 version 1, the coding type (0 INTRA, 1 INTER); for PLUSPTYPE (format 7), UFEP (3),
+    OPPTYPE (18, when UFEP is 1) and the picture type code (3). None when it is not one."""
+    b = _Bits(data[:12])
+    try:
+        if sum(b.bit() << (21 - k) for k in range(22)) != 0x20:  # 0000 0000 0000 0000 1000 00
+            return None
+        for _ in range(8):  # temporal reference
+            b.bit()
+        if b.bit() != 1 or b.bit() != 0:
+            return None
+        for _ in range(3):  # split screen, document camera, freeze release
+            b.bit()
+        source_format = b.bit() << 2 | b.bit() << 1 | b.bit()
+        if source_format != 7:
+            return "P" if b.bit() else "I"
+        ufep = b.bit() << 2 | b.bit() << 1 | b.bit()
+        for _ in range(18 if ufep == 1 else 0):
+            b.bit()
+        return _H263_PLUS_TYPES.get(b.bit() << 2 | b.bit() << 1 | b.bit())
+    except IndexError:
+        return None
 
 
 _VOP = b"\x00\x00\x01\xb6"
@@ -254,7 +284,8 @@ def picture_info_parser(codec: str, extradata: Optional[bytes]) -> Optional[Call
     if codec == "h264":
         size = (extradata[4] & 3) + 1 if extradata and len(extradata) > 4 and extradata[0] == 1 else None
         return lambda data: h264_picture_info(data, size)
-    simple = {"mpeg4": mpeg4_picture_type, "mpeg1video": mpeg2_picture_type, "mpeg2video": mpeg2_picture_type}
+    simple = {"mpeg4": mpeg4_picture_type, "mpeg1video": mpeg2_picture_type, "mpeg2video": mpeg2_picture_type,
+              "h263": h263_picture_type, "h263p": h263_picture_type}
     if codec in simple:
         parse = simple[codec]
 
