@@ -330,6 +330,29 @@ def test_mpeg4_with_b_frames_in_mpeg_ts_and_ps_seeks_to_its_i_frames(tmp_path, f
     assert_reconstructs(v, dict(enumerate(frames)), range(0, 30, 3))
 
 
+def test_a_capture_that_starts_inside_a_gop_gives_flow_that_lines_up(tmp_path):
+    """An MPEG-TS capture cut inside a GOP (MPEG-4 Part 2 with B-frames): the decoder outputs the
+    partial GOP's pictures (their references missing), which the index leaves out. iter_frames
+    yielded them too (33 frames against the index's 24), so flow i was 9 frames off the P inputs
+    at frame i. Now it yields the index's frames, as load(i, "rgb") gives them, and the flow has
+    one fewer."""
+    from ip_tsn.codec.flow import video_flow
+
+    whole = encode(tmp_path / "whole.ts", moving_frames(48, 64, 96, dx=SHIFT), codec="mpeg4", bframes=2)
+    data = whole.read_bytes()
+    cut = tmp_path / "capture.ts"
+    cut.write_bytes(data[(len(data) * 3 // 10) // 188 * 188 :])  # from a TS packet boundary inside a GOP
+    decoded, _ = decode_all(cut)
+    v = CompressedVideo(cut)
+    assert len(decoded) > v.num_frames == 24 and v.frame_types.startswith("I")
+    frames = list(v.iter_frames())
+    assert len(frames) == v.num_frames
+    for i, frame in enumerate(frames):
+        np.testing.assert_array_equal(frame, v.load(i, "rgb"), err_msg=str(i))
+        np.testing.assert_array_equal(frame, decoded[len(decoded) - v.num_frames + i], err_msg=str(i))
+    assert video_flow(cut, "dis").shape == (23, 64, 96, 2)
+
+
 def test_mpeg1_with_b_frames_in_avi_reads_its_first_gop_after_a_seek(tmp_path, frames30):
     """MPEG-1 with B-frames in an AVI: FFmpeg's parser numbers the timestamps, and after a seek back
     to the start it gave the first I-frame pts 1 instead of 0, so frame 0 asked after a later GOP

@@ -300,15 +300,30 @@ class CompressedVideo:
         return out
 
     def iter_frames(self) -> Iterator[np.ndarray]:
-        """Every decoded frame, (H, W, 3) uint8 RGB, in display order."""
+        """Every frame of the index, (H, W, 3) uint8 RGB, in display order: frame ``i`` is
+        ``load(i, "rgb")``, so flow ``i`` (frame ``i`` -> ``i + 1``) lines up with the P inputs.
+        Frames the decoder outputs that the index leaves out (a capture that starts inside a GOP:
+        pictures whose references are missing) are skipped; a truncated file ends early."""
+        idx = self.index
+        display, size = idx.display_of_pts, (idx.width, idx.height)
+        by_pos, by_count = idx.order == "pos", idx.order == "count"
         container, stream = open_video_stream(self.path)
-        size, n = (self.index.width, self.index.height), 0
+        n = count = 0
         with container:
             try:
                 for packet in container.demux(stream):
+                    if packet.size and (by_pos or by_count):  # how the index knows frames (_run_decoder)
+                        packet.pts = packet.pos if by_pos else count
+                        count += 1
                     for frame in packet.decode():
+                        j = display.get(frame.pts)
+                        if j is None or j < n:
+                            continue
+                        if j > n:
+                            raise VideoError(self.path, f"frames {list(range(n, j))[:10]} could not be decoded "
+                                                        f"(corrupt video; the index lists {idx.num_frames} frames)")
                         if (frame.width, frame.height) != size:
-                            raise self._size_change(frame, n)
+                            raise self._size_change(frame, j)
                         if n == 0:
                             self._check_orientation(frame)
                         n += 1
