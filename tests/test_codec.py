@@ -434,6 +434,18 @@ def test_a_song_with_its_cover_picture_has_no_video(tmp_path):
     assert str(e.value) == f"{path}: no video stream (has audio streams and a cover picture only)"
 
 
+def assert_every_read_says(path, frame: int, representations, message: str) -> None:
+    """Loading ``frame`` as each of ``representations``, and iterating every frame, each from a
+    fresh reader, raise one VideoError whose text is ``message``."""
+    for representation in representations:
+        with pytest.raises(VideoError) as e:
+            CompressedVideo(path).load(frame, representation)
+        assert str(e.value) == message, representation
+    with pytest.raises(VideoError) as e:
+        list(CompressedVideo(path).iter_frames())
+    assert str(e.value) == message
+
+
 def test_a_frame_size_change_mid_stream_is_one_line(tmp_path):
     """Two MPEG-TS clips of two sizes joined by concatenation (as captures and `cat` make them):
     the first clip's frames read; any frame of the second is one line naming the change and the
@@ -447,13 +459,7 @@ def test_a_frame_size_change_mid_stream_is_one_line(tmp_path):
     assert v.load(5, "residual").shape == (64, 96, 3)
     message = (f"{joined}: its frame size changes mid-stream (96x64, then 80x48 at frame 24); re-encode it to one "
                f"size: python data_prep/reencode.py {joined} --output DIR")
-    for representation in ("rgb", "mv", "residual"):
-        with pytest.raises(VideoError) as e:
-            CompressedVideo(joined).load(30, representation)
-        assert str(e.value) == message
-    with pytest.raises(VideoError) as e:
-        list(CompressedVideo(joined).iter_frames())
-    assert str(e.value) == message
+    assert_every_read_says(joined, 30, ("rgb", "mv", "residual"), message)
 
 
 @pytest.mark.parametrize("degrees, hflip, words", [
@@ -470,13 +476,7 @@ def test_a_video_stored_turned_is_one_line(tmp_path, degrees, hflip, words):
     message = (f"{path}: its display matrix {words} (orientation metadata, as phones write it); motion vectors "
                f"and residuals stay in the stored orientation, so it would be read as no player shows it; "
                f"re-encode it as shown: python data_prep/reencode.py {path} --output DIR")
-    for representation in ("iframe", "rgb", "mv", "residual"):
-        with pytest.raises(VideoError) as e:
-            CompressedVideo(path).load(5, representation)
-        assert str(e.value) == message
-    with pytest.raises(VideoError) as e:
-        next(CompressedVideo(path).iter_frames())
-    assert str(e.value) == message
+    assert_every_read_says(path, 5, ("iframe", "rgb", "mv", "residual"), message)
     upright = encode_turned(tmp_path / "upright.mp4", moving_frames(16, 48, 64), 0)  # an identity matrix reads
     assert CompressedVideo(upright).load(5, "residual").shape == (48, 64, 3)
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from .index import VideoIndex
 from .motion import paint_block_cells
 
 
@@ -54,3 +55,20 @@ def direct_vectors(vectors: np.ndarray, anchor: np.ndarray, pb: int, pp: int, he
     out["src_x"] = out["dst_x"] + (derived[:, 0] / ms).astype(np.int64)
     out["src_y"] = out["dst_y"] + (derived[:, 1] / ms).astype(np.int64)
     return out
+
+
+def anchors_needed(index: VideoIndex, frames: set[int]) -> set[int]:
+    """The next P-frames of the MPEG-4 B-frames among ``frames``, whose vectors theirs derive from:
+    decoded with them, so a B-frame's vectors do not depend on what was asked first."""
+    return {a for j in frames if index.frame_types[j] == "B" and (a := index.anchor_after(j)) is not None
+            and index.frame_types[a] != "I"}
+
+
+def derive_b_frames(index: VideoIndex, vectors: dict[int, np.ndarray | None]) -> None:
+    """Replace, in ``vectors`` (display index -> FFmpeg's records of a decoded GOP), each MPEG-4
+    B-frame's zero vectors by :func:`direct_vectors` from its next P-frame's, where both are there."""
+    for j, own in vectors.items():
+        ref, nxt = index.reference_of(j), index.anchor_after(j)
+        if (index.frame_types[j] == "B" and own is not None and ref is not None and nxt is not None
+                and vectors.get(nxt) is not None and index.frame_types[nxt] != "I" and exports_no_vectors(own)):
+            vectors[j] = direct_vectors(own, vectors[nxt], j - ref, nxt - ref, index.height, index.width)

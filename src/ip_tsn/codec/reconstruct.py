@@ -40,7 +40,7 @@ the ``mv`` handed out is in the source's pixels again (model inputs do not depen
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Callable
+from typing import Callable, Sequence
 
 import cv2
 import numpy as np
@@ -141,6 +141,38 @@ def l0_candidates(index: VideoIndex, j: int, g: int) -> list[int]:
             if len(refs) == MAX_REFERENCES:
                 break
     return [first] + [k for k in refs if k != first]
+
+
+def frames_needed(index: VideoIndex, targets: Sequence[int], g: int, representation: str,
+                  accumulate: bool) -> set[int]:
+    """Display indices whose decoded frames (or vectors) computing frames ``targets`` of GOP ``g``
+    uses (for ``representation``, accumulated or per frame)."""
+    if representation == "iframe":
+        return {g}
+    need: set[int] = set()
+    for i in targets:
+        if representation == "rgb" or index.frame_types[i] == "I":
+            need.add(i)
+            continue
+        # accumulating, what a frame needs does not depend on the target: walk each frame once
+        seen, todo = (need if accumulate else set()), [i]
+        while todo:
+            j = todo.pop()
+            if j in seen:
+                continue
+            seen.add(j)
+            if index.reference_of(j) is not None and accumulate:
+                todo += l0_candidates(index, j, g)  # the whole chain back to the I-frame
+            elif index.reference_of(j) is not None:  # only their pixels: the reference choice, the residual
+                seen.update(l0_candidates(index, j, g))
+                direct = l1_direct(index, j)
+                if direct is not None:
+                    seen.add(direct)
+            nxt = l1_anchor(index, j, accumulate)
+            if nxt is not None:
+                todo.append(nxt)
+        need |= seen
+    return need
 
 
 # ------------------------------------------------------------------ motion fields

@@ -8,12 +8,18 @@ from typing import Optional
 
 import av
 
+from .errors import VideoError
 from .frames import block_vectors_of
+from .index import VideoIndex
 from .streams import file_key, open_video_stream
 
 PROBE_INTER_FRAMES = 12  # inter-coded frames decoded (at most) to learn whether vectors come out
 PROBE_MAX_FRAMES = 300  # frames decoded (at most) while looking for them
 _MOTION: dict[tuple[str, int, int], tuple[bool, int]] = {}  # per file: (vectors found, inter frames seen)
+# codecs whose FFmpeg decoder exports motion vectors (h264.c and mpegvideo's exporter): used only
+# to word the error when a file's first inter-coded frames carry none
+EXPORTS_VECTORS = frozenset({"h264", "mpeg4", "mpeg1video", "mpeg2video", "h263", "h263p", "msmpeg4v1",
+                             "msmpeg4v2", "msmpeg4v3", "msmpeg4", "wmv1", "wmv2", "flv1"})
 
 
 def remember_motion(path: str, found: bool, inter: int) -> None:
@@ -55,3 +61,43 @@ def motion_vectors_exported(path: str, probe: bool = True) -> Optional[tuple[boo
                 pass
         remember_motion(path, found, inter)
     return _MOTION[key]
+
+
+def require_inter_frames(path: str, index: VideoIndex) -> None:
+    """One :class:`VideoError` for a video of I-frames only: no motion vectors or residuals."""
+    if index.frame_types.count("I") == index.num_frames:
+        raise VideoError(path, f"has no P- or B-frames (all {index.num_frames} frames are I-frames), so no motion "
+                               f"vectors or residuals; re-encode it with a GOP: python data_prep/reencode.py {path} "
+                               f"--output DIR")
+
+
+def require_motion(path: str, index: VideoIndex) -> None:
+    """One :class:`VideoError` (the file, the problem, the fix) unless ``mv`` and ``residual`` can be
+    read: the video needs P- or B-frames, and FFmpeg's decoder must export vectors for it, probed
+    on its first P/B-frames (:func:`motion_vectors_exported`)."""
+    require_inter_frames(path, index)
+    found, inter = motion_vectors_exported(path)
+    if not found and inter > 0 and index.codec in EXPORTS_VECTORS:
+        raise VideoError(path, f"no motion vectors on its first {inter} inter-coded frames: every block is "
+                               f"intra-coded (content the encoder could not predict, such as noise), though FFmpeg "
+                               f"exports them for '{index.codec}'")
+    if not found and inter > 0:
+        raise VideoError(path, f"codec '{index.codec}' has no motion vectors in FFmpeg (none on its first {inter} "
+                               f"inter-coded frames); re-encode it first: python data_prep/reencode.py {path} "
+                               f"--output DIR")
+
+
+def check_gop_vectors(path: str, index: VideoIndex, vectors: dict[int, object]) -> None:
+    """After decoding a GOP for ``mv``/``residual`` (``vectors``: display index -> its records or
+    None): vectors on one of its P/B-frames settle that the decoder exports them; none on any, and
+    the file is probed (:func:`require_motion`)."""
+    known = motion_vectors_exported(path, probe=False)
+    if known is not None:
+        if not known[0]:
+            require_motion(path, index)
+        return
+    inter = [v for j, v in vectors.items() if index.frame_types[j] != "I"]
+    if any(v is not None for v in inter):
+        remember_motion(path, True, len(inter))
+    else:
+        require_motion(path, index)

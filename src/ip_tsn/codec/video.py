@@ -31,11 +31,11 @@ from .errors import VideoError, ffmpeg_reason
 from .frames import block_vectors_of, park, scaled, to_rgb, yuv420_planes
 from .index import VideoIndex, get_index
 from .motion import FACTORS
-from .mpeg4_direct import direct_vectors, exports_no_vectors
-from .orientation import describe, display_transform
-from .reconstruct import GopMotion, l0_candidates, l0_choice, l1_anchor, l1_direct, own_sources, representation_of
+from .matched_frames import check_frame, matched_frames
+from .mpeg4_direct import anchors_needed, derive_b_frames
+from .reconstruct import GopMotion, frames_needed, l0_candidates, l0_choice, own_sources, representation_of
 from .streams import open_video_stream
-from .vector_probe import motion_vectors_exported, remember_motion
+from .vector_probe import check_gop_vectors, require_inter_frames, require_motion
 
 REPRESENTATIONS = ("iframe", "mv", "residual", "rgb")
 
@@ -55,12 +55,6 @@ def _rgb_of(frames: dict, rgb: dict, j: int) -> np.ndarray:
     if j not in rgb:
         rgb[j] = to_rgb(frames[j])
     return rgb[j]
-
-
-# codecs whose FFmpeg decoder exports motion vectors (h264.c and mpegvideo's exporter): used only
-# to word the error when a file's first inter-coded frames carry none
-EXPORTS_VECTORS = frozenset({"h264", "mpeg4", "mpeg1video", "mpeg2video", "h263", "h263p", "msmpeg4v1",
-                             "msmpeg4v2", "msmpeg4v3", "msmpeg4", "wmv1", "wmv2", "flv1"})
 
 
 class CompressedVideo:
@@ -149,45 +143,7 @@ class CompressedVideo:
         ``residual`` can be read: the video needs P- or B-frames, and FFmpeg's decoder must export
         motion vectors for it, which is probed on its first P/B-frames (not read off a list of
         codec names: DivX 3 ``msmpeg4`` exports them, HEVC, VP9 and AV1 do not)."""
-        fix = f"re-encode it first: python data_prep/reencode.py {self.path} --output DIR"
-        self._require_inter_frames()
-        found, inter = motion_vectors_exported(self.path)
-        if not found and inter > 0 and self.codec in EXPORTS_VECTORS:
-            raise VideoError(
-                self.path,
-                f"no motion vectors on its first {inter} inter-coded frames: every block is intra-coded "
-                f"(content the encoder could not predict, such as noise), though FFmpeg exports them for "
-                f"'{self.codec}'",
-            )
-        if not found and inter > 0:
-            raise VideoError(
-                self.path,
-                f"codec '{self.codec}' has no motion vectors in FFmpeg (none on its first {inter} "
-                f"inter-coded frames); {fix}",
-            )
-
-    def _require_inter_frames(self) -> None:
-        idx = self.index
-        if idx.frame_types.count("I") == idx.num_frames:
-            raise VideoError(
-                self.path,
-                f"has no P- or B-frames (all {idx.num_frames} frames are I-frames), so no motion vectors or "
-                f"residuals; re-encode it with a GOP: python data_prep/reencode.py {self.path} --output DIR",
-            )
-
-    def _check_vectors(self, gop: "_Gop") -> None:
-        """After decoding a GOP for ``mv``/``residual``: vectors on one of its P/B-frames settle that
-        the decoder exports them; none on any, and the file is probed (:meth:`require_motion`)."""
-        known = motion_vectors_exported(self.path, probe=False)
-        if known is not None:
-            if not known[0]:
-                self.require_motion()
-            return
-        inter = [v for j, v in gop.vectors.items() if self.frame_types[j] != "I"]
-        if any(v is not None for v in inter):
-            remember_motion(self.path, True, len(inter))
-        else:
-            self.require_motion()
+        require_motion(self.path, self.index)
 
     def gop_of(self, i: int) -> int:
         """Display index of the I-frame that starts frame ``i``'s GOP."""
@@ -218,14 +174,14 @@ class CompressedVideo:
         gops = [self.gop_of(i) for i in indices]
         motion = representation in ("mv", "residual")
         if motion:
-            self._require_inter_frames()
+            require_inter_frames(self.path, self.index)
         out: list = [None] * len(indices)
         for g in sorted(set(gops)):
             members = [k for k, gk in enumerate(gops) if gk == g]
-            need = self._needed([indices[k] for k in members], g, representation, accumulate)
+            need = frames_needed(self.index, [indices[k] for k in members], g, representation, accumulate)
             gop = self._decode_gop(g, need)
             if motion:
-                self._check_vectors(gop)
+                check_gop_vectors(self.path, self.index, gop.vectors)
             state = self._motion(gop, g)
             for k in members:
                 out[k] = representation_of(state, indices[k], representation, accumulate)
@@ -295,7 +251,7 @@ class CompressedVideo:
         for k, i in enumerate(indices):
             if self.frame_types[i] != "I":
                 g = self.gop_of(i)
-                gop = self._decode_gop(g, self._needed([i], g, "residual", False))
+                gop = self._decode_gop(g, frames_needed(self.index, [i], g, "residual", False))
                 out[k] = own_sources(self._motion(gop, g), i)
         return out
 
@@ -305,29 +261,19 @@ class CompressedVideo:
         Frames the decoder outputs that the index leaves out (a capture that starts inside a GOP:
         pictures whose references are missing) are skipped; a truncated file ends early."""
         idx = self.index
-        display, size = idx.display_of_pts, (idx.width, idx.height)
-        by_pos, by_count = idx.order == "pos", idx.order == "count"
         container, stream = open_video_stream(self.path)
-        n = count = 0
+        n = 0
         with container:
             try:
-                for packet in container.demux(stream):
-                    if packet.size and (by_pos or by_count):  # how the index knows frames (_run_decoder)
-                        packet.pts = packet.pos if by_pos else count
-                        count += 1
-                    for frame in packet.decode():
-                        j = display.get(frame.pts)
-                        if j is None or j < n:
-                            continue
-                        if j > n:
-                            raise VideoError(self.path, f"frames {list(range(n, j))[:10]} could not be decoded "
-                                                        f"(corrupt video; the index lists {idx.num_frames} frames)")
-                        if (frame.width, frame.height) != size:
-                            raise self._size_change(frame, j)
-                        if n == 0:
-                            self._check_orientation(frame)
-                        n += 1
-                        yield to_rgb(frame)
+                for j, frame in matched_frames(container, stream, idx):
+                    if j is None or j < n:
+                        continue
+                    if j > n:
+                        raise VideoError(self.path, f"frames {list(range(n, j))[:10]} could not be decoded "
+                                                    f"(corrupt video; the index lists {idx.num_frames} frames)")
+                    check_frame(self.path, idx, frame, j, first=n == 0)
+                    n += 1
+                    yield to_rgb(frame)
             except av.FFmpegError as e:
                 raise VideoError(self.path, f"decoding failed: {ffmpeg_reason(e)}") from None
 
@@ -345,38 +291,6 @@ class CompressedVideo:
         self.close()
 
     # --------------------------------------------------------------- decoding
-    def _needed(self, targets: Sequence[int], g: int, representation: str, accumulate: bool) -> set[int]:
-        """Display indices whose decoded frames (or vectors) computing frames ``targets`` of GOP
-        ``g`` uses."""
-        idx = self.index
-        if representation == "iframe":
-            return {g}
-        need: set[int] = set()
-        for i in targets:
-            if representation == "rgb" or idx.frame_types[i] == "I":
-                need.add(i)
-                continue
-            # accumulating, what a frame needs does not depend on the target: walk each frame once
-            seen, todo = (need if accumulate else set()), [i]
-            while todo:
-                j = todo.pop()
-                if j in seen:
-                    continue
-                seen.add(j)
-                ref = idx.reference_of(j)
-                if ref is not None and accumulate:
-                    todo += l0_candidates(idx, j, g)  # the whole chain back to the I-frame
-                elif ref is not None:  # only their pixels: the reference choice, the residual
-                    seen.update(l0_candidates(idx, j, g))
-                    direct = l1_direct(idx, j)
-                    if direct is not None:
-                        seen.add(direct)
-                nxt = l1_anchor(idx, j, accumulate)
-                if nxt is not None:
-                    todo.append(nxt)
-            need |= seen
-        return need
-
     def _open(self, fresh: bool = False):
         if self._pid != os.getpid():  # forked: never touch (or free) the parent's decoder
             park((self._container, self._gops))
@@ -407,7 +321,8 @@ class CompressedVideo:
         want, need = requested | {g}, need | {g}
         gop = self._run_decoder(g, key, need, fresh=self._fresh_start and key == 0)
         if want - gop.frames.keys() and key > 0:  # from the key frame before: a seek that lands late lands right
-            gop = self._run_decoder(g, self._key_before(key), need, fresh=self._fresh_start and self._key_before(key) == 0)
+            earlier = self._key_before(key)
+            gop = self._run_decoder(g, earlier, need, fresh=self._fresh_start and earlier == 0)
             self._seek_early |= not want - gop.frames.keys()
         if want - gop.frames.keys():  # the seek landed wrong (or renumbered what it found): from a fresh start
             gop = self._run_decoder(g, 0, need, fresh=True)
@@ -433,18 +348,13 @@ class CompressedVideo:
         ``fresh``: from a newly opened container, not a seek to its start (after a seek, a parser
         may number timestamps afresh: MPEG-1 in an AVI gave its first I-frame pts 1 instead of 0).
 
-        Decoded frames are matched to display indices by their pts: the container's timestamps,
-        or (``order`` "pos" / "count") the byte position / number of their packet, written into
-        each packet's pts here before decoding (see :mod:`ip_tsn.codec.index`).
+        Decoded frames are matched to display indices as :mod:`ip_tsn.codec.matched_frames` says.
         """
         idx, gop = self.index, _Gop()
-        if idx.codec == "mpeg4":  # an MPEG-4 B-frame's vectors are derived from its next anchor's: decode it too
-            need = need | {a for j in need if idx.frame_types[j] == "B" and (a := idx.anchor_after(j)) is not None
-                           and idx.frame_types[a] != "I"}
-        last = max(need)
-        display, f = idx.display_of_pts, self.factor
+        if idx.codec == "mpeg4":
+            need = need | anchors_needed(idx, need)
+        last, f = max(need), self.factor
         size = (-(-idx.width // f), -(-idx.height // f))
-        by_pos, by_count = idx.order == "pos", idx.order == "count"
         seek = idx.seek_ts is not None and key > 0 and not fresh
         # from the start: timestamps that order nothing may not seek back either; reopen instead
         fresh = fresh or (not seek and idx.order != "pts")
@@ -454,57 +364,18 @@ class CompressedVideo:
                 container.seek(int(idx.seek_ts[key]), stream=stream, backward=True, any_frame=False)
             elif not fresh:
                 container.seek(0, backward=True, stream=stream)
-            count = 0
-            for packet in container.demux(stream):
-                if packet.size and (by_pos or by_count):
-                    packet.pts = packet.pos if by_pos else count
-                    count += 1
-                for frame in packet.decode():
-                    j = display.get(frame.pts)
-                    if j is not None and g <= j <= last:  # keep what was decoded anyway: later loads reuse it
-                        if (frame.width, frame.height) != (idx.width, idx.height):
-                            raise self._size_change(frame, j)
-                        if not gop.frames:
-                            self._check_orientation(frame)
-                        gop.vectors[j] = block_vectors_of(frame)
-                        gop.frames[j] = scaled(frame, *size) if f > 1 else frame
-                if need <= gop.frames.keys():
-                    break
+            for j, frame in matched_frames(container, stream, idx):
+                if j is not None and g <= j <= last:  # keep what was decoded anyway: later loads reuse it
+                    check_frame(self.path, idx, frame, j, first=not gop.frames)
+                    gop.vectors[j] = block_vectors_of(frame)
+                    gop.frames[j] = scaled(frame, *size) if f > 1 else frame
+                    if need <= gop.frames.keys():
+                        break
         except av.FFmpegError:
             pass  # a corrupt packet: whatever decoded before it is kept; the caller checks
         if idx.codec == "mpeg4":
-            self._derive_b_vectors(gop)
+            derive_b_frames(idx, gop.vectors)
         return gop
-
-    def _size_change(self, frame: av.VideoFrame, j: int | None) -> VideoError:
-        """The one error for a stream whose pictures change size (a capture of an adaptive stream,
-        clips joined without re-encoding): motion, residual and flow need one size."""
-        at = "" if j is None else f" at frame {j}"
-        return VideoError(self.path, f"its frame size changes mid-stream ({self.index.width}x{self.index.height}, "
-                                     f"then {frame.width}x{frame.height}{at}); re-encode it to one size: "
-                                     f"python data_prep/reencode.py {self.path} --output DIR")
-
-    def _derive_b_vectors(self, gop: _Gop) -> None:
-        """MPEG-4 Part 2 B-frames, whose vectors FFmpeg exports as zeros: those direct mode derives
-        from the next anchor's (:mod:`ip_tsn.codec.mpeg4_direct`; ``_run_decoder`` decodes that
-        anchor with every B-frame it keeps, so the result does not depend on what was asked first)."""
-        idx = self.index
-        for j, vectors in gop.vectors.items():
-            ref, nxt = idx.reference_of(j), idx.anchor_after(j)
-            if (idx.frame_types[j] == "B" and vectors is not None and ref is not None and nxt is not None
-                    and gop.vectors.get(nxt) is not None and idx.frame_types[nxt] != "I"
-                    and exports_no_vectors(vectors)):
-                gop.vectors[j] = direct_vectors(vectors, gop.vectors[nxt], j - ref, nxt - ref, idx.height, idx.width)
-
-    def _check_orientation(self, frame: av.VideoFrame) -> None:
-        """One VideoError for a video stored turned or mirrored (a phone's rotation metadata):
-        its vectors and residuals are in the stored orientation, which no player shows."""
-        transform = display_transform(frame)
-        if transform is not None:
-            raise VideoError(self.path, f"its display matrix {describe(transform)} (orientation metadata, as "
-                                        f"phones write it); motion vectors and residuals stay in the stored "
-                                        f"orientation, so it would be read as no player shows it; re-encode it "
-                                        f"as shown: python data_prep/reencode.py {self.path} --output DIR")
 
     # ------------------------------------------------------------ computing
     def _motion(self, gop: _Gop, g: int) -> GopMotion:

@@ -1,0 +1,47 @@
+"""Decoded frames matched to the index's display indices, and the checks each frame read passes.
+
+The reader recognises a decoded frame by its pts: the container's timestamps, or (index order
+"pos" / "count") the byte position / number of its packet, written into each packet's pts before
+decoding (see :mod:`ip_tsn.codec.index`). The GOP decoder and ``iter_frames`` both read this way.
+"""
+
+from __future__ import annotations
+
+from typing import Iterator
+
+import av
+
+from .errors import VideoError
+from .index import VideoIndex
+from .orientation import describe, display_transform
+
+
+def matched_frames(container: av.container.InputContainer, stream: av.video.stream.VideoStream,
+                   index: VideoIndex) -> Iterator[tuple[int | None, av.VideoFrame]]:
+    """``(display index, frame)`` of every frame the decoder outputs from the container's current
+    position; the index is None for a frame the index leaves out."""
+    display = index.display_of_pts
+    by_pos, by_count = index.order == "pos", index.order == "count"
+    count = 0
+    for packet in container.demux(stream):
+        if packet.size and (by_pos or by_count):
+            packet.pts = packet.pos if by_pos else count
+            count += 1
+        for frame in packet.decode():
+            yield display.get(frame.pts), frame
+
+
+def check_frame(path: str, index: VideoIndex, frame: av.VideoFrame, j: int, first: bool) -> None:
+    """One VideoError for frame ``j`` if the P inputs cannot use it: another size than the stream's
+    (clips joined without re-encoding, a capture of an adaptive stream) or, on the ``first`` frame
+    read, a display matrix (a phone's rotation metadata: vectors and residuals stay in the stored
+    orientation, which no player shows). Both name the fix, ``data_prep/reencode.py``."""
+    fix = f"python data_prep/reencode.py {path} --output DIR"
+    if (frame.width, frame.height) != (index.width, index.height):
+        raise VideoError(path, f"its frame size changes mid-stream ({index.width}x{index.height}, then "
+                               f"{frame.width}x{frame.height} at frame {j}); re-encode it to one size: {fix}")
+    transform = display_transform(frame) if first else None
+    if transform is not None:
+        raise VideoError(path, f"its display matrix {describe(transform)} (orientation metadata, as phones write "
+                               f"it); motion vectors and residuals stay in the stored orientation, so it would be "
+                               f"read as no player shows it; re-encode it as shown: {fix}")
