@@ -5,9 +5,11 @@
     python data_prep/check_videos.py data/ucf101/flow --workers 8  # every .npy flow file
     python data_prep/check_videos.py data/ucf101/videos --full     # also decode every frame (every GOP)
 
-Each file is opened as training opens it: a video's frame index (demuxing every packet, no
-decoding), a flow file's header; ``--full`` also decodes every frame and probes the motion vectors. Bad files are listed at the end (exit status 1); a truncated
-video that still has readable frames is a note (how many frames are left). Nothing is written.
+Each file is opened as training opens it: a video's frame index (demuxing every packet) and its
+first frame (a display matrix, as phones write portrait video, is refused), a flow file's header;
+``--full`` also decodes every frame and probes the motion vectors. Bad files are listed at the end
+(exit status 1); a truncated video that still has readable frames is a note (how many frames are
+left). Nothing is written.
 """
 
 from __future__ import annotations
@@ -33,8 +35,10 @@ def check_file(path: str, full: bool = False) -> str:
             flows.sum()  # reads every byte of the memory map
         return "done"
     from ip_tsn.codec.index import get_index
+    from ip_tsn.codec.vector_probe import require_shown_as_stored
 
     index = get_index(path)
+    require_shown_as_stored(path)  # its first frame: a display matrix (phones' portrait video) is refused
     if full:
         from ip_tsn.codec import CompressedVideo, VideoError
 

@@ -1,5 +1,6 @@
-"""Bad videos in a dataset (issue 11, items 3 and 9): a zero-byte and a truncated video are
-refused before training in ONE message naming both (exit 2), or left out with
+"""Bad videos in a dataset (issue 11, items 3 and 9): a zero-byte, a truncated and a phone's
+portrait video (stored sideways with a display matrix, which every read refuses) are refused
+before training in ONE message naming them (exit 2), or left out with
 ``data.skip_bad_videos=true``; a video that fails inside a DataLoader worker gives one line
 naming it; a video smaller than the crop names the file; ``data_prep/check_videos.py`` lists them."""
 
@@ -10,15 +11,18 @@ import sys
 import warnings
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from ip_tsn.cli import main
+from ip_tsn.codec import CompressedVideo
 from ip_tsn.config import load_config
 from ip_tsn.stages.config_check import check_config
 from ip_tsn.data.datamodule import VideoDataModule
 from ip_tsn.data.datasets import VideoRecord
 from ip_tsn.data.synthetic import TINY_CONFIG, generate_synthetic
 from ip_tsn.data.video_dataset import BadVideosError, StreamDataset, WorkerVideoError
+from videos import encode_turned
 
 ROOT = Path(__file__).resolve().parents[1]
 FAST = ["trainer.max_epochs=1", "trainer.enable_progress_bar=false", "logger.wandb=false",
@@ -26,17 +30,24 @@ FAST = ["trainer.max_epochs=1", "trainer.enable_progress_bar=false", "logger.wan
         "trainer.limit_train_batches=2"]
 EMPTY = "PoolWalkRight/v_PoolWalkRight_train_000.mp4"  # a training video, replaced by 0 bytes
 CUT = "PoolWalkLeft/v_PoolWalkLeft_val_000.mp4"  # a validation video, truncated to a third
+TURNED = "PoolJump/v_PoolJump_train_001.mp4"  # a training video, stored as phones store portrait video
 
 
 @pytest.fixture(scope="module")
 def broken(tmp_path_factory) -> Path:
     """A tiny synthetic dataset (12 classes x 2 / 1 / 1 real videos) with one zero-byte training
-    video and one truncated validation video."""
+    video, one truncated validation video and one training video whose display matrix turns it
+    (its own pictures, stored with the matrix a phone held upright writes)."""
     data = tmp_path_factory.mktemp("bad") / "synthetic"
     generate_synthetic(data, **TINY_CONFIG, progress=False)
     (data / "videos" / EMPTY).write_bytes(b"")
     cut = data / "videos" / CUT
     cut.write_bytes(cut.read_bytes()[: cut.stat().st_size // 3])
+    turned = data / "videos" / TURNED
+    video = CompressedVideo(turned)
+    frames = np.stack([video.load(i, "rgb") for i in range(video.num_frames)])
+    video.close()
+    encode_turned(turned, frames, -90)
     return data
 
 
@@ -49,12 +60,13 @@ def test_fit_and_test_refuse_all_bad_videos_in_one_line(broken, tmp_path, capsys
     assert main(["fit", str(ROOT / "experiments/istream.yaml"), *common]) == 2
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and err.startswith("ip-tsn fit: error: ")
-    assert "2 of 36 videos listed for train/val cannot be read" in err
+    assert "3 of 36 videos listed for train/val cannot be read" in err
     assert f"{EMPTY} (empty file (0 bytes))" in err and CUT in err and "Traceback" not in err
+    assert f"{TURNED} (its display matrix turns it 90 degrees clockwise (orientation metadata" in err
     assert "data_prep/check_videos.py" in err and "data.skip_bad_videos=true" in err
     assert not (tmp_path / "runs" / "istream" / "checkpoints").exists()  # refused before training
 
-    with pytest.warns(UserWarning, match=r"2 of 36 videos .* left out \(data.skip_bad_videos=true\)"):
+    with pytest.warns(UserWarning, match=r"3 of 36 videos .* left out \(data.skip_bad_videos=true\)"):
         assert main(["fit", str(ROOT / "experiments/istream.yaml"), *common, "data.skip_bad_videos=true"]) == 0
     best = tmp_path / "runs" / "istream" / "checkpoints" / "best.ckpt"
     assert best.is_file()
@@ -76,9 +88,9 @@ def test_skip_bad_videos_is_a_known_key_defaulting_to_false():
 def test_datamodule_checks_once_and_drops_the_bad_ones(broken):
     dm = VideoDataModule("synthetic", str(broken), modality="iframe", num_workers=0, pin_memory=False,
                          crop_size=32, scale_size=None, skip_bad_videos=True)
-    with pytest.warns(UserWarning, match="2 of 36"):
-        dm.setup("fit")
-    assert len(dm.datasets["train"]) == 23 and len(dm.datasets["val"]) == 11
+    with pytest.warns(UserWarning, match="3 of 36"):
+        dm.setup("fit")  # the I-stream: the turned video found by decoding its first frame
+    assert len(dm.datasets["train"]) == 22 and len(dm.datasets["val"]) == 11
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         dm.setup("fit")  # already checked: no second warning
@@ -86,7 +98,7 @@ def test_datamodule_checks_once_and_drops_the_bad_ones(broken):
                              crop_size=32, scale_size=None)
     with pytest.raises(BadVideosError) as caught:
         strict.setup("fit")
-    assert sorted(p for p, _ in caught.value.bad) == sorted([EMPTY, CUT])
+    assert sorted(p for p, _ in caught.value.bad) == sorted([EMPTY, CUT, TURNED])
 
 
 def test_a_video_failing_in_a_worker_is_one_line_naming_it(broken, tmp_path, capsys):
@@ -116,6 +128,8 @@ def test_check_videos_script_lists_the_bad_ones(broken):
                            "--workers", "1", "--no-progress"], capture_output=True, text=True, timeout=120)
     out = proc.stdout + proc.stderr
     assert proc.returncode == 1, out
-    assert "48 total, 46 done" in out and "2 failed" in out and "Traceback" not in out
+    assert "48 total, 45 done" in out and "3 failed" in out and "Traceback" not in out
     assert any(EMPTY in line and "empty file" in line for line in out.splitlines() if "FAILED" in line), out
     assert any(CUT in line for line in out.splitlines() if "FAILED" in line), out
+    assert any(TURNED in line and "display matrix turns it 90 degrees clockwise" in line
+               for line in out.splitlines() if "FAILED" in line), out

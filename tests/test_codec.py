@@ -477,7 +477,11 @@ def test_a_video_stored_turned_is_one_line(tmp_path, degrees, hflip, words):
                f"and residuals stay in the stored orientation, so it would be read as no player shows it; "
                f"re-encode it as shown: python data_prep/reencode.py {path} --output DIR")
     assert_every_read_says(path, 5, ("iframe", "rgb", "mv", "residual"), message)
+    with pytest.raises(VideoError) as e:  # a dataset's check: its first frame only
+        CompressedVideo(path).require_shown_as_stored()
+    assert str(e.value) == message
     upright = encode_turned(tmp_path / "upright.mp4", moving_frames(16, 48, 64), 0)  # an identity matrix reads
+    CompressedVideo(upright).require_shown_as_stored()
     assert CompressedVideo(upright).load(5, "residual").shape == (48, 64, 3)
 
 

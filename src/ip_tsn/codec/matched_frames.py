@@ -13,7 +13,7 @@ import av
 
 from .errors import VideoError
 from .index import VideoIndex
-from .orientation import describe, display_transform
+from .orientation import display_transform, turned_error
 
 
 def matched_frames(container: av.container.InputContainer, stream: av.video.stream.VideoStream,
@@ -42,6 +42,4 @@ def check_frame(path: str, index: VideoIndex, frame: av.VideoFrame, j: int, firs
                                f"{frame.width}x{frame.height} at frame {j}); re-encode it to one size: {fix}")
     transform = display_transform(frame) if first else None
     if transform is not None:
-        raise VideoError(path, f"its display matrix {describe(transform)} (orientation metadata, as phones write "
-                               f"it); motion vectors and residuals stay in the stored orientation, so it would be "
-                               f"read as no player shows it; re-encode it as shown: {fix}")
+        raise turned_error(path, transform)

@@ -10,6 +10,8 @@ import av
 import numpy as np
 from av.sidedata.sidedata import SideDataContainer, Type
 
+from .errors import VideoError
+
 Transform = tuple[int, int, int, int]  # (a, b, c, d) of the display matrix, each -1, 0 or 1
 
 _WORDS = {
@@ -44,6 +46,13 @@ def display_transform(frame: av.VideoFrame) -> Transform | None:
 def describe(transform: Transform) -> str:
     """What a player does to the pictures, in words: "turns it 90 degrees clockwise"."""
     return _WORDS.get(transform, "turns and mirrors it (swaps its rows and columns)")
+
+
+def turned_error(path: str, transform: Transform) -> VideoError:
+    """The one line for a video a display matrix turns or mirrors: the turn, why it matters, the fix."""
+    return VideoError(path, f"its display matrix {describe(transform)} (orientation metadata, as phones write it); "
+                            f"motion vectors and residuals stay in the stored orientation, so it would be read as no "
+                            f"player shows it; re-encode it as shown: python data_prep/reencode.py {path} --output DIR")
 
 
 def orient(image: np.ndarray, transform: Transform) -> np.ndarray:

@@ -1,6 +1,7 @@
-"""Does FFmpeg's decoder export motion vectors for a file? Learnt by decoding its first frames,
-memoised per process (:func:`motion_vectors_exported`), or told by a reader that has decoded it
-(:func:`remember_motion`)."""
+"""What decoding a file's first frames tells before any GOP is read: does FFmpeg's decoder export
+motion vectors for it (:func:`motion_vectors_exported`, or told by a reader that has decoded it,
+:func:`remember_motion`), and does a display matrix turn its pictures (:func:`require_shown_as_stored`).
+Memoised per process."""
 
 from __future__ import annotations
 
@@ -11,15 +12,50 @@ import av
 from .errors import VideoError
 from .frames import block_vectors_of
 from .index import VideoIndex
+from .orientation import Transform, display_transform, turned_error
 from .streams import file_key, open_video_stream
 
 PROBE_INTER_FRAMES = 12  # inter-coded frames decoded (at most) to learn whether vectors come out
 PROBE_MAX_FRAMES = 300  # frames decoded (at most) while looking for them
 _MOTION: dict[tuple[str, int, int], tuple[bool, int]] = {}  # per file: (vectors found, inter frames seen)
+_TURN: dict[tuple[str, int, int], Optional[Transform]] = {}  # per file: its first frame's display matrix
 # codecs whose FFmpeg decoder exports motion vectors (h264.c and mpegvideo's exporter): used only
 # to word the error when a file's first inter-coded frames carry none
 EXPORTS_VECTORS = frozenset({"h264", "mpeg4", "mpeg1video", "mpeg2video", "h263", "h263p", "msmpeg4v1",
                              "msmpeg4v2", "msmpeg4v3", "msmpeg4", "wmv1", "wmv2", "flv1"})
+
+
+def _probe(path: str, motion: bool) -> None:
+    """Decode ``path`` from the start: its first frame's display matrix into ``_TURN`` and, with
+    ``motion``, until an inter-coded frame carries vectors or ``PROBE_INTER_FRAMES`` of them did
+    not, what was seen into ``_MOTION``. A decoding error ends it with what was seen."""
+    key = file_key(path)
+    found, inter, decoded, turn = False, 0, 0, None
+    container, stream = open_video_stream(path)
+    stream.codec_context.options = {"flags2": "+export_mvs"}
+    with container:
+        try:
+            for packet in container.demux(stream):
+                for frame in packet.decode():
+                    if decoded == 0:
+                        turn = display_transform(frame)
+                    decoded += 1
+                    kind = int(frame.pict_type)  # 0: NONE (the decoder does not say), 1: I
+                    if kind > 1 or (kind == 0 and not frame.key_frame):
+                        inter += 1
+                        found = block_vectors_of(frame) is not None
+                    if not motion or found or inter >= PROBE_INTER_FRAMES or decoded >= PROBE_MAX_FRAMES:
+                        break
+                else:
+                    continue
+                break
+        except av.FFmpegError:
+            pass
+    if len(_TURN) > 4096:
+        _TURN.clear()
+    _TURN[key] = turn
+    if motion:
+        remember_motion(path, found, inter)
 
 
 def remember_motion(path: str, found: bool, inter: int) -> None:
@@ -40,27 +76,19 @@ def motion_vectors_exported(path: str, probe: bool = True) -> Optional[tuple[boo
     if key not in _MOTION:
         if not probe:
             return None
-        found, inter, decoded = False, 0, 0
-        container, stream = open_video_stream(path)
-        stream.codec_context.options = {"flags2": "+export_mvs"}
-        with container:
-            try:
-                for packet in container.demux(stream):
-                    for frame in packet.decode():
-                        decoded += 1
-                        kind = int(frame.pict_type)  # 0: NONE (the decoder does not say), 1: I
-                        if kind > 1 or (kind == 0 and not frame.key_frame):
-                            inter += 1
-                            found = block_vectors_of(frame) is not None
-                        if found or inter >= PROBE_INTER_FRAMES or decoded >= PROBE_MAX_FRAMES:
-                            break
-                    else:
-                        continue
-                    break
-            except av.FFmpegError:
-                pass
-        remember_motion(path, found, inter)
+        _probe(path, motion=True)
     return _MOTION[key]
+
+
+def require_shown_as_stored(path: str) -> None:
+    """One :class:`VideoError` (the turn, the fix) for a video whose first frame carries a display
+    matrix (phones' portrait video): every read refuses it (``matched_frames.check_frame``), and a
+    dataset's check finds it with one decoded frame instead of in a training worker."""
+    key = file_key(path)
+    if key not in _TURN:
+        _probe(path, motion=False)
+    if _TURN[key] is not None:
+        raise turned_error(path, _TURN[key])
 
 
 def require_inter_frames(path: str, index: VideoIndex) -> None:

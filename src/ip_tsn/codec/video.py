@@ -35,7 +35,7 @@ from .matched_frames import check_frame, matched_frames
 from .mpeg4_direct import anchors_needed, derive_b_frames
 from .reconstruct import GopMotion, frames_needed, l0_candidates, l0_choice, own_sources, representation_of
 from .streams import open_video_stream
-from .vector_probe import check_gop_vectors, require_inter_frames, require_motion
+from .vector_probe import check_gop_vectors, require_inter_frames, require_motion, require_shown_as_stored
 
 REPRESENTATIONS = ("iframe", "mv", "residual", "rgb")
 
@@ -144,6 +144,12 @@ class CompressedVideo:
         motion vectors for it, which is probed on its first P/B-frames (not read off a list of
         codec names: DivX 3 ``msmpeg4`` exports them, HEVC, VP9 and AV1 do not)."""
         require_motion(self.path, self.index)
+
+    def require_shown_as_stored(self) -> None:
+        """Raise :class:`VideoError` (one line: the turn, the fix) for a video whose display matrix
+        turns or mirrors its pictures (phones' portrait video), which every read refuses; learnt
+        from its first decoded frame, memoised per process."""
+        require_shown_as_stored(self.path)
 
     def gop_of(self, i: int) -> int:
         """Display index of the I-frame that starts frame ``i``'s GOP."""
