@@ -114,13 +114,27 @@ def test_sigkill_mid_training_resumes_from_the_saved_epoch(tiny):
 
 def test_last_with_nothing_to_resume_says_it_starts_fresh(tiny, capsys):
     """``ckpt_path=last`` (as a requeued SLURM job passes every time) where no last.ckpt exists yet
-    trains from epoch 0 and says so, naming the file it looked for (a mistyped run_root shows)."""
+    trains from epoch 0 and says so, naming the file it looked for (a mistyped run_root shows).
+    The same command on the finished run (the job requeued once more) trains nothing and keeps the
+    run's record: until 2026-12-07 it rewrote fit.json with the final epoch's val_top1 lost (null)."""
     base, common = tiny
-    last = base / "fresh" / "istream" / "checkpoints" / "last.ckpt"
+    run_dir = base / "fresh" / "istream"
+    last = run_dir / "checkpoints" / "last.ckpt"
+    command = ["fit", ISTREAM, *common, "trainer.max_epochs=1", f"run_root={base / 'fresh'}", "ckpt_path=last"]
     capsys.readouterr()
-    assert main(["fit", ISTREAM, *common, "trainer.max_epochs=1", f"run_root={base / 'fresh'}", "ckpt_path=last"]) == 0
+    assert main(command) == 0
     assert f"ckpt_path=last: no {last} yet; training starts at epoch 0" in capsys.readouterr().out
     assert _epoch(last) == 0
+    record = (run_dir / "fit.json").read_bytes()
+    assert b'"val_top1": null' not in record
+    checkpoints = {p: (p.read_bytes(), p.stat().st_mtime_ns) for p in (last, run_dir / "checkpoints" / "best.ckpt")}
+    rows = (run_dir / "logs" / "metrics.csv").read_bytes()
+    assert main(command) == 0
+    assert (f"ckpt_path=last: {last} already holds every epoch of this run (epoch 0, step 2); nothing to train, "
+            f"{run_dir / 'fit.json'} kept") in capsys.readouterr().out
+    assert (run_dir / "fit.json").read_bytes() == record
+    assert {p: (p.read_bytes(), p.stat().st_mtime_ns) for p in checkpoints} == checkpoints  # not even rewritten
+    assert (run_dir / "logs" / "metrics.csv").read_bytes() == rows  # the same rows (the logger rewrites it whole)
 
 
 class _Line(pl.LightningModule):

@@ -10,6 +10,7 @@ and keeps the rows of ``logs/metrics.csv`` of the epochs it holds (:mod:`ip_tsn.
 
 from __future__ import annotations
 
+import json
 import shutil
 import signal
 from pathlib import Path
@@ -143,6 +144,14 @@ def fit(cfg: DictConfig) -> Path:
                f"{dm.batch_size}, an incomplete last batch dropped); use a smaller data.batch_size or fewer devices")
         _mark_failed(trainer, failed, last, why)
         raise ConfigError(f"{run_dir}: {why}")
+    record = run_dir / "fit.json"
+    if resume is not None and trainer.global_step == resume[1] and not trainer.interrupted and record.is_file():
+        # a finished run resumed (a requeued SLURM job runs ckpt_path=last again): no step ran, no epoch
+        # validated, so rewriting its record would lose the final epoch's val_top1; it is kept as it is
+        pl.utilities.rank_zero_only(print)(f"ckpt_path={cfg.get('ckpt_path')}: {ckpt_path} already holds every "
+                                           f"epoch of this run (epoch {resume[0]}, step {resume[1]}); nothing to "
+                                           f"train, {record} kept")
+        return Path(json.loads(record.read_text())["best_checkpoint"])
     best = ckpt_dir / "best.ckpt" if checkpoint is None else Path(checkpoint.best_model_path or last)
     if trainer.is_global_zero and not trainer.interrupted:  # the Makefile's target: written last
         if checkpoint is None:
