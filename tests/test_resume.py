@@ -5,6 +5,7 @@ keeping the earlier epochs' rows (each epoch once); a real SIGINT gives one line
 from __future__ import annotations
 
 import csv
+import json
 import os
 import signal
 import shutil
@@ -250,3 +251,34 @@ def test_without_a_monitor_best_is_the_final_epoch_whatever_the_validation_sched
                   for n in ("best.ckpt", "last.ckpt"))
     assert all(torch.equal(best[k], last[k]) for k in last)
     assert _epochs_with(_rows(root / "istream"), "val/top1") == [1]
+
+
+def test_a_resumed_training_logs_to_the_w_and_b_run_it_started(tiny, monkeypatch):
+    """W&B (offline, real): a training resumed with ``ckpt_path=last`` (a requeued SLURM job)
+    continues the W&B run it started, whose id ``<run_dir>/wandb_run.json`` keeps; until 2026-12-07
+    each resume was a new W&B run. A fresh start (``overwrite=true``) is a new run; under a sweep
+    agent (``WANDB_RUN_ID``) the id is the agent's."""
+    from ip_tsn.stages.loggers import wandb_run
+
+    base, common = tiny
+    monkeypatch.delenv("WANDB_RUN_ID", raising=False)
+    monkeypatch.delenv("WANDB_SWEEP_ID", raising=False)
+    args = [a for a in common if not a.startswith("logger.wandb")] + [
+        "logger.wandb=true", "logger.wandb_mode=offline", f"run_root={base / 'wb'}", "trainer.limit_train_batches=1"]
+    run_dir = base / "wb" / "istream"
+
+    def ids() -> list[str]:  # wandb's offline folders: offline-run-<date>_<time>-<run id>[-<n>]
+        return [p.name.split("-")[3] for p in sorted((run_dir / "wandb").glob("offline-run-*"))]
+
+    def recorded() -> str:
+        return json.loads((run_dir / "wandb_run.json").read_text())["id"]
+
+    assert main(["fit", ISTREAM, *args, "trainer.max_epochs=1"]) == 0
+    first = recorded()
+    assert ids() == [first]
+    assert main(["fit", ISTREAM, *args, "trainer.max_epochs=2", "ckpt_path=last"]) == 0
+    assert recorded() == first and ids() == [first, first]  # two sessions of one W&B run
+    assert main(["fit", ISTREAM, *args, "trainer.max_epochs=1", "overwrite=true"]) == 0
+    assert recorded() != first and sorted(ids()) == sorted([first, first, recorded()])
+    monkeypatch.setenv("WANDB_RUN_ID", "agent1")
+    assert wandb_run(run_dir, (0, 1)) == {}  # the agent's id, not the record's

@@ -27,7 +27,7 @@ from ip_tsn.lit.modules import load_module
 from ip_tsn.stages.build import build_datamodule, build_module, build_trainer, expected_kind, online_teacher
 from ip_tsn.stages.cache_stage import check_cache
 from ip_tsn.stages.config_schema import DistillConfig, filled
-from ip_tsn.stages.loggers import build_loggers
+from ip_tsn.stages.loggers import build_loggers, finish_wandb, remember_wandb_run
 from ip_tsn.stages.provenance import environment
 
 
@@ -126,6 +126,7 @@ def fit(cfg: DictConfig) -> Path:
     if trainer.is_global_zero:
         failed.unlink(missing_ok=True)
         save_config(cfg, run_dir / "config.yaml")
+        remember_wandb_run(loggers, run_dir)
     last = ckpt_dir / "last.ckpt"
     try:
         trainer.fit(model, datamodule=dm, ckpt_path=ckpt_path, weights_only=True)
@@ -137,6 +138,8 @@ def fit(cfg: DictConfig) -> Path:
     except Exception as e:  # the folder says so: not a run in progress
         _mark_failed(trainer, failed, last, f"{type(e).__name__}: {e}")
         raise
+    finally:
+        finish_wandb(loggers)
     if not last.is_file() and not trainer.interrupted:  # e.g. DDP with fewer training batches than ranks
         batches, world = trainer.num_training_batches, trainer.world_size
         batches = batches if batches != float("inf") else 0  # Lightning's "not run"

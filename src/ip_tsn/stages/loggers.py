@@ -1,11 +1,15 @@
 """The loggers of a run: CSV (``<run_dir>/logs/metrics.csv``, resumable: a run continued from a
-checkpoint keeps the rows of the epochs it holds, each once) and W&B."""
+checkpoint keeps the rows of the epochs it holds, each once) and W&B (resumable: a run continued
+from a checkpoint continues the W&B run it started, whose id ``<run_dir>/wandb_run.json`` keeps)."""
 
 from __future__ import annotations
 
 import csv
 import io
+import json
 import os
+import secrets
+import string
 from pathlib import Path
 from typing import Any
 
@@ -14,7 +18,7 @@ from pytorch_lightning.loggers import CSVLogger, Logger
 from pytorch_lightning.loggers.csv_logs import ExperimentWriter
 from pytorch_lightning.loggers.logger import rank_zero_experiment
 
-from ip_tsn.atomic import write_text_atomic
+from ip_tsn.atomic import write_json_atomic, write_text_atomic
 from ip_tsn.config import ConfigError, to_container
 from ip_tsn.stages.config_schema import LoggerConfig, filled
 
@@ -107,6 +111,49 @@ class ResumableCSVLogger(CSVLogger):
         return self._experiment
 
 
+WANDB_RUN = "wandb_run.json"  # in a run folder: the id of the W&B run its training logs to
+
+
+def wandb_run(run_dir: Path, resume: tuple[int, int] | None) -> dict[str, str]:
+    """``WandbLogger``'s ``id`` (it passes ``resume="allow"``): a resumed training (``resume``, the
+    checkpoint's epoch and step) continues the W&B run ``<run_dir>/wandb_run.json`` names, so a
+    SLURM job requeued N times is one W&B run, not N; a fresh start gets a new id. Nothing under a
+    W&B sweep agent or with ``WANDB_RUN_ID`` set, whose id is W&B's to give."""
+    if os.environ.get("WANDB_RUN_ID"):
+        return {}
+    record = run_dir / WANDB_RUN
+    if resume is not None and record.is_file():
+        try:
+            return {"id": str(json.loads(record.read_text())["id"])}
+        except (ValueError, KeyError, TypeError):
+            raise ConfigError(f"{record}: not a W&B run record ({{\"id\": ...}}); delete it to log the resumed "
+                              "training to a new W&B run") from None
+    return {"id": "".join(secrets.choice(string.ascii_lowercase + string.digits) for _ in range(8))}  # W&B's kind
+
+
+def remember_wandb_run(loggers: list[Logger], run_dir: Path) -> None:
+    """Write ``<run_dir>/wandb_run.json`` (the W&B run id the training logs to), on rank zero, so
+    that a resumed training continues it (:func:`wandb_run`); nothing without W&B or under a sweep agent."""
+    from pytorch_lightning.loggers import WandbLogger
+
+    for logger in loggers:
+        run_id = getattr(logger, "_wandb_init", {}).get("id") if isinstance(logger, WandbLogger) else None
+        if run_id and not os.environ.get("WANDB_RUN_ID"):
+            write_json_atomic(run_dir / WANDB_RUN, {"id": run_id})
+
+
+def finish_wandb(loggers: list[Logger]) -> None:
+    """End the W&B run this process's training logged to (wandb's ``finish``: flushed, closed), so
+    that the next training in the same process (``ip_tsn.cli.main`` called twice) starts its own
+    run instead of Lightning reusing this one."""
+    from pytorch_lightning.loggers import WandbLogger
+
+    for logger in loggers:
+        run = getattr(logger, "_experiment", None) if isinstance(logger, WandbLogger) else None
+        if run is not None and hasattr(run, "finish"):
+            run.finish()
+
+
 def build_loggers(cfg: DictConfig, run_dir: Path, resume: tuple[int, int] | None = None) -> list[Logger]:
     """CSV (``<run_dir>/logs/metrics.csv``; ``resume``: see :class:`ResumableCSVLogger`), W&B and
     TensorBoard (``<run_dir>/tb``), as ``logger.*`` says."""
@@ -119,7 +166,8 @@ def build_loggers(cfg: DictConfig, run_dir: Path, resume: tuple[int, int] | None
 
         os.environ.setdefault("WANDB_SILENT", "true")
         wandb_logger = WandbLogger(project=settings.wandb_project, name=cfg.run_name, group=cfg.get("wandb_group"),
-                                   save_dir=str(run_dir), mode=wandb_mode(cfg), config=to_container(cfg))
+                                   save_dir=str(run_dir), mode=wandb_mode(cfg), config=to_container(cfg),
+                                   **wandb_run(run_dir, resume))
         # Lightning always passes wandb's deprecated `anonymous` (None), which makes wandb warn on every
         # run that it has no effect: leave it out of the init arguments
         getattr(wandb_logger, "_wandb_init", {}).pop("anonymous", None)
