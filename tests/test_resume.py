@@ -282,3 +282,31 @@ def test_a_resumed_training_logs_to_the_w_and_b_run_it_started(tiny, monkeypatch
     assert recorded() != first and sorted(ids()) == sorted([first, first, recorded()])
     monkeypatch.setenv("WANDB_RUN_ID", "agent1")
     assert wandb_run(run_dir, (0, 1)) == {}  # the agent's id, not the record's
+
+
+def test_a_run_cut_by_max_time_says_so(tiny, capsys):
+    """``trainer.max_time`` (a time budget, as SLURM users set one): a run it stops before
+    ``max_epochs`` says so and its fit.json records it (until 2026-12-07 it looked like a run of its
+    whole length); resumed with the same budget, which Lightning's timer carries on from the
+    checkpoint, nothing trains and the record is kept; a budget that ends before the first epoch
+    is one line, not "no training step ran ... use a smaller data.batch_size"."""
+    base, common = tiny
+    args = [*common, "trainer.max_epochs=10000", "trainer.limit_train_batches=1", f"run_root={base / 'timed'}"]
+    run_dir = base / "timed" / "istream"
+    capsys.readouterr()
+    assert main(["fit", ISTREAM, *args, "trainer.max_time=00:00:00:03"]) == 0
+    record = json.loads((run_dir / "fit.json").read_text())
+    assert record["stopped_by"] == "trainer.max_time=00:00:00:03" and record["max_epochs"] == 10000
+    assert 1 <= record["epochs"] < 10000 and _epoch(run_dir / "checkpoints" / "last.ckpt") >= 0
+    out = capsys.readouterr().out
+    assert f"stopped by trainer.max_time=00:00:00:03 after {record['epochs']} of 10000 epochs" in out
+    kept = (run_dir / "fit.json").read_bytes()
+    assert main(["fit", ISTREAM, *args, "trainer.max_time=00:00:00:03", "ckpt_path=last"]) == 0
+    assert "is past trainer.max_time=00:00:00:03 (raise it to train on); nothing to train" in capsys.readouterr().out
+    assert (run_dir / "fit.json").read_bytes() == kept
+
+    assert main(["fit", ISTREAM, *args, "trainer.max_time=00:00:00:00", f"run_root={base / 'untimed'}"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.endswith("trainer.max_time=00:00:00:00 ran out before the first epoch ended (step 0 of 1 per epoch), "
+                        "so no checkpoint was saved; give it more time") and len(err.splitlines()) == 1
+    assert (base / "untimed" / "istream" / "failed.json").is_file()

@@ -140,21 +140,30 @@ def fit(cfg: DictConfig) -> Path:
         raise
     finally:
         finish_wandb(loggers)
+    short = _stopped_short(trainer, cfg)
     if not last.is_file() and not trainer.interrupted:  # e.g. DDP with fewer training batches than ranks
         batches, world = trainer.num_training_batches, trainer.world_size
         batches = batches if batches != float("inf") else 0  # Lightning's "not run"
         why = (f"no training step ran: {batches} training batches per process ({world} process(es), batch_size "
                f"{dm.batch_size}, an incomplete last batch dropped); use a smaller data.batch_size or fewer devices")
+        if cfg.trainer.get("max_time") and short is not None:
+            why = (f"{short} ran out before the first epoch ended (step {trainer.global_step} of {batches} per "
+                   "epoch), so no checkpoint was saved; give it more time")
         _mark_failed(trainer, failed, last, why)
         raise ConfigError(f"{run_dir}: {why}")
     record = run_dir / "fit.json"
+    say = pl.utilities.rank_zero_only(print)
     if resume is not None and trainer.global_step == resume[1] and not trainer.interrupted and record.is_file():
         # a finished run resumed (a requeued SLURM job runs ckpt_path=last again): no step ran, no epoch
         # validated, so rewriting its record would lose the final epoch's val_top1; it is kept as it is
-        pl.utilities.rank_zero_only(print)(f"ckpt_path={cfg.get('ckpt_path')}: {ckpt_path} already holds every "
-                                           f"epoch of this run (epoch {resume[0]}, step {resume[1]}); nothing to "
-                                           f"train, {record} kept")
+        done = (f"already holds every epoch of this run (epoch {resume[0]}, step {resume[1]})" if short is None else
+                f"(epoch {resume[0]}, step {resume[1]}): Lightning's timer, carried on from it, is past {short} "
+                f"(raise it to train on)")
+        say(f"ckpt_path={cfg.get('ckpt_path')}: {ckpt_path} {done}; nothing to train, {record} kept")
         return Path(json.loads(record.read_text())["best_checkpoint"])
+    if short is not None and not trainer.interrupted:
+        say(f"stopped by {short} after {trainer.current_epoch} of {trainer.max_epochs} epochs (step "
+            f"{trainer.global_step}); ckpt_path=last resumes it from the last finished epoch ({last})")
     best = ckpt_dir / "best.ckpt" if checkpoint is None else Path(checkpoint.best_model_path or last)
     if trainer.is_global_zero and not trainer.interrupted:  # the Makefile's target: written last
         if checkpoint is None:
@@ -164,11 +173,24 @@ def fit(cfg: DictConfig) -> Path:
         write_json_atomic(run_dir / "fit.json", {"best_checkpoint": str(best), "monitor": cfg.checkpoint.monitor,
                                                  "best_score": None if score is None else float(score),
                                                  "epochs": trainer.current_epoch,
+                                                 "max_epochs": trainer.max_epochs,
+                                                 "stopped_by": short,  # None: the run's whole length
                                                  "val_top1": _metric(trainer, "val/top1"),  # the final epoch's
                                                  "skipped_videos": dict(dm.skipped),  # skip_bad_videos: read around
                                                  "weights_from": getattr(model, "weights_from", None),
                                                  "environment": environment()})
     return best
+
+
+def _stopped_short(trainer: pl.Trainer, cfg: DictConfig) -> str | None:
+    """Why training ended before its length (``trainer.max_epochs``, or ``max_steps``), or None
+    where it ran all of it: ``trainer.max_time`` (Lightning's timer, which a resumed run carries
+    on), else a callback that stopped it."""
+    epochs, steps = trainer.max_epochs, trainer.max_steps
+    if (epochs is not None and 0 <= epochs <= trainer.current_epoch) or (steps not in (None, -1) and trainer.global_step >= steps):
+        return None
+    max_time = cfg.trainer.get("max_time")
+    return f"trainer.max_time={max_time}" if max_time else "a callback (trainer.should_stop)"
 
 
 FAILED = "failed.json"  # in a run folder whose fit failed before its first checkpoint
