@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import glob
 import json
 import os
 import signal
@@ -33,7 +32,7 @@ from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from typing import Callable, Iterable, Iterator, Sequence
 
-from ip_tsn.atomic import OutputError, atomic_path, check_output_dir, write_json_atomic
+from ip_tsn.atomic import OutputError, atomic_path, check_output_dir, remove_stale_temps, write_json_atomic
 from ip_tsn.codec.errors import VideoError
 from ip_tsn.data.split_files import SplitError
 from ip_tsn.settings import differences
@@ -87,20 +86,6 @@ def find_files(root: str, extensions: Sequence[str]) -> list[str]:
             if name.lower().endswith(exts) and not name.startswith(".") and TMP_MARK not in name:
                 found.append(os.path.relpath(os.path.join(dirpath, name), root))
     return sorted(found)
-
-
-def remove_stale_temps(path: str) -> None:
-    """Delete the temp files a killed earlier run writing ``path`` left: ``.<name>.tmp-*``
-    (``ip_tsn.atomic``'s names) and ``<name>.tmp-*`` (older runs').
-
-    Safe with concurrent shards: each output path belongs to exactly one shard."""
-    path = os.fspath(path)
-    folder, name = os.path.split(path)
-    patterns = (glob.escape(path) + TMP_MARK + "*",
-                os.path.join(glob.escape(folder), "." + glob.escape(name) + TMP_MARK + "*"))
-    for stale in {p for pattern in patterns for p in glob.glob(pattern)}:
-        with contextlib.suppress(OSError):
-            os.unlink(stale)
 
 
 @contextlib.contextmanager

@@ -173,3 +173,39 @@ def test_ddp_two_processes_cache_every_video_once(tmp_path: Path) -> None:
         got_l, got_f = cache.lookup(f"video_{v:03d}", np.arange(n) * 2)
         np.testing.assert_allclose(got_l, logits, rtol=1e-5, atol=1e-6)
         np.testing.assert_allclose(got_f, feats, rtol=1e-5, atol=1e-6)
+
+
+def test_a_killed_cache_run_leaves_no_temporary_shards_behind(tmp_path: Path) -> None:
+    """A cache run killed mid-way (a SLURM time limit) leaves its shards' temporary files, which
+    grow to the size of the cache; the next run of that rank removes them (until 2026-12-07 they
+    stayed, hidden, at every kill), and a checkpoint's next save removes one a kill left."""
+    import signal
+    import subprocess
+    import sys
+
+    from ip_tsn.data.cache_shards import ShardWriter
+    from ip_tsn.lit.callbacks import AtomicCheckpointIO
+
+    killed = subprocess.run([sys.executable, "-c", (
+        "import os, signal, numpy as np\n"
+        "from ip_tsn.data.cache_shards import ShardWriter\n"
+        f"w = ShardWriter({str(tmp_path)!r}, 0, 'float16')\n"
+        "w.add('v0', np.arange(3), np.ones((6, 4)), np.ones((6, 8)))\n"
+        "[f.flush() for f in w.files.values()]\n"
+        "os.kill(os.getpid(), signal.SIGKILL)\n")], capture_output=True, text=True)
+    assert killed.returncode == -signal.SIGKILL, killed.stderr
+    left = sorted(p.name for p in tmp_path.iterdir())
+    assert len(left) == 3 and all(n.startswith(".shard-0.") and ".tmp-" in n for n in left), left
+    assert sum(p.stat().st_size for p in tmp_path.iterdir()) > 0
+    writer = ShardWriter(tmp_path, 0, "float16")
+    writer.add("v1", np.arange(2), np.ones((4, 4)), np.ones((4, 8)))
+    writer.finalize()
+    assert not [p.name for p in tmp_path.iterdir() if ".tmp-" in p.name]
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(
+        ["shard-0.index.json", "shard-0.logits.bin", "shard-0.features.bin", "shard-0.frames.bin"])
+
+    ckpt = tmp_path / "last.ckpt"
+    stale = tmp_path / ".last.ckpt.tmp-4194304"  # what a kill mid-save of another process leaves
+    stale.write_bytes(b"\0" * 1000)
+    AtomicCheckpointIO().save_checkpoint({"epoch": 1}, ckpt)
+    assert torch.load(ckpt, weights_only=True)["epoch"] == 1 and not stale.exists()

@@ -6,11 +6,12 @@ files they came from (checkpoints, cache shards). This module imports nothing fr
 
 from __future__ import annotations
 
+import glob
 import hashlib
 import json
 import os
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any
 
@@ -38,6 +39,18 @@ def temp_name(path: str | os.PathLike) -> Path:
     suffix-free of ``path``'s extension so muxers that guess the format need ``format=``)."""
     path = Path(path)
     return path.with_name(f".{path.name}.tmp-{os.getpid()}")
+
+
+def remove_stale_temps(path: str | os.PathLike) -> None:
+    """Delete the temporary files that killed earlier writers of ``path`` left (:func:`temp_name`'s
+    ``.<name>.tmp-<pid>``, and ``<name>.tmp-*`` of older versions). Only for a path one writer
+    owns at a time (a rank's cache shard, a run's checkpoint, one flow file): a concurrent writer's
+    temporary file would go too."""
+    path = Path(path)
+    for pattern in (f".{glob.escape(path.name)}.tmp-*", f"{glob.escape(path.name)}.tmp-*"):
+        for stale in path.parent.glob(pattern):
+            with suppress(OSError):
+                stale.unlink()
 
 
 @contextmanager

@@ -15,7 +15,7 @@ from typing import Any, BinaryIO
 import numpy as np
 import torch
 
-from ip_tsn.atomic import atomic_path, sha256_file, write_json_atomic
+from ip_tsn.atomic import atomic_path, remove_stale_temps, sha256_file, write_json_atomic
 
 from .teacher_cache import CACHE_DTYPES, CACHE_FORMAT, CACHE_VERSION, MANIFEST, PARTS, shard_file
 
@@ -37,6 +37,8 @@ class ShardWriter:
         self.root, self.rank, self.name = Path(root), rank, f"shard-{rank}"
         self.dtype, self.features = np.dtype(dtype), features
         shard_file(self.root, self.name, "index.json").unlink(missing_ok=True)
+        for part in (*PARTS, "index.json"):  # what a killed earlier run of this rank left: it may be GBs
+            remove_stale_temps(shard_file(self.root, self.name, part))
         parts = PARTS if features else ("logits.bin", "frames.bin")
         # each data file is written under ip_tsn.atomic's temporary name and renamed into place by it
         self._stack = contextlib.ExitStack()

@@ -13,7 +13,7 @@ import pytorch_lightning as pl
 from pytorch_lightning.callbacks import Callback, Checkpoint
 from pytorch_lightning.plugins.io import TorchCheckpointIO
 
-from ip_tsn.atomic import atomic_path
+from ip_tsn.atomic import atomic_path, remove_stale_temps
 from ip_tsn.data.preprocess import Preprocess
 from ip_tsn.lit.checkpoint_info import CLASS_NAMES_KEY, PREPROCESS_KEY, STAGE_KEY
 
@@ -40,9 +40,11 @@ class SaveStreamInfo(Callback):
 
 class AtomicCheckpointIO(TorchCheckpointIO):
     """Lightning's checkpoint writer through a temporary file renamed over the target, so a kill
-    mid-write leaves the previous checkpoint whole (``ip_tsn.atomic``)."""
+    mid-write leaves the previous checkpoint whole (``ip_tsn.atomic``), and the temporary file such
+    a kill left is removed at the next save of that checkpoint."""
 
     def save_checkpoint(self, checkpoint: dict[str, Any], path: Any, storage_options: Any = None) -> None:
+        remove_stale_temps(path)
         with atomic_path(path) as tmp:
             super().save_checkpoint(checkpoint, tmp, storage_options)
 
