@@ -174,6 +174,16 @@ def test_ddp_two_processes_cache_every_video_once(tmp_path: Path) -> None:
         np.testing.assert_allclose(got_l, logits, rtol=1e-5, atol=1e-6)
         np.testing.assert_allclose(got_f, feats, rtol=1e-5, atol=1e-6)
 
+    # the same folder rebuilt by one process, logits only: the second rank's shard and the features
+    # of the first run go (they stayed, and the manifest listed the stale features.bin, until 2026-12-07)
+    build_cache(tmp_path, module, grid, "float32", features=False)
+    assert sorted(p.name for p in path.iterdir()) == ["manifest.json", "shard-0.frames.bin", "shard-0.index.json",
+                                                       "shard-0.logits.bin"]
+    again = TeacherCache(path)
+    again.verify()
+    assert again.feature_dim == 0 and [s["name"] for s in again.manifest["shards"]] == ["shard-0"]
+    assert set(again.manifest["shards"][0]["sha256"]) == {"logits.bin", "frames.bin"}
+
 
 def test_a_killed_cache_run_leaves_no_temporary_shards_behind(tmp_path: Path) -> None:
     """A cache run killed mid-way (a SLURM time limit) leaves its shards' temporary files, which

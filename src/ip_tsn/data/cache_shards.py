@@ -36,10 +36,11 @@ class ShardWriter:
             raise ValueError(f"dtype must be one of {', '.join(CACHE_DTYPES)}, not {dtype!r}")
         self.root, self.rank, self.name = Path(root), rank, f"shard-{rank}"
         self.dtype, self.features = np.dtype(dtype), features
-        shard_file(self.root, self.name, "index.json").unlink(missing_ok=True)
+        parts = PARTS if features else ("logits.bin", "frames.bin")
         for part in (*PARTS, "index.json"):  # what a killed earlier run of this rank left: it may be GBs
             remove_stale_temps(shard_file(self.root, self.name, part))
-        parts = PARTS if features else ("logits.bin", "frames.bin")
+            if part not in parts:  # an earlier run's file this run does not write (features, the index)
+                shard_file(self.root, self.name, part).unlink(missing_ok=True)
         # each data file is written under ip_tsn.atomic's temporary name and renamed into place by it
         self._stack = contextlib.ExitStack()
         self.tmp = {p: self._stack.enter_context(atomic_path(shard_file(self.root, self.name, p))) for p in parts}
@@ -90,6 +91,17 @@ class ShardWriter:
             "feature_dim": self.feature_dim, "dtype": self.dtype.name, "num_views": self.num_views,
             "videos": self.videos})
 
+
+
+def remove_other_ranks(root: str | os.PathLike, world_size: int) -> None:
+    """Delete the shard files (and temporaries) of ranks ``world_size`` and up: an earlier run on
+    more processes left them, and this run's manifest will not name them. Rank 0, before any
+    rank writes."""
+    for path in [*Path(root).glob("shard-*.*"), *Path(root).glob(".shard-*.tmp-*")]:
+        rank = path.name.lstrip(".").split(".")[0][len("shard-"):]
+        if rank.isdigit() and int(rank) >= world_size:
+            with contextlib.suppress(OSError):
+                path.unlink()
 
 
 def merge_shards(root: str | os.PathLike, world_size: int) -> dict[str, Any]:

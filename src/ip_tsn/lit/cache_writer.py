@@ -17,7 +17,7 @@ from typing import Any
 import pytorch_lightning as pl
 from pytorch_lightning.callbacks import BasePredictionWriter
 
-from ip_tsn.data.cache_shards import ShardWriter, write_manifest
+from ip_tsn.data.cache_shards import ShardWriter, remove_other_ranks, write_manifest
 from ip_tsn.data.teacher_cache import CACHE_DTYPES, MANIFEST
 
 
@@ -54,6 +54,7 @@ class TeacherCacheWriter(BasePredictionWriter):
         if trainer.is_global_zero:
             self.out_dir.mkdir(parents=True, exist_ok=True)
             (self.out_dir / MANIFEST).unlink(missing_ok=True)  # invalid until rewritten
+            remove_other_ranks(self.out_dir, trainer.world_size)  # an earlier run on more processes
         trainer.strategy.barrier("teacher_cache_start")
         self._shard = ShardWriter(self.out_dir, trainer.global_rank, self.dtype, self.features)
 
