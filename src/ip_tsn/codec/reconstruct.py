@@ -7,7 +7,8 @@ in display order: an I- or P-frame, or a B-frame that other pictures refer to (H
 that choice defines the motion and the residual (which stays exact by construction). For each
 pixel of a B-frame: the L0 (past) vector when its block has one; else the L1 (future) vector,
 traced on through the next anchor's own motion back to the same past anchor when that next anchor
-is not an I-frame; else (intra blocks, L1 into the next GOP's I-frame) zero motion. So every frame
+is not an I-frame; else (intra blocks, L1 into the next GOP's I-frame: an open GOP) zero motion
+(per frame, :func:`l1_direct` keeps such L1 vectors, into that picture). So every frame
 has one motion field relative to one reference frame, and accumulation chains fields anchor by
 anchor back to the GOP's I-frame (CoViAR's accumulation, at sub-pixel precision).
 
@@ -115,11 +116,18 @@ def l1_anchor(index: VideoIndex, j: int, accumulate: bool = False) -> int | None
 
 def l1_direct(index: VideoIndex, j: int) -> int | None:
     """The next anchor a B-frame's L1-only blocks point into where, per frame, their motion cannot
-    be traced on (that anchor's own reference is not the B-frame's: an H.264 B-pyramid), or None.
-    Their L1 vectors then stay as they are, into that anchor (:func:`own_motion`, :func:`own_sources`)."""
-    if l1_anchor(index, j) is not None or l1_anchor(index, j, accumulate=True) is None:
+    be traced on, or None: that anchor's own reference is not the B-frame's (an H.264 B-pyramid),
+    or it is the next GOP's I-frame, decoded before the B-frame (an open GOP: H.264, MPEG-1/2;
+    not MPEG-4 Part 2, whose B vectors are derived, :mod:`~ip_tsn.codec.mpeg4_direct`). Their L1
+    vectors then stay as they are, into that anchor (:func:`own_motion`, :func:`own_sources`)."""
+    if index.frame_types[j] != "B" or l1_anchor(index, j) is not None:
         return None
-    return index.anchor_after(j)
+    nxt = index.anchor_after(j)
+    if nxt is None or not index.decoded_before(nxt, j):
+        return None
+    if index.frame_types[nxt] == "I":
+        return nxt if index.codec != "mpeg4" else None
+    return nxt
 
 
 def l0_candidates(index: VideoIndex, j: int, g: int) -> list[int]:
