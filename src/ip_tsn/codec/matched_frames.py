@@ -19,16 +19,38 @@ from .orientation import display_transform, turned_error
 def matched_frames(container: av.container.InputContainer, stream: av.video.stream.VideoStream,
                    index: VideoIndex) -> Iterator[tuple[int | None, av.VideoFrame]]:
     """``(display index, frame)`` of every frame the decoder outputs from the container's current
-    position; the index is None for a frame the index leaves out."""
+    position; the index is None for a frame the index leaves out.
+
+    MPEG-1/2/4 decoders with B-frames hold each I/P-picture back until the next one is decoded, and
+    export its motion vectors only then: the stream's last one, output when the decoder is drained,
+    came without any (zero motion, a mean |residual| of 77 against 11). At the end of the stream the
+    last I-picture's packet read is decoded once more, so the held picture comes out the usual
+    way, vectors included; that copy's own picture is left out (its pts names no frame)."""
     display = index.display_of_pts
     by_pos, by_count = index.order == "pos", index.order == "count"
-    count = 0
+    count, key = 0, None
+    held = index.codec in HELD_ANCHORS and "B" in index.frame_types
     for packet in container.demux(stream):
         if packet.size and (by_pos or by_count):
             packet.pts = packet.pos if by_pos else count
             count += 1
+        if held and packet.size and packet.pts in display and index.frame_types[display[packet.pts]] == "I":
+            key = bytes(packet)  # an I-picture's packet (its pts names an I-frame): decodable alone
+        if not packet.size and key is not None:  # the end: let the held picture out with its vectors
+            copy = av.Packet(key)
+            copy.pts = copy.dts = NOT_A_FRAME
+            key = None
+            try:
+                for frame in stream.decode(copy):
+                    yield display.get(frame.pts), frame
+            except av.FFmpegError:
+                pass  # the held picture then comes out below, as before (without vectors)
         for frame in packet.decode():
             yield display.get(frame.pts), frame
+
+
+HELD_ANCHORS = frozenset({"mpeg1video", "mpeg2video", "mpeg4"})  # decoders that output an anchor one picture late
+NOT_A_FRAME = -(2**62)  # the pts of the end-of-stream copy: no frame of any index
 
 
 def check_frame(path: str, index: VideoIndex, frame: av.VideoFrame, j: int, first: bool) -> None:
