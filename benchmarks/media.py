@@ -124,7 +124,7 @@ def fake_teacher_cache(root: Path, dataset_root: Path, num_classes: int, feature
     (and their mirrors with ``flip``): what the distillation loader reads, without training a teacher."""
     from ip_tsn.codec import CompressedVideo
     from ip_tsn.data.datasets import load_split
-    from ip_tsn.data.cache_shards import ShardWriter, write_manifest
+    from ip_tsn.data.cache_shards import ShardWriter, prepare_folder, write_manifest
     from ip_tsn.data.teacher_cache import MANIFEST
     from ip_tsn.data.transforms import num_view_ids
 
@@ -133,13 +133,14 @@ def fake_teacher_cache(root: Path, dataset_root: Path, num_classes: int, feature
     root.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(0)
     ids = num_view_ids(num_views, flip)
+    prepare_folder(root, {}, resume=False)  # an earlier run's shards go
     shard = ShardWriter(root, 0, "float16")
     for rec in load_split("synthetic", str(dataset_root), 1, "trainval"):
         n = CompressedVideo(dataset_root / "videos" / rec.path).num_frames
         shard.add(rec.path, np.arange(n), rng.normal(size=(n * ids, num_classes)),
                   rng.normal(size=(n * ids, feature_dim)))
     shard.finalize()
-    write_manifest(root, 1, teacher_checkpoint=None, dataset={"name": "synthetic", "root": str(dataset_root)},
+    write_manifest(root, teacher_checkpoint=None, dataset={"name": "synthetic", "root": str(dataset_root)},
                    grid_stride=1, views={"num_views": num_views, "flip": flip, "num_ids": ids}, flow_length=5,
                    config={"benchmark": "random teacher outputs"})
     return root

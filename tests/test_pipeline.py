@@ -172,6 +172,42 @@ def test_spatial_term_trains_with_the_online_teacher_only(tiny, capsys):
     assert spatial > 0 and kd == 0.0 and float(row["train/loss_epoch"]) == pytest.approx(ce + 50.0 * spatial, rel=1e-4)
 
 
+def test_a_killed_cache_is_resumed(tiny, capsys):
+    """``ip-tsn cache`` killed mid-way (SIGKILL, as a time limit does): the same command again
+    computes only the videos the killed run's finished shards lack, and the cache equals one
+    computed in one go, video for video."""
+    import signal
+    import time
+
+    base, common = tiny
+    whole = base / "runs" / "teacher_cache"
+    if not (whole / "manifest.json").is_file():
+        pytest.skip("needs the pipeline test's cache")
+    out = base / "resumed_cache"
+    cmd = ["cache", str(ROOT / "experiments/cache.yaml"), *common, f"cache.dir={out}", "cache.chunk_videos=2"]
+    proc = subprocess.Popen([sys.executable, "-m", "ip_tsn.cli", *cmd], cwd=ROOT, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 300
+    while len(list(out.glob("shard-*.index.json"))) < 3 and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.02)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(timeout=60)
+    assert proc.returncode == -signal.SIGKILL and not (out / "manifest.json").exists()
+    kept = {v["video_id"] for f in out.glob("shard-*.index.json") for v in json.loads(f.read_text())["videos"]}
+    assert 6 <= len(kept) < 36
+    capsys.readouterr()
+    assert main(cmd) == 0
+    said = capsys.readouterr().out
+    assert f"teacher cache: resuming {out}: {len(kept)} of 36 videos already cached" in said
+    resumed, reference = TeacherCache(out), TeacherCache(whole)
+    resumed.verify()
+    assert resumed.video_ids == reference.video_ids and len(resumed.video_ids) == 36
+    assert not [p.name for p in out.iterdir() if ".tmp-" in p.name]
+    assert sum(s["num_rows"] for s in resumed.manifest["shards"]) == sum(s["num_rows"] for s in reference.manifest["shards"])
+    for vid in reference.video_ids:  # each video computed once, by one run or the other: the same rows
+        np.testing.assert_array_equal(resumed.video_logits(vid), reference.video_logits(vid))
+
+
 def test_bad_override_and_missing_config_are_clear(capsys):
     assert main(["fit", "experiments/nope.yaml"]) == 2
     assert "nope.yaml: config file not found" in capsys.readouterr().err

@@ -31,17 +31,31 @@ def teacher() -> StreamClassifier:
 
 
 def build_cache(tmp_path: Path, module: StreamClassifier, grid: GridDataset, dtype: str,
-                loader: dict | None = None, features: bool = True, **trainer_kwargs) -> Path:
+                loader: dict | None = None, features: bool = True, resume: bool = False, chunk_videos: int = 64,
+                callbacks: list | None = None, **trainer_kwargs) -> Path:
     ckpt = tmp_path / "teacher.pt"
-    torch.save(module.state_dict(), ckpt)
+    if not ckpt.is_file():
+        torch.save(module.state_dict(), ckpt)
     writer = TeacherCacheWriter(tmp_path / "cache", teacher_checkpoint=ckpt, dataset=DATASET,
                                 grid_stride=grid.stride, views={"num_views": grid.views, "num_ids": grid.views},
-                                flow_length=5, config={"L": 5}, dtype=dtype, features=features)
+                                flow_length=5, config={"L": 5}, dtype=dtype, features=features, resume=resume,
+                                chunk_videos=chunk_videos)
     opts = dict(accelerator="cpu", devices=1, logger=False, enable_progress_bar=False,
-                enable_model_summary=False, callbacks=[writer], default_root_dir=tmp_path)
+                enable_model_summary=False, callbacks=[writer, *(callbacks or [])], default_root_dir=tmp_path)
     opts.update(trainer_kwargs)
     pl.Trainer(**opts).predict(module, DataLoader(grid, **(loader or {"batch_size": 1})), return_predictions=False)
     return tmp_path / "cache"
+
+
+def only_shard(path: Path) -> str:
+    """The name of the one shard a single-process cache at ``path`` has (``shard-<session>-0-0``)."""
+    names = sorted(p.name[: -len(".index.json")] for p in path.glob("shard-*.index.json"))
+    assert len(names) == 1 and names[0].startswith("shard-") and names[0].endswith("-0-0"), names
+    return names[0]
+
+
+def shard_rank(path: Path, name: str) -> int:
+    return json.loads((path / f"{name}.index.json").read_text())["rank"]
 
 
 def reference(module: StreamClassifier, grid: GridDataset, v: int):
@@ -82,8 +96,9 @@ def test_float16_logits_only_cache_and_targets_wrapper(tmp_path: Path) -> None:
     module, grid = teacher(), GridDataset(LENGTHS, stride=3)
     cache = TeacherCache(build_cache(tmp_path, module, grid, "float16", features=False))
     assert cache.manifest["dtype"] == "float16" and cache.feature_dim == 0
-    assert not (tmp_path / "cache" / "shard-0.features.bin").exists()
-    assert (tmp_path / "cache" / "shard-0.logits.bin").stat().st_size == sum(LENGTHS) * 3 * 2
+    name = only_shard(tmp_path / "cache")
+    assert not (tmp_path / "cache" / f"{name}.features.bin").exists()
+    assert (tmp_path / "cache" / f"{name}.logits.bin").stat().st_size == sum(LENGTHS) * 3 * 2
     logits, _ = reference(module, grid, 2)
     np.testing.assert_allclose(cache.lookup("video_002", [0, 15])[0], logits[[0, 5]], rtol=2e-3, atol=1e-4)
     targets = TeacherTargets(SignDataset(3, k=2), cache)  # ids video_000.., frames 0 and 3
@@ -123,12 +138,13 @@ def test_stale_cache_errors(tmp_path: Path) -> None:
 def test_broken_cache_is_refused_by_name(tmp_path: Path, damage: str) -> None:
     """Issue 11: a broken cache never trains silently wrong or crashes deep; one error names it."""
     path = build_cache(tmp_path, teacher(), GridDataset(LENGTHS, stride=3), "float16")
-    logits, manifest = path / "shard-0.logits.bin", path / "manifest.json"
+    name = only_shard(path)
+    logits, manifest = path / f"{name}.logits.bin", path / "manifest.json"
     meta = json.loads(manifest.read_text())
     if damage == "truncated":
         logits.write_bytes(logits.read_bytes()[:-6])
     elif damage == "deleted":
-        (path / "shard-0.features.bin").unlink()
+        (path / f"{name}.features.bin").unlink()
     elif damage == "empty_manifest":
         manifest.write_text("")
     elif damage == "feature_dim":  # the student would read misaligned features
@@ -154,7 +170,7 @@ def test_duplicate_videos_are_deduplicated(tmp_path: Path) -> None:
     manifest = json.loads((tmp_path / "cache" / "manifest.json").read_text())
     assert manifest["num_videos"] == 3
     assert {v: e["count"] for v, e in manifest["videos"].items()} == {"video_000": 4, "video_001": 5, "video_002": 6}
-    assert [(s["name"], s["num_rows"]) for s in manifest["shards"]] == [("shard-0", sum(LENGTHS))]
+    assert [(s["name"], s["num_rows"]) for s in manifest["shards"]] == [(only_shard(tmp_path / "cache"), sum(LENGTHS))]
     np.testing.assert_array_equal(cache.lookup("video_000", [0, 2, 4, 6])[0], reference(module, grid, 0)[0])
 
 
@@ -162,7 +178,7 @@ def test_ddp_two_processes_cache_every_video_once(tmp_path: Path) -> None:
     module, grid = teacher(), GridDataset([3, 4, 2, 5, 3], stride=2)
     path = build_cache(tmp_path, module, grid, "float32", strategy="ddp_spawn", devices=2)
     manifest = json.loads((path / "manifest.json").read_text())
-    assert [s["name"] for s in manifest["shards"]] == ["shard-0", "shard-1"]
+    assert sorted(shard_rank(path, s["name"]) for s in manifest["shards"]) == [0, 1]  # one shard per process
     assert all(s["num_rows"] > 0 for s in manifest["shards"])
     assert sorted(manifest["videos"]) == [f"video_{v:03d}" for v in range(5)]
     assert sum(e["count"] for e in manifest["videos"].values()) == 17
@@ -177,42 +193,59 @@ def test_ddp_two_processes_cache_every_video_once(tmp_path: Path) -> None:
     # the same folder rebuilt by one process, logits only: the second rank's shard and the features
     # of the first run go (they stayed, and the manifest listed the stale features.bin, until 2026-12-07)
     build_cache(tmp_path, module, grid, "float32", features=False)
-    assert sorted(p.name for p in path.iterdir()) == ["manifest.json", "shard-0.frames.bin", "shard-0.index.json",
-                                                       "shard-0.logits.bin"]
+    name = only_shard(path)
+    assert sorted(p.name for p in path.iterdir()) == ["manifest.json", f"{name}.frames.bin", f"{name}.index.json",
+                                                       f"{name}.logits.bin"]
     again = TeacherCache(path)
     again.verify()
-    assert again.feature_dim == 0 and [s["name"] for s in again.manifest["shards"]] == ["shard-0"]
+    assert again.feature_dim == 0 and [s["name"] for s in again.manifest["shards"]] == [name]
     assert set(again.manifest["shards"][0]["sha256"]) == {"logits.bin", "frames.bin"}
 
 
-def test_a_killed_cache_run_leaves_no_temporary_shards_behind(tmp_path: Path) -> None:
-    """A cache run killed mid-way (a SLURM time limit) leaves its shards' temporary files, which
-    grow to the size of the cache; the next run of that rank removes them (until 2026-12-07 they
-    stayed, hidden, at every kill), and a checkpoint's next save removes one a kill left."""
+def test_a_killed_cache_run_is_resumed_and_leaves_nothing_behind(tmp_path: Path) -> None:
+    """A cache run killed mid-way (a SLURM time limit): its finished shards (one every
+    ``chunk_videos`` videos) are kept by the next run with the same key, the temporaries it left
+    (as large as the cache, hidden) are removed, and the cache equals the teacher's outputs. Until
+    2026-12-07 the next run computed every video again and the temporaries stayed at every kill.
+    A checkpoint's next save removes the temporary a kill mid-save left."""
     import signal
     import subprocess
     import sys
 
-    from ip_tsn.data.cache_shards import ShardWriter
     from ip_tsn.lit.callbacks import AtomicCheckpointIO
 
+    tests = Path(__file__).parent
     killed = subprocess.run([sys.executable, "-c", (
-        "import os, signal, numpy as np\n"
-        "from ip_tsn.data.cache_shards import ShardWriter\n"
-        f"w = ShardWriter({str(tmp_path)!r}, 0, 'float16')\n"
-        "w.add('v0', np.arange(3), np.ones((6, 4)), np.ones((6, 8)))\n"
-        "[f.flush() for f in w.files.values()]\n"
-        "os.kill(os.getpid(), signal.SIGKILL)\n")], capture_output=True, text=True)
-    assert killed.returncode == -signal.SIGKILL, killed.stderr
-    left = sorted(p.name for p in tmp_path.iterdir())
-    assert len(left) == 3 and all(n.startswith(".shard-0.") and ".tmp-" in n for n in left), left
-    assert sum(p.stat().st_size for p in tmp_path.iterdir()) > 0
-    writer = ShardWriter(tmp_path, 0, "float16")
-    writer.add("v1", np.arange(2), np.ones((4, 4)), np.ones((4, 8)))
-    writer.finalize()
-    assert not [p.name for p in tmp_path.iterdir() if ".tmp-" in p.name]
-    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(
-        ["shard-0.index.json", "shard-0.logits.bin", "shard-0.features.bin", "shard-0.frames.bin"])
+        "import os, signal, sys\n"
+        f"sys.path.insert(0, {str(tests)!r})\n"
+        "import pytorch_lightning as pl\n"
+        "from pathlib import Path\n"
+        "from test_teacher_cache import LENGTHS, build_cache, teacher\n"
+        "from tiny_data import GridDataset\n"
+        "class Kill(pl.Callback):\n"
+        "    def on_predict_batch_end(self, trainer, module, outputs, batch, batch_idx, dataloader_idx=0):\n"
+        "        if batch_idx == 2:\n"
+        "            os.kill(os.getpid(), signal.SIGKILL)\n"
+        f"build_cache(Path({str(tmp_path)!r}), teacher(), GridDataset(LENGTHS * 2, stride=3), 'float32',\n"
+        "            chunk_videos=1, resume=True, callbacks=[Kill()])\n")], capture_output=True, text=True)
+    assert killed.returncode == -signal.SIGKILL, killed.stderr[-2000:]
+    cache_dir = tmp_path / "cache"
+    kept = sorted(p.name[: -len(".index.json")] for p in cache_dir.glob("shard-*.index.json"))
+    assert len(kept) == 3 and not (cache_dir / "manifest.json").exists()  # 3 videos, one shard each
+    assert [p.name for p in cache_dir.iterdir() if ".tmp-" in p.name]  # the shard being written
+
+    module, grid = teacher(), GridDataset(LENGTHS * 2, stride=3)
+    cache = TeacherCache(build_cache(tmp_path, module, grid, "float32", chunk_videos=1, resume=True))
+    cache.verify()
+    assert {s["name"] for s in cache.manifest["shards"]} >= set(kept)  # the killed run's shards, kept
+    named = {f"{s['name']}.{part}" for s in cache.manifest["shards"] for part in ("index.json", *s["sha256"])}
+    assert {p.name for p in cache_dir.iterdir()} == named | {"manifest.json"}  # no temporaries, nothing else
+    assert cache.video_ids == [f"video_{v:03d}" for v in range(6)]
+    for v in range(6):
+        logits, feats = reference(module, grid, v)
+        got_l, got_f = cache.lookup(f"video_{v:03d}", np.arange(len(logits)) * 3)
+        np.testing.assert_allclose(got_l, logits, rtol=1e-5, atol=1e-6)
+        np.testing.assert_allclose(got_f, feats, rtol=1e-5, atol=1e-6)
 
     ckpt = tmp_path / "last.ckpt"
     stale = tmp_path / ".last.ckpt.tmp-4194304"  # what a kill mid-save of another process leaves

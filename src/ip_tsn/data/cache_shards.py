@@ -1,6 +1,7 @@
-"""Writing the teacher cache (format: :mod:`ip_tsn.data.teacher_cache`): one shard per rank
-(:class:`ShardWriter`), merged by rank 0 (:func:`merge_shards`), the manifest written last
-(:func:`write_manifest`). Every file goes through :mod:`ip_tsn.atomic`."""
+"""Writing the teacher cache (format: :mod:`ip_tsn.data.teacher_cache`): each rank's shards, one
+every ``CHUNK_VIDEOS`` videos (:class:`ShardWriter`), so that a run killed mid-way is resumed by
+the next (:func:`finished_videos`, :func:`prepare_folder`); merged by rank 0 (:func:`merge_shards`),
+the manifest written last (:func:`write_manifest`). Every file goes through :mod:`ip_tsn.atomic`."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import contextlib
 import datetime as dt
 import json
 import os
+import secrets
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -15,7 +17,7 @@ from typing import Any, BinaryIO
 import numpy as np
 import torch
 
-from ip_tsn.atomic import atomic_path, remove_stale_temps, sha256_file, write_json_atomic
+from ip_tsn.atomic import atomic_path, sha256_file, write_json_atomic
 
 from .teacher_cache import CACHE_DTYPES, CACHE_FORMAT, CACHE_VERSION, MANIFEST, PARTS, shard_file
 
@@ -27,30 +29,41 @@ def _numpy(x: torch.Tensor | np.ndarray, dtype: np.dtype) -> np.ndarray:
 
 
 
-class ShardWriter:
-    """Append-only writer of one rank's shard; :meth:`finalize` renames the data into place
-    and writes ``shard-<rank>.index.json`` last. ``features=False``: a logits-only cache."""
+CHUNK_VIDEOS = 64  # videos per finished shard: what a run killed mid-way keeps for the next one
 
-    def __init__(self, root: str | os.PathLike, rank: int, dtype: str, features: bool = True) -> None:
+
+class ShardWriter:
+    """Append-only writer of one rank's shards: every ``chunk_videos`` videos the data files are
+    renamed into place and ``<shard>.index.json`` written last, so a run killed mid-way keeps its
+    finished shards (:func:`finished_videos`) and the next run computes only the rest. Shards are
+    named ``shard-<session>-<rank>-<n>`` (``session``: random per writer, so no run overwrites
+    another's). ``key``: what a resumed run must share with it (:func:`cache_key`), in every index.
+    ``features=False``: a logits-only cache."""
+
+    def __init__(self, root: str | os.PathLike, rank: int, dtype: str, features: bool = True,
+                 key: Mapping[str, Any] | None = None, chunk_videos: int = CHUNK_VIDEOS) -> None:
         if dtype not in CACHE_DTYPES:
             raise ValueError(f"dtype must be one of {', '.join(CACHE_DTYPES)}, not {dtype!r}")
-        self.root, self.rank, self.name = Path(root), rank, f"shard-{rank}"
+        self.root, self.rank = Path(root), rank
         self.dtype, self.features = np.dtype(dtype), features
-        parts = PARTS if features else ("logits.bin", "frames.bin")
-        for part in (*PARTS, "index.json"):  # what a killed earlier run of this rank left: it may be GBs
-            remove_stale_temps(shard_file(self.root, self.name, part))
-            if part not in parts:  # an earlier run's file this run does not write (features, the index)
-                shard_file(self.root, self.name, part).unlink(missing_ok=True)
+        self.key, self.chunk_videos = dict(key or {}), max(1, int(chunk_videos))
+        self.prefix, self.chunk = f"shard-{secrets.token_hex(3)}-{rank}", 0
+        self.names: list[str] = []  # the shards finished so far
+        self.counts: dict[str, int] = {}  # every video this writer has added (a repeat is skipped)
+        self.num_classes: int | None = None
+        self.feature_dim = 0
+        self.num_views: int | None = None
+        self._start()
+
+    def _start(self) -> None:
+        self.name = f"{self.prefix}-{self.chunk}"
+        parts = PARTS if self.features else ("logits.bin", "frames.bin")
         # each data file is written under ip_tsn.atomic's temporary name and renamed into place by it
         self._stack = contextlib.ExitStack()
         self.tmp = {p: self._stack.enter_context(atomic_path(shard_file(self.root, self.name, p))) for p in parts}
         self.files: dict[str, BinaryIO] = {p: open(t, "wb") for p, t in self.tmp.items()}
         self.videos: list[dict[str, Any]] = []
-        self.counts: dict[str, int] = {}
         self.rows = 0
-        self.num_classes: int | None = None
-        self.feature_dim = 0
-        self.num_views: int | None = None
 
     def add(self, video_id: str, frame_index: Any, logits: Any, features: Any = None) -> None:
         """Append one video: frame_index (G,) positions, logits (G * V, C) and features (G * V, D),
@@ -80,38 +93,79 @@ class ShardWriter:
         self.videos.append({"video_id": video_id, "offset": self.rows, "count": len(frames)})
         self.counts[video_id] = len(frames)
         self.rows += len(lg)
+        if len(self.videos) >= self.chunk_videos:
+            self._finish()
+            self.chunk += 1
+            self._start()
 
-    def finalize(self) -> None:
-        """Close, rename the data files into place, then write the shard index."""
+    def _finish(self) -> None:
+        """Close the current shard: its data files renamed into place, then its index."""
         for f in self.files.values():
             f.close()
+        if not self.videos:  # nothing in it: its temporary files go, no shard
+            with contextlib.suppress(_Empty), self._stack:
+                raise _Empty
+            return
         self._stack.close()  # ip_tsn.atomic renames every data file into place
         write_json_atomic(shard_file(self.root, self.name, "index.json"), {
             "rank": self.rank, "num_rows": self.rows, "num_classes": self.num_classes,
             "feature_dim": self.feature_dim, "dtype": self.dtype.name, "num_views": self.num_views,
-            "videos": self.videos})
+            "videos": self.videos, "key": self.key})
+        self.names.append(self.name)
+
+    def finalize(self) -> None:
+        """Finish the last shard (none if it is empty)."""
+        self._finish()
 
 
+class _Empty(Exception):
+    """Raised inside an empty shard's temporary files: ``atomic_path`` removes them."""
 
-def remove_other_ranks(root: str | os.PathLike, world_size: int) -> None:
-    """Delete the shard files (and temporaries) of ranks ``world_size`` and up: an earlier run on
-    more processes left them, and this run's manifest will not name them. Rank 0, before any
-    rank writes."""
-    for path in [*Path(root).glob("shard-*.*"), *Path(root).glob(".shard-*.tmp-*")]:
-        rank = path.name.lstrip(".").split(".")[0][len("shard-"):]
-        if rank.isdigit() and int(rank) >= world_size:
+
+def cache_key(teacher_checkpoint: str | None, dataset: Mapping[str, Any], grid_stride: int,
+              views: Mapping[str, Any], flow_length: int, dtype: str, features: bool) -> dict[str, Any]:
+    """What a run resuming an unfinished cache must share with the shards it keeps: the format,
+    the teacher checkpoint's SHA-256, the data set, the positions, the views, the flow window and
+    the storage (every shard index holds it)."""
+    return {"version": CACHE_VERSION, "teacher_sha256": sha256_file(teacher_checkpoint) if teacher_checkpoint else None,
+            "dataset": dict(dataset), "grid_stride": int(grid_stride), "views": dict(views),
+            "flow_length": int(flow_length), "dtype": str(dtype), "features": bool(features)}
+
+
+def _indexes(root: Path) -> dict[str, dict[str, Any]]:
+    """Every finished shard in ``root`` (its index written, so its data files are whole): name -> index."""
+    out = {}
+    for path in sorted(root.glob("shard-*.index.json")):
+        with contextlib.suppress(ValueError, OSError):
+            out[path.name[: -len(".index.json")]] = json.loads(path.read_text())
+    return out
+
+
+def finished_videos(root: str | os.PathLike, key: Mapping[str, Any]) -> set[str]:
+    """The videos the finished shards in ``root`` with this ``key`` hold: what a resumed run skips."""
+    key = json.loads(json.dumps(dict(key)))  # as the index holds it (tuples as lists)
+    return {v["video_id"] for index in _indexes(Path(root)).values() if index.get("key") == key
+            for v in index["videos"]}
+
+
+def prepare_folder(root: str | os.PathLike, key: Mapping[str, Any], resume: bool) -> None:
+    """Before any rank writes (rank 0): remove the temporaries of killed writers, the data files of
+    shards that never got their index, and every finished shard (``resume``: those with another
+    ``key``, unusable here), so the folder ends holding only what the manifest names."""
+    root, key = Path(root), json.loads(json.dumps(dict(key)))
+    keep = {name for name, index in _indexes(root).items() if resume and index.get("key") == key}
+    for path in [*root.glob("shard-*"), *root.glob(".shard-*.tmp-*")]:
+        if path.name.startswith(".") or path.name.split(".")[0] not in keep:
             with contextlib.suppress(OSError):
                 path.unlink()
 
 
-def merge_shards(root: str | os.PathLike, world_size: int) -> dict[str, Any]:
-    """Read every shard index; return ``{"shards", "videos", "num_classes", "feature_dim",
+def merge_shards(root: str | os.PathLike) -> dict[str, Any]:
+    """Read every finished shard's index; return ``{"shards", "videos", "num_classes", "feature_dim",
     "dtype", "num_views"}`` with each video kept once (a duplicate must have the same count)."""
     root = Path(root)
     shards, videos, dims = [], {}, set()
-    for rank in range(world_size):
-        name = f"shard-{rank}"
-        index = json.loads(shard_file(root, name, "index.json").read_text())
+    for name, index in _indexes(root).items():
         parts = [p for p in PARTS if shard_file(root, name, p).is_file()]
         shards.append({"name": name, "num_rows": index["num_rows"],
                        "bytes": {p: shard_file(root, name, p).stat().st_size for p in parts},
@@ -132,11 +186,11 @@ def merge_shards(root: str | os.PathLike, world_size: int) -> dict[str, Any]:
 
 
 
-def write_manifest(root: str | os.PathLike, world_size: int, *, teacher_checkpoint: str | None,
+def write_manifest(root: str | os.PathLike, *, teacher_checkpoint: str | None,
                    dataset: Mapping[str, Any], grid_stride: int, views: Mapping[str, Any],
                    flow_length: int, config: Mapping[str, Any]) -> dict[str, Any]:
     """Merge the shard indexes and write ``manifest.json`` atomically (the cache's last file)."""
-    merged = merge_shards(root, world_size)
+    merged = merge_shards(root)
     if merged["num_views"] != views.get("num_ids", merged["num_views"]):
         raise ValueError(f"teacher cache {root}: {merged['num_views']} outputs per position, "
                          f"the view set has {views['num_ids']}")

@@ -162,6 +162,7 @@ class VideoDataModule(pl.LightningDataModule):
         #: videos that failed in a worker and were replaced (``skip_bad_videos``): path -> why
         self.skipped: dict[str, str] = {}
         self._checked: dict[str, list[VideoRecord]] = {}  # subset -> its readable records
+        self.skip_videos: set[str] = set()  # left out of predict: what a resumed teacher cache holds
 
     # -- classes ------------------------------------------------------------------------------
     @cached_property
@@ -269,7 +270,8 @@ class VideoDataModule(pl.LightningDataModule):
             self.datasets["test"] = self._stream(self.hparams.test_subset, False, self.test_segments,
                                                  self.test_crops, targets=False)
         if stage in (None, "predict"):
-            self.datasets["predict"] = GridDataset(self._checked[hp.predict_subset], stride=hp.grid_stride,
+            todo = [r for r in self._checked[hp.predict_subset] if r.path not in self.skip_videos]
+            self.datasets["predict"] = GridDataset(todo, stride=hp.grid_stride,
                                                    num_views=self.preprocess.train_views, flip=self.preprocess.flip,
                                                    position_modality=hp.cache_positions, **self._common())
 

@@ -10,15 +10,17 @@ cached positions and draws one cached view, so each of its segments gets the tea
 the same frames, the same crop and the same flip (see ``data/video_dataset.py`` for the time
 window: both end at the P-frame).
 
-Layout of a cache folder::
+Layout of a cache folder (``<s>``: a shard, ``shard-<session>-<rank>-<n>``: each process writes
+one every ``cache.chunk_videos`` videos, so a killed run keeps its finished ones for the next)::
 
     manifest.json                written last, by rank 0, once every shard is final
-    shard-<r>.index.json         {"rank", "num_rows", "num_classes", "feature_dim", "dtype",
-                                  "num_views", "videos": [{"video_id", "offset", "count"}, ...]}
-    shard-<r>.logits.bin         raw C-order (num_rows, num_classes) float16 | float32
-    shard-<r>.features.bin       raw C-order (num_rows, feature_dim)  float16 | float32 (absent
+    <s>.index.json               {"rank", "num_rows", "num_classes", "feature_dim", "dtype",
+                                  "num_views", "videos": [{"video_id", "offset", "count"}, ...],
+                                  "key": what a resuming run must share (cache_shards.cache_key)}
+    <s>.logits.bin               raw C-order (num_rows, num_classes) float16 | float32
+    <s>.features.bin             raw C-order (num_rows, feature_dim)  float16 | float32 (absent
                                  when feature_dim is 0: a logits-only cache)
-    shard-<r>.frames.bin         raw (num_rows,) int64: the frame index of each row
+    <s>.frames.bin               raw (num_rows,) int64: the frame index of each row
 
 A video's ``count`` positions are rows ``offset .. offset + count * V`` of its shard, position-
 major: row ``offset + g * V + v`` is view ``v`` at its g-th position. ``manifest.json`` holds

@@ -3,7 +3,9 @@
 
 Run a :class:`~ip_tsn.lit.classifier.StreamClassifier` with ``predict_mode="frames"`` over the
 cache's grid dataset (one video per item, every cached position in every view). Each rank appends
-to its own shard and finalises it atomically; after a barrier rank 0 writes ``manifest.json``.
+to its own shards, each finished atomically every ``CHUNK_VIDEOS`` videos; after a barrier rank 0
+writes ``manifest.json``. ``resume``: the finished shards of an unfinished earlier run with the
+same key stay (the dataset then holds only the other videos, ``ip-tsn cache`` sees to it).
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from typing import Any
 import pytorch_lightning as pl
 from pytorch_lightning.callbacks import BasePredictionWriter
 
-from ip_tsn.data.cache_shards import ShardWriter, remove_other_ranks, write_manifest
+from ip_tsn.data.cache_shards import CHUNK_VIDEOS, ShardWriter, cache_key, prepare_folder, write_manifest
 from ip_tsn.data.teacher_cache import CACHE_DTYPES, MANIFEST
 
 
@@ -34,7 +36,8 @@ class TeacherCacheWriter(BasePredictionWriter):
     def __init__(self, out_dir: str | os.PathLike, teacher_checkpoint: str | os.PathLike | None = None,
                  dataset: Mapping[str, Any] | None = None, grid_stride: int = 1,
                  views: Mapping[str, Any] | None = None, flow_length: int = 5,
-                 config: Mapping[str, Any] | None = None, dtype: str = "float16", features: bool = True) -> None:
+                 config: Mapping[str, Any] | None = None, dtype: str = "float16", features: bool = True,
+                 resume: bool = False, chunk_videos: int = CHUNK_VIDEOS) -> None:
         super().__init__(write_interval="batch")
         if dtype not in CACHE_DTYPES:
             raise ValueError(f"dtype must be one of {', '.join(CACHE_DTYPES)}, not {dtype!r}")
@@ -49,14 +52,17 @@ class TeacherCacheWriter(BasePredictionWriter):
             raise ValueError("TeacherCacheWriter: dataset, views and config must be JSON-able (plain "
                              f"containers, e.g. OmegaConf.to_container(cfg)): {err}") from err
         self._shard: ShardWriter | None = None
+        self.resume, self.chunk_videos = resume, chunk_videos
+        self.key = cache_key(self.teacher_checkpoint, self.dataset, grid_stride, self.views, flow_length, dtype, features)
 
     def on_predict_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         if trainer.is_global_zero:
             self.out_dir.mkdir(parents=True, exist_ok=True)
             (self.out_dir / MANIFEST).unlink(missing_ok=True)  # invalid until rewritten
-            remove_other_ranks(self.out_dir, trainer.world_size)  # an earlier run on more processes
+            prepare_folder(self.out_dir, self.key, self.resume)  # an earlier run's leftovers, or all of it
         trainer.strategy.barrier("teacher_cache_start")
-        self._shard = ShardWriter(self.out_dir, trainer.global_rank, self.dtype, self.features)
+        self._shard = ShardWriter(self.out_dir, trainer.global_rank, self.dtype, self.features, key=self.key,
+                                  chunk_videos=self.chunk_videos)
 
     def write_on_batch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule, prediction: Any,
                            batch_indices: Sequence[int] | None, batch: Any, batch_idx: int,
@@ -75,11 +81,11 @@ class TeacherCacheWriter(BasePredictionWriter):
         self._shard = None
         trainer.strategy.barrier("teacher_cache_shards")
         if trainer.is_global_zero:
-            self.write_manifest(trainer.world_size)
+            self.write_manifest()
         trainer.strategy.barrier("teacher_cache_manifest")
 
-    def write_manifest(self, world_size: int) -> dict[str, Any]:
+    def write_manifest(self) -> dict[str, Any]:
         """Merge the shard indexes and write ``manifest.json`` atomically."""
-        return write_manifest(self.out_dir, world_size, teacher_checkpoint=self.teacher_checkpoint,
+        return write_manifest(self.out_dir, teacher_checkpoint=self.teacher_checkpoint,
                               dataset=self.dataset, grid_stride=self.grid_stride, views=self.views,
                               flow_length=self.flow_length, config=self.config)

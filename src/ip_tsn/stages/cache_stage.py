@@ -13,6 +13,7 @@ from omegaconf import DictConfig
 
 from ip_tsn.atomic import check_output_dir, sha256_file, write_json_atomic
 from ip_tsn.config import ConfigError, to_container
+from ip_tsn.data.cache_shards import finished_videos
 from ip_tsn.data.cache_size import size_report
 from ip_tsn.data.datamodule import VideoDataModule
 from ip_tsn.data.teacher_cache import MANIFEST, TeacherCache
@@ -30,7 +31,8 @@ def cache(cfg: DictConfig) -> Path:
     set; write the teacher cache (format: :mod:`ip_tsn.data.teacher_cache`). A finished cache
     (its ``manifest.json``) is replaced only with ``overwrite=true``; its manifest is removed once the
     data and the teacher have loaded, so a run that stops halfway leaves an unfinished cache, never an
-    old manifest over new shards."""
+    old manifest over new shards. An unfinished cache is resumed: the videos its finished shards
+    hold (same teacher, data, positions, views, storage) are not computed again."""
     settings = filled(cfg.cache, CacheConfig)
     out_dir = check_output_dir(settings.dir, "cache.dir")
     manifest = out_dir / MANIFEST
@@ -42,16 +44,28 @@ def cache(cfg: DictConfig) -> Path:
                           cache_positions=settings.positions)
     model = load_module(teacher_ckpt, "teacher.checkpoint", modality="flow")
     model.predict_mode = "frames"  # type: ignore[assignment]
+    resume = not cfg.get("overwrite")
     writer = TeacherCacheWriter(out_dir, teacher_checkpoint=teacher_ckpt,
                                 dataset={**_dataset_key(cfg), "subset": settings.subset},
                                 grid_stride=int(settings.grid_stride), views=_views_key(dm),
                                 flow_length=int(dm.preprocess.flow_length), config=to_container(cfg),
-                                dtype=settings.dtype, features=bool(settings.features))
+                                dtype=settings.dtype, features=bool(settings.features), resume=resume,
+                                chunk_videos=int(settings.chunk_videos))
+    # every rank reads this before any rank writes (rank 0 starts the others inside predict, and the
+    # writers start after a barrier), so every rank's dataset leaves out the same videos
+    done = finished_videos(out_dir, writer.key) if resume else set()
+    listed = {r.path for subset in dm.subsets_of("predict") for r in dm.records(subset)}
+    dm.skip_videos = done & listed
     trainer = build_trainer(cfg, out_dir, [writer])
+    if dm.skip_videos and trainer.is_global_zero:
+        print(f"teacher cache: resuming {out_dir}: {len(dm.skip_videos)} of {len(listed)} videos already "
+              "cached by an unfinished run (same teacher, data, views); computing the rest")
     # overwrite: the old manifest goes only once data and teacher have loaded; every DDP rank does this
     # (rank 0 starts the others inside predict, before anything is written)
     manifest.unlink(missing_ok=True)
     trainer.predict(model, datamodule=dm, return_predictions=False)
+    if trainer.is_global_zero and not manifest.is_file():  # nothing left to compute: predict ran no step
+        writer.write_manifest()
     if trainer.is_global_zero:
         print(size_report(TeacherCache(out_dir).manifest))
         report = write_target_report(cfg, dm, out_dir)

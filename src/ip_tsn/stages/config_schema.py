@@ -118,6 +118,7 @@ class CacheConfig:
     subset: Literal[SUBSETS] = setting("trainval", "the videos the teacher runs over (train rows for the student, val rows for the targets report)")  # type: ignore[valid-type]
     dtype: Literal[CACHE_DTYPES] = setting("float16", "storage type of logits and features")  # type: ignore[valid-type]
     features: bool = setting(True, "store features too (false: logits only, the lever for Kinetics-size caches)")
+    chunk_videos: int = setting(64, "videos per finished shard of each process: what a run killed mid-way keeps, and the next run does not compute again")
 
 
 @dataclass
