@@ -206,6 +206,11 @@ def test_a_killed_cache_is_resumed(tiny, capsys):
     assert sum(s["num_rows"] for s in resumed.manifest["shards"]) == sum(s["num_rows"] for s in reference.manifest["shards"])
     for vid in reference.video_ids:  # each video computed once, by one run or the other: the same rows
         np.testing.assert_array_equal(resumed.video_logits(vid), reference.video_logits(vid))
+    (out / "manifest.json").unlink()  # killed after the last shard, before the manifest: nothing left to compute
+    (out / ".shard-x-0-9.logits.bin.tmp-4194304").write_bytes(b"\0" * 64)  # and a temporary a kill left
+    assert main(cmd) == 0
+    assert "resuming" in capsys.readouterr().out and TeacherCache(out).video_ids == reference.video_ids
+    assert not [p.name for p in out.iterdir() if ".tmp-" in p.name]
 
 
 def test_bad_override_and_missing_config_are_clear(capsys):

@@ -13,7 +13,7 @@ from omegaconf import DictConfig
 
 from ip_tsn.atomic import check_output_dir, sha256_file, write_json_atomic
 from ip_tsn.config import ConfigError, to_container
-from ip_tsn.data.cache_shards import finished_videos
+from ip_tsn.data.cache_shards import finished_videos, prepare_folder
 from ip_tsn.data.cache_size import size_report
 from ip_tsn.data.datamodule import VideoDataModule
 from ip_tsn.data.teacher_cache import MANIFEST, TeacherCache
@@ -65,6 +65,7 @@ def cache(cfg: DictConfig) -> Path:
     manifest.unlink(missing_ok=True)
     trainer.predict(model, datamodule=dm, return_predictions=False)
     if trainer.is_global_zero and not manifest.is_file():  # nothing left to compute: predict ran no step
+        prepare_folder(out_dir, writer.key, resume)  # what the writer's start would have cleared
         writer.write_manifest()
     if trainer.is_global_zero:
         print(size_report(TeacherCache(out_dir).manifest))
