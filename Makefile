@@ -10,7 +10,8 @@
 # Targets are real files, each written only when its step succeeded: <run>/fit.json (the record
 # of a finished training, next to its checkpoints), the cache manifest, score files, the results
 # table. Reruns do only what is out of date: retraining the teacher makes its cache, and so the
-# student, stale. An interrupted training resumes with ARGS="ckpt_path=last".
+# student, stale. An interrupted training resumes with ARGS="ckpt_path=last"; an interrupted cache
+# resumes by itself.
 SHELL := /bin/bash
 PYTHON ?= python3
 VENV := .venv
@@ -94,8 +95,9 @@ $(FLOW): $(SYNTH)
 $(RUNS)/teacher/fit.json: $(FLOW) experiments/teacher.yaml $(CFG_DEPS)
 	$(IPTSN) fit experiments/teacher.yaml $(SEEDS) $(REFIT) $(ARGS)
 
+# a stale finished cache is replaced (overwrite); an unfinished one (a killed run) is resumed
 $(RUNS)/teacher_cache/manifest.json: $(RUNS)/teacher/fit.json experiments/cache.yaml
-	$(IPTSN) cache experiments/cache.yaml $(SEEDS) $(REFIT) $(ARGS)
+	$(IPTSN) cache experiments/cache.yaml $(SEEDS) $(if $(wildcard $@),$(REFIT)) $(ARGS)
 
 $(RUNS)/student/fit.json: $(RUNS)/teacher_cache/manifest.json experiments/student.yaml experiments/pstream.yaml
 	$(IPTSN) fit experiments/student.yaml $(SEEDS) $(REFIT) $(ARGS)
