@@ -227,15 +227,15 @@ def test_a_killed_cache_run_is_resumed_and_leaves_nothing_behind(tmp_path: Path)
         "        if batch_idx == 2:\n"
         "            os.kill(os.getpid(), signal.SIGKILL)\n"
         f"build_cache(Path({str(tmp_path)!r}), teacher(), GridDataset(LENGTHS * 2, stride=3), 'float32',\n"
-        "            chunk_videos=1, resume=True, callbacks=[Kill()])\n")], capture_output=True, text=True)
+        "            chunk_videos=2, resume=True, callbacks=[Kill()])\n")], capture_output=True, text=True)
     assert killed.returncode == -signal.SIGKILL, killed.stderr[-2000:]
     cache_dir = tmp_path / "cache"
     kept = sorted(p.name[: -len(".index.json")] for p in cache_dir.glob("shard-*.index.json"))
-    assert len(kept) == 3 and not (cache_dir / "manifest.json").exists()  # 3 videos, one shard each
+    assert len(kept) == 1 and not (cache_dir / "manifest.json").exists()  # videos 1-2 finished, the 3rd not
     assert [p.name for p in cache_dir.iterdir() if ".tmp-" in p.name]  # the shard being written
 
     module, grid = teacher(), GridDataset(LENGTHS * 2, stride=3)
-    cache = TeacherCache(build_cache(tmp_path, module, grid, "float32", chunk_videos=1, resume=True))
+    cache = TeacherCache(build_cache(tmp_path, module, grid, "float32", chunk_videos=2, resume=True))
     cache.verify()
     assert {s["name"] for s in cache.manifest["shards"]} >= set(kept)  # the killed run's shards, kept
     named = {f"{s['name']}.{part}" for s in cache.manifest["shards"] for part in ("index.json", *s["sha256"])}

@@ -48,22 +48,22 @@ class ShardWriter:
         self.dtype, self.features = np.dtype(dtype), features
         self.key, self.chunk_videos = dict(key or {}), max(1, int(chunk_videos))
         self.prefix, self.chunk = f"shard-{secrets.token_hex(3)}-{rank}", 0
-        self.names: list[str] = []  # the shards finished so far
         self.counts: dict[str, int] = {}  # every video this writer has added (a repeat is skipped)
         self.num_classes: int | None = None
         self.feature_dim = 0
         self.num_views: int | None = None
-        self._start()
+        self.files: dict[str, BinaryIO] = {}  # the open shard's data files (none until a video comes)
+        self.videos: list[dict[str, Any]] = []
+        self.rows = 0
 
     def _start(self) -> None:
+        """Open the next shard's data files (at its first video: a writer that gets none writes nothing)."""
         self.name = f"{self.prefix}-{self.chunk}"
         parts = PARTS if self.features else ("logits.bin", "frames.bin")
         # each data file is written under ip_tsn.atomic's temporary name and renamed into place by it
         self._stack = contextlib.ExitStack()
         self.tmp = {p: self._stack.enter_context(atomic_path(shard_file(self.root, self.name, p))) for p in parts}
-        self.files: dict[str, BinaryIO] = {p: open(t, "wb") for p, t in self.tmp.items()}
-        self.videos: list[dict[str, Any]] = []
-        self.rows = 0
+        self.files = {p: open(t, "wb") for p, t in self.tmp.items()}
 
     def add(self, video_id: str, frame_index: Any, logits: Any, features: Any = None) -> None:
         """Append one video: frame_index (G,) positions, logits (G * V, C) and features (G * V, D),
@@ -82,6 +82,8 @@ class ShardWriter:
         if np.any(np.diff(frames) <= 0):
             raise ValueError(f"{video_id}: grid frame indices must be strictly increasing")
         self.num_classes, self.num_views = lg.shape[1], views
+        if not self.files:
+            self._start()
         self.files["logits.bin"].write(lg.tobytes())
         self.files["frames.bin"].write(np.repeat(frames, views).tobytes())
         if self.features:
@@ -95,31 +97,23 @@ class ShardWriter:
         self.rows += len(lg)
         if len(self.videos) >= self.chunk_videos:
             self._finish()
-            self.chunk += 1
-            self._start()
 
     def _finish(self) -> None:
-        """Close the current shard: its data files renamed into place, then its index."""
+        """Close the open shard, if any: its data files renamed into place, then its index."""
+        if not self.files:
+            return
         for f in self.files.values():
             f.close()
-        if not self.videos:  # nothing in it: its temporary files go, no shard
-            with contextlib.suppress(_Empty), self._stack:
-                raise _Empty
-            return
         self._stack.close()  # ip_tsn.atomic renames every data file into place
         write_json_atomic(shard_file(self.root, self.name, "index.json"), {
             "rank": self.rank, "num_rows": self.rows, "num_classes": self.num_classes,
             "feature_dim": self.feature_dim, "dtype": self.dtype.name, "num_views": self.num_views,
             "videos": self.videos, "key": self.key})
-        self.names.append(self.name)
+        self.files, self.videos, self.rows, self.chunk = {}, [], 0, self.chunk + 1
 
     def finalize(self) -> None:
         """Finish the last shard (none if it is empty)."""
         self._finish()
-
-
-class _Empty(Exception):
-    """Raised inside an empty shard's temporary files: ``atomic_path`` removes them."""
 
 
 def cache_key(teacher_checkpoint: str | None, dataset: Mapping[str, Any], grid_stride: int,

@@ -137,7 +137,7 @@ def remember_wandb_run(loggers: list[Logger], run_dir: Path) -> None:
     from pytorch_lightning.loggers import WandbLogger
 
     for logger in loggers:
-        run_id = getattr(logger, "_wandb_init", {}).get("id") if isinstance(logger, WandbLogger) else None
+        run_id = logger.version if isinstance(logger, WandbLogger) else None  # the id passed, no run started
         if run_id and not os.environ.get("WANDB_RUN_ID"):
             write_json_atomic(run_dir / WANDB_RUN, {"id": run_id})
 
