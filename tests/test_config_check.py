@@ -126,6 +126,17 @@ def test_a_number_given_for_a_path_or_name_is_that_string():
     assert list(cfg.fuse.fused) == ["2", "I-stream"] and list(cfg.fuse.splits) == [1, 2]  # names; split numbers
 
 
+def test_run_name_names_the_run_folder_as_well_as_the_wandb_run():
+    """``run_name=`` used to rename only the W&B run: the folder stayed ``<run_root>/<name>``, so
+    ``ip-tsn fit experiments/pstream.yaml run_name=lr3`` trained into (or was refused by) the
+    stage's own ``pstream/``. Now the folder follows ``run_name``, and ``name=`` still sets both."""
+    for over, folder in (([], "pstream"), (["run_name=lr3"], "lr3"), (["name=lr3"], "lr3")):
+        cfg = load_checked(EXPERIMENTS / "pstream.yaml", ["run_root=r", *over])
+        assert (cfg.run_name, cfg.run_dir) == (folder, f"r/{folder}")
+    fuse = load_checked(EXPERIMENTS / "fuse.yaml", ["run_root=r", "run_name=mine"])
+    assert fuse.fuse.out_dir == "r/mine"
+
+
 OVERRIDE = r"\(command-line override of \S*experiments/student.yaml\)"
 
 

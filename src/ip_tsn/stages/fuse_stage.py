@@ -117,14 +117,14 @@ def _fused_entry(name: str, weight: float, checkpoint: Path, sha256: str | None)
 def fuse_splits(config: str | os.PathLike, overrides: list[str], splits: list[int]) -> dict:
     """:func:`fuse` on each of ``splits`` (the config composed again with ``data.split=k``, so
     ``run_root`` follows the split), then a table of each split and the mean in
-    ``fuse.splits_dir`` (default ``<run_root of the first split>/../<name>_splits``)."""
+    ``fuse.splits_dir`` (default ``<run_root of the first split>/../<run_name>_splits``)."""
     cfgs = {k: load_config(config, [*overrides, f"data.split={k}", "fuse.splits=null"]) for k in splits}
     roots = {str(Path(c.run_root).resolve()) for c in cfgs.values()}
     if len(roots) < len(cfgs):
         raise ConfigError(f"{config}: run_root ({cfgs[splits[0]].run_root}) does not depend on data.split; "
                           "splits would overwrite each other (use run_root=.../split${data.split})")
     first = cfgs[splits[0]]
-    out_dir = check_output_dir(first.fuse.get("splits_dir") or Path(first.run_root).parent / f"{first.name}_splits",
+    out_dir = check_output_dir(first.fuse.get("splits_dir") or Path(first.run_root).parent / f"{first.run_name}_splits",
                                "fuse.splits_dir")
     per_split = {k: fuse(c) for k, c in cfgs.items()}
     return write_splits_report(per_split, out_dir)
