@@ -177,6 +177,35 @@ def test_scores_record_their_protocol_and_are_not_replaced_by_another(tiny_strea
     assert not (runs / "fusion").exists()
 
 
+def test_a_smoke_test_keeps_nothing(tiny_streams, tmp_path, capsys):
+    """``trainer.fast_dev_run`` (Lightning's smoke test) and ``trainer.limit_test_batches`` run part of
+    the data, and nothing of theirs is kept. Until 2026-12-07 a smoke-tested fit wrote ``best.ckpt``
+    and ``fit.json`` (a finished run, which ``make`` then took as trained and ``ip-tsn fit`` refused
+    to replace), and ``ip-tsn test`` wrote the scores of the batches it ran as the whole subset's."""
+    runs, common = _scored_copy(tiny_streams, tmp_path)
+    files = lambda: {p: p.read_bytes() for p in sorted((runs / "pstream").rglob("*")) if p.is_file()}  # noqa: E731
+    before = files()
+    capsys.readouterr()
+    assert main(["fit", str(EXPERIMENTS / "pstream.yaml"), *common, "trainer.fast_dev_run=true"]) == 0
+    assert (f"trainer.fast_dev_run=True: 1 training step(s) and validation ran; a smoke test keeps nothing, so "
+            f"{runs / 'pstream'} gets no checkpoint and no fit.json") in capsys.readouterr().out
+    assert main(["fit", str(EXPERIMENTS / "pstream.yaml"), *common, "run_name=fresh", "trainer.fast_dev_run=2"]) == 0
+    assert "trainer.fast_dev_run=2: 2 training step(s)" in capsys.readouterr().out
+    assert not (runs / "fresh").exists()
+    videos = len((tiny_streams["root"] / "splits" / "testlist01.txt").read_text().splitlines())
+    batches = -(-videos // 4)  # the P-stream's data.test_batch_size
+    for limit, ran in (("trainer.fast_dev_run=true", "trainer.fast_dev_run=True: 1"), ("trainer.limit_test_batches=2",
+                                                                                     "trainer.limit_test_batches=2: 2")):
+        assert main(["test", str(EXPERIMENTS / "pstream.yaml"), *common, "--subsets", "test", limit]) == 0
+        out = capsys.readouterr().out
+        assert (f"only part of a subset scored (test: {ran} of {batches} batches), so nothing is written to "
+                f"{runs / 'pstream'} (scores, metrics.json and reports are of whole subsets)") in out
+        assert "test: loss " in out  # the numbers are still printed
+    assert files() == before
+    assert main(["test", str(EXPERIMENTS / "pstream.yaml"), *common, "trainer.limit_test_batches=1.0"]) == 0
+    assert "only part" not in capsys.readouterr().out  # the whole loader: written as before
+
+
 def test_an_output_folder_that_is_a_file_is_one_line(tiny_streams, tmp_path, capsys):
     """Where a command would write into a folder that is a file (or lies under one), one line
     naming the setting and the file, exit status 2, nothing written (was a traceback from mkdir)."""

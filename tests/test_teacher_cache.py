@@ -252,3 +252,20 @@ def test_a_killed_cache_run_is_resumed_and_leaves_nothing_behind(tmp_path: Path)
     stale.write_bytes(b"\0" * 1000)
     AtomicCheckpointIO().save_checkpoint({"epoch": 1}, ckpt)
     assert torch.load(ckpt, weights_only=True)["epoch"] == 1 and not stale.exists()
+
+
+@pytest.mark.parametrize("part,videos", [({"limit_predict_batches": 2}, 2), ({"fast_dev_run": True}, 1)])
+def test_a_pass_over_part_of_the_videos_writes_no_manifest(tmp_path: Path, part: dict, videos: int) -> None:
+    """A pass over part of the videos (``trainer.limit_predict_batches``, or ``fast_dev_run``: a
+    smoke test) keeps their shard and writes no manifest, since a cache holds every video (until
+    2026-12-07 ``ip-tsn cache trainer.fast_dev_run=true`` wrote a finished cache of one video); the
+    next whole run resumes from that shard and finishes the cache."""
+    module, grid = teacher(), GridDataset(LENGTHS, stride=2)
+    cache_dir = build_cache(tmp_path, module, grid, "float32", resume=True, **part)
+    assert not (cache_dir / "manifest.json").exists()
+    index = json.loads((cache_dir / f"{only_shard(cache_dir)}.index.json").read_text())
+    assert len(index["videos"]) == videos
+    cache = TeacherCache(build_cache(tmp_path, module, grid, "float32", resume=True))
+    cache.verify()
+    assert cache.video_ids == [f"video_{v:03d}" for v in range(3)] and len(cache.manifest["shards"]) == 2
+

@@ -173,9 +173,13 @@ def _run(args: argparse.Namespace) -> int:
         from .stages import cache_stage, eval_stage, fit_stage, fuse_stage  # the heavy imports, once the config is good
 
         if args.command == "fit":
-            _say(f"best checkpoint: {fit_stage.fit(cfg)}")
+            best = fit_stage.fit(cfg)
+            if best is not None:  # None: a smoke test (trainer.fast_dev_run), which keeps nothing
+                _say(f"best checkpoint: {best}")
         elif args.command == "cache":
-            _say(f"teacher cache: {cache_stage.cache(cfg)}")
+            manifest = cache_stage.cache(cfg)
+            if manifest is not None:  # None: part of the videos ran, no manifest
+                _say(f"teacher cache: {manifest}")
         elif args.command == "test":
             metrics = eval_stage.test(cfg, args.checkpoint, tuple(args.subsets.split(",")))
             for subset, values in metrics.items():

@@ -4,7 +4,8 @@
 Run a :class:`~ip_tsn.lit.classifier.StreamClassifier` with ``predict_mode="frames"`` over the
 cache's grid dataset (one video per item, every cached position in every view). Each rank appends
 to its own shards, each finished atomically every ``CHUNK_VIDEOS`` videos; after a barrier rank 0
-writes ``manifest.json``. ``resume``: the finished shards of an unfinished earlier run with the
+writes ``manifest.json``, unless only part of the videos ran (``trainer.fast_dev_run``,
+``limit_predict_batches``: :attr:`TeacherCacheWriter.partial`). ``resume``: the finished shards of an unfinished earlier run with the
 same key stay (the dataset then holds only the other videos, ``ip-tsn cache`` sees to it).
 """
 
@@ -21,6 +22,7 @@ from pytorch_lightning.callbacks import BasePredictionWriter
 
 from ip_tsn.data.cache_shards import CHUNK_VIDEOS, ShardWriter, cache_key, prepare_folder, write_manifest
 from ip_tsn.data.teacher_cache import CACHE_DTYPES, MANIFEST
+from ip_tsn.lit.callbacks import partial_pass
 
 
 class TeacherCacheWriter(BasePredictionWriter):
@@ -53,6 +55,7 @@ class TeacherCacheWriter(BasePredictionWriter):
                              f"containers, e.g. OmegaConf.to_container(cfg)): {err}") from err
         self._shard: ShardWriter | None = None
         self.resume, self.chunk_videos = resume, chunk_videos
+        self.partial: str | None = None  # after predict: why only part of the videos ran (no manifest then)
         self.key = cache_key(self.teacher_checkpoint, self.dataset, grid_stride, self.views, flow_length, dtype, features)
 
     def on_predict_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
@@ -80,7 +83,8 @@ class TeacherCacheWriter(BasePredictionWriter):
         self._shard.finalize()
         self._shard = None
         trainer.strategy.barrier("teacher_cache_shards")
-        if trainer.is_global_zero:
+        self.partial = partial_pass(trainer, "predict")
+        if trainer.is_global_zero and self.partial is None:  # a part's shards stay, for the whole run to resume
             self.write_manifest()
         trainer.strategy.barrier("teacher_cache_manifest")
 

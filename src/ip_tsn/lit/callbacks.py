@@ -1,7 +1,8 @@
 """The Lightning callbacks and the checkpoint writer of a training run: the stream's facts stored in
 every checkpoint (:class:`SaveStreamInfo`; read back by :mod:`ip_tsn.lit.checkpoint_info`), checkpoints
-written atomically (:class:`AtomicCheckpointIO`, through :mod:`ip_tsn.atomic`), and ``last.ckpt``
-after every epoch (:class:`SaveLastEveryEpoch`)."""
+written atomically (:class:`AtomicCheckpointIO`, through :mod:`ip_tsn.atomic`), ``last.ckpt``
+after every epoch (:class:`SaveLastEveryEpoch`); and whether a pass ran over only part of its data
+(:func:`partial_pass`)."""
 
 from __future__ import annotations
 
@@ -96,3 +97,19 @@ class ValidateLastEpoch(Callback):
         last = trainer.max_epochs is not None and trainer.max_epochs > 0 and trainer.current_epoch == trainer.max_epochs - 1
         if last and trainer.check_val_every_n_epoch not in (None, 1):
             trainer.check_val_every_n_epoch = 1
+
+
+def partial_pass(trainer: pl.Trainer, kind: str) -> str | None:
+    """After ``trainer.test`` / ``predict`` / ``validate`` (``kind``: ``test``, ``predict``, ``val``):
+    the Lightning setting that ran fewer batches than the loader holds (``trainer.fast_dev_run``, a
+    smoke test; ``trainer.limit_<kind>_batches``) and how many ran, e.g. ``"trainer.fast_dev_run=True:
+    1 of 12 batches"``; None when every batch ran. Results of a whole subset are not written from it."""
+    loaders = getattr(trainer, f"{kind}_dataloaders")
+    loaders = loaders if isinstance(loaders, (list, tuple)) else [loaders]
+    whole = sum(len(loader) for loader in loaders if loader is not None)
+    ran = sum(getattr(trainer, f"num_{kind}_batches") or [])
+    if ran >= whole:
+        return None
+    setting = (f"trainer.fast_dev_run={trainer.fast_dev_run}" if trainer.fast_dev_run else
+               f"trainer.limit_{kind}_batches={getattr(trainer, f'limit_{kind}_batches')}")
+    return f"{setting}: {ran} of {whole} batches"

@@ -25,14 +25,16 @@ from ip_tsn.stages.build import build_datamodule, build_trainer
 from ip_tsn.stages.config_schema import CacheConfig, DistillConfig, filled
 
 
-def cache(cfg: DictConfig) -> Path:
+def cache(cfg: DictConfig) -> Path | None:
     """Run the trained teacher over every train/val video, at the student's positions (P-frames
     at which a flow stack ends, every ``grid_stride``-th) and in every view of the training view
     set; write the teacher cache (format: :mod:`ip_tsn.data.teacher_cache`). A finished cache
     (its ``manifest.json``) is replaced only with ``overwrite=true``; its manifest is removed once the
     data and the teacher have loaded, so a run that stops halfway leaves an unfinished cache, never an
     old manifest over new shards. An unfinished cache is resumed: the videos its finished shards
-    hold (same teacher, data, positions, views, storage) are not computed again."""
+    hold (same teacher, data, positions, views, storage) are not computed again. A pass over part of
+    the videos (``trainer.fast_dev_run``, ``limit_predict_batches``) writes shards and no manifest,
+    and returns None."""
     settings = filled(cfg.cache, CacheConfig)
     out_dir = check_output_dir(settings.dir, "cache.dir")
     manifest = out_dir / MANIFEST
@@ -64,6 +66,11 @@ def cache(cfg: DictConfig) -> Path:
     # (rank 0 starts the others inside predict, before anything is written)
     manifest.unlink(missing_ok=True)
     trainer.predict(model, datamodule=dm, return_predictions=False)
+    if writer.partial is not None:
+        if trainer.is_global_zero:
+            print(f"teacher cache: only part of the videos ran ({writer.partial}), so {out_dir} gets no manifest: "
+                  "its shards stay, and the same command without that setting finishes the cache from them")
+        return None
     if trainer.is_global_zero and not manifest.is_file():  # nothing left to compute: predict ran no step
         prepare_folder(out_dir, writer.key, resume)  # what the writer's start would have cleared
         writer.write_manifest()

@@ -28,7 +28,8 @@ def test(cfg: DictConfig, checkpoint: str | None = None, subsets: tuple[str, ...
     ``metrics.json`` (per subset, with that checkpoint and protocol), ``per_class_<subset>.csv`` and
     ``confusion_<subset>.png`` in the run directory. Scores of another checkpoint, or of this one
     under another protocol (:data:`PROTOCOL`, recorded with them), already there are replaced only
-    with ``overwrite=true``."""
+    with ``overwrite=true``. A pass over part of a subset (``trainer.fast_dev_run``,
+    ``trainer.limit_test_batches``) prints its numbers and writes nothing."""
     subsets = tuple(dict.fromkeys(subsets))  # each once
     unknown = [s for s in subsets if s not in SUBSETS]
     if unknown or not subsets:
@@ -47,14 +48,23 @@ def test(cfg: DictConfig, checkpoint: str | None = None, subsets: tuple[str, ...
     metrics = {}
     for dm in dms.values():  # every list and video of every subset checked before any is scored
         dm.check_videos(dm.subsets_of("test"))
+    partial = {}
     for subset, dm in dms.items():
         scores = run_dir / f"scores_{subset}.npz"
-        trainer = build_trainer(cfg, run_dir, [SaveTestScores(scores, name, sha256, protocol)])
+        saver = SaveTestScores(scores, name, sha256, protocol)
+        trainer = build_trainer(cfg, run_dir, [saver])
         (result,) = trainer.test(model, datamodule=dm, verbose=False)
         metrics[subset] = {k.split("/", 1)[1]: float(v) for k, v in result.items()}
-        if trainer.is_global_zero:
+        if saver.partial is not None:  # a smoke test: its numbers are printed, never kept as the subset's
+            partial[subset] = saver.partial
+        elif trainer.is_global_zero:
             table = model.test_scores()
             write_class_report(run_dir, subset, table.scores, table.labels, dm.class_names)
+    if partial:
+        if trainer.is_global_zero:
+            print(f"only part of a subset scored ({'; '.join(f'{s}: {why}' for s, why in partial.items())}), so nothing "
+                  f"is written to {run_dir} (scores, metrics.json and reports are of whole subsets)")
+        return metrics
     if trainer.is_global_zero:  # the subsets scored earlier stay, each naming its checkpoint
         written = {subset: {**values, "checkpoint": name, "protocol": json.loads(protocol)}
                    for subset, values in metrics.items()}

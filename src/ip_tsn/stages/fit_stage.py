@@ -21,6 +21,7 @@ from pytorch_lightning.callbacks import LearningRateMonitor, ModelCheckpoint
 
 from ip_tsn.atomic import atomic_path, check_output_dir, write_json_atomic
 from ip_tsn.config import ConfigError, save_config
+from ip_tsn.data.datamodule import VideoDataModule
 from ip_tsn.lit.callbacks import SaveLastEveryEpoch, SaveStreamInfo, ValidateLastEpoch
 from ip_tsn.lit.checkpoint_info import read_checkpoint
 from ip_tsn.lit.modules import load_module
@@ -86,9 +87,13 @@ def _check_length(cfg: DictConfig) -> None:
                           f"set trainer.max_epochs or trainer.max_steps (the {cfg.get('stage')} config)")
 
 
-def fit(cfg: DictConfig) -> Path:
-    """Train the stage's model; returns the best checkpoint's path."""
+def fit(cfg: DictConfig) -> Path | None:
+    """Train the stage's model; returns the best checkpoint's path. ``trainer.fast_dev_run`` (Lightning's
+    smoke test: a few batches of training and validation) writes nothing in ``run_dir`` (no checkpoint,
+    config or ``fit.json``, which would make it a finished run) and returns None."""
     run_dir = check_output_dir(cfg.run_dir, "run_dir")
+    if cfg.trainer.get("fast_dev_run"):
+        return _smoke_test(cfg, run_dir)
     if (run_dir / "fit.json").is_file() and not cfg.get("ckpt_path") and not cfg.get("overwrite"):
         raise ConfigError(f"{run_dir} holds a finished run ({run_dir / 'fit.json'}); pass ckpt_path=last to resume "
                           "it, overwrite=true to replace it, or another run_root / name")
@@ -97,20 +102,9 @@ def fit(cfg: DictConfig) -> Path:
     if cfg.get("ckpt_path") == "last" and ckpt_path is None:  # a fresh start, said (a mistyped run_root shows)
         pl.utilities.rank_zero_only(print)(f"ckpt_path=last: no {run_dir / 'checkpoints' / 'last.ckpt'} yet; "
                                            "training starts at epoch 0")
-    pl.seed_everything(cfg.seed, workers=True)
-    online = cfg.get("module") == "distill" and online_teacher(cfg)
-    if cfg.get("module") == "distill" and not online and filled(cfg.get("distill"), DistillConfig).spatial_weight:
-        raise ConfigError("distill.spatial_weight > 0 needs distill.online_teacher=true (feature maps are not cached: "
-                          "at ResNet-18's layer4, 10 views, ~75x the re-encoded videos of Kinetics-400)")
-    dm = build_datamodule(cfg, **({"teacher_input": True, "teacher_cache": None} if online else {}))
-    if cfg.get("module") == "distill" and not online:
-        check_cache(cfg, dm)
-    model = build_module(cfg, dm)  # weights it cannot load stop here, before anything is written
+    dm, model = _data_and_model(cfg)
     if ckpt_path:
         _check_resume_fits(model, ckpt_path)
-    if online:
-        teacher = load_module(cfg.teacher.checkpoint, "teacher.checkpoint", modality="flow")
-        model.set_teacher(teacher)  # type: ignore[operator]
     ckpt_dir = run_dir / "checkpoints"
     # monitor null: best.ckpt is a copy of the final epoch's last.ckpt, made when fit ends (no selection
     # on a noisy validation set, whatever the validation schedule); else the best validated epoch.
@@ -180,6 +174,36 @@ def fit(cfg: DictConfig) -> Path:
                                                  "weights_from": getattr(model, "weights_from", None),
                                                  "environment": environment()})
     return best
+
+
+def _data_and_model(cfg: DictConfig) -> tuple[VideoDataModule, pl.LightningModule]:
+    """The stage's datamodule and module, seeded; the student's cache checked against its config, or
+    its teacher loaded (online). Weights that cannot be loaded stop here, before anything is written."""
+    pl.seed_everything(cfg.seed, workers=True)
+    online = cfg.get("module") == "distill" and online_teacher(cfg)
+    if cfg.get("module") == "distill" and not online and filled(cfg.get("distill"), DistillConfig).spatial_weight:
+        raise ConfigError("distill.spatial_weight > 0 needs distill.online_teacher=true (feature maps are not cached: "
+                          "at ResNet-18's layer4, 10 views, ~75x the re-encoded videos of Kinetics-400)")
+    dm = build_datamodule(cfg, **({"teacher_input": True, "teacher_cache": None} if online else {}))
+    if cfg.get("module") == "distill" and not online:
+        check_cache(cfg, dm)
+    model = build_module(cfg, dm)
+    if online:
+        teacher = load_module(cfg.teacher.checkpoint, "teacher.checkpoint", modality="flow")
+        model.set_teacher(teacher)  # type: ignore[operator]
+    return dm, model
+
+
+def _smoke_test(cfg: DictConfig, run_dir: Path) -> None:
+    """``trainer.fast_dev_run``: the stage's data, model (and teacher) built as :func:`fit` builds them
+    and run for a few batches, with no checkpoint, logger or file written (Lightning's fast_dev_run keeps
+    no checkpoint either; ours are written by our own callbacks, which are left out here)."""
+    dm, model = _data_and_model(cfg)
+    trainer = build_trainer(cfg, run_dir, [])
+    trainer.fit(model, datamodule=dm)
+    pl.utilities.rank_zero_only(print)(
+        f"trainer.fast_dev_run={cfg.trainer.fast_dev_run}: {trainer.global_step} training step(s) and validation "
+        f"ran; a smoke test keeps nothing, so {run_dir} gets no checkpoint and no fit.json")
 
 
 def _stopped_short(trainer: pl.Trainer, cfg: DictConfig) -> str | None:
