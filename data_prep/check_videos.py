@@ -6,7 +6,8 @@
     python data_prep/check_videos.py data/ucf101/videos --full     # also decode every frame (every GOP)
 
 Each file is opened as training opens it: a video's frame index (demuxing every packet) and its
-first frame (a display matrix, as phones write portrait video, is refused), a flow file's header;
+first frame (a display matrix, as phones write portrait video, is refused; so is a file that holds
+fewer frames than its header lists, cut short by an interrupted download), a flow file's header;
 ``--full`` also decodes every frame and probes the motion vectors. Bad files are listed at the end
 (exit status 1); a truncated video that still has readable frames is a note (how many frames are
 left). Nothing is written.
@@ -34,23 +35,22 @@ def check_file(path: str, full: bool = False) -> str:
         if full:
             flows.sum()  # reads every byte of the memory map
         return "done"
-    from ip_tsn.codec.index import get_index
+    from ip_tsn.codec import CompressedVideo, VideoError
     from ip_tsn.codec.vector_probe import require_shown_as_stored
 
-    index = get_index(path)
-    require_shown_as_stored(path)  # its first frame: a display matrix (phones' portrait video) is refused
-    if full:
-        from ip_tsn.codec import CompressedVideo, VideoError
-
-        video = CompressedVideo(path)
-        try:
+    video = CompressedVideo(path)
+    try:
+        index = video.index  # every packet demuxed
+        video.require_whole()  # cut short: its header lists more frames than it holds, as training refuses
+        require_shown_as_stored(path)  # its first frame: a display matrix (phones' portrait video) is refused
+        if full:
             decoded = sum(1 for _ in video.iter_frames())
             if decoded < index.num_frames:
                 raise VideoError(path, f"{decoded} of {index.num_frames} frames decode")
             if "P" in index.frame_types or "B" in index.frame_types:
                 video.require_motion()
-        finally:
-            video.close()
+    finally:
+        video.close()
     if index.truncated:
         return f"truncated: {index.num_frames} frames readable"
     return "done"

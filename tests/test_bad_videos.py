@@ -1,11 +1,13 @@
-"""Bad videos in a dataset (issue 11, items 3 and 9): a zero-byte, a truncated and a phone's
-portrait video (stored sideways with a display matrix, which every read refuses) are refused
+"""Bad videos in a dataset (issue 11, items 3 and 9): a zero-byte, a truncated, a phone's
+portrait video (stored sideways with a display matrix, which every read refuses) and a download
+cut short (its index, stored first, lists frames the file does not hold) are refused
 before training in ONE message naming them (exit 2), or left out with
 ``data.skip_bad_videos=true``; a video that fails inside a DataLoader worker gives one line
 naming it; a video smaller than the crop names the file; ``data_prep/check_videos.py`` lists them."""
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 import warnings
@@ -22,7 +24,7 @@ from ip_tsn.data.datamodule import VideoDataModule
 from ip_tsn.data.datasets import VideoRecord
 from ip_tsn.data.synthetic import TINY_CONFIG, generate_synthetic
 from ip_tsn.data.video_dataset import BadVideosError, StreamDataset, WorkerVideoError
-from videos import encode_turned
+from videos import cut_short, encode_turned
 
 ROOT = Path(__file__).resolve().parents[1]
 FAST = ["trainer.max_epochs=1", "trainer.enable_progress_bar=false", "logger.wandb=false",
@@ -31,6 +33,7 @@ FAST = ["trainer.max_epochs=1", "trainer.enable_progress_bar=false", "logger.wan
 EMPTY = "PoolWalkRight/v_PoolWalkRight_train_000.mp4"  # a training video, replaced by 0 bytes
 CUT = "PoolWalkLeft/v_PoolWalkLeft_val_000.mp4"  # a validation video, truncated to a third
 TURNED = "PoolJump/v_PoolJump_train_001.mp4"  # a training video, stored as phones store portrait video
+SHORT = "PoolStand/v_PoolStand_train_000.mp4"  # a training video, cut short as an interrupted download
 
 
 @pytest.fixture(scope="module")
@@ -48,6 +51,7 @@ def broken(tmp_path_factory) -> Path:
     frames = np.stack([video.load(i, "rgb") for i in range(video.num_frames)])
     video.close()
     encode_turned(turned, frames, -90)
+    cut_short(data / "videos" / SHORT)
     return data
 
 
@@ -60,13 +64,17 @@ def test_fit_and_test_refuse_all_bad_videos_in_one_line(broken, tmp_path, capsys
     assert main(["fit", str(ROOT / "experiments/istream.yaml"), *common]) == 2
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and err.startswith("ip-tsn fit: error: ")
-    assert "3 of 36 videos listed for train/val cannot be read" in err
-    assert f"{EMPTY} (empty file (0 bytes))" in err and CUT in err and "Traceback" not in err
-    assert f"{TURNED} (its display matrix turns it 90 degrees clockwise (orientation metadata" in err
+    assert "4 of 36 videos listed for train/val cannot be read" in err and "Traceback" not in err
+    reasons = {EMPTY: re.escape(f"{EMPTY} (empty file (0 bytes))"), CUT: re.escape(CUT),
+               TURNED: re.escape(f"{TURNED} (its display matrix turns it 90 degrees clockwise (orientation metadata"),
+               SHORT: re.escape(SHORT) + r" \(truncated: it holds 1?\d of the 24 frames its header lists \(an "
+                                         r"interrupted download or copy\?\); fetch it again, or re-encode"}
+    shown = [name for name in reasons if name in err]  # the first three in list order, "and 1 more"
+    assert len(shown) == 3 and "; and 1 more" in err and all(re.search(reasons[name], err) for name in shown)
     assert "data_prep/check_videos.py" in err and "data.skip_bad_videos=true" in err
     assert not (tmp_path / "runs" / "istream" / "checkpoints").exists()  # refused before training
 
-    with pytest.warns(UserWarning, match=r"3 of 36 videos .* left out \(data.skip_bad_videos=true\)"):
+    with pytest.warns(UserWarning, match=r"4 of 36 videos .* left out \(data.skip_bad_videos=true\)"):
         assert main(["fit", str(ROOT / "experiments/istream.yaml"), *common, "data.skip_bad_videos=true"]) == 0
     best = tmp_path / "runs" / "istream" / "checkpoints" / "best.ckpt"
     assert best.is_file()
@@ -88,9 +96,9 @@ def test_skip_bad_videos_is_a_known_key_defaulting_to_false():
 def test_datamodule_checks_once_and_drops_the_bad_ones(broken):
     dm = VideoDataModule("synthetic", str(broken), modality="iframe", num_workers=0, pin_memory=False,
                          crop_size=32, scale_size=None, skip_bad_videos=True)
-    with pytest.warns(UserWarning, match="3 of 36"):
+    with pytest.warns(UserWarning, match="4 of 36"):
         dm.setup("fit")  # the I-stream: the turned video found by decoding its first frame
-    assert len(dm.datasets["train"]) == 22 and len(dm.datasets["val"]) == 11
+    assert len(dm.datasets["train"]) == 21 and len(dm.datasets["val"]) == 11
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         dm.setup("fit")  # already checked: no second warning
@@ -98,7 +106,7 @@ def test_datamodule_checks_once_and_drops_the_bad_ones(broken):
                              crop_size=32, scale_size=None)
     with pytest.raises(BadVideosError) as caught:
         strict.setup("fit")
-    assert sorted(p for p, _ in caught.value.bad) == sorted([EMPTY, CUT, TURNED])
+    assert sorted(p for p, _ in caught.value.bad) == sorted([EMPTY, CUT, TURNED, SHORT])
 
 
 def test_a_video_failing_in_a_worker_is_one_line_naming_it(broken, tmp_path, capsys):
@@ -128,7 +136,9 @@ def test_check_videos_script_lists_the_bad_ones(broken):
                            "--workers", "1", "--no-progress"], capture_output=True, text=True, timeout=120)
     out = proc.stdout + proc.stderr
     assert proc.returncode == 1, out
-    assert "48 total, 45 done" in out and "3 failed" in out and "Traceback" not in out
+    assert "48 total, 44 done" in out and "4 failed" in out and "Traceback" not in out
+    assert any(SHORT in line and re.search(r"truncated: it holds 1?\d of the 24 frames", line)
+               for line in out.splitlines() if "FAILED" in line), out
     assert any(EMPTY in line and "empty file" in line for line in out.splitlines() if "FAILED" in line), out
     assert any(CUT in line for line in out.splitlines() if "FAILED" in line), out
     assert any(TURNED in line and "display matrix turns it 90 degrees clockwise" in line

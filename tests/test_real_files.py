@@ -248,6 +248,38 @@ def test_the_last_anchor_of_a_stream_with_b_frames_has_its_vectors(tmp_path, fra
     assert_reconstructs(v, dict(enumerate(frames)), range(last - 3, last + 1))
 
 
+@pytest.mark.parametrize("container", ["mp4", "avi", "mkv"])
+def test_a_file_cut_short_is_named_by_what_its_header_lists(tmp_path, frames30, container):
+    """A download cut short: an mp4 whose index comes first (cut_short) or an AVI keeps opening,
+    and FFmpeg demuxes the frames that are there as a shorter video. Its header (the mp4 sample
+    table, the AVI frame count) lists all of them: ``index.missing`` holds (held, listed) and
+    ``require_whole`` names the file in one line; reads still give the frames it holds. A Matroska
+    file lists no count, so it is not caught (documented). A whole file passes."""
+    from videos import cut_short
+
+    path = encode_video(frames30, tmp_path / f"v.{container}", codec="mpeg4", gop_size=12, qscale=3)
+    whole = CompressedVideo(path)
+    whole.require_whole()
+    assert whole.index.missing is None and whole.num_frames == 30
+    if container == "mp4":
+        cut_short(path)
+    else:
+        path.write_bytes(path.read_bytes()[: int(path.stat().st_size * 0.6)])
+    video = CompressedVideo(path)
+    assert 10 <= video.num_frames < 25
+    assert video.load(video.num_frames - 1, "mv").shape == (64, 96, 2)  # what it holds is read
+    if container == "mkv":
+        assert video.index.missing is None
+        video.require_whole()
+        return
+    assert video.index.missing == (video.num_frames, 30)
+    with pytest.raises(VideoError) as caught:
+        video.require_whole()
+    assert str(caught.value) == (f"{path}: truncated: it holds {video.num_frames} of the 30 frames its header lists "
+                                 "(an interrupted download or copy?); fetch it again, or re-encode the frames it "
+                                 "holds with data_prep/reencode.py")
+
+
 def test_n_vop_in_a_plain_avi_is_no_frame(tmp_path):
     """An N-VOP (an encoder's dropped frame, not packing) decodes to nothing: not a frame either."""
     plain = encode_video(moving_frames(20, 64, 96, dx=SHIFT), tmp_path / "plain.avi", codec="mpeg4", gop_size=12)

@@ -109,6 +109,24 @@ def encode_turned(path: Path, frames: np.ndarray, degrees: int, hflip: bool = Fa
     return path
 
 
+def cut_short(path: Path, keep: float = 0.6) -> Path:
+    """``path`` remuxed with its index first (``movflags=faststart``, as web and YouTube downloads
+    come) and then cut to ``keep`` of its bytes, as an interrupted download leaves it: it opens, and
+    its index lists every frame, but only the first ones are there."""
+    whole = path.with_name(path.stem + ".faststart.mp4")
+    with av.open(str(path)) as src, av.open(str(whole), "w", format="mp4", options={"movflags": "faststart"}) as out:
+        stream = out.add_stream_from_template(src.streams.video[0])
+        for packet in src.demux(src.streams.video[0]):
+            if packet.dts is not None:
+                packet.stream = stream
+                out.mux(packet)
+    data = whole.read_bytes()
+    whole.unlink()
+    assert data.find(b"moov") < data.find(b"mdat"), "the index is not first"
+    path.write_bytes(data[: int(len(data) * keep)])
+    return path
+
+
 def own_prediction(video, i: int, mv: np.ndarray, frames) -> np.ndarray:
     """(H, W, 3) uint8: frame ``i``'s prediction by its own motion ``mv`` (``accumulate=False``) from
     the decoded ``frames`` (display index -> RGB), each pixel from the picture it points into

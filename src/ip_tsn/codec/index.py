@@ -73,6 +73,9 @@ class VideoIndex:
     # from, which the reader writes into each packet's pts before decoding
     order: str = "pts"
     seek_ts: Optional[np.ndarray] = None  # (N,) int64 timestamps to seek to (None: decode from the start)
+    # (packets the file holds, frames its header lists) where the header lists more (an mp4/mov sample
+    # table, an AVI's frame count): the file was cut short (an interrupted download or copy); None otherwise
+    missing: Optional[tuple[int, int]] = None
 
     @property
     def num_frames(self) -> int:
@@ -206,11 +209,12 @@ def build_index(path: str) -> VideoIndex:
     parse = None if mpeg4 else picture_info_parser(codec, stream.codec_context.extradata)
     packets = _Packets(invented=bool(container.format.flags & AVFMT_NOTIMESTAMPS))
     pictures: list[tuple[int, Optional[str], Optional[bool], bool]] = []  # (packet, type, reference, own)
-    truncated = False
+    truncated, listed = False, 0
     try:
         with container:
             try:
                 for packet in container.demux(stream):
+                    listed += packet.size > 0 or packet.dts is not None  # all but the final flush packet
                     if packet.size == 0:
                         continue
                     k = len(packets.pts)
@@ -230,11 +234,13 @@ def build_index(path: str) -> VideoIndex:
                 truncated = True
             width, height = stream.codec_context.width, stream.codec_context.height
             rate = stream.average_rate or stream.guessed_rate or Fraction(0)
+            declared = int(stream.frames or 0)  # 0: the container does not say (mkv, mpeg-ts, raw streams)
     except av.FFmpegError as e:
         raise VideoError(path, f"could not be read: {ffmpeg_reason(e)}") from None
     if not pictures:
         raise VideoError(path, "no video frames (empty or corrupt stream)")
-    meta = dict(path=path, codec=codec, width=int(width), height=int(height), fps=float(rate))
+    meta = dict(path=path, codec=codec, width=int(width), height=int(height), fps=float(rate),
+                missing=(listed, declared) if declared > listed else None)
 
     pts = [packets.pts[k] for k, *_ in pictures]
     usable = not packets.invented and all(p is not None for p in pts) and len(set(pts)) == len(pts)

@@ -145,6 +145,18 @@ class CompressedVideo:
         codec names: DivX 3 ``msmpeg4`` exports them, HEVC, VP9 and AV1 do not)."""
         require_motion(self.path, self.index)
 
+    def require_whole(self) -> None:
+        """Raise :class:`VideoError` for a file cut short: its header (an mp4/mov sample table, an AVI's
+        frame count) lists more frames than it holds, as after an interrupted download or copy of an
+        mp4 whose index comes first (one whose index comes last does not open at all). Reads of such
+        a file give the frames it holds; a data set's check refuses it (a Matroska file lists no count:
+        not caught)."""
+        if self.index.missing is not None:
+            held, listed = self.index.missing
+            raise VideoError(self.path, f"truncated: it holds {held} of the {listed} frames its header lists (an "
+                                        "interrupted download or copy?); fetch it again, or re-encode the frames it "
+                                        "holds with data_prep/reencode.py")
+
     def require_shown_as_stored(self) -> None:
         """Raise :class:`VideoError` (one line: the turn, the fix) for a video whose display matrix
         turns or mirrors its pictures (phones' portrait video), which every read refuses; learnt

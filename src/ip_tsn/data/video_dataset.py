@@ -71,13 +71,16 @@ class BadVideosError(VideoError):
 def check_record(reader: FrameReader, record: VideoRecord, crop_size: int | None = None) -> str | None:
     """Why ``record`` cannot be sampled, or None: its file opens (a video's index demux, cached per
     process; a flow file's header), has a position to sample and, without ``scale_size``, frames
-    no smaller than ``crop_size``. A video's first frame is decoded (no display matrix may turn it:
+    no smaller than ``crop_size``; a video holds every frame its header lists (not cut short). A
+    video's first frame is decoded (no display matrix may turn it:
     phones' portrait video, which every read refuses), and for P inputs its first P/B-frames
     (FFmpeg must export their vectors); nothing else."""
     src = None
     try:
         src = reader.source(record)
         reader.positions(record, src, lambda n, valid: valid)
+        if isinstance(src, CompressedVideo):
+            src.require_whole()  # a file cut short, which reads would take for a shorter video
         if isinstance(src, CompressedVideo) and reader.modality in ("mv", "residual", "p"):
             src.require_motion()  # probes its first P/B-frames: HEVC, VP9, AV1 export no vectors
         if isinstance(src, CompressedVideo):
