@@ -372,6 +372,40 @@ def test_a_video_that_fails_in_a_worker_is_read_around_or_named(tiny_streams, tm
             (root / "videos" / first).write_bytes(data)
 
 
+def test_a_test_video_that_fails_in_a_worker_is_left_out_and_recorded(tiny_streams, tmp_path, capsys):
+    """With data.skip_bad_videos, a test video that passes the check and fails while read (here two
+    clips of two sizes joined, as captures are: the size change shows only when its second clip is
+    decoded) was said to be "replaced by another video of its class", and the test's top-1 was over
+    the others with nothing in metrics.json saying so. The test protocol scores each video under its
+    own id, so it is missing: the warning, a line and metrics.json (``videos``, ``skipped_videos``)
+    say so."""
+    from videos import encode, moving_frames
+
+    root = tmp_path / "data"
+    shutil.copytree(tiny_streams["root"], root)
+    listed = (root / "splits" / "testlist01.txt").read_text().splitlines()
+    name, label = listed[0].split()
+    joined = Path(name).with_suffix(".ts").as_posix()
+    first = encode(tmp_path / "a.ts", moving_frames(24, 64, 64), codec="mpeg4", gop=12)
+    second = encode(tmp_path / "b.ts", moving_frames(24, 48, 48, seed=1), codec="mpeg4", gop=12)
+    (root / "videos" / joined).write_bytes(first.read_bytes() + second.read_bytes())
+    (root / "splits" / "testlist01.txt").write_text("\n".join([f"{joined} {label}", *listed[1:]]) + "\n")
+    runs = tmp_path / "runs"
+    shutil.copytree(tiny_streams["runs"] / "istream", runs / "istream")
+    common = [*tiny_streams["common"], f"data.root={root}", f"run_root={runs}", "data.skip_bad_videos=true"]
+    capsys.readouterr()
+    with pytest.warns(UserWarning, match=rf"{joined}: its frame size changes mid-stream .*; left out of the test scores"):
+        assert main(["test", str(EXPERIMENTS / "istream.yaml"), *common, "--subsets", "test"]) == 0
+    n = len(listed)
+    assert (f"test: 1 video(s) failed while read and are left out of the scores (data.skip_bad_videos): {n - 1} of "
+            f"{n} scored; metrics.json names them") in capsys.readouterr().out
+    metrics = json.loads((runs / "istream" / "metrics.json").read_text())["test"]
+    assert metrics["videos"] == n - 1 and list(metrics["skipped_videos"]) == [joined]
+    assert metrics["skipped_videos"][joined].startswith("its frame size changes mid-stream (64x64, then 48x48")
+    assert len(load_scores(runs / "istream" / "scores_test.npz").video_ids) == n - 1
+    assert joined not in load_scores(runs / "istream" / "scores_test.npz").video_ids
+
+
 def test_a_fit_that_ran_no_step_is_one_line_and_marked_failed(tiny_streams, tmp_path, capsys):
     """No training batch (as DDP with fewer batches than ranks): one line saying why, the folder
     marked failed.json (never a run in progress, never a missing last.ckpt traceback); the next

@@ -315,11 +315,13 @@ class VideoDataModule(pl.LightningDataModule):
 
     def _note_skipped(self, notes: list[str]) -> None:
         """``skip_bad_videos``: videos that failed in a worker and were read around (another video
-        of the class took their place); each named once (a warning) and kept in :attr:`skipped`."""
+        of the class took their place; in a test, whose scores are per video id, they are missing);
+        each named once (a warning) and kept in :attr:`skipped`."""
+        now = ("left out of the test scores" if self.trainer is not None and self.trainer.testing else
+               "replaced by another video of its class")
         for note in notes:
             for line in filter(None, note.split("\n")):
                 path, _, why = line.partition("\t")
                 if path not in self.skipped:
                     self.skipped[path] = why
-                    warnings.warn(f"{path}: {why}; replaced by another video of its class "
-                                  "(data.skip_bad_videos=true)", stacklevel=2)
+                    warnings.warn(f"{path}: {why}; {now} (data.skip_bad_videos=true)", stacklevel=2)

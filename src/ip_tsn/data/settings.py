@@ -33,7 +33,7 @@ class DataSettings:
     seed: int = setting(0, "seed of the validation hold-out and the evaluation loaders")
     teacher_input: bool = setting(False, "training samples carry the teacher's flow input (online teacher)")
     cache_positions: str | None = setting(None, "the modality whose valid frames the cache's grid uses (null: its own)")
-    skip_bad_videos: bool = setting(False, "leave out listed videos that cannot be read (one warning), and read around those that fail in a worker later (named once, fit.json skipped_videos), instead of stopping")
+    skip_bad_videos: bool = setting(False, "leave out listed videos that cannot be read (one warning), and read around those that fail in a worker later (named once; fit.json skipped_videos; in a test left out, metrics.json skipped_videos), instead of stopping")
 
     def __post_init__(self) -> None:
         for name, low in (("split", 1), ("batch_size", 1), ("num_workers", 0), ("grid_stride", 1),

@@ -10,6 +10,7 @@ from omegaconf import DictConfig
 
 from ip_tsn.atomic import check_output_dir, sha256_file, write_json_atomic
 from ip_tsn.config import ConfigError
+from ip_tsn.data.datamodule import VideoDataModule
 from ip_tsn.data.datasets import SUBSETS
 from ip_tsn.evaluation.class_report import write_class_report
 from ip_tsn.evaluation.scores import ScoresError, checkpoint_name, load_scores, protocol_difference, protocol_text
@@ -48,7 +49,7 @@ def test(cfg: DictConfig, checkpoint: str | None = None, subsets: tuple[str, ...
     metrics = {}
     for dm in dms.values():  # every list and video of every subset checked before any is scored
         dm.check_videos(dm.subsets_of("test"))
-    partial = {}
+    partial, counts = {}, {}
     for subset, dm in dms.items():
         scores = run_dir / f"scores_{subset}.npz"
         saver = SaveTestScores(scores, name, sha256, protocol)
@@ -60,16 +61,28 @@ def test(cfg: DictConfig, checkpoint: str | None = None, subsets: tuple[str, ...
         elif trainer.is_global_zero:
             table = model.test_scores()
             write_class_report(run_dir, subset, table.scores, table.labels, dm.class_names)
+            counts[subset] = {"videos": len(table.video_ids), **_left_out(subset, dm, len(table.video_ids))}
     if partial:
         if trainer.is_global_zero:
             print(f"only part of a subset scored ({'; '.join(f'{s}: {why}' for s, why in partial.items())}), so nothing "
                   f"is written to {run_dir} (scores, metrics.json and reports are of whole subsets)")
         return metrics
     if trainer.is_global_zero:  # the subsets scored earlier stay, each naming its checkpoint
-        written = {subset: {**values, "checkpoint": name, "protocol": json.loads(protocol)}
+        written = {subset: {**values, **counts[subset], "checkpoint": name, "protocol": json.loads(protocol)}
                    for subset, values in metrics.items()}
         write_json_atomic(run_dir / "metrics.json", {**_earlier_metrics(run_dir / "metrics.json"), **written})
     return metrics
+
+
+def _left_out(subset: str, dm: VideoDataModule, scored: int) -> dict:
+    """``data.skip_bad_videos``: the videos of ``subset`` that failed while read in a worker. The test
+    protocol scores each video under its own id, so a stand-in read in a failed one's place adds no
+    row and the failed one is missing: said in one line and recorded (``skipped_videos``)."""
+    if not dm.skipped:
+        return {}
+    print(f"{subset}: {len(dm.skipped)} video(s) failed while read and are left out of the scores "
+          f"(data.skip_bad_videos): {scored} of {len(dm.datasets['test'])} scored; metrics.json names them")
+    return {"skipped_videos": dict(dm.skipped)}
 
 
 def _check_same_scores(scores: Path, name: str, protocol: str) -> None:
