@@ -253,6 +253,34 @@ def test_without_a_monitor_best_is_the_final_epoch_whatever_the_validation_sched
     assert _epochs_with(_rows(root / "istream"), "val/top1") == [1]
 
 
+def test_a_resumed_run_keeps_the_settings_it_started_with(tiny, capsys):
+    """``ckpt_path=last`` with another setting that shapes the training: one line naming it, nothing
+    written. Until 2026-12-07 ``model.optim.lr=0.5`` on resume trained on at the checkpoint's rate
+    (the optimiser's state) while config.yaml was rewritten to say 0.5. Where and how it runs
+    (``data.num_workers`` here) may change silently; a new length trains on, said, and config.yaml
+    keeps the one the run started with."""
+    base, common = tiny
+    run_dir = base / "settings" / "istream"
+    args = [*common, f"run_root={base / 'settings'}"]
+    assert main(["fit", ISTREAM, *args, "trainer.max_epochs=1"]) == 0
+    files = lambda: {p: p.read_bytes() for p in sorted(run_dir.rglob("*")) if p.is_file()}  # noqa: E731
+    before = files()
+    capsys.readouterr()
+    assert main(["fit", ISTREAM, *args, "trainer.max_epochs=1", "ckpt_path=last", "model.optim.lr=0.5",
+                 "data.batch_size=4"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err == (f"ip-tsn fit: error: ckpt_path=last resumes a run with the settings it started with "
+                   f"({run_dir / 'config.yaml'}), but data.batch_size is 8 there and 4 here (and 1 more: "
+                   "model.optim.lr); resume with them as they were, or start another run (run_name=...)")
+    assert files() == before
+    assert main(["fit", ISTREAM, *args, "trainer.max_epochs=2", "ckpt_path=last", "data.num_workers=1"]) == 0
+    assert ("trainer.max_epochs: 1 when this run started, 2 now: the learning-rate schedule is rebuilt over the new "
+            "length from the resumed step on") in capsys.readouterr().out
+    assert _epoch(run_dir / "checkpoints" / "last.ckpt") == 1
+    assert (run_dir / "config.yaml").read_bytes() == before[run_dir / "config.yaml"]
+    assert json.loads((run_dir / "fit.json").read_text())["max_epochs"] == 2
+
+
 def test_a_resumed_training_logs_to_the_w_and_b_run_it_started(tiny, monkeypatch):
     """W&B (offline, real): a training resumed with ``ckpt_path=last`` (a requeued SLURM job)
     continues the W&B run it started, whose id ``<run_dir>/wandb_run.json`` keeps; until 2026-12-07

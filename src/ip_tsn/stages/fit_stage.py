@@ -16,7 +16,7 @@ import signal
 from pathlib import Path
 
 import pytorch_lightning as pl
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 from pytorch_lightning.callbacks import LearningRateMonitor, ModelCheckpoint
 
 from ip_tsn.atomic import atomic_path, check_output_dir, write_json_atomic
@@ -27,7 +27,7 @@ from ip_tsn.lit.checkpoint_info import read_checkpoint
 from ip_tsn.lit.modules import load_module
 from ip_tsn.stages.build import build_datamodule, build_module, build_trainer, expected_kind, online_teacher
 from ip_tsn.stages.cache_stage import check_cache
-from ip_tsn.stages.config_schema import DistillConfig, filled
+from ip_tsn.stages.config_schema import DistillConfig, complete, filled
 from ip_tsn.stages.loggers import build_loggers, finish_wandb, remember_wandb_run
 from ip_tsn.stages.provenance import environment
 
@@ -75,6 +75,63 @@ def _check_resume_fits(model: pl.LightningModule, ckpt_path: str) -> None:
                       "it was trained with (the run's config.yaml)")
 
 
+#: settings a resumed run may change: where and how it runs, how it logs, its time budget. Every other one
+#: shapes the training (the network, the data and its order, the optimiser, the schedule over the run's
+#: length), and a change to it would be partly ignored (the optimiser's state comes from the checkpoint)
+#: and partly applied, while the run's config.yaml claimed it throughout
+FREE_ON_RESUME = ("ckpt_path", "overwrite", "run_name", "wandb_group", "logger", "trainer.devices", "trainer.num_nodes",
+                  "trainer.strategy", "trainer.accelerator", "trainer.max_time", "trainer.enable_progress_bar",
+                  "trainer.log_every_n_steps", "trainer.enable_model_summary", "trainer.num_sanity_val_steps",
+                  "data.num_workers", "data.pin_memory", "data.reconstruct", "data.test_batch_size",
+                  "data.predict_batch_size")
+#: the run's length: a resumed run may change it (to train on), and is told what that does to the schedule
+LENGTH = ("trainer.max_epochs", "trainer.max_steps")
+
+
+def _check_same_settings(cfg: DictConfig, saved: Path) -> None:
+    """One line, before anything is written, when a run resumed from its own ``last.ckpt`` is given
+    other settings than ``saved`` (its ``config.yaml``) holds, but for :data:`FREE_ON_RESUME`.
+    Until 2026-12-07 ``ckpt_path=last model.optim.lr=0.5`` trained on at the checkpoint's rate (the
+    optimiser's state) and rewrote config.yaml to say 0.5. A new length (:data:`LENGTH`) is allowed
+    and said: Lightning rebuilds the learning-rate schedule over it."""
+    if not saved.is_file():
+        return
+    try:
+        before = _flat(OmegaConf.to_container(complete(OmegaConf.load(saved)), resolve=True))
+    except Exception as e:  # noqa: BLE001 - any reason it cannot be read is the same line
+        raise ConfigError(f"{saved}: cannot be read ({type(e).__name__}: {e}); it holds the settings the run "
+                          "being resumed started with") from None
+    now = _flat(OmegaConf.to_container(complete(cfg), resolve=True))
+    unset = object()
+    changed = [k for k in sorted(before.keys() | now.keys()) if before.get(k, unset) != now.get(k, unset)
+               and not any(k == free or k.startswith(free + ".") for free in FREE_ON_RESUME)]
+    shown = lambda v: "unset" if v is unset else repr(v)  # noqa: E731
+    refused = [k for k in changed if k not in LENGTH]
+    if refused:
+        key = refused[0]
+        more = f" (and {len(refused) - 1} more: {', '.join(refused[1:])})" if len(refused) > 1 else ""
+        raise ConfigError(f"ckpt_path={cfg.get('ckpt_path')} resumes a run with the settings it started with "
+                          f"({saved}), but {key} is {shown(before.get(key, unset))} there and "
+                          f"{shown(now.get(key, unset))} here{more}; resume with them as they were, or start "
+                          "another run (run_name=...)")
+    for key in changed:  # a longer (or shorter) run: allowed, and said
+        pl.utilities.rank_zero_only(print)(
+            f"{key}: {shown(before.get(key, unset))} when this run started, {shown(now.get(key, unset))} now: the "
+            "learning-rate schedule is rebuilt over the new length from the resumed step on (a cosine one jumps "
+            f"there); {saved.name} keeps the length it started with, fit.json records the new one")
+
+
+def _flat(tree: dict, prefix: str = "") -> dict:
+    """``{"a": {"b": 1}}`` -> ``{"a.b": 1}`` (lists stay values)."""
+    out = {}
+    for key, value in tree.items():
+        if isinstance(value, dict) and value:
+            out.update(_flat(value, f"{prefix}{key}."))
+        else:
+            out[f"{prefix}{key}"] = value
+    return out
+
+
 def _check_length(cfg: DictConfig) -> None:
     """One line for a run of no length (``trainer.max_epochs`` or ``max_steps`` 0) or of no end
     (``max_epochs=-1`` without ``max_steps``): the learning-rate schedule spans the run's steps."""
@@ -99,6 +156,9 @@ def fit(cfg: DictConfig) -> Path | None:
                           "it, overwrite=true to replace it, or another run_root / name")
     _check_length(cfg)
     ckpt_path, resume = resume_checkpoint(cfg)
+    own = ckpt_path is not None and Path(ckpt_path).resolve().parent == (run_dir / "checkpoints").resolve()
+    if own:  # this run continued: with the settings it started with, which its config.yaml keeps
+        _check_same_settings(cfg, run_dir / "config.yaml")
     if cfg.get("ckpt_path") == "last" and ckpt_path is None:  # a fresh start, said (a mistyped run_root shows)
         pl.utilities.rank_zero_only(print)(f"ckpt_path=last: no {run_dir / 'checkpoints' / 'last.ckpt'} yet; "
                                            "training starts at epoch 0")
@@ -119,7 +179,8 @@ def fit(cfg: DictConfig) -> Path | None:
     failed = run_dir / FAILED
     if trainer.is_global_zero:
         failed.unlink(missing_ok=True)
-        save_config(cfg, run_dir / "config.yaml")
+        if not own or not (run_dir / "config.yaml").is_file():
+            save_config(cfg, run_dir / "config.yaml")
         remember_wandb_run(loggers, run_dir)
     last = ckpt_dir / "last.ckpt"
     try:
