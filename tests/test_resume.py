@@ -281,6 +281,29 @@ def test_a_resumed_run_keeps_the_settings_it_started_with(tiny, capsys):
     assert json.loads((run_dir / "fit.json").read_text())["max_epochs"] == 2
 
 
+def test_a_full_disk_is_one_line_naming_the_file(tiny):
+    """A checkpoint that cannot be written (a full disk or quota; here a file-size limit,
+    RLIMIT_FSIZE, which hands the writer the same kind of OSError) was a traceback from inside
+    Lightning; now one line naming the file and what to do, exit 2, the previous last.ckpt whole
+    and no temporary file left."""
+    base, common = tiny
+    args = [*common, f"run_root={base / 'full'}"]
+    last = base / "full" / "istream" / "checkpoints" / "last.ckpt"
+    assert main(["fit", ISTREAM, *args, "trainer.max_epochs=1"]) == 0
+    kept = last.read_bytes()
+    limited = ("import resource, sys\n"
+               "resource.setrlimit(resource.RLIMIT_FSIZE, (1 << 20, 1 << 20))\n"
+               "from ip_tsn.cli import main\n"
+               "sys.exit(main(sys.argv[1:]))\n")
+    proc = subprocess.run([sys.executable, "-c", limited, "fit", ISTREAM, *args, "trainer.max_epochs=2", "ckpt_path=last"],
+                          capture_output=True, text=True, timeout=300, cwd=ROOT)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr[-3000:]
+    assert proc.stderr.strip().splitlines()[-1] == (
+        f"ip-tsn fit: error: {last}: could not be written: File too large (the disk is full, or a quota or a file-size "
+        f"limit was reached); the file there is unchanged; once there is room, resume with ckpt_path=last ({last})")
+    assert last.read_bytes() == kept and not [p for p in last.parent.iterdir() if ".tmp-" in p.name]
+
+
 def test_a_resumed_training_logs_to_the_w_and_b_run_it_started(tiny, monkeypatch):
     """W&B (offline, real): a training resumed with ``ckpt_path=last`` (a requeued SLURM job)
     continues the W&B run it started, whose id ``<run_dir>/wandb_run.json`` keeps; until 2026-12-07

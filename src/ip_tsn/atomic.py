@@ -6,6 +6,7 @@ files they came from (checkpoints, cache shards). This module imports nothing fr
 
 from __future__ import annotations
 
+import errno
 import glob
 import hashlib
 import json
@@ -53,16 +54,27 @@ def remove_stale_temps(path: str | os.PathLike) -> None:
                 stale.unlink()
 
 
+#: write errors that say the disk (or the user's share of it) is full: one line naming the file
+FULL = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EROFS})
+
+
 @contextmanager
 def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     """Yield a temporary path next to ``path``; rename it to ``path`` if the block succeeds,
-    remove it otherwise (the target is untouched)."""
+    remove it otherwise (the target is untouched). A full disk, quota or file-size limit (:data:`FULL`)
+    while writing is one :class:`OutputError` naming ``path``."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = temp_name(path)
     try:
         yield tmp
         os.replace(tmp, path)
+    except OSError as e:
+        if e.errno not in FULL:
+            raise
+        raise OutputError(f"{path}: could not be written: {e.strerror} (the disk is full, or a quota or a file-size "
+                          f"limit was reached); {'the file there is unchanged' if path.exists() else 'nothing written'}"
+                          ) from None
     finally:
         if tmp.exists():
             tmp.unlink()

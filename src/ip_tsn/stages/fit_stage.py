@@ -19,7 +19,7 @@ import pytorch_lightning as pl
 from omegaconf import DictConfig, OmegaConf
 from pytorch_lightning.callbacks import LearningRateMonitor, ModelCheckpoint
 
-from ip_tsn.atomic import atomic_path, check_output_dir, write_json_atomic
+from ip_tsn.atomic import OutputError, atomic_path, check_output_dir, write_json_atomic
 from ip_tsn.config import ConfigError, save_config
 from ip_tsn.data.datamodule import VideoDataModule
 from ip_tsn.lit.callbacks import SaveLastEveryEpoch, SaveStreamInfo, ValidateLastEpoch
@@ -192,6 +192,8 @@ def fit(cfg: DictConfig) -> Path | None:
         raise KeyboardInterrupt from None
     except Exception as e:  # the folder says so: not a run in progress
         _mark_failed(trainer, failed, last, f"{type(e).__name__}: {e}")
+        if isinstance(e, OutputError) and last.is_file():  # a full disk: the last finished epoch is kept
+            raise OutputError(f"{e}; once there is room, {resume_hint(cfg)}") from None
         raise
     finally:
         finish_wandb(loggers)
