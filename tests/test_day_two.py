@@ -246,6 +246,9 @@ def test_print_config_shows_every_setting_and_runs_nothing(tmp_path, capsys):
     ("model.net.arch=resnet181", r"^model: unknown arch 'resnet181'"),
     ("trainer.devices=0", r"^trainer: `Trainer\(devices=0\)` value is not a valid input"),
     ("data.num_segments=-1", r"^data: num_segments must be >= 1, got -1"),
+    # the work in spawned processes: fit.json said 0 epochs, stopped by a callback (until 2026-12-07)
+    ("trainer.strategy=ddp_spawn", r"^trainer.strategy=ddp_spawn runs the work in processes started from this one.*"
+                                   r"use trainer.strategy=ddp"),
 ])
 def test_bad_values_are_one_line_before_anything_is_written(override, message, tiny_streams, tmp_path, capsys):
     import re

@@ -78,8 +78,19 @@ def online_teacher(cfg: DictConfig) -> bool:
     return bool(filled(cfg.get("distill"), DistillConfig).online_teacher)
 
 
+#: Lightning strategies that run the work in processes started from this one (multiprocessing's spawn or
+#: fork): what they did (epochs, the test scores, the cache's record) does not come back to this process
+STARTED_HERE = ("spawn", "fork", "notebook")
+
+
 def build_trainer(cfg: DictConfig, run_dir: Path, callbacks: list, loggers: list | bool = False) -> pl.Trainer:
     kwargs = to_container(cfg.trainer)
+    strategy = kwargs.get("strategy")
+    if isinstance(strategy, str) and any(word in strategy for word in STARTED_HERE):
+        raise ConfigError(f"trainer.strategy={strategy} runs the work in processes started from this one, and what "
+                          "they did (epochs, test scores, records) does not come back to it: fit.json said 0 epochs; "
+                          "use trainer.strategy=ddp (what auto picks for several devices: the same processes, "
+                          "launched as scripts)")
     with one_line("trainer", cfg):
         return pl.Trainer(default_root_dir=str(run_dir), callbacks=callbacks, logger=loggers,
                           plugins=[AtomicCheckpointIO()], **kwargs)
