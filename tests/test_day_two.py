@@ -91,6 +91,16 @@ def test_every_fit_validates_its_last_epoch(tiny_streams):
     assert any(row.split(",")[column] for row in rows)
 
 
+def test_a_fit_that_max_steps_ends_mid_epoch_validates_there(tiny_streams, tmp_path):
+    """``trainer.max_steps`` ending inside an epoch (2 batches an epoch here, 1 step asked): Lightning
+    stopped there without validating, so fit.json had no val_top1 (and a sweep no metric)."""
+    assert main(["fit", str(EXPERIMENTS / "pstream.yaml"), *tiny_streams["common"], f"run_root={tmp_path}",
+                 "trainer.max_steps=1", "trainer.max_epochs=3"]) == 0
+    fit = json.loads((tmp_path / "pstream" / "fit.json").read_text())
+    assert fit["val_top1"] is not None and 0.0 <= fit["val_top1"] <= 1.0 and fit["stopped_by"] is None
+    assert torch.load(tmp_path / "pstream" / "checkpoints" / "last.ckpt", weights_only=True)["global_step"] == 1
+
+
 def test_each_sweep_trial_gets_its_own_run(tiny_streams, tmp_path, monkeypatch):
     """What a W&B agent sets for each trial: two trials, two run folders, both finished."""
     monkeypatch.setenv("WANDB_SWEEP_ID", "sw1")

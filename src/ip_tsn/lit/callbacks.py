@@ -90,13 +90,24 @@ def _flush_loggers(trainer: pl.Trainer) -> None:
 class ValidateLastEpoch(Callback):
     """Validation always runs at the end of fit: the final epoch validates whatever
     ``check_val_every_n_epoch`` says (``trainer.max_epochs=1`` with a schedule of every 10th epoch
-    would otherwise never validate, and ``fit.json`` would have no score). Earlier epochs keep the
+    would otherwise never validate, and ``fit.json`` would have no score), and so does a run that
+    ``trainer.max_steps`` ends mid-epoch. Earlier epochs keep the
     schedule; training is the same either way (the validation loader has its own seed)."""
 
     def on_train_epoch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         last = trainer.max_epochs is not None and trainer.max_epochs > 0 and trainer.current_epoch == trainer.max_epochs - 1
         if last and trainer.check_val_every_n_epoch not in (None, 1):
             trainer.check_val_every_n_epoch = 1
+
+    def on_train_batch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule, outputs: Any, batch: Any,
+                           batch_idx: int) -> None:
+        """A run that ``trainer.max_steps`` ends mid-epoch validates at that step: Lightning ends the
+        epoch there without validating (until 2026-12-07 its ``fit.json`` had no score). Stopping
+        the run now is what Lightning does next anyway, and makes it validate first."""
+        steps = trainer.max_steps
+        if steps is not None and steps > 0 and trainer.global_step >= steps:
+            trainer.check_val_every_n_epoch = 1
+            trainer.should_stop = True
 
 
 def partial_pass(trainer: pl.Trainer, kind: str) -> str | None:
