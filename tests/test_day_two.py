@@ -487,6 +487,33 @@ def test_compile_option_gives_the_same_outputs():
     assert compiled.state_dict().keys() == eager.state_dict().keys()
 
 
+def test_wandb_that_cannot_go_online_logs_offline_or_says_so(tiny_streams, tmp_path, monkeypatch, capsys):
+    """A W&B key configured and no route to W&B's server (a cluster's compute node): the run, online
+    because a key exists, is logged offline, said in one line; asked online (logger.wandb_mode=online),
+    one line, exit 2, before training. Both were a traceback from inside wandb after its timeout."""
+    for var in ("WANDB_MODE", "WANDB_RUN_ID", "WANDB_SWEEP_ID"):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setenv("WANDB_API_KEY", "0" * 40)
+    monkeypatch.setenv("WANDB_BASE_URL", "http://127.0.0.1:9")  # the discard port: nothing answers there
+    monkeypatch.setenv("WANDB_INIT_TIMEOUT", "5")
+    args = [a for a in tiny_streams["common"] if not a.startswith("logger.wandb")] + ["logger.wandb=true",
+                                                                                     f"run_root={tmp_path}"]
+    capsys.readouterr()
+    assert main(["fit", str(EXPERIMENTS / "pstream.yaml"), *args]) == 0
+    out = capsys.readouterr().out
+    assert "W&B: the online run could not start (" in out and "127.0.0.1:9" in out
+    assert f"logging offline instead: upload it later with wandb sync {tmp_path / 'pstream' / 'wandb'}/offline-run-*" in out
+    run_id = json.loads((tmp_path / "pstream" / "wandb_run.json").read_text())["id"]
+    assert list((tmp_path / "pstream" / "wandb").glob(f"offline-run-*-{run_id}"))
+    assert (tmp_path / "pstream" / "fit.json").is_file()
+    assert main(["fit", str(EXPERIMENTS / "pstream.yaml"), *args, "run_name=asked", "logger.wandb_mode=online"]) == 2
+    line = _one_line(capsys, "fit")
+    assert line.startswith("W&B could not start its online run (") and "127.0.0.1:9" in line
+    assert line.endswith("on a machine without network set logger.wandb_mode=offline and upload the run later with "
+                         "wandb sync, or set logger.wandb=false")
+    assert not (tmp_path / "asked" / "checkpoints").exists()
+
+
 def test_tensorboard_logger(tiny_streams, tmp_path):
     pytest.importorskip("tensorboard")
     assert main(["fit", str(EXPERIMENTS / "istream.yaml"), *tiny_streams["common"], f"run_root={tmp_path}",

@@ -28,7 +28,7 @@ from ip_tsn.lit.modules import load_module
 from ip_tsn.stages.build import build_datamodule, build_module, build_trainer, expected_kind, online_teacher
 from ip_tsn.stages.cache_stage import check_cache
 from ip_tsn.stages.config_schema import DistillConfig, complete, filled
-from ip_tsn.stages.loggers import build_loggers, finish_wandb, remember_wandb_run
+from ip_tsn.stages.loggers import build_loggers, finish_wandb, remember_wandb_run, start_wandb
 from ip_tsn.stages.provenance import environment
 
 
@@ -181,6 +181,7 @@ def fit(cfg: DictConfig) -> Path | None:
         failed.unlink(missing_ok=True)
         if not own or not (run_dir / "config.yaml").is_file():
             save_config(cfg, run_dir / "config.yaml")
+        start_wandb(loggers, cfg)
         remember_wandb_run(loggers, run_dir)
     last = ckpt_dir / "last.ckpt"
     try:

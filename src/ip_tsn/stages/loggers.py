@@ -23,9 +23,14 @@ from ip_tsn.config import ConfigError, to_container
 from ip_tsn.stages.config_schema import LoggerConfig, filled
 
 
+def asked_wandb_mode(cfg: DictConfig) -> str | None:
+    """The W&B mode the user set: ``logger.wandb_mode``, else ``WANDB_MODE``; None where neither says."""
+    return filled(cfg.get("logger"), LoggerConfig).wandb_mode or os.environ.get("WANDB_MODE") or None
+
+
 def wandb_mode(cfg: DictConfig) -> str:
     """``logger.wandb_mode``, else ``WANDB_MODE``, else online only if an API key is configured."""
-    mode = filled(cfg.get("logger"), LoggerConfig).wandb_mode or os.environ.get("WANDB_MODE")
+    mode = asked_wandb_mode(cfg)
     if mode:
         return mode
     netrc = Path.home() / ".netrc"
@@ -140,6 +145,35 @@ def remember_wandb_run(loggers: list[Logger], run_dir: Path) -> None:
         run_id = logger.version if isinstance(logger, WandbLogger) else None  # the id passed, no run started
         if run_id and not os.environ.get("WANDB_RUN_ID"):
             write_json_atomic(run_dir / WANDB_RUN, {"id": run_id})
+
+
+def start_wandb(loggers: list[Logger], cfg: DictConfig) -> None:
+    """Start the W&B run now, on rank zero (Lightning would, inside the training). An online run
+    that cannot start (a compute node without network, a wrong key): where online was chosen because
+    a key is configured, the run is logged offline instead, said in one line (``wandb sync`` uploads it
+    later); where ``logger.wandb_mode`` or ``WANDB_MODE`` asked for online, one line and exit 2. Until
+    2026-12-07 it was a traceback from inside wandb, after its 90 s timeout."""
+    from pytorch_lightning.loggers import WandbLogger
+
+    for logger in loggers:
+        init = getattr(logger, "_wandb_init", None)
+        if not isinstance(logger, WandbLogger) or not isinstance(init, dict) or init.get("mode") != "online":
+            continue
+        try:
+            logger.experiment  # noqa: B018 - wandb.init on rank zero, a stand-in elsewhere
+        except Exception as e:  # noqa: BLE001 - wandb's errors (CommError, UsageError, ...) and the network's
+            reason = "; ".join(line.strip() for line in str(e).splitlines() if line.strip())[:300] or type(e).__name__
+            if asked_wandb_mode(cfg):
+                raise ConfigError(f"W&B could not start its online run ({reason}); on a machine without network set "
+                                  "logger.wandb_mode=offline and upload the run later with wandb sync, or set "
+                                  "logger.wandb=false") from None
+            import wandb
+
+            wandb.teardown()  # the failed run's id stays taken in wandb's service process until it ends
+            init["mode"] = "offline"
+            print(f"W&B: the online run could not start ({reason}); logging offline instead: upload it later with "
+                  f"wandb sync {Path(logger.save_dir or '.') / 'wandb'}/offline-run-*")
+            logger.experiment  # noqa: B018
 
 
 def finish_wandb(loggers: list[Logger]) -> None:
