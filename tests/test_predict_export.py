@@ -74,6 +74,21 @@ def test_predict_hevc_names_codec_and_reencode_command(tiny_streams, tmp_path, c
     assert str(missing) in err  # the next video is still tried and its error reported
 
 
+def test_predict_says_a_video_is_cut_short(tiny_streams, tmp_path, capsys):
+    """A download cut short (its index first, as web downloads come) is predicted from the frames it
+    holds, and the output says what its header lists (--json: ``frames_listed``; null when whole)."""
+    from videos import cut_short
+
+    whole = encode(tmp_path / "whole.mp4", moving_frames(48, 64, 64), gop=12)
+    short = cut_short(encode(tmp_path / "short.mp4", moving_frames(48, 64, 64), gop=12))
+    assert main(["predict", str(short), *_streams(tiny_streams)]) == 0
+    first = capsys.readouterr().out.splitlines()[0]
+    assert first.startswith(f"{short}: mpeg4 64x64, ") and first.endswith("; cut short: its header lists 48), cpu")
+    results = _predict_json(capsys, str(short), str(whole), *_streams(tiny_streams))
+    assert results[0]["frames_listed"] == 48 and 10 < results[0]["num_frames"] < 48
+    assert results[1]["frames_listed"] is None and results[1]["num_frames"] == 48
+
+
 def test_predict_device(tiny_streams, capsys):
     carphone = str(sample_videos()["carphone_pristine.mp4"])
     for device in ("tpu", "cuda:x"):  # was torch's list of every device type it knows

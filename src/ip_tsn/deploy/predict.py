@@ -205,7 +205,8 @@ class FusedPredictor:
 
     def predict(self, path: str | Path, top_k: int = 5) -> dict[str, Any]:
         """Top-``top_k`` fused classes of one video, each stream's top-1, video facts, timing (ms).
-        Raises ``VideoError`` (naming the file) when a stream's input cannot be read."""
+        A video cut short (``frames_listed``: what its header lists, else None) is predicted from the
+        frames it holds. Raises ``VideoError`` (naming the file) when a stream's input cannot be read."""
         path, start = Path(path), time.perf_counter()
         timing = dict.fromkeys(TIMING_KEYS, 0.0)
         inputs = []
@@ -227,8 +228,10 @@ class FusedPredictor:
             raise ValueError(f"the networks score {len(fused)} classes but {len(self.class_names)} class "
                              "names are known")
         video = CompressedVideo(path)  # the index is cached: no second demux
+        missing = video.index.missing  # cut short: predicted from the frames it holds, and said
         return {"video": str(path), "codec": video.codec, "size": [video.width, video.height],
                 "num_frames": video.num_frames, "frame_types": {c: video.frame_types.count(c) for c in "IPB"},
+                "frames_listed": None if missing is None else missing[1],
                 "device": str(self.device), "top": self._top(fused, top_k),
                 "streams": {s.name: {"weight": s.weight, "inputs": list(x.shape), "reconstruct": s.preprocess.reconstruct,
                                      "top1": self._top(p, 1)[0]}
@@ -255,8 +258,9 @@ def _agreed_names(loaded: Sequence[tuple[Stream, list[str] | None]]) -> list[str
 def format_prediction(result: dict[str, Any]) -> str:
     """Human-readable lines for one :meth:`FusedPredictor.predict` result."""
     types = ", ".join(f"{n} {c}" for c, n in result["frame_types"].items() if n)
+    cut = f"; cut short: its header lists {result['frames_listed']}" if result.get("frames_listed") else ""
     lines = [f"{result['video']}: {result['codec']} {result['size'][0]}x{result['size'][1]}, "
-             f"{result['num_frames']} frames ({types}), {result['device']}"]
+             f"{result['num_frames']} frames ({types}{cut}), {result['device']}"]
     lines += [f"  {i}. {t['score']:.4f}  {t['class']}" for i, t in enumerate(result["top"], 1)]
     ms = result["timing_ms"]
     lines.append(f"  time: decode {ms['decode']:.1f} ms | motion+residual {ms['motion_residual']:.1f} ms | "
