@@ -10,8 +10,8 @@
 # Targets are real files, each written only when its step succeeded: <run>/fit.json (the record
 # of a finished training, next to its checkpoints), the cache manifest, score files, the results
 # table. Reruns do only what is out of date: retraining the teacher makes its cache, and so the
-# student, stale. An interrupted training resumes with ARGS="ckpt_path=last"; an interrupted cache
-# resumes by itself.
+# student, stale. An interrupted training (last.ckpt, no fit.json) resumes by itself, as an
+# interrupted cache does, unless one of its inputs changed since (then it starts again).
 SHELL := /bin/bash
 PYTHON ?= python3
 VENV := .venv
@@ -53,6 +53,11 @@ endif
 RUNS := $(RUN_ROOT)
 SEEDS := data.root=$(DATA) seed=$(SEED) run_root=$(RUN_ROOT) $(TINY_ARGS)
 REFIT := overwrite=true   # make retrains a stage only when its inputs changed
+# A training's flags: a finished run whose inputs changed (its fit.json there, older) is replaced; a
+# killed one (last.ckpt, no fit.json) is resumed, unless an input changed since its last checkpoint;
+# a new one needs neither
+FIT_FLAGS = $(if $(wildcard $@),$(REFIT),$(if $(wildcard $(@D)/checkpoints/last.ckpt),$(if $(shell \
+	find $^ -newer $(@D)/checkpoints/last.ckpt 2>/dev/null),$(REFIT),ckpt_path=last)))
 SYNTH := $(DATA)/splits/classInd.txt
 FLOW := $(DATA)/flow/.complete
 FLOW_ARGS ?= --method tvl1-tiny --workers 2 --videos source
@@ -93,20 +98,20 @@ $(FLOW): $(SYNTH)
 
 # ---------------------------------------------------------------- training chain
 $(RUNS)/teacher/fit.json: $(FLOW) experiments/teacher.yaml $(CFG_DEPS)
-	$(IPTSN) fit experiments/teacher.yaml $(SEEDS) $(REFIT) $(ARGS)
+	$(IPTSN) fit experiments/teacher.yaml $(SEEDS) $(FIT_FLAGS) $(ARGS)
 
 # a stale finished cache is replaced (overwrite); an unfinished one (a killed run) is resumed
 $(RUNS)/teacher_cache/manifest.json: $(RUNS)/teacher/fit.json experiments/cache.yaml
 	$(IPTSN) cache experiments/cache.yaml $(SEEDS) $(if $(wildcard $@),$(REFIT)) $(ARGS)
 
 $(RUNS)/student/fit.json: $(RUNS)/teacher_cache/manifest.json experiments/student.yaml experiments/pstream.yaml
-	$(IPTSN) fit experiments/student.yaml $(SEEDS) $(REFIT) $(ARGS)
+	$(IPTSN) fit experiments/student.yaml $(SEEDS) $(FIT_FLAGS) $(ARGS)
 
 $(RUNS)/pstream/fit.json: $(SYNTH) experiments/pstream.yaml $(CFG_DEPS)
-	$(IPTSN) fit experiments/pstream.yaml $(SEEDS) $(REFIT) $(BESIDE) $(ARGS)
+	$(IPTSN) fit experiments/pstream.yaml $(SEEDS) $(FIT_FLAGS) $(BESIDE) $(ARGS)
 
 $(RUNS)/istream/fit.json: $(SYNTH) experiments/istream.yaml $(CFG_DEPS)
-	$(IPTSN) fit experiments/istream.yaml $(SEEDS) $(REFIT) $(BESIDE) $(ARGS)
+	$(IPTSN) fit experiments/istream.yaml $(SEEDS) $(FIT_FLAGS) $(BESIDE) $(ARGS)
 
 # test protocol (data.test_segments) on val (for fusion weights) and test, per stream
 $(RUNS)/%/scores_test.npz: $(RUNS)/%/fit.json

@@ -271,7 +271,8 @@ def test_a_resumed_run_keeps_the_settings_it_started_with(tiny, capsys):
     err = capsys.readouterr().err.strip()
     assert err == (f"ip-tsn fit: error: ckpt_path=last resumes a run with the settings it started with "
                    f"({run_dir / 'config.yaml'}), but data.batch_size is 8 there and 4 here (and 1 more: "
-                   "model.optim.lr); resume with them as they were, or start another run (run_name=...)")
+                   "model.optim.lr); resume with them as they were, start again in its place (overwrite=true) or start "
+                   "another run (run_name=...)")
     assert files() == before
     assert main(["fit", ISTREAM, *args, "trainer.max_epochs=2", "ckpt_path=last", "data.num_workers=1"]) == 0
     assert ("trainer.max_epochs: 1 when this run started, 2 now: the learning-rate schedule is rebuilt over the new "
@@ -279,6 +280,13 @@ def test_a_resumed_run_keeps_the_settings_it_started_with(tiny, capsys):
     assert _epoch(run_dir / "checkpoints" / "last.ckpt") == 1
     assert (run_dir / "config.yaml").read_bytes() == before[run_dir / "config.yaml"]
     assert json.loads((run_dir / "fit.json").read_text())["max_epochs"] == 2
+    (run_dir / "fit.json").unlink()  # as a run killed after its last checkpoint leaves it
+    assert main(["fit", ISTREAM, *args, "trainer.max_epochs=1", "ckpt_path=last", "model.optim.lr=0.5",
+                 "overwrite=true"]) == 0  # what the refusal says to pass: a fresh start in its place
+    assert (f"overwrite=true: ckpt_path=last set aside; training starts at epoch 0 and replaces the run in "
+            f"{run_dir}") in capsys.readouterr().out
+    assert _epoch(run_dir / "checkpoints" / "last.ckpt") == 0
+    assert "lr: 0.5" in (run_dir / "config.yaml").read_text()
 
 
 def test_a_full_disk_is_one_line_naming_the_file(tiny):

@@ -112,8 +112,8 @@ def _check_same_settings(cfg: DictConfig, saved: Path) -> None:
         more = f" (and {len(refused) - 1} more: {', '.join(refused[1:])})" if len(refused) > 1 else ""
         raise ConfigError(f"ckpt_path={cfg.get('ckpt_path')} resumes a run with the settings it started with "
                           f"({saved}), but {key} is {shown(before.get(key, unset))} there and "
-                          f"{shown(now.get(key, unset))} here{more}; resume with them as they were, or start "
-                          "another run (run_name=...)")
+                          f"{shown(now.get(key, unset))} here{more}; resume with them as they were, start "
+                          "again in its place (overwrite=true) or start another run (run_name=...)")
     for key in changed:  # a longer (or shorter) run: allowed, and said
         pl.utilities.rank_zero_only(print)(
             f"{key}: {shown(before.get(key, unset))} when this run started, {shown(now.get(key, unset))} now: the "
@@ -145,12 +145,20 @@ def _check_length(cfg: DictConfig) -> None:
 
 
 def fit(cfg: DictConfig) -> Path | None:
-    """Train the stage's model; returns the best checkpoint's path. ``trainer.fast_dev_run`` (Lightning's
+    """Train the stage's model; returns the best checkpoint's path. ``overwrite=true`` starts again
+    even with ``ckpt_path=last`` (what ``make`` passes for a run whose inputs changed, and what a
+    resume refused for other settings is told to pass). ``trainer.fast_dev_run`` (Lightning's
     smoke test: a few batches of training and validation) writes nothing in ``run_dir`` (no checkpoint,
     config or ``fit.json``, which would make it a finished run) and returns None."""
     run_dir = check_output_dir(cfg.run_dir, "run_dir")
     if cfg.trainer.get("fast_dev_run"):
         return _smoke_test(cfg, run_dir)
+    if cfg.get("overwrite") and cfg.get("ckpt_path") == "last":  # replace what is there: a fresh start
+        if (run_dir / "checkpoints" / "last.ckpt").is_file():
+            pl.utilities.rank_zero_only(print)(f"overwrite=true: ckpt_path=last set aside; training starts at epoch 0 "
+                                               f"and replaces the run in {run_dir}")
+        cfg = cfg.copy()
+        cfg.ckpt_path = None
     if (run_dir / "fit.json").is_file() and not cfg.get("ckpt_path") and not cfg.get("overwrite"):
         raise ConfigError(f"{run_dir} holds a finished run ({run_dir / 'fit.json'}); pass ckpt_path=last to resume "
                           "it, overwrite=true to replace it, or another run_root / name")
