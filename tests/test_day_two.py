@@ -216,6 +216,40 @@ def test_a_smoke_test_keeps_nothing(tiny_streams, tmp_path, capsys):
     assert "only part" not in capsys.readouterr().out  # the whole loader: written as before
 
 
+def test_a_checkpoint_of_other_classes_is_refused(tiny_streams, tmp_path, capsys):
+    """A data set whose classes come in another order than the checkpoint's (a class list rewritten,
+    another subset of the same size): ip-tsn test scored the network's columns against the wrong
+    labels, silently. Now one line naming the first difference, exit 2, from test and from a fit
+    resumed from that checkpoint (the cache's teacher and the student's teacher are checked the same way)."""
+    root = tmp_path / "data"
+    shutil.copytree(tiny_streams["root"], root)
+    swap = {"1": "2", "2": "1"}  # the first two labels exchanged, in classInd.txt and every list
+    for path in (root / "splits").glob("*.txt"):
+        lines = [line.split() for line in path.read_text().splitlines() if line.strip()]
+        if path.name == "classInd.txt":
+            lines = [[swap.get(label, label), name] for label, name in lines]
+            lines.sort(key=lambda x: int(x[0]))
+        else:
+            lines = [[video, swap.get(label, label)] for video, label in lines]
+        path.write_text("".join(" ".join(line) + "\n" for line in lines))
+    first, second = [line.split()[1] for line in (root / "splits" / "classInd.txt").read_text().splitlines()[:2]]
+    runs = tmp_path / "runs"
+    shutil.copytree(tiny_streams["runs"] / "pstream", runs / "pstream")
+    common = [*tiny_streams["common"], f"data.root={root}", f"run_root={runs}"]
+    best = runs / "pstream" / "checkpoints" / "best.ckpt"
+    capsys.readouterr()
+    assert main(["test", str(EXPERIMENTS / "pstream.yaml"), *common]) == 2
+    assert _one_line(capsys, "test") == (
+        f"{best}: trained on other classes than data=synthetic ({root}, split 1) lists (class 0 is {second!r} there, "
+        f"{first!r} here, the same classes in another order), so its scores would be read against the wrong labels; "
+        "use it with the data and class list it was trained on")
+    assert not list((runs / "pstream").glob("scores_*.npz"))
+    last = runs / "pstream" / "checkpoints" / "last.ckpt"
+    assert main(["fit", str(EXPERIMENTS / "pstream.yaml"), *common, "run_name=other", f"ckpt_path={last}"]) == 2
+    assert _one_line(capsys, "fit").startswith(f"{last}: trained on other classes than data=synthetic")
+    assert not (runs / "other" / "checkpoints").exists()
+
+
 def test_an_output_folder_that_is_a_file_is_one_line(tiny_streams, tmp_path, capsys):
     """Where a command would write into a folder that is a file (or lies under one), one line
     naming the setting and the file, exit status 2, nothing written (was a traceback from mkdir)."""

@@ -123,6 +123,24 @@ def stream_info(checkpoint: Mapping[str, Any], source: str = "checkpoint") -> di
             "num_classes": int(hp["num_classes"]), "in_channels": int(hp["in_channels"])}
 
 
+def check_classes(path: str | os.PathLike, class_names: Sequence[str], data: str) -> None:
+    """:class:`CheckpointError` naming ``path`` when its network was trained on other classes, or
+    the same ones in another order, than ``class_names`` (what ``data`` lists): its score columns
+    would be read against the wrong labels. Nothing for a checkpoint that records no class names."""
+    trained = read_checkpoint(path).get(CLASS_NAMES_KEY)
+    listed = list(class_names)
+    if trained is None or list(trained) == listed:
+        return
+    if len(trained) != len(listed):
+        diff = f"{len(trained)} classes there, {len(listed)} here"
+    else:
+        i = next(i for i, (a, b) in enumerate(zip(trained, listed)) if a != b)
+        order = ", the same classes in another order" if sorted(trained) == sorted(listed) else ""
+        diff = f"class {i} is {trained[i]!r} there, {listed[i]!r} here{order}"
+    raise CheckpointError(f"{path}: trained on other classes than {data} lists ({diff}), so its scores would be "
+                          "read against the wrong labels; use it with the data and class list it was trained on")
+
+
 def read_stream_info(path: str | os.PathLike) -> dict[str, Any]:
     """:func:`stream_info` of the checkpoint file ``path`` (memory-mapped, weights only)."""
     return stream_info(read_checkpoint(path), str(path))

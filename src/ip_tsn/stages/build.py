@@ -96,10 +96,17 @@ def build_trainer(cfg: DictConfig, run_dir: Path, callbacks: list, loggers: list
                           plugins=[AtomicCheckpointIO()], **kwargs)
 
 
+def data_named(cfg: DictConfig) -> str:
+    """How a message names the config's data: ``data=ucf101 (data/ucf101, split 1)``, with its class list."""
+    classes = f", data.class_list={cfg.data.class_list}" if cfg.data.get("class_list") else ""
+    return f"data={cfg.data.dataset} ({cfg.data.root}, split {cfg.data.split}{classes})"
+
+
 def expected_kind(cfg: DictConfig) -> dict[str, str | None]:
     """The ``stage`` and ``modality`` a checkpoint of ``cfg``'s stage records."""
     modality = (cfg.get("datamodule") or {}).get("modality") or cfg.data.get("modality")
     return {"stage": cfg.get("stage"), "modality": modality}
 
 
-__all__ = ["one_line", "build_datamodule", "build_module", "online_teacher", "build_trainer", "expected_kind"]
+__all__ = ["one_line", "build_datamodule", "build_module", "online_teacher", "build_trainer", "data_named",
+           "expected_kind"]

@@ -20,8 +20,9 @@ from ip_tsn.data.teacher_cache import MANIFEST, TeacherCache
 from ip_tsn.data.transforms import num_view_ids
 from ip_tsn.evaluation.targets import target_stats
 from ip_tsn.lit.cache_writer import TeacherCacheWriter
+from ip_tsn.lit.checkpoint_info import check_classes
 from ip_tsn.lit.modules import load_module
-from ip_tsn.stages.build import build_datamodule, build_trainer
+from ip_tsn.stages.build import build_datamodule, build_trainer, data_named
 from ip_tsn.stages.config_schema import CacheConfig, DistillConfig, filled
 
 
@@ -45,6 +46,7 @@ def cache(cfg: DictConfig) -> Path | None:
     dm = build_datamodule(cfg, "predict", grid_stride=settings.grid_stride, predict_subset=settings.subset,
                           cache_positions=settings.positions)
     model = load_module(teacher_ckpt, "teacher.checkpoint", modality="flow")
+    check_classes(teacher_ckpt, dm.class_names, data_named(cfg))
     model.predict_mode = "frames"  # type: ignore[assignment]
     resume = not cfg.get("overwrite")
     writer = TeacherCacheWriter(out_dir, teacher_checkpoint=teacher_ckpt,

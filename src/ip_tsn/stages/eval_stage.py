@@ -14,9 +14,10 @@ from ip_tsn.data.datamodule import VideoDataModule
 from ip_tsn.data.datasets import SUBSETS
 from ip_tsn.evaluation.class_report import write_class_report
 from ip_tsn.evaluation.scores import ScoresError, checkpoint_name, load_scores, protocol_difference, protocol_text
+from ip_tsn.lit.checkpoint_info import check_classes
 from ip_tsn.lit.modules import load_module
 from ip_tsn.lit.scores import SaveTestScores
-from ip_tsn.stages.build import build_datamodule, build_trainer, expected_kind
+from ip_tsn.stages.build import build_datamodule, build_trainer, data_named, expected_kind
 
 
 #: the data settings that change a checkpoint's test scores, recorded with them
@@ -41,6 +42,7 @@ def test(cfg: DictConfig, checkpoint: str | None = None, subsets: tuple[str, ...
     model = load_module(checkpoint, f"the {cfg.get('stage')} config", **expected_kind(cfg))
     name = checkpoint_name(checkpoint, run_dir)
     dms = {subset: build_datamodule(cfg, "test", test_subset=subset) for subset in subsets}
+    check_classes(checkpoint, next(iter(dms.values())).class_names, data_named(cfg))
     protocol = protocol_text({k: getattr(next(iter(dms.values())).preprocess, k) for k in PROTOCOL})
     if not cfg.get("overwrite"):
         for subset in subsets:

@@ -24,8 +24,9 @@ from ip_tsn.atomic import OutputError, atomic_path, check_output_dir, write_json
 from ip_tsn.config import ConfigError, save_config
 from ip_tsn.data.datamodule import VideoDataModule
 from ip_tsn.lit.callbacks import SaveLastEveryEpoch, SaveStreamInfo, ValidateLastEpoch
+from ip_tsn.lit.checkpoint_info import check_classes
 from ip_tsn.lit.modules import load_module
-from ip_tsn.stages.build import build_datamodule, build_module, build_trainer, online_teacher
+from ip_tsn.stages.build import build_datamodule, build_module, build_trainer, data_named, online_teacher
 from ip_tsn.stages.cache_stage import check_cache
 from ip_tsn.stages.config_schema import DistillConfig, filled
 from ip_tsn.stages.loggers import build_loggers, finish_wandb, remember_wandb_run, start_wandb
@@ -74,6 +75,7 @@ def fit(cfg: DictConfig) -> Path | None:
     dm, model = _data_and_model(cfg)
     if ckpt_path:
         check_resume_fits(model, ckpt_path)
+        check_classes(ckpt_path, dm.class_names, data_named(cfg))
     ckpt_dir = run_dir / "checkpoints"
     # monitor null: best.ckpt is a copy of the final epoch's last.ckpt, made when fit ends (no selection
     # on a noisy validation set, whatever the validation schedule); else the best validated epoch.
@@ -158,6 +160,8 @@ def _data_and_model(cfg: DictConfig) -> tuple[VideoDataModule, pl.LightningModul
         raise ConfigError("distill.spatial_weight > 0 needs distill.online_teacher=true (feature maps are not cached: "
                           "at ResNet-18's layer4, 10 views, ~75x the re-encoded videos of Kinetics-400)")
     dm = build_datamodule(cfg, **({"teacher_input": True, "teacher_cache": None} if online else {}))
+    if cfg.get("module") == "distill" and cfg.get("teacher"):  # its targets' columns are the student's labels
+        check_classes(cfg.teacher.checkpoint, dm.class_names, data_named(cfg))
     if cfg.get("module") == "distill" and not online:
         check_cache(cfg, dm)
     model = build_module(cfg, dm)
