@@ -113,6 +113,28 @@ def test_sigkill_mid_training_resumes_from_the_saved_epoch(tiny):
     assert _epoch(last) == 3 and (run_dir / "fit.json").is_file()
 
 
+def test_a_killed_loader_worker_is_one_line(tiny):
+    """A DataLoader worker killed by a signal (what the out-of-memory killer does) was a traceback
+    from inside torch; now one line naming it, what to change and how to resume, exit 2."""
+    import re
+
+    base, common = tiny
+    overrides = [*[a for a in common if not a.startswith("data.num_workers")], "data.num_workers=1",
+                 "trainer.max_epochs=1000", f"run_root={base / 'worker'}"]
+    last = base / "worker" / "istream" / "checkpoints" / "last.ckpt"
+    proc = _start_fit(overrides)
+    _wait_for_epoch(proc, last, 0)
+    workers = [int(p) for p in Path(f"/proc/{proc.pid}/task/{proc.pid}/children").read_text().split()]
+    assert workers, "no DataLoader worker"
+    os.kill(workers[-1], signal.SIGKILL)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 2 and "Traceback" not in err, err[-3000:]
+    assert re.fullmatch(rf"ip-tsn fit: error: DataLoader worker \(pid\(?s?\)? {workers[-1]}\) (is killed by signal: "
+                        rf"Killed|exited unexpectedly) \(the out-of-memory killer does this\): use fewer data.num_workers "
+                        rf"or a smaller data.batch_size; resume with ckpt_path=last \({re.escape(str(last))}\)",
+                        err.strip().splitlines()[-1]), err[-1000:]
+
+
 def test_last_with_nothing_to_resume_says_it_starts_fresh(tiny, capsys):
     """``ckpt_path=last`` (as a requeued SLURM job passes every time) where no last.ckpt exists yet
     trains from epoch 0 and says so, naming the file it looked for (a mistyped run_root shows).

@@ -190,6 +190,11 @@ def _run(args: argparse.Namespace) -> int:
             result = fuse_stage.fuse(cfg)
             print(open(result["markdown"]).read() if "markdown" in result else result)
     except Exception as e:
+        hint = f"; {fit_stage.resume_hint(cfg)}" if args.command == "fit" and fit_stage and cfg is not None else ""
+        if _worker_killed(e):  # the system's out-of-memory killer, most often
+            print(f"ip-tsn {args.command}: error: {str(e).strip().rstrip('.')} (the out-of-memory killer does this): use fewer "
+                  f"data.num_workers or a smaller data.batch_size{hint}", file=sys.stderr)
+            return 2
         if not isinstance(e, _user_errors(args.command)):
             raise
         print(f"ip-tsn {args.command}: error: {e}", file=sys.stderr)
@@ -199,6 +204,14 @@ def _run(args: argparse.Namespace) -> int:
         print(f"ip-tsn {args.command}: interrupted{hint}", file=sys.stderr)
         return INTERRUPTED
     return 0
+
+
+def _worker_killed(error: BaseException) -> bool:
+    """A DataLoader worker killed by a signal (torch: ``DataLoader worker (pid N) is killed by signal:
+    Killed.``, or ``... exited unexpectedly``): a traceback from inside torch until 2026-12-07."""
+    text = str(error)
+    return isinstance(error, RuntimeError) and text.startswith("DataLoader worker (pid") and (
+        "killed by signal" in text or "exited unexpectedly" in text)
 
 
 def _say(result: str) -> None:
