@@ -7,6 +7,7 @@ from __future__ import annotations
 import csv
 import json
 import os
+import re
 import signal
 import shutil
 import subprocess
@@ -116,8 +117,6 @@ def test_sigkill_mid_training_resumes_from_the_saved_epoch(tiny):
 def test_a_killed_loader_worker_is_one_line(tiny):
     """A DataLoader worker killed by a signal (what the out-of-memory killer does) was a traceback
     from inside torch; now one line naming it, what to change and how to resume, exit 2."""
-    import re
-
     base, common = tiny
     overrides = [*[a for a in common if not a.startswith("data.num_workers")], "data.num_workers=1",
                  "trainer.max_epochs=1000", f"run_root={base / 'worker'}"]
@@ -133,6 +132,33 @@ def test_a_killed_loader_worker_is_one_line(tiny):
                         rf"Killed|exited unexpectedly) \(the out-of-memory killer does this\): use fewer data.num_workers "
                         rf"or a smaller data.batch_size; resume with ckpt_path=last \({re.escape(str(last))}\)",
                         err.strip().splitlines()[-1]), err[-1000:]
+
+
+def test_out_of_memory_is_one_line(tiny):
+    """Out of memory (here the CPU's: an address-space limit a little above what the process holds
+    before training, then a batch far larger; CUDA's OutOfMemoryError is read the same way) was a
+    traceback from inside torch; now one line: what ran out, the batch size to lower, exit 2."""
+    big = [*_without(tiny[1], "data.crop_size", "data.batch_size"), "data.crop_size=224", "data.scale_size=256",
+           "data.batch_size=24", "trainer.max_epochs=1", f"run_root={tiny[0] / 'oom'}"]
+    limited = ("import re, resource, sys\n"
+               "from ip_tsn.cli import main\n"
+               "import torch, torchvision, pytorch_lightning\n"
+               "held = int(re.search(r'VmSize:\\s+(\\d+) kB', open('/proc/self/status').read())[1]) * 1024\n"
+               "resource.setrlimit(resource.RLIMIT_AS, (held + (1200 << 20),) * 2)\n"
+               "sys.exit(main(sys.argv[1:]))\n")
+    proc = subprocess.run([sys.executable, "-c", limited, "fit", ISTREAM, *big], capture_output=True, text=True,
+                          timeout=300, cwd=ROOT)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr[-3000:]
+    last = tiny[0] / "oom" / "istream" / "checkpoints" / "last.ckpt"
+    assert re.fullmatch(r"ip-tsn fit: error: out of memory \(can't allocate memory: you tried to allocate \d+ bytes\): "
+                        r"use a smaller data.batch_size \(24 now\), or trainer.precision=bf16-mixed on a GPU; no epoch "
+                        rf"finished, nothing to resume \({re.escape(str(last))} not written\)",
+                        proc.stderr.strip().splitlines()[-1]), proc.stderr[-1000:]
+
+
+def _without(common: list[str], *keys: str) -> list[str]:
+    """``common`` without the overrides of ``keys``."""
+    return [a for a in common if a.split("=", 1)[0] not in keys]
 
 
 def test_last_with_nothing_to_resume_says_it_starts_fresh(tiny, capsys):

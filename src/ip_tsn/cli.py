@@ -195,6 +195,13 @@ def _run(args: argparse.Namespace) -> int:
             print(f"ip-tsn {args.command}: error: {str(e).strip().rstrip('.')} (the out-of-memory killer does this): use fewer "
                   f"data.num_workers or a smaller data.batch_size{hint}", file=sys.stderr)
             return 2
+        if (short := _out_of_memory(e)) is not None:
+            key = BATCH_KEYS.get(args.command, "data.batch_size")
+            now = cfg.data.get(key.split(".", 1)[1]) if cfg is not None else None  # every key is a data.* one
+            print(f"ip-tsn {args.command}: error: out of memory ({short}): use a smaller {key}"
+                  f"{f' ({now} now)' if now is not None else ''}, or trainer.precision=bf16-mixed on a GPU{hint}",
+                  file=sys.stderr)
+            return 2
         if not isinstance(e, _user_errors(args.command)):
             raise
         print(f"ip-tsn {args.command}: error: {e}", file=sys.stderr)
@@ -204,6 +211,25 @@ def _run(args: argparse.Namespace) -> int:
         print(f"ip-tsn {args.command}: interrupted{hint}", file=sys.stderr)
         return INTERRUPTED
     return 0
+
+
+#: the batch size that sets a command's memory
+BATCH_KEYS = {"fit": "data.batch_size", "test": "data.test_batch_size", "cache": "data.predict_batch_size"}
+
+
+def _out_of_memory(error: BaseException) -> str | None:
+    """What ran out, where ``error`` is torch's out-of-memory error (CUDA's ``OutOfMemoryError``, the
+    CPU allocator's ``can't allocate memory``), else None: a traceback from inside torch until 2026-12-07."""
+    import re
+
+    import torch
+
+    text = str(error)
+    if isinstance(error, torch.OutOfMemoryError) or "DefaultCPUAllocator: can't allocate memory" in text:
+        found = re.search(r"(CUDA out of memory\. Tried to allocate \S+ \S+?)[ .(]|(can't allocate memory: you tried "
+                          r"to allocate \d+ bytes)", text)
+        return (found[1] or found[2]) if found else text.strip().splitlines()[0][:200]
+    return None
 
 
 def _worker_killed(error: BaseException) -> bool:
