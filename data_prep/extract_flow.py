@@ -6,7 +6,8 @@
 
 Each .npy holds (N - 1, H, W, 2) uint8: flow t (frame t -> t + 1), clipped to +-bound and mapped
 to [0, 255] (TSN), written atomically (``ip_tsn.codec.flow.save_flow``); read it back with
-``load_flow`` (memory-mapped). Finished outputs are skipped (resume). Unreadable videos are listed
+``load_flow`` (memory-mapped). Finished outputs are skipped (resume), unless their video was
+replaced since by one of another length (:func:`finished`). Unreadable videos are listed
 at the end and make the exit status 1; a truncated one (a read error, or fewer frames than its
 container claims) gets its flow and a note line naming it and the frames read. TV-L1 on the CPU costs ~0.8 s per 340x256 frame per core
 on one core of this project's CI machine; ``--method dis`` (MEDIUM) is ~80x faster, less accurate.
@@ -83,15 +84,33 @@ def truncation_note(path: str, frames_read: int) -> str | None:
     return None
 
 
+def finished(dst: str, src: str) -> bool:
+    """A flow file ``dst`` there for the video ``src`` that still fits it: newer than the video, or
+    one flow fewer than the video's frames (a copied data set keeps its flows whatever their file
+    times). Stale: the video replaced since by one of another length, as a download cut short and
+    fetched again is; its flow is made again."""
+    if not os.path.exists(dst):
+        return False
+    if not os.path.exists(src) or os.path.getmtime(dst) >= os.path.getmtime(src):
+        return True
+    from ip_tsn.codec import VideoError
+    from ip_tsn.codec.flow import load_flow
+    from ip_tsn.codec.index import get_index
+
+    try:
+        return len(load_flow(dst)) == get_index(src).num_frames - 1
+    except VideoError:
+        return False  # an unreadable flow file is made again; an unreadable video fails there, named
+
+
 def extract_one(rel: str, root: str, method: str = "tvl1", bound: float = 20.0, size=None,
                 overwrite: bool = False, videos: str = "videos") -> str:
     """Flow of ``<root>/<videos>/<rel>`` into ``flow_path(root, rel)``: "skipped", "done" or
     "done (truncated input: ...)"."""
-    dst = flow_path(root, rel)
-    if os.path.exists(dst) and not overwrite:
+    dst, src = flow_path(root, rel), os.path.join(root, videos, rel)
+    if not overwrite and finished(dst, src):
         return "skipped"
     remove_stale_temps(dst)
-    src = os.path.join(root, videos, rel)
     flows = video_flow(src, method=method, bound=bound, size=size)
     save_flow(dst, flows)
     note = truncation_note(src, len(flows) + 1)
@@ -130,7 +149,7 @@ def extract_torch(videos: list, root: str, args) -> list:
     device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
     results, todo = {}, []
     for rel in videos:
-        if os.path.exists(flow_path(root, rel)) and not args.overwrite:
+        if not args.overwrite and finished(flow_path(root, rel), os.path.join(root, args.videos, rel)):
             results[rel] = Result(rel, True, "skipped")
         else:
             todo.append(rel)

@@ -355,3 +355,12 @@ def test_extract_flow_notes_a_truncated_input(tmp_path):
     n = len(load_flow(root / "flow" / "C" / "cut.npy")) + 1
     assert f"truncated input: flow of the {n} frames read of the ~36 its container claims" in notes[0]
     assert 2 < n < 36 and len(load_flow(root / "flow" / "C" / "whole.npy")) == 35
+    # the cut video fetched again, whole: its flow is made again (it was skipped, and kept n - 1 flows);
+    # a video only touched (a copied data set) keeps its flow
+    (root / "videos" / "C" / "cut.avi").write_bytes(data)
+    later = os.stat(root / "flow" / "C" / "whole.npy").st_mtime + 5
+    for name in ("cut.avi", "whole.avi"):
+        os.utime(root / "videos" / "C" / name, (later, later))
+    code, log = run("extract_flow.py", root, "--method", "dis", "--workers", "1", "--ext", ".avi", "--no-progress")
+    assert code == 0 and "2 total, 1 done, 1 skipped" in log, log
+    assert len(load_flow(root / "flow" / "C" / "cut.npy")) == 35
