@@ -193,6 +193,31 @@ def test_reencode_tree_bad_inputs_and_resume(sources, tmp_path):
         f"reencode.py: error: output folder={tmp_path / 'afile' / 'out'}: {tmp_path / 'afile'} is a file, not a folder"]
 
 
+def test_reencode_makes_again_a_copy_whose_source_was_replaced(tmp_path):
+    """A source cut short (an interrupted download) gives a short copy, with a warning; fetched again
+    whole, its copy is made again (it was skipped, keeping the short copy). A source only touched (a
+    copied data set) keeps its copy."""
+    from videos import encode as encode_package
+
+    src = tmp_path / "src" / "C"
+    os.makedirs(src)
+    encode_package(src / "whole.avi", moving_frames(36, 48, 64))
+    data = (src / "whole.avi").read_bytes()
+    (src / "cut.avi").write_bytes(data[: len(data) * 6 // 10])
+    out = tmp_path / "videos"
+    code, log = run("reencode.py", tmp_path / "src", out, "--size", "64x48", "--workers", "1")
+    assert code == 0 and "2 total, 2 done" in log, log
+    short = len(probe(out / "C" / "cut.mp4")[3])
+    assert 2 < short < 36 and len(probe(out / "C" / "whole.mp4")[3]) == 36
+    (src / "cut.avi").write_bytes(data)
+    later = os.stat(out / "C" / "whole.mp4").st_mtime + 5
+    for name in ("cut.avi", "whole.avi"):
+        os.utime(src / name, (later, later))
+    code, log = run("reencode.py", tmp_path / "src", out, "--size", "64x48", "--workers", "1")
+    assert code == 0 and "2 total, 1 done, 1 skipped" in log, log
+    assert len(probe(out / "C" / "cut.mp4")[3]) == 36
+
+
 def test_reencode_list_shards_and_default_size(sources, tmp_path):
     listing = tmp_path / "list.txt"
     listing.write_text("ClassA/a.avi 1\nClassB/b.mkv 2\n\n")
