@@ -301,6 +301,25 @@ def test_without_a_monitor_best_is_the_final_epoch_whatever_the_validation_sched
     assert _epochs_with(_rows(root / "istream"), "val/top1") == [1]
 
 
+def test_a_run_killed_before_its_record_gets_its_score_back(tiny, capsys):
+    """Killed after its final checkpoint and before fit.json (what ``make`` then resumes): nothing is
+    left to train, and the record it writes had val_top1 null (no epoch validated in that session);
+    the final checkpoint is validated again for it, giving the same score."""
+    base, common = tiny
+    run_dir = base / "unrecorded" / "istream"
+    args = [*common, "trainer.max_epochs=1", f"run_root={base / 'unrecorded'}"]
+    assert main(["fit", ISTREAM, *args]) == 0
+    record = json.loads((run_dir / "fit.json").read_text())
+    (run_dir / "fit.json").unlink()
+    capsys.readouterr()
+    assert main(["fit", ISTREAM, *args, "ckpt_path=last"]) == 0
+    assert (f"ckpt_path=last: {run_dir / 'checkpoints' / 'last.ckpt'} already holds every epoch of this run; "
+            f"validating it for its record ({run_dir / 'fit.json'})") in capsys.readouterr().out
+    again = json.loads((run_dir / "fit.json").read_text())
+    assert record["val_top1"] is not None and again["val_top1"] == pytest.approx(record["val_top1"])
+    assert again["epochs"] == record["epochs"] == 1
+
+
 def test_a_resumed_run_keeps_the_settings_it_started_with(tiny, capsys):
     """``ckpt_path=last`` with another setting that shapes the training: one line naming it, nothing
     written. Until 2026-12-07 ``model.optim.lr=0.5`` on resume trained on at the checkpoint's rate

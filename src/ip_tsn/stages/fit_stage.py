@@ -94,9 +94,16 @@ def fit(cfg: DictConfig) -> Path | None:
             save_config(cfg, run_dir / "config.yaml")
         start_wandb(loggers, cfg)
         remember_wandb_run(loggers, run_dir)
-    last = ckpt_dir / "last.ckpt"
+    last, record = ckpt_dir / "last.ckpt", run_dir / "fit.json"
     try:
         trainer.fit(model, datamodule=dm, ckpt_path=ckpt_path, weights_only=True)
+        if (resume is not None and trainer.global_step == resume[1] and not trainer.interrupted
+                and not record.is_file() and _stopped_short(trainer, cfg) is None):
+            # killed after its final checkpoint, before its record (make resumes it): nothing left to train,
+            # and the final epoch's score, which the record holds, is measured again from that checkpoint
+            pl.utilities.rank_zero_only(print)(f"ckpt_path={cfg.get('ckpt_path')}: {ckpt_path} already holds every "
+                                               f"epoch of this run; validating it for its record ({record})")
+            trainer.validate(model, datamodule=dm, verbose=False)
     except SystemExit:  # Lightning turns Ctrl-C into exit(1) after its shutdown
         if not trainer.interrupted:
             raise
@@ -120,7 +127,6 @@ def fit(cfg: DictConfig) -> Path | None:
                    "epoch), so no checkpoint was saved; give it more time")
         _mark_failed(trainer, failed, last, why)
         raise ConfigError(f"{run_dir}: {why}")
-    record = run_dir / "fit.json"
     say = pl.utilities.rank_zero_only(print)
     if resume is not None and trainer.global_step == resume[1] and not trainer.interrupted and record.is_file():
         # a finished run resumed (a requeued SLURM job runs ckpt_path=last again): no step ran, no epoch
