@@ -190,6 +190,9 @@ def _run(args: argparse.Namespace) -> int:
             result = fuse_stage.fuse(cfg)
             print(open(result["markdown"]).read() if "markdown" in result else result)
     except Exception as e:
+        if isinstance(e, _user_errors(args.command)):
+            print(f"ip-tsn {args.command}: error: {e}", file=sys.stderr)
+            return 2
         hint = f"; {fit_stage.resume_hint(cfg)}" if args.command == "fit" and fit_stage and cfg is not None else ""
         if _worker_killed(e):  # the system's out-of-memory killer, most often
             print(f"ip-tsn {args.command}: error: {str(e).strip().rstrip('.')} (the out-of-memory killer does this): use fewer "
@@ -202,10 +205,7 @@ def _run(args: argparse.Namespace) -> int:
                   f"{f' ({now} now)' if now is not None else ''}, or trainer.precision=bf16-mixed on a GPU{hint}",
                   file=sys.stderr)
             return 2
-        if not isinstance(e, _user_errors(args.command)):
-            raise
-        print(f"ip-tsn {args.command}: error: {e}", file=sys.stderr)
-        return 2
+        raise
     except KeyboardInterrupt:  # Ctrl-C: one line and the shell's status for SIGINT, no fit.json
         hint = f"; {fit_stage.resume_hint(cfg)}" if args.command == "fit" and fit_stage and cfg is not None else ""
         print(f"ip-tsn {args.command}: interrupted{hint}", file=sys.stderr)
@@ -222,9 +222,10 @@ def _out_of_memory(error: BaseException) -> str | None:
     CPU allocator's ``can't allocate memory``), else None: a traceback from inside torch until 2026-12-07."""
     import re
 
-    import torch
-
+    torch = sys.modules.get("torch")  # not loaded: not torch's error (the config check never loads it)
     text = str(error)
+    if torch is None:
+        return None
     if isinstance(error, torch.OutOfMemoryError) or "DefaultCPUAllocator: can't allocate memory" in text:
         found = re.search(r"(CUDA out of memory\. Tried to allocate \S+ \S+?)[ .(]|(can't allocate memory: you tried "
                           r"to allocate \d+ bytes)", text)
