@@ -529,7 +529,7 @@ def test_wandb_that_cannot_go_online_logs_offline_or_says_so(tiny_streams, tmp_p
         monkeypatch.delenv(var, raising=False)
     monkeypatch.setenv("WANDB_API_KEY", "0" * 40)
     monkeypatch.setenv("WANDB_BASE_URL", "http://127.0.0.1:9")  # the discard port: nothing answers there
-    monkeypatch.setenv("WANDB_INIT_TIMEOUT", "5")
+    monkeypatch.setenv("WANDB_INIT_TIMEOUT", "2")
     import wandb
 
     wandb.teardown()  # wandb reads its settings once per process: an earlier test's run set them up
