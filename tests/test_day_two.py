@@ -250,6 +250,22 @@ def test_a_checkpoint_of_other_classes_is_refused(tiny_streams, tmp_path, capsys
     assert not (runs / "other" / "checkpoints").exists()
 
 
+def test_testing_an_unfinished_run_says_so(tiny_streams, tmp_path, capsys):
+    """A run killed before its end has a last.ckpt and no best.ckpt: ``ip-tsn test`` said only
+    "best.ckpt: checkpoint file not found"; now it says the training has not finished, at which
+    epoch, and the two ways on."""
+    runs = tmp_path / "runs"
+    shutil.copytree(tiny_streams["runs"] / "pstream", runs / "pstream")
+    (runs / "pstream" / "checkpoints" / "best.ckpt").unlink()
+    (runs / "pstream" / "fit.json").unlink()
+    capsys.readouterr()
+    assert main(["test", str(EXPERIMENTS / "pstream.yaml"), *tiny_streams["common"], f"run_root={runs}"]) == 2
+    last = runs / "pstream" / "checkpoints" / "last.ckpt"
+    assert _one_line(capsys, "test") == (
+        f"{runs / 'pstream'}: its training has not finished (no best.ckpt; last.ckpt holds epoch 0): resume it "
+        f"(ip-tsn fit ... ckpt_path=last), or test that epoch with --checkpoint {last}")
+
+
 def test_an_output_folder_that_is_a_file_is_one_line(tiny_streams, tmp_path, capsys):
     """Where a command would write into a folder that is a file (or lies under one), one line
     naming the setting and the file, exit status 2, nothing written (was a traceback from mkdir)."""

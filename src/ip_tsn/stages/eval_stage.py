@@ -14,7 +14,7 @@ from ip_tsn.data.datamodule import VideoDataModule
 from ip_tsn.data.datasets import SUBSETS
 from ip_tsn.evaluation.class_report import write_class_report
 from ip_tsn.evaluation.scores import ScoresError, checkpoint_name, load_scores, protocol_difference, protocol_text
-from ip_tsn.lit.checkpoint_info import check_classes
+from ip_tsn.lit.checkpoint_info import check_classes, read_checkpoint
 from ip_tsn.lit.modules import load_module
 from ip_tsn.lit.scores import SaveTestScores
 from ip_tsn.stages.build import build_datamodule, build_trainer, data_named, expected_kind
@@ -38,6 +38,11 @@ def test(cfg: DictConfig, checkpoint: str | None = None, subsets: tuple[str, ...
         raise ConfigError(f"--subsets {','.join(subsets)}: {unknown[0] if unknown else ''!r} is not a subset; "
                           f"choose from {', '.join(SUBSETS)} (comma-separated)")
     run_dir = check_output_dir(cfg.run_dir, "run_dir")
+    last = run_dir / "checkpoints" / "last.ckpt"
+    if not checkpoint and not (run_dir / "checkpoints" / "best.ckpt").is_file() and last.is_file():
+        raise ConfigError(f"{run_dir}: its training has not finished (no best.ckpt; {last.name} holds epoch "
+                          f"{int(read_checkpoint(last).get('epoch', 0))}): resume it (ip-tsn fit ... ckpt_path=last), or "
+                          f"test that epoch with --checkpoint {last}")
     checkpoint = checkpoint or str(run_dir / "checkpoints" / "best.ckpt")
     model = load_module(checkpoint, f"the {cfg.get('stage')} config", **expected_kind(cfg))
     name = checkpoint_name(checkpoint, run_dir)
