@@ -106,6 +106,21 @@ class SettingsError(ValueError):
     """An output folder that holds outputs made with other settings (one line, exit status 2)."""
 
 
+def up_to_date(dst: str, src: str, fits: Callable[[], bool]) -> bool:
+    """An output ``dst`` there for the input ``src`` that still fits it: newer than the input, or
+    ``fits()`` (its length matches the input's: a copied data set keeps its outputs whatever their
+    file times). Stale: the input replaced since by one of another length, as a download cut short
+    and fetched again is; the output is made again (so is an unreadable one)."""
+    if not os.path.exists(dst):
+        return False
+    if not os.path.exists(src) or os.path.getmtime(dst) >= os.path.getmtime(src):
+        return True
+    try:
+        return fits()
+    except VideoError:
+        return False
+
+
 def claim_folder(folder: str, settings: dict, what: str, extension: str, overwrite: bool = False) -> None:
     """Record in ``<folder>/settings.json`` the ``settings`` its outputs (``what``: files ending
     in ``extension``) are made with, or check them against those recorded there.

@@ -7,7 +7,7 @@
 Each .npy holds (N - 1, H, W, 2) uint8: flow t (frame t -> t + 1), clipped to +-bound and mapped
 to [0, 255] (TSN), written atomically (``ip_tsn.codec.flow.save_flow``); read it back with
 ``load_flow`` (memory-mapped). Finished outputs are skipped (resume), unless their video was
-replaced since by one of another length (:func:`up_to_date`). Unreadable videos are listed
+replaced since by one of another length (``_common.up_to_date``). Unreadable videos are listed
 at the end and make the exit status 1; a truncated one (a read error, or fewer frames than its
 container claims) gets its flow and a note line naming it and the frames read. TV-L1 on the CPU costs ~0.8 s per 340x256 frame per core
 on one core of this project's CI machine; ``--method dis`` (MEDIUM) is ~80x faster, less accurate.
@@ -29,7 +29,7 @@ import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from _common import add_common_args, claim_folder, find_files, parallel_map, parse_shard, remove_stale_temps, \
-    run_main, shard, summarize  # noqa: E402
+    run_main, shard, summarize, up_to_date  # noqa: E402
 
 from reencode import expected_frames, frame_rate  # noqa: E402
 
@@ -84,23 +84,12 @@ def truncation_note(path: str, frames_read: int) -> str | None:
     return None
 
 
-def up_to_date(dst: str, src: str) -> bool:
-    """A flow file ``dst`` there for the video ``src`` that still fits it: newer than the video, or
-    one flow fewer than the video's frames (a copied data set keeps its flows whatever their file
-    times). Stale: the video replaced since by one of another length, as a download cut short and
-    fetched again is; its flow is made again."""
-    if not os.path.exists(dst):
-        return False
-    if not os.path.exists(src) or os.path.getmtime(dst) >= os.path.getmtime(src):
-        return True
-    from ip_tsn.codec import VideoError
+def flow_fits(dst: str, src: str) -> bool:
+    """The flow file ``dst`` holds one flow fewer than the video ``src`` has frames (:func:`up_to_date`)."""
     from ip_tsn.codec.flow import load_flow
     from ip_tsn.codec.index import get_index
 
-    try:
-        return len(load_flow(dst)) == get_index(src).num_frames - 1
-    except VideoError:
-        return False  # an unreadable flow file is made again; an unreadable video fails there, named
+    return len(load_flow(dst)) == get_index(src).num_frames - 1
 
 
 def extract_one(rel: str, root: str, method: str = "tvl1", bound: float = 20.0, size=None,
@@ -108,7 +97,7 @@ def extract_one(rel: str, root: str, method: str = "tvl1", bound: float = 20.0, 
     """Flow of ``<root>/<videos>/<rel>`` into ``flow_path(root, rel)``: "skipped", "done" or
     "done (truncated input: ...)"."""
     dst, src = flow_path(root, rel), os.path.join(root, videos, rel)
-    if not overwrite and up_to_date(dst, src):
+    if not overwrite and up_to_date(dst, src, functools.partial(flow_fits, dst, src)):
         return "skipped"
     remove_stale_temps(dst)
     flows = video_flow(src, method=method, bound=bound, size=size)
@@ -149,7 +138,8 @@ def extract_torch(videos: list, root: str, args) -> list:
     device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
     results, todo = {}, []
     for rel in videos:
-        if not args.overwrite and up_to_date(flow_path(root, rel), os.path.join(root, args.videos, rel)):
+        dst, src = flow_path(root, rel), os.path.join(root, args.videos, rel)
+        if not args.overwrite and up_to_date(dst, src, functools.partial(flow_fits, dst, src)):
             results[rel] = Result(rel, True, "skipped")
         else:
             todo.append(rel)

@@ -17,7 +17,7 @@ turned before scaling, as ffmpeg's autorotation does; the output has no display 
 A list file holds one video per line (``Class/v_x.avi`` or ``Class/v_x.avi 12``: the first
 field), relative to ``--input-root`` (default: the list's folder) or absolute. Finished outputs
 are skipped (resume), unless their source was replaced since by one of another length
-(:func:`up_to_date`); each output is written to a temp name and renamed when complete. Bad inputs
+(``_common.up_to_date``); each output is written to a temp name and renamed when complete. Bad inputs
 (corrupt, empty, audio-only) are listed at the end; the exit status is 1 if any failed.
 The output stream is the package encoder's (``ip_tsn.codec.encode.add_video_stream``), written
 through ``ip_tsn.atomic.atomic_path``.
@@ -41,7 +41,7 @@ from ip_tsn.data.split_files import VIDEO_EXTENSIONS
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from _common import add_common_args, atomic_output, claim_folder, find_files, parallel_map, parse_shard, run_main, \
-    shard, summarize, Result  # noqa: E402
+    shard, summarize, up_to_date, Result  # noqa: E402
 
 # containers that usually hold audio only but may hold video: scanned and reported like videos
 MEDIA_EXTENSIONS = VIDEO_EXTENSIONS + (".m4a", ".mka", ".ogg", ".oga", ".opus", ".mp3", ".aac", ".wav",
@@ -79,7 +79,7 @@ def reencode_video(src: str, dst: str, size=(340, 256), gop: int = 12, qscale: i
                    overwrite: bool = False) -> str:
     """Re-encode ``src`` to ``dst`` (MPEG-4 Part 2 in .mp4). Returns "skipped", "done" or
     "done (note)"; raises ``VideoError`` naming ``src`` for inputs that cannot be read."""
-    if not overwrite and up_to_date(dst, src):
+    if not overwrite and up_to_date(dst, src, functools.partial(copy_fits, dst, src)):
         return "skipped"
     inp, ist = open_video_stream(src)  # the package's one opener: missing, empty, corrupt, image, audio only
     with inp:
@@ -140,21 +140,11 @@ def reencode_video(src: str, dst: str, size=(340, 256), gop: int = 12, qscale: i
     return f"done ({'; '.join(notes)})" if notes else "done"
 
 
-def up_to_date(dst: str, src: str) -> bool:
-    """A re-encoded copy ``dst`` there for ``src`` that still fits it: newer than the source, or as
-    many frames as the source shows (a copied data set keeps its copies whatever their file times).
-    Stale: the source replaced since by one of another length, as a download cut short and fetched
-    again is; it is re-encoded again."""
-    if not os.path.exists(dst):
-        return False
-    if not os.path.exists(src) or os.path.getmtime(dst) >= os.path.getmtime(src):
-        return True
+def copy_fits(dst: str, src: str) -> bool:
+    """The copy ``dst`` shows as many frames as its source ``src`` (:func:`_common.up_to_date`)."""
     from ip_tsn.codec.index import get_index
 
-    try:
-        return get_index(dst).num_frames == get_index(src).num_frames
-    except VideoError:
-        return False  # an unreadable copy is made again; an unreadable source fails there, named
+    return get_index(dst).num_frames == get_index(src).num_frames
 
 
 def expected_frames(stream, container, rate: Fraction) -> int:

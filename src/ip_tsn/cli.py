@@ -193,7 +193,7 @@ def _run(args: argparse.Namespace) -> int:
         if isinstance(e, _user_errors(args.command)):
             print(f"ip-tsn {args.command}: error: {e}", file=sys.stderr)
             return 2
-        hint = f"; {fit_stage.resume_hint(cfg)}" if args.command == "fit" and fit_stage and cfg is not None else ""
+        hint = _resume_hint(args.command, fit_stage, cfg)
         if _worker_killed(e):  # the system's out-of-memory killer, most often
             print(f"ip-tsn {args.command}: error: {str(e).strip().rstrip('.')} (the out-of-memory killer does this): use fewer "
                   f"data.num_workers or a smaller data.batch_size{hint}", file=sys.stderr)
@@ -207,10 +207,15 @@ def _run(args: argparse.Namespace) -> int:
             return 2
         raise
     except KeyboardInterrupt:  # Ctrl-C: one line and the shell's status for SIGINT, no fit.json
-        hint = f"; {fit_stage.resume_hint(cfg)}" if args.command == "fit" and fit_stage and cfg is not None else ""
-        print(f"ip-tsn {args.command}: interrupted{hint}", file=sys.stderr)
+        print(f"ip-tsn {args.command}: interrupted{_resume_hint(args.command, fit_stage, cfg)}", file=sys.stderr)
         return INTERRUPTED
     return 0
+
+
+def _resume_hint(command: str, fit_stage, cfg) -> str:
+    """``"; resume with ckpt_path=last (...)"`` after a fit that stopped (or why there is nothing to
+    resume); "" for other commands, or before the fit stage or the config was loaded."""
+    return f"; {fit_stage.resume_hint(cfg)}" if command == "fit" and fit_stage and cfg is not None else ""
 
 
 #: the batch size that sets a command's memory

@@ -355,6 +355,18 @@ def _decoded_index(meta: dict, packets: _Packets, pictures: list, truncated: boo
     return _finish_output_index(meta, shown, packets, truncated)
 
 
+def require_whole(index: VideoIndex) -> None:
+    """Raise :class:`VideoError` for a file cut short: its header (an mp4/mov sample table, an AVI's
+    frame count) lists more frames than it holds (``index.missing``), as after an interrupted download
+    or copy of an mp4 whose index comes first (one whose index comes last does not open at all). A
+    Matroska file lists no count: not caught."""
+    if index.missing is not None:
+        held, listed = index.missing
+        raise VideoError(index.path, f"truncated: it holds {held} of the {listed} frames its header lists (an "
+                                     "interrupted download or copy?); fetch it again, or re-encode the frames it "
+                                     "holds with data_prep/reencode.py")
+
+
 _CACHE: dict[tuple[str, int, int], VideoIndex] = {}
 
 

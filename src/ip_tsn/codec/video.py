@@ -29,7 +29,7 @@ import numpy as np
 
 from .errors import VideoError, ffmpeg_reason
 from .frames import block_vectors_of, park, scaled, to_rgb, yuv420_planes
-from .index import VideoIndex, get_index
+from .index import VideoIndex, get_index, require_whole
 from .motion import FACTORS
 from .matched_frames import check_frame, matched_frames
 from .mpeg4_direct import anchors_needed, derive_b_frames
@@ -146,16 +146,9 @@ class CompressedVideo:
         require_motion(self.path, self.index)
 
     def require_whole(self) -> None:
-        """Raise :class:`VideoError` for a file cut short: its header (an mp4/mov sample table, an AVI's
-        frame count) lists more frames than it holds, as after an interrupted download or copy of an
-        mp4 whose index comes first (one whose index comes last does not open at all). Reads of such
-        a file give the frames it holds; a data set's check refuses it (a Matroska file lists no count:
-        not caught)."""
-        if self.index.missing is not None:
-            held, listed = self.index.missing
-            raise VideoError(self.path, f"truncated: it holds {held} of the {listed} frames its header lists (an "
-                                        "interrupted download or copy?); fetch it again, or re-encode the frames it "
-                                        "holds with data_prep/reencode.py")
+        """Raise :class:`VideoError` for a file cut short (:func:`ip_tsn.codec.index.require_whole`);
+        reads of such a file give the frames it holds, a data set's check refuses it."""
+        require_whole(self.index)
 
     def require_shown_as_stored(self) -> None:
         """Raise :class:`VideoError` (one line: the turn, the fix) for a video whose display matrix

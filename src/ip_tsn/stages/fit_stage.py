@@ -97,8 +97,8 @@ def fit(cfg: DictConfig) -> Path | None:
     last, record = ckpt_dir / "last.ckpt", run_dir / "fit.json"
     try:
         trainer.fit(model, datamodule=dm, ckpt_path=ckpt_path, weights_only=True)
-        if (resume is not None and trainer.global_step == resume[1] and not trainer.interrupted
-                and not record.is_file() and _stopped_short(trainer, cfg) is None):
+        idle = resume is not None and trainer.global_step == resume[1] and not trainer.interrupted  # no step ran
+        if idle and not record.is_file() and _stopped_short(trainer, cfg) is None:
             # killed after its final checkpoint, before its record (make resumes it): nothing left to train,
             # and the final epoch's score, which the record holds, is measured again from that checkpoint
             pl.utilities.rank_zero_only(print)(f"ckpt_path={cfg.get('ckpt_path')}: {ckpt_path} already holds every "
@@ -128,7 +128,7 @@ def fit(cfg: DictConfig) -> Path | None:
         _mark_failed(trainer, failed, last, why)
         raise ConfigError(f"{run_dir}: {why}")
     say = pl.utilities.rank_zero_only(print)
-    if resume is not None and trainer.global_step == resume[1] and not trainer.interrupted and record.is_file():
+    if idle and record.is_file():
         # a finished run resumed (a requeued SLURM job runs ckpt_path=last again): no step ran, no epoch
         # validated, so rewriting its record would lose the final epoch's val_top1; it is kept as it is
         done = (f"already holds every epoch of this run (epoch {resume[0]}, step {resume[1]})" if short is None else
