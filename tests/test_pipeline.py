@@ -19,6 +19,7 @@ from ip_tsn.cli import main
 from ip_tsn.data.synthetic import TINY_CONFIG, generate_synthetic
 from ip_tsn.data.teacher_cache import TeacherCache
 from ip_tsn.evaluation.scores import load_scores
+from processes import held_by_another
 
 ROOT = Path(__file__).resolve().parents[1]
 FAST = ["trainer.max_epochs=1", "trainer.enable_progress_bar=false", "logger.wandb=false",
@@ -103,6 +104,28 @@ def test_student_refuses_a_stale_cache(tiny, capsys):
     code = main(["fit", str(ROOT / "experiments/student.yaml"), *common, f"teacher.checkpoint={other}", "overwrite=true"])
     err = capsys.readouterr().err
     assert code == 2 and "teacher_cache" in err and "teacher_sha256" in err
+
+
+def test_a_cache_is_not_replaced_while_a_student_reads_it(tiny, capsys):
+    """``ip-tsn cache overwrite=true`` while a student trains on that cache (it rewrites the shards
+    the student reads), and a student started while a cache is being written: one line each, exit 2,
+    nothing replaced."""
+    base, common = tiny
+    runs = base / "runs"
+    cache_dir, student = runs / "teacher_cache", runs / "student"
+    if not (cache_dir / "manifest.json").is_file() or not (student / "fit.json").is_file():
+        pytest.skip("needs the pipeline test's cache and student")
+    manifest, record = (cache_dir / "manifest.json").read_bytes(), (student / "fit.json").read_bytes()
+    capsys.readouterr()
+    with held_by_another(cache_dir, "cache.dir", shared=True) as reader:
+        assert main(["cache", str(ROOT / "experiments/cache.yaml"), *common, "overwrite=true"]) == 2
+        assert f"cache.dir={cache_dir}: in use by another command" in capsys.readouterr().err
+    with held_by_another(cache_dir, "cache.dir") as writer:
+        assert main(["fit", str(ROOT / "experiments/student.yaml"), *common, "overwrite=true"]) == 2
+        err = capsys.readouterr().err
+        assert f"cache.dir={cache_dir}: in use by another command" in err and f"pid {writer.pid} on" in err
+    assert (cache_dir / "manifest.json").read_bytes() == manifest and (student / "fit.json").read_bytes() == record
+    assert reader.returncode and writer.returncode  # both killed, as the blocks end
 
 
 def test_scores_name_their_checkpoint_and_fuse_follows_them(tiny, capsys):

@@ -1,16 +1,20 @@
 """Atomic file writes, the one helper every writer uses: write a temporary file in the target's
 folder, then rename it over the target (``os.replace``), so a reader sees the old file or the new
 one, never half of one. Also the one file hash (:func:`sha256_file`) that results record of the
-files they came from (checkpoints, cache shards). This module imports nothing from the package
-(it sits at the bottom)."""
+files they came from (checkpoints, cache shards), and the lock a command holds on the folder it
+writes (:func:`hold_folder`). This module imports nothing from the package (it sits at the bottom)."""
 
 from __future__ import annotations
 
 import errno
+import fcntl
 import glob
 import hashlib
 import json
 import os
+import socket
+import sys
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from pathlib import Path
@@ -104,3 +108,50 @@ def sha256_file(path: str | os.PathLike, block: int = 1 << 20) -> str:
         for chunk in iter(lambda: f.read(block), b""):
             digest.update(chunk)
     return digest.hexdigest()
+
+
+LOCK_NAME = ".ip-tsn.lock"  # in a folder a command writes (a run, a teacher cache); never removed
+
+
+@contextmanager
+def hold_folder(folder: str | os.PathLike, setting: str, shared: bool = False) -> Iterator[None]:
+    """Hold ``folder``'s lock (``<folder>/.ip-tsn.lock``, ``flock``) for the block: exclusive for the
+    command that writes the folder (a training's, a test's or a cache's process of global rank zero),
+    ``shared`` for one that reads it while it must not change (a student reading a teacher cache).
+    Another command holding it is one :class:`OutputError` naming the folder and that command (its
+    words, pid, host and start), before anything is written. The lock goes with its holder's process,
+    so a killed job leaves none behind. Where no lock can be taken (a file system without locks, such
+    as Lustre mounted without ``-o flock``; a read-only folder) the block runs unlocked."""
+    folder = Path(folder)
+    try:
+        if not shared:
+            folder.mkdir(parents=True, exist_ok=True)
+        fd = os.open(folder / LOCK_NAME, os.O_RDWR | os.O_CREAT, 0o644)
+    except OSError:
+        fd = None
+    try:
+        if fd is not None and _held_elsewhere(fd, shared):
+            holder = os.pread(fd, 4096, 0).decode("utf-8", "replace").strip()
+            raise OutputError(f"{setting}={folder}: in use by another command ({holder or 'its holder is starting'}); "
+                              f"wait for it to end, or use another {setting}")
+        yield
+    finally:
+        if fd is not None:
+            os.close(fd)  # releases the lock
+
+
+def _held_elsewhere(fd: int, shared: bool) -> bool:
+    """Take the lock on ``fd`` without waiting and record this command as its holder; True where
+    another process holds it. Where no lock can be taken at all, False: the caller runs unlocked."""
+    try:
+        fcntl.flock(fd, (fcntl.LOCK_SH if shared else fcntl.LOCK_EX) | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return True
+    except OSError:
+        return False
+    words = " ".join([Path(sys.argv[0]).name, *sys.argv[1:]])
+    since = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime())
+    with suppress(OSError):  # who holds it, for the line of a command refused (a full disk: unsaid)
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"{words[:300]}, pid {os.getpid()} on {socket.gethostname()}, since {since}\n".encode(), 0)
+    return False

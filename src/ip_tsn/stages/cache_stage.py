@@ -7,11 +7,12 @@ from __future__ import annotations
 
 import json
 import os
+from contextlib import ExitStack
 from pathlib import Path
 
 from omegaconf import DictConfig
 
-from ip_tsn.atomic import check_output_dir, sha256_file, write_json_atomic
+from ip_tsn.atomic import check_output_dir, hold_folder, sha256_file, write_json_atomic
 from ip_tsn.config import ConfigError, to_container
 from ip_tsn.data.cache_shards import finished_videos, prepare_folder
 from ip_tsn.data.cache_size import size_report
@@ -24,6 +25,13 @@ from ip_tsn.lit.checkpoint_info import check_classes
 from ip_tsn.lit.modules import load_module
 from ip_tsn.stages.build import build_datamodule, build_trainer, data_named
 from ip_tsn.stages.config_schema import CacheConfig, DistillConfig, filled
+
+
+def _refuse_finished(cfg: DictConfig, out_dir: Path) -> None:
+    """A finished cache (its ``manifest.json``) is replaced only with ``overwrite=true``."""
+    if (out_dir / MANIFEST).is_file() and not cfg.get("overwrite"):
+        raise ConfigError(f"{out_dir} holds a finished teacher cache ({out_dir / MANIFEST}); pass overwrite=true to "
+                          "replace it, or another cache.dir")
 
 
 def cache(cfg: DictConfig) -> Path | None:
@@ -39,9 +47,7 @@ def cache(cfg: DictConfig) -> Path | None:
     settings = filled(cfg.cache, CacheConfig)
     out_dir = check_output_dir(settings.dir, "cache.dir")
     manifest = out_dir / MANIFEST
-    if manifest.is_file() and not cfg.get("overwrite"):
-        raise ConfigError(f"{out_dir} holds a finished teacher cache ({manifest}); pass overwrite=true to replace "
-                          "it, or another cache.dir")
+    _refuse_finished(cfg, out_dir)
     teacher_ckpt = cfg.teacher.checkpoint
     dm = build_datamodule(cfg, "predict", grid_stride=settings.grid_stride, predict_subset=settings.subset,
                           cache_positions=settings.positions)
@@ -61,31 +67,36 @@ def cache(cfg: DictConfig) -> Path | None:
     listed = {r.path for subset in dm.subsets_of("predict") for r in dm.records(subset)}
     dm.skip_videos = done & listed
     trainer = build_trainer(cfg, out_dir, [writer])
-    if dm.skip_videos and trainer.is_global_zero:
-        print(f"teacher cache: resuming {out_dir}: {len(dm.skip_videos)} of {len(listed)} videos already "
-              "cached by an unfinished run (same teacher, data, views); computing the rest")
-    # overwrite: the old manifest goes only once data and teacher have loaded; every DDP rank does this
-    # (rank 0 starts the others inside predict, before anything is written)
-    manifest.unlink(missing_ok=True)
-    trainer.predict(model, datamodule=dm, return_predictions=False)
-    if writer.partial is not None:
+    with ExitStack() as held:  # no other cache command writes this folder, and no student reads it, meanwhile
+        if trainer.is_global_zero:  # the other ranks start inside trainer.predict, as its children
+            held.enter_context(hold_folder(out_dir, "cache.dir"))
+            _refuse_finished(cfg, out_dir)  # again, now that no cache beside it can finish it
+        if dm.skip_videos and trainer.is_global_zero:
+            print(f"teacher cache: resuming {out_dir}: {len(dm.skip_videos)} of {len(listed)} videos already "
+                  "cached by an unfinished run (same teacher, data, views); computing the rest")
+        # overwrite: the old manifest goes only once data and teacher have loaded; every DDP rank does this
+        # (rank 0 starts the others inside predict, before anything is written)
+        manifest.unlink(missing_ok=True)
+        trainer.predict(model, datamodule=dm, return_predictions=False)
+        if writer.partial is not None:
+            if trainer.is_global_zero:
+                print(f"teacher cache: only part of the videos ran ({writer.partial}), so {out_dir} gets no manifest: "
+                      "its shards stay, and the same command without that setting finishes the cache from them")
+            return None
+        if trainer.is_global_zero and not manifest.is_file():  # nothing left to compute: predict ran no step
+            prepare_folder(out_dir, writer.key, resume)  # what the writer's start would have cleared
+            writer.write_manifest()
         if trainer.is_global_zero:
-            print(f"teacher cache: only part of the videos ran ({writer.partial}), so {out_dir} gets no manifest: "
-                  "its shards stay, and the same command without that setting finishes the cache from them")
-        return None
-    if trainer.is_global_zero and not manifest.is_file():  # nothing left to compute: predict ran no step
-        prepare_folder(out_dir, writer.key, resume)  # what the writer's start would have cleared
-        writer.write_manifest()
-    if trainer.is_global_zero:
-        print(size_report(TeacherCache(out_dir).manifest))
-        report = write_target_report(cfg, dm, out_dir)
-        for subset, st in report.items():
-            idle = (f", idle rows {st['idle_entropy']:.2f} nats ({st['idle_entropy_ratio']:.2f} ln C)"
-                    if "idle_entropy" in st else "")
-            noact = f", {st['no_active_pct']:.1f}% of training draws with no active segment" if "no_active_pct" in st else ""
-            print(f"teacher targets on {subset} rows: top-1 {st['top1']:.1f}%, entropy {st['entropy']:.2f} nats "
-                  f"(max {st['max_entropy']:.2f}){idle}{noact}")
-    return out_dir / "manifest.json"
+            print(size_report(TeacherCache(out_dir).manifest))
+            report = write_target_report(cfg, dm, out_dir)
+            for subset, st in report.items():
+                idle = (f", idle rows {st['idle_entropy']:.2f} nats ({st['idle_entropy_ratio']:.2f} ln C)"
+                        if "idle_entropy" in st else "")
+                noact = (f", {st['no_active_pct']:.1f}% of training draws with no active segment"
+                         if "no_active_pct" in st else "")
+                print(f"teacher targets on {subset} rows: top-1 {st['top1']:.1f}%, entropy {st['entropy']:.2f} nats "
+                      f"(max {st['max_entropy']:.2f}){idle}{noact}")
+        return out_dir / "manifest.json"
 
 
 TARGETS_FILE = "targets.json"

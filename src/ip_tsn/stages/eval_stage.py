@@ -4,11 +4,12 @@
 from __future__ import annotations
 
 import json
+from contextlib import ExitStack
 from pathlib import Path
 
 from omegaconf import DictConfig
 
-from ip_tsn.atomic import check_output_dir, sha256_file, write_json_atomic
+from ip_tsn.atomic import check_output_dir, hold_folder, sha256_file, write_json_atomic
 from ip_tsn.config import ConfigError
 from ip_tsn.data.datamodule import VideoDataModule
 from ip_tsn.data.datasets import SUBSETS
@@ -49,36 +50,45 @@ def test(cfg: DictConfig, checkpoint: str | None = None, subsets: tuple[str, ...
     dms = {subset: build_datamodule(cfg, "test", test_subset=subset) for subset in subsets}
     check_classes(checkpoint, next(iter(dms.values())).class_names, data_named(cfg))
     protocol = protocol_text({k: getattr(next(iter(dms.values())).preprocess, k) for k in PROTOCOL})
-    if not cfg.get("overwrite"):
-        for subset in subsets:
-            _check_same_scores(run_dir / f"scores_{subset}.npz", name, protocol)
+    _check_scores_there(cfg, run_dir, subsets, name, protocol)
     sha256 = sha256_file(checkpoint)
     metrics = {}
     for dm in dms.values():  # every list and video of every subset checked before any is scored
         dm.check_videos(dm.subsets_of("test"))
-    partial, counts = {}, {}
-    for subset, dm in dms.items():
-        scores = run_dir / f"scores_{subset}.npz"
-        saver = SaveTestScores(scores, name, sha256, protocol)
-        trainer = build_trainer(cfg, run_dir, [saver])
-        (result,) = trainer.test(model, datamodule=dm, verbose=False)
-        metrics[subset] = {k.split("/", 1)[1]: float(v) for k, v in result.items()}
-        if saver.partial is not None:  # a smoke test: its numbers are printed, never kept as the subset's
-            partial[subset] = saver.partial
-        elif trainer.is_global_zero:
-            table = model.test_scores()
-            write_class_report(run_dir, subset, table.scores, table.labels, dm.class_names)
-            counts[subset] = {"videos": len(table.video_ids), **_left_out(subset, dm, len(table.video_ids))}
-    if partial:
-        if trainer.is_global_zero:
-            print(f"only part of a subset scored ({'; '.join(f'{s}: {why}' for s, why in partial.items())}), so nothing "
-                  f"is written to {run_dir} (scores, metrics.json and reports are of whole subsets)")
+    with ExitStack() as held:  # no other command writes this run meanwhile
+        partial, counts = {}, {}
+        for subset, dm in dms.items():
+            scores = run_dir / f"scores_{subset}.npz"
+            saver = SaveTestScores(scores, name, sha256, protocol)
+            trainer = build_trainer(cfg, run_dir, [saver])
+            if trainer.is_global_zero and subset == subsets[0]:  # the other ranks start inside trainer.test
+                held.enter_context(hold_folder(run_dir, "run_dir"))
+                _check_scores_there(cfg, run_dir, subsets, name, protocol)  # again: a test beside it may have written
+            (result,) = trainer.test(model, datamodule=dm, verbose=False)
+            metrics[subset] = {k.split("/", 1)[1]: float(v) for k, v in result.items()}
+            if saver.partial is not None:  # a smoke test: its numbers are printed, never kept as the subset's
+                partial[subset] = saver.partial
+            elif trainer.is_global_zero:
+                table = model.test_scores()
+                write_class_report(run_dir, subset, table.scores, table.labels, dm.class_names)
+                counts[subset] = {"videos": len(table.video_ids), **_left_out(subset, dm, len(table.video_ids))}
+        if partial:
+            if trainer.is_global_zero:
+                print(f"only part of a subset scored ({'; '.join(f'{s}: {why}' for s, why in partial.items())}), so "
+                      f"nothing is written to {run_dir} (scores, metrics.json and reports are of whole subsets)")
+            return metrics
+        if trainer.is_global_zero:  # the subsets scored earlier stay, each naming its checkpoint
+            written = {subset: {**values, **counts[subset], "checkpoint": name, "protocol": json.loads(protocol)}
+                       for subset, values in metrics.items()}
+            write_json_atomic(run_dir / "metrics.json", {**_earlier_metrics(run_dir / "metrics.json"), **written})
         return metrics
-    if trainer.is_global_zero:  # the subsets scored earlier stay, each naming its checkpoint
-        written = {subset: {**values, **counts[subset], "checkpoint": name, "protocol": json.loads(protocol)}
-                   for subset, values in metrics.items()}
-        write_json_atomic(run_dir / "metrics.json", {**_earlier_metrics(run_dir / "metrics.json"), **written})
-    return metrics
+
+
+def _check_scores_there(cfg: DictConfig, run_dir: Path, subsets: tuple[str, ...], name: str, protocol: str) -> None:
+    """Without ``overwrite=true``, scores there of another checkpoint or protocol stop the test."""
+    if not cfg.get("overwrite"):
+        for subset in subsets:
+            _check_same_scores(run_dir / f"scores_{subset}.npz", name, protocol)
 
 
 def _left_out(subset: str, dm: VideoDataModule, scored: int) -> dict:

@@ -14,13 +14,14 @@ from __future__ import annotations
 import json
 import shutil
 import signal
+from contextlib import ExitStack
 from pathlib import Path
 
 import pytorch_lightning as pl
 from omegaconf import DictConfig
 from pytorch_lightning.callbacks import LearningRateMonitor, ModelCheckpoint
 
-from ip_tsn.atomic import OutputError, atomic_path, check_output_dir, write_json_atomic
+from ip_tsn.atomic import OutputError, atomic_path, check_output_dir, hold_folder, write_json_atomic
 from ip_tsn.config import ConfigError, save_config
 from ip_tsn.data.datamodule import VideoDataModule
 from ip_tsn.lit.callbacks import SaveLastEveryEpoch, SaveStreamInfo, ValidateLastEpoch
@@ -46,6 +47,13 @@ def _check_length(cfg: DictConfig) -> None:
                           f"set trainer.max_epochs or trainer.max_steps (the {cfg.get('stage')} config)")
 
 
+def _refuse_finished(cfg: DictConfig, run_dir: Path) -> None:
+    """A finished run (its ``fit.json``) is trained again only by ``ckpt_path=last`` or ``overwrite=true``."""
+    if (run_dir / "fit.json").is_file() and not cfg.get("ckpt_path") and not cfg.get("overwrite"):
+        raise ConfigError(f"{run_dir} holds a finished run ({run_dir / 'fit.json'}); pass ckpt_path=last to resume "
+                          "it, overwrite=true to replace it, or another run_root / name")
+
+
 def fit(cfg: DictConfig) -> Path | None:
     """Train the stage's model; returns the best checkpoint's path. ``overwrite=true`` starts again
     even with ``ckpt_path=last`` (what ``make`` passes for a run whose inputs changed, and what a
@@ -61,9 +69,7 @@ def fit(cfg: DictConfig) -> Path | None:
                                                f"and replaces the run in {run_dir}")
         cfg = cfg.copy()
         cfg.ckpt_path = None
-    if (run_dir / "fit.json").is_file() and not cfg.get("ckpt_path") and not cfg.get("overwrite"):
-        raise ConfigError(f"{run_dir} holds a finished run ({run_dir / 'fit.json'}); pass ckpt_path=last to resume "
-                          "it, overwrite=true to replace it, or another run_root / name")
+    _refuse_finished(cfg, run_dir)
     _check_length(cfg)
     ckpt_path, resume = resume_checkpoint(cfg)
     own = ckpt_path is not None and Path(ckpt_path).resolve().parent == (run_dir / "checkpoints").resolve()
@@ -87,74 +93,81 @@ def fit(cfg: DictConfig) -> Path | None:
     callbacks = [ValidateLastEpoch(), *([checkpoint] if checkpoint else []), SaveLastEveryEpoch(ckpt_dir / "last.ckpt"),
                  SaveStreamInfo(dm.class_names, cfg.get("stage"), dm.preprocess), *([LearningRateMonitor("epoch")] if loggers else [])]
     trainer = build_trainer(cfg, run_dir, callbacks, loggers)
-    failed = run_dir / FAILED
-    if trainer.is_global_zero:
-        failed.unlink(missing_ok=True)
-        if not own or not (run_dir / "config.yaml").is_file():
-            save_config(cfg, run_dir / "config.yaml")
-        start_wandb(loggers, cfg)
-        remember_wandb_run(loggers, run_dir)
-    last, record = ckpt_dir / "last.ckpt", run_dir / "fit.json"
-    try:
-        trainer.fit(model, datamodule=dm, ckpt_path=ckpt_path, weights_only=True)
-        idle = resume is not None and trainer.global_step == resume[1] and not trainer.interrupted  # no step ran
-        if idle and not record.is_file() and _stopped_short(trainer, cfg) is None:
-            # killed after its final checkpoint, before its record (make resumes it): nothing left to train,
-            # and the final epoch's score, which the record holds, is measured again from that checkpoint
-            pl.utilities.rank_zero_only(print)(f"ckpt_path={cfg.get('ckpt_path')}: {ckpt_path} already holds every "
-                                               f"epoch of this run; validating it for its record ({record})")
-            trainer.validate(model, datamodule=dm, verbose=False)
-    except SystemExit:  # Lightning turns Ctrl-C into exit(1) after its shutdown
-        if not trainer.interrupted:
+    with ExitStack() as held:  # no other command writes this run, or replaces the cache it reads, meanwhile
+        if trainer.is_global_zero:  # the other ranks start inside trainer.fit, as its children
+            held.enter_context(hold_folder(run_dir, "run_dir"))
+            _refuse_finished(cfg, run_dir)  # again, now that no fit beside it can finish it
+            if getattr(dm, "teacher_cache", None):
+                held.enter_context(hold_folder(dm.teacher_cache, "cache.dir", shared=True))
+        failed = run_dir / FAILED
+        if trainer.is_global_zero:
+            failed.unlink(missing_ok=True)
+            if not own or not (run_dir / "config.yaml").is_file():
+                save_config(cfg, run_dir / "config.yaml")
+            start_wandb(loggers, cfg)
+            remember_wandb_run(loggers, run_dir)
+        last, record = ckpt_dir / "last.ckpt", run_dir / "fit.json"
+        try:
+            trainer.fit(model, datamodule=dm, ckpt_path=ckpt_path, weights_only=True)
+            idle = resume is not None and trainer.global_step == resume[1] and not trainer.interrupted  # no step ran
+            if idle and not record.is_file() and _stopped_short(trainer, cfg) is None:
+                # killed after its final checkpoint, before its record (make resumes it): nothing left to train,
+                # and the final epoch's score, which the record holds, is measured again from that checkpoint
+                pl.utilities.rank_zero_only(print)(f"ckpt_path={cfg.get('ckpt_path')}: {ckpt_path} already holds every "
+                                                   f"epoch of this run; validating it for its record ({record})")
+                trainer.validate(model, datamodule=dm, verbose=False)
+        except SystemExit:  # Lightning turns Ctrl-C into exit(1) after its shutdown
+            if not trainer.interrupted:
+                raise
+            signal.signal(signal.SIGINT, signal.default_int_handler)  # Lightning left it ignored
+            raise KeyboardInterrupt from None
+        except Exception as e:  # the folder says so: not a run in progress
+            _mark_failed(trainer, failed, last, f"{type(e).__name__}: {e}")
+            if isinstance(e, OutputError) and last.is_file():  # a full disk: the last finished epoch is kept
+                raise OutputError(f"{e}; once there is room, {resume_hint(cfg)}") from None
             raise
-        signal.signal(signal.SIGINT, signal.default_int_handler)  # Lightning left it ignored
-        raise KeyboardInterrupt from None
-    except Exception as e:  # the folder says so: not a run in progress
-        _mark_failed(trainer, failed, last, f"{type(e).__name__}: {e}")
-        if isinstance(e, OutputError) and last.is_file():  # a full disk: the last finished epoch is kept
-            raise OutputError(f"{e}; once there is room, {resume_hint(cfg)}") from None
-        raise
-    finally:
-        finish_wandb(loggers)
-    short = _stopped_short(trainer, cfg)
-    if not last.is_file() and not trainer.interrupted:  # e.g. DDP with fewer training batches than ranks
-        batches, world = trainer.num_training_batches, trainer.world_size
-        batches = batches if batches != float("inf") else 0  # Lightning's "not run"
-        why = (f"no training step ran: {batches} training batches per process ({world} process(es), batch_size "
-               f"{dm.batch_size}, an incomplete last batch dropped); use a smaller data.batch_size or fewer devices")
-        if cfg.trainer.get("max_time") and short is not None:
-            why = (f"{short} ran out before the first epoch ended (step {trainer.global_step} of {batches} per "
-                   "epoch), so no checkpoint was saved; give it more time")
-        _mark_failed(trainer, failed, last, why)
-        raise ConfigError(f"{run_dir}: {why}")
-    say = pl.utilities.rank_zero_only(print)
-    if idle and record.is_file():
-        # a finished run resumed (a requeued SLURM job runs ckpt_path=last again): no step ran, no epoch
-        # validated, so rewriting its record would lose the final epoch's val_top1; it is kept as it is
-        done = (f"already holds every epoch of this run (epoch {resume[0]}, step {resume[1]})" if short is None else
-                f"(epoch {resume[0]}, step {resume[1]}): Lightning's timer, carried on from it, is past {short} "
-                f"(raise it to train on)")
-        say(f"ckpt_path={cfg.get('ckpt_path')}: {ckpt_path} {done}; nothing to train, {record} kept")
-        return Path(json.loads(record.read_text())["best_checkpoint"])
-    if short is not None and not trainer.interrupted:
-        say(f"stopped by {short} after {trainer.current_epoch} of {trainer.max_epochs} epochs (step "
-            f"{trainer.global_step}); ckpt_path=last resumes it from the last finished epoch ({last})")
-    best = ckpt_dir / "best.ckpt" if checkpoint is None else Path(checkpoint.best_model_path or last)
-    if trainer.is_global_zero and not trainer.interrupted:  # the Makefile's target: written last
-        if checkpoint is None:
-            with atomic_path(best) as tmp:
-                shutil.copyfile(last, tmp)
-        score = None if checkpoint is None else checkpoint.best_model_score
-        write_json_atomic(run_dir / "fit.json", {"best_checkpoint": str(best), "monitor": cfg.checkpoint.monitor,
-                                                 "best_score": None if score is None else float(score),
-                                                 "epochs": trainer.current_epoch,
-                                                 "max_epochs": trainer.max_epochs,
-                                                 "stopped_by": short,  # None: the run's whole length
-                                                 "val_top1": _metric(trainer, "val/top1"),  # the final epoch's
-                                                 "skipped_videos": dict(dm.skipped),  # skip_bad_videos: read around
-                                                 "weights_from": getattr(model, "weights_from", None),
-                                                 "environment": environment()})
-    return best
+        finally:
+            finish_wandb(loggers)
+        short = _stopped_short(trainer, cfg)
+        if not last.is_file() and not trainer.interrupted:  # e.g. DDP with fewer training batches than ranks
+            batches, world = trainer.num_training_batches, trainer.world_size
+            batches = batches if batches != float("inf") else 0  # Lightning's "not run"
+            why = (f"no training step ran: {batches} training batches per process ({world} process(es), "
+                   f"batch_size {dm.batch_size}, an incomplete last batch dropped); use a smaller data.batch_size or "
+                   "fewer devices")
+            if cfg.trainer.get("max_time") and short is not None:
+                why = (f"{short} ran out before the first epoch ended (step {trainer.global_step} of {batches} per "
+                       "epoch), so no checkpoint was saved; give it more time")
+            _mark_failed(trainer, failed, last, why)
+            raise ConfigError(f"{run_dir}: {why}")
+        say = pl.utilities.rank_zero_only(print)
+        if idle and record.is_file():
+            # a finished run resumed (a requeued SLURM job runs ckpt_path=last again): no step ran, no epoch
+            # validated, so rewriting its record would lose the final epoch's val_top1; it is kept as it is
+            done = (f"already holds every epoch of this run (epoch {resume[0]}, step {resume[1]})" if short is None else
+                    f"(epoch {resume[0]}, step {resume[1]}): Lightning's timer, carried on from it, is past {short} "
+                    f"(raise it to train on)")
+            say(f"ckpt_path={cfg.get('ckpt_path')}: {ckpt_path} {done}; nothing to train, {record} kept")
+            return Path(json.loads(record.read_text())["best_checkpoint"])
+        if short is not None and not trainer.interrupted:
+            say(f"stopped by {short} after {trainer.current_epoch} of {trainer.max_epochs} epochs (step "
+                f"{trainer.global_step}); ckpt_path=last resumes it from the last finished epoch ({last})")
+        best = ckpt_dir / "best.ckpt" if checkpoint is None else Path(checkpoint.best_model_path or last)
+        if trainer.is_global_zero and not trainer.interrupted:  # the Makefile's target: written last
+            if checkpoint is None:
+                with atomic_path(best) as tmp:
+                    shutil.copyfile(last, tmp)
+            score = None if checkpoint is None else checkpoint.best_model_score
+            write_json_atomic(run_dir / "fit.json", {"best_checkpoint": str(best), "monitor": cfg.checkpoint.monitor,
+                                                     "best_score": None if score is None else float(score),
+                                                     "epochs": trainer.current_epoch,
+                                                     "max_epochs": trainer.max_epochs,
+                                                     "stopped_by": short,  # None: the run's whole length
+                                                     "val_top1": _metric(trainer, "val/top1"),  # the final epoch's
+                                                     "skipped_videos": dict(dm.skipped),  # skip_bad_videos: read around
+                                                     "weights_from": getattr(model, "weights_from", None),
+                                                     "environment": environment()})
+        return best
 
 
 def _data_and_model(cfg: DictConfig) -> tuple[VideoDataModule, pl.LightningModule]:
