@@ -128,6 +128,31 @@ def test_a_cache_is_not_replaced_while_a_student_reads_it(tiny, capsys):
     assert reader.returncode and writer.returncode  # both killed, as the blocks end
 
 
+def test_a_teacher_trained_on_the_students_test_videos_is_refused(tiny, capsys):
+    """A teacher reused for another split (to save its training) whose training list holds test
+    videos of the student's split: the cache and the student with an online teacher are one line
+    each, exit 2, before anything is written; the student would learn those labels from it."""
+    base, common = tiny
+    teacher = base / "runs" / "teacher/checkpoints/best.ckpt"
+    if not teacher.is_file():
+        pytest.skip("needs the pipeline test's teacher")
+    lists = Path(next(c for c in common if c.startswith("data.root=")).split("=", 1)[1]) / "splits"
+    for name, source in (("trainlist04.txt", "testlist01.txt"), ("vallist04.txt", "vallist01.txt")):
+        (lists / name).write_text((lists / source).read_text())
+    (lists / "testlist04.txt").write_text("\n".join((lists / "trainlist01.txt").read_text().splitlines()[:3] + [""]))
+    other = [*common, "data.split=4", f"teacher.checkpoint={teacher}", f"run_root={base / 'runs4'}"]
+    capsys.readouterr()
+    for command in (["cache", str(ROOT / "experiments/cache.yaml"), *other],
+                    ["fit", str(ROOT / "experiments/student.yaml"), *other, "distill.online_teacher=true"]):
+        assert main(command) == 2, command
+        line = capsys.readouterr().err.strip().splitlines()[-1]
+        assert (f"{teacher}: trained on 3 of the 3 videos of the test subset of data=synthetic" in line and
+                "split 4), data.seed=0" in line and line.endswith(
+                    "so the student would learn their labels from its targets and be scored on memory; use a teacher "
+                    "trained on this split")), line
+    assert not (base / "runs4").exists()
+
+
 def test_scores_name_their_checkpoint_and_fuse_follows_them(tiny, capsys):
     """A run's scores name the checkpoint that made them: scoring another checkpoint into the run is
     one line, exit 2, the scores kept, unless overwrite=true; fuse refuses a stream whose val and test

@@ -13,10 +13,11 @@ listed videos is there, and a test (or listed val) video that a training list al
 
 from __future__ import annotations
 
+import hashlib
 import os
 import warnings
 from collections import defaultdict
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -154,3 +155,10 @@ def _refuse_leaks(entries: list[Entry], subset: str, train: list[Entry], where: 
         raise SplitError(f"{shared[0].where}: {len(shared)} of the {len(entries)} {subset} videos of split {split} "
                          f"are also listed for training or validation (e.g. {shared[0].path}); a {subset} video "
                          f"must not be trained on or chosen with (split files under {where})")
+
+
+def video_keys(paths: Sequence[str]) -> np.ndarray:
+    """(N,) int64: a 64-bit key (BLAKE2b) per video path, its extension left out (a re-encoded copy,
+    ``.avi`` -> ``.mp4``, is the same video): what a checkpoint records of the videos it trained on."""
+    return np.array([int.from_bytes(hashlib.blake2b(os.path.splitext(p)[0].encode(), digest_size=8).digest(),
+                                    "little", signed=True) for p in paths], dtype=np.int64)

@@ -11,23 +11,28 @@ from collections.abc import Sequence
 from typing import Any
 
 import pytorch_lightning as pl
+import torch
 from pytorch_lightning.callbacks import Callback, Checkpoint
 from pytorch_lightning.plugins.io import TorchCheckpointIO
 
 from ip_tsn.atomic import atomic_path, remove_stale_temps
 from ip_tsn.data.preprocess import Preprocess
-from ip_tsn.lit.checkpoint_info import CLASS_NAMES_KEY, PREPROCESS_KEY, STAGE_KEY
+from ip_tsn.data.datasets import video_keys
+from ip_tsn.lit.checkpoint_info import CLASS_NAMES_KEY, PREPROCESS_KEY, STAGE_KEY, TRAINED_ON_KEY
 
 
 class SaveStreamInfo(Callback):
-    """Store ``class_names`` (by 0-based label), the stage and the stream's ``preprocess`` (plain
-    values) in every checkpoint the trainer saves."""
+    """Store ``class_names`` (by 0-based label), the stage, the stream's ``preprocess`` (plain
+    values) and ``trained_on`` (the data's name, the paths of its training videos: their
+    :func:`~ip_tsn.data.datasets.video_keys`, 8 bytes a video) in every checkpoint the trainer saves."""
 
     def __init__(self, class_names: Sequence[str], stage: str | None = None,
-                 preprocess: Preprocess | None = None) -> None:
+                 preprocess: Preprocess | None = None, trained_on: tuple[str, Sequence[str]] | None = None) -> None:
         self.class_names = [str(c) for c in class_names]
         self.stage = stage
         self.preprocess = preprocess
+        self.trained_on = None if trained_on is None else {"data": trained_on[0],
+                                                           "videos": torch.from_numpy(video_keys(trained_on[1]))}
 
     def on_save_checkpoint(self, trainer: pl.Trainer, pl_module: pl.LightningModule,
                            checkpoint: dict[str, Any]) -> None:
@@ -36,6 +41,8 @@ class SaveStreamInfo(Callback):
             checkpoint[STAGE_KEY] = str(self.stage)
         if self.preprocess is not None:
             checkpoint[PREPROCESS_KEY] = self.preprocess.to_dict()
+        if self.trained_on is not None:
+            checkpoint[TRAINED_ON_KEY] = dict(self.trained_on)
 
 
 

@@ -4,8 +4,10 @@ writing side, atomic files and ``last.ckpt`` after every epoch: :mod:`ip_tsn.lit
 Lightning already stores the DataModule's arguments (``datamodule_hyper_parameters``: modality,
 crop and scale sizes, test segments and crops, ...) and the modules store their kind
 (``ip_tsn_module``); :class:`SaveStreamInfo` adds the class names (``checkpoint["class_names"]``),
-the stage (``ip_tsn_stage``) and the stream's preprocessing (``checkpoint["preprocess"]``:
-:meth:`ip_tsn.data.preprocess.Preprocess.to_dict`), and :func:`stream_info` reads them back.
+the stage (``ip_tsn_stage``), the stream's preprocessing (``checkpoint["preprocess"]``:
+:meth:`ip_tsn.data.preprocess.Preprocess.to_dict`) and the videos it trained on (``ip_tsn_trained_on``:
+the data's name and :func:`~ip_tsn.data.datasets.video_keys`, which :func:`check_unseen` compares
+with the videos a use scores or teaches), and :func:`stream_info` reads them back.
 Checkpoints written before class names were stored get them from the dataset's split files when
 these still exist; those written before the preprocessing was stored get it from the DataModule's
 arguments (:meth:`~ip_tsn.data.preprocess.Preprocess.from_hparams`).
@@ -23,10 +25,11 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 
 from ip_tsn.config import ConfigError
-from ip_tsn.data.datasets import load_classes
+from ip_tsn.data.datasets import load_classes, video_keys
 from ip_tsn.data.preprocess import Preprocess
 
 CLASS_NAMES_KEY = "class_names"
@@ -34,6 +37,7 @@ DATAMODULE_KEY = "datamodule_hyper_parameters"
 MODULE_KEY = "ip_tsn_module"
 STAGE_KEY = "ip_tsn_stage"
 PREPROCESS_KEY = "preprocess"
+TRAINED_ON_KEY = "ip_tsn_trained_on"
 
 
 class CheckpointError(ConfigError):
@@ -139,6 +143,20 @@ def check_classes(path: str | os.PathLike, class_names: Sequence[str], data: str
         diff = f"class {i} is {trained[i]!r} there, {listed[i]!r} here{order}"
     raise CheckpointError(f"{path}: trained on other classes than {data} lists ({diff}), so its scores would be "
                           "read against the wrong labels; use it with the data and class list it was trained on")
+
+
+def check_unseen(path: str | os.PathLike, videos: Sequence[str], listed: str, why: str) -> None:
+    """:class:`CheckpointError` naming ``path`` when its network was trained on any of ``videos``
+    (``listed`` names them, e.g. ``the test list of data=ucf101 (..., split 2)``; ``why`` says what
+    that would make of the result): a checkpoint of another split, or of another seed's val carve.
+    Nothing for a checkpoint that records no training videos (written before 2026-12-07)."""
+    trained = read_checkpoint(path).get(TRAINED_ON_KEY)
+    if not trained or not len(videos):
+        return
+    seen = np.isin(video_keys(videos), np.asarray(trained["videos"]))
+    if seen.any():
+        raise CheckpointError(f"{path}: trained on {int(seen.sum())} of the {len(videos)} videos of {listed} (e.g. "
+                              f"{videos[int(seen.argmax())]}; it trained on {trained['data']}), so {why}")
 
 
 def read_stream_info(path: str | os.PathLike) -> dict[str, Any]:

@@ -17,6 +17,7 @@ from omegaconf import DictConfig
 
 from ip_tsn.config import ConfigError, to_container
 from ip_tsn.data.datamodule import VideoDataModule
+from ip_tsn.data.split_files import SplitError
 from ip_tsn.data.teacher_cache import TeacherCache
 from ip_tsn.lit.callbacks import AtomicCheckpointIO
 from ip_tsn.lit.modules import MODULES
@@ -102,6 +103,22 @@ def data_named(cfg: DictConfig) -> str:
     return f"data={cfg.data.dataset} ({cfg.data.root}, split {cfg.data.split}{classes})"
 
 
+def subset_named(cfg: DictConfig, dm: VideoDataModule, subset: str) -> str:
+    """How a message names a subset's videos: ``the test subset of data=ucf101 (data/ucf101, split 2),
+    data.seed=0`` (the seed that carves val from the official train list)."""
+    return f"the {subset} subset of {data_named(cfg)}, data.seed={dm.hparams.seed}"
+
+
+def subset_videos(dm: VideoDataModule, subset: str) -> list[str]:
+    """The paths of ``subset``'s videos there (none where its list is absent: nothing to compare)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # missing videos: said by the command that reads them
+        try:
+            return [r.path for r in dm.records(subset)]
+        except SplitError:
+            return []
+
+
 def expected_kind(cfg: DictConfig) -> dict[str, str | None]:
     """The ``stage`` and ``modality`` a checkpoint of ``cfg``'s stage records."""
     modality = (cfg.get("datamodule") or {}).get("modality") or cfg.data.get("modality")
@@ -109,4 +126,4 @@ def expected_kind(cfg: DictConfig) -> dict[str, str | None]:
 
 
 __all__ = ["one_line", "build_datamodule", "build_module", "online_teacher", "build_trainer", "data_named",
-           "expected_kind"]
+           "subset_named", "subset_videos", "expected_kind"]

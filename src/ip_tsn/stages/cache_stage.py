@@ -21,9 +21,9 @@ from ip_tsn.data.teacher_cache import MANIFEST, TeacherCache
 from ip_tsn.data.transforms import num_view_ids
 from ip_tsn.evaluation.targets import target_stats
 from ip_tsn.lit.cache_writer import TeacherCacheWriter
-from ip_tsn.lit.checkpoint_info import check_classes
+from ip_tsn.lit.checkpoint_info import check_classes, check_unseen
 from ip_tsn.lit.modules import load_module
-from ip_tsn.stages.build import build_datamodule, build_trainer, data_named
+from ip_tsn.stages.build import build_datamodule, build_trainer, data_named, subset_named, subset_videos
 from ip_tsn.stages.config_schema import CacheConfig, DistillConfig, filled
 
 
@@ -52,7 +52,7 @@ def cache(cfg: DictConfig) -> Path | None:
     dm = build_datamodule(cfg, "predict", grid_stride=settings.grid_stride, predict_subset=settings.subset,
                           cache_positions=settings.positions)
     model = load_module(teacher_ckpt, "teacher.checkpoint", modality="flow")
-    check_classes(teacher_ckpt, dm.class_names, data_named(cfg))
+    check_teacher(cfg, dm, teacher_ckpt)
     model.predict_mode = "frames"  # type: ignore[assignment]
     resume = not cfg.get("overwrite")
     writer = TeacherCacheWriter(out_dir, teacher_checkpoint=teacher_ckpt,
@@ -134,6 +134,16 @@ def write_target_report(cfg: DictConfig, dm: VideoDataModule, out_dir: Path) -> 
     return report
 
 
+def check_teacher(cfg: DictConfig, dm: VideoDataModule, teacher: str | os.PathLike) -> None:
+    """The teacher's score columns are the student's labels (:func:`check_classes`), and it never
+    trained on a video of the student's test subset, whose label the student would learn from its
+    targets (a teacher of another split: UCF101's split 1 trains on most of split 2's test videos)."""
+    check_classes(teacher, dm.class_names, data_named(cfg))
+    check_unseen(teacher, subset_videos(dm, "test"), subset_named(cfg, dm, "test"),
+                 "the student would learn their labels from its targets and be scored on memory; use a teacher "
+                 "trained on this split")
+
+
 def check_cache(cfg: DictConfig, dm: VideoDataModule) -> None:
     """The student refuses a cache from another teacher checkpoint, dataset, view set, flow window
     or grid, and a cache whose files do not match their checksums."""
@@ -161,4 +171,4 @@ def _dataset_key(cfg: DictConfig) -> dict:
     return {"name": cfg.data.dataset, "root": os.path.realpath(cfg.data.root), "split": int(cfg.data.split)}
 
 
-__all__ = ["cache", "check_cache", "write_target_report", "TARGETS_FILE"]
+__all__ = ["cache", "check_cache", "check_teacher", "write_target_report", "TARGETS_FILE"]

@@ -15,10 +15,11 @@ from ip_tsn.data.datamodule import VideoDataModule
 from ip_tsn.data.datasets import SUBSETS
 from ip_tsn.evaluation.class_report import write_class_report
 from ip_tsn.evaluation.scores import ScoresError, checkpoint_name, load_scores, protocol_difference, protocol_text
-from ip_tsn.lit.checkpoint_info import check_classes, read_checkpoint
+from ip_tsn.lit.checkpoint_info import check_classes, check_unseen, read_checkpoint
 from ip_tsn.lit.modules import load_module
 from ip_tsn.lit.scores import SaveTestScores
-from ip_tsn.stages.build import build_datamodule, build_trainer, data_named, expected_kind
+from ip_tsn.stages.build import build_datamodule, build_trainer, data_named, expected_kind, subset_named, \
+    subset_videos
 
 
 #: the data settings that change a checkpoint's test scores, recorded with them
@@ -49,6 +50,10 @@ def test(cfg: DictConfig, checkpoint: str | None = None, subsets: tuple[str, ...
     name = checkpoint_name(checkpoint, run_dir)
     dms = {subset: build_datamodule(cfg, "test", test_subset=subset) for subset in subsets}
     check_classes(checkpoint, next(iter(dms.values())).class_names, data_named(cfg))
+    for subset, dm in dms.items():  # a checkpoint of another split (or val carve) scored on what it trained on
+        check_unseen(checkpoint, subset_videos(dm, subset), subset_named(cfg, dm, subset),
+                     "its scores of them would measure memory, not recognition; test it on the data, split and "
+                     "data.seed it trained with")
     protocol = protocol_text({k: getattr(next(iter(dms.values())).preprocess, k) for k in PROTOCOL})
     _check_scores_there(cfg, run_dir, subsets, name, protocol)
     sha256 = sha256_file(checkpoint)

@@ -27,8 +27,9 @@ from ip_tsn.data.datamodule import VideoDataModule
 from ip_tsn.lit.callbacks import SaveLastEveryEpoch, SaveStreamInfo, ValidateLastEpoch
 from ip_tsn.lit.checkpoint_info import check_classes
 from ip_tsn.lit.modules import load_module
-from ip_tsn.stages.build import build_datamodule, build_module, build_trainer, data_named, online_teacher
-from ip_tsn.stages.cache_stage import check_cache
+from ip_tsn.stages.build import build_datamodule, build_module, build_trainer, data_named, online_teacher, \
+    subset_named, subset_videos
+from ip_tsn.stages.cache_stage import check_cache, check_teacher
 from ip_tsn.stages.config_schema import DistillConfig, filled
 from ip_tsn.stages.loggers import build_loggers, finish_wandb, remember_wandb_run, start_wandb
 from ip_tsn.stages.resume import check_resume_fits, check_same_settings, resume_checkpoint, resume_hint
@@ -90,8 +91,10 @@ def fit(cfg: DictConfig) -> Path | None:
         dirpath=str(ckpt_dir), filename="best", monitor=cfg.checkpoint.monitor, mode=cfg.checkpoint.mode,
         save_last=False, enable_version_counter=False)
     loggers = build_loggers(cfg, run_dir, resume)
+    info = SaveStreamInfo(dm.class_names, cfg.get("stage"), dm.preprocess,
+                          trained_on=(subset_named(cfg, dm, "train"), subset_videos(dm, "train")))
     callbacks = [ValidateLastEpoch(), *([checkpoint] if checkpoint else []), SaveLastEveryEpoch(ckpt_dir / "last.ckpt"),
-                 SaveStreamInfo(dm.class_names, cfg.get("stage"), dm.preprocess), *([LearningRateMonitor("epoch")] if loggers else [])]
+                 info, *([LearningRateMonitor("epoch")] if loggers else [])]
     trainer = build_trainer(cfg, run_dir, callbacks, loggers)
     with ExitStack() as held:  # no other command writes this run, or replaces the cache it reads, meanwhile
         if trainer.is_global_zero:  # the other ranks start inside trainer.fit, as its children
@@ -180,7 +183,7 @@ def _data_and_model(cfg: DictConfig) -> tuple[VideoDataModule, pl.LightningModul
                           "at ResNet-18's layer4, 10 views, ~75x the re-encoded videos of Kinetics-400)")
     dm = build_datamodule(cfg, **({"teacher_input": True, "teacher_cache": None} if online else {}))
     if cfg.get("module") == "distill" and cfg.get("teacher"):  # its targets' columns are the student's labels
-        check_classes(cfg.teacher.checkpoint, dm.class_names, data_named(cfg))
+        check_teacher(cfg, dm, cfg.teacher.checkpoint)
     if cfg.get("module") == "distill" and not online:
         check_cache(cfg, dm)
     model = build_module(cfg, dm)
