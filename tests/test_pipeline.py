@@ -106,6 +106,30 @@ def test_student_refuses_a_stale_cache(tiny, capsys):
     assert code == 2 and "teacher_cache" in err and "teacher_sha256" in err
 
 
+def test_the_cache_of_a_copied_data_set_is_used_and_of_other_videos_is_stale(tiny, tmp_path, capsys):
+    """Data staged to a node's local scratch (a copy at another root): the student trains on the
+    teacher cache made from the original, which until 2026-12-07 it refused as stale (the cache named
+    its data set by its root's path). A training video replaced by another of another size (another
+    draw, another re-encoding) still makes the cache stale, in one line."""
+    base, common = tiny
+    if not (base / "runs/teacher_cache/manifest.json").is_file():
+        pytest.skip("needs the pipeline test's cache")
+    data = Path(next(c for c in common if c.startswith("data.root=")).split("=", 1)[1])
+    copy = tmp_path / "scratch"
+    shutil.copytree(data, copy)
+    student = ["fit", str(ROOT / "experiments/student.yaml"), *common, f"data.root={copy}", "run_name=on_scratch"]
+    run(*student)
+    assert (base / "runs/on_scratch/fit.json").is_file()
+    videos = sorted(copy.glob("videos/*/*_train_000.mp4"))
+    replaced, other = videos[0], next(v for v in videos if v.stat().st_size != videos[0].stat().st_size)
+    shutil.copyfile(other, replaced)
+    capsys.readouterr()
+    assert main([*student, "overwrite=true"]) == 2
+    line = capsys.readouterr().err.strip().splitlines()[-1]
+    assert line.startswith(f"ip-tsn fit: error: teacher cache {base / 'runs/teacher_cache'} is stale: dataset.videos is "
+                           "'36 videos of trainval (paths and sizes: sha256 ") and line.endswith("; rebuild the cache")
+
+
 def test_a_cache_is_not_replaced_while_a_student_reads_it(tiny, capsys):
     """``ip-tsn cache overwrite=true`` while a student trains on that cache (it rewrites the shards
     the student reads), and a student started while a cache is being written: one line each, exit 2,

@@ -29,7 +29,7 @@ class TeacherCacheWriter(BasePredictionWriter):
     """Writes the teacher's per-position, per-view logits (and features) to ``out_dir``.
 
     ``teacher_checkpoint``: the teacher's checkpoint (its SHA-256 goes into the manifest);
-    ``dataset``: ``{"name", "root", "split", "subset"}``; ``grid_stride``, ``views`` (``{"num_views",
+    ``dataset``: ``{"name", "split", "videos", "subset"}``; ``grid_stride``, ``views`` (``{"num_views",
     "flip", "crop_size", "num_ids"}``) and ``flow_length``: what the student's sampling must match;
     ``config``: any JSON-able dict recorded as is; ``dtype``: ``float16`` or ``float32``;
     ``features=False`` stores logits only. Use ``trainer.predict(..., return_predictions=False)``.

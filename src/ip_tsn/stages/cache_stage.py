@@ -5,6 +5,7 @@ teacher cache (format: :mod:`ip_tsn.data.teacher_cache`) with its target report
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 from contextlib import ExitStack
@@ -56,7 +57,7 @@ def cache(cfg: DictConfig) -> Path | None:
     model.predict_mode = "frames"  # type: ignore[assignment]
     resume = not cfg.get("overwrite")
     writer = TeacherCacheWriter(out_dir, teacher_checkpoint=teacher_ckpt,
-                                dataset={**_dataset_key(cfg), "subset": settings.subset},
+                                dataset={**_dataset_key(cfg, dm, settings.subset), "subset": settings.subset},
                                 grid_stride=int(settings.grid_stride), views=_views_key(dm),
                                 flow_length=int(dm.preprocess.flow_length), config=to_container(cfg),
                                 dtype=settings.dtype, features=bool(settings.features), resume=resume,
@@ -149,7 +150,10 @@ def check_cache(cfg: DictConfig, dm: VideoDataModule) -> None:
     or grid, and a cache whose files do not match their checksums."""
     cache = TeacherCache(dm.teacher_cache)
     expected = {"teacher_sha256": sha256_file(cfg.teacher.checkpoint)} if cfg.get("teacher") else {}
-    expected["dataset"] = _dataset_key(cfg)
+    held = cache.manifest.get("dataset") or {}
+    expected["dataset"] = (_dataset_key(cfg, dm, held.get("subset", "trainval")) if "videos" in held else
+                           {"name": cfg.data.dataset, "root": os.path.realpath(cfg.data.root),  # written before
+                            "split": int(cfg.data.split)})  # 2026-12-07: its data set named by where it was
     expected["views"] = _views_key(dm)
     expected["flow_length"] = int(dm.preprocess.flow_length)
     expected["grid_stride"] = int(dm.hparams.grid_stride)
@@ -166,9 +170,16 @@ def _views_key(dm: VideoDataModule) -> dict:
             "scale_size": pre.scale_size, "num_ids": num_view_ids(int(pre.train_views), bool(pre.flip))}
 
 
-def _dataset_key(cfg: DictConfig) -> dict:
-    # the real path: the same data set reached through a symlink is not another data set
-    return {"name": cfg.data.dataset, "root": os.path.realpath(cfg.data.root), "split": int(cfg.data.split)}
+def _dataset_key(cfg: DictConfig, dm: VideoDataModule, subset: str) -> dict:
+    """The data set a cache holds: its name, split and the cached subset's videos (their paths and
+    sizes, in one SHA-256). A copy of it elsewhere (a cluster's node-local scratch, another machine)
+    is the same data set; another draw, another re-encoding or other lists are not. Until 2026-12-07
+    it was the root's real path, so the cache of a copied data set was refused as stale."""
+    paths = sorted(subset_videos(dm, subset))
+    text = "\n".join(f"{p}\t{(Path(dm.video_root) / p).stat().st_size}" for p in paths)
+    digest = hashlib.sha256(text.encode()).hexdigest()[:16]
+    return {"name": cfg.data.dataset, "split": int(cfg.data.split),
+            "videos": f"{len(paths)} videos of {subset} (paths and sizes: sha256 {digest})"}
 
 
 __all__ = ["cache", "check_cache", "check_teacher", "write_target_report", "TARGETS_FILE"]
