@@ -130,6 +130,26 @@ def test_the_cache_of_a_copied_data_set_is_used_and_of_other_videos_is_stale(tin
                            "'36 videos of trainval (paths and sizes: sha256 ") and line.endswith("; rebuild the cache")
 
 
+def test_a_student_resumes_where_its_teacher_and_cache_moved(tiny, tmp_path, capsys):
+    """The runs moved (teacher, cache, a student killed before its record): the student resumes with
+    the teacher and cache at their new places, which its checkpoint's teacher SHA-256 vouches for."""
+    base, common = tiny
+    runs, moved = base / "runs", tmp_path / "runs"
+    if not (runs / "student/checkpoints/last.ckpt").is_file():
+        pytest.skip("needs the pipeline test's student")
+    shutil.copytree(runs / "teacher_cache", moved / "teacher_cache")
+    (moved / "teacher/checkpoints").mkdir(parents=True)
+    shutil.copyfile(runs / "teacher/checkpoints/best.ckpt", moved / "teacher/checkpoints/best.ckpt")
+    shutil.copytree(runs / "student", moved / "student", ignore=shutil.ignore_patterns("best.ckpt", "fit.json"))
+    capsys.readouterr()
+    assert main(["fit", str(ROOT / "experiments/student.yaml"), *common, f"run_root={moved}", "ckpt_path=last",
+                 "trainer.max_epochs=2"]) == 0
+    assert (f"data.teacher_cache, run_dir, run_root, teacher.checkpoint moved since this run started "
+            f"(data.teacher_cache: '{runs / 'teacher_cache'}' -> '{moved / 'teacher_cache'}'); the same teacher, so it "
+            "resumes there") in capsys.readouterr().out
+    assert json.loads((moved / "student/fit.json").read_text())["epochs"] == 2
+
+
 def test_a_cache_is_not_replaced_while_a_student_reads_it(tiny, capsys):
     """``ip-tsn cache overwrite=true`` while a student trains on that cache (it rewrites the shards
     the student reads), and a student started while a cache is being written: one line each, exit 2,

@@ -356,6 +356,42 @@ def test_a_resumed_run_keeps_the_settings_it_started_with(tiny, capsys):
     assert "lr: 0.5" in (run_dir / "config.yaml").read_text()
 
 
+def test_a_run_resumes_where_its_data_and_folder_moved(tiny, tmp_path, capsys):
+    """Data staged to another node's local scratch and the run folder moved: ``ckpt_path=last``
+    resumes there, said, where the training videos are the ones its checkpoint records. Other
+    training lists there are one line, nothing written. Until 2026-12-07 any moved place was refused
+    as another setting, so a run could not go on in a new job whose scratch had another path."""
+    base, common = tiny
+    data, moved = tmp_path / "node1" / "synthetic", tmp_path / "node2" / "synthetic"
+    shutil.copytree(base / "synthetic", data)
+    assert main(["fit", ISTREAM, *common, f"data.root={data}", f"run_root={tmp_path / 'first'}",
+                 "trainer.max_epochs=1"]) == 0
+    moved.parent.mkdir()
+    shutil.move(data, moved)
+    shutil.move(tmp_path / "first", tmp_path / "second")
+    run_dir = tmp_path / "second" / "istream"
+    here = [*common, f"data.root={moved}", f"run_root={tmp_path / 'second'}", "ckpt_path=last"]
+    capsys.readouterr()
+    assert main(["fit", ISTREAM, *here, "trainer.max_epochs=2"]) == 0
+    assert (f"ckpt_path={run_dir / 'checkpoints' / 'last.ckpt'}: data.root, run_dir, run_root moved since this run "
+            f"started (data.root: '{data}' -> '{moved}'); the same training videos, so it resumes there"
+            ) in capsys.readouterr().out
+    assert _epoch(run_dir / "checkpoints" / "last.ckpt") == 1
+    train = moved / "splits" / "trainlist01.txt"
+    train.write_text("\n".join(train.read_text().splitlines()[1:]) + "\n")  # one training video fewer
+    (run_dir / "fit.json").unlink()
+    files = lambda: {p: p.read_bytes() for p in sorted(run_dir.rglob("*")) if p.is_file()}  # noqa: E731
+    before = files()
+    assert main(["fit", ISTREAM, *here, "trainer.max_epochs=3"]) == 2
+    trained = len(train.read_text().splitlines()) + 1
+    assert capsys.readouterr().err.strip() == (
+        f"ip-tsn fit: error: ckpt_path={run_dir / 'checkpoints' / 'last.ckpt'}: data.root is '{data}' where this run "
+        f"started and '{moved}' here, and the training videos differ (0 of the {trained - 1} here were not trained on, "
+        "1 trained on are not here); resume with them as they were, start again in its place (overwrite=true) or "
+        "start another run (run_name=...)")
+    assert files() == before
+
+
 def test_a_full_disk_is_one_line_naming_the_file(tiny):
     """A checkpoint that cannot be written (a full disk or quota; here a file-size limit,
     RLIMIT_FSIZE, which hands the writer the same kind of OSError) was a traceback from inside

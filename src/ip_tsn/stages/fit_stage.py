@@ -21,7 +21,7 @@ import pytorch_lightning as pl
 from omegaconf import DictConfig
 from pytorch_lightning.callbacks import LearningRateMonitor, ModelCheckpoint
 
-from ip_tsn.atomic import OutputError, atomic_path, check_output_dir, hold_folder, write_json_atomic
+from ip_tsn.atomic import OutputError, atomic_path, check_output_dir, hold_folder, sha256_file, write_json_atomic
 from ip_tsn.config import ConfigError, save_config
 from ip_tsn.data.datamodule import VideoDataModule
 from ip_tsn.lit.callbacks import SaveLastEveryEpoch, SaveStreamInfo, ValidateLastEpoch
@@ -32,7 +32,8 @@ from ip_tsn.stages.build import build_datamodule, build_module, build_trainer, d
 from ip_tsn.stages.cache_stage import check_cache, check_teacher
 from ip_tsn.stages.config_schema import DistillConfig, filled
 from ip_tsn.stages.loggers import build_loggers, finish_wandb, remember_wandb_run, start_wandb
-from ip_tsn.stages.resume import check_resume_fits, check_same_settings, resume_checkpoint, resume_hint
+from ip_tsn.stages.resume import check_moved, check_resume_fits, check_same_settings, resume_checkpoint, \
+    resume_hint
 from ip_tsn.stages.provenance import environment
 
 
@@ -74,15 +75,18 @@ def fit(cfg: DictConfig) -> Path | None:
     _check_length(cfg)
     ckpt_path, resume = resume_checkpoint(cfg)
     own = ckpt_path is not None and Path(ckpt_path).resolve().parent == (run_dir / "checkpoints").resolve()
+    moved = {}
     if own:  # this run continued: with the settings it started with, which its config.yaml keeps
-        check_same_settings(cfg, run_dir / "config.yaml")
+        moved = check_same_settings(cfg, run_dir / "config.yaml")
     if cfg.get("ckpt_path") == "last" and ckpt_path is None:  # a fresh start, said (a mistyped run_root shows)
         pl.utilities.rank_zero_only(print)(f"ckpt_path=last: no {run_dir / 'checkpoints' / 'last.ckpt'} yet; "
                                            "training starts at epoch 0")
     dm, model = _data_and_model(cfg)
+    teacher = str(cfg.teacher.checkpoint) if cfg.get("module") == "distill" and cfg.get("teacher") else None
     if ckpt_path:
         check_resume_fits(model, ckpt_path)
         check_classes(ckpt_path, dm.class_names, data_named(cfg))
+        check_moved(moved, ckpt_path, subset_videos(dm, "train"), teacher)
     ckpt_dir = run_dir / "checkpoints"
     # monitor null: best.ckpt is a copy of the final epoch's last.ckpt, made when fit ends (no selection
     # on a noisy validation set, whatever the validation schedule); else the best validated epoch.
@@ -92,7 +96,8 @@ def fit(cfg: DictConfig) -> Path | None:
         save_last=False, enable_version_counter=False)
     loggers = build_loggers(cfg, run_dir, resume)
     info = SaveStreamInfo(dm.class_names, cfg.get("stage"), dm.preprocess,
-                          trained_on=(subset_named(cfg, dm, "train"), subset_videos(dm, "train")))
+                          trained_on=(subset_named(cfg, dm, "train"), subset_videos(dm, "train")),
+                          teacher_sha256=sha256_file(teacher) if teacher else None)
     callbacks = [ValidateLastEpoch(), *([checkpoint] if checkpoint else []), SaveLastEveryEpoch(ckpt_dir / "last.ckpt"),
                  info, *([LearningRateMonitor("epoch")] if loggers else [])]
     trainer = build_trainer(cfg, run_dir, callbacks, loggers)
