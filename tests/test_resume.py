@@ -134,6 +134,32 @@ def test_a_killed_loader_worker_is_one_line(tiny):
                         err.strip().splitlines()[-1]), err[-1000:]
 
 
+def _file_size_limit() -> None:
+    import resource
+
+    default_sigint()
+    resource.setrlimit(resource.RLIMIT_FSIZE, (200_000, 200_000))  # below a batch, above config.yaml
+
+
+def test_a_worker_out_of_shared_memory_is_one_line(tiny):
+    """A DataLoader worker that cannot hand its batch over in shared memory (a container's 64 MB
+    ``/dev/shm``, Docker's default; here a file-size limit below a batch on the shared-memory file
+    the worker makes, which torch refuses in the worker as it does a full ``/dev/shm``) was a
+    traceback from inside torch; now one line: what failed, ``/dev/shm``'s room, what to change."""
+    base, common = tiny
+    overrides = [*[a for a in common if not a.startswith("data.num_workers")], "data.num_workers=1",
+                 f"run_root={base / 'shm'}"]
+    proc = subprocess.run([sys.executable, "-m", "ip_tsn.cli", "fit", ISTREAM, *overrides], cwd=ROOT,
+                          capture_output=True, text=True, preexec_fn=_file_size_limit, timeout=300)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr[-3000:]
+    last = base / "shm" / "istream" / "checkpoints" / "last.ckpt"
+    assert re.fullmatch(r"ip-tsn fit: error: a DataLoader worker ran out of shared memory \(unable to [a-z ]+ "
+                        r"(for file )?</torch_\d+_\d+_\d+>.*: File too large \(27\); /dev/shm: \d+ MB free of \d+ MB\): "
+                        r"give it more \(a container's default is 64 MB: docker run --shm-size=8g, or --ipc=host\), or "
+                        r"use fewer data.num_workers or a smaller data.batch_size; no epoch finished, nothing to resume "
+                        rf"\({re.escape(str(last))} not written\)", proc.stderr.strip().splitlines()[-1]), proc.stderr[-1000:]
+
+
 def test_out_of_memory_is_one_line(tiny):
     """Out of memory (here the CPU's: an address-space limit a little above what the process holds
     before training, then a batch far larger; CUDA's OutOfMemoryError is read the same way) was a

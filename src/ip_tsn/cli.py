@@ -194,12 +194,17 @@ def _run(args: argparse.Namespace) -> int:
             print(f"ip-tsn {args.command}: error: {e}", file=sys.stderr)
             return 2
         hint = _resume_hint(args.command, fit_stage, cfg)
+        key = BATCH_KEYS.get(args.command, "data.batch_size")
+        if (what := _shared_memory(e)) is not None:  # a container's 64 MB /dev/shm, most often
+            print(f"ip-tsn {args.command}: error: a DataLoader worker ran out of shared memory ({what}; {_shm_free()}): "
+                  "give it more (a container's default is 64 MB: docker run --shm-size=8g, or --ipc=host), or use "
+                  f"fewer data.num_workers or a smaller {key}{hint}", file=sys.stderr)
+            return 2
         if _worker_killed(e):  # the system's out-of-memory killer, most often
             print(f"ip-tsn {args.command}: error: {str(e).strip().rstrip('.')} (the out-of-memory killer does this): use fewer "
                   f"data.num_workers or a smaller data.batch_size{hint}", file=sys.stderr)
             return 2
         if (short := _out_of_memory(e)) is not None:
-            key = BATCH_KEYS.get(args.command, "data.batch_size")
             now = cfg.data.get(key.split(".", 1)[1]) if cfg is not None else None  # every key is a data.* one
             print(f"ip-tsn {args.command}: error: out of memory ({short}): use a smaller {key}"
                   f"{f' ({now} now)' if now is not None else ''}, or trainer.precision=bf16-mixed on a GPU{hint}",
@@ -236,6 +241,34 @@ def _out_of_memory(error: BaseException) -> str | None:
                           r"to allocate \d+ bytes)", text)
         return (found[1] or found[2]) if found else text.strip().splitlines()[0][:200]
     return None
+
+
+def _shared_memory(error: BaseException) -> str | None:
+    """What failed, where a DataLoader worker could not hand its batch over in shared memory
+    (``/dev/shm``; torch's ``unable to allocate shared memory(shm) for file </torch_...>``, ``unable
+    to resize / write to file``, ..., raised in the worker, or the bus error of a worker that wrote
+    past what the tmpfs could hold), else None: a traceback from inside torch until 2026-12-07."""
+    import re
+
+    text = str(error)
+    if not isinstance(error, RuntimeError) or "DataLoader worker" not in text:
+        return None
+    found = re.search(r"unable to (?:allocate shared memory|resize file|write to file|open shared memory object|mmap)"
+                      r"[^\n]*", text)
+    if found:
+        return found[0].strip()
+    if text.startswith("DataLoader worker (pid") and "Bus error" in text:
+        return text.split(".", 1)[0]
+    return None
+
+
+def _shm_free() -> str:
+    """``/dev/shm: 12 MB free of 64 MB`` (or that it is not there)."""
+    try:
+        st = os.statvfs("/dev/shm")
+    except OSError:
+        return "no /dev/shm"
+    return f"/dev/shm: {st.f_bavail * st.f_frsize / 2**20:.0f} MB free of {st.f_blocks * st.f_frsize / 2**20:.0f} MB"
 
 
 def _worker_killed(error: BaseException) -> bool:
