@@ -50,3 +50,14 @@ def test_a_checkpoint_of_another_split_is_not_scored_on_its_training_videos(tiny
                     "trained with")
     assert not (tmp_path / "runs").exists()
     assert main(test) == 0 and (tmp_path / "runs" / "pstream" / "scores_test.npz").is_file()
+    # trained on from that checkpoint, on split 3's training videos (split 1's test ones): the new
+    # checkpoint has seen both, and is refused on split 3's test list as the one it went on from
+    go_on = tmp_path / "go_on"
+    assert main(["fit", str(EXPERIMENTS / "pstream.yaml"), *common, "data.split=3", f"run_root={go_on}",
+                 f"ckpt_path={checkpoint}", "trainer.max_epochs=2"]) == 0
+    later = torch.load(go_on / "pstream/checkpoints/last.ckpt", map_location="cpu", weights_only=True)[TRAINED_ON_KEY]
+    split3 = (lists / "trainlist03.txt").read_text().splitlines()
+    assert later["data"].endswith(f"split 3), data.seed=0, after {record['data']}")
+    assert len(later["videos"]) == len(train) + len(split3)
+    assert main(["test", str(EXPERIMENTS / "pstream.yaml"), *common, "data.split=3", f"run_root={go_on}"]) == 2
+    assert "trained on 5 of the 5 videos of the test subset" in capsys.readouterr().err

@@ -43,7 +43,7 @@ import numpy as np
 
 from .bitstream import Mpeg4Pictures, picture_info_parser
 from .errors import VideoError, ffmpeg_reason
-from .streams import file_key, open_video_stream
+from .streams import declared_length, file_key, open_video_stream
 
 AVFMT_NOTIMESTAMPS = 0x0080  # libavformat: the format has no timestamps (raw elementary streams)
 # codecs whose display order follows from picture types in decode order (at most one held anchor)
@@ -209,12 +209,15 @@ def build_index(path: str) -> VideoIndex:
     parse = None if mpeg4 else picture_info_parser(codec, stream.codec_context.extradata)
     packets = _Packets(invented=bool(container.format.flags & AVFMT_NOTIMESTAMPS))
     pictures: list[tuple[int, Optional[str], Optional[bool], bool]] = []  # (packet, type, reference, own)
-    truncated, listed = False, 0
+    truncated, listed, start, end = False, 0, float("inf"), 0.0
     try:
         with container:
             try:
                 for packet in container.demux(stream):
                     listed += packet.size > 0 or packet.dts is not None  # all but the final flush packet
+                    if packet.pts is not None and packet.time_base is not None:  # the time the file spans
+                        start = min(start, float(packet.pts * packet.time_base))
+                        end = max(end, float((packet.pts + (packet.duration or 0)) * packet.time_base))
                     if packet.size == 0:
                         continue
                     k = len(packets.pts)
@@ -234,7 +237,9 @@ def build_index(path: str) -> VideoIndex:
                 truncated = True
             width, height = stream.codec_context.width, stream.codec_context.height
             rate = stream.average_rate or stream.guessed_rate or Fraction(0)
-            declared = int(stream.frames or 0)  # 0: the container does not say (mkv, mpeg-ts, raw streams)
+            declared, seconds = declared_length(container, stream)  # 0: it does not say (mpeg-ts, raw streams)
+            if seconds and end - min(start, end) < seconds * 0.98 - 0.1:  # Matroska: a duration, not a count
+                declared = max(listed + 1, int(round(seconds * float(rate))))
     except av.FFmpegError as e:
         raise VideoError(path, f"could not be read: {ffmpeg_reason(e)}") from None
     if not pictures:
@@ -358,8 +363,8 @@ def _decoded_index(meta: dict, packets: _Packets, pictures: list, truncated: boo
 def require_whole(index: VideoIndex) -> None:
     """Raise :class:`VideoError` for a file cut short: its header (an mp4/mov sample table, an AVI's
     frame count) lists more frames than it holds (``index.missing``), as after an interrupted download
-    or copy of an mp4 whose index comes first (one whose index comes last does not open at all). A
-    Matroska file lists no count: not caught."""
+    or copy of an mp4 whose index comes first (one whose index comes last does not open at all), or of
+    a Matroska/WebM file (its track's duration tag, :func:`~.streams.declared_length`)."""
     if index.missing is not None:
         held, listed = index.missing
         raise VideoError(index.path, f"truncated: it holds {held} of the {listed} frames its header lists (an "

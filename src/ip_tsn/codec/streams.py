@@ -1,9 +1,11 @@
 """Opening a video file: its first video stream, or one clear :class:`VideoError` (missing, empty,
-a directory, an image, audio only, unreadable); and the key the per-process memos of a file use."""
+a directory, an image, audio only, unreadable); how many frames its header lists; and the key the
+per-process memos of a file use."""
 
 from __future__ import annotations
 
 import os
+import re
 
 import av
 
@@ -63,3 +65,21 @@ def file_key(path: str) -> tuple[str, int, int]:
     except OSError:
         raise VideoError(path, "file not found") from None
     return os.path.abspath(path), st.st_size, st.st_mtime_ns
+
+
+def declared_length(container: av.container.InputContainer, stream: av.video.stream.VideoStream) -> tuple[int, float]:
+    """``(frames, seconds)`` the header lists for ``stream`` (0: it does not say). An mp4/mov sample
+    table or an AVI counts the frames. Matroska/WebM counts none: mkvmerge tags the track's
+    ``NUMBER_OF_FRAMES``, FFmpeg its ``DURATION``; a file whose only stream is the video has the
+    segment's duration. Other containers (mpeg-ts, raw streams) say nothing reliable: (0, 0)."""
+    if stream.frames:
+        return int(stream.frames), 0.0
+    if "matroska" not in container.format.name:
+        return 0, 0.0
+    tags = {k.upper(): v for k, v in (stream.metadata or {}).items()}
+    if str(tags.get("NUMBER_OF_FRAMES", "")).isdigit():
+        return int(tags["NUMBER_OF_FRAMES"]), 0.0
+    found = re.fullmatch(r"(\d+):(\d\d):(\d\d(?:\.\d+)?)", str(tags.get("DURATION", "")).strip())
+    if found:
+        return 0, int(found[1]) * 3600 + int(found[2]) * 60 + float(found[3])
+    return 0, container.duration / 1e6 if container.duration and len(container.streams) == 1 else 0.0

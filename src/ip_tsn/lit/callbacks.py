@@ -7,9 +7,10 @@ after every epoch (:class:`SaveLastEveryEpoch`); and whether a pass ran over onl
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
+import numpy as np
 import pytorch_lightning as pl
 import torch
 from pytorch_lightning.callbacks import Callback, Checkpoint
@@ -24,17 +25,22 @@ from ip_tsn.lit.checkpoint_info import CLASS_NAMES_KEY, PREPROCESS_KEY, STAGE_KE
 class SaveStreamInfo(Callback):
     """Store ``class_names`` (by 0-based label), the stage, the stream's ``preprocess`` (plain
     values) and ``trained_on`` (the data's name, the paths of its training videos: their
-    :func:`~ip_tsn.data.datasets.video_keys`, 8 bytes a video; a student's teacher's SHA-256) in every
-    checkpoint the trainer saves."""
+    :func:`~ip_tsn.data.datasets.video_keys`, 8 bytes a video, with those of the ``earlier`` record of
+    another run's checkpoint it went on from; a student's teacher's SHA-256) in every checkpoint the
+    trainer saves."""
 
     def __init__(self, class_names: Sequence[str], stage: str | None = None,
                  preprocess: Preprocess | None = None, trained_on: tuple[str, Sequence[str]] | None = None,
-                 teacher_sha256: str | None = None) -> None:
+                 teacher_sha256: str | None = None, earlier: Mapping[str, Any] | None = None) -> None:
         self.class_names = [str(c) for c in class_names]
         self.stage = stage
         self.preprocess = preprocess
-        self.trained_on = None if trained_on is None else {"data": trained_on[0], "teacher_sha256": teacher_sha256,
-                                                           "videos": torch.from_numpy(video_keys(trained_on[1]))}
+        self.trained_on = None
+        if trained_on is not None:
+            name, keys = trained_on[0], video_keys(trained_on[1])
+            if earlier:  # trained on from another run's checkpoint: that one's videos too
+                name, keys = f"{name}, after {earlier['data']}", np.union1d(keys, np.asarray(earlier["videos"]))
+            self.trained_on = {"data": name, "teacher_sha256": teacher_sha256, "videos": torch.from_numpy(keys)}
 
     def on_save_checkpoint(self, trainer: pl.Trainer, pl_module: pl.LightningModule,
                            checkpoint: dict[str, Any]) -> None:

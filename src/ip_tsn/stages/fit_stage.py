@@ -25,7 +25,7 @@ from ip_tsn.atomic import OutputError, atomic_path, check_output_dir, hold_folde
 from ip_tsn.config import ConfigError, save_config
 from ip_tsn.data.datamodule import VideoDataModule
 from ip_tsn.lit.callbacks import SaveLastEveryEpoch, SaveStreamInfo, ValidateLastEpoch
-from ip_tsn.lit.checkpoint_info import check_classes
+from ip_tsn.lit.checkpoint_info import TRAINED_ON_KEY, check_classes, read_checkpoint
 from ip_tsn.lit.modules import load_module
 from ip_tsn.stages.build import build_datamodule, build_module, build_trainer, data_named, online_teacher, \
     subset_named, subset_videos
@@ -97,7 +97,8 @@ def fit(cfg: DictConfig) -> Path | None:
     loggers = build_loggers(cfg, run_dir, resume)
     info = SaveStreamInfo(dm.class_names, cfg.get("stage"), dm.preprocess,
                           trained_on=(subset_named(cfg, dm, "train"), subset_videos(dm, "train")),
-                          teacher_sha256=sha256_file(teacher) if teacher else None)
+                          teacher_sha256=sha256_file(teacher) if teacher else None,
+                          earlier=read_checkpoint(ckpt_path).get(TRAINED_ON_KEY) if ckpt_path and not own else None)
     callbacks = [ValidateLastEpoch(), *([checkpoint] if checkpoint else []), SaveLastEveryEpoch(ckpt_dir / "last.ckpt"),
                  info, *([LearningRateMonitor("epoch")] if loggers else [])]
     trainer = build_trainer(cfg, run_dir, callbacks, loggers)
