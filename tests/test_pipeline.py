@@ -330,6 +330,10 @@ def test_ddp_two_cpu_processes_train_and_cache(tiny, capsys):
     fitted = _cli(["fit", str(ROOT / "experiments/teacher.yaml"), *common, *ddp])
     assert (base / "ddp/teacher/checkpoints/last.ckpt").is_file()
     assert fitted.stdout.count("best checkpoint: ") == 1  # the result once, from rank zero
+    assert fitted.stdout.count("2 processes (trainer.devices x trainer.num_nodes), each a batch of data.batch_size=8: "
+                               "16 videos a step") == 1  # a step's batch is each process's times the processes
+    record = json.loads((base / "ddp/teacher/fit.json").read_text())
+    assert (record["processes"], record["global_batch_size"]) == (2, 16)
 
     path, cache = base / "ddp/teacher_cache/manifest.json", ["cache", str(ROOT / "experiments/cache.yaml"), *common,
                                                               f"run_root={base / 'ddp'}", "cache.subset=val"]

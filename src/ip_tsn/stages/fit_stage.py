@@ -106,6 +106,10 @@ def fit(cfg: DictConfig) -> Path | None:
         if trainer.is_global_zero:  # the other ranks start inside trainer.fit, as its children
             held.enter_context(hold_folder(run_dir, "run_dir"))
             _refuse_finished(cfg, run_dir)  # again, now that no fit beside it can finish it
+            if trainer.world_size > 1:  # data.batch_size is each process's (Lightning's DistributedSampler)
+                print(f"{trainer.world_size} processes (trainer.devices x trainer.num_nodes), each a batch of "
+                      f"data.batch_size={dm.batch_size}: {trainer.world_size * dm.batch_size} videos a step (the "
+                      "learning rate is not scaled with it)")
             if getattr(dm, "teacher_cache", None):
                 held.enter_context(hold_folder(dm.teacher_cache, "cache.dir", shared=True))
         failed = run_dir / FAILED
@@ -170,6 +174,8 @@ def fit(cfg: DictConfig) -> Path | None:
             write_json_atomic(run_dir / "fit.json", {"best_checkpoint": str(best), "monitor": cfg.checkpoint.monitor,
                                                      "best_score": None if score is None else float(score),
                                                      "epochs": trainer.current_epoch,
+                                                     "processes": trainer.world_size,
+                                                     "global_batch_size": trainer.world_size * dm.batch_size,
                                                      "max_epochs": trainer.max_epochs,
                                                      "stopped_by": short,  # None: the run's whole length
                                                      "val_top1": _metric(trainer, "val/top1"),  # the final epoch's
