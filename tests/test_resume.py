@@ -294,6 +294,29 @@ def test_sigint_says_how_to_resume_and_exits_130(tiny):
     assert not (run_dir / "fit.json").exists() and _epoch(last) >= 0
 
 
+def test_sigterm_to_the_job_says_how_to_resume_and_exits_143(tiny):
+    """SIGTERM to every process of the run, loader workers included, as ``scancel``, a job's time
+    limit or ``docker stop`` sends it: one line, the shell's status for SIGTERM, no process left.
+    Until 2026-12-07 the worker's death was blamed on the out-of-memory killer (exit 2)."""
+    base, common = tiny
+    run_dir = base / "terminated" / "istream"
+    last = run_dir / "checkpoints" / "last.ckpt"
+    overrides = [*[a for a in common if not a.startswith("data.num_workers")], "data.num_workers=1",
+                 "trainer.max_epochs=1000", f"run_root={base / 'terminated'}"]
+    proc = subprocess.Popen([sys.executable, "-m", "ip_tsn.cli", "fit", ISTREAM, *overrides], cwd=ROOT,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    _wait_for_epoch(proc, last, 0)
+    os.killpg(proc.pid, signal.SIGTERM)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 143 and "Traceback" not in err and "Received SIGTERM" not in err, err[-3000:]
+    assert err.strip().splitlines()[-1] == ("ip-tsn fit: terminated (SIGTERM: a job's time limit, scancel, a preemption "
+                                            f"or docker stop); resume with ckpt_path=last ({last})")
+    assert not (run_dir / "fit.json").exists() and _epoch(last) >= 0
+    time.sleep(1)
+    with pytest.raises(ProcessLookupError):  # nothing of the group is left
+        os.killpg(proc.pid, 0)
+
+
 def test_training_does_not_depend_on_the_validation_schedule(tiny):
     """Validating every epoch or only at the end gives the same final weights: the evaluation
     loaders draw no numbers from the training's random stream."""

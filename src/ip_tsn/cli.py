@@ -17,11 +17,15 @@ a W&B sweep's ``${args_no_hyphens}`` passes, and what every DDP rank parses agai
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import logging
 import os
+import signal
 import sys
+import threading
 import warnings
+from collections.abc import Iterator
 from typing import Callable
 
 from .config import ConfigError
@@ -109,7 +113,8 @@ def _quiet() -> None:
                     ".*number of training batches.*", ".*is an invalid version and will not be supported.*",
                     r".*isinstance\(treespec, LeafSpec\)` is deprecated.*"):  # Lightning's own, with torch 2.14
         warnings.filterwarnings("ignore", message=pattern)
-    logging.getLogger("pytorch_lightning.utilities.rank_zero").setLevel(logging.WARNING)
+    for name in ("pytorch_lightning.utilities.rank_zero", "pytorch_lightning.trainer.connectors.signal_connector"):
+        logging.getLogger(name).setLevel(logging.WARNING)  # the latter: "Received SIGTERM", which our line says
 
 
 def _parse(argv: list[str] | None) -> argparse.Namespace:
@@ -146,7 +151,8 @@ def main(argv: list[str] | None = None) -> int:
         _quiet()
         warnings.formatwarning = _one_line_warnings(args.command)
         try:
-            return _run(args)
+            with _sigterm_stops():
+                return _run(args)
         finally:
             warnings.formatwarning = formatter  # catch_warnings does not restore this one
 
@@ -200,6 +206,8 @@ def _run(args: argparse.Namespace) -> int:
                   "give it more (a container's default is 64 MB: docker run --shm-size=8g, or --ipc=host), or use "
                   f"fewer data.num_workers or a smaller {key}{hint}", file=sys.stderr)
             return 2
+        if _worker_killed(e) and "signal: Terminated" in str(e):  # SIGTERM to every process of the job (scancel)
+            return _terminated(args.command, fit_stage, cfg)
         if _worker_killed(e):  # the system's out-of-memory killer, most often
             print(f"ip-tsn {args.command}: error: {str(e).strip().rstrip('.')} (the out-of-memory killer does this): use fewer "
                   f"data.num_workers or a smaller data.batch_size{hint}", file=sys.stderr)
@@ -214,7 +222,52 @@ def _run(args: argparse.Namespace) -> int:
     except KeyboardInterrupt:  # Ctrl-C: one line and the shell's status for SIGINT, no fit.json
         print(f"ip-tsn {args.command}: interrupted{_resume_hint(args.command, fit_stage, cfg)}", file=sys.stderr)
         return INTERRUPTED
+    except Terminated:
+        return _terminated(args.command, fit_stage, cfg)
     return 0
+
+
+class Terminated(BaseException):
+    """SIGTERM reached the command: a job's time limit, ``scancel``, a preemption, ``docker stop``."""
+
+
+TERMINATED = 143  # 128 + SIGTERM
+
+
+@contextlib.contextmanager
+def _sigterm_stops() -> Iterator[None]:
+    """For the command, SIGTERM raises :class:`Terminated`, so it stops as Ctrl-C stops it: one line,
+    the shell's status, what finished kept (Lightning's own handler, which passes the signal on to
+    the processes it started, runs first). A forked DataLoader worker, which inherits the handler,
+    dies of the signal as it would without it. Until 2026-12-07 a SIGTERM to the job's processes
+    (``scancel``) was blamed on the out-of-memory killer, and one to the main process alone stopped
+    it at the next batch as an interrupt."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    pid = os.getpid()
+
+    def stop(signum: int, frame: object) -> None:
+        if os.getpid() != pid:  # a forked worker: the default action
+            signal.signal(signum, signal.SIG_DFL)
+            os.kill(os.getpid(), signum)
+            return
+        raise Terminated
+
+    previous = signal.signal(signal.SIGTERM, stop)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _terminated(command: str, fit_stage, cfg) -> int:
+    """One line (from rank zero only: Lightning passes the signal on to every rank) and 143."""
+    lightning = sys.modules.get("pytorch_lightning.utilities.rank_zero")
+    if getattr(getattr(lightning, "rank_zero_only", None), "rank", 0) == 0:
+        print(f"ip-tsn {command}: terminated (SIGTERM: a job's time limit, scancel, a preemption or docker stop)"
+              f"{_resume_hint(command, fit_stage, cfg)}", file=sys.stderr)
+    return TERMINATED
 
 
 def _resume_hint(command: str, fit_stage, cfg) -> str:
