@@ -164,7 +164,21 @@ PARENT_POLL_S = 0.5
 
 
 class Interrupted(Exception):
-    """Ctrl-C during :func:`parallel_map`: the message says what was done and how to resume."""
+    """Ctrl-C (or SIGTERM) during :func:`parallel_map`: the message says what was done and how to
+    resume; ``status``: the shell's for the signal (130, 143)."""
+
+    def __init__(self, message: str, status: int = 130) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM (a job's time limit, ``scancel``, a preemption): the run stops as on Ctrl-C, and says
+    which it was (it died without a word until 2026-12-07)."""
+
+
+def _terminate(signum: int, frame: object) -> None:
+    raise Terminated
 
 
 def die_with_parent(parent: int) -> None:
@@ -190,6 +204,7 @@ def die_with_parent(parent: int) -> None:
 def _worker_init(parent: int, initializer: Callable | None, initargs: tuple) -> None:
     """Every pool worker: Ctrl-C is the parent's to handle; exit with the parent; then ``initializer``."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)  # a worker dies of it; the parent says what was done
     die_with_parent(parent)
     if initializer is not None:
         initializer(*initargs)
@@ -202,17 +217,19 @@ def _stop_workers(pool: ProcessPoolExecutor) -> None:
             process.terminate()
 
 
-def _interrupted(desc: str, results: dict, total: int) -> Interrupted:
+def _interrupted(desc: str, results: dict, total: int, terminated: bool) -> Interrupted:
     failed = sum(not r.ok for r in results.values())
-    return Interrupted(f"{desc or 'run'}: interrupted after {len(results)} of {total} files ({len(results) - failed} "
+    how = "terminated (SIGTERM)" if terminated else "interrupted"
+    return Interrupted(f"{desc or 'run'}: {how} after {len(results)} of {total} files ({len(results) - failed} "
                        f"finished, {failed} failed); finished outputs are kept: run the same command again "
-                       "to resume (it skips them)")
+                       "to resume (it skips them)", 143 if terminated else 130)
 
 
 def run_main(main: Callable[[], int]) -> int:
-    """``main()``'s exit status; Ctrl-C: one line on stderr instead of a traceback, status 130; a
-    bad split file, input or output folder that stops the run (``SplitError``, ``VideoError``,
-    ``SettingsError``, ``OutputError``): one line, status 2."""
+    """``main()``'s exit status; Ctrl-C: one line on stderr instead of a traceback, status 130, and
+    SIGTERM the same, status 143; a bad split file, input or output folder that stops the run
+    (``SplitError``, ``VideoError``, ``SettingsError``, ``OutputError``): one line, status 2."""
+    previous = signal.signal(signal.SIGTERM, _terminate)
     try:
         return main()
     except (SplitError, VideoError, SettingsError, OutputError) as e:
@@ -220,9 +237,13 @@ def run_main(main: Callable[[], int]) -> int:
         return 2
     except Interrupted as e:
         print(e, file=sys.stderr)
-    except KeyboardInterrupt:
-        print("interrupted; run the same command again to resume (finished outputs are skipped)", file=sys.stderr)
-    return 130
+        return e.status
+    except KeyboardInterrupt as e:
+        how = "terminated (SIGTERM)" if isinstance(e, Terminated) else "interrupted"
+        print(f"{how}; run the same command again to resume (finished outputs are skipped)", file=sys.stderr)
+        return 143 if isinstance(e, Terminated) else 130
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 @dataclass
@@ -250,8 +271,9 @@ def parallel_map(fn: Callable, items: Sequence, workers: int = 1, desc: str = ""
 
     Never raises for a bad item: each failure is a ``Result(ok=False)`` with the error message.
     If a worker process dies (segfault, out of memory), the items not finished by then are
-    reported as failed; a rerun (which skips finished outputs) retries them. Ctrl-C stops the
-    workers and raises :class:`Interrupted`; workers exit if this process dies.
+    reported as failed; a rerun (which skips finished outputs) retries them. Ctrl-C (or SIGTERM,
+    under :func:`run_main`) stops the workers and raises :class:`Interrupted`; workers exit if this
+    process dies.
     ``progress``: tqdm bar (``None``: only on a terminal). Results come back in input order.
     """
     from tqdm import tqdm
@@ -296,8 +318,8 @@ def parallel_map(fn: Callable, items: Sequence, workers: int = 1, desc: str = ""
                 raise
             finally:  # drop queued items instead of finishing them
                 pool.shutdown(wait=not stopped, cancel_futures=True)
-    except KeyboardInterrupt:
-        raise _interrupted(desc, results, len(items)) from None
+    except KeyboardInterrupt as e:
+        raise _interrupted(desc, results, len(items), isinstance(e, Terminated)) from None
     finally:
         bar.close()
     return [results[i] for i in sorted(results)]

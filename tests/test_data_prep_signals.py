@@ -56,10 +56,12 @@ def slow_tree(tmp_path_factory) -> Path:
     return root
 
 
-def _start(script: str, *args: str) -> tuple[subprocess.Popen, list[int]]:
-    """Start ``script`` with 2 workers; return it once both workers run, with their pids."""
+def _start(script: str, *args: str, session: bool = False) -> tuple[subprocess.Popen, list[int]]:
+    """Start ``script`` with 2 workers (``session``: in a process group of its own, as a job's);
+    return it once both workers run, with their pids."""
     proc = subprocess.Popen([sys.executable, str(DATA_PREP / script), *args, "--workers", "2", "--no-progress"],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, preexec_fn=default_sigint)
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, preexec_fn=default_sigint,
+                            start_new_session=session)
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline and proc.poll() is None:
         workers = _children(proc.pid)
@@ -104,6 +106,24 @@ def test_ctrl_c_prints_one_summary_line_and_exits_130(script, slow_tree, tmp_pat
     assert proc.returncode == 130, (out, err)
     assert "Traceback" not in err and "KeyboardInterrupt" not in err, err
     assert "interrupted after" in err and "of 4 files" in err and "run the same command again to resume" in err
+    deadline = time.monotonic() + 5
+    while _alive(workers) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert _alive(workers) == []
+
+
+def test_sigterm_to_the_job_prints_one_summary_line_and_exits_143(slow_tree, tmp_path):
+    """SIGTERM to the script and its workers, as ``scancel`` or a SLURM array task's time limit
+    sends it: the same summary as Ctrl-C, saying which; until 2026-12-07 it died without a word."""
+    proc, workers = _start("extract_flow.py", *_commands(slow_tree, tmp_path)["extract_flow.py"], session=True)
+    os.killpg(proc.pid, signal.SIGTERM)
+    try:
+        out, err = proc.communicate(timeout=30)
+    finally:
+        proc.kill()
+    assert proc.returncode == 143, (out, err)
+    assert "Traceback" not in err and err.strip().splitlines()[-1].startswith(
+        "flow (tvl1): terminated (SIGTERM) after ") and "of 4 files" in err, err
     deadline = time.monotonic() + 5
     while _alive(workers) and time.monotonic() < deadline:
         time.sleep(0.1)
