@@ -16,7 +16,8 @@ class DataSettings:
     dataset: str = setting("synthetic", "dataset layout: synthetic, ucf101, hmdb51, kinetics")
     root: str = setting("data/synthetic", "the dataset's folder (videos/, flow/, splits/)")
     split: int = setting(1, "official split number (1-3 for UCF101 / HMDB51; 1 elsewhere)")
-    batch_size: int = setting(32, "training and validation batch size (videos)")
+    batch_size: int = setting(32, "training and validation batch size (videos) of each process: with DDP a step "
+                                "takes it x trainer.devices x trainer.num_nodes (fit.json: global_batch_size)")
     num_workers: int = setting(4, "DataLoader workers per process")
     pin_memory: bool = setting(True, "pinned host memory for the batches")
     val_fraction: float = setting(0.1, "share of the training list held out for validation where a dataset has no val list")
