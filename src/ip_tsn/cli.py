@@ -21,6 +21,7 @@ import contextlib
 import json
 import logging
 import os
+import re
 import signal
 import sys
 import threading
@@ -283,8 +284,6 @@ BATCH_KEYS = {"fit": "data.batch_size", "test": "data.test_batch_size", "cache":
 def _out_of_memory(error: BaseException) -> str | None:
     """What ran out, where ``error`` is torch's out-of-memory error (CUDA's ``OutOfMemoryError``, the
     CPU allocator's ``can't allocate memory``), else None: a traceback from inside torch until 2026-12-07."""
-    import re
-
     torch = sys.modules.get("torch")  # not loaded: not torch's error (the config check never loads it)
     text = str(error)
     if torch is None:
@@ -301,8 +300,6 @@ def _shared_memory(error: BaseException) -> str | None:
     (``/dev/shm``; torch's ``unable to allocate shared memory(shm) for file </torch_...>``, ``unable
     to resize / write to file``, ..., raised in the worker, or the bus error of a worker that wrote
     past what the tmpfs could hold), else None: a traceback from inside torch until 2026-12-07."""
-    import re
-
     text = str(error)
     if not isinstance(error, RuntimeError) or "DataLoader worker" not in text:
         return None

@@ -209,15 +209,16 @@ def build_index(path: str) -> VideoIndex:
     parse = None if mpeg4 else picture_info_parser(codec, stream.codec_context.extradata)
     packets = _Packets(invented=bool(container.format.flags & AVFMT_NOTIMESTAMPS))
     pictures: list[tuple[int, Optional[str], Optional[bool], bool]] = []  # (packet, type, reference, own)
-    truncated, listed, start, end = False, 0, float("inf"), 0.0
+    truncated, listed, end = False, 0, 0
+    start: Optional[int] = None
     try:
         with container:
             try:
                 for packet in container.demux(stream):
                     listed += packet.size > 0 or packet.dts is not None  # all but the final flush packet
-                    if packet.pts is not None and packet.time_base is not None:  # the time the file spans
-                        start = min(start, float(packet.pts * packet.time_base))
-                        end = max(end, float((packet.pts + (packet.duration or 0)) * packet.time_base))
+                    if packet.pts is not None:  # the time the file spans, in the stream's time base
+                        start = packet.pts if start is None else min(start, packet.pts)
+                        end = max(end, packet.pts + (packet.duration or 0))
                     if packet.size == 0:
                         continue
                     k = len(packets.pts)
@@ -238,7 +239,8 @@ def build_index(path: str) -> VideoIndex:
             width, height = stream.codec_context.width, stream.codec_context.height
             rate = stream.average_rate or stream.guessed_rate or Fraction(0)
             declared, seconds = declared_length(container, stream)  # 0: it does not say (mpeg-ts, raw streams)
-            if seconds and end - min(start, end) < seconds * 0.98 - 0.1:  # Matroska: a duration, not a count
+            spans = float((end - start) * stream.time_base) if start is not None and stream.time_base else 0.0
+            if seconds and spans < seconds * 0.98 - 0.1:  # Matroska: a duration, not a count
                 declared = max(listed + 1, int(round(seconds * float(rate))))
     except av.FFmpegError as e:
         raise VideoError(path, f"could not be read: {ffmpeg_reason(e)}") from None

@@ -83,10 +83,11 @@ def fit(cfg: DictConfig) -> Path | None:
                                            "training starts at epoch 0")
     dm, model = _data_and_model(cfg)
     teacher = str(cfg.teacher.checkpoint) if cfg.get("module") == "distill" and cfg.get("teacher") else None
+    train_videos = subset_videos(dm, "train")
     if ckpt_path:
         check_resume_fits(model, ckpt_path)
         check_classes(ckpt_path, dm.class_names, data_named(cfg))
-        check_moved(moved, ckpt_path, subset_videos(dm, "train"), teacher)
+        check_moved(moved, ckpt_path, train_videos, teacher)
     ckpt_dir = run_dir / "checkpoints"
     # monitor null: best.ckpt is a copy of the final epoch's last.ckpt, made when fit ends (no selection
     # on a noisy validation set, whatever the validation schedule); else the best validated epoch.
@@ -96,7 +97,7 @@ def fit(cfg: DictConfig) -> Path | None:
         save_last=False, enable_version_counter=False)
     loggers = build_loggers(cfg, run_dir, resume)
     info = SaveStreamInfo(dm.class_names, cfg.get("stage"), dm.preprocess,
-                          trained_on=(subset_named(cfg, dm, "train"), subset_videos(dm, "train")),
+                          trained_on=(subset_named(cfg, dm, "train"), train_videos),
                           teacher_sha256=sha256_file(teacher) if teacher else None,
                           earlier=read_checkpoint(ckpt_path).get(TRAINED_ON_KEY) if ckpt_path and not own else None)
     callbacks = [ValidateLastEpoch(), *([checkpoint] if checkpoint else []), SaveLastEveryEpoch(ckpt_dir / "last.ckpt"),
@@ -113,7 +114,7 @@ def fit(cfg: DictConfig) -> Path | None:
             if getattr(dm, "teacher_cache", None):
                 held.enter_context(hold_folder(dm.teacher_cache, "cache.dir", shared=True))
         failed = run_dir / FAILED
-        if trainer.is_global_zero:
+        if trainer.is_global_zero:  # the first writes, under the lock
             failed.unlink(missing_ok=True)
             if not own or not (run_dir / "config.yaml").is_file():
                 save_config(cfg, run_dir / "config.yaml")
