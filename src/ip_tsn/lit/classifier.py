@@ -111,8 +111,9 @@ class StreamClassifier(pl.LightningModule):
     def training_step(self, batch: Batch, batch_idx: int) -> torch.Tensor:
         losses = self.training_losses(batch)
         size = len(batch["label"])
-        for name, value in losses.items():
-            self.log(f"train/{name}", value, on_step=True, on_epoch=True, batch_size=size,
+        for name, value in losses.items():  # sync_dist: under DDP, every rank's mean (until 2026-12-07 rank 0's
+            # alone, with Lightning's warning in every DDP run); one scalar all-reduce per term and step
+            self.log(f"train/{name}", value, on_step=True, on_epoch=True, batch_size=size, sync_dist=True,
                      prog_bar=name == "loss")
         return losses["loss"]
 

@@ -24,6 +24,7 @@ from ip_tsn.evaluation.targets import target_stats
 from ip_tsn.lit.cache_writer import TeacherCacheWriter
 from ip_tsn.lit.checkpoint_info import check_classes, check_unseen
 from ip_tsn.lit.modules import load_module
+from ip_tsn.lit.rank_watch import WatchRanks
 from ip_tsn.stages.build import build_datamodule, build_trainer, data_named, subset_named, subset_videos
 from ip_tsn.stages.config_schema import CacheConfig, DistillConfig, filled
 
@@ -67,7 +68,7 @@ def cache(cfg: DictConfig) -> Path | None:
     done = finished_videos(out_dir, writer.key) if resume else set()
     listed = {r.path for subset in dm.subsets_of("predict") for r in dm.records(subset)}
     dm.skip_videos = done & listed
-    trainer = build_trainer(cfg, out_dir, [writer])
+    trainer = build_trainer(cfg, out_dir, [writer, WatchRanks("cache")])
     with ExitStack() as held:  # no other cache command writes this folder, and no student reads it, meanwhile
         if trainer.is_global_zero:  # the other ranks start inside trainer.predict, as its children
             held.enter_context(hold_folder(out_dir, "cache.dir"))

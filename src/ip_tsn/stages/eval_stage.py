@@ -17,6 +17,7 @@ from ip_tsn.evaluation.class_report import write_class_report
 from ip_tsn.evaluation.scores import ScoresError, checkpoint_name, load_scores, protocol_difference, protocol_text
 from ip_tsn.lit.checkpoint_info import check_classes, check_unseen, read_checkpoint
 from ip_tsn.lit.modules import load_module
+from ip_tsn.lit.rank_watch import WatchRanks
 from ip_tsn.lit.scores import SaveTestScores
 from ip_tsn.stages.build import build_datamodule, build_trainer, data_named, expected_kind, subset_named, \
     subset_videos
@@ -65,7 +66,7 @@ def test(cfg: DictConfig, checkpoint: str | None = None, subsets: tuple[str, ...
         for subset, dm in dms.items():
             scores = run_dir / f"scores_{subset}.npz"
             saver = SaveTestScores(scores, name, sha256, protocol)
-            trainer = build_trainer(cfg, run_dir, [saver])
+            trainer = build_trainer(cfg, run_dir, [saver, WatchRanks("test")])
             if trainer.is_global_zero and subset == subsets[0]:  # the other ranks start inside trainer.test
                 held.enter_context(hold_folder(run_dir, "run_dir"))
                 _check_scores_there(cfg, run_dir, subsets, name, protocol)  # again: a test beside it may have written

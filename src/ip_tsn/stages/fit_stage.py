@@ -27,6 +27,7 @@ from ip_tsn.data.datamodule import VideoDataModule
 from ip_tsn.lit.callbacks import SaveLastEveryEpoch, SaveStreamInfo, ValidateLastEpoch
 from ip_tsn.lit.checkpoint_info import TRAINED_ON_KEY, check_classes, read_checkpoint
 from ip_tsn.lit.modules import load_module
+from ip_tsn.lit.rank_watch import WatchRanks
 from ip_tsn.stages.build import build_datamodule, build_module, build_trainer, data_named, online_teacher, \
     subset_named, subset_videos
 from ip_tsn.stages.cache_stage import check_cache, check_teacher
@@ -100,8 +101,11 @@ def fit(cfg: DictConfig) -> Path | None:
                           trained_on=(subset_named(cfg, dm, "train"), train_videos),
                           teacher_sha256=sha256_file(teacher) if teacher else None,
                           earlier=read_checkpoint(ckpt_path).get(TRAINED_ON_KEY) if ckpt_path and not own else None)
-    callbacks = [ValidateLastEpoch(), *([checkpoint] if checkpoint else []), SaveLastEveryEpoch(ckpt_dir / "last.ckpt"),
-                 info, *([LearningRateMonitor("epoch")] if loggers else [])]
+    last, failed = ckpt_dir / "last.ckpt", run_dir / FAILED
+    watch = WatchRanks("fit", hint=lambda: f"; {resume_hint(cfg)}",  # a DDP rank that dies stops the job in one line
+                       mark=lambda why: _mark_failed(trainer, failed, last, why))
+    callbacks = [ValidateLastEpoch(), *([checkpoint] if checkpoint else []), SaveLastEveryEpoch(last),
+                 info, watch, *([LearningRateMonitor("epoch")] if loggers else [])]
     trainer = build_trainer(cfg, run_dir, callbacks, loggers)
     with ExitStack() as held:  # no other command writes this run, or replaces the cache it reads, meanwhile
         if trainer.is_global_zero:  # the other ranks start inside trainer.fit, as its children
@@ -113,14 +117,13 @@ def fit(cfg: DictConfig) -> Path | None:
                       "learning rate is not scaled with it)")
             if getattr(dm, "teacher_cache", None):
                 held.enter_context(hold_folder(dm.teacher_cache, "cache.dir", shared=True))
-        failed = run_dir / FAILED
         if trainer.is_global_zero:  # the first writes, under the lock
             failed.unlink(missing_ok=True)
             if not own or not (run_dir / "config.yaml").is_file():
                 save_config(cfg, run_dir / "config.yaml")
             start_wandb(loggers, cfg)
             remember_wandb_run(loggers, run_dir)
-        last, record = ckpt_dir / "last.ckpt", run_dir / "fit.json"
+        record = run_dir / "fit.json"
         try:
             trainer.fit(model, datamodule=dm, ckpt_path=ckpt_path, weights_only=True)
             idle = resume is not None and trainer.global_step == resume[1] and not trainer.interrupted  # no step ran

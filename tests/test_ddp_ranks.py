@@ -1,0 +1,93 @@
+"""A DDP rank that dies (a day-two defect found 2026-12-07): two real CPU processes, the second
+killed by a real SIGKILL, as the out-of-memory killer takes the largest process of a job."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from processes import default_sigint
+
+from ip_tsn.data.synthetic import TINY_CONFIG, generate_synthetic
+
+ROOT = Path(__file__).resolve().parents[1]
+FAST = ["trainer.enable_progress_bar=false", "logger.wandb=false", "data.num_workers=0", "data.crop_size=32",
+        "data.test_segments=3", "data.batch_size=4", "trainer.limit_train_batches=1", "trainer.limit_val_batches=1",
+        "model.net.pretrained=false", "trainer.devices=2", "trainer.strategy=ddp", "trainer.accelerator=cpu"]
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("ddp") / "synthetic"
+    generate_synthetic(root, **TINY_CONFIG, progress=False)
+    yield root
+    shutil.rmtree(root.parent, ignore_errors=True)
+
+
+def _rank_process(main: int, rank: int, timeout: float = 120.0) -> int:
+    """The pid of the DDP rank ``rank`` that process ``main`` started (its child with that LOCAL_RANK)."""
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        for pid in Path(f"/proc/{main}/task/{main}/children").read_text().split():
+            try:
+                env = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
+            except OSError:
+                continue
+            if f"LOCAL_RANK={rank}".encode() in env:
+                return int(pid)
+        time.sleep(0.1)
+    pytest.fail(f"no rank {rank} under pid {main}")
+
+
+def _group_left(pgid: int) -> list[int]:
+    """The processes still in process group ``pgid``."""
+    left = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                if os.getpgid(int(entry.name)) == pgid:
+                    left.append(int(entry.name))
+            except OSError:
+                pass
+    return left
+
+
+def test_a_killed_rank_stops_the_job_in_one_line(data, tmp_path):
+    """Rank 1 SIGKILLed after rank 0 saved an epoch: one line naming the rank, its pid, the signal,
+    what to change and how to resume; exit 2 and no process of the job left. Lightning's own watch
+    SIGKILLed every process after up to 5 s: exit 137, a line about zombies and nothing more. The
+    epoch-level training loss is every rank's mean: no Lightning warning that it is rank 0's."""
+    last = tmp_path / "istream" / "checkpoints" / "last.ckpt"
+    proc = subprocess.Popen([sys.executable, "-m", "ip_tsn.cli", "fit", str(ROOT / "experiments" / "istream.yaml"),
+                             *FAST, f"data.root={data}", f"run_root={tmp_path}", "trainer.max_epochs=500"], cwd=ROOT,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, start_new_session=True,
+                            preexec_fn=default_sigint)
+    try:
+        rank1 = _rank_process(proc.pid, 1)
+        end = time.monotonic() + 180
+        while not last.is_file():
+            assert proc.poll() is None and time.monotonic() < end, proc.stderr.read()[-3000:]  # type: ignore[union-attr]
+            time.sleep(0.1)
+        os.kill(rank1, signal.SIGKILL)
+        _, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+    lines = [line for line in err.splitlines() if line.startswith("ip-tsn fit: error: ")]
+    assert proc.returncode == 2 and lines == [
+        f"ip-tsn fit: error: the process of DDP rank 1 (pid {rank1}) was killed by SIGKILL (the out-of-memory killer "
+        "does this: use fewer data.num_workers or a smaller batch size); the other processes were stopped; resume with "
+        f"ckpt_path=last ({last})"], err[-3000:]
+    assert "zombies" not in err and "Traceback" not in err and "sync_dist" not in err, err[-3000:]
+    end = time.monotonic() + 10
+    while _group_left(proc.pid) and time.monotonic() < end:  # SIGKILLed: gone as soon as the kernel reaps them
+        time.sleep(0.1)
+    assert not _group_left(proc.pid)
+    assert not (tmp_path / "istream" / "failed.json").exists()  # an epoch was saved: the run resumes from it
