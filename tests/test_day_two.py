@@ -21,6 +21,7 @@ import ip_tsn
 from ip_tsn.atomic import LOCK_NAME
 from ip_tsn.cli import main
 from ip_tsn.evaluation.scores import load_scores
+from processes import held_by_another
 
 EXPERIMENTS = Path(__file__).resolve().parents[1] / "experiments"
 
@@ -139,6 +140,14 @@ def test_fuse_any_subset_of_streams(tiny_streams, tmp_path, capsys):
     assert code == 0 and "fuse: left out (no scores): P-stream distilled" in out and "teacher (flow)" in out
     results = json.loads((runs / "fusion" / "results.json").read_text())
     assert set(results["weights"]) == {"I-stream", "P-stream"}
+    written = {p.name: p.stat().st_mtime_ns for p in (runs / "fusion").iterdir() if p.name != LOCK_NAME}
+    with held_by_another(runs / "fusion", "fuse.out_dir") as other:  # another fusion writing there (until
+        # 2026-12-07 both wrote, and results.md, results.json and model.json could come from two fusions)
+        assert main(["fuse", str(EXPERIMENTS / "fuse.yaml"), *common, "fuse.fused=[I-stream,P-stream]"]) == 2
+        line = _one_line(capsys, "fuse")
+        assert line.startswith(f"fuse.out_dir={runs / 'fusion'}: in use by another command (") and \
+            f"pid {other.pid} on" in line
+    assert {p.name: p.stat().st_mtime_ns for p in (runs / "fusion").iterdir() if p.name != LOCK_NAME} == written
     code = main(["fuse", str(EXPERIMENTS / "fuse.yaml"), *common])  # the default fuses the student
     assert code == 2 and _one_line(capsys, "fuse").startswith("fuse.fused: 'P-stream distilled' has no scores")
     for fused in ("[]", "[I-stream,I-stream]"):  # nothing to fuse, or a stream twice: one line, not a traceback

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from omegaconf import DictConfig
 
-from ip_tsn.atomic import check_output_dir, sha256_file
+from ip_tsn.atomic import check_output_dir, hold_folder, sha256_file
 from ip_tsn.config import ConfigError, load_config, to_container
 from ip_tsn.deploy.fused_model import StreamEntry, write_fused_model
 from ip_tsn.evaluation.checks import Roles
@@ -29,8 +29,9 @@ def fuse(cfg: DictConfig) -> dict:
     and ``model.json`` (the fused streams' checkpoints, those their scores name, and weights, for
     ``ip-tsn predict`` / ``ip-tsn export``) in ``cfg.fuse.out_dir``. A stream whose val and test
     scores name two checkpoints, or one written again since, or two test protocols, is refused before
-    anything is written;
-    the report says what trained each stream (its ``fit.json`` ``environment``)."""
+    anything is written, and so is a fusion while another command writes ``fuse.out_dir`` (its lock,
+    :func:`~ip_tsn.atomic.hold_folder`); the report says what trained each stream (its ``fit.json``
+    ``environment``)."""
     check_output_dir(cfg.fuse.out_dir, "fuse.out_dir")
     runs = to_container(cfg.fuse.streams)
     fused = list(cfg.fuse.fused)
@@ -60,12 +61,13 @@ def fuse(cfg: DictConfig) -> dict:
     tst = {name: Path(run) / "scores_test.npz" for name, run in runs.items()}
     scored_by = {name: _scored_by(name, Path(run), [p for p in (val.get(name), tst[name]) if p])
                  for name, run in runs.items()}  # before anything is written
-    result = run_fusion(val, tst, cfg.fuse.out_dir, dm.class_names, fused=fused, roles=roles,
-                        groups=cfg.fuse.get("groups"), thresholds=to_container(cfg.fuse.get("checks")),
-                        targets=cfg.fuse.get("targets"),
-                        provenance={name: _environment(Path(run)) for name, run in runs.items()})
-    entries = [_fused_entry(name, float(w), *scored_by[name]) for name, w in result["weights"].items()]
-    write_fused_model(Path(cfg.fuse.out_dir) / "model.json", entries, dm.class_names)
+    with hold_folder(cfg.fuse.out_dir, "fuse.out_dir"):  # one fusion writes its report and model.json at a time
+        result = run_fusion(val, tst, cfg.fuse.out_dir, dm.class_names, fused=fused, roles=roles,
+                            groups=cfg.fuse.get("groups"), thresholds=to_container(cfg.fuse.get("checks")),
+                            targets=cfg.fuse.get("targets"),
+                            provenance={name: _environment(Path(run)) for name, run in runs.items()})
+        entries = [_fused_entry(name, float(w), *scored_by[name]) for name, w in result["weights"].items()]
+        write_fused_model(Path(cfg.fuse.out_dir) / "model.json", entries, dm.class_names)
     return {**result, "markdown": str(Path(cfg.fuse.out_dir) / "results.md")}
 
 
@@ -127,7 +129,8 @@ def fuse_splits(config: str | os.PathLike, overrides: list[str], splits: list[in
     out_dir = check_output_dir(first.fuse.get("splits_dir") or Path(first.run_root).parent / f"{first.run_name}_splits",
                                "fuse.splits_dir")
     per_split = {k: fuse(c) for k, c in cfgs.items()}
-    return write_splits_report(per_split, out_dir)
+    with hold_folder(out_dir, "fuse.splits_dir"):
+        return write_splits_report(per_split, out_dir)
 
 
 __all__ = ["fuse", "fuse_splits"]
