@@ -263,7 +263,12 @@ def _sigterm_stops() -> Iterator[None]:
 
 
 def _terminated(command: str, fit_stage, cfg) -> int:
-    """One line (from rank zero only: Lightning passes the signal on to every rank) and 143."""
+    """One line (from rank zero only: Lightning passes the signal on to every rank) and 143. The
+    loaders' workers die of the same signal, and torch's SIGCHLD handler, still set while their
+    loader is not yet collected, raised "DataLoader worker ... killed by signal: Terminated" in
+    whatever ran as this process exited: a traceback after the line, now and then (seen 2026-12-07)."""
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGCHLD, signal.SIG_DFL)
     lightning = sys.modules.get("pytorch_lightning.utilities.rank_zero")
     if getattr(getattr(lightning, "rank_zero_only", None), "rank", 0) == 0:
         print(f"ip-tsn {command}: terminated (SIGTERM: a job's time limit, scancel, a preemption or docker stop)"
