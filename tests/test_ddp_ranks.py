@@ -1,4 +1,4 @@
-"""A DDP rank that dies (a day-two defect found 2026-12-07): two real CPU processes, the second
+"""A DDP rank that dies (day-two defects found 2026-12-07): two real CPU processes, one of them
 killed by a real SIGKILL, as the out-of-memory killer takes the largest process of a job."""
 
 from __future__ import annotations
@@ -47,16 +47,24 @@ def _rank_process(main: int, rank: int, timeout: float = 120.0) -> int:
 
 
 def _group_left(pgid: int) -> list[int]:
-    """The processes still in process group ``pgid``."""
+    """The processes of process group ``pgid`` still running (a zombie, dead and not yet reaped, is not)."""
     left = []
     for entry in Path("/proc").iterdir():
         if entry.name.isdigit():
             try:
-                if os.getpgid(int(entry.name)) == pgid:
+                state = (entry / "stat").read_text().rsplit(")", 1)[1].split()[0]
+                if os.getpgid(int(entry.name)) == pgid and state != "Z":
                     left.append(int(entry.name))
             except OSError:
                 pass
     return left
+
+
+def _none_left(pgid: int, timeout: float = 10.0) -> bool:
+    end = time.monotonic() + timeout
+    while _group_left(pgid) and time.monotonic() < end:  # SIGKILLed: gone as soon as the kernel has them
+        time.sleep(0.1)
+    return not _group_left(pgid)
 
 
 def test_a_killed_rank_stops_the_job_in_one_line(data, tmp_path):
@@ -73,7 +81,7 @@ def test_a_killed_rank_stops_the_job_in_one_line(data, tmp_path):
         rank1 = _rank_process(proc.pid, 1)
         end = time.monotonic() + 180
         while not last.is_file():
-            assert proc.poll() is None and time.monotonic() < end, proc.stderr.read()[-3000:]  # type: ignore[union-attr]
+            assert proc.poll() is None and time.monotonic() < end, proc.communicate()[1][-3000:]
             time.sleep(0.1)
         os.kill(rank1, signal.SIGKILL)
         _, err = proc.communicate(timeout=60)
@@ -86,8 +94,29 @@ def test_a_killed_rank_stops_the_job_in_one_line(data, tmp_path):
         "does this: use fewer data.num_workers or a smaller batch size); the other processes were stopped; resume with "
         f"ckpt_path=last ({last})"], err[-3000:]
     assert "zombies" not in err and "Traceback" not in err and "sync_dist" not in err, err[-3000:]
-    end = time.monotonic() + 10
-    while _group_left(proc.pid) and time.monotonic() < end:  # SIGKILLed: gone as soon as the kernel reaps them
-        time.sleep(0.1)
-    assert not _group_left(proc.pid)
+    assert _none_left(proc.pid)
     assert not (tmp_path / "istream" / "failed.json").exists()  # an epoch was saved: the run resumes from it
+
+
+def test_the_other_ranks_die_with_rank_zero(data, tmp_path):
+    """Rank 0 SIGKILLed (the out-of-memory killer's choice, the largest process): rank 1 goes with
+    it at once, without a word of its own. Until 2026-12-07 it printed a gloo traceback ("connection
+    reset by peer") on the CPU and, with NCCL, waited in a collective for 30 minutes, its GPU held."""
+    last = tmp_path / "istream" / "checkpoints" / "last.ckpt"
+    proc = subprocess.Popen([sys.executable, "-m", "ip_tsn.cli", "fit", str(ROOT / "experiments" / "istream.yaml"),
+                             *FAST, f"data.root={data}", f"run_root={tmp_path}", "trainer.max_epochs=500"], cwd=ROOT,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, start_new_session=True,
+                            preexec_fn=default_sigint)
+    try:
+        rank1 = _rank_process(proc.pid, 1)
+        end = time.monotonic() + 180
+        while not last.is_file():
+            assert proc.poll() is None and time.monotonic() < end, proc.communicate()[1][-3000:]
+            time.sleep(0.1)
+        os.kill(proc.pid, signal.SIGKILL)
+        _, err = proc.communicate(timeout=60)  # the pipe ends once rank 1, which shares it, is gone too
+    finally:
+        if _group_left(proc.pid):
+            os.killpg(proc.pid, signal.SIGKILL)
+    assert proc.returncode == -signal.SIGKILL and _none_left(proc.pid)
+    assert "Traceback" not in err and "[rank1]" not in err and str(rank1) not in err, err[-3000:]

@@ -146,6 +146,7 @@ def _one_line_warnings(command: str) -> Callable[..., str]:
 
 
 def main(argv: list[str] | None = None) -> int:
+    _die_with_rank_zero()
     args = _parse(argv)
     formatter = warnings.formatwarning
     with warnings.catch_warnings():  # what follows changes no warning setting of a caller (tests, notebooks)
@@ -156,6 +157,23 @@ def main(argv: list[str] | None = None) -> int:
                 return _run(args)
         finally:
             warnings.formatwarning = formatter  # catch_warnings does not restore this one
+
+
+def _die_with_rank_zero() -> None:
+    """A DDP rank that another process started (``LOCAL_RANK`` > 0: Lightning's rank 0, torchrun's
+    agent) is killed when that process dies (Linux's ``PR_SET_PDEATHSIG``). Until 2026-12-07 rank 0
+    taken by the out-of-memory killer left the others with a gloo traceback on the CPU and, with NCCL,
+    waiting in a collective until its timeout (30 minutes), their GPUs held."""
+    if os.environ.get("LOCAL_RANK", "0") in ("", "0") or not sys.platform.startswith("linux"):
+        return
+    import ctypes
+
+    try:
+        ctypes.CDLL(None, use_errno=True).prctl(1, int(signal.SIGKILL))  # 1: PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        return
+    if os.getppid() == 1:  # it died before the call
+        os.kill(os.getpid(), signal.SIGKILL)
 
 
 def _run(args: argparse.Namespace) -> int:
