@@ -78,6 +78,8 @@ class WatchRanks(Callback):
     def _stop(self, rank: int, proc: Popen, status: int) -> None:
         self._stopping.acquire()  # once: the other caller waits here until this process is gone
         why = rank_death(rank, proc.pid, status)
+        if sys.stdout.isatty():  # the progress bar's line, which Lightning would end, ends here
+            print(flush=True)
         if status != ONE_LINE:
             print(f"ip-tsn {self.command}: error: {why}; the other processes were stopped{self.hint()}",
                   file=sys.stderr, flush=True)
