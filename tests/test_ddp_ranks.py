@@ -3,6 +3,7 @@ killed by a real SIGKILL, as the out-of-memory killer takes the largest process 
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import signal
@@ -120,3 +121,31 @@ def test_the_other_ranks_die_with_rank_zero(data, tmp_path):
             os.killpg(proc.pid, signal.SIGKILL)
     assert proc.returncode == -signal.SIGKILL and _none_left(proc.pid)
     assert "Traceback" not in err and "[rank1]" not in err and str(rank1) not in err, err[-3000:]
+
+
+def test_ddp_test_metrics_count_each_video_once(tiny_streams, tmp_path):
+    """``ip-tsn test`` on 2 processes and 11 test videos: Lightning's DistributedSampler repeats one
+    to even the shares. metrics.json and the printed line are the scores' (each video once), and
+    Lightning's advice to test on one device is not printed; until 2026-12-07 they said top-1 over
+    12 rows, the repeated video twice."""
+    from ip_tsn.evaluation.fusion import evaluate
+    from ip_tsn.evaluation.scores import load_scores
+
+    root = tmp_path / "data"
+    shutil.copytree(tiny_streams["root"], root)
+    lines = (root / "splits" / "testlist01.txt").read_text().splitlines()
+    assert len(lines) == 12
+    (root / "splits" / "testlist01.txt").write_text("\n".join(lines[:11]) + "\n")
+    run = tmp_path / "run"
+    cmd = [sys.executable, "-m", "ip_tsn.cli", "test", str(ROOT / "experiments" / "istream.yaml"),
+           *tiny_streams["common"], f"data.root={root}", f"run_dir={run}", "--checkpoint", str(tiny_streams["istream"]), "--subsets", "test",
+           "trainer.devices=2", "trainer.strategy=ddp", "trainer.accelerator=cpu"]
+    proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    table = load_scores(run / "scores_test.npz")
+    want = evaluate(table.scores, table.labels, [str(i) for i in range(12)])
+    written = json.loads((run / "metrics.json").read_text())["test"]
+    assert written["videos"] == len(table.video_ids) == 11
+    assert {k: written[k] for k in want} == pytest.approx(want, abs=1e-12)
+    assert proc.stdout.count("test: ") == 1 and f"top1 {want['top1']:.4f}" in proc.stdout
+    assert "DistributedSampler" not in proc.stderr

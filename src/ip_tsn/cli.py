@@ -112,7 +112,8 @@ def _quiet() -> None:
     """Hide the warnings that only restate our choices (small CPU runs, few workers)."""
     for pattern in (".*does not have many workers.*", ".*GPU available but not used.*",
                     ".*number of training batches.*", ".*is an invalid version and will not be supported.*",
-                    r".*isinstance\(treespec, LeafSpec\)` is deprecated.*"):  # Lightning's own, with torch 2.14
+                    r".*isinstance\(treespec, LeafSpec\)` is deprecated.*",  # Lightning's own, with torch 2.14
+                    r"(?s).*During `trainer.test\(\)`, it is recommended to use `Trainer\(devices=1.*"):  # scores: once each
         warnings.filterwarnings("ignore", message=pattern)
     for name in ("pytorch_lightning.utilities.rank_zero", "pytorch_lightning.trainer.connectors.signal_connector"):
         logging.getLogger(name).setLevel(logging.WARNING)  # the latter: "Received SIGTERM", which our line says
