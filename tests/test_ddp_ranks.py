@@ -68,11 +68,9 @@ def _none_left(pgid: int, timeout: float = 10.0) -> bool:
     return not _group_left(pgid)
 
 
-def test_a_killed_rank_stops_the_job_in_one_line(data, tmp_path):
-    """Rank 1 SIGKILLed after rank 0 saved an epoch: one line naming the rank, its pid, the signal,
-    what to change and how to resume; exit 2 and no process of the job left. Lightning's own watch
-    SIGKILLed every process after up to 5 s: exit 137, a line about zombies and nothing more. The
-    epoch-level training loss is every rank's mean: no Lightning warning that it is rank 0's."""
+def _kill_after_an_epoch(data: Path, tmp_path: Path, rank: int) -> tuple[subprocess.Popen, int, str, Path]:
+    """A 2-process DDP fit of the I-stream whose rank ``rank`` gets a real SIGKILL once ``last.ckpt``
+    holds an epoch: ``(the main process, rank 1's pid, stderr, last.ckpt)``, all its processes gone."""
     last = tmp_path / "istream" / "checkpoints" / "last.ckpt"
     proc = subprocess.Popen([sys.executable, "-m", "ip_tsn.cli", "fit", str(ROOT / "experiments" / "istream.yaml"),
                              *FAST, f"data.root={data}", f"run_root={tmp_path}", "trainer.max_epochs=500"], cwd=ROOT,
@@ -84,11 +82,21 @@ def test_a_killed_rank_stops_the_job_in_one_line(data, tmp_path):
         while not last.is_file():
             assert proc.poll() is None and time.monotonic() < end, proc.communicate()[1][-3000:]
             time.sleep(0.1)
-        os.kill(rank1, signal.SIGKILL)
-        _, err = proc.communicate(timeout=60)
+        os.kill(rank1 if rank == 1 else proc.pid, signal.SIGKILL)
+        _, err = proc.communicate(timeout=60)  # the pipe ends once every process that shares it is gone
     finally:
-        if proc.poll() is None:
+        if _group_left(proc.pid):
             os.killpg(proc.pid, signal.SIGKILL)
+    return proc, rank1, err, last
+
+
+def test_a_killed_rank_stops_the_job_in_one_line(data, tmp_path):
+    """Rank 1 SIGKILLed after rank 0 saved an epoch: one line naming the rank, its pid, the signal,
+    what to change and how to resume; exit 2 and no process of the job left. Until 2026-12-07 a gloo
+    traceback from rank 0 on the CPU (with NCCL, Lightning's watch SIGKILLed every process: exit 137,
+    a line about zombies). The epoch-level training loss is every rank's mean: no Lightning warning
+    that it is rank 0's."""
+    proc, rank1, err, last = _kill_after_an_epoch(data, tmp_path, rank=1)
     lines = [line for line in err.splitlines() if line.startswith("ip-tsn fit: error: ")]
     assert proc.returncode == 2 and lines == [
         f"ip-tsn fit: error: the process of DDP rank 1 (pid {rank1}) was killed by SIGKILL (the out-of-memory killer "
@@ -103,22 +111,7 @@ def test_the_other_ranks_die_with_rank_zero(data, tmp_path):
     """Rank 0 SIGKILLed (the out-of-memory killer's choice, the largest process): rank 1 goes with
     it at once, without a word of its own. Until 2026-12-07 it printed a gloo traceback ("connection
     reset by peer") on the CPU and, with NCCL, waited in a collective for 30 minutes, its GPU held."""
-    last = tmp_path / "istream" / "checkpoints" / "last.ckpt"
-    proc = subprocess.Popen([sys.executable, "-m", "ip_tsn.cli", "fit", str(ROOT / "experiments" / "istream.yaml"),
-                             *FAST, f"data.root={data}", f"run_root={tmp_path}", "trainer.max_epochs=500"], cwd=ROOT,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, start_new_session=True,
-                            preexec_fn=default_sigint)
-    try:
-        rank1 = _rank_process(proc.pid, 1)
-        end = time.monotonic() + 180
-        while not last.is_file():
-            assert proc.poll() is None and time.monotonic() < end, proc.communicate()[1][-3000:]
-            time.sleep(0.1)
-        os.kill(proc.pid, signal.SIGKILL)
-        _, err = proc.communicate(timeout=60)  # the pipe ends once rank 1, which shares it, is gone too
-    finally:
-        if _group_left(proc.pid):
-            os.killpg(proc.pid, signal.SIGKILL)
+    proc, rank1, err, _ = _kill_after_an_epoch(data, tmp_path, rank=0)
     assert proc.returncode == -signal.SIGKILL and _none_left(proc.pid)
     assert "Traceback" not in err and "[rank1]" not in err and str(rank1) not in err, err[-3000:]
 
@@ -138,7 +131,8 @@ def test_ddp_test_metrics_count_each_video_once(tiny_streams, tmp_path):
     (root / "splits" / "testlist01.txt").write_text("\n".join(lines[:11]) + "\n")
     run = tmp_path / "run"
     cmd = [sys.executable, "-m", "ip_tsn.cli", "test", str(ROOT / "experiments" / "istream.yaml"),
-           *tiny_streams["common"], f"data.root={root}", f"run_dir={run}", "--checkpoint", str(tiny_streams["istream"]), "--subsets", "test",
+           *tiny_streams["common"], f"data.root={root}", f"run_dir={run}", "--checkpoint", str(tiny_streams["istream"]),
+           "--subsets", "test",
            "trainer.devices=2", "trainer.strategy=ddp", "trainer.accelerator=cpu"]
     proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]

@@ -165,16 +165,12 @@ def _die_with_rank_zero() -> None:
     agent) is killed when that process dies (Linux's ``PR_SET_PDEATHSIG``). Until 2026-12-07 rank 0
     taken by the out-of-memory killer left the others with a gloo traceback on the CPU and, with NCCL,
     waiting in a collective until its timeout (30 minutes), their GPUs held."""
-    if os.environ.get("LOCAL_RANK", "0") in ("", "0") or not sys.platform.startswith("linux"):
-        return
-    import ctypes
+    if os.environ.get("LOCAL_RANK", "0") not in ("", "0") and sys.platform.startswith("linux"):
+        import ctypes
 
-    try:
-        ctypes.CDLL(None, use_errno=True).prctl(1, int(signal.SIGKILL))  # 1: PR_SET_PDEATHSIG
-    except (OSError, AttributeError):
-        return
-    if os.getppid() == 1:  # it died before the call
-        os.kill(os.getpid(), signal.SIGKILL)
+        with contextlib.suppress(OSError, AttributeError):  # 1: PR_SET_PDEATHSIG
+            if ctypes.CDLL(None).prctl(1, int(signal.SIGKILL)) == 0 and os.getppid() == 1:  # it died first
+                os.kill(os.getpid(), signal.SIGKILL)
 
 
 def _run(args: argparse.Namespace) -> int:
