@@ -66,7 +66,7 @@ def test_stream_classifier_learns_and_reports_test_scores(tmp_path: Path) -> Non
     t = trainer(tmp_path, max_epochs=2, enable_checkpointing=False)
     t.fit(module, train, val)
     assert t.callback_metrics["val/top1"] > 0.75
-    for key in ("train/loss", "val/loss", "val/top5", "val/mean_class_acc"):
+    for key in ("train/loss_step", "train/loss_epoch", "val/loss", "val/top5", "val/mean_class_acc"):
         assert key in t.callback_metrics
     t.test(module, val)
     assert t.callback_metrics["test/top1"] > 0.75
@@ -95,7 +95,7 @@ def test_distillation_learns_and_checkpoint_loads_weights_only(tmp_path: Path) -
     t = trainer(tmp_path, max_epochs=2)
     t.fit(module, train, val)
     assert t.callback_metrics["val/top1"] > 0.75
-    for key in ("train/ce", "train/kd", "train/feat", "train/loss"):
+    for key in ("train/ce_epoch", "train/kd_epoch", "train/feat_epoch", "train/loss_epoch"):
         assert key in t.callback_metrics
     path = tmp_path / "student.ckpt"
     t.save_checkpoint(path)

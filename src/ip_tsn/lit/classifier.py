@@ -42,7 +42,8 @@ class StreamClassifier(pl.LightningModule):
     """A TSN stream (``in_channels``: 3 rgb/iframe, 2 mv, 3 residual, 5 p, 10 flow) with CE loss.
 
     Batches: ``{"input": (B, K, C, H, W), "label": (B,), "video_id": list[str], "frame_index":
-    (B, K)}``. Logs ``train/loss``, ``{val,test}/{loss,top1,top5,mean_class_acc}``.
+    (B, K)}``. Logs ``train/loss_{step,epoch}``,
+    ``{val,test}/{loss,top1,top5,mean_class_acc}``.
 
     Test scores: ``test_step`` keeps softmax(consensus logits) per video; at the end of the test
     epoch every rank all-gathers them (``torch.distributed.all_gather_object``; duplicates from
@@ -111,9 +112,12 @@ class StreamClassifier(pl.LightningModule):
     def training_step(self, batch: Batch, batch_idx: int) -> torch.Tensor:
         losses = self.training_losses(batch)
         size = len(batch["label"])
-        for name, value in losses.items():  # sync_dist: under DDP, every rank's mean (until 2026-12-07 rank 0's
-            # alone, with Lightning's warning in every DDP run); one scalar all-reduce per term and step
-            self.log(f"train/{name}", value, on_step=True, on_epoch=True, batch_size=size, sync_dist=True,
+        for name, value in losses.items():  # the step's value (this rank's); the epoch's mean over every rank,
+            # synced once at the epoch's end (until 2026-12-07 rank 0's alone, with Lightning's warning in every
+            # DDP run; one key for both would sync every step: an all-reduce per term on the training's hot path)
+            self.log(f"train/{name}_step", value, on_step=True, on_epoch=False, batch_size=size,
+                     prog_bar=name == "loss")
+            self.log(f"train/{name}_epoch", value, on_step=False, on_epoch=True, batch_size=size, sync_dist=True,
                      prog_bar=name == "loss")
         return losses["loss"]
 

@@ -78,7 +78,7 @@ def test(cfg: DictConfig, checkpoint: str | None = None, subsets: tuple[str, ...
                 partial[subset] = saver.partial
             elif trainer.is_global_zero:
                 table = model.test_scores()
-                metrics[subset] = {**metrics[subset], **scored_metrics(table.scores, table.labels, dm.class_names)}
+                metrics[subset] = {**metrics[subset], **_scored_metrics(table.scores, table.labels, dm.class_names)}
                 write_class_report(run_dir, subset, table.scores, table.labels, dm.class_names)
                 counts[subset] = {"videos": len(table.video_ids), **_left_out(subset, dm, len(table.video_ids))}
         if partial:
@@ -93,7 +93,7 @@ def test(cfg: DictConfig, checkpoint: str | None = None, subsets: tuple[str, ...
         return metrics
 
 
-def scored_metrics(scores, labels, class_names) -> dict[str, float]:
+def _scored_metrics(scores, labels, class_names) -> dict[str, float]:
     """``top1``, ``top5``, ``mean_class_acc`` and ``loss`` (mean cross-entropy) of the score table,
     each video once. What ``trainer.test`` logs counts again, under DDP, the videos that Lightning's
     DistributedSampler repeats to even the ranks' shares: until 2026-12-07 ``metrics.json`` and the
