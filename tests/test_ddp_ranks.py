@@ -143,3 +143,36 @@ def test_ddp_test_metrics_count_each_video_once(tiny_streams, tmp_path):
     assert {k: written[k] for k in want} == pytest.approx(want, abs=1e-12)
     assert proc.stdout.count("test: ") == 1 and f"top1 {want['top1']:.4f}" in proc.stdout
     assert "DistributedSampler" not in proc.stderr
+
+
+def test_ddp_validation_counts_each_video_once(data, tmp_path):
+    """A DDP fit (2 processes) validating 11 videos: its ``val/top1`` and ``val/top5`` are those of
+    the same weights scored on the same 11 videos in one process. Until 2026-12-08 Lightning's
+    DistributedSampler repeated one video to even the ranks' shares, and it counted twice."""
+    import csv
+
+    root = tmp_path / "data"
+    shutil.copytree(data, root)
+    lists = root / "splits" / "vallist01.txt"
+    lines = lists.read_text().splitlines()
+    assert len(lines) == 12
+    lists.write_text("\n".join(lines[:11]) + "\n")
+    fast = [o for o in FAST if not o.startswith("trainer.limit_val_batches")]  # 6 + 5 videos: 2 batches a rank
+    fit = subprocess.run([sys.executable, "-m", "ip_tsn.cli", "fit", str(ROOT / "experiments" / "istream.yaml"), *fast,
+                          f"data.root={root}", f"run_root={tmp_path / 'runs'}", "trainer.max_epochs=1"],
+                         cwd=ROOT, capture_output=True, text=True, timeout=300, preexec_fn=default_sigint)
+    assert fit.returncode == 0, fit.stderr[-3000:]
+    run = tmp_path / "runs" / "istream"
+    with open(run / "logs" / "metrics.csv") as f:
+        (row,) = [r for r in csv.DictReader(f) if r.get("val/top1")]
+    one = [o for o in fast if not o.startswith("trainer.")]
+    scored = subprocess.run([sys.executable, "-m", "ip_tsn.cli", "test", str(ROOT / "experiments" / "istream.yaml"),
+                             *one, f"data.root={root}", f"run_dir={tmp_path / 'one'}", "--subsets", "val",
+                             "--checkpoint", str(run / "checkpoints" / "last.ckpt"), "trainer.accelerator=cpu",
+                             "data.test_segments=3", "data.test_crops=1"],  # the validation protocol: 3 centres
+                            cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert scored.returncode == 0, scored.stderr[-3000:]
+    want = json.loads((tmp_path / "one" / "metrics.json").read_text())["val"]
+    assert want["videos"] == 11 and 0 < want["top5"] < 1  # a top-5 that one video counted twice would move
+    assert float(row["val/top1"]) == pytest.approx(want["top1"], abs=1e-6)
+    assert float(row["val/top5"]) == pytest.approx(want["top5"], abs=1e-6)

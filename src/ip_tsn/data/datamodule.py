@@ -9,10 +9,11 @@ the positions the cache holds, in one of its views (``train_views``), and carry 
 with ``teacher_input`` they carry the teacher's own input on it instead (``teacher_input`` (K, 2L,
 crop, crop): the flow stacks ending at the same frames, in the same view) for an online teacher.
 
-DDP: the loaders have no sampler of their own, so Lightning (``use_distributed_sampler=True``, the
-default) injects a ``DistributedSampler`` for train / val / test (these pad ranks to equal length:
-a few val / test videos count twice) and, for predict, an ``UnrepeatedDistributedSamplerWrapper``
-(no padding; the cache writer de-duplicates by video id anyway).
+DDP: the train loader has no sampler of its own, so Lightning (``use_distributed_sampler=True``,
+the default) injects a ``DistributedSampler`` (ranks padded to equal length); val and test take
+every world-th video per rank with no repeats (``_unpadded``: Lightning's pads, and until 2026-12-08
+a few val videos counted twice in ``val/top1``); for predict Lightning injects an
+``UnrepeatedDistributedSamplerWrapper`` (the cache writer de-duplicates by video id anyway).
 
 Bad videos: ``setup`` opens every video the stage reads once (the index demux, no decoding; its
 result is cached and inherited by forked workers) and refuses the unreadable ones in ONE
@@ -32,6 +33,8 @@ from typing import Any
 import numpy as np
 import pytorch_lightning as pl
 import torch
+from pytorch_lightning.overrides.distributed import UnrepeatedDistributedSampler
+from torch import distributed as dist
 from torch.utils.data import DataLoader, Dataset, default_collate
 
 from ip_tsn.settings import from_mapping, plain
@@ -96,6 +99,16 @@ class FlowView:
             x = resize_short(x, self.reader.scale_size)
         x = apply_view(x, view, self.crop_size, self.num_views, self.flip, x_channels("flow", self.flow_length))
         return to_tensor(x)
+
+
+def _unpadded(dataset: Dataset) -> UnrepeatedDistributedSampler | None:
+    """Under DDP, each evaluated video once: rank r takes videos r, r + world, ... (shares may
+    differ by one). None outside DDP, or with fewer videos than ranks (a rank with no batch would
+    miss the buffer sync of DDP's first evaluation forward): Lightning's padded sampler then."""
+    if not (dist.is_available() and dist.is_initialized()) or not 1 < dist.get_world_size() <= len(dataset):
+        return None
+    return UnrepeatedDistributedSampler(dataset, num_replicas=dist.get_world_size(), rank=dist.get_rank(),
+                                        shuffle=False)
 
 
 def collate(samples: list[dict[str, Any]]) -> dict[str, Any]:
@@ -295,7 +308,8 @@ class VideoDataModule(pl.LightningDataModule):
         # training is then the same whatever the validation schedule (check_val_every_n_epoch)
         generator = None if shuffle else torch.Generator().manual_seed(self.hparams.seed)
         packed = self.preprocess.reconstruct == "device" and name != "predict"
-        return DataLoader(dataset, batch_size=batch_size, shuffle=shuffle, num_workers=workers,
+        sampler = _unpadded(dataset) if name in ("val", "test") else None
+        return DataLoader(dataset, batch_size=batch_size, shuffle=shuffle, sampler=sampler, num_workers=workers,
                           pin_memory=self.pin_memory, collate_fn=collate_packed if packed else collate,
                           drop_last=drop_last, persistent_workers=workers > 0, generator=generator)
 
