@@ -176,3 +176,31 @@ def test_ddp_validation_counts_each_video_once(data, tmp_path):
     assert want["videos"] == 11 and 0 < want["top5"] < 1  # a top-5 that one video counted twice would move
     assert float(row["val/top1"]) == pytest.approx(want["top1"], abs=1e-6)
     assert float(row["val/top5"]) == pytest.approx(want["top5"], abs=1e-6)
+
+
+def test_a_rank_killed_in_the_second_subset_of_a_test_is_one_line(tiny_streams, tmp_path):
+    """``ip-tsn test`` scores val, then test, each with a trainer of its own; only the first starts
+    the ranks. Rank 1 SIGKILLed once val is scored: one line naming it, exit 2, no process left, and
+    no test scores. Until 2026-12-08 only the first subset was watched."""
+    run = tmp_path / "run"
+    proc = subprocess.Popen([sys.executable, "-m", "ip_tsn.cli", "test", str(ROOT / "experiments" / "istream.yaml"),
+                             *tiny_streams["common"], f"run_dir={run}", "--checkpoint", str(tiny_streams["istream"]),
+                             "data.test_crops=3", "data.test_segments=10", *FAST[-3:]], cwd=ROOT, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE, text=True, start_new_session=True, preexec_fn=default_sigint)
+    try:
+        rank1 = _rank_process(proc.pid, 1)
+        end = time.monotonic() + 180
+        while not (run / "scores_val.npz").is_file():
+            assert proc.poll() is None and time.monotonic() < end, proc.communicate()[1][-3000:]
+            time.sleep(0.02)
+        os.kill(rank1, signal.SIGKILL)
+        _, err = proc.communicate(timeout=60)
+    finally:
+        if _group_left(proc.pid):
+            os.killpg(proc.pid, signal.SIGKILL)
+    lines = [line for line in err.splitlines() if line.startswith("ip-tsn test: error: ")]
+    assert proc.returncode == 2 and lines == [
+        f"ip-tsn test: error: the process of DDP rank 1 (pid {rank1}) was killed by SIGKILL (the out-of-memory killer "
+        "does this: use fewer data.num_workers or a smaller batch size); the other processes were stopped"], err[-3000:]
+    assert "Traceback" not in err and _none_left(proc.pid)
+    assert not (run / "scores_test.npz").exists() and not (run / "metrics.json").exists()

@@ -35,26 +35,31 @@ class WatchRanks(Callback):
     ``failed.json`` where no epoch finished), stops the other ranks and exits with 2 (the rank's
     own status where it exited with one). An error of this process is that death where a rank has
     just died (gloo's "connection closed" from the dead peer may come first); otherwise it is this
-    rank's own, Lightning stops the others, and the watch is disarmed."""
+    rank's own, Lightning stops the others, and the watch is disarmed.
+
+    A command of several trainer calls on the same ranks (``ip-tsn test``: one per subset; only the
+    first launches the ranks) gives each the same watch and ``trainer_calls``: it stays armed from
+    the first call's ``setup`` to the last one's ``teardown``, between calls too (a trainer's first
+    collectives come before its callbacks' ``setup``, and Lightning's own watch SIGKILLs the job
+    within 5 s of a death). Until 2026-12-08 only the first call was watched."""
 
     def __init__(self, command: str, hint: Callable[[], str] = lambda: "",
-                 mark: Callable[[str], None] | None = None) -> None:
+                 mark: Callable[[str], None] | None = None, trainer_calls: int = 1) -> None:
         self.command, self.hint, self.mark = command, hint, mark
         self.armed = False
+        self.calls_left = trainer_calls
         self._ranks: list[tuple[int, Popen]] = []
         self._stopping = threading.Lock()
 
     def setup(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
         procs: list[Popen] = list(getattr(getattr(trainer.strategy, "launcher", None), "procs", None) or [])
-        if not trainer.is_global_zero or not procs:
-            return
-        self.armed = True
-        if self._ranks:  # setup runs per trainer call; the ranks start once
-            return
-        first = trainer.node_rank * (len(procs) + 1)  # this node's ranks: first, first + 1, ...
-        self._ranks = list(enumerate(procs, start=first + 1))
-        for rank, proc in self._ranks:
-            threading.Thread(target=self._wait, args=(rank, proc), daemon=True, name=f"ip-tsn-rank-{rank}").start()
+        if trainer.is_global_zero and procs and not self._ranks:  # the ranks start once, in the first call
+            first = trainer.node_rank * (len(procs) + 1)  # this node's ranks: first, first + 1, ...
+            self._ranks = list(enumerate(procs, start=first + 1))
+            for rank, proc in self._ranks:
+                threading.Thread(target=self._wait, args=(rank, proc), daemon=True,
+                                 name=f"ip-tsn-rank-{rank}").start()
+        self.armed = bool(self._ranks) and self.calls_left > 0
 
     def on_exception(self, trainer: pl.Trainer, pl_module: pl.LightningModule, exception: BaseException) -> None:
         end = time.monotonic() + DEATH_WAIT_S
@@ -68,7 +73,9 @@ class WatchRanks(Callback):
         self.armed = False
 
     def teardown(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
-        self.armed = False  # the trainer call is over: what a rank does after it is its own (its own line)
+        self.calls_left -= 1
+        if self.calls_left <= 0:  # the last trainer call is over: what a rank does after it is its own
+            self.armed = False
 
     def _wait(self, rank: int, proc: Popen) -> None:
         status = proc.wait()

@@ -65,10 +65,11 @@ def test(cfg: DictConfig, checkpoint: str | None = None, subsets: tuple[str, ...
         dm.check_videos(dm.subsets_of("test"))
     with ExitStack() as held:  # no other command writes this run meanwhile
         partial, counts = {}, {}
+        watch = WatchRanks("test", trainer_calls=len(dms))  # every subset runs on the first one's ranks
         for subset, dm in dms.items():
             scores = run_dir / f"scores_{subset}.npz"
             saver = SaveTestScores(scores, name, sha256, protocol)
-            trainer = build_trainer(cfg, run_dir, [saver, WatchRanks("test")])
+            trainer = build_trainer(cfg, run_dir, [saver, watch])
             if trainer.is_global_zero and subset == subsets[0]:  # the other ranks start inside trainer.test
                 held.enter_context(hold_folder(run_dir, "run_dir"))
                 _check_scores_there(cfg, run_dir, subsets, name, protocol)  # again: a test beside it may have written
