@@ -265,9 +265,10 @@ def test_spatial_term_trains_with_the_online_teacher_only(tiny, capsys):
 
 
 def test_a_killed_cache_is_resumed(tiny, capsys):
-    """``ip-tsn cache`` killed mid-way (SIGKILL, as a time limit does): the same command again
-    computes only the videos the killed run's finished shards lack, and the cache equals one
-    computed in one go, video for video."""
+    """``ip-tsn cache`` stopped mid-way by a time limit (SIGTERM: one line saying the same command
+    resumes it, exit 143; SIGKILL, where the limit's grace ends, leaves the same shards): the same
+    command again computes only the videos the stopped run's finished shards lack, and the cache
+    equals one computed in one go, video for video. Until 2026-12-08 the line said nothing of resuming."""
     import signal
     import time
 
@@ -278,13 +279,16 @@ def test_a_killed_cache_is_resumed(tiny, capsys):
     out = base / "resumed_cache"
     cmd = ["cache", str(ROOT / "experiments/cache.yaml"), *common, f"cache.dir={out}", "cache.chunk_videos=2"]
     proc = subprocess.Popen([sys.executable, "-m", "ip_tsn.cli", *cmd], cwd=ROOT, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL)
+                            stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + 300
     while len(list(out.glob("shard-*.index.json"))) < 3 and proc.poll() is None and time.monotonic() < deadline:
         time.sleep(0.02)
-    proc.send_signal(signal.SIGKILL)
-    proc.wait(timeout=60)
-    assert proc.returncode == -signal.SIGKILL and not (out / "manifest.json").exists()
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 143 and not (out / "manifest.json").exists(), err[-3000:]
+    assert err.strip().splitlines()[-1] == (
+        "ip-tsn cache: terminated (SIGTERM: a job's time limit, scancel, a preemption or docker stop); the same "
+        "command resumes it, keeping the videos its finished shards hold (a shard every cache.chunk_videos videos)")
     kept = {v["video_id"] for f in out.glob("shard-*.index.json") for v in json.loads(f.read_text())["videos"]}
     assert 6 <= len(kept) < 36
     capsys.readouterr()

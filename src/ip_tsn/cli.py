@@ -292,9 +292,10 @@ def _terminated(command: str, fit_stage, cfg) -> int:
 
 
 def _resume_hint(command: str, fit_stage, cfg) -> str:
-    """``"; resume with ckpt_path=last (...)"`` after a fit that stopped (or why there is nothing to
-    resume); "" for other commands, or before the fit stage or the config was loaded."""
-    return f"; {fit_stage.resume_hint(cfg)}" if command == "fit" and fit_stage and cfg is not None else ""
+    """``"; resume with ckpt_path=last (...)"`` after a fit or a cache run that stopped; "" for other
+    commands, or before the stage (never imported here: a signal's line is quick) or the config was loaded."""
+    stage = fit_stage if command == "fit" else sys.modules.get("ip_tsn.stages.cache_stage") if command == "cache" else None
+    return f"; {stage.resume_hint(cfg)}" if stage and cfg is not None else ""
 
 
 #: the batch size that sets a command's memory

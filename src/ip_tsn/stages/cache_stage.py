@@ -29,6 +29,13 @@ from ip_tsn.stages.build import build_datamodule, build_trainer, data_named, sub
 from ip_tsn.stages.config_schema import CacheConfig, DistillConfig, filled
 
 
+
+def resume_hint(cfg: DictConfig) -> str:
+    """What to run after a cache run that stopped (a kill, a time limit, Ctrl-C, a dead DDP rank)."""
+    again = "the same command without overwrite=true" if cfg.get("overwrite") else "the same command"
+    return f"{again} resumes it, keeping the videos its finished shards hold (a shard every cache.chunk_videos videos)"
+
+
 def _refuse_finished(cfg: DictConfig, out_dir: Path) -> None:
     """A finished cache (its ``manifest.json``) is replaced only with ``overwrite=true``."""
     if (out_dir / MANIFEST).is_file() and not cfg.get("overwrite"):
@@ -68,7 +75,7 @@ def cache(cfg: DictConfig) -> Path | None:
     done = finished_videos(out_dir, writer.key) if resume else set()
     listed = {r.path for subset in dm.subsets_of("predict") for r in dm.records(subset)}
     dm.skip_videos = done & listed
-    trainer = build_trainer(cfg, out_dir, [writer, WatchRanks("cache")])
+    trainer = build_trainer(cfg, out_dir, [writer, WatchRanks("cache", hint=lambda: f"; {resume_hint(cfg)}")])
     with ExitStack() as held:  # no other cache command writes this folder, and no student reads it, meanwhile
         if trainer.is_global_zero:  # the other ranks start inside trainer.predict, as its children
             held.enter_context(hold_folder(out_dir, "cache.dir"))
