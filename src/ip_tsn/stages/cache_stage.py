@@ -29,7 +29,6 @@ from ip_tsn.stages.build import build_datamodule, build_trainer, data_named, sub
 from ip_tsn.stages.config_schema import CacheConfig, DistillConfig, filled
 
 
-
 def resume_hint(cfg: DictConfig) -> str:
     """What to run after a cache run that stopped (a kill, a time limit, Ctrl-C, a dead DDP rank)."""
     again = "the same command without overwrite=true" if cfg.get("overwrite") else "the same command"
