@@ -40,6 +40,11 @@ _ABSENT = object()
 STAGE_SECTIONS = ("all", *STAGES)  # the sections of a dataset file's `stages`
 
 
+# Trainer arguments Lightning takes unchecked: a 0 it divides by deep inside a fit (a ZeroDivisionError
+# traceback until 2026-12-08), a negative value it trains on without a word (gradient_clip_val < 0: no clipping)
+TRAINER_RANGES = {"accumulate_grad_batches": (1, False, ""), "check_val_every_n_epoch": (1, False, " (null: by val_check_interval)"),
+                  "val_check_interval": (0, True, " (a fraction of an epoch or a number of batches)"),
+                  "gradient_clip_val": (0, False, " (0 or null: no clipping)")}  # key: (bound, strictly above, note)
 REQUIRED = ("stage", "seed", "run_dir", "trainer")  # what every command reads of a composed config
 VALUE_GROUPS = (("model", ClassifierSettings), ("model.optim", OptimSettings),  # settings that check their values
                 ("distill", DistillSettings))
@@ -69,6 +74,11 @@ def check_config(cfg: DictConfig, path: str | os.PathLike, overrides: Sequence[s
                           "which sets the run's folder, seed and trainer")
     _as_declared(cfg, _check(cfg, StageConfig, f"in {path} as composed and resolved"))
     check_reconstruct_value(cfg, str(path))
+    for key, (bound, strict, note) in TRAINER_RANGES.items():
+        value = cfg.trainer.get(key)
+        if isinstance(value, (int, float)) and (value <= bound if strict else value < bound):
+            raise ConfigError(f"trainer.{key} must be {'>' if strict else '>='} {bound}{note}, got {value} "
+                              f"(in {path} as composed)")
     for section, settings in VALUE_GROUPS:  # values out of range, before any data or model is touched
         given = OmegaConf.select(cfg, section)
         if given is not None:
