@@ -310,6 +310,17 @@ def test_fit_refuses_to_overwrite_a_finished_run(tmp_path, capsys):
     err = capsys.readouterr().err
     assert code == 2 and "holds a finished run" in err and "ckpt_path=last" in err and "overwrite=true" in err
     assert (run / "fit.json").read_text() == "{}"
+    # an unfinished run (killed, cut by a time limit: last.ckpt, no fit.json): until 2026-12-08 a fit without
+    # ckpt_path=last started it again at epoch 0, its checkpoint replaced at the new run's first epoch
+    (run / "fit.json").unlink()
+    (run / "checkpoints").mkdir()
+    (run / "checkpoints" / "last.ckpt").write_bytes(b"epochs of work")
+    code = main(["fit", str(ROOT / "experiments/pstream.yaml"), f"run_root={tmp_path / 'runs'}"])
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and err == (f"ip-tsn fit: error: {run} holds an unfinished run ({run / 'checkpoints' / 'last.ckpt'}); "
+                                 "pass ckpt_path=last to resume it, overwrite=true to start it again, or another "
+                                 "run_root / name")
+    assert (run / "checkpoints" / "last.ckpt").read_bytes() == b"epochs of work"
 
 
 def test_overrides_after_options_and_positive_counts(capsys):

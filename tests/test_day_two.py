@@ -501,6 +501,12 @@ def test_a_fit_that_ran_no_step_is_one_line_and_marked_failed(tiny_streams, tmp_
     assert not (run / "fit.json").exists() and not (run / "checkpoints" / "best.ckpt").exists()
     assert main(["fit", str(EXPERIMENTS / "istream.yaml"), *args]) == 0
     assert (run / "fit.json").is_file() and not (run / "failed.json").exists()
+    # the same over that finished run with overwrite=true: until 2026-12-08 its old last.ckpt hid that no step
+    # ran, and the new fit.json named the old run's checkpoint as its best (exit 0)
+    capsys.readouterr()
+    assert main(["fit", str(EXPERIMENTS / "istream.yaml"), *args, "trainer.limit_train_batches=0", "overwrite=true"]) == 2
+    assert "no training step ran" in _one_line(capsys, "fit")
+    assert not (run / "fit.json").exists() and not list((run / "checkpoints").iterdir())
 
 
 def test_ddp_with_fewer_batches_than_ranks_is_one_line(tiny_streams, tmp_path):

@@ -51,10 +51,18 @@ def _check_length(cfg: DictConfig) -> None:
 
 
 def _refuse_finished(cfg: DictConfig, run_dir: Path) -> None:
-    """A finished run (its ``fit.json``) is trained again only by ``ckpt_path=last`` or ``overwrite=true``."""
-    if (run_dir / "fit.json").is_file() and not cfg.get("ckpt_path") and not cfg.get("overwrite"):
+    """A finished run (its ``fit.json``), or an unfinished one (its ``last.ckpt``: killed, cut by a
+    time limit, failed), is trained again only by ``ckpt_path=last`` or ``overwrite=true``. Until
+    2026-12-08 a fit without either started an unfinished run again at epoch 0 without a word, its
+    epochs lost at the new run's first checkpoint."""
+    if cfg.get("ckpt_path") or cfg.get("overwrite"):
+        return
+    if (run_dir / "fit.json").is_file():
         raise ConfigError(f"{run_dir} holds a finished run ({run_dir / 'fit.json'}); pass ckpt_path=last to resume "
                           "it, overwrite=true to replace it, or another run_root / name")
+    if (last := run_dir / "checkpoints" / "last.ckpt").is_file():
+        raise ConfigError(f"{run_dir} holds an unfinished run ({last}); pass ckpt_path=last to resume it, "
+                          "overwrite=true to start it again, or another run_root / name")
 
 
 def fit(cfg: DictConfig) -> Path | None:
@@ -117,13 +125,16 @@ def fit(cfg: DictConfig) -> Path | None:
                       "learning rate is not scaled with it)")
             if getattr(dm, "teacher_cache", None):
                 held.enter_context(hold_folder(dm.teacher_cache, "cache.dir", shared=True))
+        record = run_dir / "fit.json"
         if trainer.is_global_zero:  # the first writes, under the lock
             failed.unlink(missing_ok=True)
+            if not own:  # a fresh start replaces the run there now: never its checkpoints under this run's record
+                for old in (record, last, ckpt_dir / "best.ckpt"):  # (until 2026-12-08 they stayed until overwritten)
+                    old.unlink(missing_ok=True)
             if not own or not (run_dir / "config.yaml").is_file():
                 save_config(cfg, run_dir / "config.yaml")
             start_wandb(loggers, cfg)
             remember_wandb_run(loggers, run_dir)
-        record = run_dir / "fit.json"
         try:
             trainer.fit(model, datamodule=dm, ckpt_path=ckpt_path, weights_only=True)
             idle = resume is not None and trainer.global_step == resume[1] and not trainer.interrupted  # no step ran
