@@ -323,6 +323,7 @@ def test_print_config_shows_every_setting_and_runs_nothing(tmp_path, capsys):
     ("trainer.accumulate_grad_batches=0", r"^trainer.accumulate_grad_batches must be >= 1, got 0 \(in \S+istream.yaml"),
     ("trainer.check_val_every_n_epoch=0", r"^trainer.check_val_every_n_epoch must be >= 1 \(null: by val_check_interval\)"),
     ("trainer.val_check_interval=0", r"^trainer.val_check_interval must be > 0 "),
+    ("seed=-1", r"^seed must be an integer in 0\.\.4294967295, got -1 \(in \S+istream.yaml as composed\)"),
     ("trainer.gradient_clip_val=-1", r"^trainer.gradient_clip_val must be >= 0 \(0 or null: no clipping\), got -1"),
     # the work in spawned processes: fit.json said 0 epochs, stopped by a callback (until 2026-12-07)
     ("trainer.strategy=ddp_spawn", r"^trainer.strategy=ddp_spawn runs the work in processes started from this one.*"

@@ -74,6 +74,9 @@ def check_config(cfg: DictConfig, path: str | os.PathLike, overrides: Sequence[s
                           "which sets the run's folder, seed and trainer")
     _as_declared(cfg, _check(cfg, StageConfig, f"in {path} as composed and resolved"))
     check_reconstruct_value(cfg, str(path))
+    seed = cfg.seed  # an interpolation (${oc.env:SEED}) gives a string
+    if not (str(seed).isdigit() and int(seed) < 2**32):  # NumPy's range (a ValueError traceback until 2026-12-08)
+        raise ConfigError(f"seed must be an integer in 0..{2**32 - 1}, got {seed} (in {path} as composed)")
     for key, (bound, strict, note) in TRAINER_RANGES.items():
         value = cfg.trainer.get(key)
         if isinstance(value, (int, float)) and (value <= bound if strict else value < bound):
