@@ -175,6 +175,7 @@ OVERRIDE = r"\(command-line override of \S*experiments/student.yaml\)"
     ("model.predict_mode=clips", r"^model.predict_mode must be one of video, frames, got 'clips' "),
     ("cache.dtype=int8", r"^cache.dtype=int8: unknown value .*; choose from float16, float32$"),  # was a traceback
     ("cache.positions=pp", r"^cache.positions=pp: unknown value .*; did you mean p\?$"),
+    ("cache.chunk_videos=0", r"^cache.chunk_videos must be >= 1 \(videos per finished shard\), got 0 "),  # was 1
 ])
 def test_typos_give_one_line_and_exit_2(override, message, capsys, tmp_path):
     """Refused before anything runs: no run folder is made."""

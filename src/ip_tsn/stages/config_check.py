@@ -77,6 +77,9 @@ def check_config(cfg: DictConfig, path: str | os.PathLike, overrides: Sequence[s
     seed = cfg.seed  # an interpolation (${oc.env:SEED}) gives a string
     if not (str(seed).isdigit() and int(seed) < 2**32):  # NumPy's range (a ValueError traceback until 2026-12-08)
         raise ConfigError(f"seed must be an integer in 0..{2**32 - 1}, got {seed} (in {path} as composed)")
+    chunk = OmegaConf.select(cfg, "cache.chunk_videos")
+    if isinstance(chunk, int) and chunk < 1:  # until 2026-12-08 taken as 1: a shard (4 files) per video
+        raise ConfigError(f"cache.chunk_videos must be >= 1 (videos per finished shard), got {chunk} (in {path} as composed)")
     for key, (bound, strict, note) in TRAINER_RANGES.items():
         value = cfg.trainer.get(key)
         if isinstance(value, (int, float)) and (value <= bound if strict else value < bound):
