@@ -488,6 +488,16 @@ def test_a_test_video_that_fails_in_a_worker_is_left_out_and_recorded(tiny_strea
     assert joined not in load_scores(runs / "istream" / "scores_test.npz").video_ids
 
 
+def test_a_test_with_no_batch_is_one_line(tiny_streams, tmp_path, capsys):
+    """``trainer.limit_test_batches=0``: one line, nothing written; until 2026-12-08 a ValueError
+    traceback after the test loop ran no batch."""
+    capsys.readouterr()
+    assert main(["test", str(EXPERIMENTS / "istream.yaml"), *tiny_streams["common"], f"run_dir={tmp_path / 'run'}",
+                 "--checkpoint", str(tiny_streams["istream"]), "trainer.limit_test_batches=0"]) == 2
+    assert _one_line(capsys, "test") == "trainer.limit_test_batches=0: no batch to score (the istream config)"
+    assert not (tmp_path / "run").exists()
+
+
 def test_a_fit_that_ran_no_step_is_one_line_and_marked_failed(tiny_streams, tmp_path, capsys):
     """No training batch (as DDP with fewer batches than ranks): one line saying why, the folder
     marked failed.json (never a run in progress, never a missing last.ckpt traceback); the next

@@ -278,6 +278,10 @@ def test_a_killed_cache_is_resumed(tiny, capsys):
         pytest.skip("needs the pipeline test's cache")
     out = base / "resumed_cache"
     cmd = ["cache", str(ROOT / "experiments/cache.yaml"), *common, f"cache.dir={out}", "cache.chunk_videos=2"]
+    assert main([*cmd, "trainer.limit_predict_batches=0"]) == 2  # was a ValueError traceback after an empty loop
+    assert capsys.readouterr().err.strip() == ("ip-tsn cache: error: trainer.limit_predict_batches=0: no batch to cache "
+                                               "(the cache config)")
+    assert not out.exists()
     proc = subprocess.Popen([sys.executable, "-m", "ip_tsn.cli", *cmd], cwd=ROOT, stdout=subprocess.DEVNULL,
                             stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + 300

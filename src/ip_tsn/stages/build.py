@@ -84,8 +84,14 @@ def online_teacher(cfg: DictConfig) -> bool:
 STARTED_HERE = ("spawn", "fork", "notebook")
 
 
-def build_trainer(cfg: DictConfig, run_dir: Path, callbacks: list, loggers: list | bool = False) -> pl.Trainer:
+def build_trainer(cfg: DictConfig, run_dir: Path, callbacks: list, loggers: list | bool = False,
+                  loop: str | None = None) -> pl.Trainer:
+    """The stage's Trainer; ``loop`` (``test``, ``predict``): the one loop the command runs, which
+    ``trainer.limit_<loop>_batches=0`` would leave empty (until 2026-12-08 a traceback after it)."""
     kwargs = to_container(cfg.trainer)
+    if loop is not None and kwargs.get(f"limit_{loop}_batches") == 0:
+        raise ConfigError(f"trainer.limit_{loop}_batches=0: no batch to {'score' if loop == 'test' else 'cache'} "
+                          f"(the {cfg.get('stage')} config)")
     strategy = kwargs.get("strategy")
     if isinstance(strategy, str) and any(word in strategy for word in STARTED_HERE):
         raise ConfigError(f"trainer.strategy={strategy} runs the work in processes started from this one, and what "

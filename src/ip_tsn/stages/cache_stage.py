@@ -74,7 +74,8 @@ def cache(cfg: DictConfig) -> Path | None:
     done = finished_videos(out_dir, writer.key) if resume else set()
     listed = {r.path for subset in dm.subsets_of("predict") for r in dm.records(subset)}
     dm.skip_videos = done & listed
-    trainer = build_trainer(cfg, out_dir, [writer, WatchRanks("cache", hint=lambda: f"; {resume_hint(cfg)}")])
+    trainer = build_trainer(cfg, out_dir, [writer, WatchRanks("cache", hint=lambda: f"; {resume_hint(cfg)}")],
+                            loop="predict")
     with ExitStack() as held:  # no other cache command writes this folder, and no student reads it, meanwhile
         if trainer.is_global_zero:  # the other ranks start inside trainer.predict, as its children
             held.enter_context(hold_folder(out_dir, "cache.dir"))

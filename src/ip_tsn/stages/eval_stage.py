@@ -69,7 +69,7 @@ def test(cfg: DictConfig, checkpoint: str | None = None, subsets: tuple[str, ...
         for subset, dm in dms.items():
             scores = run_dir / f"scores_{subset}.npz"
             saver = SaveTestScores(scores, name, sha256, protocol)
-            trainer = build_trainer(cfg, run_dir, [saver, watch])
+            trainer = build_trainer(cfg, run_dir, [saver, watch], loop="test")
             if trainer.is_global_zero and subset == subsets[0]:  # the other ranks start inside trainer.test
                 held.enter_context(hold_folder(run_dir, "run_dir"))
                 _check_scores_there(cfg, run_dir, subsets, name, protocol)  # again: a test beside it may have written
