@@ -153,6 +153,13 @@ def test_fuse_any_subset_of_streams(tiny_streams, tmp_path, capsys):
     for fused in ("[]", "[I-stream,I-stream]"):  # nothing to fuse, or a stream twice: one line, not a traceback
         code = main(["fuse", str(EXPERIMENTS / "fuse.yaml"), *common, f"fuse.fused={fused}"])
         assert code == 2 and _one_line(capsys, "fuse").startswith("fuse.fused=[")
+    # a role or baseline naming no stream: until 2026-12-08 its rows (distilled minus plain, I + plain P) were
+    # dropped, or the baseline fused I-stream with itself, without a word
+    for role, says in (("fuse.distilled=P-stream distiled", "fuse.distilled: 'P-stream distiled' is not one of"),
+                       ("fuse.baseline_fused=[I-stream,I-stream]", "fuse.baseline_fused=['I-stream', 'I-stream']: name "
+                                                                   "each stream once")):
+        assert main(["fuse", str(EXPERIMENTS / "fuse.yaml"), *common, "fuse.fused=[I-stream,P-stream]", role]) == 2
+        assert _one_line(capsys, "fuse").startswith(says)
     assert json.loads((runs / "fusion" / "results.json").read_text()) == results  # nothing rewritten
     none = tmp_path / "none"  # no stream scored there: no list of others to fuse is suggested
     code = main(["fuse", str(EXPERIMENTS / "fuse.yaml"), *tiny_streams["common"], f"run_root={none}"])

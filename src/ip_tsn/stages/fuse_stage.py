@@ -46,6 +46,13 @@ def fuse(cfg: DictConfig) -> dict:
                 " (no stream of fuse.streams has scores there)"
             raise ConfigError(f"fuse.fused: {name!r} has no scores ({Path(runs[name]) / 'scores_test.npz'}); "
                               f"train and test it{others}")
+    for key in ("distilled", "plain", "teacher", "appearance"):  # a role's stream may lack scores, never a name
+        if (name := cfg.fuse.get(key)) is not None and name not in runs:  # (a typo dropped its rows until 2026-12-08)
+            raise ConfigError(f"fuse.{key}: {name!r} is not one of fuse.streams ({', '.join(runs)}); null: no {key} row")
+    baseline = list(cfg.fuse.get("baseline_fused") or [])
+    if len(set(baseline)) < len(baseline) or any(name not in runs for name in baseline):
+        raise ConfigError(f"fuse.baseline_fused={baseline}: name each stream once, from fuse.streams "
+                          f"({', '.join(runs)}); null: no baseline fusion")
     left_out = sorted(set(runs) - scored)  # reported streams without scores: any subset fuses
     if left_out:
         print(f"fuse: left out (no scores): {', '.join(f'{n} ({runs[n]})' for n in left_out)}")
