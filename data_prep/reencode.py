@@ -59,6 +59,19 @@ def parse_size(text: str) -> tuple[int, int]:
     return width, height
 
 
+def parse_gop(text: str) -> int:
+    """The I-frame interval: at least 2 (until 2026-12-08 0 and 1 were taken, and gave videos of I-frames
+    alone: no motion vectors, no residuals, nothing for the P-stream)."""
+    try:
+        gop = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"--gop expects a number of frames, e.g. 12, got {text!r}") from None
+    if gop < 2:
+        raise argparse.ArgumentTypeError(f"--gop {text}: a GOP holds its I-frame and at least one P-frame (>= 2; "
+                                         "CoViAR's is 12); below that every frame is an I-frame, with no motion")
+    return gop
+
+
 def frame_rate(stream) -> Fraction:
     """The input's average frame rate, as MPEG-4 Part 2 can store it (time base 1 / rate with a
     denominator below 65536)."""
@@ -219,7 +232,7 @@ def main(argv=None) -> int:
                                              "(default: the list file's folder)")
     parser.add_argument("--size", type=parse_size, default=(340, 256), metavar="WxH",
                         help="output frame size (default 340x256, CoViAR's)")
-    parser.add_argument("--gop", type=int, default=12, help="I-frame interval (default 12)")
+    parser.add_argument("--gop", type=parse_gop, default=12, help="I-frame interval, >= 2 (default 12)")
     parser.add_argument("--qscale", type=int, default=2, choices=range(1, 32), metavar="1..31",
                         help="fixed MPEG-4 quantizer, lower is better (default 2)")
     add_common_args(parser)

@@ -191,6 +191,11 @@ def test_reencode_tree_bad_inputs_and_resume(sources, tmp_path):
     code, log = run("reencode.py", sources, tmp_path / "afile" / "out")
     assert code == 2 and log.strip().splitlines() == [
         f"reencode.py: error: output folder={tmp_path / 'afile' / 'out'}: {tmp_path / 'afile'} is a file, not a folder"]
+    for gop in ("0", "1"):  # every frame an I-frame, nothing for the P-stream: written without a word until 2026-12-08
+        code, log = run("reencode.py", sources, tmp_path / "intra", "--gop", gop)
+        assert code == 2 and log.strip().splitlines()[-1].startswith(
+            f"reencode.py: error: argument --gop: --gop {gop}: a GOP holds its I-frame and at least one P-frame"), log
+        assert not (tmp_path / "intra").exists()
 
 
 def test_reencode_makes_again_a_copy_whose_source_was_replaced(tmp_path):
