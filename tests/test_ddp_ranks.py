@@ -68,25 +68,32 @@ def _none_left(pgid: int, timeout: float = 10.0) -> bool:
     return not _group_left(pgid)
 
 
-def _kill_after_an_epoch(data: Path, tmp_path: Path, rank: int) -> tuple[subprocess.Popen, int, str, Path]:
-    """A 2-process DDP fit of the I-stream whose rank ``rank`` gets a real SIGKILL once ``last.ckpt``
-    holds an epoch: ``(the main process, rank 1's pid, stderr, last.ckpt)``, all its processes gone."""
-    last = tmp_path / "istream" / "checkpoints" / "last.ckpt"
-    proc = subprocess.Popen([sys.executable, "-m", "ip_tsn.cli", "fit", str(ROOT / "experiments" / "istream.yaml"),
-                             *FAST, f"data.root={data}", f"run_root={tmp_path}", "trainer.max_epochs=500"], cwd=ROOT,
+def _kill_when(args: list[str], ready: Path, rank: int) -> tuple[subprocess.Popen, int, str]:
+    """``ip-tsn *args`` on 2 DDP processes whose rank ``rank`` gets a real SIGKILL once ``ready``
+    exists: ``(the main process, rank 1's pid, stderr)``, all its processes gone."""
+    proc = subprocess.Popen([sys.executable, "-m", "ip_tsn.cli", *args, *FAST[-3:]], cwd=ROOT,
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, start_new_session=True,
                             preexec_fn=default_sigint)
     try:
         rank1 = _rank_process(proc.pid, 1)
         end = time.monotonic() + 180
-        while not last.is_file():
+        while not ready.is_file():
             assert proc.poll() is None and time.monotonic() < end, proc.communicate()[1][-3000:]
-            time.sleep(0.1)
+            time.sleep(0.02)
         os.kill(rank1 if rank == 1 else proc.pid, signal.SIGKILL)
         _, err = proc.communicate(timeout=60)  # the pipe ends once every process that shares it is gone
     finally:
         if _group_left(proc.pid):
             os.killpg(proc.pid, signal.SIGKILL)
+    return proc, rank1, err
+
+
+def _kill_after_an_epoch(data: Path, tmp_path: Path, rank: int) -> tuple[subprocess.Popen, int, str, Path]:
+    """A 2-process DDP fit of the I-stream whose rank ``rank`` gets a real SIGKILL once ``last.ckpt``
+    holds an epoch: ``(the main process, rank 1's pid, stderr, last.ckpt)``, all its processes gone."""
+    last = tmp_path / "istream" / "checkpoints" / "last.ckpt"
+    proc, rank1, err = _kill_when(["fit", str(ROOT / "experiments" / "istream.yaml"), *FAST[:-3], f"data.root={data}",
+                                   f"run_root={tmp_path}", "trainer.max_epochs=500"], last, rank)
     return proc, rank1, err, last
 
 
@@ -183,21 +190,9 @@ def test_a_rank_killed_in_the_second_subset_of_a_test_is_one_line(tiny_streams, 
     the ranks. Rank 1 SIGKILLed once val is scored: one line naming it, exit 2, no process left, and
     no test scores. Until 2026-12-08 only the first subset was watched."""
     run = tmp_path / "run"
-    proc = subprocess.Popen([sys.executable, "-m", "ip_tsn.cli", "test", str(ROOT / "experiments" / "istream.yaml"),
-                             *tiny_streams["common"], f"run_dir={run}", "--checkpoint", str(tiny_streams["istream"]),
-                             "data.test_crops=3", "data.test_segments=10", *FAST[-3:]], cwd=ROOT, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.PIPE, text=True, start_new_session=True, preexec_fn=default_sigint)
-    try:
-        rank1 = _rank_process(proc.pid, 1)
-        end = time.monotonic() + 180
-        while not (run / "scores_val.npz").is_file():
-            assert proc.poll() is None and time.monotonic() < end, proc.communicate()[1][-3000:]
-            time.sleep(0.02)
-        os.kill(rank1, signal.SIGKILL)
-        _, err = proc.communicate(timeout=60)
-    finally:
-        if _group_left(proc.pid):
-            os.killpg(proc.pid, signal.SIGKILL)
+    proc, rank1, err = _kill_when(["test", str(ROOT / "experiments" / "istream.yaml"), *tiny_streams["common"],
+                                   f"run_dir={run}", "--checkpoint", str(tiny_streams["istream"]), "data.test_crops=3",
+                                   "data.test_segments=10"], run / "scores_val.npz", rank=1)
     lines = [line for line in err.splitlines() if line.startswith("ip-tsn test: error: ")]
     assert proc.returncode == 2 and lines == [
         f"ip-tsn test: error: the process of DDP rank 1 (pid {rank1}) was killed by SIGKILL (the out-of-memory killer "
