@@ -153,8 +153,9 @@ def test_ddp_test_metrics_count_each_video_once(tiny_streams, tmp_path):
 
 
 def test_ddp_validation_counts_each_video_once(data, tmp_path):
-    """A DDP fit (2 processes) validating 11 videos: its ``val/top1`` and ``val/top5`` are those of
-    the same weights scored on the same 11 videos in one process. Until 2026-12-08 Lightning's
+    """A DDP fit (2 processes) validating 11 videos: its ``val/top1``, ``val/top5`` and ``val/loss``
+    are those of the same weights scored on the same 11 videos in one process (Lightning's synced
+    epoch mean divides the ranks' summed losses by their summed batch sizes). Until 2026-12-08 Lightning's
     DistributedSampler repeated one video to even the ranks' shares, and it counted twice."""
     import csv
 
@@ -183,6 +184,7 @@ def test_ddp_validation_counts_each_video_once(data, tmp_path):
     assert want["videos"] == 11 and 0 < want["top5"] < 1  # a top-5 that one video counted twice would move
     assert float(row["val/top1"]) == pytest.approx(want["top1"], abs=1e-6)
     assert float(row["val/top5"]) == pytest.approx(want["top5"], abs=1e-6)
+    assert float(row["val/loss"]) == pytest.approx(want["loss"], rel=1e-4)  # sum over ranks / videos, exact
 
 
 def test_a_rank_killed_in_the_second_subset_of_a_test_is_one_line(tiny_streams, tmp_path):

@@ -11,7 +11,7 @@ import torch
 import torch.distributed as dist
 import torch.nn.functional as F
 
-from ip_tsn.lit.metrics import classification_metrics
+from ip_tsn.lit.metrics import classification_metrics, mean_loss
 from ip_tsn.lit.model_settings import ClassifierSettings, NetSettings, OptimSettings, plain, settings_from
 from ip_tsn.lit.optim import build_optimizer, build_scheduler
 from ip_tsn.evaluation.scores import ScoreTable
@@ -84,6 +84,7 @@ class StreamClassifier(pl.LightningModule):
         self.predict_mode = predict_mode
         self.val_metrics = classification_metrics(num_classes, "val/")
         self.test_metrics = classification_metrics(num_classes, "test/")
+        self.val_loss, self.test_loss = mean_loss(), mean_loss()  # states not in the state_dict
         self._test_rows: dict[str, tuple[np.ndarray, int]] = {}
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -125,10 +126,11 @@ class StreamClassifier(pl.LightningModule):
     def _evaluate(self, batch: Batch, stage: str) -> torch.Tensor:
         logits, _ = self.model(batch["input"])
         loss = F.cross_entropy(logits, batch["label"])
-        metrics = self.val_metrics if stage == "val" else self.test_metrics
+        metrics, mean = (self.val_metrics, self.val_loss) if stage == "val" else (self.test_metrics, self.test_loss)
         metrics.update(logits, batch["label"])
         size = len(batch["label"])
-        self.log(f"{stage}/loss", loss, on_epoch=True, sync_dist=True, batch_size=size)
+        mean.update(loss.detach(), weight=size)  # the ranks' shares differ by up to one video (metrics.mean_loss)
+        self.log(f"{stage}/loss", mean, on_epoch=True, batch_size=size)
         self.log_dict(metrics, on_epoch=True, batch_size=size, prog_bar=stage == "val")
         return logits
 

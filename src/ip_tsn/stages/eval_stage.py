@@ -98,9 +98,9 @@ def _scored_metrics(scores, labels, class_names) -> dict[str, float]:
     """``top1``, ``top5``, ``mean_class_acc`` and ``loss`` (mean cross-entropy) of the score table,
     each video once: what ``metrics.json`` and the printed line say. What ``trainer.test`` logs is
     the same since the test loader's sampler repeats no video (2026-12-08), except under DDP with
-    fewer videos than ranks, where Lightning's padded sampler stays, and for ``loss``, which
-    Lightning averages over the ranks' means (until 2026-12-07 those logs were printed: top-1 0.083
-    of 11 videos where the scores give 0.091, 2 processes)."""
+    fewer videos than ranks, where Lightning's padded sampler stays (until 2026-12-07 those logs were
+    printed: top-1 0.083 of 11 videos where the scores give 0.091, 2 processes). Its ``loss`` is from
+    the logits in the network's precision, each video weighted once (``lit.metrics.mean_loss``)."""
     picked = np.take_along_axis(np.asarray(scores, np.float64), np.asarray(labels)[:, None], axis=1)[:, 0]
     loss = float(-np.log(np.maximum(picked, np.finfo(np.float32).tiny)).mean()) if len(picked) else 0.0
     return {**evaluate(scores, labels, class_names), "loss": loss}
