@@ -176,10 +176,18 @@ OVERRIDE = r"\(command-line override of \S*experiments/student.yaml\)"
     ("cache.dtype=int8", r"^cache.dtype=int8: unknown value .*; choose from float16, float32$"),  # was a traceback
     ("cache.positions=pp", r"^cache.positions=pp: unknown value .*; did you mean p\?$"),
     ("cache.chunk_videos=0", r"^cache.chunk_videos must be >= 1 \(videos per finished shard\), got 0 "),  # was 1
+    # until 2026-12-08 a typo was Lightning's traceback at the first validation (epoch 10), and val/loss under
+    # mode max kept the worst epoch
+    ("checkpoint.monitor=val/top_1", r"^checkpoint.monitor=val/top_1: not logged; did you mean val/top1\? \(one of "),
+    ("checkpoint.monitor=val/loss", r"^checkpoint.monitor=val/loss is better lower: checkpoint.mode=max would keep the "
+                                    r"worst epoch as best.ckpt; set checkpoint.mode=min "),
+    ("checkpoint.monitor=val/top1 checkpoint.mode=min", r"^checkpoint.monitor=val/top1 is better higher: "),
+    ("checkpoint.monitor=val/top1 trainer.limit_val_batches=0",
+     r"^checkpoint.monitor=val/top1 with trainer.limit_val_batches=0: no epoch is validated; monitor train/loss_epoch"),
 ])
 def test_typos_give_one_line_and_exit_2(override, message, capsys, tmp_path):
     """Refused before anything runs: no run folder is made."""
-    code = main(["fit", str(EXPERIMENTS / "student.yaml"), f"run_root={tmp_path / 'runs'}", override])
+    code = main(["fit", str(EXPERIMENTS / "student.yaml"), f"run_root={tmp_path / 'runs'}", *override.split()])
     err = capsys.readouterr().err.strip()
     assert code == 2 and len(err.splitlines()) == 1 and err.startswith("ip-tsn fit: error: "), err
     assert re.search(message, err.removeprefix("ip-tsn fit: error: ")), err

@@ -21,6 +21,7 @@ import ip_tsn
 from ip_tsn.atomic import LOCK_NAME
 from ip_tsn.cli import main
 from ip_tsn.evaluation.scores import load_scores
+from ip_tsn.lit.model_settings import MONITORS
 from processes import held_by_another
 
 EXPERIMENTS = Path(__file__).resolve().parents[1] / "experiments"
@@ -91,6 +92,7 @@ def test_every_fit_validates_its_last_epoch(tiny_streams):
     header, *rows = (tiny_streams["runs"] / "istream" / "logs" / "metrics.csv").read_text().splitlines()
     column = header.split(",").index("val/top1")
     assert any(row.split(",")[column] for row in rows)
+    assert set(MONITORS) <= set(header.split(","))  # what checkpoint.monitor may name is logged
 
 
 def test_a_fit_that_max_steps_ends_mid_epoch_validates_there(tiny_streams, tmp_path):

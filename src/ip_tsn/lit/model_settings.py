@@ -25,6 +25,10 @@ __all__ = ["NetSettings", "OptimSettings", "ClassifierSettings", "DistillSetting
 OPTIMIZERS = ("sgd", "adam", "adamw")  # lit.optim.build_optimizer's
 SCHEDULES = ("cosine", "step", "constant")  # lit.optim.lr_factor's
 PREDICT_MODES = ("video", "frames")  # StreamClassifier.predict_step's
+# What every stream module logs once an epoch that ``checkpoint.monitor`` may name, with the better
+# direction (``checkpoint.mode``): StreamClassifier's validation metrics and its training loss
+MONITORS = {"val/top1": "max", "val/top5": "max", "val/mean_class_acc": "max", "val/loss": "min",
+            "train/loss_epoch": "min"}
 
 
 def _at_least(settings: Any, low: float, names: tuple[str, ...], strict: bool = False) -> None:

@@ -29,7 +29,7 @@ from omegaconf import DictConfig, ListConfig, OmegaConf
 from omegaconf.errors import ConfigKeyError, OmegaConfBaseException
 
 from ip_tsn.config import ConfigError, Source, config_sources, load_config
-from ip_tsn.lit.model_settings import ClassifierSettings, DistillSettings, OptimSettings
+from ip_tsn.lit.model_settings import MONITORS, ClassifierSettings, DistillSettings, OptimSettings
 from ip_tsn.settings import from_mapping
 from ip_tsn.stages.config_schema import OPEN, STAGES, DatasetFile, StageConfig, TrainerConfig
 
@@ -85,6 +85,7 @@ def check_config(cfg: DictConfig, path: str | os.PathLike, overrides: Sequence[s
         if isinstance(value, (int, float)) and (value <= bound if strict else value < bound):
             raise ConfigError(f"trainer.{key} must be {'>' if strict else '>='} {bound}{note}, got {value} "
                               f"(in {path} as composed)")
+    _check_monitor(cfg, path)
     for section, settings in VALUE_GROUPS:  # values out of range, before any data or model is touched
         given = OmegaConf.select(cfg, section)
         if given is not None:
@@ -93,6 +94,27 @@ def check_config(cfg: DictConfig, path: str | os.PathLike, overrides: Sequence[s
                 from_mapping(settings, {k: v for k, v in OmegaConf.to_container(given).items() if k in own}, section)
             except ValueError as e:
                 raise ConfigError(f"{section}.{e} (in {path} as composed)") from None
+
+
+def _check_monitor(cfg: DictConfig, path: str | os.PathLike) -> None:
+    """``checkpoint.monitor``: a key the module logs each epoch (:data:`MONITORS`), in its better
+    direction, and a validated one only where validation runs. Until 2026-12-08 a typo was
+    Lightning's traceback at the first validation (epoch 10 of the student), and ``val/loss`` under
+    the default ``mode: max`` kept the worst epoch as ``best.ckpt``."""
+    monitor, mode = OmegaConf.select(cfg, "checkpoint.monitor"), OmegaConf.select(cfg, "checkpoint.mode")
+    if monitor is None:
+        return
+    if monitor not in MONITORS:
+        close = difflib.get_close_matches(str(monitor), list(MONITORS), n=1)
+        raise ConfigError(f"checkpoint.monitor={monitor}: not logged{f'; did you mean {close[0]}?' if close else ''} "
+                          f"(one of {', '.join(MONITORS)}, or null: the final epoch; in {path} as composed)")
+    if mode != MONITORS[monitor]:
+        raise ConfigError(f"checkpoint.monitor={monitor} is better {'lower' if MONITORS[monitor] == 'min' else 'higher'}"
+                          f": checkpoint.mode={mode} would keep the worst epoch as best.ckpt; set "
+                          f"checkpoint.mode={MONITORS[monitor]} (in {path} as composed)")
+    if monitor.startswith("val/") and cfg.trainer.get("limit_val_batches") == 0:
+        raise ConfigError(f"checkpoint.monitor={monitor} with trainer.limit_val_batches=0: no epoch is validated; "
+                          f"monitor train/loss_epoch or null (in {path} as composed)")
 
 
 def load_checked(path: str | os.PathLike, overrides: Sequence[str] = ()) -> DictConfig:
