@@ -184,6 +184,9 @@ OVERRIDE = r"\(command-line override of \S*experiments/student.yaml\)"
     ("checkpoint.monitor=val/top1 checkpoint.mode=min", r"^checkpoint.monitor=val/top1 is better higher: "),
     ("checkpoint.monitor=val/top1 trainer.limit_val_batches=0",
      r"^checkpoint.monitor=val/top1 with trainer.limit_val_batches=0: no epoch is validated; monitor train/loss_epoch"),
+    # W&B's traceback once the run folder was made (a pydantic ValidationError, a UsageError) until 2026-12-08
+    ("logger.wandb_mode=onlin", r"^logger.wandb_mode=onlin: unknown value \(command-line override of \S+\); did you mean online\?$"),
+    ("logger.wandb_project=lab/ip-tsn", r"^logger.wandb_project='lab/ip-tsn': W&B refuses the character / \(no / \\ # \? % : "),
 ])
 def test_typos_give_one_line_and_exit_2(override, message, capsys, tmp_path):
     """Refused before anything runs: no run folder is made."""
@@ -192,6 +195,24 @@ def test_typos_give_one_line_and_exit_2(override, message, capsys, tmp_path):
     assert code == 2 and len(err.splitlines()) == 1 and err.startswith("ip-tsn fit: error: "), err
     assert re.search(message, err.removeprefix("ip-tsn fit: error: ")), err
     assert not (tmp_path / "runs").exists()
+
+
+def test_wandb_mode_from_the_environment_is_checked_unless_the_config_sets_it(capsys, tmp_path, monkeypatch):
+    """A ``WANDB_MODE`` W&B does not know is one line before anything runs (it was W&B's pydantic
+    traceback at the start of training); its older names are taken; ``logger.wandb_mode`` comes first."""
+    from ip_tsn.stages.loggers import asked_wandb_mode
+
+    monkeypatch.setenv("WANDB_MODE", "ofline")
+    code = main(["fit", str(EXPERIMENTS / "student.yaml"), f"run_root={tmp_path / 'runs'}"])
+    assert code == 2 and capsys.readouterr().err.strip() == (
+        "ip-tsn fit: error: WANDB_MODE=ofline (environment): not a W&B mode; choose from online, offline, disabled, "
+        "or set logger.wandb_mode, which comes first")
+    assert not (tmp_path / "runs").exists()
+    for override in ("logger.wandb_mode=offline", "logger.wandb=false"):
+        assert main(["fit", str(EXPERIMENTS / "student.yaml"), f"run_root={tmp_path / 'runs'}", override,
+                     "--print-config"]) == 0
+    monkeypatch.setenv("WANDB_MODE", "dryrun")
+    assert asked_wandb_mode(load_config(EXPERIMENTS / "student.yaml")) == "offline"
 
 
 def test_a_file_that_is_no_stage_config_is_one_line(tmp_path, capsys):

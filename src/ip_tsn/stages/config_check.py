@@ -22,7 +22,7 @@ import os
 import types
 import typing
 from pathlib import Path
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from omegaconf import DictConfig, ListConfig, OmegaConf
@@ -31,7 +31,8 @@ from omegaconf.errors import ConfigKeyError, OmegaConfBaseException
 from ip_tsn.config import ConfigError, Source, config_sources, load_config
 from ip_tsn.lit.model_settings import MONITORS, ClassifierSettings, DistillSettings, OptimSettings
 from ip_tsn.settings import from_mapping
-from ip_tsn.stages.config_schema import OPEN, STAGES, DatasetFile, StageConfig, TrainerConfig
+from ip_tsn.stages.config_schema import (OPEN, STAGES, WANDB_ALIASES, WANDB_MODES, WANDB_PROJECT_BANNED, DatasetFile,
+                                         LoggerConfig, StageConfig, TrainerConfig, filled)
 
 #: Trainer arguments the runner passes itself (``build_trainer``)
 RUNNER_TRAINER_ARGS = {"default_root_dir": "set run_dir instead", "callbacks": "not configurable",
@@ -86,6 +87,7 @@ def check_config(cfg: DictConfig, path: str | os.PathLike, overrides: Sequence[s
             raise ConfigError(f"trainer.{key} must be {'>' if strict else '>='} {bound}{note}, got {value} "
                               f"(in {path} as composed)")
     _check_monitor(cfg, path)
+    _check_wandb(cfg, path)
     for section, settings in VALUE_GROUPS:  # values out of range, before any data or model is touched
         given = OmegaConf.select(cfg, section)
         if given is not None:
@@ -115,6 +117,26 @@ def _check_monitor(cfg: DictConfig, path: str | os.PathLike) -> None:
     if monitor.startswith("val/") and cfg.trainer.get("limit_val_batches") == 0:
         raise ConfigError(f"checkpoint.monitor={monitor} with trainer.limit_val_batches=0: no epoch is validated; "
                           f"monitor train/loss_epoch or null (in {path} as composed)")
+
+
+def _check_wandb(cfg: DictConfig, path: str | os.PathLike, environ: Mapping[str, str] = os.environ) -> None:
+    """With ``logger.wandb``: a project name W&B takes, and a ``WANDB_MODE`` it knows where
+    ``logger.wandb_mode`` leaves the mode to it. Until 2026-12-08 W&B's traceback once the run
+    folder was made (``wandb.errors.UsageError``, a pydantic ``ValidationError``)."""
+    logger = filled(cfg.get("logger"), LoggerConfig)
+    if not logger.wandb:
+        return
+    project = logger.wandb_project
+    banned = sorted({c for c in project if c in WANDB_PROJECT_BANNED})
+    if not project.strip() or banned or len(project) > 128:
+        why = (f"the character{'s' * (len(banned) > 1)} {' '.join(banned)}" if banned else
+               "an empty name" if not project.strip() else "a name over 128 characters")
+        raise ConfigError(f"logger.wandb_project={project!r}: W&B refuses {why} (no {' '.join(WANDB_PROJECT_BANNED)} "
+                          f"in a project name, at most 128 characters; in {path} as composed)")
+    env = environ.get("WANDB_MODE")
+    if logger.wandb_mode is None and env and env not in (*WANDB_MODES, *WANDB_ALIASES):
+        raise ConfigError(f"WANDB_MODE={env} (environment): not a W&B mode; choose from {', '.join(WANDB_MODES)}, "
+                          "or set logger.wandb_mode, which comes first")
 
 
 def load_checked(path: str | os.PathLike, overrides: Sequence[str] = ()) -> DictConfig:

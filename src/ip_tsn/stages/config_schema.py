@@ -32,6 +32,9 @@ from ip_tsn.settings import schema, setting
 
 STAGES = ("teacher", "cache", "student", "pstream", "istream", "fuse")
 MODULES = ("classifier", "distill")
+WANDB_MODES = ("online", "offline", "disabled")  # logger.wandb_mode's, and WANDB_MODE's
+WANDB_ALIASES = {"dryrun": "offline", "run": "online"}  # W&B's older names, still taken from WANDB_MODE
+WANDB_PROJECT_BANNED = "/\\#?%:"  # characters W&B refuses in a project name (at most 128 characters)
 #: sections that take keys the schema does not list (struct mode off; their fields keep their types)
 OPEN = ("trainer",)
 
@@ -97,7 +100,7 @@ class LoggerConfig:
     csv: bool = setting(True, "a CSV log in the run folder (logs/)")
     wandb: bool = setting(True, "a Weights & Biases run (offline unless a key is configured)")
     wandb_project: str = setting("ip-tsn", "the W&B project")
-    wandb_mode: Optional[str] = setting(None, "W&B mode: online, offline, disabled (null: offline unless a key exists)")
+    wandb_mode: Optional[Literal[WANDB_MODES]] = setting(None, "W&B mode: online, offline, disabled (null: WANDB_MODE, else offline unless a key exists)")  # type: ignore[valid-type]
     tensorboard: bool = setting(False, "a TensorBoard log in the run folder (tb/; pip install 'ip-tsn[tensorboard]')")
 
 

@@ -20,12 +20,14 @@ from pytorch_lightning.loggers.logger import rank_zero_experiment
 
 from ip_tsn.atomic import write_json_atomic, write_text_atomic
 from ip_tsn.config import ConfigError, to_container
-from ip_tsn.stages.config_schema import LoggerConfig, filled
+from ip_tsn.stages.config_schema import WANDB_ALIASES, LoggerConfig, filled
 
 
 def asked_wandb_mode(cfg: DictConfig) -> str | None:
-    """The W&B mode the user set: ``logger.wandb_mode``, else ``WANDB_MODE``; None where neither says."""
-    return filled(cfg.get("logger"), LoggerConfig).wandb_mode or os.environ.get("WANDB_MODE") or None
+    """The W&B mode the user set: ``logger.wandb_mode``, else ``WANDB_MODE`` (its older names
+    ``dryrun`` and ``run`` as ``offline`` and ``online``); None where neither says."""
+    mode = filled(cfg.get("logger"), LoggerConfig).wandb_mode or os.environ.get("WANDB_MODE") or None
+    return WANDB_ALIASES.get(mode, mode) if mode else None
 
 
 def wandb_mode(cfg: DictConfig) -> str:
