@@ -352,6 +352,36 @@ def test_experiment_fuse_with_the_default_config(tmp_path: Path) -> None:
     assert (runs / "fusion" / "results.json").read_bytes() == before
 
 
+def test_broken_groups_or_targets_files_are_one_line(tmp_path: Path, capsys) -> None:
+    """A ``fuse.groups`` or ``fuse.targets`` file that is not JSON (an edit gone wrong, a binary
+    copied in its place): one line naming it and what it should hold, exit 2, nothing written.
+    Until 2026-12-08 json's or the codec's traceback."""
+    from ip_tsn.cli import main
+
+    root, runs = tmp_path / "data", tmp_path / "runs"
+    (root / "splits").mkdir(parents=True)
+    (root / "splits" / "classInd.txt").write_text("".join(f"{i + 1} {c}\n" for i, c in enumerate(FOUR)))
+    val, test = write_streams(tmp_path)
+    for folder, stream in DEMO.items():
+        (runs / folder).mkdir(parents=True)
+        (runs / folder / "scores_val.npz").write_bytes(val[stream].read_bytes())
+        (runs / folder / "scores_test.npz").write_bytes(test[stream].read_bytes())
+    (tmp_path / "cut.json").write_text('{"groups": {"a": ')
+    (tmp_path / "binary.json").write_bytes(b"\xff\xfe\x00")
+    over = [f"data.root={root}", f"run_root={runs}", "logger.wandb=false", f"fuse.out_dir={tmp_path / 'fusion'}"]
+    for setting, name, why, what in [
+            ("fuse.groups", "cut.json", "not JSON (Expecting value: line 1 column 18 (char 17))",
+             "the class -> appearance group mapping (fuse.groups)"),
+            ("fuse.groups", "binary.json", "not a text file (not UTF-8)", "the class -> appearance group mapping"),
+            ("fuse.targets", "cut.json", "not JSON (", "the teacher-target report of ip-tsn cache (fuse.targets)")]:
+        capsys.readouterr()
+        code = main(["fuse", str(REPO / "experiments" / "fuse.yaml"), *over, f"{setting}={tmp_path / name}"])
+        err = capsys.readouterr().err.strip()
+        assert code == 2 and len(err.splitlines()) == 1, err
+        assert err.startswith(f"ip-tsn fuse: error: {tmp_path / name}: {why}") and f"it should hold {what}" in err, err
+        assert not (tmp_path / "fusion" / "results.json").exists()
+
+
 # ------------------------------------- benchmarks/ablation.py: collecting runs, pooled paired tests
 def ablation_modules():
     import importlib

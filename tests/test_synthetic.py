@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -133,6 +134,24 @@ def test_same_seed_same_frames_any_counts_or_workers(tiny, tmp_path):
         first = decode(root / "videos" / rel)[0]
         np.testing.assert_array_equal(first, decode(tmp_path / "a" / "videos" / rel)[0])
         assert not np.array_equal(first, decode(tmp_path / "b" / "videos" / rel)[0]), name
+
+
+def test_an_unreadable_settings_record_is_one_line_or_regenerated(tiny, tmp_path):
+    """A ``synthetic.json`` that is not JSON: one line and exit 2 from make_synthetic.py (json's
+    traceback until 2026-12-08); with --overwrite the dataset is made again and the record rewritten."""
+    root = tmp_path / "synthetic"
+    shutil.copytree(tiny[0], root)
+    (root / "synthetic.json").write_text('{"version": ')
+    script = Path(__file__).resolve().parents[1] / "data_prep" / "make_synthetic.py"
+    proc = subprocess.run([sys.executable, str(script), "--root", str(root), "--tiny", "--quiet"],
+                          capture_output=True, text=True)
+    assert proc.returncode == 2 and proc.stderr.strip().splitlines() == [
+        f"make_synthetic.py: error: {root / 'synthetic.json'}: not JSON (Expecting value: line 1 column 13 (char 12)); "
+        "it should hold the settings the synthetic dataset was made with; pass --overwrite (overwrite=True) to "
+        "regenerate the dataset"]
+    summary = generate_synthetic(root, seed=0, overwrite=True, **TINY)
+    assert summary["written"] == len(list((root / "videos").rglob("*.mp4"))) > 0
+    assert json.loads((root / "synthetic.json").read_text()) == json.loads((tiny[0] / "synthetic.json").read_text())
 
 
 def test_rerun_skips_existing_and_checks_settings(tiny, tmp_path):

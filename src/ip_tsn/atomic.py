@@ -1,8 +1,8 @@
 """Atomic file writes, the one helper every writer uses: write a temporary file in the target's
 folder, then rename it over the target (``os.replace``), so a reader sees the old file or the new
 one, never half of one. Also the one file hash (:func:`sha256_file`) that results record of the
-files they came from (checkpoints, cache shards), and the lock a command holds on the folder it
-writes (:func:`hold_folder`). This module imports nothing from the package (it sits at the bottom)."""
+files they came from (checkpoints, cache shards), the lock a command holds on the folder it
+writes (:func:`hold_folder`), and the JSON reader that names a broken file in one line (:func:`read_json`). This module imports nothing from the package (it sits at the bottom)."""
 
 from __future__ import annotations
 
@@ -99,6 +99,21 @@ def write_text_atomic(path: str | os.PathLike, text: str) -> None:
 def write_json_atomic(path: str | os.PathLike, obj: Any) -> None:
     """Write ``obj`` as indented JSON to ``path`` atomically."""
     write_text_atomic(path, json.dumps(obj, indent=2, sort_keys=True) + "\n")
+
+
+class BrokenFileError(ValueError):
+    """A file the command reads that is not what wrote it (not JSON, not UTF-8): one line naming it."""
+
+
+def read_json(path: str | os.PathLike, what: str) -> Any:
+    """The JSON value in ``path``, which holds ``what`` (e.g. ``"the teacher-target report of ip-tsn
+    cache"``); :class:`BrokenFileError` naming the file, what it should hold and why it does not
+    (broken JSON with its line and column, bytes that are not UTF-8) in place of a traceback."""
+    try:
+        return json.loads(Path(path).read_text(encoding="utf-8"))
+    except ValueError as e:  # json.JSONDecodeError, UnicodeDecodeError
+        why = f"not JSON ({e})" if isinstance(e, json.JSONDecodeError) else "not a text file (not UTF-8)"
+        raise BrokenFileError(f"{path}: {why}; it should hold {what}") from None
 
 
 def sha256_file(path: str | os.PathLike, block: int = 1 << 20) -> str:

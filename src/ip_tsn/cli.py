@@ -81,14 +81,14 @@ _USER_ERRORS = {"predict": (ValueError, RuntimeError), "export": (ValueError, Ru
 
 def _user_errors(command: str) -> tuple[type[BaseException], ...]:
     """The errors ``command`` prints as one line (exit 2); imported when one happens."""
-    from .atomic import OutputError
+    from .atomic import BrokenFileError, OutputError
     from .codec.errors import VideoError
     from .data.split_files import SplitError
     from .data.teacher_cache import StaleCacheError
     from .evaluation.scores import ScoresError
 
-    return (ConfigError, VideoError, SplitError, StaleCacheError, ScoresError, OutputError, FileNotFoundError,
-            *_USER_ERRORS.get(command, ()))
+    return (ConfigError, VideoError, SplitError, StaleCacheError, ScoresError, OutputError, BrokenFileError,
+            FileNotFoundError, *_USER_ERRORS.get(command, ()))
 
 
 def _positive(text: str) -> int:

@@ -142,7 +142,7 @@ import cv2
 import numpy as np
 from tqdm.auto import tqdm
 
-from ip_tsn.atomic import check_output_dir, write_text_atomic
+from ip_tsn.atomic import BrokenFileError, check_output_dir, read_json, write_text_atomic
 from ip_tsn.codec.encode import encode_video as _encode
 from ip_tsn.settings import differences
 
@@ -248,7 +248,12 @@ def generate_synthetic(root: str | os.PathLike, *, videos_per_class: Mapping[str
                 "qscale": qscale, "gop_size": GOP_SIZE, "codec": "mpeg4", "classes": list(CLASSES),
                 "groups": groups()}
     meta = root / "synthetic.json"
-    recorded = json.loads(meta.read_text()) if meta.exists() else None
+    try:
+        recorded = read_json(meta, "the settings the synthetic dataset was made with") if meta.exists() else None
+    except BrokenFileError as e:  # a traceback until 2026-12-08
+        if not overwrite:
+            raise BrokenFileError(f"{e}; pass --overwrite (overwrite=True) to regenerate the dataset") from None
+        recorded = {"unreadable": str(meta)}  # other settings: the flow goes with the videos
     if recorded is not None and not overwrite and recorded != settings:
         raise ValueError(f"{root}: holds a synthetic dataset made with other settings "
                          f"({differences(recorded, settings)}; {meta}); "

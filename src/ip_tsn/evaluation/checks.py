@@ -5,7 +5,6 @@ the teacher-target checks (idle-row entropy, training draws with no active segme
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -14,6 +13,7 @@ from typing import Any
 
 import numpy as np
 
+from ip_tsn.atomic import read_json
 from ip_tsn.evaluation.fusion import correct_of
 
 
@@ -51,7 +51,7 @@ def load_groups(path: str | os.PathLike | None) -> tuple[dict[str, str] | None, 
         return None, "no groups file (fuse.groups is null)"
     if not Path(path).is_file():
         return None, f"groups file {path} not found"
-    data = json.loads(Path(path).read_text())
+    data = read_json(path, "the class -> appearance group mapping (fuse.groups)")
     if isinstance(data, dict) and isinstance(data.get("groups"), dict):
         data = data["groups"]
     if isinstance(data, dict) and data and all(isinstance(v, str) for v in data.values()):

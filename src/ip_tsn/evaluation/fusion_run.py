@@ -9,6 +9,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from ip_tsn.atomic import read_json
 from ip_tsn.evaluation.checks import Roles, data_checks, load_groups
 from ip_tsn.evaluation.fusion import DEFAULT_GRID, search_fusion_weights
 from ip_tsn.evaluation.report import FUSION, build_report, fusion_rows, write_report
@@ -55,7 +56,7 @@ def run_fusion(
                 if roles.baseline_fused else None)
     mapping, note = (dict(groups), None) if isinstance(groups, Mapping) else load_groups(groups)
     if targets is not None and not isinstance(targets, Mapping):
-        targets = json.loads(Path(targets).read_text()) if Path(targets).is_file() else None
+        targets = read_json(targets, "the teacher-target report of ip-tsn cache (fuse.targets)") if Path(targets).is_file() else None
     checks = data_checks(val_scores, val_labels, class_names, roles, mapping, note, thresholds, targets)
     tables = {name: load_scores(path) for name, path in test_paths.items()}  # read once: scores and protocols
     ids, test_scores, test_labels = align_scores(tables, {name: str(p) for name, p in test_paths.items()})

@@ -6,14 +6,13 @@ teacher cache (format: :mod:`ip_tsn.data.teacher_cache`) with its target report
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 from contextlib import ExitStack
 from pathlib import Path
 
 from omegaconf import DictConfig
 
-from ip_tsn.atomic import check_output_dir, hold_folder, sha256_file, write_json_atomic
+from ip_tsn.atomic import check_output_dir, hold_folder, read_json, sha256_file, write_json_atomic
 from ip_tsn.config import ConfigError, to_container
 from ip_tsn.data.cache_shards import finished_videos, prepare_folder
 from ip_tsn.data.cache_size import size_report
@@ -128,7 +127,7 @@ def write_target_report(cfg: DictConfig, dm: VideoDataModule, out_dir: Path) -> 
             rows[r.path] = {"subset": subset, "label": r.label, "frames": cache.frames(r.path),
                             "logits": cache.video_logits(r.path)}
     actions = Path(cfg.data.root) / "actions.json"
-    windows = json.loads(actions.read_text()) if actions.is_file() else None
+    windows = read_json(actions, "the synthetic videos' action windows (make_synthetic.py)") if actions.is_file() else None
     if windows is not None:
         for vid in rows:
             video = CompressedVideo(Path(dm.video_root) / vid)
