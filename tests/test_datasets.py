@@ -123,6 +123,12 @@ def test_unusable_split_files_are_refused_by_name(ucf):
     (lists / "trainlist01.txt").write_text(train.replace(" 1\n", " one\n", 1))
     with pytest.raises(SplitError, match=r"trainlist01.txt:1: label 'one' after '.*_g03_c01.avi' is not a number"):
         load_split("ucf101", ucf, 1, "train")
+    (lists / "trainlist01.txt").write_bytes(b"ApplyEyeMakeup/v_\xe9.avi 1\n")  # Latin-1, not UTF-8
+    with pytest.raises(SplitError, match=r"trainlist01.txt: not a text file \(byte 17 is not UTF-8\): split, annotation "
+                                         r"and class files are UTF-8 text$"):  # the codec's words alone until 2026-12-08
+        load_split("ucf101", ucf, 1, "train")
+    (lists / "trainlist01.txt").write_bytes(b"\xef\xbb\xbf" + train.replace("\n", "\r").encode())  # a BOM, old Mac lines
+    assert len(load_split("ucf101", ucf, 1, "train", val_fraction=0)) == len(train.splitlines())
     (lists / "trainlist01.txt").write_text(train)
     with pytest.raises(SplitError, match=r"none of the 48 videos listed for trainval \(split 1\) is there "
                                          r"\(e.g. ApplyEyeMakeup/v_ApplyEyeMakeup_g03_c01.mp4\)"):

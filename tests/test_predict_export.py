@@ -89,7 +89,7 @@ def test_predict_says_a_video_is_cut_short(tiny_streams, tmp_path, capsys):
     assert results[1]["frames_listed"] is None and results[1]["num_frames"] == 48
 
 
-def test_predict_device(tiny_streams, capsys):
+def test_predict_device(tiny_streams, capsys, tmp_path):
     carphone = str(sample_videos()["carphone_pristine.mp4"])
     for device in ("tpu", "cuda:x"):  # was torch's list of every device type it knows
         capsys.readouterr()
@@ -98,6 +98,12 @@ def test_predict_device(tiny_streams, capsys):
     assert main(["predict", carphone, *_streams(tiny_streams), "--classes", "nothere.txt"]) == 2  # was [Errno 2]
     assert capsys.readouterr().err.strip() == ("ip-tsn predict: error: nothere.txt: class file not found (classInd.txt, "
                                                "or one class name per line)")
+    for text, problem in [(b"\xff\xfe\x00", "not a text file (byte 0 is not UTF-8)"),  # was the codec's words alone
+                          (b"Jump\nWalk\n", "the networks score 12 classes but 2 class names are known (--classes ")]:
+        (tmp_path / "classes.txt").write_bytes(text)
+        assert main(["predict", carphone, *_streams(tiny_streams), "--classes", str(tmp_path / "classes.txt")]) == 2
+        err = capsys.readouterr().err.strip()
+        assert len(err.splitlines()) == 1 and problem in err and str(tmp_path / "classes.txt") in err, err
     if not torch.cuda.is_available():
         assert main(["predict", carphone, *_streams(tiny_streams), "--device", "cuda"]) == 2
         assert "no CUDA device" in capsys.readouterr().err

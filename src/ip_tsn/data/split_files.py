@@ -8,6 +8,7 @@ cannot be used raises :class:`SplitError` (a ``ValueError``), which the command 
 from __future__ import annotations
 
 import csv
+import io
 import os
 import re
 from dataclasses import dataclass
@@ -32,12 +33,23 @@ class Entry:
     where: str
 
 
+def _text(path: str | os.PathLike) -> str:
+    """A split, annotation or class file's text (UTF-8, a byte-order mark dropped, newlines as
+    written); :class:`SplitError` naming the file where it is not text (until 2026-12-08 the codec's
+    words without the file's name)."""
+    try:
+        with open(path, encoding="utf-8-sig", newline="") as f:
+            return f.read()
+    except UnicodeDecodeError as e:
+        raise SplitError(f"{path}: not a text file (byte {e.start} is not UTF-8): split, annotation and class "
+                         "files are UTF-8 text") from None
+
+
 def _lines(path: Path, layout: str) -> list[tuple[int, str]]:
     """Non-blank lines of a text file as (1-based line number, stripped text)."""
     if not path.is_file():
         raise SplitError(f"{path}: split file not found; expected layout: {layout}")
-    with open(path, encoding="utf-8-sig") as f:
-        return [(n, line.strip()) for n, line in enumerate(f, 1) if line.strip()]
+    return [(n, line.strip()) for n, line in enumerate(io.StringIO(_text(path), newline=None), 1) if line.strip()]
 
 
 def read_class_ind(path: Path, layout: str) -> list[str]:
@@ -143,7 +155,7 @@ def read_kinetics_csv(path: Path, layout: str) -> list[tuple[str, str, str]]:
     if not path.is_file():
         raise SplitError(f"{path}: annotation file not found; expected layout: {layout}")
     rows = []
-    with open(path, encoding="utf-8-sig", newline="") as f:
+    with io.StringIO(_text(path), newline="") as f:
         reader = csv.DictReader(f)
         missing = [c for c in KINETICS_COLUMNS if c not in (reader.fieldnames or [])]
         if missing:
@@ -178,6 +190,6 @@ def read_class_file(path: str | os.PathLike) -> list[str]:
     """Class names from ``classInd.txt`` (``1 Name``) or a file with one name per line."""
     if not os.path.isfile(path):
         raise SplitError(f"{path}: class file not found (classInd.txt, or one class name per line)")
-    lines = [ln.strip() for ln in open(path, encoding="utf-8-sig") if ln.strip()]
+    lines = [ln.strip() for ln in io.StringIO(_text(path), newline=None) if ln.strip()]
     numbered = all(ln.split(maxsplit=1)[0].isdigit() and " " in ln for ln in lines)
     return [ln.split(maxsplit=1)[1] for ln in lines] if numbered and lines else lines

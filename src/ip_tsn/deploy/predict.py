@@ -153,12 +153,13 @@ class FusedPredictor:
     """Late fusion of stream networks on single videos (module docstring)."""
 
     def __init__(self, streams: Sequence[Stream], class_names: Sequence[str],
-                 device: torch.device) -> None:
+                 device: torch.device, names_from: str = "") -> None:
+        """``names_from``: where ``class_names`` came from, said where they do not fit the networks."""
         if not streams or any(s.weight < 0 for s in streams) or sum(s.weight for s in streams) <= 0:
             raise ValueError(f"fusion weights must be >= 0 with a positive sum, got "
                              f"{[s.weight for s in streams]}")
         self.streams = sorted(streams, key=lambda s: PHASE[s.modality])  # I-frames first
-        self.class_names, self.device = list(class_names), device
+        self.class_names, self.device, self.names_from = list(class_names), device, names_from
 
     @classmethod
     def load(cls, model: str | None = None, istream: str | None = None, pstream: str | None = None,
@@ -201,7 +202,7 @@ class FusedPredictor:
                                                                        ("scale_size", scale_size)) if v},
                                    reconstruct=choose_reconstruct(s.preprocess, reconstruct, dev))
         names = read_class_file(classes) if classes else names or _agreed_names(loaded)
-        return cls(streams, names, dev)
+        return cls(streams, names, dev, f" (--classes {classes})" if classes else "")
 
     def predict(self, path: str | Path, top_k: int = 5) -> dict[str, Any]:
         """Top-``top_k`` fused classes of one video, each stream's top-1, video facts, timing (ms).
@@ -226,7 +227,7 @@ class FusedPredictor:
         timing["total"] = 1e3 * (time.perf_counter() - start)
         if len(fused) != len(self.class_names):
             raise ValueError(f"the networks score {len(fused)} classes but {len(self.class_names)} class "
-                             "names are known")
+                             f"names are known{self.names_from}")
         video = CompressedVideo(path)  # the index is cached: no second demux
         missing = video.index.missing  # cut short: predicted from the frames it holds, and said
         return {"video": str(path), "codec": video.codec, "size": [video.width, video.height],
