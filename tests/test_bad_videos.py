@@ -59,6 +59,30 @@ def _common(data: Path, runs: Path) -> list[str]:
     return [*FAST, f"data.root={data}", f"run_root={runs}"]
 
 
+def test_a_broken_flow_file_is_named_with_how_to_make_it_again(tmp_path, capsys):
+    """The flow teacher on a dataset whose one flow file was cut short (a disk fault, a copy
+    interrupted): one line naming it, refused before training, saying to remove it and run
+    extract_flow.py again, which makes the missing ones (until 2026-12-08 it said to re-encode the video)."""
+    from ip_tsn.codec.flow import save_flow
+
+    data = tmp_path / "synthetic"
+    generate_synthetic(data, **TINY_CONFIG, progress=False)
+    for video in (data / "videos").rglob("*.mp4"):
+        flow = data / "flow" / video.relative_to(data / "videos").with_suffix(".npy")
+        flow.parent.mkdir(parents=True, exist_ok=True)
+        save_flow(flow, np.full((TINY_CONFIG["num_frames"] - 1, 64, 64, 2), 128, np.uint8))
+    cut = data / "flow" / "PoolJump" / "v_PoolJump_train_000.npy"
+    cut.write_bytes(cut.read_bytes()[:100])
+    assert main(["fit", str(ROOT / "experiments/teacher.yaml"), *_common(data, tmp_path / "runs")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and err.startswith(f"ip-tsn fit: error: {data / 'flow'}: 1 of 36 videos listed "
+                                                         "for train/val cannot be read: PoolJump/v_PoolJump_train_000")
+    assert "(unreadable flow file (truncated or not a .npy)" in err
+    assert err.endswith("then remove them and run data_prep/extract_flow.py again (it makes the missing ones), or set "
+                        "data.skip_bad_videos=true to leave them out")
+    assert not (tmp_path / "runs" / "teacher" / "checkpoints").exists()
+
+
 def test_fit_and_test_refuse_all_bad_videos_in_one_line(broken, tmp_path, capsys):
     common = _common(broken, tmp_path / "runs")
     assert main(["fit", str(ROOT / "experiments/istream.yaml"), *common]) == 2

@@ -229,9 +229,10 @@ class VideoDataModule(pl.LightningDataModule):
             more = f"; and {len(bad) - 3} more" if len(bad) > 3 else ""
             what = f"{len(bad)} of {len(unique)} videos listed for {'/'.join(todo)} cannot be read: {shown}{more}"
             if not hp.skip_bad_videos:
-                raise BadVideosError(folder, f"{what}. List them all with `{CHECK_COMMAND} {folder}`, then "
-                                             "re-encode or remove them, or set data.skip_bad_videos=true to "
-                                             "leave them out", list(bad.items()))
+                fix = ("remove them and run data_prep/extract_flow.py again (it makes the missing ones)"
+                       if self.modality == "flow" else "re-encode or remove them")
+                raise BadVideosError(folder, f"{what}. List them all with `{CHECK_COMMAND} {folder}`, then {fix}, "
+                                             "or set data.skip_bad_videos=true to leave them out", list(bad.items()))
         for subset, recs in listed.items():
             self._checked[subset] = [r for r in recs if r.path not in bad]
             if recs and not self._checked[subset]:
