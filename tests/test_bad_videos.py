@@ -96,7 +96,7 @@ def test_fit_and_test_refuse_all_bad_videos_in_one_line(broken, tmp_path, capsys
     shown = [name for name in reasons if name in err]  # the first three in list order, "and 1 more"
     assert len(shown) == 3 and "; and 1 more" in err and all(re.search(reasons[name], err) for name in shown)
     assert "data_prep/check_videos.py" in err and "data.skip_bad_videos=true" in err
-    assert not (tmp_path / "runs" / "istream" / "checkpoints").exists()  # refused before training
+    assert not (tmp_path / "runs").exists()  # refused before anything is written (config.yaml and failed.json were)
 
     with pytest.warns(UserWarning, match=r"4 of 36 videos .* left out \(data.skip_bad_videos=true\)"):
         assert main(["fit", str(ROOT / "experiments/istream.yaml"), *common, "data.skip_bad_videos=true"]) == 0

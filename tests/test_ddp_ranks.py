@@ -187,6 +187,22 @@ def test_ddp_validation_counts_each_video_once(data, tmp_path):
     assert float(row["val/loss"]) == pytest.approx(want["loss"], rel=1e-4)  # sum over ranks / videos, exact
 
 
+def test_a_bad_video_under_ddp_is_one_line_before_the_ranks_start(data, tmp_path):
+    """A zero-byte training video and a 2-process fit: one line, exit 2, no run folder. Until
+    2026-12-08 every rank's setup checked the videos and said it, one line per process."""
+    root = tmp_path / "data"
+    shutil.copytree(data, root)
+    (root / "videos" / "PoolJump" / "v_PoolJump_train_000.mp4").write_bytes(b"")
+    fit = subprocess.run([sys.executable, "-m", "ip_tsn.cli", "fit", str(ROOT / "experiments" / "istream.yaml"), *FAST,
+                          f"data.root={root}", f"run_root={tmp_path / 'runs'}", "trainer.max_epochs=1"],
+                         cwd=ROOT, capture_output=True, text=True, timeout=300)
+    lines = [line for line in fit.stderr.splitlines() if "error" in line]
+    assert fit.returncode == 2 and len(lines) == 1, fit.stderr[-3000:]
+    assert lines[0].startswith(f"ip-tsn fit: error: {root / 'videos'}: 1 of 36 videos listed for train/val cannot be "
+                               "read: PoolJump/v_PoolJump_train_000.mp4 (empty file (0 bytes))")
+    assert "GLOBAL_RANK" not in fit.stderr + fit.stdout and not (tmp_path / "runs").exists()
+
+
 def test_a_rank_killed_in_the_second_subset_of_a_test_is_one_line(tiny_streams, tmp_path):
     """``ip-tsn test`` scores val, then test, each with a trainer of its own; only the first starts
     the ranks. Rank 1 SIGKILLed once val is scored: one line naming it, exit 2, no process left, and

@@ -93,6 +93,9 @@ def fit(cfg: DictConfig) -> Path | None:
     dm, model = _data_and_model(cfg)
     teacher = str(cfg.teacher.checkpoint) if cfg.get("module") == "distill" and cfg.get("teacher") else None
     train_videos = subset_videos(dm, "train")
+    # every listed video read once before the run folder is written or a DDP rank starts: a bad one is one line,
+    # from this process (until 2026-12-08 each rank's setup said it, and config.yaml and failed.json were written)
+    dm.check_videos(dm.subsets_of("fit"))
     if ckpt_path:
         check_resume_fits(model, ckpt_path)
         check_classes(ckpt_path, dm.class_names, data_named(cfg))
