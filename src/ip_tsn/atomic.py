@@ -2,7 +2,8 @@
 folder, then rename it over the target (``os.replace``), so a reader sees the old file or the new
 one, never half of one. Also the one file hash (:func:`sha256_file`) that results record of the
 files they came from (checkpoints, cache shards), the lock a command holds on the folder it
-writes (:func:`hold_folder`), and the JSON reader that names a broken file in one line (:func:`read_json`). This module imports nothing from the package (it sits at the bottom)."""
+writes (:func:`hold_folder`), and the JSON reader that names a broken file in one line
+(:func:`read_json`). This module imports nothing from the package (it sits at the bottom)."""
 
 from __future__ import annotations
 

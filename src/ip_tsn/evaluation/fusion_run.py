@@ -56,7 +56,8 @@ def run_fusion(
                 if roles.baseline_fused else None)
     mapping, note = (dict(groups), None) if isinstance(groups, Mapping) else load_groups(groups)
     if targets is not None and not isinstance(targets, Mapping):
-        targets = read_json(targets, "the teacher-target report of ip-tsn cache (fuse.targets)") if Path(targets).is_file() else None
+        what = "the teacher-target report of ip-tsn cache (fuse.targets)"
+        targets = read_json(targets, what) if Path(targets).is_file() else None
     checks = data_checks(val_scores, val_labels, class_names, roles, mapping, note, thresholds, targets)
     tables = {name: load_scores(path) for name, path in test_paths.items()}  # read once: scores and protocols
     ids, test_scores, test_labels = align_scores(tables, {name: str(p) for name, p in test_paths.items()})

@@ -60,6 +60,7 @@ def cache(cfg: DictConfig) -> Path | None:
                           cache_positions=settings.positions)
     model = load_module(teacher_ckpt, "teacher.checkpoint", modality="flow")
     check_teacher(cfg, dm, teacher_ckpt)
+    dm.check_videos(dm.subsets_of("predict"))  # before a DDP rank starts: one line (one per rank until 2026-12-08)
     model.predict_mode = "frames"  # type: ignore[assignment]
     resume = not cfg.get("overwrite")
     writer = TeacherCacheWriter(out_dir, teacher_checkpoint=teacher_ckpt,
@@ -127,7 +128,8 @@ def write_target_report(cfg: DictConfig, dm: VideoDataModule, out_dir: Path) -> 
             rows[r.path] = {"subset": subset, "label": r.label, "frames": cache.frames(r.path),
                             "logits": cache.video_logits(r.path)}
     actions = Path(cfg.data.root) / "actions.json"
-    windows = read_json(actions, "the synthetic videos' action windows (make_synthetic.py)") if actions.is_file() else None
+    what = "the synthetic videos' action windows (make_synthetic.py)"
+    windows = read_json(actions, what) if actions.is_file() else None
     if windows is not None:
         for vid in rows:
             video = CompressedVideo(Path(dm.video_root) / vid)

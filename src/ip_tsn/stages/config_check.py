@@ -111,8 +111,9 @@ def _check_monitor(cfg: DictConfig, path: str | os.PathLike) -> None:
         raise ConfigError(f"checkpoint.monitor={monitor}: not logged{f'; did you mean {close[0]}?' if close else ''} "
                           f"(one of {', '.join(MONITORS)}, or null: the final epoch; in {path} as composed)")
     if mode != MONITORS[monitor]:
-        raise ConfigError(f"checkpoint.monitor={monitor} is better {'lower' if MONITORS[monitor] == 'min' else 'higher'}"
-                          f": checkpoint.mode={mode} would keep the worst epoch as best.ckpt; set "
+        better = "lower" if MONITORS[monitor] == "min" else "higher"
+        raise ConfigError(f"checkpoint.monitor={monitor} is better {better}: checkpoint.mode={mode} would keep "
+                          "the worst epoch as best.ckpt; set "
                           f"checkpoint.mode={MONITORS[monitor]} (in {path} as composed)")
     if monitor.startswith("val/") and cfg.trainer.get("limit_val_batches") == 0:
         raise ConfigError(f"checkpoint.monitor={monitor} with trainer.limit_val_batches=0: no epoch is validated; "
