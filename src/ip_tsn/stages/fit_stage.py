@@ -170,6 +170,8 @@ def fit(cfg: DictConfig) -> Path | None:
                 why = (f"{short} ran out before the first epoch ended (step {trainer.global_step} of {batches} per "
                        "epoch), so no checkpoint was saved; give it more time")
             _mark_failed(trainer, failed, last, why)
+            if not trainer.is_global_zero:  # every rank ran as many batches: rank 0 says it, once
+                raise SystemExit(2)  # (until 2026-12-08 each rank did)
             raise ConfigError(f"{run_dir}: {why}")
         say = pl.utilities.rank_zero_only(print)
         if idle and record.is_file():
