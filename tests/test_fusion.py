@@ -368,12 +368,14 @@ def test_broken_groups_or_targets_files_are_one_line(tmp_path: Path, capsys) -> 
         (runs / folder / "scores_test.npz").write_bytes(test[stream].read_bytes())
     (tmp_path / "cut.json").write_text('{"groups": {"a": ')
     (tmp_path / "binary.json").write_bytes(b"\xff\xfe\x00")
+    (tmp_path / "list.json").write_text("[1, 2]")
     over = [f"data.root={root}", f"run_root={runs}", "logger.wandb=false", f"fuse.out_dir={tmp_path / 'fusion'}"]
     for setting, name, why, what in [
             ("fuse.groups", "cut.json", "not JSON (Expecting value: line 1 column 18 (char 17))",
              "the class -> appearance group mapping (fuse.groups)"),
             ("fuse.groups", "binary.json", "not a text file (not UTF-8)", "the class -> appearance group mapping"),
-            ("fuse.targets", "cut.json", "not JSON (", "the teacher-target report of ip-tsn cache (fuse.targets)")]:
+            ("fuse.targets", "cut.json", "not JSON (", "the teacher-target report of ip-tsn cache (fuse.targets)"),
+            ("fuse.targets", "list.json", "a JSON list, not an object", "the teacher-target report of ip-tsn cache")]:
         capsys.readouterr()
         code = main(["fuse", str(REPO / "experiments" / "fuse.yaml"), *over, f"{setting}={tmp_path / name}"])
         err = capsys.readouterr().err.strip()

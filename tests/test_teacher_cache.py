@@ -134,7 +134,8 @@ def test_stale_cache_errors(tmp_path: Path) -> None:
         TeacherCache(path)
 
 
-@pytest.mark.parametrize("damage", ["truncated", "deleted", "empty_manifest", "feature_dim", "num_rows", "flipped"])
+@pytest.mark.parametrize("damage", ["truncated", "deleted", "empty_manifest", "list_manifest", "feature_dim", "num_rows",
+                                    "flipped"])
 def test_broken_cache_is_refused_by_name(tmp_path: Path, damage: str) -> None:
     """Issue 11: a broken cache never trains silently wrong or crashes deep; one error names it."""
     path = build_cache(tmp_path, teacher(), GridDataset(LENGTHS, stride=3), "float16")
@@ -147,6 +148,8 @@ def test_broken_cache_is_refused_by_name(tmp_path: Path, damage: str) -> None:
         (path / f"{name}.features.bin").unlink()
     elif damage == "empty_manifest":
         manifest.write_text("")
+    elif damage == "list_manifest":  # JSON, not an object: an AttributeError traceback until 2026-12-08
+        manifest.write_text("[1, 2]")
     elif damage == "feature_dim":  # the student would read misaligned features
         meta["feature_dim"] -= 1
         manifest.write_text(json.dumps(meta))

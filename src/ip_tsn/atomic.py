@@ -106,15 +106,19 @@ class BrokenFileError(ValueError):
     """A file the command reads that is not what wrote it (not JSON, not UTF-8): one line naming it."""
 
 
-def read_json(path: str | os.PathLike, what: str) -> Any:
-    """The JSON value in ``path``, which holds ``what`` (e.g. ``"the teacher-target report of ip-tsn
+def read_json(path: str | os.PathLike, what: str) -> dict[str, Any]:
+    """The JSON object in ``path``, which holds ``what`` (e.g. ``"the teacher-target report of ip-tsn
     cache"``); :class:`BrokenFileError` naming the file, what it should hold and why it does not
-    (broken JSON with its line and column, bytes that are not UTF-8) in place of a traceback."""
+    (broken JSON with its line and column, bytes that are not UTF-8, a value that is no object) in
+    place of a traceback."""
     try:
-        return json.loads(Path(path).read_text(encoding="utf-8"))
+        value = json.loads(Path(path).read_text(encoding="utf-8"))
     except ValueError as e:  # json.JSONDecodeError, UnicodeDecodeError
         why = f"not JSON ({e})" if isinstance(e, json.JSONDecodeError) else "not a text file (not UTF-8)"
         raise BrokenFileError(f"{path}: {why}; it should hold {what}") from None
+    if not isinstance(value, dict):
+        raise BrokenFileError(f"{path}: a JSON {type(value).__name__}, not an object; it should hold {what}")
+    return value
 
 
 def sha256_file(path: str | os.PathLike, block: int = 1 << 20) -> str:

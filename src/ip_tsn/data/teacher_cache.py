@@ -86,7 +86,7 @@ class TeacherCache:
             shards = self.manifest["shards"]
         except StaleCacheError:
             raise
-        except (ValueError, KeyError, TypeError) as e:
+        except (ValueError, KeyError, TypeError, AttributeError) as e:  # AttributeError: not an object
             raise StaleCacheError(f"teacher cache {manifest_path}: broken manifest ({type(e).__name__}: {e}); "
                                   "rebuild the cache (ip-tsn cache)") from None
         self._check_sizes(shards)
