@@ -210,6 +210,16 @@ def test_last_with_nothing_to_resume_says_it_starts_fresh(tiny, capsys):
     assert (run_dir / "fit.json").read_bytes() == record
     assert {p: (p.read_bytes(), p.stat().st_mtime_ns) for p in checkpoints} == checkpoints  # not even rewritten
     assert (run_dir / "logs" / "metrics.csv").read_bytes() == rows  # the same rows (the logger rewrites it whole)
+    for broken, why in [(b'{"best', "not JSON (Unterminated string starting at: line 1 column 2 (char 1))"),
+                        (b'{"epochs": 1}', "no best_checkpoint")]:  # json's traceback or a KeyError until 2026-12-08
+        (run_dir / "fit.json").write_bytes(broken)
+        capsys.readouterr()
+        assert main(command) == 2
+        assert capsys.readouterr().err.strip() == (
+            f"ip-tsn fit: error: {run_dir / 'fit.json'}: {why}; it should hold this finished run's record "
+            "(best_checkpoint, val_top1): remove it and run again with ckpt_path=last to write a new one, or "
+            "overwrite=true to train again")
+    assert {p: (p.read_bytes(), p.stat().st_mtime_ns) for p in checkpoints} == checkpoints
 
 
 class _Line(pl.LightningModule):

@@ -11,7 +11,6 @@ last; with the run's ``environment``, :mod:`ip_tsn.stages.provenance`). ``last.c
 
 from __future__ import annotations
 
-import json
 import shutil
 import signal
 from contextlib import ExitStack
@@ -21,7 +20,8 @@ import pytorch_lightning as pl
 from omegaconf import DictConfig
 from pytorch_lightning.callbacks import LearningRateMonitor, ModelCheckpoint
 
-from ip_tsn.atomic import OutputError, atomic_path, check_output_dir, hold_folder, sha256_file, write_json_atomic
+from ip_tsn.atomic import (BrokenFileError, OutputError, atomic_path, check_output_dir, hold_folder, read_json, sha256_file,
+                           write_json_atomic)
 from ip_tsn.config import ConfigError, save_config
 from ip_tsn.data.datamodule import VideoDataModule
 from ip_tsn.lit.callbacks import SaveLastEveryEpoch, SaveStreamInfo, ValidateLastEpoch
@@ -181,7 +181,7 @@ def fit(cfg: DictConfig) -> Path | None:
                     f"(epoch {resume[0]}, step {resume[1]}): Lightning's timer, carried on from it, is past {short} "
                     f"(raise it to train on)")
             say(f"ckpt_path={cfg.get('ckpt_path')}: {ckpt_path} {done}; nothing to train, {record} kept")
-            return Path(json.loads(record.read_text())["best_checkpoint"])
+            return _recorded_best(record)
         if short is not None and not trainer.interrupted:
             say(f"stopped by {short} after {trainer.current_epoch} of {trainer.max_epochs} epochs (step "
                 f"{trainer.global_step}); ckpt_path=last resumes it from the last finished epoch ({last})")
@@ -249,6 +249,17 @@ def _stopped_short(trainer: pl.Trainer, cfg: DictConfig) -> str | None:
 
 
 FAILED = "failed.json"  # in a run folder whose fit failed before its first checkpoint
+
+
+def _recorded_best(record: Path) -> Path:
+    """The best checkpoint a finished run's ``fit.json`` names; one line where the record is broken
+    (until 2026-12-08 json's traceback when such a run was resumed)."""
+    what = ("this finished run's record (best_checkpoint, val_top1): remove it and run again with ckpt_path=last to "
+            "write a new one, or overwrite=true to train again")
+    best = read_json(record, what).get("best_checkpoint")
+    if not isinstance(best, str):
+        raise BrokenFileError(f"{record}: no best_checkpoint; it should hold {what}")
+    return Path(best)
 
 
 def _mark_failed(trainer: pl.Trainer, failed: Path, last: Path, why: str) -> None:
