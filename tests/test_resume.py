@@ -400,6 +400,13 @@ def test_a_resumed_run_keeps_the_settings_it_started_with(tiny, capsys):
                    "model.optim.lr); resume with them as they were, start again in its place (overwrite=true) or start "
                    "another run (run_name=...)")
     assert files() == before
+    (run_dir / "config.yaml").write_text("data: [\n")  # a broken record: YAML's message was 3 lines until 2026-12-08
+    assert main(["fit", ISTREAM, *args, "trainer.max_epochs=1", "ckpt_path=last"]) == 2
+    assert capsys.readouterr().err.strip() == (
+        f"ip-tsn fit: error: {run_dir / 'config.yaml'}: cannot be read (ParserError: while parsing a flow node did not "
+        f"find expected node content in \"{run_dir / 'config.yaml'}\", line 2, column 1); it holds the settings the "
+        "run being resumed started with: restore it, or train again with overwrite=true")
+    (run_dir / "config.yaml").write_bytes(before[run_dir / "config.yaml"])
     assert main(["fit", ISTREAM, *args, "trainer.max_epochs=2", "ckpt_path=last", "data.num_workers=1"]) == 0
     assert ("trainer.max_epochs: 1 when this run started, 2 now: the learning-rate schedule is rebuilt over the new "
             "length from the resumed step on") in capsys.readouterr().out

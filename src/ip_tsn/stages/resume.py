@@ -94,8 +94,9 @@ def check_same_settings(cfg: DictConfig, saved: Path) -> dict[str, tuple[Any, An
     try:
         before = _flat(OmegaConf.to_container(complete(OmegaConf.load(saved)), resolve=True))
     except Exception as e:  # noqa: BLE001 - any reason it cannot be read is the same line
-        raise ConfigError(f"{saved}: cannot be read ({type(e).__name__}: {e}); it holds the settings the run "
-                          "being resumed started with") from None
+        why = " ".join(str(e).split())  # YAML's message spans lines (one line since 2026-12-08)
+        raise ConfigError(f"{saved}: cannot be read ({type(e).__name__}: {why}); it holds the settings the run "
+                          "being resumed started with: restore it, or train again with overwrite=true") from None
     now = _flat(OmegaConf.to_container(complete(cfg), resolve=True))
     unset = object()
     changed = [k for k in sorted(before.keys() | now.keys()) if before.get(k, unset) != now.get(k, unset)
