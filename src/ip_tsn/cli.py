@@ -213,7 +213,8 @@ def _run(args: argparse.Namespace) -> int:
             print(open(result["markdown"]).read() if "markdown" in result else result)
     except Exception as e:
         if isinstance(e, _user_errors(args.command)):
-            print(f"ip-tsn {args.command}: error: {e}", file=sys.stderr)
+            line = re.sub(r"\s*\n\s*", " ", str(e).strip())  # one line, whatever a message quotes
+            print(f"ip-tsn {args.command}: error: {line}", file=sys.stderr)
             return 2
         hint = _resume_hint(args.command, fit_stage, cfg)
         key = BATCH_KEYS.get(args.command, "data.batch_size")
