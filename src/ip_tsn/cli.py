@@ -152,12 +152,25 @@ def main(argv: list[str] | None = None) -> int:
     formatter = warnings.formatwarning
     with warnings.catch_warnings():  # what follows changes no warning setting of a caller (tests, notebooks)
         _quiet()
+        if _rank() > 0:  # a DDP rank sets up as rank 0 did, which said what it found
+            from .settings import SetupWarning
+
+            warnings.filterwarnings("ignore", category=SetupWarning)
         warnings.formatwarning = _one_line_warnings(args.command)
         try:
             with _sigterm_stops():
                 return _run(args)
         finally:
             warnings.formatwarning = formatter  # catch_warnings does not restore this one
+
+
+def _rank() -> int:
+    """This process's global DDP rank as Lightning reads it from the environment (``RANK``,
+    ``LOCAL_RANK`` of the processes it starts, ``SLURM_PROCID``); 0 outside DDP."""
+    for key in ("RANK", "LOCAL_RANK", "SLURM_PROCID"):
+        if os.environ.get(key, "").isdigit():
+            return int(os.environ[key])
+    return 0
 
 
 def _die_with_rank_zero() -> None:
@@ -216,20 +229,22 @@ def _run(args: argparse.Namespace) -> int:
             line = re.sub(r"\s*\n\s*", " ", str(e).strip())  # one line, whatever a message quotes
             print(f"ip-tsn {args.command}: error: {line}", file=sys.stderr)
             return 2
+        from .stages.failures import BATCH_KEYS, out_of_memory, shared_memory, shm_free, worker_killed
+
         hint = _resume_hint(args.command, fit_stage, cfg)
         key = BATCH_KEYS.get(args.command, "data.batch_size")
-        if (what := _shared_memory(e)) is not None:  # a container's 64 MB /dev/shm, most often
-            print(f"ip-tsn {args.command}: error: a DataLoader worker ran out of shared memory ({what}; {_shm_free()}): "
+        if (what := shared_memory(e)) is not None:  # a container's 64 MB /dev/shm, most often
+            print(f"ip-tsn {args.command}: error: a DataLoader worker ran out of shared memory ({what}; {shm_free()}): "
                   "give it more (a container's default is 64 MB: docker run --shm-size=8g, or --ipc=host), or use "
                   f"fewer data.num_workers or a smaller {key}{hint}", file=sys.stderr)
             return 2
-        if _worker_killed(e) and "signal: Terminated" in str(e):  # SIGTERM to every process of the job (scancel)
+        if worker_killed(e) and "signal: Terminated" in str(e):  # SIGTERM to every process of the job (scancel)
             return _terminated(args.command, fit_stage, cfg)
-        if _worker_killed(e):  # the system's out-of-memory killer, most often
+        if worker_killed(e):  # the system's out-of-memory killer, most often
             print(f"ip-tsn {args.command}: error: {str(e).strip().rstrip('.')} (the out-of-memory killer does this): use fewer "
                   f"data.num_workers or a smaller data.batch_size{hint}", file=sys.stderr)
             return 2
-        if (short := _out_of_memory(e)) is not None:
+        if (short := out_of_memory(e)) is not None:
             now = cfg.data.get(key.split(".", 1)[1]) if cfg is not None else None  # every key is a data.* one
             print(f"ip-tsn {args.command}: error: out of memory ({short}): use a smaller {key}"
                   f"{f' ({now} now)' if now is not None else ''}, or trainer.precision=bf16-mixed on a GPU{hint}",
@@ -297,58 +312,6 @@ def _resume_hint(command: str, fit_stage, cfg) -> str:
     commands, or before the stage (never imported here: a signal's line is quick) or the config was loaded."""
     stage = fit_stage if command == "fit" else sys.modules.get("ip_tsn.stages.cache_stage") if command == "cache" else None
     return f"; {stage.resume_hint(cfg)}" if stage and cfg is not None else ""
-
-
-#: the batch size that sets a command's memory
-BATCH_KEYS = {"fit": "data.batch_size", "test": "data.test_batch_size", "cache": "data.predict_batch_size"}
-
-
-def _out_of_memory(error: BaseException) -> str | None:
-    """What ran out, where ``error`` is torch's out-of-memory error (CUDA's ``OutOfMemoryError``, the
-    CPU allocator's ``can't allocate memory``), else None: a traceback from inside torch until 2026-12-07."""
-    torch = sys.modules.get("torch")  # not loaded: not torch's error (the config check never loads it)
-    text = str(error)
-    if torch is None:
-        return None
-    if isinstance(error, torch.OutOfMemoryError) or "DefaultCPUAllocator: can't allocate memory" in text:
-        found = re.search(r"(CUDA out of memory\. Tried to allocate \S+ \S+?)[ .(]|(can't allocate memory: you tried "
-                          r"to allocate \d+ bytes)", text)
-        return (found[1] or found[2]) if found else text.strip().splitlines()[0][:200]
-    return None
-
-
-def _shared_memory(error: BaseException) -> str | None:
-    """What failed, where a DataLoader worker could not hand its batch over in shared memory
-    (``/dev/shm``; torch's ``unable to allocate shared memory(shm) for file </torch_...>``, ``unable
-    to resize / write to file``, ..., raised in the worker, or the bus error of a worker that wrote
-    past what the tmpfs could hold), else None: a traceback from inside torch until 2026-12-07."""
-    text = str(error)
-    if not isinstance(error, RuntimeError) or "DataLoader worker" not in text:
-        return None
-    found = re.search(r"unable to (?:allocate shared memory|resize file|write to file|open shared memory object|mmap)"
-                      r"[^\n]*", text)
-    if found:
-        return found[0].strip()
-    if text.startswith("DataLoader worker (pid") and "Bus error" in text:
-        return text.split(".", 1)[0]
-    return None
-
-
-def _shm_free() -> str:
-    """``/dev/shm: 12 MB free of 64 MB`` (or that it is not there)."""
-    try:
-        st = os.statvfs("/dev/shm")
-    except OSError:
-        return "no /dev/shm"
-    return f"/dev/shm: {st.f_bavail * st.f_frsize / 2**20:.0f} MB free of {st.f_blocks * st.f_frsize / 2**20:.0f} MB"
-
-
-def _worker_killed(error: BaseException) -> bool:
-    """A DataLoader worker killed by a signal (torch: ``DataLoader worker (pid N) is killed by signal:
-    Killed.``, or ``... exited unexpectedly``): a traceback from inside torch until 2026-12-07."""
-    text = str(error)
-    return isinstance(error, RuntimeError) and text.startswith("DataLoader worker (pid") and (
-        "killed by signal" in text or "exited unexpectedly" in text)
 
 
 def _say(result: str) -> None:

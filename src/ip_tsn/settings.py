@@ -21,6 +21,11 @@ from typing import Any
 DOC = "doc"
 
 
+class SetupWarning(UserWarning):
+    """A warning about the data or the settings, given while a command sets up. Every DDP rank sets
+    up alike, so the CLI shows rank 0's alone (each rank repeated it until 2026-12-08)."""
+
+
 def setting(default: Any, doc: str) -> Any:
     """A dataclass field with its default and one line of documentation."""
     return dataclasses.field(default=default, metadata={DOC: doc})

@@ -37,7 +37,7 @@ from pytorch_lightning.overrides.distributed import UnrepeatedDistributedSampler
 from torch import distributed as dist
 from torch.utils.data import DataLoader, Dataset, default_collate
 
-from ip_tsn.settings import from_mapping, plain
+from ip_tsn.settings import SetupWarning, from_mapping, plain
 
 from .datasets import VideoRecord, load_classes, load_split, video_dir
 from .device_reconstruct import reconstruct_batch
@@ -238,14 +238,14 @@ class VideoDataModule(pl.LightningDataModule):
             if recs and not self._checked[subset]:
                 raise BadVideosError(folder, f"{what}; no readable video left in {subset}", list(bad.items()))
         if bad:
-            warnings.warn(f"{folder}: {what}; left out (data.skip_bad_videos=true)", stacklevel=2)
+            warnings.warn(f"{folder}: {what}; left out (data.skip_bad_videos=true)", SetupWarning, stacklevel=2)
         if "train" in todo and self._checked["train"] and self.modality in ("iframe", *DEVICE_MODALITIES):
             videos = [reader.source(r) for r in spread(self._checked["train"])]  # indexes cached by the check
             said = long_gops(videos, len(self._checked["train"]))
             for v in videos:
                 v.close()
             if said:
-                warnings.warn(f"{self.video_root}: {said}", stacklevel=2)
+                warnings.warn(f"{self.video_root}: {said}", SetupWarning, stacklevel=2)
 
     def _common(self) -> dict[str, Any]:
         return {"video_root": self.video_root, "flow_root": self.flow_root, **self.preprocess.reader_kwargs()}

@@ -23,6 +23,8 @@ from pathlib import Path
 
 import numpy as np
 
+from ip_tsn.settings import SetupWarning
+
 from .layouts import LAYOUTS
 from .split_files import Entry, SplitError
 
@@ -73,7 +75,8 @@ def _dedup(entries: list[Entry]) -> list[Entry]:
                              f"at {prev.where}")
         repeats.append(e)
     if repeats:
-        warnings.warn(f"{len(repeats)} duplicate line(s) ignored, the first at {repeats[0].where}", stacklevel=3)
+        warnings.warn(f"{len(repeats)} duplicate line(s) ignored, the first at {repeats[0].where}", SetupWarning,
+                      stacklevel=3)
     return list(first.values())
 
 
@@ -142,7 +145,7 @@ def load_split(dataset: str, root: str | os.PathLike, split: int = 1, subset: st
             raise SplitError(f"{vdir}: none of the {len(records)} videos listed for {subset} (split {split}) is "
                              f"there (e.g. {absent}); check data.root / data.video_root / data.ext")
         warnings.warn(f"{dataset} {subset} split {split}: {len(records) - len(present)} of {len(records)} listed "
-                      f"videos are missing under {vdir} (e.g. {absent}); skipped", stacklevel=2)
+                      f"videos are missing under {vdir} (e.g. {absent}); skipped", SetupWarning, stacklevel=2)
     return present
 
 
