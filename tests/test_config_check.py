@@ -173,6 +173,8 @@ OVERRIDE = r"\(command-line override of \S*experiments/student.yaml\)"
     ("trainer.max_epochs=0", r"^trainer.max_epochs=0: nothing to train \(the student config\)$"),
     ("model.label_smoothing=2", r"^model.label_smoothing must be in \[0, 1\), got 2 "),  # was a RuntimeError in training
     ("model.predict_mode=clips", r"^model.predict_mode must be one of video, frames, got 'clips' "),
+    ("model.compile=inductr", r"^model.compile must name a torch.compile backend or be null, got 'inductr'; did you "
+                              r"mean inductor\? "),  # torch's InvalidBackend traceback until 2026-12-08
     ("cache.dtype=int8", r"^cache.dtype=int8: unknown value .*; choose from float16, float32$"),  # was a traceback
     ("cache.positions=pp", r"^cache.positions=pp: unknown value .*; did you mean p\?$"),
     ("cache.chunk_videos=0", r"^cache.chunk_videos must be >= 1 \(videos per finished shard\), got 0 "),  # was 1

@@ -11,6 +11,7 @@ hyperparameters; :func:`nest_flat_hparams` moves them into ``net`` / ``optim``.
 
 from __future__ import annotations
 
+import difflib
 from collections.abc import Mapping
 from dataclasses import dataclass, fields
 from typing import Any
@@ -82,6 +83,14 @@ class ClassifierSettings:
         if self.predict_mode not in PREDICT_MODES:
             raise ValueError(f"predict_mode must be one of {', '.join(PREDICT_MODES)}, got {self.predict_mode!r}")
         _at_least(self, 1, ("frames_chunk",))
+        if self.compile is not None:  # a typo was torch's InvalidBackend traceback until 2026-12-08
+            from torch._dynamo import list_backends  # only where a backend is named: the check stays light
+
+            known = list_backends(exclude_tags=())
+            if self.compile not in known:
+                close = difflib.get_close_matches(self.compile, known, n=1)
+                raise ValueError(f"compile must name a torch.compile backend or be null, got {self.compile!r}"
+                                 f"{f'; did you mean {close[0]}?' if close else ''} (torch._dynamo.list_backends())")
 
 
 @dataclass(frozen=True)
