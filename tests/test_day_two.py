@@ -327,6 +327,9 @@ def test_print_config_shows_every_setting_and_runs_nothing(tmp_path, capsys):
     ("model.net.arch=resnet181", r"^model: unknown arch 'resnet181'"),
     ("trainer.devices=0", r"^trainer: `Trainer\(devices=0\)` value is not a valid input"),
     ("data.num_segments=-1", r"^data: num_segments must be >= 1, got -1"),
+    # until 2026-12-08 "mp4" looked for ..._000mp4 and said no video was there; a subset typo was taken
+    ("data.ext=mp4", r"^data: ext is a file extension with its dot \(\.mp4\), got 'mp4' \(the istream config\)$"),
+    ("data.test_subset=tset", r"^data: test_subset must be one of train, val, trainval, test, got 'tset'"),
     # Lightning divides by these deep inside a fit (a ZeroDivisionError traceback until 2026-12-08) or, for a
     # negative clipping value, trains unclipped without a word
     ("trainer.accumulate_grad_batches=0", r"^trainer.accumulate_grad_batches must be >= 1, got 0 \(in \S+istream.yaml"),

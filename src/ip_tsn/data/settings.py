@@ -8,6 +8,8 @@ from dataclasses import dataclass
 
 from ip_tsn.settings import setting
 
+from .datasets import SUBSETS
+
 
 @dataclass(frozen=True)
 class DataSettings:
@@ -43,3 +45,8 @@ class DataSettings:
                 raise ValueError(f"{name} must be >= {low}, got {getattr(self, name)}")
         if not 0 <= self.val_fraction < 1:
             raise ValueError(f"val_fraction must be in [0, 1), got {self.val_fraction}")
+        for name in ("test_subset", "predict_subset"):  # taken as given until 2026-12-08 (not a subset: 0 videos)
+            if getattr(self, name) not in SUBSETS:
+                raise ValueError(f"{name} must be one of {', '.join(SUBSETS)}, got {getattr(self, name)!r}")
+        if self.ext is not None and not str(self.ext).startswith("."):  # "mp4" found no video: "..._000mp4"
+            raise ValueError(f"ext is a file extension with its dot (.{self.ext}), got {self.ext!r}")
