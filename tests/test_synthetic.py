@@ -172,6 +172,10 @@ def test_rerun_skips_existing_and_checks_settings(tiny, tmp_path):
         f"asked; {root / 'synthetic.json'}); pass --overwrite (overwrite=True) to regenerate it, or another root"]
     with pytest.raises(ValueError, match="multiples of 16"):
         generate_synthetic(tmp_path, size=(60, 64), progress=False)
+    with pytest.raises(ValueError, match=r"^version 7 needs num_frames >= 14 \(its action fills 12 frames between idle "
+                                         r"ones\), got 13$"):  # the action shrank until 2026-12-08, to none at 2
+        generate_synthetic(tmp_path / "few", num_frames=13, version=7, progress=False)
+    assert not (tmp_path / "few").exists()
     (tmp_path / "afile").write_text("")
     with pytest.raises(ValueError, match=r"root=\S*afile/x: \S*afile is a file, not a folder"):
         generate_synthetic(tmp_path / "afile" / "x", progress=False)

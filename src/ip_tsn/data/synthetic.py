@@ -242,6 +242,9 @@ def generate_synthetic(root: str | os.PathLike, *, videos_per_class: Mapping[str
     if size[0] % 16 or size[1] % 16 or num_frames < 2 or seed < 0 or not 1 <= qscale <= 31:
         raise ValueError(f"need size multiples of 16, num_frames >= 2, seed >= 0 and qscale in 1..31; "
                          f"got size={size}, num_frames={num_frames}, seed={seed}, qscale={qscale}")
+    if version == 7 and num_frames < ACTION_FRAMES + 2:  # until 2026-12-08 the action shrank, to none at 2 frames
+        raise ValueError(f"version 7 needs num_frames >= {ACTION_FRAMES + 2} (its action fills {ACTION_FRAMES} frames "
+                         f"between idle ones), got {num_frames}")
     root = check_output_dir(root, "root")
     v7 = {"action_frames": ACTION_FRAMES, "revision": 2} if version == 7 else {}
     settings = {"version": version, **v7, "seed": seed, "source_qscale": SOURCE_QSCALE, "num_frames": num_frames, "size": list(size), "fps": fps,
