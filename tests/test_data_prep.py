@@ -109,6 +109,16 @@ def test_parse_shard_and_slurm_default():
                                               "SLURM_ARRAY_TASK_COUNT": "4"}) == (0, 4)
 
 
+def test_workers_must_be_a_count_of_processes():
+    """``--workers 0`` or ``-1`` ran in-process without a word until 2026-12-08."""
+    for script in ("extract_flow.py", "reencode.py", "check_videos.py"):
+        proc = subprocess.run([sys.executable, os.path.join(DATA_PREP, script), "somewhere", "--workers", "0"],
+                              capture_output=True, text=True)
+        assert proc.returncode == 2, script
+        assert proc.stderr.strip().splitlines()[-1] == (f"{script}: error: argument --workers: need at least 1 process "
+                                                        "(1 = run in this process), got 0")
+
+
 def test_atomic_output(tmp_path):
     final = str(tmp_path / "d" / "out.bin")
     os.makedirs(tmp_path / "d")
