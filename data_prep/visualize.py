@@ -4,6 +4,7 @@
     python data_prep/visualize.py data/synthetic/videos/PoolJump/v_PoolJump_train_000.mp4 --frame 11 \
         --out outputs/viz.png
     python data_prep/visualize.py VIDEO --flow dis        # add an optical-flow panel (tvl1: slow on large frames)
+                                                          # -> outputs/<video name>_<frame>.png
 
 Panels: the GOP's I-frame, the frame itself, motion vectors as an HSV colour wheel (hue =
 direction, brightness = magnitude; the wheel itself is the legend panel) and as arrows (drawn from
@@ -16,9 +17,11 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 
 import numpy as np
 
+from ip_tsn.atomic import OutputError, check_output_dir
 from ip_tsn.codec import CompressedVideo, VideoError
 from ip_tsn.codec.flow import METHODS, compute_flow
 from ip_tsn.codec.viz import draw_arrows, motion_to_rgb, residual_to_rgb, save_panels
@@ -79,7 +82,10 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("video")
     parser.add_argument("--frame", type=int, default=None, help="display index (default: last frame of the first GOP)")
-    parser.add_argument("--out", default="outputs/visualize.png")
+    parser.add_argument("--out", default=None,
+                        help="the PNG to write (default: outputs/<video name>_<frame>.png); never replaced without "
+                             "--overwrite")
+    parser.add_argument("--overwrite", action="store_true", help="replace the PNG already at --out")
     parser.add_argument("--per-frame", action="store_true", help="motion into the frame's own reference, not the I-frame")
     parser.add_argument("--flow", choices=METHODS, default=None,
                         help="add an optical-flow panel computed with this method (dis: fast; tvl1: ~1 min on 640x272)")
@@ -90,12 +96,28 @@ def main(argv: list[str] | None = None) -> int:
         if frame is None:
             starts = video.gop_starts + [video.num_frames]
             frame = starts[1] - 1
-        stats = visualize(args.video, frame, args.out, not args.per_frame, args.flow)
-    except VideoError as e:
-        print(f"error: {e}", file=sys.stderr)
+        out = Path(args.out or f"outputs/{Path(args.video).stem}_{frame}.png")
+        _check_out(out, args.overwrite)
+        stats = visualize(args.video, frame, str(out), not args.per_frame, args.flow)
+    except (VideoError, OutputError) as e:
+        print(f"visualize.py: error: {e}", file=sys.stderr)
         return 2
-    print(f"wrote {args.out}: " + ", ".join(f"{k}={v:.2f}" if isinstance(v, float) else f"{k}={v}" for k, v in stats.items()))
+    shown = ", ".join(f"{k}={v:.2f}" if isinstance(v, float) else f"{k}={v}" for k, v in stats.items())
+    print(f"wrote {out}: {shown}")
     return 0
+
+
+def _check_out(out: Path, overwrite: bool) -> None:
+    """``--out`` before any work: a ``.png`` name (the picture is a PNG whatever the name), in a folder
+    that can be made, not a folder itself, and no PNG there unless ``overwrite``. Until 2026-12-08 a
+    folder or a file in the way was a traceback after the work, and a PNG there was replaced."""
+    if out.suffix.lower() != ".png":
+        raise OutputError(f"--out {out}: the picture is a PNG; give a name ending in .png")
+    check_output_dir(out.parent, "--out")
+    if out.is_dir():
+        raise OutputError(f"--out {out}: a folder; give the PNG's file name")
+    if out.exists() and not overwrite:
+        raise OutputError(f"--out {out}: already there; pass --overwrite to replace it, or another --out")
 
 
 if __name__ == "__main__":

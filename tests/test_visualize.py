@@ -76,12 +76,41 @@ def test_visualize_directory_and_all_intra_video_are_one_line_errors(tmp_path):
     folder = tmp_path / "clips"
     folder.mkdir()
     proc = _run(str(folder), "--out", str(tmp_path / "x.png"))
-    assert proc.returncode == 2 and proc.stderr.strip() == f"error: {folder}: is a directory, not a video file"
+    assert proc.returncode == 2
+    assert proc.stderr.strip() == f"visualize.py: error: {folder}: is a directory, not a video file"
     intra = encode(tmp_path / "intra.mp4", moving_frames(12, 64, 96, dx=2), "mpeg4", gop=1)
     proc = _run(str(intra), "--out", str(tmp_path / "y.png"))
     assert proc.returncode == 2 and len(proc.stderr.strip().splitlines()) == 1, proc.stderr
     assert "intra.mp4" in proc.stderr and "no P- or B-frames" in proc.stderr and "short" not in proc.stderr
     assert not (tmp_path / "x.png").exists() and not (tmp_path / "y.png").exists()
+
+
+def test_out_is_checked_before_the_work_and_never_replaced_unasked(tmp_path):
+    """``--out``: a file in the way and a folder were tracebacks after the work, another suffix got
+    PNG bytes, and a PNG there was replaced without a word (until 2026-12-08). The default name is the
+    video's and the frame's, so two videos never share one."""
+    video = encode(tmp_path / "v.mp4", moving_frames(14, 64, 96, dx=2), "mpeg4")
+    (tmp_path / "afile").write_text("x")
+    (tmp_path / "folder.png").mkdir()
+    afile = tmp_path / "afile"
+    for out, why in [(afile / "x.png", f"--out={afile}: {afile} is a file, not a folder"),
+                     (tmp_path / "x.jpg", f"--out {tmp_path / 'x.jpg'}: the picture is a PNG; give a name ending in "
+                                          ".png"),
+                     (tmp_path / "folder.png", f"--out {tmp_path / 'folder.png'}: a folder; give the PNG's file name")]:
+        proc = _run(str(video), "--out", str(out))
+        assert proc.returncode == 2 and proc.stderr.strip() == f"visualize.py: error: {why}", proc.stderr
+    out = tmp_path / "new" / "v.png"
+    assert _run(str(video), "--out", str(out)).returncode == 0
+    first = out.read_bytes()
+    proc = _run(str(video), "--out", str(out), "--frame", "3")
+    assert proc.returncode == 2 and proc.stderr.strip() == (
+        f"visualize.py: error: --out {out}: already there; pass --overwrite to replace it, or another --out")
+    assert out.read_bytes() == first
+    assert _run(str(video), "--out", str(out), "--frame", "3", "--overwrite").returncode == 0
+    assert out.read_bytes() != first
+    proc = subprocess.run([sys.executable, str(ROOT / "data_prep" / "visualize.py"), str(video)], cwd=tmp_path,
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0 and (tmp_path / "outputs" / "v_11.png").is_file(), proc.stderr
 
 
 def test_no_flow_unless_asked_and_the_wheel_is_the_legend(tmp_path):
