@@ -98,6 +98,10 @@ def test_predict_device(tiny_streams, capsys, tmp_path):
     assert main(["predict", carphone, *_streams(tiny_streams), "--classes", "nothere.txt"]) == 2  # was [Errno 2]
     assert capsys.readouterr().err.strip() == ("ip-tsn predict: error: nothere.txt: class file not found (classInd.txt, "
                                                "or one class name per line)")
+    for weights in ("nan,1", "inf,1", "0,0", "1,-1"):  # nan and inf printed nan scores until 2026-12-08
+        assert main(["predict", carphone, *_streams(tiny_streams), "--weights", weights]) == 2
+        assert capsys.readouterr().err.strip().startswith(
+            "ip-tsn predict: error: fusion weights must be finite and >= 0 with a positive sum, got [")
     for text, problem in [(b"\xff\xfe\x00", "not a text file (byte 0 is not UTF-8)"),  # was the codec's words alone
                           (b"Jump\nWalk\n", "the networks score 12 classes but 2 class names are known (--classes ")]:
         (tmp_path / "classes.txt").write_bytes(text)

@@ -26,6 +26,7 @@ synchronised); ``network``: forward passes and fusion.
 
 from __future__ import annotations
 
+import math
 import re
 import time
 import warnings
@@ -155,8 +156,9 @@ class FusedPredictor:
     def __init__(self, streams: Sequence[Stream], class_names: Sequence[str],
                  device: torch.device, names_from: str = "") -> None:
         """``names_from``: where ``class_names`` came from, said where they do not fit the networks."""
-        if not streams or any(s.weight < 0 for s in streams) or sum(s.weight for s in streams) <= 0:
-            raise ValueError(f"fusion weights must be >= 0 with a positive sum, got "
+        if (not streams or any(not math.isfinite(s.weight) or s.weight < 0 for s in streams)
+                or sum(s.weight for s in streams) <= 0):  # nan and inf gave nan scores until 2026-12-08
+            raise ValueError(f"fusion weights must be finite and >= 0 with a positive sum, got "
                              f"{[s.weight for s in streams]}")
         self.streams = sorted(streams, key=lambda s: PHASE[s.modality])  # I-frames first
         self.class_names, self.device, self.names_from = list(class_names), device, names_from
