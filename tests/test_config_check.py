@@ -173,6 +173,10 @@ OVERRIDE = r"\(command-line override of \S*experiments/student.yaml\)"
     ("trainer.max_epochs=0", r"^trainer.max_epochs=0: nothing to train \(the student config\)$"),
     ("model.label_smoothing=2", r"^model.label_smoothing must be in \[0, 1\), got 2 "),  # was a RuntimeError in training
     ("model.predict_mode=clips", r"^model.predict_mode must be one of video, frames, got 'clips' "),
+    # nan and inf passed every range check (nan < 0 is false) and trained in NaN until 2026-12-08
+    ("model.optim.lr=nan", r"^model.optim.lr=nan: not a number a setting can take \(in \S*student.yaml as composed\)$"),
+    ("distill.temperature=inf", r"^distill.temperature=inf: not a number a setting can take "),
+    ("model.optim.lr_steps=[5,.nan]", r"^model.optim.lr_steps\[1\]=nan: not a number a setting can take "),
     ("model.compile=inductr", r"^model.compile must name a torch.compile backend or be null, got 'inductr'; did you "
                               r"mean inductor\? "),  # torch's InvalidBackend traceback until 2026-12-08
     ("cache.dtype=int8", r"^cache.dtype=int8: unknown value .*; choose from float16, float32$"),  # was a traceback

@@ -18,6 +18,7 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import functools
+import math
 import os
 import types
 import typing
@@ -32,7 +33,7 @@ from ip_tsn.config import ConfigError, Source, config_sources, load_config
 from ip_tsn.lit.model_settings import MONITORS, ClassifierSettings, DistillSettings, OptimSettings
 from ip_tsn.settings import from_mapping
 from ip_tsn.stages.config_schema import (OPEN, STAGES, WANDB_ALIASES, WANDB_MODES, WANDB_PROJECT_BANNED, DatasetFile,
-                                         LoggerConfig, StageConfig, TrainerConfig, filled)
+                                         LoggerConfig, StageConfig, TrainerConfig, complete, filled)
 
 #: Trainer arguments the runner passes itself (``build_trainer``)
 RUNNER_TRAINER_ARGS = {"default_root_dir": "set run_dir instead", "callbacks": "not configurable",
@@ -73,7 +74,8 @@ def check_config(cfg: DictConfig, path: str | os.PathLike, overrides: Sequence[s
         raise ConfigError(f"{path}: no {', '.join(missing)}: a stage config names its stage and starts from "
                           f"experiments/base.yaml (`_base_: base.yaml`, or `_base_: pstream.yaml` and the like), "
                           "which sets the run's folder, seed and trainer")
-    _as_declared(cfg, _check(cfg, StageConfig, f"in {path} as composed and resolved"))
+    typed = _check(cfg, StageConfig, f"in {path} as composed and resolved")
+    _as_declared(cfg, typed)
     check_reconstruct_value(cfg, str(path))
     seed = cfg.seed  # an interpolation (${oc.env:SEED}) gives a string
     if not (str(seed).isdigit() and int(seed) < 2**32):  # NumPy's range (a ValueError traceback until 2026-12-08)
@@ -88,6 +90,9 @@ def check_config(cfg: DictConfig, path: str | os.PathLike, overrides: Sequence[s
                               f"(in {path} as composed)")
     _check_monitor(cfg, path)
     _check_wandb(cfg, path)
+    for key, value in _leaves(OmegaConf.to_container(complete(typed), resolve=True)):  # nan trained until 2026-12-08
+        if isinstance(value, float) and not math.isfinite(value):
+            raise ConfigError(f"{key}={value}: not a number a setting can take (in {path} as composed)")
     for section, settings in VALUE_GROUPS:  # values out of range, before any data or model is touched
         given = OmegaConf.select(cfg, section)
         if given is not None:
@@ -96,6 +101,17 @@ def check_config(cfg: DictConfig, path: str | os.PathLike, overrides: Sequence[s
                 from_mapping(settings, {k: v for k, v in OmegaConf.to_container(given).items() if k in own}, section)
             except ValueError as e:
                 raise ConfigError(f"{section}.{e} (in {path} as composed)") from None
+
+
+def _leaves(node: Any, prefix: str = "") -> typing.Iterator[tuple[str, Any]]:
+    """``(dotted key, value)`` of every leaf of a plain config container."""
+    items = node.items() if isinstance(node, dict) else enumerate(node) if isinstance(node, (list, tuple)) else None
+    if items is None:
+        yield prefix, node
+        return
+    for k, v in items:
+        key = f"{prefix}[{k}]" if isinstance(k, int) else f"{prefix}.{k}" if prefix else str(k)
+        yield from _leaves(v, key)
 
 
 def _check_monitor(cfg: DictConfig, path: str | os.PathLike) -> None:
