@@ -177,6 +177,8 @@ OVERRIDE = r"\(command-line override of \S*experiments/student.yaml\)"
     ("model.optim.lr=nan", r"^model.optim.lr=nan: not a number a setting can take \(in \S*student.yaml as composed\)$"),
     ("distill.temperature=inf", r"^distill.temperature=inf: not a number a setting can take "),
     ("model.optim.lr_steps=[5,.nan]", r"^model.optim.lr_steps\[1\]=nan: not a number a setting can take "),
+    ("trainer.max_time=1:00", r"^trainer.max_time=60: a duration is a string DD:HH:MM:SS \(quoted in YAML, which reads "
+                              r"an unquoted 1:00 as the number 60\)"),  # Lightning's AttributeError until 2026-12-08
     ("model.compile=inductr", r"^model.compile must name a torch.compile backend or be null, got 'inductr'; did you "
                               r"mean inductor\? "),  # torch's InvalidBackend traceback until 2026-12-08
     ("cache.dtype=int8", r"^cache.dtype=int8: unknown value .*; choose from float16, float32$"),  # was a traceback

@@ -88,6 +88,10 @@ def check_config(cfg: DictConfig, path: str | os.PathLike, overrides: Sequence[s
         if isinstance(value, (int, float)) and (value <= bound if strict else value < bound):
             raise ConfigError(f"trainer.{key} must be {'>' if strict else '>='} {bound}{note}, got {value} "
                               f"(in {path} as composed)")
+    max_time = cfg.trainer.get("max_time")
+    if isinstance(max_time, (int, float)) and not isinstance(max_time, bool):  # Lightning's AttributeError traceback
+        raise ConfigError(f"trainer.max_time={max_time}: a duration is a string DD:HH:MM:SS (quoted in YAML, which reads "
+                          f"an unquoted 1:00 as the number 60) or a mapping such as {{hours: 12}} (in {path} as composed)")
     _check_monitor(cfg, path)
     _check_wandb(cfg, path)
     for key, value in _leaves(OmegaConf.to_container(complete(typed), resolve=True)):  # nan trained until 2026-12-08
