@@ -46,7 +46,7 @@ def _command_lines() -> list[tuple[Path, list[str]]]:
 
 
 @pytest.mark.parametrize("dataset", DATASETS)
-def test_every_experiment_file_composes_and_checks(dataset):
+def test_every_experiment_file_composes_and_checks(dataset, monkeypatch):
     assert len(STAGE_FILES) >= 10 and set(DATASETS) >= {"synthetic", "ucf101", "hmdb51", "kinetics"}
     for path in STAGE_FILES:
         if path.name == "base.yaml":
@@ -59,8 +59,29 @@ def test_every_experiment_file_composes_and_checks(dataset):
     check_config(load_config(EXPERIMENTS / "student.yaml", sweep), EXPERIMENTS / "student.yaml", sweep)
     calls = _command_lines()
     assert calls
+    monkeypatch.setenv("SLURM_JOB_ID", "1")  # as sbatch runs them: srun starts each node's processes
     for path, args in calls:
         check_config(load_config(path, args), path, args)
+
+
+def test_more_than_one_node_needs_a_launcher(monkeypatch, tmp_path, capsys):
+    """``trainer.num_nodes=2`` with nothing to start the other nodes: one line, nothing written.
+    Until 2026-12-08 rank 0 waited 30 minutes for them, deaf to SIGTERM and Ctrl-C meanwhile."""
+    from ip_tsn.stages.config_check import NODE_LAUNCHERS
+
+    for key in NODE_LAUNCHERS:
+        monkeypatch.delenv(key, raising=False)
+    args = ["fit", str(EXPERIMENTS / "istream.yaml"), f"run_root={tmp_path / 'runs'}", "trainer.num_nodes=2"]
+    assert main(args) == 2
+    assert capsys.readouterr().err.strip() == (
+        "ip-tsn fit: error: trainer.num_nodes=2, but nothing starts this command on the other nodes: under SLURM run "
+        "it with srun (experiments/slurm/student.sbatch); by hand set MASTER_ADDR, MASTER_PORT and NODE_RANK on each "
+        "node (torchrun sets them); on one machine use trainer.devices")
+    assert not (tmp_path / "runs").exists()
+    for key in ("SLURM_JOB_ID", "NODE_RANK", "MASTER_ADDR"):  # a launcher there: checked as any config
+        monkeypatch.setenv(key, "0")
+        assert main([*args, "--print-config"]) == 0
+        monkeypatch.delenv(key)
 
 
 def test_the_check_changes_nothing():

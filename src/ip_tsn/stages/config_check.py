@@ -94,6 +94,7 @@ def check_config(cfg: DictConfig, path: str | os.PathLike, overrides: Sequence[s
                           f"an unquoted 1:00 as the number 60) or a mapping such as {{hours: 12}} (in {path} as composed)")
     _check_monitor(cfg, path)
     _check_wandb(cfg, path)
+    _check_nodes(cfg, path)
     for key, value in _leaves(OmegaConf.to_container(complete(typed), resolve=True)):  # nan trained until 2026-12-08
         if isinstance(value, float) and not math.isfinite(value):
             raise ConfigError(f"{key}={value}: not a number a setting can take (in {path} as composed)")
@@ -138,6 +139,22 @@ def _check_monitor(cfg: DictConfig, path: str | os.PathLike) -> None:
     if monitor.startswith("val/") and cfg.trainer.get("limit_val_batches") == 0:
         raise ConfigError(f"checkpoint.monitor={monitor} with trainer.limit_val_batches=0: no epoch is validated; "
                           f"monitor train/loss_epoch or null (in {path} as composed)")
+
+
+# what tells Lightning where the other nodes are: SLURM, torchrun (and by hand), LSF
+NODE_LAUNCHERS = ("SLURM_JOB_ID", "MASTER_ADDR", "NODE_RANK", "GROUP_RANK", "LSB_JOBID")
+
+
+def _check_nodes(cfg: DictConfig, path: str | os.PathLike, environ: Mapping[str, str] = os.environ) -> None:
+    """``trainer.num_nodes`` > 1 needs a launcher that starts the command on every node. Without
+    one, Lightning's rank 0 waited for nodes that never came (30 minutes, deaf to SIGTERM and
+    Ctrl-C while it waited; until 2026-12-08)."""
+    nodes = cfg.trainer.get("num_nodes")
+    if isinstance(nodes, int) and nodes > 1 and not any(environ.get(k) for k in NODE_LAUNCHERS):
+        raise ConfigError(f"trainer.num_nodes={nodes}, but nothing starts this command on the other nodes: under "
+                          "SLURM run it with srun (experiments/slurm/student.sbatch); by hand set MASTER_ADDR, "
+                          "MASTER_PORT and NODE_RANK on each node (torchrun sets them); on one machine use "
+                          "trainer.devices")
 
 
 def _check_wandb(cfg: DictConfig, path: str | os.PathLike, environ: Mapping[str, str] = os.environ) -> None:
