@@ -106,6 +106,27 @@ def test_student_refuses_a_stale_cache(tiny, capsys):
     assert code == 2 and "teacher_cache" in err and "teacher_sha256" in err
 
 
+def test_feature_imitation_refuses_a_cache_without_features(tiny, tmp_path, capsys):
+    """A cache made with ``cache.features=false`` and a student whose ``distill.feat_weight`` is
+    above 0: one line naming both, nothing written. Until 2026-12-08 a RuntimeError (512 against 0)
+    at the first training step."""
+    base, common = tiny
+    runs = base / "runs"
+    if not (runs / "teacher/checkpoints/best.ckpt").is_file():
+        pytest.skip("needs the pipeline test's teacher")
+    cache = tmp_path / "cache"
+    run("cache", str(ROOT / "experiments/cache.yaml"), *common, f"cache.dir={cache}", "cache.features=false")
+    student = [*common, f"data.teacher_cache={cache}", f"run_root={tmp_path / 'runs'}",
+               f"teacher.checkpoint={runs / 'teacher/checkpoints/best.ckpt'}"]
+    capsys.readouterr()
+    assert main(["fit", str(ROOT / "experiments/student.yaml"), *student]) == 2
+    assert capsys.readouterr().err.strip() == (
+        f"ip-tsn fit: error: distill.feat_weight=1.0 imitates the teacher's features, but the teacher cache {cache} "
+        "holds none (made with cache.features=false): make it again with cache.features=true, or set "
+        "distill.feat_weight=0")
+    assert not (tmp_path / "runs").exists()
+
+
 def test_the_cache_of_a_copied_data_set_is_used_and_of_other_videos_is_stale(tiny, tmp_path, capsys):
     """Data staged to a node's local scratch (a copy at another root): the student trains on the
     teacher cache made from the original, which until 2026-12-07 it refused as stale (the cache named

@@ -70,6 +70,12 @@ def build_module(cfg: DictConfig, dm: VideoDataModule) -> pl.LightningModule:
         kwargs.update(distill)
         if dm.teacher_cache is not None and not online_teacher(cfg):
             kwargs["teacher_feature_dim"] = TeacherCache(dm.teacher_cache).feature_dim or None
+            feat_weight = filled(cfg.get("distill"), DistillConfig).feat_weight
+            if kwargs["teacher_feature_dim"] is None and feat_weight > 0:
+                # until 2026-12-08 a RuntimeError (512 against 0) at the first training step
+                raise ConfigError(f"distill.feat_weight={feat_weight} imitates the teacher's features, but "
+                                  f"the teacher cache {dm.teacher_cache} holds none (made with cache.features=false): "
+                                  "make it again with cache.features=true, or set distill.feat_weight=0")
     with one_line("model", cfg):
         return MODULES[kind](**kwargs)
 
