@@ -113,6 +113,11 @@ def test_weights_from_a_local_file(tmp_path) -> None:
     torch.save(torchvision.models.resnet34(weights=None).state_dict(), tmp_path / "r34.pth")
     with pytest.raises(backbones.WeightsError, match=r"r34.pth: (does not fit|not the weights of) "):
         TSN(3, 3, weights=str(tmp_path / "r34.pth"))
+    run = {"state_dict": {f"model.{k}": v for k, v in TSN(3, 3, pretrained=False).state_dict().items()}}
+    torch.save(run, tmp_path / "best.ckpt")  # a run's checkpoint: "102 missing, 122 unexpected keys" until 2026-12-08
+    with pytest.raises(backbones.WeightsError, match=r"best.ckpt: an ip-tsn checkpoint, not ResNet weights \(model.net."
+                                                     r"weights takes a torchvision state dict .*pass it as ckpt_path$"):
+        TSN(3, 3, weights=str(tmp_path / "best.ckpt"))
     (tmp_path / "broken.pth").write_bytes(b"not a checkpoint")
     with pytest.raises(backbones.WeightsError, match=r"broken.pth: not a readable weights file"):
         TSN(3, 3, weights=str(tmp_path / "broken.pth"))

@@ -85,6 +85,10 @@ def _load_file(net: tvm.ResNet, path: Path) -> None:
     except RuntimeError as e:  # shape mismatch
         raise WeightsError(f"model.net.weights={path}: does not fit {type(net).__name__} "
                            f"({str(e).splitlines()[1].strip() if len(str(e).splitlines()) > 1 else e})") from None
+    if any(str(k).startswith("model.backbone.") for k in state):  # a run's checkpoint: said so (2026-12-08)
+        raise WeightsError(f"model.net.weights={path}: an ip-tsn checkpoint, not {type(net).__name__} weights "
+                           "(model.net.weights takes a torchvision state dict such as the ImageNet .pth); to go on "
+                           "from a run's checkpoint, pass it as ckpt_path")
     if missing or unexpected:
         raise WeightsError(f"model.net.weights={path}: not the weights of this network ({len(missing)} missing, "
                            f"{len(unexpected)} unexpected keys, e.g. {(missing + unexpected)[0]})")
