@@ -91,6 +91,11 @@ def test_missing_checkpoint_and_folder_are_named(tiny_streams, video, tmp_path, 
     assert _one_error_line(capsys, "predict").endswith(f"{tmp_path / 'nope.ckpt'}: checkpoint file not found")
     assert main(["predict", video, "--istream", str(tmp_path)]) == 2
     assert _one_error_line(capsys, "predict").endswith(f"{tmp_path}: not a checkpoint file (a folder?)")
+    fit = ["fit", str(EXPERIMENTS / "istream.yaml"), *tiny_streams["common"], f"run_root={tmp_path / 'runs'}"]
+    assert main([*fit, "ckpt_path=best"]) == 2  # "best: checkpoint file not found" until 2026-12-08
+    assert _one_error_line(capsys, "fit") == ("ip-tsn fit: error: ckpt_path=best: no such file (ckpt_path takes last, "
+                                              "this run's last.ckpt, or a checkpoint file's path)")
+    assert not (tmp_path / "runs").exists()
 
 
 def test_resuming_another_network_is_one_line(tiny_streams, tmp_path, capsys):

@@ -30,6 +30,9 @@ def resume_checkpoint(cfg: DictConfig) -> tuple[str | None, tuple[int, int] | No
         ckpt_path = str(last) if last.is_file() else None
     if not ckpt_path:
         return None, None
+    if not Path(ckpt_path).exists():  # "best: checkpoint file not found" until 2026-12-08
+        raise ConfigError(f"ckpt_path={ckpt_path}: no such file (ckpt_path takes last, this run's last.ckpt, or a "
+                          "checkpoint file's path)")
     raw = read_checkpoint(ckpt_path, f"ckpt_path of the {cfg.get('stage')} config", **expected_kind(cfg))
     return str(ckpt_path), (int(raw.get("epoch", 0)), int(raw.get("global_step", 0)))
 
