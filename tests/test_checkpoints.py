@@ -88,13 +88,23 @@ def test_predict_refuses_swapped_streams(tiny_streams, video, capsys):
 def test_missing_checkpoint_and_folder_are_named(tiny_streams, video, tmp_path, capsys):
     capsys.readouterr()
     assert main(["predict", video, "--istream", str(tmp_path / "nope.ckpt")]) == 2
-    assert _one_error_line(capsys, "predict").endswith(f"{tmp_path / 'nope.ckpt'}: checkpoint file not found")
+    missing = f"{tmp_path / 'nope.ckpt'}: checkpoint file not found (--istream)"  # who asked: since 2026-12-08
+    assert _one_error_line(capsys, "predict").endswith(missing)
     assert main(["predict", video, "--istream", str(tmp_path)]) == 2
     assert _one_error_line(capsys, "predict").endswith(f"{tmp_path}: not a checkpoint file (a folder?)")
     fit = ["fit", str(EXPERIMENTS / "istream.yaml"), *tiny_streams["common"], f"run_root={tmp_path / 'runs'}"]
     assert main([*fit, "ckpt_path=best"]) == 2  # "best: checkpoint file not found" until 2026-12-08
     assert _one_error_line(capsys, "fit") == ("ip-tsn fit: error: ckpt_path=best: no such file (ckpt_path takes last, "
                                               "this run's last.ckpt, or a checkpoint file's path)")
+    assert not (tmp_path / "runs").exists()
+    student = ["fit", str(EXPERIMENTS / "student.yaml"), *tiny_streams["common"], f"run_root={tmp_path / 'runs'}"]
+    assert main(student) == 2  # the student before its teacher: the path alone until 2026-12-08
+    teacher = tmp_path / "runs" / "teacher" / "checkpoints" / "best.ckpt"
+    assert _one_error_line(capsys, "fit") == (f"ip-tsn fit: error: {teacher}: checkpoint file not found "
+                                              "(teacher.checkpoint)")
+    assert main([*student, f"teacher.checkpoint={tiny_streams['istream']}"]) == 2
+    assert _one_error_line(capsys, "fit").endswith("a istream checkpoint (modality 'iframe'), but teacher.checkpoint "
+                                                   "expects modality 'flow'")
     assert not (tmp_path / "runs").exists()
 
 

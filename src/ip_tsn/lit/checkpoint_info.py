@@ -51,8 +51,8 @@ def read_checkpoint(path: str | os.PathLike, use: str = "", modality: str | Sequ
     not a Lightning checkpoint, or when ``modality`` (one, or a tuple of accepted ones) / ``stage``
     are given and the checkpoint records others (``use`` says who expects them, e.g. ``--istream``)."""
     path = Path(path)
-    if not path.exists():
-        raise CheckpointError(f"{path}: checkpoint file not found")
+    if not path.exists():  # naming who asked for it (until 2026-12-08 the path alone)
+        raise CheckpointError(f"{path}: checkpoint file not found{f' ({use})' if use else ''}")
     if not path.is_file():
         raise CheckpointError(f"{path}: not a checkpoint file (a folder?)")
     try:

@@ -21,7 +21,7 @@ from ip_tsn.data.teacher_cache import MANIFEST, TeacherCache
 from ip_tsn.data.transforms import num_view_ids
 from ip_tsn.evaluation.targets import target_stats
 from ip_tsn.lit.cache_writer import TeacherCacheWriter
-from ip_tsn.lit.checkpoint_info import check_classes, check_unseen
+from ip_tsn.lit.checkpoint_info import check_classes, check_unseen, read_checkpoint
 from ip_tsn.lit.modules import load_module
 from ip_tsn.lit.rank_watch import WatchRanks
 from ip_tsn.stages.build import build_datamodule, build_trainer, data_named, subset_named, subset_videos
@@ -148,6 +148,7 @@ def check_teacher(cfg: DictConfig, dm: VideoDataModule, teacher: str | os.PathLi
     """The teacher's score columns are the student's labels (:func:`check_classes`), and it never
     trained on a video of the student's test subset, whose label the student would learn from its
     targets (a teacher of another split: UCF101's split 1 trains on most of split 2's test videos)."""
+    read_checkpoint(teacher, "teacher.checkpoint", modality="flow")  # one that is not there: the setting named
     check_classes(teacher, dm.class_names, data_named(cfg))
     check_unseen(teacher, subset_videos(dm, "test"), subset_named(cfg, dm, "test"),
                  "the student would learn their labels from its targets and be scored on memory; use a teacher "
