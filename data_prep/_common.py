@@ -35,7 +35,7 @@ from typing import Callable, Iterable, Iterator, Sequence
 from ip_tsn.atomic import OutputError, atomic_path, check_output_dir, remove_stale_temps, write_json_atomic
 from ip_tsn.codec.errors import VideoError
 from ip_tsn.data.split_files import SplitError
-from ip_tsn.settings import differences
+from ip_tsn.settings import differences, positive_int
 
 TMP_MARK = ".tmp-"  # temp outputs: ".<final name>.tmp-<pid>" (ip_tsn.atomic.temp_name)
 
@@ -342,20 +342,10 @@ def summarize(results: Sequence[Result], what: str = "files", out=None) -> int:
     return 1 if failed else 0
 
 
-def _at_least_one(text: str) -> int:
-    """``--workers``: a count >= 1 (0 and negative counts were taken as 1 until 2026-12-08)."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number of processes, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"need at least 1 process (1 = run in this process), got {value}")
-    return value
-
-
 def add_common_args(parser: argparse.ArgumentParser, default_workers: int | None = None) -> None:
     """``--workers``, ``--shard i/n``, ``--overwrite``, ``--no-progress``."""
-    parser.add_argument("--workers", type=_at_least_one, default=default_workers or os.cpu_count() or 1,
+    # --workers 0 or -1: taken as 1 without a word until 2026-12-08
+    parser.add_argument("--workers", type=positive_int, default=default_workers or os.cpu_count() or 1,
                         help="worker processes (default: all cores; 1 = run in this process)")
     parser.add_argument("--shard", type=parse_shard, default=None, metavar="i/n",
                         help="process part i (0-based) of n of the sorted file list; default: "

@@ -115,8 +115,8 @@ def test_workers_must_be_a_count_of_processes():
         proc = subprocess.run([sys.executable, os.path.join(DATA_PREP, script), "somewhere", "--workers", "0"],
                               capture_output=True, text=True)
         assert proc.returncode == 2, script
-        assert proc.stderr.strip().splitlines()[-1] == (f"{script}: error: argument --workers: need at least 1 process "
-                                                        "(1 = run in this process), got 0")
+        assert proc.stderr.strip().splitlines()[-1] == (f"{script}: error: argument --workers: expected a positive "
+                                                        "integer, got 0")
 
 
 def test_atomic_output(tmp_path):

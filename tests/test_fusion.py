@@ -319,10 +319,9 @@ REPO = Path(__file__).resolve().parents[1]
 DEMO = {"teacher": "T", "pstream": "P", "student": "D", "istream": "I"}  # run folder: stream above
 
 
-def test_experiment_fuse_with_the_default_config(tmp_path: Path) -> None:
-    from ip_tsn.config import load_config
-    from ip_tsn.stages.fuse_stage import fuse
-
+def demo_runs(tmp_path: Path) -> tuple[Path, Path, dict[str, Path]]:
+    """A data root with the four classes and a run root whose stream folders (as ``fuse.yaml``
+    names them) hold the val and test scores of :func:`write_streams`: ``(root, runs, test paths)``."""
     root, runs = tmp_path / "data", tmp_path / "runs"
     (root / "splits").mkdir(parents=True)
     (root / "splits" / "classInd.txt").write_text("".join(f"{i + 1} {c}\n" for i, c in enumerate(FOUR)))
@@ -331,6 +330,14 @@ def test_experiment_fuse_with_the_default_config(tmp_path: Path) -> None:
         (runs / folder).mkdir(parents=True)
         (runs / folder / "scores_val.npz").write_bytes(val[stream].read_bytes())
         (runs / folder / "scores_test.npz").write_bytes(test[stream].read_bytes())
+    return root, runs, test
+
+
+def test_experiment_fuse_with_the_default_config(tmp_path: Path) -> None:
+    from ip_tsn.config import load_config
+    from ip_tsn.stages.fuse_stage import fuse
+
+    root, runs, test = demo_runs(tmp_path)
     over = [f"data.root={root}", f"run_root={runs}", "logger.wandb=false"]
     out = fuse(load_config(REPO / "experiments" / "fuse.yaml", over))  # no synthetic.json: oracle n/a
     assert out["checks"]["oracle"]["pass"] is None and "synthetic.json not found" in out["checks"]["oracle"]["note"]
@@ -358,14 +365,7 @@ def test_broken_groups_or_targets_files_are_one_line(tmp_path: Path, capsys) -> 
     Until 2026-12-08 json's or the codec's traceback."""
     from ip_tsn.cli import main
 
-    root, runs = tmp_path / "data", tmp_path / "runs"
-    (root / "splits").mkdir(parents=True)
-    (root / "splits" / "classInd.txt").write_text("".join(f"{i + 1} {c}\n" for i, c in enumerate(FOUR)))
-    val, test = write_streams(tmp_path)
-    for folder, stream in DEMO.items():
-        (runs / folder).mkdir(parents=True)
-        (runs / folder / "scores_val.npz").write_bytes(val[stream].read_bytes())
-        (runs / folder / "scores_test.npz").write_bytes(test[stream].read_bytes())
+    root, runs, _ = demo_runs(tmp_path)
     (tmp_path / "cut.json").write_text('{"groups": {"a": ')
     (tmp_path / "binary.json").write_bytes(b"\xff\xfe\x00")
     (tmp_path / "list.json").write_text("[1, 2]")

@@ -30,6 +30,7 @@ from collections.abc import Iterator
 from typing import Callable
 
 from .config import ConfigError
+from .settings import positive_int
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -61,16 +62,16 @@ def _parser() -> argparse.ArgumentParser:
         p.add_argument("--pstream", help="P-stream checkpoint (distilled or not)")
         p.add_argument("--weights", type=_floats, help="fusion weights, one per stream, e.g. 2,1 (I,P)")
         p.add_argument("--classes", help="class names (classInd.txt or one per line), if not stored")
-        p.add_argument("--segments", type=_positive, help="TSN segments (default: the checkpoint's test_segments)")
+        p.add_argument("--segments", type=positive_int, help="TSN segments (default: the checkpoint's test_segments)")
         p.add_argument("--crops", type=int, default=1, choices=(1, 3, 10), help="crops per segment (default 1)")
-        p.add_argument("--scale-size", type=_positive,
+        p.add_argument("--scale-size", type=positive_int,
                        help="resize the shorter side to this before cropping (default: the checkpoint's; "
                             "for videos smaller than the crop)")
     predict.add_argument("--device", default="auto", help="auto (default), cpu or cuda")
     predict.add_argument("--reconstruct", default="auto", choices=("auto", "cpu", "device"),
                          help="where the P-stream's motion and residual are rebuilt: auto (default: the "
                               "device when it is CUDA), cpu (the decoding workers' path) or device")
-    predict.add_argument("--top-k", type=_positive, default=5, help="classes shown (default 5)")
+    predict.add_argument("--top-k", type=positive_int, default=5, help="classes shown (default 5)")
     predict.add_argument("--json", action="store_true", help="one JSON list on stdout")
     return parser
 
@@ -89,16 +90,6 @@ def _user_errors(command: str) -> tuple[type[BaseException], ...]:
 
     return (ConfigError, VideoError, SplitError, StaleCacheError, ScoresError, OutputError, BrokenFileError,
             FileNotFoundError, *_USER_ERRORS.get(command, ()))
-
-
-def _positive(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {value}")
-    return value
 
 
 def _floats(text: str) -> list[float]:

@@ -108,3 +108,17 @@ def _shown(value: Any) -> str:
     if isinstance(value, tuple):
         return "[" + ", ".join(_shown(v) for v in value) + "]"
     return str(value)
+
+
+def positive_int(text: str) -> int:
+    """A command-line count >= 1 (an ``argparse`` type: ``ip-tsn predict --segments``, the
+    data_prep scripts' ``--workers``); ``ArgumentTypeError`` otherwise."""
+    import argparse
+
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {value}")
+    return value
