@@ -23,7 +23,7 @@ import os
 import types
 import typing
 from pathlib import Path
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 from omegaconf import DictConfig, ListConfig, OmegaConf
@@ -145,19 +145,19 @@ def _check_monitor(cfg: DictConfig, path: str | os.PathLike) -> None:
 NODE_LAUNCHERS = ("SLURM_JOB_ID", "MASTER_ADDR", "NODE_RANK", "GROUP_RANK", "LSB_JOBID")
 
 
-def _check_nodes(cfg: DictConfig, path: str | os.PathLike, environ: Mapping[str, str] = os.environ) -> None:
+def _check_nodes(cfg: DictConfig, path: str | os.PathLike) -> None:
     """``trainer.num_nodes`` > 1 needs a launcher that starts the command on every node. Without
     one, Lightning's rank 0 waited for nodes that never came (30 minutes, deaf to SIGTERM and
     Ctrl-C while it waited; until 2026-12-08)."""
     nodes = cfg.trainer.get("num_nodes")
-    if isinstance(nodes, int) and nodes > 1 and not any(environ.get(k) for k in NODE_LAUNCHERS):
+    if isinstance(nodes, int) and nodes > 1 and not any(os.environ.get(k) for k in NODE_LAUNCHERS):
         raise ConfigError(f"trainer.num_nodes={nodes}, but nothing starts this command on the other nodes: under "
                           "SLURM run it with srun (experiments/slurm/student.sbatch); by hand set MASTER_ADDR, "
                           "MASTER_PORT and NODE_RANK on each node (torchrun sets them); on one machine use "
                           "trainer.devices")
 
 
-def _check_wandb(cfg: DictConfig, path: str | os.PathLike, environ: Mapping[str, str] = os.environ) -> None:
+def _check_wandb(cfg: DictConfig, path: str | os.PathLike) -> None:
     """With ``logger.wandb``: a project name W&B takes, and a ``WANDB_MODE`` it knows where
     ``logger.wandb_mode`` leaves the mode to it. Until 2026-12-08 W&B's traceback once the run
     folder was made (``wandb.errors.UsageError``, a pydantic ``ValidationError``)."""
@@ -171,7 +171,7 @@ def _check_wandb(cfg: DictConfig, path: str | os.PathLike, environ: Mapping[str,
                "an empty name" if not project.strip() else "a name over 128 characters")
         raise ConfigError(f"logger.wandb_project={project!r}: W&B refuses {why} (no {' '.join(WANDB_PROJECT_BANNED)} "
                           f"in a project name, at most 128 characters; in {path} as composed)")
-    env = environ.get("WANDB_MODE")
+    env = os.environ.get("WANDB_MODE")
     if logger.wandb_mode is None and env and env not in (*WANDB_MODES, *WANDB_ALIASES):
         raise ConfigError(f"WANDB_MODE={env} (environment): not a W&B mode; choose from {', '.join(WANDB_MODES)}, "
                           "or set logger.wandb_mode, which comes first")
